@@ -1,0 +1,159 @@
+//! The domain key: the middle of the hierarchy.
+
+use std::fmt;
+
+use super::{RootKeyProvider, seal_with_key, unseal_key, unseal_with_key};
+use crate::context::put_len_prefixed;
+use crate::material::Key256;
+use crate::{CryptoError, MaterialId, SecretBytes, SymmetricKey};
+
+/// A random 256-bit key that seals every backing key material and other stored secrets.
+///
+/// Lifecycle: generated once at `keyhold init`, stored only sealed under the root key
+/// ([`DomainKey::seal`]), unsealed into memory at unseal time ([`DomainKey::unseal`]) and
+/// dropped (zeroized) when the server seals again or exits. Rotating it means unsealing every
+/// sealed blob with the old key and sealing it with a new one.
+pub struct DomainKey(Key256);
+
+/// AAD of the domain key sealed under the root key.
+const DOMAIN_KEY_AAD: &[u8] = b"keyhold-domain-key-v1";
+
+impl DomainKey {
+    /// A fresh random domain key.
+    pub fn generate() -> Result<Self, CryptoError> {
+        Key256::generate().map(Self)
+    }
+
+    /// Seals this key under the root key, for storage.
+    pub fn seal(&self, root: &dyn RootKeyProvider) -> Result<Vec<u8>, CryptoError> {
+        root.seal(self.0.expose(), DOMAIN_KEY_AAD)
+    }
+
+    /// Opens a domain key sealed by [`DomainKey::seal`] under the same root key.
+    pub fn unseal(root: &dyn RootKeyProvider, sealed: &[u8]) -> Result<Self, CryptoError> {
+        unseal_key(root.unseal(sealed, DOMAIN_KEY_AAD)).map(Self)
+    }
+
+    /// Seals backing key material for storage, bound to the key it belongs to and its
+    /// version: AAD = `len-prefixed(key_arn) ‖ material_id`, so a sealed blob cannot be moved
+    /// to another key or version.
+    pub fn seal_material(
+        &self,
+        material: &SymmetricKey,
+        key_arn: &str,
+        material_id: &MaterialId,
+    ) -> Result<Vec<u8>, CryptoError> {
+        seal_with_key(
+            &self.0,
+            material.expose(),
+            &material_aad(key_arn, material_id),
+        )
+    }
+
+    /// Opens material sealed by [`DomainKey::seal_material`] with the same ARN and material id;
+    /// [`CryptoError::Unseal`] otherwise.
+    pub fn unseal_material(
+        &self,
+        sealed: &[u8],
+        key_arn: &str,
+        material_id: &MaterialId,
+    ) -> Result<SymmetricKey, CryptoError> {
+        let unsealed = unseal_with_key(&self.0, sealed, &material_aad(key_arn, material_id));
+        unseal_key(unsealed).map(SymmetricKey::from_key)
+    }
+
+    /// Seals another secret (an IAM secret access key, say) for storage, bound to what it is
+    /// and whose it is: AAD = `len-prefixed(purpose) ‖ len-prefixed(id)`. `purpose` is a
+    /// constant naming the kind of secret, e.g. `"iam-secret-access-key"`.
+    pub fn seal_secret(
+        &self,
+        purpose: &str,
+        id: &str,
+        secret: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        seal_with_key(&self.0, secret, &secret_aad(purpose, id))
+    }
+
+    /// Opens a secret sealed by [`DomainKey::seal_secret`] with the same purpose and id;
+    /// [`CryptoError::Unseal`] otherwise.
+    pub fn unseal_secret(
+        &self,
+        purpose: &str,
+        id: &str,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
+        unseal_with_key(&self.0, sealed, &secret_aad(purpose, id))
+    }
+}
+
+impl fmt::Debug for DomainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DomainKey([redacted])")
+    }
+}
+
+/// Labels that keep a sealed material and a sealed secret from ever sharing an AAD.
+const MATERIAL_LABEL: &[u8] = b"keyhold-material-v1";
+const SECRET_LABEL: &[u8] = b"keyhold-secret-v1";
+
+fn material_aad(key_arn: &str, material_id: &MaterialId) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(8 + MATERIAL_LABEL.len() + key_arn.len() + 32);
+    put_len_prefixed(&mut aad, MATERIAL_LABEL);
+    put_len_prefixed(&mut aad, key_arn.as_bytes());
+    aad.extend_from_slice(material_id.as_bytes());
+    aad
+}
+
+fn secret_aad(purpose: &str, id: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(12 + SECRET_LABEL.len() + purpose.len() + id.len());
+    put_len_prefixed(&mut aad, SECRET_LABEL);
+    put_len_prefixed(&mut aad, purpose.as_bytes());
+    put_len_prefixed(&mut aad, id.as_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn material_aad_layout() {
+        let id = MaterialId::from_bytes([9; 32]);
+        let aad = material_aad("arn", &id);
+        assert_eq!(&aad[..23], b"\0\0\0\x13keyhold-material-v1");
+        assert_eq!(&aad[23..30], b"\0\0\0\x03arn");
+        assert_eq!(&aad[30..], &[9; 32]);
+    }
+
+    #[test]
+    fn secret_aad_is_unambiguous() {
+        assert_ne!(secret_aad("ab", "c"), secret_aad("a", "bc"));
+        assert_eq!(
+            secret_aad("p", "i"),
+            b"\0\0\0\x11keyhold-secret-v1\0\0\0\x01p\0\0\0\x01i"
+        );
+        assert_ne!(
+            &secret_aad("arn", "i")[..23],
+            &material_aad("arn", &MaterialId::from_bytes([0; 32]))[..23]
+        );
+    }
+
+    #[test]
+    fn material_round_trips_through_the_domain_key() {
+        let domain = DomainKey::generate().unwrap();
+        let material = SymmetricKey::generate().unwrap();
+        let id = MaterialId::random().unwrap();
+        let sealed = domain.seal_material(&material, "arn:k", &id).unwrap();
+        let opened = domain.unseal_material(&sealed, "arn:k", &id).unwrap();
+        assert_eq!(opened.expose(), material.expose());
+        assert!(!sealed.windows(32).any(|w| w == material.expose()));
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let domain = DomainKey::generate().unwrap();
+        let printed = format!("{domain:?} {domain:#?}");
+        assert!(!printed.contains(&hex::encode(domain.0.expose())));
+        assert_eq!(format!("{domain:?}"), "DomainKey([redacted])");
+    }
+}
