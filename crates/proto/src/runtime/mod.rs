@@ -1,0 +1,8 @@
+//! Hand-written support for the generated protocol code.
+
+pub mod error;
+pub mod json;
+pub mod query;
+pub mod types;
+pub mod validate;
+pub mod xml;
