@@ -1,1 +1,116 @@
-//! placeholder
+//! Keyhold's storage: what the services need to keep, and where.
+//!
+//! The store holds metadata and *sealed* blobs only. Key material arrives here already sealed
+//! under the domain key (see `keyhold-crypto`), so nothing in a database file, a backup or a
+//! replica can decrypt anything by itself.
+//!
+//! - [`Store`] is the whole contract, split by subject: [`MetaStore`] (the sealed domain key,
+//!   server identity), [`KmsStore`] (keys, their sealed materials, aliases, tags).
+//! - [`SqliteStore`] is the embedded default: WAL journal, `synchronous=FULL`, so a call that
+//!   creates or changes key material is acknowledged only once its commit is on disk.
+//! - [`records`] are the plain rows the traits exchange.
+//!
+//! Every implementation runs the same test suite (`tests/store_suite.rs`).
+
+pub mod records;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
+pub use sqlite::SqliteStore;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A row with the same unique key already exists.
+    #[error("the record already exists")]
+    AlreadyExists,
+    /// The record to change does not exist.
+    #[error("the record does not exist")]
+    NotFound,
+    /// The stored data does not have the expected shape (a migration bug or tampering).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(&'static str),
+    /// The database refused or failed.
+    #[error("database error")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Server-wide values: the sealed domain key and the like.
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Inserts `value` unless `name` exists; returns whether it inserted. Durable on return.
+    async fn insert_meta_if_absent(&self, name: &str, value: &[u8]) -> Result<bool>;
+}
+
+/// KMS keys, their sealed backing-key materials, aliases and tags.
+#[async_trait]
+pub trait KmsStore: Send + Sync {
+    /// Creates a key with its first material, its tags and (for AWS-managed keys) its alias,
+    /// in one durable transaction.
+    async fn insert_key(
+        &self,
+        key: &KeyRecord,
+        material: &MaterialRecord,
+        tags: &[Tag],
+        alias: Option<&AliasRecord>,
+    ) -> Result<()>;
+    async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
+    /// Replaces the mutable fields of a key (description, state, deletion date, policy).
+    async fn update_key(&self, key: &KeyRecord) -> Result<()>;
+    /// Deletes a key with its materials, tags and aliases.
+    async fn delete_key(&self, key_id: &str) -> Result<()>;
+    /// Keys of one account and region ordered by key id, after `after` (exclusive).
+    async fn list_keys(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>>;
+    /// Ids of keys pending deletion whose deletion date is at or before `now_ms`.
+    async fn keys_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>>;
+    async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>>;
+
+    /// Fails with [`StoreError::AlreadyExists`] if the name is taken in the account and region.
+    async fn insert_alias(&self, alias: &AliasRecord) -> Result<()>;
+    /// Points an existing alias at another key; [`StoreError::NotFound`] if it does not exist.
+    async fn update_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        target_key_id: &str,
+        updated_ms: i64,
+    ) -> Result<()>;
+    /// [`StoreError::NotFound`] if it does not exist.
+    async fn delete_alias(&self, account: &str, region: &str, name: &str) -> Result<()>;
+    async fn get_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<AliasRecord>>;
+    /// Aliases of one account and region (of one key if given), ordered by name.
+    async fn list_aliases(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: Option<&str>,
+    ) -> Result<Vec<AliasRecord>>;
+
+    /// Adds or replaces tags.
+    async fn put_tags(&self, key_id: &str, tags: &[Tag]) -> Result<()>;
+    async fn remove_tags(&self, key_id: &str, tag_keys: &[String]) -> Result<()>;
+    /// Tags ordered by key.
+    async fn list_tags(&self, key_id: &str) -> Result<Vec<Tag>>;
+}
+
+/// Everything a Keyhold server stores.
+pub trait Store: MetaStore + KmsStore {}
+
+impl<T: MetaStore + KmsStore> Store for T {}

@@ -1,0 +1,77 @@
+//! Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+//! Never edit a released migration: append a new one.
+
+use rusqlite::Connection;
+
+use super::backend;
+use crate::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: server metadata and KMS keys.
+    "CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+     ) STRICT;
+     CREATE TABLE kms_keys (
+        key_id              TEXT PRIMARY KEY,
+        account             TEXT NOT NULL,
+        region              TEXT NOT NULL,
+        arn                 TEXT NOT NULL,
+        creation_ms         INTEGER NOT NULL,
+        description         TEXT NOT NULL,
+        key_usage           TEXT NOT NULL,
+        key_spec            TEXT NOT NULL,
+        origin              TEXT NOT NULL,
+        key_manager         TEXT NOT NULL,
+        state               TEXT NOT NULL,
+        deletion_ms         INTEGER,
+        policy              TEXT NOT NULL,
+        current_material_id TEXT NOT NULL
+     ) STRICT;
+     CREATE INDEX kms_keys_scope ON kms_keys (account, region, key_id);
+     CREATE INDEX kms_keys_deletion ON kms_keys (deletion_ms) WHERE deletion_ms IS NOT NULL;
+     CREATE TABLE kms_materials (
+        key_id      TEXT NOT NULL REFERENCES kms_keys (key_id),
+        material_id TEXT NOT NULL,
+        sealed      BLOB NOT NULL,
+        creation_ms INTEGER NOT NULL,
+        PRIMARY KEY (key_id, material_id)
+     ) STRICT;
+     CREATE TABLE kms_aliases (
+        account       TEXT NOT NULL,
+        region        TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        target_key_id TEXT NOT NULL REFERENCES kms_keys (key_id),
+        creation_ms   INTEGER NOT NULL,
+        updated_ms    INTEGER NOT NULL,
+        PRIMARY KEY (account, region, name)
+     ) STRICT;
+     CREATE INDEX kms_aliases_target ON kms_aliases (target_key_id);
+     CREATE TABLE kms_tags (
+        key_id    TEXT NOT NULL REFERENCES kms_keys (key_id),
+        tag_key   TEXT NOT NULL,
+        tag_value TEXT NOT NULL,
+        PRIMARY KEY (key_id, tag_key)
+     ) STRICT;",
+];
+
+pub(super) fn apply(conn: &Connection) -> Result<()> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
+    let current =
+        usize::try_from(current).map_err(|_| StoreError::Corrupt("negative user_version"))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(
+            "database schema is newer than this Keyhold",
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = i + 1;
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;"
+        ))
+        .map_err(backend)?;
+    }
+    Ok(())
+}

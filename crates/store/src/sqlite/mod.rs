@@ -1,0 +1,516 @@
+//! The embedded SQLite store.
+//!
+//! One writer connection and one reader connection (WAL lets reads proceed during a write),
+//! each behind a mutex and used from Tokio's blocking pool. `synchronous=FULL` makes every
+//! commit durable before the call returns.
+
+mod migrations;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
+use crate::{KmsStore, MetaStore, Result, StoreError};
+
+/// SQLite-backed [`crate::Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let writer = Connection::open(path).map_err(backend)?;
+        configure(&writer)?;
+        migrations::apply(&writer)?;
+        let reader = Connection::open(path).map_err(backend)?;
+        configure(&reader)?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        run(self.writer.clone(), f).await
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        run(self.reader.clone(), f).await
+    }
+}
+
+async fn run<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut guard = conn
+            .lock()
+            .map_err(|_| StoreError::Corrupt("connection mutex poisoned"))?;
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| StoreError::Backend(Box::new(e)))?
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    Ok(())
+}
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _)
+            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::AlreadyExists
+        }
+        other => StoreError::Backend(Box::new(other)),
+    }
+}
+
+const KEY_COLUMNS: &str = "key_id, account, region, arn, creation_ms, description, key_usage, \
+     key_spec, origin, key_manager, state, deletion_ms, policy, current_material_id";
+
+fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
+    Ok(KeyRecord {
+        key_id: row.get(0)?,
+        account: row.get(1)?,
+        region: row.get(2)?,
+        arn: row.get(3)?,
+        creation_ms: row.get(4)?,
+        description: row.get(5)?,
+        key_usage: row.get(6)?,
+        key_spec: row.get(7)?,
+        origin: row.get(8)?,
+        key_manager: row.get(9)?,
+        state: row.get(10)?,
+        deletion_ms: row.get(11)?,
+        policy: row.get(12)?,
+        current_material_id: row.get(13)?,
+    })
+}
+
+fn alias_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AliasRecord> {
+    Ok(AliasRecord {
+        account: row.get(0)?,
+        region: row.get(1)?,
+        name: row.get(2)?,
+        target_key_id: row.get(3)?,
+        creation_ms: row.get(4)?,
+        updated_ms: row.get(5)?,
+    })
+}
+
+fn insert_alias_row(tx: &Connection, a: &AliasRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO kms_aliases (account, region, name, target_key_id, creation_ms, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            a.account,
+            a.region,
+            a.name,
+            a.target_key_id,
+            a.creation_ms,
+            a.updated_ms
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn upsert_tags(tx: &Connection, key_id: &str, tags: &[Tag]) -> Result<()> {
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO kms_tags (key_id, tag_key, tag_value) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+        )
+        .map_err(backend)?;
+    for tag in tags {
+        stmt.execute(params![key_id, tag.key, tag.value])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_meta_if_absent(&self, name: &str, value: &[u8]) -> Result<bool> {
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                    params![name, value],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl KmsStore for SqliteStore {
+    async fn insert_key(
+        &self,
+        key: &KeyRecord,
+        material: &MaterialRecord,
+        tags: &[Tag],
+        alias: Option<&AliasRecord>,
+    ) -> Result<()> {
+        let (key, material, tags, alias) =
+            (key.clone(), material.clone(), tags.to_vec(), alias.cloned());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO kms_keys ({KEY_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                ),
+                params![
+                    key.key_id,
+                    key.account,
+                    key.region,
+                    key.arn,
+                    key.creation_ms,
+                    key.description,
+                    key.key_usage,
+                    key.key_spec,
+                    key.origin,
+                    key.key_manager,
+                    key.state,
+                    key.deletion_ms,
+                    key.policy,
+                    key.current_material_id
+                ],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO kms_materials (key_id, material_id, sealed, creation_ms) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    material.key_id,
+                    material.material_id,
+                    material.sealed,
+                    material.creation_ms
+                ],
+            )
+            .map_err(backend)?;
+            upsert_tags(&tx, &key.key_id, &tags)?;
+            if let Some(alias) = &alias {
+                insert_alias_row(&tx, alias)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
+        let key_id = key_id.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                &format!("SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = ?1"),
+                [key_id],
+                key_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn update_key(&self, key: &KeyRecord) -> Result<()> {
+        let key = key.clone();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE kms_keys SET description = ?2, state = ?3, deletion_ms = ?4, \
+                     policy = ?5, current_material_id = ?6 WHERE key_id = ?1",
+                    params![
+                        key.key_id,
+                        key.description,
+                        key.state,
+                        key.deletion_ms,
+                        key.policy,
+                        key.current_material_id
+                    ],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn delete_key(&self, key_id: &str) -> Result<()> {
+        let key_id = key_id.to_owned();
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            for table in [
+                "kms_aliases WHERE target_key_id",
+                "kms_tags WHERE key_id",
+                "kms_materials WHERE key_id",
+                "kms_keys WHERE key_id",
+            ] {
+                tx.execute(&format!("DELETE FROM {table} = ?1"), [&key_id])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_keys(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>> {
+        let (account, region, after) = (
+            account.to_owned(),
+            region.to_owned(),
+            after.unwrap_or("").to_owned(),
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM kms_keys WHERE account = ?1 AND region = ?2 \
+                     AND key_id > ?3 ORDER BY key_id LIMIT ?4"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![account, region, after, limit], key_from_row)
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn keys_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT key_id FROM kms_keys WHERE state = 'PendingDeletion' \
+                     AND deletion_ms IS NOT NULL AND deletion_ms <= ?1 ORDER BY deletion_ms",
+                )
+                .map_err(backend)?;
+            let rows = stmt.query_map([now_ms], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>> {
+        let key_id = key_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT key_id, material_id, sealed, creation_ms FROM kms_materials \
+                     WHERE key_id = ?1 ORDER BY creation_ms",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([key_id], |r| {
+                    Ok(MaterialRecord {
+                        key_id: r.get(0)?,
+                        material_id: r.get(1)?,
+                        sealed: r.get(2)?,
+                        creation_ms: r.get(3)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_alias(&self, alias: &AliasRecord) -> Result<()> {
+        let alias = alias.clone();
+        self.write(move |c| insert_alias_row(c, &alias)).await
+    }
+
+    async fn update_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        target_key_id: &str,
+        updated_ms: i64,
+    ) -> Result<()> {
+        let args = (
+            account.to_owned(),
+            region.to_owned(),
+            name.to_owned(),
+            target_key_id.to_owned(),
+        );
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE kms_aliases SET target_key_id = ?4, updated_ms = ?5 \
+                     WHERE account = ?1 AND region = ?2 AND name = ?3",
+                    params![args.0, args.1, args.2, args.3, updated_ms],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn delete_alias(&self, account: &str, region: &str, name: &str) -> Result<()> {
+        let args = (account.to_owned(), region.to_owned(), name.to_owned());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM kms_aliases WHERE account = ?1 AND region = ?2 AND name = ?3",
+                    params![args.0, args.1, args.2],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn get_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<AliasRecord>> {
+        let args = (account.to_owned(), region.to_owned(), name.to_owned());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT account, region, name, target_key_id, creation_ms, updated_ms \
+                 FROM kms_aliases WHERE account = ?1 AND region = ?2 AND name = ?3",
+                params![args.0, args.1, args.2],
+                alias_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_aliases(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: Option<&str>,
+    ) -> Result<Vec<AliasRecord>> {
+        let args = (
+            account.to_owned(),
+            region.to_owned(),
+            key_id.map(str::to_owned),
+        );
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT account, region, name, target_key_id, creation_ms, updated_ms \
+                     FROM kms_aliases WHERE account = ?1 AND region = ?2 \
+                     AND (?3 IS NULL OR target_key_id = ?3) ORDER BY name",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![args.0, args.1, args.2], alias_from_row)
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_tags(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
+        let (key_id, tags) = (key_id.to_owned(), tags.to_vec());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            upsert_tags(&tx, &key_id, &tags)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn remove_tags(&self, key_id: &str, tag_keys: &[String]) -> Result<()> {
+        let (key_id, tag_keys) = (key_id.to_owned(), tag_keys.to_vec());
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached("DELETE FROM kms_tags WHERE key_id = ?1 AND tag_key = ?2")
+                    .map_err(backend)?;
+                for k in &tag_keys {
+                    stmt.execute(params![key_id, k]).map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_tags(&self, key_id: &str) -> Result<Vec<Tag>> {
+        let key_id = key_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT tag_key, tag_value FROM kms_tags WHERE key_id = ?1 ORDER BY tag_key",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([key_id], |r| {
+                    Ok(Tag {
+                        key: r.get(0)?,
+                        value: r.get(1)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+}
