@@ -1,1 +1,105 @@
-fn main() {}
+//! `keyhold`: the server and its operator commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keyhold_server::{Config, Server};
+
+#[derive(Parser)]
+#[command(
+    name = "keyhold",
+    version,
+    about = "Self-hosted key management and secrets, speaking the AWS KMS, Secrets Manager and SSM Parameter Store APIs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server. Without a config file: dev mode (SQLite under ./keyhold-data, a
+    /// generated root key file, any access key accepted).
+    Serve {
+        /// A TOML config file; it switches to strict mode unless it says `mode = "dev"`.
+        #[arg(long, env = "KEYHOLD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:4566].
+        #[arg(long, env = "KEYHOLD_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Data directory [default: ./keyhold-data].
+        #[arg(long, env = "KEYHOLD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYHOLD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let mut cfg = Config::load(config.as_deref())?;
+            if let Some(listen) = listen {
+                cfg.listen = listen;
+            }
+            if let Some(dir) = data_dir {
+                cfg.data_dir = dir;
+            }
+            serve(cfg)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mode = config.mode;
+        let server = Server::bind(config).await?;
+        let addr = server.local_addr()?;
+        tracing::info!(%addr, ?mode, "keyhold is serving");
+        server.serve(shutdown_signal()).await?;
+        tracing::info!("keyhold stopped");
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down");
+}

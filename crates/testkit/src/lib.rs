@@ -1,1 +1,199 @@
-//! placeholder
+//! Starts a real Keyhold server on `127.0.0.1:0` (SQLite in a temporary directory) and hands
+//! out configured AWS SDK clients for it.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let server = keyhold_testkit::TestServer::start().await;
+//! let kms = server.kms();
+//! let key = kms.create_key().send().await.unwrap();
+//! # }
+//! ```
+
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use keyhold_server::clock::Clock;
+use keyhold_server::config::StaticCredential;
+use keyhold_server::{Config, Mode, Server};
+use tokio::sync::oneshot;
+
+/// The account of clients that do not ask for another.
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Builds a [`TestServer`].
+pub struct TestServerBuilder {
+    config: Config,
+    data_dir: Option<PathBuf>,
+}
+
+impl TestServerBuilder {
+    /// Strict mode with the given access keys (id, secret, account).
+    pub fn strict(mut self, credentials: &[(&str, &str, &str)]) -> Self {
+        self.config.mode = Mode::Strict;
+        self.config.credentials = credentials
+            .iter()
+            .map(|(id, secret, account)| StaticCredential {
+                access_key_id: (*id).into(),
+                secret_access_key: (*secret).into(),
+                account_id: (*account).into(),
+            })
+            .collect();
+        self
+    }
+
+    /// Reuses a data directory (to test restarts); it is not deleted at the end.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn deletion_sweep_interval(mut self, interval: std::time::Duration) -> Self {
+        self.config.deletion_sweep_interval = interval;
+        self
+    }
+
+    pub async fn start(mut self) -> TestServer {
+        let temp = match &self.data_dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().expect("a temporary directory for the test server")),
+        };
+        let dir = self
+            .data_dir
+            .clone()
+            .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
+            .expect("a data directory");
+        self.config.data_dir = dir.clone();
+        self.config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = Server::bind(self.config)
+            .await
+            .expect("the test server binds");
+        let addr = server.local_addr().expect("a bound address");
+        let clock = server.clock();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            clock,
+            data_dir: dir,
+            _temp: temp,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+/// A running server; dropped, it stops (call [`TestServer::stop`] to wait for it).
+pub struct TestServer {
+    addr: SocketAddr,
+    clock: Clock,
+    data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder {
+            config: Config::default(),
+            data_dir: None,
+        }
+    }
+
+    /// A dev-mode server in a fresh temporary directory.
+    pub async fn start() -> TestServer {
+        Self::builder().start().await
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// SDK configuration for `access_key` / `secret` in `region`.
+    pub fn sdk_config(
+        &self,
+        access_key: &str,
+        secret: &str,
+        region: &str,
+    ) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                    access_key,
+                    secret,
+                    None,
+                    None,
+                    "keyhold-testkit",
+                )),
+            )
+            .build()
+    }
+
+    /// A KMS client of the default account in `us-east-1` (dev mode).
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        self.kms_for(DEFAULT_ACCOUNT, DEFAULT_REGION)
+    }
+
+    /// A KMS client acting as `account` (dev mode: the access key id selects the account).
+    pub fn kms_for(&self, account: &str, region: &str) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.sdk_config(account, "dev-mode-secret", region))
+    }
+
+    /// A KMS client with explicit credentials (strict mode).
+    pub fn kms_with(&self, access_key: &str, secret: &str, region: &str) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.sdk_config(access_key, secret, region))
+    }
+
+    /// Sends a raw JSON 1.1 request for `target` (`TrentService.Encrypt`), unsigned.
+    pub async fn raw_json(&self, target: &str, body: &str) -> raw::RawResponse {
+        raw::post(
+            self.addr,
+            &[
+                ("X-Amz-Target", target),
+                ("Content-Type", "application/x-amz-json-1.1"),
+            ],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

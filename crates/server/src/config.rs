@@ -1,0 +1,227 @@
+//! Server configuration: defaults, overridden by the config file, then by the environment,
+//! then by command-line flags (the CLI applies those).
+//!
+//! ```toml
+//! # keyhold.toml — a config file means strict mode unless it says `mode = "dev"`
+//! listen = "127.0.0.1:4566"
+//! data_dir = "/var/lib/keyhold"
+//! account_id = "111122223333"          # the default account
+//!
+//! [seal]
+//! key_file = "/etc/keyhold/root.key"    # default: <data_dir>/root.key
+//!
+//! [[credentials]]                       # strict mode: the accepted access keys (until IAM)
+//! access_key_id = "AKIAEXAMPLE0000001"
+//! secret_access_key = "..."
+//! account_id = "111122223333"           # the key acts as this account's root
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::arn::is_account_id;
+
+/// Dev mode is permissive and self-sealing; strict mode verifies every signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Dev,
+    Strict,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The account of requests that do not name one (12 digits).
+    pub account_id: String,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How often scheduled key deletions are carried out.
+    pub deletion_sweep_interval: Duration,
+    /// The dev-mode root key file (default `<data_dir>/root.key`).
+    pub key_file: Option<PathBuf>,
+    /// Strict-mode credentials.
+    pub credentials: Vec<StaticCredential>,
+}
+
+/// An access key accepted in strict mode; it authenticates as its account's root.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub account_id: String,
+}
+
+impl fmt::Debug for StaticCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticCredential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[redacted]")
+            .field("account_id", &self.account_id)
+            .finish()
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4566";
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+/// Ample for the largest legal input (a 64 KiB secret, base64-encoded, in JSON).
+pub const DEFAULT_MAX_BODY: usize = 384 * 1024;
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Dev,
+            listen: SocketAddr::from(([127, 0, 0, 1], 4566)),
+            data_dir: PathBuf::from("./keyhold-data"),
+            account_id: DEFAULT_ACCOUNT.to_owned(),
+            max_body_bytes: DEFAULT_MAX_BODY,
+            deletion_sweep_interval: Duration::from_secs(60),
+            key_file: None,
+            credentials: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    mode: Option<Mode>,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    account_id: Option<String>,
+    max_body_bytes: Option<usize>,
+    deletion_sweep_seconds: Option<u64>,
+    seal: Option<SealSection>,
+    #[serde(default)]
+    credentials: Vec<StaticCredential>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealSection {
+    key_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, then `file` if given (strict mode unless it says otherwise), then
+    /// `KEYHOLD_ACCOUNT_ID` from the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = Self::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            config
+                .apply_file(&text)
+                .with_context(|| format!("in config file {}", path.display()))?;
+        }
+        if let Ok(account) = std::env::var("KEYHOLD_ACCOUNT_ID") {
+            config.account_id = account;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, text: &str) -> anyhow::Result<()> {
+        let file: FileConfig = toml::from_str(text)?;
+        self.mode = file.mode.unwrap_or(Mode::Strict);
+        if let Some(listen) = file.listen {
+            self.listen = listen;
+        }
+        if let Some(dir) = file.data_dir {
+            self.data_dir = dir;
+        }
+        if let Some(account) = file.account_id {
+            self.account_id = account;
+        }
+        if let Some(max) = file.max_body_bytes {
+            self.max_body_bytes = max;
+        }
+        if let Some(secs) = file.deletion_sweep_seconds {
+            self.deletion_sweep_interval = Duration::from_secs(secs.max(1));
+        }
+        self.key_file = file.seal.and_then(|s| s.key_file);
+        self.credentials = file.credentials;
+        Ok(())
+    }
+
+    /// Checks values that cannot be typed by the parser.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !is_account_id(&self.account_id) {
+            bail!("account_id must be 12 digits, got {:?}", self.account_id);
+        }
+        for c in &self.credentials {
+            if !is_account_id(&c.account_id) {
+                bail!(
+                    "credential {} has an account_id that is not 12 digits",
+                    c.access_key_id
+                );
+            }
+            if c.access_key_id.len() < 16 || c.secret_access_key.len() < 16 {
+                bail!(
+                    "credential {}: access key ids and secrets must be at least 16 characters",
+                    c.access_key_id
+                );
+            }
+        }
+        if self.mode == Mode::Strict && self.credentials.is_empty() {
+            bail!("strict mode needs at least one [[credentials]] entry");
+        }
+        if self.max_body_bytes < 64 * 1024 {
+            bail!("max_body_bytes must be at least 65536");
+        }
+        Ok(())
+    }
+
+    pub fn key_file_path(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("root.key"))
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("keyhold.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_means_strict() {
+        let mut c = Config::default();
+        c.apply_file(
+            r#"
+            listen = "127.0.0.1:9000"
+            [[credentials]]
+            access_key_id = "AKIAEXAMPLE0000001"
+            secret_access_key = "secretsecretsecret"
+            account_id = "111122223333"
+        "#,
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Strict);
+        assert_eq!(c.listen.port(), 9000);
+        c.validate().unwrap();
+        assert!(!format!("{c:?}").contains("secretsecretsecret"));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let mut c = Config::default();
+        assert!(c.apply_file("nope = 1").is_err());
+        c.account_id = "123".into();
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.apply_file("mode = \"strict\"").unwrap();
+        assert!(c.validate().is_err(), "strict without credentials");
+    }
+}

@@ -1,0 +1,268 @@
+//! The HTTP front end: one handler for every AWS request.
+//!
+//! `POST /` (any path) → body (capped) → protocol and operation (`X-Amz-Target` or
+//! `Action=`) → authentication → the service's generated dispatch (decode, validate,
+//! operation, encode) → one audit record → the response, with `x-amzn-RequestId` always.
+//! Every failure is answered in the protocol of the request, AWS-shaped; a panic inside an
+//! operation becomes a logged `InternalFailure`, never a dropped connection.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::FutureExt as _;
+use keyhold_proto::route::{self, Operation, Protocol, Service};
+use keyhold_proto::runtime::query::QueryParams;
+use keyhold_proto::sigv4::SignedRequest;
+use keyhold_proto::{ApiError, CommonError, cloudtrail, iam, kms, secretsmanager, ssm, sts};
+
+use crate::audit::{AuditEvent, Auditor};
+use crate::auth::Authenticator;
+use crate::config::Mode;
+use crate::context::RequestContext;
+use crate::kms::KmsService;
+
+/// What the handler shares across requests.
+pub struct AppState {
+    pub mode: Mode,
+    pub max_body_bytes: usize,
+    pub auth: Authenticator,
+    pub kms: Arc<KmsService>,
+    pub audit: Arc<dyn Auditor>,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/_keyhold/health", get(health))
+        .fallback(handle)
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let mode = match state.mode {
+        Mode::Dev => "dev",
+        Mode::Strict => "strict",
+    };
+    let body = format!("{{\"status\":\"ok\",\"mode\":\"{mode}\"}}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The request as far as it has been understood.
+struct Incoming {
+    request_id: String,
+    protocol: Protocol,
+    service: Option<Service>,
+}
+
+async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let target = header_str(&parts.headers, "x-amz-target").map(str::to_owned);
+    let mut incoming = Incoming {
+        request_id,
+        protocol: if target.is_some() {
+            Protocol::Json
+        } else {
+            Protocol::Query
+        },
+        service: None,
+    };
+    let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            let e = ApiError::new(
+                CommonError::RequestEntityTooLarge,
+                "Request entity too large",
+            );
+            return error_response(&incoming, &e);
+        }
+    };
+
+    let authorization = header_str(&parts.headers, "authorization");
+    let query = match &target {
+        Some(_) => None,
+        None if parts.method == axum::http::Method::GET => Some(QueryParams::parse(
+            parts.uri.query().unwrap_or("").as_bytes(),
+        )),
+        None => Some(QueryParams::parse(&body)),
+    };
+    let operation = match (&target, &query) {
+        (Some(target), _) => route::resolve_target(target),
+        (None, Some(q)) => route::resolve_action(
+            q.action(),
+            q.version(),
+            authorization.and_then(scope_service),
+        ),
+        (None, None) => Err(ApiError::bare(CommonError::UnknownOperation)),
+    };
+    let operation = match operation {
+        Ok(op) => op,
+        Err(e) => return error_response(&incoming, &e),
+    };
+    incoming.service = Some(operation.service());
+
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let signed = SignedRequest::new(parts.method.as_str(), path_and_query, &parts.headers, &body);
+    let authenticated = match state.auth.authenticate(
+        &signed,
+        operation.service(),
+        authorization,
+        SystemTime::now(),
+    ) {
+        Ok(a) => a,
+        Err(e) => return error_response(&incoming, &e.to_api_error(incoming.protocol)),
+    };
+
+    let user_agent = header_str(&parts.headers, "user-agent")
+        .unwrap_or("")
+        .to_owned();
+    let ctx = RequestContext::new(
+        incoming.request_id.clone(),
+        operation,
+        authenticated.principal,
+        authenticated.scope,
+        peer.ip(),
+        user_agent,
+    );
+    let result = AssertUnwindSafe(dispatch(&state, &ctx, operation, &body, query.as_ref()))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(request_id = %ctx.request_id, operation = operation.name(), "operation panicked");
+            Err(ApiError::internal())
+        });
+    state.audit.record(AuditEvent {
+        ctx: &ctx,
+        notes: ctx.take_notes(),
+        error: result.as_ref().err(),
+    });
+    match result {
+        Ok(body) => success_response(&incoming, body),
+        Err(e) => error_response(&incoming, &e),
+    }
+}
+
+/// Runs one operation through its service's generated dispatch.
+async fn dispatch(
+    state: &AppState,
+    ctx: &RequestContext,
+    operation: Operation,
+    body: &[u8],
+    query: Option<&QueryParams>,
+) -> Result<Vec<u8>, ApiError> {
+    if !crate::compat::is_supported(operation) {
+        return Err(ApiError::unsupported_operation(
+            operation.service().service_id(),
+            operation.name(),
+        ));
+    }
+    let empty = QueryParams::default();
+    let query = query.unwrap_or(&empty);
+    match operation {
+        Operation::Kms(op) => kms::dispatch(&*state.kms, ctx, op, body).await,
+        Operation::SecretsManager(op) => secretsmanager::dispatch(&NotYet, ctx, op, body).await,
+        Operation::Ssm(op) => ssm::dispatch(&NotYet, ctx, op, body).await,
+        Operation::CloudTrail(op) => cloudtrail::dispatch(&NotYet, ctx, op, body).await,
+        Operation::Sts(op) => sts::dispatch(&NotYet, ctx, op, query, &ctx.request_id)
+            .await
+            .map(String::into_bytes),
+        Operation::Iam(op) => iam::dispatch(&NotYet, ctx, op, query, &ctx.request_id)
+            .await
+            .map(String::into_bytes),
+    }
+}
+
+/// The services not implemented yet: every operation answers "unsupported".
+struct NotYet;
+
+macro_rules! not_yet {
+    ($($api:path),*) => {$(
+        impl $api for NotYet {
+            type Context = RequestContext;
+        }
+    )*};
+}
+
+not_yet!(
+    secretsmanager::SecretsManagerApi,
+    ssm::SsmApi,
+    cloudtrail::CloudTrailApi,
+    sts::StsApi,
+    iam::IamApi
+);
+
+fn success_response(incoming: &Incoming, body: Vec<u8>) -> Response {
+    let content_type = match incoming.protocol {
+        Protocol::Json => "application/x-amz-json-1.1",
+        Protocol::Query => "text/xml",
+    };
+    respond(
+        StatusCode::OK,
+        content_type,
+        &incoming.request_id,
+        Bytes::from(body),
+    )
+}
+
+fn error_response(incoming: &Incoming, error: &ApiError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    match incoming.protocol {
+        Protocol::Json => {
+            let key = incoming.service.map_or("message", Service::message_key);
+            respond(
+                status,
+                "application/x-amz-json-1.1",
+                &incoming.request_id,
+                error.to_json(key).into(),
+            )
+        }
+        Protocol::Query => {
+            let ns = incoming.service.map_or("", Service::xml_namespace);
+            let body = error.to_xml(ns, &incoming.request_id);
+            respond(status, "text/xml", &incoming.request_id, body.into())
+        }
+    }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    request_id: &str,
+    body: Bytes,
+) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The service of the credential scope of an Authorization header, unchecked (routing only:
+/// authentication checks it).
+fn scope_service(authorization: &str) -> Option<&str> {
+    let start = authorization.find("Credential=")? + "Credential=".len();
+    authorization
+        .get(start..)?
+        .split([',', ' '])
+        .next()?
+        .split('/')
+        .nth(3)
+}

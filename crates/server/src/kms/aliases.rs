@@ -1,0 +1,269 @@
+//! Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases.
+
+use keyhold_proto::Timestamp;
+use keyhold_proto::kms::*;
+use keyhold_store::{AliasRecord, StoreError};
+
+use super::authz::Facts;
+use super::error::KmsError;
+use super::managed::ManagedKey;
+use super::pagination::{List, page};
+use super::resolve::Aliases;
+use super::{AliasId, KmsService};
+use crate::context::RequestContext;
+
+/// A key can have at most this many aliases.
+const ALIASES_PER_KEY: usize = 50;
+
+pub async fn create_alias(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: CreateAliasRequest,
+) -> Result<(), KmsError> {
+    check_alias_name(&input.alias_name)?;
+    if input.target_key_id.starts_with("alias/") {
+        return Err(KmsError::AliasTargetIsAlias);
+    }
+    let _guard = kms.writes.lock().await;
+    let key = kms
+        .resolve(ctx, &input.target_key_id, Aliases::NotAllowed)
+        .await?;
+    kms.authorize(ctx, &key, "kms:CreateAlias", &Facts::default())?;
+    key.check_not_pending_deletion()?;
+    let scope = &ctx.scope;
+    if key.record.account != scope.account {
+        return Err(KmsError::KeyNotFound {
+            arn: scope.arn("kms", format_args!("key/{}", key.record.key_id)),
+        });
+    }
+    let existing = kms
+        .store
+        .list_aliases(&scope.account, &scope.region, Some(&key.record.key_id))
+        .await?;
+    if existing.len() >= ALIASES_PER_KEY {
+        return Err(KmsError::AliasesPerKeyLimit);
+    }
+    let now = kms.clock.now().as_millis();
+    let record = AliasRecord {
+        account: scope.account.clone(),
+        region: scope.region.clone(),
+        name: input.alias_name.clone(),
+        target_key_id: key.record.key_id.clone(),
+        creation_ms: now,
+        updated_ms: now,
+    };
+    match kms.store.insert_alias(&record).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists) => {
+            return Err(KmsError::AliasExists {
+                alias_arn: scope.arn("kms", &input.alias_name),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.note_resource("AWS::KMS::Alias", &scope.arn("kms", &input.alias_name));
+    kms.alias_cache_put(alias_id(ctx, &input.alias_name), record.target_key_id);
+    Ok(())
+}
+
+pub async fn update_alias(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: UpdateAliasRequest,
+) -> Result<(), KmsError> {
+    check_alias_name(&input.alias_name)?;
+    if input.target_key_id.starts_with("alias/") {
+        return Err(KmsError::AliasTargetIsAlias);
+    }
+    let _guard = kms.writes.lock().await;
+    let scope = &ctx.scope;
+    let alias_arn = scope.arn("kms", &input.alias_name);
+    let current = kms
+        .store
+        .get_alias(&scope.account, &scope.region, &input.alias_name)
+        .await?
+        .ok_or_else(|| KmsError::AliasNotFound {
+            alias_arn: alias_arn.clone(),
+        })?;
+    let key = kms
+        .resolve(ctx, &input.target_key_id, Aliases::NotAllowed)
+        .await?;
+    kms.authorize(ctx, &key, "kms:UpdateAlias", &Facts::default())?;
+    key.check_not_pending_deletion()?;
+    if let Some(old) = kms.load(&current.target_key_id).await?
+        && (old.usage != key.usage || old.spec != key.spec)
+    {
+        return Err(KmsError::AliasKeyTypeMismatch);
+    }
+    let existing = kms
+        .store
+        .list_aliases(&scope.account, &scope.region, Some(&key.record.key_id))
+        .await?;
+    if existing.len() >= ALIASES_PER_KEY {
+        return Err(KmsError::AliasesPerKeyLimit);
+    }
+    let now = kms.clock.now().as_millis();
+    match kms
+        .store
+        .update_alias(
+            &scope.account,
+            &scope.region,
+            &input.alias_name,
+            &key.record.key_id,
+            now,
+        )
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(KmsError::AliasNotFound { alias_arn }),
+        Err(e) => return Err(e.into()),
+    }
+    ctx.note_resource("AWS::KMS::Alias", &alias_arn);
+    kms.alias_cache_put(alias_id(ctx, &input.alias_name), key.record.key_id.clone());
+    Ok(())
+}
+
+pub async fn delete_alias(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: DeleteAliasRequest,
+) -> Result<(), KmsError> {
+    let name = match input.alias_name.strip_prefix("arn:") {
+        Some(_) => alias_name_of_arn(ctx, &input.alias_name)?,
+        None => input.alias_name.clone(),
+    };
+    if !name.starts_with("alias/") {
+        return Err(KmsError::AliasPrefix);
+    }
+    if name.starts_with("alias/aws/") {
+        return Err(KmsError::AliasReserved);
+    }
+    let _guard = kms.writes.lock().await;
+    let scope = &ctx.scope;
+    let alias_arn = scope.arn("kms", &name);
+    let alias = kms
+        .store
+        .get_alias(&scope.account, &scope.region, &name)
+        .await?
+        .ok_or_else(|| KmsError::AliasNotFound {
+            alias_arn: alias_arn.clone(),
+        })?;
+    if let Some(key) = kms.load(&alias.target_key_id).await? {
+        kms.authorize(ctx, &key, "kms:DeleteAlias", &Facts::default())?;
+    }
+    match kms
+        .store
+        .delete_alias(&scope.account, &scope.region, &name)
+        .await
+    {
+        Ok(()) | Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    ctx.note_resource("AWS::KMS::Alias", &alias_arn);
+    kms.alias_cache_remove(&alias_id(ctx, &name));
+    Ok(())
+}
+
+pub async fn list_aliases(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: ListAliasesRequest,
+) -> Result<ListAliasesResponse, KmsError> {
+    let scope = &ctx.scope;
+    let key_filter = match &input.key_id {
+        Some(id) => {
+            let key = kms.resolve(ctx, id, Aliases::NotAllowed).await?;
+            kms.authorize(ctx, &key, "kms:ListAliases", &Facts::default())?;
+            Some(key.record.key_id.clone())
+        }
+        None => {
+            kms.authorize_account(ctx, "kms:ListAliases")?;
+            None
+        }
+    };
+    let records = kms
+        .store
+        .list_aliases(&scope.account, &scope.region, key_filter.as_deref())
+        .await?;
+    let mut entries: Vec<AliasListEntry> = records
+        .into_iter()
+        .map(|r| AliasListEntry {
+            alias_arn: Some(scope.arn("kms", &r.name)),
+            alias_name: Some(r.name),
+            target_key_id: Some(r.target_key_id),
+            creation_date: Some(Timestamp::from_millis(r.creation_ms)),
+            last_updated_date: Some(Timestamp::from_millis(r.updated_ms)),
+        })
+        .collect();
+    if key_filter.is_none() {
+        // AWS lists the predefined aliases of AWS-managed keys before the keys exist.
+        for managed in ManagedKey::ALL {
+            if !entries
+                .iter()
+                .any(|e| e.alias_name.as_deref() == Some(managed.alias()))
+            {
+                entries.push(AliasListEntry {
+                    alias_name: Some(managed.alias().to_owned()),
+                    alias_arn: Some(scope.arn("kms", managed.alias())),
+                    ..AliasListEntry::default()
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.alias_name.cmp(&b.alias_name));
+    }
+    let page = page(
+        List::Aliases,
+        entries,
+        |e| e.alias_name.as_deref().unwrap_or_default(),
+        input.marker.as_deref(),
+        input.limit,
+    )?;
+    Ok(ListAliasesResponse {
+        truncated: Some(page.truncated()),
+        next_marker: page.next_marker,
+        aliases: Some(page.items),
+    })
+}
+
+/// AWS's rules for a new alias name, beyond the model's pattern.
+fn check_alias_name(name: &str) -> Result<(), KmsError> {
+    if !name.starts_with("alias/") {
+        return Err(KmsError::AliasPrefix);
+    }
+    if name.starts_with("alias/aws/") {
+        return Err(KmsError::AliasReserved);
+    }
+    if name.contains(':') || name.len() <= "alias/".len() {
+        return Err(KmsError::AliasInvalidCharacters {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// `arn:aws:kms:REGION:ACCOUNT:alias/NAME` → `alias/NAME` (of the caller's account and region).
+fn alias_name_of_arn(ctx: &RequestContext, arn: &str) -> Result<String, KmsError> {
+    let parsed = crate::arn::Arn::parse(arn).ok_or(KmsError::InvalidArn)?;
+    if parsed.service != "kms" || !parsed.resource.starts_with("alias/") {
+        return Err(KmsError::InvalidArn);
+    }
+    if parsed.region != ctx.scope.region {
+        return Err(KmsError::ArnOfOtherRegion {
+            region: parsed.region.to_owned(),
+        });
+    }
+    if parsed.account != ctx.scope.account {
+        return Err(KmsError::AliasNotFound {
+            alias_arn: arn.to_owned(),
+        });
+    }
+    Ok(parsed.resource.to_owned())
+}
+
+fn alias_id(ctx: &RequestContext, name: &str) -> AliasId {
+    AliasId {
+        account: ctx.scope.account.clone(),
+        region: ctx.scope.region.clone(),
+        name: name.to_owned(),
+    }
+}

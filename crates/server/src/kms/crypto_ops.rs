@@ -1,0 +1,354 @@
+//! The cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey,
+//! GenerateDataKeyWithoutPlaintext, GenerateRandom. None reads the store in steady state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use keyhold_crypto::{EncryptionContext, SecretBytes, blob};
+use keyhold_proto::kms::*;
+use keyhold_proto::{Blob, SensitiveBlob};
+
+use super::KmsService;
+use super::authz::Facts;
+use super::error::KmsError;
+use super::key::{Key, format_key_uuid};
+use super::resolve::Aliases;
+use crate::context::RequestContext;
+
+pub async fn encrypt(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: EncryptRequest,
+) -> Result<EncryptResponse, KmsError> {
+    let key = kms.resolve(ctx, &input.key_id, Aliases::Allowed).await?;
+    let context = input.encryption_context.unwrap_or_default();
+    let facts = Facts {
+        encryption_context: Some(&context),
+    };
+    kms.authorize(ctx, &key, "kms:Encrypt", &facts)?;
+    check_symmetric(&key, "Encrypt", input.encryption_algorithm)?;
+    dry_run(input.dry_run)?;
+    let ciphertext = seal(&key, &context, input.plaintext.expose_secret())?;
+    Ok(EncryptResponse {
+        ciphertext_blob: Some(Blob::new(ciphertext)),
+        key_id: Some(key.arn().to_owned()),
+        encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
+    })
+}
+
+pub async fn decrypt(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: DecryptRequest,
+) -> Result<DecryptResponse, KmsError> {
+    if input.recipient.is_some() {
+        return Err(KmsError::Unsupported {
+            what: "Decrypt with a Recipient (Nitro Enclaves attestation)".into(),
+        });
+    }
+    let ciphertext = input.ciphertext_blob.ok_or(KmsError::CiphertextRequired)?;
+    let context = input.encryption_context.unwrap_or_default();
+    let opened = open(
+        kms,
+        ctx,
+        ciphertext.as_bytes(),
+        input.key_id.as_deref(),
+        &context,
+        "kms:Decrypt",
+        "Decrypt",
+        input.encryption_algorithm,
+    )
+    .await?;
+    dry_run(input.dry_run)?;
+    Ok(DecryptResponse {
+        key_id: Some(opened.key.arn().to_owned()),
+        plaintext: Some(SensitiveBlob::new(
+            opened.plaintext.expose_secret().to_vec(),
+        )),
+        encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
+        key_material_id: Some(opened.material_id),
+        ..DecryptResponse::default()
+    })
+}
+
+pub async fn re_encrypt(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: ReEncryptRequest,
+) -> Result<ReEncryptResponse, KmsError> {
+    let ciphertext = input.ciphertext_blob.ok_or(KmsError::CiphertextRequired)?;
+    let source_context = input.source_encryption_context.unwrap_or_default();
+    let opened = open(
+        kms,
+        ctx,
+        ciphertext.as_bytes(),
+        input.source_key_id.as_deref(),
+        &source_context,
+        "kms:ReEncryptFrom",
+        "ReEncrypt",
+        input.source_encryption_algorithm,
+    )
+    .await?;
+    let destination = kms
+        .resolve(ctx, &input.destination_key_id, Aliases::Allowed)
+        .await?;
+    let destination_context = input.destination_encryption_context.unwrap_or_default();
+    let facts = Facts {
+        encryption_context: Some(&destination_context),
+    };
+    kms.authorize(ctx, &destination, "kms:ReEncryptTo", &facts)?;
+    check_symmetric(
+        &destination,
+        "ReEncrypt",
+        input.destination_encryption_algorithm,
+    )?;
+    dry_run(input.dry_run)?;
+    let ciphertext = seal(
+        &destination,
+        &destination_context,
+        opened.plaintext.expose_secret(),
+    )?;
+    Ok(ReEncryptResponse {
+        ciphertext_blob: Some(Blob::new(ciphertext)),
+        source_key_id: Some(opened.key.arn().to_owned()),
+        key_id: Some(destination.arn().to_owned()),
+        source_encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
+        destination_encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
+        source_key_material_id: Some(opened.material_id),
+        destination_key_material_id: Some(destination.current_material.to_hex()),
+    })
+}
+
+pub async fn generate_data_key(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: GenerateDataKeyRequest,
+) -> Result<GenerateDataKeyResponse, KmsError> {
+    if input.recipient.is_some() {
+        return Err(KmsError::Unsupported {
+            what: "GenerateDataKey with a Recipient (Nitro Enclaves attestation)".into(),
+        });
+    }
+    let context = input.encryption_context.unwrap_or_default();
+    let data_key = data_key(
+        kms,
+        ctx,
+        &input.key_id,
+        input.key_spec,
+        input.number_of_bytes,
+        &context,
+        "kms:GenerateDataKey",
+        input.dry_run,
+    )
+    .await?;
+    Ok(GenerateDataKeyResponse {
+        ciphertext_blob: Some(Blob::new(data_key.ciphertext)),
+        plaintext: Some(SensitiveBlob::new(
+            data_key.plaintext.expose_secret().to_vec(),
+        )),
+        key_id: Some(data_key.key.arn().to_owned()),
+        key_material_id: Some(data_key.key.current_material.to_hex()),
+        ..GenerateDataKeyResponse::default()
+    })
+}
+
+pub async fn generate_data_key_without_plaintext(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: GenerateDataKeyWithoutPlaintextRequest,
+) -> Result<GenerateDataKeyWithoutPlaintextResponse, KmsError> {
+    let context = input.encryption_context.unwrap_or_default();
+    let data_key = data_key(
+        kms,
+        ctx,
+        &input.key_id,
+        input.key_spec,
+        input.number_of_bytes,
+        &context,
+        "kms:GenerateDataKeyWithoutPlaintext",
+        input.dry_run,
+    )
+    .await?;
+    Ok(GenerateDataKeyWithoutPlaintextResponse {
+        ciphertext_blob: Some(Blob::new(data_key.ciphertext)),
+        key_id: Some(data_key.key.arn().to_owned()),
+        key_material_id: Some(data_key.key.current_material.to_hex()),
+    })
+}
+
+pub async fn generate_random(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: GenerateRandomRequest,
+) -> Result<GenerateRandomResponse, KmsError> {
+    kms.authorize_account(ctx, "kms:GenerateRandom")?;
+    if input.custom_key_store_id.is_some() {
+        return Err(KmsError::Unsupported {
+            what: "custom key stores".into(),
+        });
+    }
+    if input.recipient.is_some() {
+        return Err(KmsError::Unsupported {
+            what: "GenerateRandom with a Recipient (Nitro Enclaves attestation)".into(),
+        });
+    }
+    let n = input
+        .number_of_bytes
+        .ok_or(KmsError::NumberOfBytesRequired)?;
+    let n = usize::try_from(n).map_err(|_| KmsError::NumberOfBytesRequired)?;
+    let random = SecretBytes::random(n).map_err(|_| KmsError::Internal)?;
+    Ok(GenerateRandomResponse {
+        plaintext: Some(SensitiveBlob::new(random.expose_secret().to_vec())),
+        ciphertext_for_recipient: None,
+    })
+}
+
+struct Opened {
+    key: Arc<Key>,
+    plaintext: SecretBytes,
+    material_id: String,
+}
+
+/// Finds the key a ciphertext names, checks it against `key_id` if given, authorizes
+/// `action` and decrypts. Every failure to open is the same `InvalidCiphertextException`.
+#[allow(clippy::too_many_arguments)]
+async fn open(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    ciphertext: &[u8],
+    key_id: Option<&str>,
+    context: &BTreeMap<String, String>,
+    action: &'static str,
+    operation: &'static str,
+    algorithm: Option<EncryptionAlgorithmSpec>,
+) -> Result<Opened, KmsError> {
+    let header = blob::parse_header(ciphertext).map_err(|_| KmsError::InvalidCiphertext)?;
+    let named = match key_id {
+        Some(id) => Some(kms.resolve(ctx, id, Aliases::Allowed).await?),
+        None => None,
+    };
+    let embedded_id = format_key_uuid(&header.key_id);
+    let key = match named {
+        Some(named) if named.record.key_id != embedded_id => return Err(KmsError::IncorrectKey),
+        Some(named) => named,
+        None => kms
+            .load(&embedded_id)
+            .await?
+            .ok_or(KmsError::InvalidCiphertext)?,
+    };
+    if key.record.region != ctx.scope.region {
+        return Err(KmsError::InvalidCiphertext);
+    }
+    let facts = Facts {
+        encryption_context: Some(context),
+    };
+    kms.authorize(ctx, &key, action, &facts)?;
+    check_symmetric(&key, operation, algorithm)?;
+    let material = key
+        .materials
+        .by_id
+        .get(&header.material_id)
+        .ok_or(KmsError::InvalidCiphertext)?;
+    let ec = encryption_context(context);
+    let plaintext =
+        blob::decrypt(material, ciphertext, &ec).map_err(|_| KmsError::InvalidCiphertext)?;
+    let material_id = header.material_id.to_hex();
+    Ok(Opened {
+        key,
+        plaintext,
+        material_id,
+    })
+}
+
+struct DataKey {
+    key: Arc<Key>,
+    plaintext: SecretBytes,
+    ciphertext: Vec<u8>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn data_key(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    key_id: &str,
+    spec: Option<DataKeySpec>,
+    number_of_bytes: Option<i32>,
+    context: &BTreeMap<String, String>,
+    action: &'static str,
+    dry: Option<bool>,
+) -> Result<DataKey, KmsError> {
+    let len = match (spec, number_of_bytes) {
+        (Some(DataKeySpec::Aes256), None) => 32,
+        (Some(DataKeySpec::Aes128), None) => 16,
+        (None, Some(n)) => usize::try_from(n).map_err(|_| KmsError::DataKeySize)?,
+        _ => return Err(KmsError::DataKeySize),
+    };
+    let key = kms.resolve(ctx, key_id, Aliases::Allowed).await?;
+    let facts = Facts {
+        encryption_context: Some(context),
+    };
+    kms.authorize(ctx, &key, action, &facts)?;
+    let operation = if action == "kms:GenerateDataKey" {
+        "GenerateDataKey"
+    } else {
+        "GenerateDataKeyWithoutPlaintext"
+    };
+    check_symmetric(&key, operation, None)?;
+    dry_run(dry)?;
+    let plaintext = SecretBytes::random(len).map_err(|_| KmsError::Internal)?;
+    let ciphertext = seal(&key, context, plaintext.expose_secret())?;
+    Ok(DataKey {
+        key,
+        plaintext,
+        ciphertext,
+    })
+}
+
+/// State, usage and algorithm checks shared by the symmetric operations.
+fn check_symmetric(
+    key: &Key,
+    operation: &'static str,
+    algorithm: Option<EncryptionAlgorithmSpec>,
+) -> Result<(), KmsError> {
+    key.check_usable()?;
+    key.check_encrypt_decrypt(operation)?;
+    match algorithm {
+        None | Some(EncryptionAlgorithmSpec::SymmetricDefault) => Ok(()),
+        Some(other) => Err(KmsError::IncompatibleAlgorithm {
+            arn: key.arn().to_owned(),
+            algorithm: other.as_str(),
+        }),
+    }
+}
+
+fn seal(
+    key: &Key,
+    context: &BTreeMap<String, String>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, KmsError> {
+    let material = key
+        .materials
+        .by_id
+        .get(&key.current_material)
+        .ok_or(KmsError::Internal)?;
+    blob::encrypt(
+        material,
+        key.id,
+        key.current_material,
+        &encryption_context(context),
+        plaintext,
+    )
+    .map_err(|_| KmsError::Internal)
+}
+
+fn encryption_context(context: &BTreeMap<String, String>) -> EncryptionContext {
+    EncryptionContext::new(context.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn dry_run(dry: Option<bool>) -> Result<(), KmsError> {
+    if dry == Some(true) {
+        Err(KmsError::DryRun)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! KMS's failures, and the one place they become AWS's wire errors.
+//!
+//! The wording is AWS's where it is known (see `docs/reference/kms-behaviour.md` for each
+//! message's source); where AWS's wording is unknown the message says so in the reference.
+
+use keyhold_proto::kms::KmsErrorCode as Code;
+use keyhold_proto::{ApiError, CommonError};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum KmsError {
+    /// A well-formed key id or key ARN that names no key.
+    KeyNotFound {
+        arn: String,
+    },
+    /// A key id that is not a UUID.
+    InvalidKeyId {
+        value: String,
+    },
+    /// A key ARN of another region.
+    ArnOfOtherRegion {
+        region: String,
+    },
+    /// A malformed ARN.
+    InvalidArn,
+    AliasNotFound {
+        alias_arn: String,
+    },
+    /// An alias where the operation takes only key ids and key ARNs.
+    AliasNotSupported,
+    Disabled {
+        arn: String,
+    },
+    PendingDeletion {
+        arn: String,
+    },
+    NotPendingDeletion {
+        arn: String,
+    },
+    InvalidKeyUsage {
+        arn: String,
+        usage: &'static str,
+        operation: &'static str,
+    },
+    AliasExists {
+        alias_arn: String,
+    },
+    AliasPrefix,
+    AliasReserved,
+    AliasInvalidCharacters {
+        name: String,
+    },
+    AliasTargetIsAlias,
+    /// UpdateAlias to a key of another type or usage.
+    AliasKeyTypeMismatch,
+    AliasesPerKeyLimit,
+    KeysPerRegionLimit {
+        limit: usize,
+    },
+    PendingWindow,
+    DataKeySize,
+    NumberOfBytesRequired,
+    CiphertextRequired,
+    InvalidCiphertext,
+    IncorrectKey,
+    DuplicateTagKeys,
+    TooManyTags,
+    ReservedTagKey,
+    MalformedPolicy {
+        message: Option<String>,
+    },
+    PolicyLockout,
+    PolicyTooLarge,
+    NoSuchPolicy,
+    InvalidMarker,
+    DryRun,
+    AccessDenied {
+        principal: String,
+        action: &'static str,
+        resource: String,
+        explicit: bool,
+    },
+    /// `KeySpec` and the deprecated `CustomerMasterKeySpec` disagree.
+    SpecConflict,
+    /// A key spec and usage AWS does not combine.
+    IncompatibleUsage {
+        spec: &'static str,
+        usage: &'static str,
+    },
+    /// An encryption algorithm the key does not support.
+    IncompatibleAlgorithm {
+        arn: String,
+        algorithm: &'static str,
+    },
+    /// A valid AWS request Keyhold does not implement (yet).
+    Unsupported {
+        what: String,
+    },
+    /// The store failed; the request may be retried.
+    Internal,
+}
+
+impl From<KmsError> for ApiError {
+    fn from(e: KmsError) -> Self {
+        use KmsError as E;
+        match e {
+            E::KeyNotFound { arn } => ApiError::new(
+                Code::NotFoundException,
+                format!("Key '{arn}' does not exist"),
+            ),
+            E::InvalidKeyId { value } => {
+                ApiError::new(Code::NotFoundException, format!("Invalid keyId '{value}'"))
+            }
+            E::ArnOfOtherRegion { region } => {
+                ApiError::new(Code::NotFoundException, format!("Invalid arn {region}"))
+            }
+            E::InvalidArn => ApiError::new(Code::InvalidArnException, "Invalid arn"),
+            E::AliasNotFound { alias_arn } => ApiError::new(
+                Code::NotFoundException,
+                format!("Alias {alias_arn} is not found."),
+            ),
+            E::AliasNotSupported => ApiError::new(
+                Code::InvalidArnException,
+                "Key Aliases are not supported for this operation.",
+            ),
+            E::Disabled { arn } => {
+                ApiError::new(Code::DisabledException, format!("{arn} is disabled."))
+            }
+            E::PendingDeletion { arn } => ApiError::new(
+                Code::KMSInvalidStateException,
+                format!("{arn} is pending deletion."),
+            ),
+            E::NotPendingDeletion { arn } => ApiError::new(
+                Code::KMSInvalidStateException,
+                format!("{arn} is not pending deletion."),
+            ),
+            E::InvalidKeyUsage {
+                arn,
+                usage,
+                operation,
+            } => ApiError::new(
+                Code::InvalidKeyUsageException,
+                format!("{arn} key usage is {usage} which is not valid for {operation}."),
+            ),
+            E::AliasExists { alias_arn } => ApiError::new(
+                Code::AlreadyExistsException,
+                format!("An alias with the name {alias_arn} already exists"),
+            ),
+            E::AliasPrefix => ApiError::validation(
+                "Alias must start with the prefix \"alias/\". Please see \
+                 https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html",
+            ),
+            E::AliasReserved => ApiError::bare(Unmodeled::NotAuthorized),
+            E::AliasInvalidCharacters { name } => {
+                ApiError::validation(format!("{name} contains invalid characters for an alias"))
+            }
+            E::AliasTargetIsAlias => {
+                ApiError::validation("Aliases must refer to keys. Not aliases")
+            }
+            E::AliasKeyTypeMismatch => ApiError::validation(
+                "The new target key must have the same key type and key usage as the current target key.",
+            ),
+            E::AliasesPerKeyLimit => ApiError::new(
+                Code::LimitExceededException,
+                "An alias limit was exceeded: a KMS key can have at most 50 aliases.",
+            ),
+            E::KeysPerRegionLimit { limit } => ApiError::new(
+                Code::LimitExceededException,
+                format!(
+                    "Key quota for this account in this region is {limit} but the current usage is {limit}."
+                ),
+            ),
+            E::PendingWindow => {
+                ApiError::validation("PendingWindowInDays must be between 7 and 30")
+            }
+            E::DataKeySize => {
+                ApiError::validation("Please specify either number of bytes or key spec.")
+            }
+            E::NumberOfBytesRequired => ApiError::validation("NumberOfBytes is required."),
+            E::CiphertextRequired => ApiError::validation(
+                "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy \
+                 constraint: Member must not be null",
+            ),
+            E::InvalidCiphertext => ApiError::bare(Code::InvalidCiphertextException),
+            E::IncorrectKey => ApiError::new(
+                Code::IncorrectKeyException,
+                "The key ID in the request does not identify a CMK that can perform this operation.",
+            ),
+            E::DuplicateTagKeys => ApiError::new(Code::TagException, "Duplicate tag keys"),
+            E::TooManyTags => ApiError::new(Code::TagException, "Too many tags"),
+            E::ReservedTagKey => {
+                ApiError::new(Code::TagException, "Tags beginning with aws: are reserved")
+            }
+            E::MalformedPolicy { message: Some(m) } => {
+                ApiError::new(Code::MalformedPolicyDocumentException, m)
+            }
+            E::MalformedPolicy { message: None } => {
+                ApiError::bare(Code::MalformedPolicyDocumentException)
+            }
+            E::PolicyLockout => ApiError::new(
+                Code::MalformedPolicyDocumentException,
+                "The new key policy will not allow you to update the key policy in the future.",
+            ),
+            E::PolicyTooLarge => ApiError::new(
+                Code::LimitExceededException,
+                "The key policy exceeds the maximum size of 32768 bytes.",
+            ),
+            E::NoSuchPolicy => ApiError::new(Code::NotFoundException, "No such policy exists"),
+            E::InvalidMarker => ApiError::new(Code::InvalidMarkerException, "Invalid marker"),
+            E::DryRun => ApiError::new(
+                Code::DryRunOperationException,
+                "The request would have succeeded, but the DryRun option is set.",
+            ),
+            E::AccessDenied {
+                principal,
+                action,
+                resource,
+                explicit,
+            } => {
+                let why = if explicit {
+                    "with an explicit deny in a resource-based policy".to_owned()
+                } else {
+                    format!("because no resource-based policy allows the {action} action")
+                };
+                ApiError::new(
+                    CommonError::AccessDenied,
+                    format!(
+                        "User: {principal} is not authorized to perform: {action} on resource: {resource} {why}"
+                    ),
+                )
+            }
+            E::SpecConflict => ApiError::validation(
+                "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. \
+                 CustomerMasterKeySpec parameter is deprecated. Use KeySpec parameter instead.",
+            ),
+            E::IncompatibleUsage { spec, usage } => {
+                ApiError::validation(format!("KeySpec {spec} is not valid for KeyUsage {usage}"))
+            }
+            E::IncompatibleAlgorithm { arn, algorithm } => ApiError::new(
+                Code::InvalidKeyUsageException,
+                format!("{arn} does not support the {algorithm} encryption algorithm."),
+            ),
+            E::Unsupported { what } => ApiError::new(
+                Code::UnsupportedOperationException,
+                format!("Keyhold does not support {what} yet."),
+            ),
+            E::Internal => ApiError::new(
+                Code::KMSInternalException,
+                "The request was rejected because an internal exception occurred. The request can be retried.",
+            ),
+        }
+    }
+}
+
+/// Codes AWS KMS answers with that its model does not list.
+#[derive(Clone, Copy)]
+enum Unmodeled {
+    /// Changing a reserved `alias/aws/` alias (as AWS answers it: no message).
+    NotAuthorized,
+}
+
+impl keyhold_proto::ErrorCode for Unmodeled {
+    fn code(self) -> &'static str {
+        match self {
+            Self::NotAuthorized => "NotAuthorizedException",
+        }
+    }
+    fn http_status(self) -> u16 {
+        400
+    }
+    fn sender_fault(self) -> bool {
+        true
+    }
+}
+
+impl From<keyhold_store::StoreError> for KmsError {
+    fn from(e: keyhold_store::StoreError) -> Self {
+        tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failure");
+        KmsError::Internal
+    }
+}

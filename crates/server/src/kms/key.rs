@@ -1,0 +1,208 @@
+//! A KMS key as the server holds it in memory: typed metadata, tags, and the unsealed
+//! backing keys of every material version.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keyhold_crypto::{KeyId, MaterialId, SymmetricKey};
+use keyhold_proto::Timestamp;
+use keyhold_proto::kms::{
+    EncryptionAlgorithmSpec, KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType,
+    OriginType,
+};
+use keyhold_store::{KeyRecord, Tag};
+
+use super::error::KmsError;
+
+/// The unsealed backing keys of one KMS key, by material id.
+pub struct Materials {
+    pub by_id: HashMap<MaterialId, SymmetricKey>,
+}
+
+/// One KMS key, immutable once built: a change builds a new `Key` (sharing [`Materials`]).
+pub struct Key {
+    pub record: KeyRecord,
+    pub id: KeyId,
+    pub state: KeyState,
+    pub usage: KeyUsageType,
+    pub spec: KeySpec,
+    pub manager: KeyManagerType,
+    pub origin: OriginType,
+    pub current_material: MaterialId,
+    pub tags: Vec<Tag>,
+    /// The parsed key policy; `None` if the stored text no longer parses, which denies
+    /// everything (fail closed) until a valid policy is put.
+    pub policy: Option<Arc<keyhold_policy::Policy>>,
+    pub materials: Arc<Materials>,
+}
+
+impl Key {
+    /// Builds the in-memory key from its stored parts; fails on rows this version cannot read.
+    pub fn from_parts(
+        record: KeyRecord,
+        tags: Vec<Tag>,
+        materials: Arc<Materials>,
+    ) -> Option<Self> {
+        let id = parse_key_uuid(&record.key_id)?;
+        let policy = match keyhold_policy::Policy::parse(
+            &record.policy,
+            keyhold_policy::PolicyKind::Resource,
+        ) {
+            Ok(policy) => Some(Arc::new(policy)),
+            Err(e) => {
+                tracing::error!(key = %record.arn, error = %e, "stored key policy does not parse; the key denies every request");
+                None
+            }
+        };
+        Some(Self {
+            policy,
+            id,
+            state: KeyState::parse(&record.state)?,
+            usage: KeyUsageType::parse(&record.key_usage)?,
+            spec: KeySpec::parse(&record.key_spec)?,
+            manager: KeyManagerType::parse(&record.key_manager)?,
+            origin: OriginType::parse(&record.origin)?,
+            current_material: MaterialId::from_hex(&record.current_material_id)?,
+            record,
+            tags,
+            materials,
+        })
+    }
+
+    /// The same key with a changed record (and possibly changed tags).
+    pub fn with_record(&self, record: KeyRecord, tags: Vec<Tag>) -> Option<Self> {
+        Self::from_parts(record, tags, self.materials.clone())
+    }
+
+    pub fn arn(&self) -> &str {
+        &self.record.arn
+    }
+
+    pub fn is_aws_managed(&self) -> bool {
+        self.manager == KeyManagerType::Aws
+    }
+
+    /// The state check of cryptographic operations.
+    pub fn check_usable(&self) -> Result<(), KmsError> {
+        match self.state {
+            KeyState::Enabled => Ok(()),
+            KeyState::Disabled => Err(KmsError::Disabled {
+                arn: self.record.arn.clone(),
+            }),
+            _ => Err(KmsError::PendingDeletion {
+                arn: self.record.arn.clone(),
+            }),
+        }
+    }
+
+    /// The state check of operations that change a key (tags, description, aliases).
+    pub fn check_not_pending_deletion(&self) -> Result<(), KmsError> {
+        if self.state == KeyState::PendingDeletion {
+            return Err(KmsError::PendingDeletion {
+                arn: self.record.arn.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The usage check of cryptographic operations.
+    pub fn check_encrypt_decrypt(&self, operation: &'static str) -> Result<(), KmsError> {
+        if self.usage != KeyUsageType::EncryptDecrypt || self.spec != KeySpec::SymmetricDefault {
+            return Err(KmsError::InvalidKeyUsage {
+                arn: self.record.arn.clone(),
+                usage: self.usage.as_str(),
+                operation,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn metadata(&self) -> KeyMetadata {
+        let r = &self.record;
+        KeyMetadata {
+            aws_account_id: Some(r.account.clone()),
+            key_id: r.key_id.clone(),
+            arn: Some(r.arn.clone()),
+            creation_date: Some(Timestamp::from_millis(r.creation_ms)),
+            enabled: Some(self.state == KeyState::Enabled),
+            description: Some(r.description.clone()),
+            key_usage: Some(self.usage),
+            key_state: Some(self.state),
+            deletion_date: r.deletion_ms.map(Timestamp::from_millis),
+            origin: Some(self.origin),
+            key_manager: Some(self.manager),
+            customer_master_key_spec: keyhold_proto::kms::CustomerMasterKeySpec::parse(
+                self.spec.as_str(),
+            ),
+            key_spec: Some(self.spec),
+            encryption_algorithms: Some(vec![EncryptionAlgorithmSpec::SymmetricDefault]),
+            multi_region: Some(false),
+            current_key_material_id: Some(r.current_material_id.clone()),
+            ..KeyMetadata::default()
+        }
+    }
+}
+
+/// Parses a key id in UUID form (`1234abcd-12ab-34cd-56ef-1234567890ab`, lowercase hex).
+pub fn parse_key_uuid(text: &str) -> Option<KeyId> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut nibbles = Vec::with_capacity(32);
+    for (i, &b) in bytes.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if b != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let v = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        nibbles.push(v);
+    }
+    for (i, pair) in nibbles.chunks(2).enumerate() {
+        if let ([hi, lo], Some(slot)) = (pair, out.get_mut(i)) {
+            *slot = (hi << 4) | lo;
+        }
+    }
+    Some(KeyId::from_bytes(out))
+}
+
+/// Formats key-id bytes as a UUID string.
+pub fn format_key_uuid(id: &KeyId) -> String {
+    let h = hex::encode(id.as_bytes());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_round_trip() {
+        let s = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        let id = parse_key_uuid(s).unwrap();
+        assert_eq!(format_key_uuid(&id), s);
+        for bad in [
+            "",
+            "1234ABCD-12ab-34cd-56ef-1234567890ab",
+            "1234abcd12ab34cd56ef1234567890ab",
+            "1234abcd-12ab-34cd-56ef-1234567890a",
+            "1234abcd-12ab-34cd-56ef_1234567890ab",
+        ] {
+            assert!(parse_key_uuid(bad).is_none(), "{bad}");
+        }
+    }
+}

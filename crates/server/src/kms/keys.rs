@@ -1,0 +1,235 @@
+//! Key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey,
+//! ScheduleKeyDeletion, CancelKeyDeletion, UpdateKeyDescription.
+
+use keyhold_proto::kms::*;
+
+use super::KmsService;
+use super::authz::Facts;
+use super::error::KmsError;
+use super::managed::default_key_policy;
+use super::pagination::List;
+use super::policies::validate_new_policy;
+use super::resolve::Aliases;
+use super::tags::{merge_tags, to_store_tags};
+use crate::context::RequestContext;
+
+/// The waiting period of `ScheduleKeyDeletion`: 7 to 30 days, 30 by default.
+const PENDING_WINDOW_DAYS: std::ops::RangeInclusive<i32> = 7..=30;
+const DEFAULT_PENDING_WINDOW_DAYS: i32 = 30;
+
+pub async fn create_key(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: CreateKeyRequest,
+) -> Result<CreateKeyResponse, KmsError> {
+    kms.authorize_account(ctx, "kms:CreateKey")?;
+    let spec = match (input.key_spec, input.customer_master_key_spec) {
+        (Some(spec), Some(cmk)) if spec.as_str() != cmk.as_str() => {
+            return Err(KmsError::SpecConflict);
+        }
+        (Some(spec), _) => spec,
+        (None, Some(cmk)) => KeySpec::parse(cmk.as_str()).ok_or(KmsError::SpecConflict)?,
+        (None, None) => KeySpec::SymmetricDefault,
+    };
+    let usage = input.key_usage.unwrap_or(KeyUsageType::EncryptDecrypt);
+    if spec != KeySpec::SymmetricDefault {
+        return Err(KmsError::Unsupported {
+            what: format!("KeySpec {spec}"),
+        });
+    }
+    if usage != KeyUsageType::EncryptDecrypt {
+        return Err(KmsError::IncompatibleUsage {
+            spec: spec.as_str(),
+            usage: usage.as_str(),
+        });
+    }
+    if let Some(origin) = input.origin.filter(|o| *o != OriginType::AwsKms) {
+        return Err(KmsError::Unsupported {
+            what: format!("Origin {origin}"),
+        });
+    }
+    if input.multi_region == Some(true) {
+        return Err(KmsError::Unsupported {
+            what: "multi-Region keys".into(),
+        });
+    }
+    if input.custom_key_store_id.is_some() || input.xks_key_id.is_some() {
+        return Err(KmsError::Unsupported {
+            what: "custom key stores".into(),
+        });
+    }
+    let tags = merge_tags(&[], input.tags.as_deref().unwrap_or_default())?;
+    let mut new = kms.new_symmetric_key(
+        &ctx.scope,
+        input.description.unwrap_or_default(),
+        default_key_policy(&ctx.scope),
+        KeyManagerType::Customer,
+    )?;
+    if let Some(text) = input.policy {
+        let bypass = input.bypass_policy_lockout_safety_check == Some(true);
+        validate_new_policy(ctx, &text, bypass, &new.record.arn)?;
+        new.record.policy = text;
+    }
+    let _guard = kms.writes.lock().await;
+    let key = kms.insert_key(new, to_store_tags(&tags), None).await?;
+    ctx.note_resource("AWS::KMS::Key", key.arn());
+    Ok(CreateKeyResponse {
+        key_metadata: Some(key.metadata()),
+    })
+}
+
+pub async fn describe_key(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: DescribeKeyRequest,
+) -> Result<DescribeKeyResponse, KmsError> {
+    let key = kms.resolve(ctx, &input.key_id, Aliases::Allowed).await?;
+    kms.authorize(ctx, &key, "kms:DescribeKey", &Facts::default())?;
+    Ok(DescribeKeyResponse {
+        key_metadata: Some(key.metadata()),
+    })
+}
+
+pub async fn list_keys(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: ListKeysRequest,
+) -> Result<ListKeysResponse, KmsError> {
+    kms.authorize_account(ctx, "kms:ListKeys")?;
+    let after = List::Keys.decode(input.marker.as_deref())?;
+    let size = List::Keys.page_size(input.limit);
+    let scope = &ctx.scope;
+    let mut records = kms
+        .store
+        .list_keys(&scope.account, &scope.region, after.as_deref(), size + 1)
+        .await?;
+    let truncated = records.len() > size;
+    records.truncate(size);
+    let next_marker = if truncated {
+        records.last().map(|r| List::Keys.encode(&r.key_id))
+    } else {
+        None
+    };
+    let keys = records
+        .into_iter()
+        .map(|r| KeyListEntry {
+            key_id: Some(r.key_id),
+            key_arn: Some(r.arn),
+        })
+        .collect();
+    Ok(ListKeysResponse {
+        keys: Some(keys),
+        next_marker,
+        truncated: Some(truncated),
+    })
+}
+
+pub async fn enable_key(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: EnableKeyRequest,
+) -> Result<(), KmsError> {
+    set_enabled(kms, ctx, &input.key_id, true).await
+}
+
+pub async fn disable_key(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: DisableKeyRequest,
+) -> Result<(), KmsError> {
+    set_enabled(kms, ctx, &input.key_id, false).await
+}
+
+async fn set_enabled(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    key_id: &str,
+    enabled: bool,
+) -> Result<(), KmsError> {
+    let action = if enabled {
+        "kms:EnableKey"
+    } else {
+        "kms:DisableKey"
+    };
+    let _guard = kms.writes.lock().await;
+    let key = kms.resolve(ctx, key_id, Aliases::NotAllowed).await?;
+    kms.authorize(ctx, &key, action, &Facts::default())?;
+    key.check_not_pending_deletion()?;
+    let state = if enabled {
+        KeyState::Enabled
+    } else {
+        KeyState::Disabled
+    };
+    if key.state == state {
+        return Ok(());
+    }
+    let mut record = key.record.clone();
+    record.state = state.as_str().to_owned();
+    kms.update_key(&key, record, None).await?;
+    Ok(())
+}
+
+pub async fn schedule_key_deletion(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: ScheduleKeyDeletionRequest,
+) -> Result<ScheduleKeyDeletionResponse, KmsError> {
+    let days = input
+        .pending_window_in_days
+        .unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
+    if !PENDING_WINDOW_DAYS.contains(&days) {
+        return Err(KmsError::PendingWindow);
+    }
+    let _guard = kms.writes.lock().await;
+    let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
+    kms.authorize(ctx, &key, "kms:ScheduleKeyDeletion", &Facts::default())?;
+    key.check_not_pending_deletion()?;
+    let deletion = kms.clock.now().plus_days(i64::from(days));
+    let mut record = key.record.clone();
+    record.state = KeyState::PendingDeletion.as_str().to_owned();
+    record.deletion_ms = Some(deletion.as_millis());
+    let key = kms.update_key(&key, record, None).await?;
+    Ok(ScheduleKeyDeletionResponse {
+        key_id: Some(key.arn().to_owned()),
+        deletion_date: Some(deletion),
+        key_state: Some(KeyState::PendingDeletion),
+        pending_window_in_days: Some(days),
+    })
+}
+
+pub async fn cancel_key_deletion(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: CancelKeyDeletionRequest,
+) -> Result<CancelKeyDeletionResponse, KmsError> {
+    let _guard = kms.writes.lock().await;
+    let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
+    kms.authorize(ctx, &key, "kms:CancelKeyDeletion", &Facts::default())?;
+    if key.state != KeyState::PendingDeletion {
+        return Err(KmsError::NotPendingDeletion {
+            arn: key.arn().to_owned(),
+        });
+    }
+    let mut record = key.record.clone();
+    record.state = KeyState::Disabled.as_str().to_owned();
+    record.deletion_ms = None;
+    let key = kms.update_key(&key, record, None).await?;
+    Ok(CancelKeyDeletionResponse {
+        key_id: Some(key.arn().to_owned()),
+    })
+}
+
+pub async fn update_key_description(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: UpdateKeyDescriptionRequest,
+) -> Result<(), KmsError> {
+    let _guard = kms.writes.lock().await;
+    let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
+    kms.authorize(ctx, &key, "kms:UpdateKeyDescription", &Facts::default())?;
+    key.check_not_pending_deletion()?;
+    let mut record = key.record.clone();
+    record.description = input.description;
+    kms.update_key(&key, record, None).await?;
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The KMS service: symmetric keys, aliases, tags, key policies, and the cryptographic
+//! operations.
+//!
+//! - [`KmsService`] implements the generated [`KmsApi`] trait; each operation family lives in
+//!   its own file (`keys`, `crypto_ops`, `aliases`, `tags`, `policies`) as a function taking
+//!   the service, the request context and the validated input.
+//! - Keys are cached in memory with their unsealed backing keys ([`key::Key`]), so the
+//!   cryptographic operations read nothing from the store in steady state. Changes go to
+//!   the store first (durably) and then replace the cached key; they are serialized by one
+//!   write lock, since they are rare and each costs an fsync anyway.
+//! - Every operation makes exactly one authorization decision through [`authz`].
+
+mod aliases;
+mod authz;
+mod crypto_ops;
+pub mod error;
+pub mod key;
+mod keys;
+mod managed;
+mod pagination;
+mod policies;
+mod resolve;
+mod tags;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use keyhold_crypto::MaterialId;
+use keyhold_crypto::seal::DomainKey;
+use keyhold_proto::ApiError;
+use keyhold_proto::kms::*;
+use keyhold_store::{KeyRecord, Store, Tag};
+
+use crate::clock::Clock;
+use crate::context::RequestContext;
+use error::KmsError;
+use key::{Key, Materials};
+
+/// The KMS service of one Keyhold server.
+pub struct KmsService {
+    store: Arc<dyn Store>,
+    domain: Arc<DomainKey>,
+    clock: Clock,
+    keys: RwLock<HashMap<String, Arc<Key>>>,
+    aliases: RwLock<HashMap<AliasId, String>>,
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// An alias's identity: account, region, name (`alias/...`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct AliasId {
+    account: String,
+    region: String,
+    name: String,
+}
+
+impl KmsService {
+    pub fn new(store: Arc<dyn Store>, domain: Arc<DomainKey>, clock: Clock) -> Self {
+        Self {
+            store,
+            domain,
+            clock,
+            keys: RwLock::default(),
+            aliases: RwLock::default(),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The key with this id, from the cache or (once) from the store.
+    async fn load(&self, key_id: &str) -> Result<Option<Arc<Key>>, KmsError> {
+        if let Some(key) = self.cached(key_id) {
+            return Ok(Some(key));
+        }
+        let Some(record) = self.store.get_key(key_id).await? else {
+            return Ok(None);
+        };
+        let tags = self.store.list_tags(key_id).await?;
+        let mut by_id = HashMap::new();
+        for m in self.store.materials(key_id).await? {
+            let id = MaterialId::from_hex(&m.material_id)
+                .ok_or_else(|| corrupt("material id", key_id))?;
+            let material = self
+                .domain
+                .unseal_material(&m.sealed, &record.arn, &id)
+                .map_err(|_| corrupt("sealed material", key_id))?;
+            by_id.insert(id, material);
+        }
+        let key = Key::from_parts(record, tags, Arc::new(Materials { by_id }))
+            .ok_or_else(|| corrupt("key record", key_id))?;
+        let key = Arc::new(key);
+        self.cache_put(key.clone());
+        Ok(Some(key))
+    }
+
+    fn cached(&self, key_id: &str) -> Option<Arc<Key>> {
+        self.keys.read().ok()?.get(key_id).cloned()
+    }
+
+    fn cache_put(&self, key: Arc<Key>) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(key.record.key_id.clone(), key);
+        }
+    }
+
+    fn cache_remove(&self, key_id: &str) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.remove(key_id);
+        }
+        if let Ok(mut aliases) = self.aliases.write() {
+            aliases.retain(|_, target| target != key_id);
+        }
+    }
+
+    fn alias_cached(&self, id: &AliasId) -> Option<String> {
+        self.aliases.read().ok()?.get(id).cloned()
+    }
+
+    fn alias_cache_put(&self, id: AliasId, key_id: String) {
+        if let Ok(mut aliases) = self.aliases.write() {
+            aliases.insert(id, key_id);
+        }
+    }
+
+    fn alias_cache_remove(&self, id: &AliasId) {
+        if let Ok(mut aliases) = self.aliases.write() {
+            aliases.remove(id);
+        }
+    }
+
+    /// Applies `change` to a key's record and tags, durably, and caches the result.
+    /// Callers hold the write lock.
+    async fn update_key(
+        &self,
+        key: &Key,
+        record: KeyRecord,
+        tags: Option<Vec<Tag>>,
+    ) -> Result<Arc<Key>, KmsError> {
+        self.store.update_key(&record).await?;
+        let tags = tags.unwrap_or_else(|| key.tags.clone());
+        let updated = key.with_record(record, tags).ok_or(KmsError::Internal)?;
+        let updated = Arc::new(updated);
+        self.cache_put(updated.clone());
+        Ok(updated)
+    }
+
+    /// Carries out the scheduled deletions that are due. Returns how many keys it deleted.
+    pub async fn sweep_deletions(&self) -> Result<usize, KmsError> {
+        let now = self.clock.now().as_millis();
+        let due = self.store.keys_due_for_deletion(now).await?;
+        let _guard = self.writes.lock().await;
+        for key_id in &due {
+            self.store.delete_key(key_id).await?;
+            self.cache_remove(key_id);
+            tracing::info!(key_id, "deleted KMS key at the end of its waiting period");
+        }
+        Ok(due.len())
+    }
+}
+
+fn corrupt(what: &str, key_id: &str) -> KmsError {
+    tracing::error!(key_id, what, "stored KMS key cannot be read");
+    KmsError::Internal
+}
+
+macro_rules! delegate {
+    ($($method:ident($input:ty) -> $output:ty => $path:path;)*) => {
+        #[async_trait::async_trait]
+        impl KmsApi for KmsService {
+            type Context = RequestContext;
+            $(
+                async fn $method(&self, ctx: &RequestContext, input: $input) -> Result<$output, ApiError> {
+                    Ok($path(self, ctx, input).await?)
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    create_key(CreateKeyRequest) -> CreateKeyResponse => keys::create_key;
+    describe_key(DescribeKeyRequest) -> DescribeKeyResponse => keys::describe_key;
+    list_keys(ListKeysRequest) -> ListKeysResponse => keys::list_keys;
+    enable_key(EnableKeyRequest) -> () => keys::enable_key;
+    disable_key(DisableKeyRequest) -> () => keys::disable_key;
+    schedule_key_deletion(ScheduleKeyDeletionRequest) -> ScheduleKeyDeletionResponse => keys::schedule_key_deletion;
+    cancel_key_deletion(CancelKeyDeletionRequest) -> CancelKeyDeletionResponse => keys::cancel_key_deletion;
+    update_key_description(UpdateKeyDescriptionRequest) -> () => keys::update_key_description;
+    create_alias(CreateAliasRequest) -> () => aliases::create_alias;
+    update_alias(UpdateAliasRequest) -> () => aliases::update_alias;
+    delete_alias(DeleteAliasRequest) -> () => aliases::delete_alias;
+    list_aliases(ListAliasesRequest) -> ListAliasesResponse => aliases::list_aliases;
+    encrypt(EncryptRequest) -> EncryptResponse => crypto_ops::encrypt;
+    decrypt(DecryptRequest) -> DecryptResponse => crypto_ops::decrypt;
+    re_encrypt(ReEncryptRequest) -> ReEncryptResponse => crypto_ops::re_encrypt;
+    generate_data_key(GenerateDataKeyRequest) -> GenerateDataKeyResponse => crypto_ops::generate_data_key;
+    generate_data_key_without_plaintext(GenerateDataKeyWithoutPlaintextRequest) -> GenerateDataKeyWithoutPlaintextResponse => crypto_ops::generate_data_key_without_plaintext;
+    generate_random(GenerateRandomRequest) -> GenerateRandomResponse => crypto_ops::generate_random;
+    tag_resource(TagResourceRequest) -> () => tags::tag_resource;
+    untag_resource(UntagResourceRequest) -> () => tags::untag_resource;
+    list_resource_tags(ListResourceTagsRequest) -> ListResourceTagsResponse => tags::list_resource_tags;
+    get_key_policy(GetKeyPolicyRequest) -> GetKeyPolicyResponse => policies::get_key_policy;
+    put_key_policy(PutKeyPolicyRequest) -> () => policies::put_key_policy;
+    list_key_policies(ListKeyPoliciesRequest) -> ListKeyPoliciesResponse => policies::list_key_policies;
+}
+
+/// The operations this service implements (the rest answer "unsupported").
+pub const SUPPORTED: &[KmsOperation] = &[
+    KmsOperation::CreateKey,
+    KmsOperation::DescribeKey,
+    KmsOperation::ListKeys,
+    KmsOperation::EnableKey,
+    KmsOperation::DisableKey,
+    KmsOperation::ScheduleKeyDeletion,
+    KmsOperation::CancelKeyDeletion,
+    KmsOperation::UpdateKeyDescription,
+    KmsOperation::CreateAlias,
+    KmsOperation::UpdateAlias,
+    KmsOperation::DeleteAlias,
+    KmsOperation::ListAliases,
+    KmsOperation::Encrypt,
+    KmsOperation::Decrypt,
+    KmsOperation::ReEncrypt,
+    KmsOperation::GenerateDataKey,
+    KmsOperation::GenerateDataKeyWithoutPlaintext,
+    KmsOperation::GenerateRandom,
+    KmsOperation::TagResource,
+    KmsOperation::UntagResource,
+    KmsOperation::ListResourceTags,
+    KmsOperation::GetKeyPolicy,
+    KmsOperation::PutKeyPolicy,
+    KmsOperation::ListKeyPolicies,
+];

@@ -1,0 +1,130 @@
+//! `Limit` / `Marker` / `NextMarker` / `Truncated`, as KMS pages its lists.
+//!
+//! A marker is opaque to clients: base64 of a tag naming the list plus the sort key of the
+//! last item returned. A marker that does not decode for this list is
+//! `InvalidMarkerException`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::error::KmsError;
+
+/// The lists KMS pages, each with its own marker tag and default page size.
+#[derive(Clone, Copy)]
+pub enum List {
+    Keys,
+    Aliases,
+    Tags,
+    Policies,
+}
+
+impl List {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Keys => "k",
+            Self::Aliases => "a",
+            Self::Tags => "t",
+            Self::Policies => "p",
+        }
+    }
+
+    /// AWS's default and largest page size for this list (docs/reference §6).
+    fn limits(self) -> (usize, usize) {
+        match self {
+            Self::Keys | Self::Policies => (100, 1000),
+            Self::Aliases => (50, 100),
+            Self::Tags => (50, 50),
+        }
+    }
+
+    pub fn page_size(self, limit: Option<i32>) -> usize {
+        let (default, max) = self.limits();
+        limit
+            .and_then(|l| usize::try_from(l).ok())
+            .map_or(default, |l| l.clamp(1, max))
+    }
+
+    pub fn encode(self, last: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{last}", self.tag()))
+    }
+
+    pub fn decode(self, marker: Option<&str>) -> Result<Option<String>, KmsError> {
+        let Some(marker) = marker else {
+            return Ok(None);
+        };
+        let bytes = URL_SAFE_NO_PAD
+            .decode(marker)
+            .map_err(|_| KmsError::InvalidMarker)?;
+        let text = String::from_utf8(bytes).map_err(|_| KmsError::InvalidMarker)?;
+        let (tag, last) = text.split_once(':').ok_or(KmsError::InvalidMarker)?;
+        if tag != self.tag() {
+            return Err(KmsError::InvalidMarker);
+        }
+        Ok(Some(last.to_owned()))
+    }
+}
+
+/// One page of `items` (sorted by `sort_key`) after `after`.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_marker: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn truncated(&self) -> bool {
+        self.next_marker.is_some()
+    }
+}
+
+/// Pages an already sorted, complete list.
+pub fn page<T>(
+    list: List,
+    items: Vec<T>,
+    sort_key: impl Fn(&T) -> &str,
+    marker: Option<&str>,
+    limit: Option<i32>,
+) -> Result<Page<T>, KmsError> {
+    let after = list.decode(marker)?;
+    let size = list.page_size(limit);
+    let mut rest: Vec<T> = items
+        .into_iter()
+        .filter(|item| after.as_deref().is_none_or(|a| sort_key(item) > a))
+        .collect();
+    let next_marker = (rest.len() > size).then(|| {
+        rest.truncate(size);
+        rest.last().map(|last| list.encode(sort_key(last)))
+    });
+    Ok(Page {
+        items: rest,
+        next_marker: next_marker.flatten(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_and_markers() {
+        let items: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+        let p = page(List::Aliases, items.clone(), |s| s, None, Some(2)).unwrap();
+        assert_eq!(p.items, ["a0", "a1"]);
+        let next = p.next_marker.unwrap();
+        let p = page(List::Aliases, items.clone(), |s| s, Some(&next), Some(2)).unwrap();
+        assert_eq!(p.items, ["a2", "a3"]);
+        let p = page(
+            List::Aliases,
+            items.clone(),
+            |s| s,
+            p.next_marker.as_deref(),
+            Some(2),
+        )
+        .unwrap();
+        assert_eq!(p.items, ["a4"]);
+        assert!(!p.truncated());
+        assert_eq!(
+            page(List::Keys, items, |s| s, Some(&next), None).err(),
+            Some(KmsError::InvalidMarker)
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! From a `KeyId` parameter (key id, key ARN, alias name, alias ARN) to a key.
+
+use std::sync::Arc;
+
+use super::error::KmsError;
+use super::key::{Key, parse_key_uuid};
+use super::{AliasId, KmsService};
+use crate::arn::{Arn, Scope};
+use crate::context::RequestContext;
+
+/// Whether an operation accepts aliases in its `KeyId`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Aliases {
+    Allowed,
+    NotAllowed,
+}
+
+/// What a `KeyId` parameter names, before lookup.
+enum KeyRef {
+    Key {
+        scope: Scope,
+        key_id: String,
+        arn_given: bool,
+    },
+    Alias {
+        scope: Scope,
+        name: String,
+    },
+}
+
+impl KmsService {
+    /// Resolves `ident` for the caller of `ctx`. Aliases of AWS-managed keys that do not
+    /// exist yet are created on first use, as AWS does.
+    pub(super) async fn resolve(
+        &self,
+        ctx: &RequestContext,
+        ident: &str,
+        aliases: Aliases,
+    ) -> Result<Arc<Key>, KmsError> {
+        match parse_ref(ctx, ident)? {
+            KeyRef::Key {
+                scope,
+                key_id,
+                arn_given,
+            } => {
+                let missing = || KmsError::KeyNotFound {
+                    arn: scope.arn("kms", format_args!("key/{key_id}")),
+                };
+                if !arn_given && parse_key_uuid(&key_id).is_none() {
+                    return Err(KmsError::InvalidKeyId {
+                        value: ident.to_owned(),
+                    });
+                }
+                let key = self.load(&key_id).await?.ok_or_else(missing)?;
+                if key.record.account != scope.account || key.record.region != scope.region {
+                    return Err(missing());
+                }
+                Ok(key)
+            }
+            KeyRef::Alias { scope, name } => {
+                if aliases == Aliases::NotAllowed {
+                    return Err(KmsError::AliasNotSupported);
+                }
+                self.resolve_alias(ctx, scope, name).await
+            }
+        }
+    }
+
+    async fn resolve_alias(
+        &self,
+        ctx: &RequestContext,
+        scope: Scope,
+        name: String,
+    ) -> Result<Arc<Key>, KmsError> {
+        let alias_arn = scope.arn("kms", &name);
+        let id = AliasId {
+            account: scope.account.clone(),
+            region: scope.region.clone(),
+            name,
+        };
+        let target = match self.alias_cached(&id) {
+            Some(target) => Some(target),
+            None => {
+                let record = self
+                    .store
+                    .get_alias(&id.account, &id.region, &id.name)
+                    .await?;
+                record.map(|r| {
+                    self.alias_cache_put(id.clone(), r.target_key_id.clone());
+                    r.target_key_id
+                })
+            }
+        };
+        let target = match target {
+            Some(t) => t,
+            None if scope.account == ctx.scope.account => {
+                match super::managed::ManagedKey::for_alias(&id.name) {
+                    Some(managed) => return self.create_managed_key(&scope, managed).await,
+                    None => return Err(KmsError::AliasNotFound { alias_arn }),
+                }
+            }
+            None => return Err(KmsError::AliasNotFound { alias_arn }),
+        };
+        self.load(&target)
+            .await?
+            .ok_or(KmsError::AliasNotFound { alias_arn })
+    }
+}
+
+fn parse_ref(ctx: &RequestContext, ident: &str) -> Result<KeyRef, KmsError> {
+    if ident.starts_with("alias/") {
+        return Ok(KeyRef::Alias {
+            scope: ctx.scope.clone(),
+            name: ident.to_owned(),
+        });
+    }
+    if !ident.starts_with("arn:") {
+        return Ok(KeyRef::Key {
+            scope: ctx.scope.clone(),
+            key_id: ident.to_owned(),
+            arn_given: false,
+        });
+    }
+    let arn = Arn::parse(ident).ok_or(KmsError::InvalidArn)?;
+    if arn.service != "kms" || arn.account.is_empty() || arn.region.is_empty() {
+        return Err(KmsError::InvalidArn);
+    }
+    if arn.region != ctx.scope.region {
+        return Err(KmsError::ArnOfOtherRegion {
+            region: arn.region.to_owned(),
+        });
+    }
+    let scope = Scope::new(arn.account, arn.region);
+    if scope.partition != arn.partition {
+        return Err(KmsError::InvalidArn);
+    }
+    if let Some(key_id) = arn.resource.strip_prefix("key/") {
+        if parse_key_uuid(key_id).is_none() {
+            return Err(KmsError::InvalidArn);
+        }
+        return Ok(KeyRef::Key {
+            scope,
+            key_id: key_id.to_owned(),
+            arn_given: true,
+        });
+    }
+    if arn.resource.starts_with("alias/") {
+        return Ok(KeyRef::Alias {
+            scope,
+            name: arn.resource.to_owned(),
+        });
+    }
+    Err(KmsError::InvalidArn)
+}

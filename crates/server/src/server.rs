@@ -1,0 +1,113 @@
+//! A Keyhold server's lifecycle: open the data directory and the seal, bind, serve until
+//! shutdown, and stop the background tasks with it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use keyhold_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::audit::LogAuditor;
+use crate::auth::Authenticator;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::kms::KmsService;
+
+/// A bound, ready server; [`Server::serve`] runs it.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    clock: Clock,
+    sweep_interval: Duration,
+}
+
+impl Server {
+    /// Opens the data directory (database, seal) and binds the listener.
+    pub async fn bind(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+        let db = config.database_path();
+        let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let domain = crate::seal::open(&config, store.as_ref()).await?;
+        let clock = Clock::default();
+        let kms = Arc::new(KmsService::new(
+            store.clone(),
+            Arc::new(domain),
+            clock.clone(),
+        ));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let state = Arc::new(AppState {
+            mode: config.mode,
+            max_body_bytes: config.max_body_bytes,
+            auth: Authenticator::new(&config),
+            kms,
+            audit: Arc::new(LogAuditor),
+        });
+        Ok(Self {
+            listener,
+            state,
+            clock,
+            sweep_interval: config.deletion_sweep_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's clock (tests move it forward).
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and stops the
+    /// background tasks.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let sweeper = tokio::spawn(sweep_deletions(
+            self.state.kms.clone(),
+            self.sweep_interval,
+            stop_rx,
+        ));
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = sweeper.await;
+        served.context("serving HTTP")
+    }
+}
+
+/// Deletes keys whose deletion date has passed, every `interval`, until told to stop.
+async fn sweep_deletions(
+    kms: Arc<KmsService>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(e) = kms.sweep_deletions().await {
+                    tracing::warn!(error = ?e, "scheduled key deletion failed; will retry");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
