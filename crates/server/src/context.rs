@@ -59,6 +59,9 @@ pub struct RequestContext {
     pub scope: Scope,
     pub source_ip: IpAddr,
     pub user_agent: String,
+    /// Set when another Keyhold service calls on the caller's behalf: the calling service's
+    /// endpoint name (`secretsmanager.us-east-1.amazonaws.com`), KMS's `kms:ViaService`.
+    pub via_service: Option<String>,
     notes: Mutex<AuditNotes>,
 }
 
@@ -85,6 +88,22 @@ impl RequestContext {
             scope,
             source_ip,
             user_agent,
+            via_service: None,
+            notes: Mutex::default(),
+        }
+    }
+
+    /// The context of a call another service (`secretsmanager`, `ssm`) makes on this
+    /// caller's behalf: same caller and region, its own request id, `via_service` set.
+    pub fn on_behalf(&self, operation: Operation, service: &str) -> Self {
+        Self {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            operation,
+            caller: self.caller.clone(),
+            scope: self.scope.clone(),
+            source_ip: self.source_ip,
+            user_agent: format!("{service}.amazonaws.com"),
+            via_service: Some(format!("{service}.{}.amazonaws.com", self.scope.region)),
             notes: Mutex::default(),
         }
     }

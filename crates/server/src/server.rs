@@ -11,7 +11,7 @@ use keyhold_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::audit::LogAuditor;
+use crate::audit::{Auditor, LogAuditor};
 use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -38,10 +38,12 @@ impl Server {
         let store: Arc<dyn Store> = Arc::new(store);
         let domain = crate::seal::open(&config, store.as_ref()).await?;
         let clock = Clock::default();
+        let audit: Arc<dyn Auditor> = Arc::new(LogAuditor);
         let kms = Arc::new(KmsService::new(
             store.clone(),
             Arc::new(domain),
             clock.clone(),
+            audit.clone(),
         ));
         let listener = TcpListener::bind(config.listen)
             .await
@@ -51,7 +53,7 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
             auth: Authenticator::new(&config),
             kms,
-            audit: Arc::new(LogAuditor),
+            audit,
         });
         Ok(Self {
             listener,

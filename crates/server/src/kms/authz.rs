@@ -87,6 +87,9 @@ fn condition_context(
 ) -> keyhold_policy::Context {
     let mut c = keyhold_policy::Context::default();
     c.set("kms:CallerAccount", ctx.caller.account.clone());
+    if let Some(via) = &ctx.via_service {
+        c.set("kms:ViaService", via.clone());
+    }
     c.set("aws:PrincipalArn", ctx.caller.arn.clone());
     c.set("aws:PrincipalAccount", ctx.caller.account.clone());
     c.set("aws:SourceIp", ctx.source_ip.to_string());

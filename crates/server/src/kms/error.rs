@@ -6,7 +6,7 @@
 use keyhold_proto::kms::KmsErrorCode as Code;
 use keyhold_proto::{ApiError, CommonError};
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KmsError {
     /// A well-formed key id or key ARN that names no key.
     KeyNotFound {

@@ -20,6 +20,7 @@ mod managed;
 mod pagination;
 mod policies;
 mod resolve;
+mod service_calls;
 mod tags;
 
 use std::collections::HashMap;
@@ -31,6 +32,9 @@ use keyhold_proto::ApiError;
 use keyhold_proto::kms::*;
 use keyhold_store::{KeyRecord, Store, Tag};
 
+pub use service_calls::{DataKey, Decrypted};
+
+use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::context::RequestContext;
 use error::KmsError;
@@ -41,6 +45,7 @@ pub struct KmsService {
     store: Arc<dyn Store>,
     domain: Arc<DomainKey>,
     clock: Clock,
+    audit: Arc<dyn Auditor>,
     keys: RwLock<HashMap<String, Arc<Key>>>,
     aliases: RwLock<HashMap<AliasId, String>>,
     writes: tokio::sync::Mutex<()>,
@@ -55,11 +60,17 @@ struct AliasId {
 }
 
 impl KmsService {
-    pub fn new(store: Arc<dyn Store>, domain: Arc<DomainKey>, clock: Clock) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        domain: Arc<DomainKey>,
+        clock: Clock,
+        audit: Arc<dyn Auditor>,
+    ) -> Self {
         Self {
             store,
             domain,
             clock,
+            audit,
             keys: RwLock::default(),
             aliases: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
