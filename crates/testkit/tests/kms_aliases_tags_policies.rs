@@ -550,3 +550,55 @@ async fn policy_checks() {
         .unwrap_err();
     assert_eq!(e.code(), Some("LimitExceededException"));
 }
+
+#[tokio::test]
+async fn policy_conditions_on_the_encryption_context() {
+    let server = TestServer::start().await;
+    let owner = server.kms_for("111111111111", "us-east-1");
+    let partner = server.kms_for("222222222222", "us-east-1");
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},"Action":"kms:*","Resource":"*"},
+        {"Effect":"Allow","Principal":{"AWS":"222222222222"},"Action":"kms:Decrypt","Resource":"*",
+         "Condition":{"StringEquals":{"kms:EncryptionContext:Tenant":"a","kms:CallerAccount":"222222222222"}}}]}"#;
+    let key = owner
+        .create_key()
+        .policy(policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let seal = |tenant: &'static str| {
+        let owner = owner.clone();
+        let id = key.key_id().to_owned();
+        async move {
+            owner
+                .encrypt()
+                .key_id(id)
+                .plaintext(Blob::new(tenant.as_bytes().to_vec()))
+                .encryption_context("tenant", tenant)
+                .send()
+                .await
+                .unwrap()
+                .ciphertext_blob
+                .unwrap()
+        }
+    };
+    let (a, b) = (seal("a").await, seal("b").await);
+    let ok = partner
+        .decrypt()
+        .ciphertext_blob(a)
+        .encryption_context("tenant", "a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.plaintext().unwrap().as_ref(), b"a");
+    let e = partner
+        .decrypt()
+        .ciphertext_blob(b)
+        .encryption_context("tenant", "b")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+}

@@ -8,7 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use keyhold_policy::{Evaluation, PrincipalMatch};
+use std::borrow::Cow;
+
+use keyhold_policy::{ConditionContext, Evaluation, PrincipalMatch};
+use keyhold_proto::Timestamp;
 
 use super::KmsService;
 use super::error::KmsError;
@@ -31,7 +34,7 @@ impl KmsService {
         facts: &Facts<'_>,
     ) -> Result<(), KmsError> {
         ctx.note_resource("AWS::KMS::Key", key.arn());
-        let context = condition_context(ctx, key, facts);
+        let context = Conditions { ctx, key, facts };
         let principal = ctx.caller.policy_principal();
         let request = keyhold_policy::Request {
             principal: &principal,
@@ -80,35 +83,51 @@ impl KmsService {
     }
 }
 
-fn condition_context(
-    ctx: &RequestContext,
-    key: &Key,
-    facts: &Facts<'_>,
-) -> keyhold_policy::Context {
-    let mut c = keyhold_policy::Context::default();
-    c.set("kms:CallerAccount", ctx.caller.account.clone());
-    if let Some(via) = &ctx.via_service {
-        c.set("kms:ViaService", via.clone());
-    }
-    c.set("aws:PrincipalArn", ctx.caller.arn.clone());
-    c.set("aws:PrincipalAccount", ctx.caller.account.clone());
-    c.set("aws:SourceIp", ctx.source_ip.to_string());
-    c.set(
-        "aws:CurrentTime",
-        keyhold_proto::Timestamp::now().to_iso8601_seconds(),
-    );
-    c.set("aws:SecureTransport", "false".to_owned());
-    c.set("kms:KeySpec", key.spec.as_str().to_owned());
-    c.set("kms:KeyUsage", key.usage.as_str().to_owned());
-    c.set("kms:KeyOrigin", key.origin.as_str().to_owned());
-    for tag in &key.tags {
-        c.set(&format!("aws:ResourceTag/{}", tag.key), tag.value.clone());
-    }
-    if let Some(ec) = facts.encryption_context {
-        c.set_values("kms:EncryptionContextKeys", ec.keys().cloned());
-        for (k, v) in ec {
-            c.add(&format!("kms:EncryptionContext:{k}"), v.clone());
+/// The condition keys of a KMS request, computed only when a policy asks for one (most
+/// policies ask for none, so the hot path builds nothing).
+struct Conditions<'a> {
+    ctx: &'a RequestContext,
+    key: &'a Key,
+    facts: &'a Facts<'a>,
+}
+
+impl ConditionContext for Conditions<'_> {
+    fn values(&self, name: &str) -> Option<Cow<'_, [String]>> {
+        let one = |value: String| Some(Cow::Owned(vec![value]));
+        let (ctx, key) = (self.ctx, self.key);
+        match name {
+            "kms:calleraccount" | "aws:principalaccount" => one(ctx.caller.account.clone()),
+            "aws:principalarn" => one(ctx.caller.arn.clone()),
+            "kms:viaservice" => ctx.via_service.clone().and_then(one),
+            "aws:sourceip" => one(ctx.source_ip.to_string()),
+            "aws:currenttime" => one(Timestamp::now().to_iso8601_seconds()),
+            "aws:epochtime" => one(Timestamp::now().as_secs().to_string()),
+            "aws:securetransport" => one("false".to_owned()),
+            "kms:keyspec" => one(key.spec.as_str().to_owned()),
+            "kms:keyusage" => one(key.usage.as_str().to_owned()),
+            "kms:keyorigin" => one(key.origin.as_str().to_owned()),
+            "kms:encryptioncontextkeys" => {
+                let ec = self.facts.encryption_context?;
+                Some(Cow::Owned(ec.keys().cloned().collect()))
+            }
+            _ => {
+                if let Some(tag) = name.strip_prefix("aws:resourcetag/") {
+                    let value = key.tags.iter().find(|t| t.key.to_lowercase() == tag)?;
+                    return one(value.value.clone());
+                }
+                if let Some(entry) = name.strip_prefix("kms:encryptioncontext:") {
+                    // Condition keys are case-insensitive, so entries whose keys differ only
+                    // in case land in the same condition key, as on AWS.
+                    let ec = self.facts.encryption_context?;
+                    let values: Vec<String> = ec
+                        .iter()
+                        .filter(|(k, _)| k.to_lowercase() == entry)
+                        .map(|(_, v)| v.clone())
+                        .collect();
+                    return (!values.is_empty()).then_some(Cow::Owned(values));
+                }
+                None
+            }
         }
     }
-    c
 }
