@@ -249,6 +249,7 @@ impl<'m> Service<'m> {
         self.gen_operations(&mut out)?;
         self.gen_trait(&mut out)?;
         self.gen_dispatch(&mut out)?;
+        self.gen_audit_shapes(&mut out)?;
         Ok(out)
     }
 
@@ -939,6 +940,84 @@ impl<'m> Service<'m> {
             .map(|o| pascal(&o.shape))
             .unwrap_or_else(|| "()".into());
         (input, output)
+    }
+
+    /// The structures of the model as the audit trail records them: every structure reachable
+    /// from an operation, its members in order, sensitive ones marked.
+    fn gen_audit_shapes(&self, out: &mut String) -> anyhow::Result<()> {
+        let structs: Vec<&String> = self
+            .model
+            .shapes
+            .iter()
+            .filter(|(n, s)| {
+                s.kind == "structure"
+                    && !s.exception
+                    && (self.input_shapes.contains(*n) || self.output_shapes.contains(*n))
+            })
+            .map(|(n, _)| n)
+            .collect();
+        let index = |name: &str| structs.iter().position(|s| *s == name);
+        writeln!(out, "/// The structures of the model as the audit trail records them (CloudTrail's")?;
+        writeln!(out, "/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive")?;
+        writeln!(out, "/// members left out.")?;
+        writeln!(out, "pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[")?;
+        for name in &structs {
+            let shape = self.shape(name)?;
+            let mut members = Vec::new();
+            for (member, r) in &shape.members {
+                let field = self.audit_field(&r.shape, &index)?;
+                members.push(format!("({member:?}, {field})"));
+            }
+            writeln!(
+                out,
+                "    crate::runtime::audit::Shape {{ name: {name:?}, members: &[{}] }},",
+                members.join(", ")
+            )?;
+        }
+        writeln!(out, "];
+")?;
+        let prefix = self.prefix;
+        writeln!(out, "impl {prefix}Operation {{")?;
+        for (which, pick) in [("input", true), ("output", false)] {
+            writeln!(out, "    /// The index in [`AUDIT_SHAPES`] of the operation's {which} structure.")?;
+            writeln!(out, "    pub fn audit_{which}(self) -> Option<usize> {{ match self {{")?;
+            for (name, op) in &self.model.operations {
+                let shape = if pick {
+                    op.input.as_ref().map(|i| i.shape.clone())
+                } else {
+                    op.output.as_ref().map(|o| o.shape.clone())
+                };
+                let idx = shape.and_then(|s| index(&s));
+                writeln!(out, "        Self::{name} => {idx:?},")?;
+            }
+            writeln!(out, "    }} }}")?;
+        }
+        writeln!(out, "}}
+")?;
+        Ok(())
+    }
+
+    fn audit_field(&self, shape_name: &str, index: &dyn Fn(&str) -> Option<usize>) -> anyhow::Result<String> {
+        use crate::model::Shape as _S;
+        let shape: &_S = self.shape(shape_name)?;
+        if shape.sensitive {
+            return Ok("crate::runtime::audit::Field::Sensitive".into());
+        }
+        Ok(match shape.kind.as_str() {
+            "structure" => match index(shape_name) {
+                Some(i) => format!("crate::runtime::audit::Field::Struct({i})"),
+                None => "crate::runtime::audit::Field::Plain".into(),
+            },
+            "list" => {
+                let member = &shape.member.as_ref().context("list member")?.shape;
+                format!("crate::runtime::audit::Field::List(&{})", self.audit_field(member, index)?)
+            }
+            "map" => {
+                let value = &shape.value.as_ref().context("map value")?.shape;
+                format!("crate::runtime::audit::Field::Map(&{})", self.audit_field(value, index)?)
+            }
+            _ => "crate::runtime::audit::Field::Plain".into(),
+        })
     }
 
     fn gen_trait(&self, out: &mut String) -> anyhow::Result<()> {

@@ -511,3 +511,79 @@ pub async fn dispatch<S: CloudTrailApi + ?Sized>(
         }
     }
 }
+
+/// The structures of the model as the audit trail records them (CloudTrail's
+/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
+/// members left out.
+pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
+    crate::runtime::audit::Shape {
+        name: "Event",
+        members: &[
+            ("AccessKeyId", crate::runtime::audit::Field::Plain),
+            ("CloudTrailEvent", crate::runtime::audit::Field::Plain),
+            ("EventId", crate::runtime::audit::Field::Plain),
+            ("EventName", crate::runtime::audit::Field::Plain),
+            ("EventSource", crate::runtime::audit::Field::Plain),
+            ("EventTime", crate::runtime::audit::Field::Plain),
+            ("ReadOnly", crate::runtime::audit::Field::Plain),
+            (
+                "Resources",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(4)),
+            ),
+            ("Username", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "LookupAttribute",
+        members: &[
+            ("AttributeKey", crate::runtime::audit::Field::Plain),
+            ("AttributeValue", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "LookupEventsRequest",
+        members: &[
+            ("EndTime", crate::runtime::audit::Field::Plain),
+            ("EventCategory", crate::runtime::audit::Field::Plain),
+            (
+                "LookupAttributes",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(1)),
+            ),
+            ("MaxResults", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            ("StartTime", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "LookupEventsResponse",
+        members: &[
+            (
+                "Events",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(0)),
+            ),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "Resource",
+        members: &[
+            ("ResourceName", crate::runtime::audit::Field::Plain),
+            ("ResourceType", crate::runtime::audit::Field::Plain),
+        ],
+    },
+];
+
+impl CloudTrailOperation {
+    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
+    pub fn audit_input(self) -> Option<usize> {
+        match self {
+            Self::LookupEvents => Some(2),
+        }
+    }
+    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
+    pub fn audit_output(self) -> Option<usize> {
+        match self {
+            Self::LookupEvents => Some(3),
+        }
+    }
+}

@@ -3604,3 +3604,420 @@ pub async fn dispatch<S: IamApi + ?Sized>(
     }
     Ok(w.finish())
 }
+
+/// The structures of the model as the audit trail records them (CloudTrail's
+/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
+/// members left out.
+pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
+    crate::runtime::audit::Shape {
+        name: "AccessKey",
+        members: &[
+            ("AccessKeyId", crate::runtime::audit::Field::Plain),
+            ("CreateDate", crate::runtime::audit::Field::Plain),
+            ("SecretAccessKey", crate::runtime::audit::Field::Sensitive),
+            ("Status", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "AccessKeyMetadata",
+        members: &[
+            ("AccessKeyId", crate::runtime::audit::Field::Plain),
+            ("CreateDate", crate::runtime::audit::Field::Plain),
+            ("Status", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "AttachedPermissionsBoundary",
+        members: &[
+            (
+                "PermissionsBoundaryArn",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "PermissionsBoundaryType",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateAccessKeyRequest",
+        members: &[("UserName", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateAccessKeyResponse",
+        members: &[("AccessKey", crate::runtime::audit::Field::Struct(0))],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateRoleRequest",
+        members: &[
+            (
+                "AssumeRolePolicyDocument",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("MaxSessionDuration", crate::runtime::audit::Field::Plain),
+            (
+                "MaxSigninSessionDuration",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("Path", crate::runtime::audit::Field::Plain),
+            ("PermissionsBoundary", crate::runtime::audit::Field::Plain),
+            ("RoleName", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(37)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateRoleResponse",
+        members: &[("Role", crate::runtime::audit::Field::Struct(34))],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateUserRequest",
+        members: &[
+            ("Path", crate::runtime::audit::Field::Plain),
+            ("PermissionsBoundary", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(37)),
+            ),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateUserResponse",
+        members: &[("User", crate::runtime::audit::Field::Struct(40))],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteAccessKeyRequest",
+        members: &[
+            ("AccessKeyId", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteRolePolicyRequest",
+        members: &[
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("RoleName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteRoleRequest",
+        members: &[("RoleName", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteUserPolicyRequest",
+        members: &[
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteUserRequest",
+        members: &[("UserName", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetRolePolicyRequest",
+        members: &[
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("RoleName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetRolePolicyResponse",
+        members: &[
+            ("PolicyDocument", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("RoleName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetRoleRequest",
+        members: &[("RoleName", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetRoleResponse",
+        members: &[("Role", crate::runtime::audit::Field::Struct(34))],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetUserPolicyRequest",
+        members: &[
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetUserPolicyResponse",
+        members: &[
+            ("PolicyDocument", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetUserRequest",
+        members: &[("UserName", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetUserResponse",
+        members: &[("User", crate::runtime::audit::Field::Struct(40))],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListAccessKeysRequest",
+        members: &[
+            ("Marker", crate::runtime::audit::Field::Plain),
+            ("MaxItems", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListAccessKeysResponse",
+        members: &[
+            (
+                "AccessKeyMetadata",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(1)),
+            ),
+            ("IsTruncated", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListRolePoliciesRequest",
+        members: &[
+            ("Marker", crate::runtime::audit::Field::Plain),
+            ("MaxItems", crate::runtime::audit::Field::Plain),
+            ("RoleName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListRolePoliciesResponse",
+        members: &[
+            ("IsTruncated", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+            (
+                "PolicyNames",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListRolesRequest",
+        members: &[
+            ("Marker", crate::runtime::audit::Field::Plain),
+            ("MaxItems", crate::runtime::audit::Field::Plain),
+            ("PathPrefix", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListRolesResponse",
+        members: &[
+            ("IsTruncated", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+            (
+                "Roles",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(34)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListUserPoliciesRequest",
+        members: &[
+            ("Marker", crate::runtime::audit::Field::Plain),
+            ("MaxItems", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListUserPoliciesResponse",
+        members: &[
+            ("IsTruncated", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+            (
+                "PolicyNames",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListUsersRequest",
+        members: &[
+            ("Marker", crate::runtime::audit::Field::Plain),
+            ("MaxItems", crate::runtime::audit::Field::Plain),
+            ("PathPrefix", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListUsersResponse",
+        members: &[
+            ("IsTruncated", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+            (
+                "Users",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(40)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutRolePolicyRequest",
+        members: &[
+            ("PolicyDocument", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("RoleName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutUserPolicyRequest",
+        members: &[
+            ("PolicyDocument", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "Role",
+        members: &[
+            ("Arn", crate::runtime::audit::Field::Plain),
+            (
+                "AssumeRolePolicyDocument",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("CreateDate", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("MaxSessionDuration", crate::runtime::audit::Field::Plain),
+            (
+                "MaxSigninSessionDuration",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("Path", crate::runtime::audit::Field::Plain),
+            (
+                "PermissionsBoundary",
+                crate::runtime::audit::Field::Struct(2),
+            ),
+            ("RoleId", crate::runtime::audit::Field::Plain),
+            ("RoleLastUsed", crate::runtime::audit::Field::Struct(35)),
+            ("RoleName", crate::runtime::audit::Field::Plain),
+            (
+                "SourceRoleTemplate",
+                crate::runtime::audit::Field::Struct(36),
+            ),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(37)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RoleLastUsed",
+        members: &[
+            ("LastUsedDate", crate::runtime::audit::Field::Plain),
+            ("Region", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "SourceRoleTemplate",
+        members: &[
+            ("TemplateArn", crate::runtime::audit::Field::Plain),
+            ("TemplateMinorVersion", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "Tag",
+        members: &[
+            ("Key", crate::runtime::audit::Field::Plain),
+            ("Value", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateAccessKeyRequest",
+        members: &[
+            ("AccessKeyId", crate::runtime::audit::Field::Plain),
+            ("Status", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateAssumeRolePolicyRequest",
+        members: &[
+            ("PolicyDocument", crate::runtime::audit::Field::Plain),
+            ("RoleName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "User",
+        members: &[
+            ("Arn", crate::runtime::audit::Field::Plain),
+            ("CreateDate", crate::runtime::audit::Field::Plain),
+            ("PasswordLastUsed", crate::runtime::audit::Field::Plain),
+            ("Path", crate::runtime::audit::Field::Plain),
+            (
+                "PermissionsBoundary",
+                crate::runtime::audit::Field::Struct(2),
+            ),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(37)),
+            ),
+            ("UserId", crate::runtime::audit::Field::Plain),
+            ("UserName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+];
+
+impl IamOperation {
+    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
+    pub fn audit_input(self) -> Option<usize> {
+        match self {
+            Self::CreateAccessKey => Some(3),
+            Self::CreateRole => Some(5),
+            Self::CreateUser => Some(7),
+            Self::DeleteAccessKey => Some(9),
+            Self::DeleteRole => Some(11),
+            Self::DeleteRolePolicy => Some(10),
+            Self::DeleteUser => Some(13),
+            Self::DeleteUserPolicy => Some(12),
+            Self::GetRole => Some(16),
+            Self::GetRolePolicy => Some(14),
+            Self::GetUser => Some(20),
+            Self::GetUserPolicy => Some(18),
+            Self::ListAccessKeys => Some(22),
+            Self::ListRolePolicies => Some(24),
+            Self::ListRoles => Some(26),
+            Self::ListUserPolicies => Some(28),
+            Self::ListUsers => Some(30),
+            Self::PutRolePolicy => Some(32),
+            Self::PutUserPolicy => Some(33),
+            Self::UpdateAccessKey => Some(38),
+            Self::UpdateAssumeRolePolicy => Some(39),
+        }
+    }
+    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
+    pub fn audit_output(self) -> Option<usize> {
+        match self {
+            Self::CreateAccessKey => Some(4),
+            Self::CreateRole => Some(6),
+            Self::CreateUser => Some(8),
+            Self::DeleteAccessKey => None,
+            Self::DeleteRole => None,
+            Self::DeleteRolePolicy => None,
+            Self::DeleteUser => None,
+            Self::DeleteUserPolicy => None,
+            Self::GetRole => Some(17),
+            Self::GetRolePolicy => Some(15),
+            Self::GetUser => Some(21),
+            Self::GetUserPolicy => Some(19),
+            Self::ListAccessKeys => Some(23),
+            Self::ListRolePolicies => Some(25),
+            Self::ListRoles => Some(27),
+            Self::ListUserPolicies => Some(29),
+            Self::ListUsers => Some(31),
+            Self::PutRolePolicy => None,
+            Self::PutUserPolicy => None,
+            Self::UpdateAccessKey => None,
+            Self::UpdateAssumeRolePolicy => None,
+        }
+    }
+}

@@ -10316,3 +10316,1399 @@ pub async fn dispatch<S: KmsApi + ?Sized>(
         }
     }
 }
+
+/// The structures of the model as the audit trail records them (CloudTrail's
+/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
+/// members left out.
+pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
+    crate::runtime::audit::Shape {
+        name: "AliasListEntry",
+        members: &[
+            ("AliasArn", crate::runtime::audit::Field::Plain),
+            ("AliasName", crate::runtime::audit::Field::Plain),
+            ("CreationDate", crate::runtime::audit::Field::Plain),
+            ("LastUpdatedDate", crate::runtime::audit::Field::Plain),
+            ("TargetKeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CancelKeyDeletionRequest",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "CancelKeyDeletionResponse",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "ConnectCustomKeyStoreRequest",
+        members: &[("CustomKeyStoreId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "ConnectCustomKeyStoreResponse",
+        members: &[],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateAliasRequest",
+        members: &[
+            ("AliasName", crate::runtime::audit::Field::Plain),
+            ("TargetKeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateCustomKeyStoreRequest",
+        members: &[
+            ("CloudHsmClusterId", crate::runtime::audit::Field::Plain),
+            ("CustomKeyStoreName", crate::runtime::audit::Field::Plain),
+            ("CustomKeyStoreType", crate::runtime::audit::Field::Plain),
+            ("KeyStorePassword", crate::runtime::audit::Field::Sensitive),
+            (
+                "TrustAnchorCertificate",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "XksProxyAuthenticationCredential",
+                crate::runtime::audit::Field::Struct(110),
+            ),
+            ("XksProxyConnectivity", crate::runtime::audit::Field::Plain),
+            ("XksProxyUriEndpoint", crate::runtime::audit::Field::Plain),
+            ("XksProxyUriPath", crate::runtime::audit::Field::Plain),
+            (
+                "XksProxyVpcEndpointServiceName",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "XksProxyVpcEndpointServiceOwner",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateCustomKeyStoreResponse",
+        members: &[("CustomKeyStoreId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateGrantRequest",
+        members: &[
+            ("Constraints", crate::runtime::audit::Field::Struct(60)),
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("GranteePrincipal", crate::runtime::audit::Field::Plain),
+            (
+                "GranteeServicePrincipal",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            (
+                "Operations",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("RetiringPrincipal", crate::runtime::audit::Field::Plain),
+            (
+                "RetiringServicePrincipal",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateGrantResponse",
+        members: &[
+            ("GrantId", crate::runtime::audit::Field::Plain),
+            ("GrantToken", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateKeyRequest",
+        members: &[
+            (
+                "BypassPolicyLockoutSafetyCheck",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
+            ("CustomerMasterKeySpec", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("KeySpec", crate::runtime::audit::Field::Plain),
+            ("KeyUsage", crate::runtime::audit::Field::Plain),
+            ("MultiRegion", crate::runtime::audit::Field::Plain),
+            ("Origin", crate::runtime::audit::Field::Plain),
+            ("Policy", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
+            ),
+            ("XksKeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateKeyResponse",
+        members: &[("KeyMetadata", crate::runtime::audit::Field::Struct(66))],
+    },
+    crate::runtime::audit::Shape {
+        name: "CustomKeyStoresListEntry",
+        members: &[
+            ("CloudHsmClusterId", crate::runtime::audit::Field::Plain),
+            ("ConnectionErrorCode", crate::runtime::audit::Field::Plain),
+            ("ConnectionState", crate::runtime::audit::Field::Plain),
+            ("CreationDate", crate::runtime::audit::Field::Plain),
+            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
+            ("CustomKeyStoreName", crate::runtime::audit::Field::Plain),
+            ("CustomKeyStoreType", crate::runtime::audit::Field::Plain),
+            (
+                "TrustAnchorCertificate",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "XksProxyConfiguration",
+                crate::runtime::audit::Field::Struct(111),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DecapsulateRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "EncapsulationAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            (
+                "SharedSecretCiphertextBlob",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DecapsulateResponse",
+        members: &[
+            (
+                "EncapsulationAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("SharedSecret", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DecryptRequest",
+        members: &[
+            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "DryRunModifiers",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
+            (
+                "EncryptionContext",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Recipient", crate::runtime::audit::Field::Struct(85)),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DecryptResponse",
+        members: &[
+            (
+                "CiphertextForRecipient",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+            ("Plaintext", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteAliasRequest",
+        members: &[("AliasName", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteCustomKeyStoreRequest",
+        members: &[("CustomKeyStoreId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteCustomKeyStoreResponse",
+        members: &[],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteImportedKeyMaterialRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteImportedKeyMaterialResponse",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeriveSharedSecretRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyAgreementAlgorithm", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("PublicKey", crate::runtime::audit::Field::Plain),
+            ("Recipient", crate::runtime::audit::Field::Struct(85)),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeriveSharedSecretResponse",
+        members: &[
+            (
+                "CiphertextForRecipient",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyAgreementAlgorithm", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyOrigin", crate::runtime::audit::Field::Plain),
+            ("SharedSecret", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DescribeCustomKeyStoresRequest",
+        members: &[
+            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
+            ("CustomKeyStoreName", crate::runtime::audit::Field::Plain),
+            ("Limit", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DescribeCustomKeyStoresResponse",
+        members: &[
+            (
+                "CustomKeyStores",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(12)),
+            ),
+            ("NextMarker", crate::runtime::audit::Field::Plain),
+            ("Truncated", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DescribeKeyRequest",
+        members: &[
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DescribeKeyResponse",
+        members: &[("KeyMetadata", crate::runtime::audit::Field::Struct(66))],
+    },
+    crate::runtime::audit::Shape {
+        name: "DisableKeyRequest",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "DisableKeyRotationRequest",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "DisconnectCustomKeyStoreRequest",
+        members: &[("CustomKeyStoreId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "DisconnectCustomKeyStoreResponse",
+        members: &[],
+    },
+    crate::runtime::audit::Shape {
+        name: "EnableKeyRequest",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "EnableKeyRotationRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("RotationPeriodInDays", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "EncapsulateRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "EncapsulationAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "EncapsulateResponse",
+        members: &[
+            (
+                "EncapsulationAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("SharedSecret", crate::runtime::audit::Field::Sensitive),
+            (
+                "SharedSecretCiphertextBlob",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "EncryptRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
+            (
+                "EncryptionContext",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Plaintext", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "EncryptResponse",
+        members: &[
+            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateDataKeyPairRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "EncryptionContext",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyPairSpec", crate::runtime::audit::Field::Plain),
+            ("Recipient", crate::runtime::audit::Field::Struct(85)),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateDataKeyPairResponse",
+        members: &[
+            (
+                "CiphertextForRecipient",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+            ("KeyPairSpec", crate::runtime::audit::Field::Plain),
+            (
+                "PrivateKeyCiphertextBlob",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "PrivateKeyPlaintext",
+                crate::runtime::audit::Field::Sensitive,
+            ),
+            ("PublicKey", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateDataKeyPairWithoutPlaintextRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "EncryptionContext",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyPairSpec", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateDataKeyPairWithoutPlaintextResponse",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+            ("KeyPairSpec", crate::runtime::audit::Field::Plain),
+            (
+                "PrivateKeyCiphertextBlob",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("PublicKey", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateDataKeyRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "EncryptionContext",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeySpec", crate::runtime::audit::Field::Plain),
+            ("NumberOfBytes", crate::runtime::audit::Field::Plain),
+            ("Recipient", crate::runtime::audit::Field::Struct(85)),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateDataKeyResponse",
+        members: &[
+            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            (
+                "CiphertextForRecipient",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+            ("Plaintext", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateDataKeyWithoutPlaintextRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "EncryptionContext",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeySpec", crate::runtime::audit::Field::Plain),
+            ("NumberOfBytes", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateDataKeyWithoutPlaintextResponse",
+        members: &[
+            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateMacRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("MacAlgorithm", crate::runtime::audit::Field::Plain),
+            ("Message", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateMacResponse",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Mac", crate::runtime::audit::Field::Plain),
+            ("MacAlgorithm", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateRandomRequest",
+        members: &[
+            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
+            ("NumberOfBytes", crate::runtime::audit::Field::Plain),
+            ("Recipient", crate::runtime::audit::Field::Struct(85)),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GenerateRandomResponse",
+        members: &[
+            (
+                "CiphertextForRecipient",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("Plaintext", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetKeyLastUsageRequest",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetKeyLastUsageResponse",
+        members: &[
+            ("KeyCreationDate", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyLastUsage", crate::runtime::audit::Field::Struct(64)),
+            ("TrackingStartDate", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetKeyPolicyRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetKeyPolicyResponse",
+        members: &[
+            ("Policy", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetKeyRotationStatusRequest",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetKeyRotationStatusResponse",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyRotationEnabled", crate::runtime::audit::Field::Plain),
+            ("NextRotationDate", crate::runtime::audit::Field::Plain),
+            (
+                "OnDemandRotationStartDate",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("RotationPeriodInDays", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParametersForImportRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("WrappingAlgorithm", crate::runtime::audit::Field::Plain),
+            ("WrappingKeySpec", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParametersForImportResponse",
+        members: &[
+            ("ImportToken", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("ParametersValidTo", crate::runtime::audit::Field::Plain),
+            ("PublicKey", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetPublicKeyRequest",
+        members: &[
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetPublicKeyResponse",
+        members: &[
+            ("CustomerMasterKeySpec", crate::runtime::audit::Field::Plain),
+            (
+                "EncapsulationAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "EncryptionAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "KeyAgreementAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeySpec", crate::runtime::audit::Field::Plain),
+            ("KeyUsage", crate::runtime::audit::Field::Plain),
+            ("PublicKey", crate::runtime::audit::Field::Plain),
+            (
+                "SigningAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GrantConstraints",
+        members: &[
+            (
+                "EncryptionContextEquals",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "EncryptionContextSubset",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            ("SourceArn", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GrantListEntry",
+        members: &[
+            ("Constraints", crate::runtime::audit::Field::Struct(60)),
+            ("CreationDate", crate::runtime::audit::Field::Plain),
+            ("GrantId", crate::runtime::audit::Field::Plain),
+            ("GranteePrincipal", crate::runtime::audit::Field::Plain),
+            (
+                "GranteeServicePrincipal",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("IssuingAccount", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            (
+                "Operations",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("RetiringPrincipal", crate::runtime::audit::Field::Plain),
+            (
+                "RetiringServicePrincipal",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ImportKeyMaterialRequest",
+        members: &[
+            ("EncryptedKeyMaterial", crate::runtime::audit::Field::Plain),
+            ("ExpirationModel", crate::runtime::audit::Field::Plain),
+            ("ImportToken", crate::runtime::audit::Field::Plain),
+            ("ImportType", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            (
+                "KeyMaterialDescription",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+            ("ValidTo", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ImportKeyMaterialResponse",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "KeyLastUsageData",
+        members: &[
+            ("CloudTrailEventId", crate::runtime::audit::Field::Plain),
+            ("KmsRequestId", crate::runtime::audit::Field::Plain),
+            ("Operation", crate::runtime::audit::Field::Plain),
+            ("Timestamp", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "KeyListEntry",
+        members: &[
+            ("KeyArn", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "KeyMetadata",
+        members: &[
+            ("AWSAccountId", crate::runtime::audit::Field::Plain),
+            ("Arn", crate::runtime::audit::Field::Plain),
+            ("CloudHsmClusterId", crate::runtime::audit::Field::Plain),
+            ("CreationDate", crate::runtime::audit::Field::Plain),
+            ("CurrentKeyMaterialId", crate::runtime::audit::Field::Plain),
+            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
+            ("CustomerMasterKeySpec", crate::runtime::audit::Field::Plain),
+            ("DeletionDate", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("Enabled", crate::runtime::audit::Field::Plain),
+            (
+                "EncapsulationAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "EncryptionAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("ExpirationModel", crate::runtime::audit::Field::Plain),
+            (
+                "KeyAgreementAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyManager", crate::runtime::audit::Field::Plain),
+            ("KeySpec", crate::runtime::audit::Field::Plain),
+            ("KeyState", crate::runtime::audit::Field::Plain),
+            ("KeyUsage", crate::runtime::audit::Field::Plain),
+            (
+                "MacAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("MultiRegion", crate::runtime::audit::Field::Plain),
+            (
+                "MultiRegionConfiguration",
+                crate::runtime::audit::Field::Struct(80),
+            ),
+            ("Origin", crate::runtime::audit::Field::Plain),
+            (
+                "PendingDeletionWindowInDays",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "SigningAlgorithms",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("ValidTo", crate::runtime::audit::Field::Plain),
+            (
+                "XksKeyConfiguration",
+                crate::runtime::audit::Field::Struct(109),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListAliasesRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Limit", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListAliasesResponse",
+        members: &[
+            (
+                "Aliases",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(0)),
+            ),
+            ("NextMarker", crate::runtime::audit::Field::Plain),
+            ("Truncated", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListGrantsRequest",
+        members: &[
+            ("GrantId", crate::runtime::audit::Field::Plain),
+            ("GranteePrincipal", crate::runtime::audit::Field::Plain),
+            (
+                "GranteeServicePrincipal",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Limit", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListGrantsResponse",
+        members: &[
+            (
+                "Grants",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(61)),
+            ),
+            ("NextMarker", crate::runtime::audit::Field::Plain),
+            ("Truncated", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListKeyPoliciesRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Limit", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListKeyPoliciesResponse",
+        members: &[
+            ("NextMarker", crate::runtime::audit::Field::Plain),
+            (
+                "PolicyNames",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("Truncated", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListKeyRotationsRequest",
+        members: &[
+            ("IncludeKeyMaterial", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Limit", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListKeyRotationsResponse",
+        members: &[
+            ("NextMarker", crate::runtime::audit::Field::Plain),
+            (
+                "Rotations",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(92)),
+            ),
+            ("Truncated", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListKeysRequest",
+        members: &[
+            ("Limit", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+            (
+                "ResourceOwners",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListKeysResponse",
+        members: &[
+            (
+                "Keys",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(65)),
+            ),
+            ("NextMarker", crate::runtime::audit::Field::Plain),
+            ("Truncated", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListResourceTagsRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Limit", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListResourceTagsResponse",
+        members: &[
+            ("NextMarker", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
+            ),
+            ("Truncated", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListRetirableGrantsRequest",
+        members: &[
+            ("Limit", crate::runtime::audit::Field::Plain),
+            ("Marker", crate::runtime::audit::Field::Plain),
+            ("RetiringPrincipal", crate::runtime::audit::Field::Plain),
+            (
+                "RetiringServicePrincipal",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "MultiRegionConfiguration",
+        members: &[
+            ("MultiRegionKeyType", crate::runtime::audit::Field::Plain),
+            ("PrimaryKey", crate::runtime::audit::Field::Struct(81)),
+            (
+                "ReplicaKeys",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(81)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "MultiRegionKey",
+        members: &[
+            ("Arn", crate::runtime::audit::Field::Plain),
+            ("Region", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutKeyPolicyRequest",
+        members: &[
+            (
+                "BypassPolicyLockoutSafetyCheck",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Policy", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ReEncryptRequest",
+        members: &[
+            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            (
+                "DestinationEncryptionAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "DestinationEncryptionContext",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            ("DestinationKeyId", crate::runtime::audit::Field::Plain),
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "DryRunModifiers",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "SourceEncryptionAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "SourceEncryptionContext",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
+            ),
+            ("SourceKeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ReEncryptResponse",
+        members: &[
+            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            (
+                "DestinationEncryptionAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "DestinationKeyMaterialId",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            (
+                "SourceEncryptionAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("SourceKeyId", crate::runtime::audit::Field::Plain),
+            ("SourceKeyMaterialId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RecipientInfo",
+        members: &[
+            ("AttestationDocument", crate::runtime::audit::Field::Plain),
+            (
+                "KeyEncryptionAlgorithm",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ReplicateKeyRequest",
+        members: &[
+            (
+                "BypassPolicyLockoutSafetyCheck",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Policy", crate::runtime::audit::Field::Plain),
+            ("ReplicaRegion", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ReplicateKeyResponse",
+        members: &[
+            (
+                "ReplicaKeyMetadata",
+                crate::runtime::audit::Field::Struct(66),
+            ),
+            ("ReplicaPolicy", crate::runtime::audit::Field::Plain),
+            (
+                "ReplicaTags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RetireGrantRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            ("GrantId", crate::runtime::audit::Field::Plain),
+            ("GrantToken", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RevokeGrantRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            ("GrantId", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RotateKeyOnDemandRequest",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "RotateKeyOnDemandResponse",
+        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "RotationsListEntry",
+        members: &[
+            ("ExpirationModel", crate::runtime::audit::Field::Plain),
+            ("ImportState", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            (
+                "KeyMaterialDescription",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
+            ("KeyMaterialState", crate::runtime::audit::Field::Plain),
+            ("RotationDate", crate::runtime::audit::Field::Plain),
+            ("RotationType", crate::runtime::audit::Field::Plain),
+            ("ValidTo", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ScheduleKeyDeletionRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("PendingWindowInDays", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ScheduleKeyDeletionResponse",
+        members: &[
+            ("DeletionDate", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("KeyState", crate::runtime::audit::Field::Plain),
+            ("PendingWindowInDays", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "SignRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Message", crate::runtime::audit::Field::Sensitive),
+            ("MessageType", crate::runtime::audit::Field::Plain),
+            ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "SignResponse",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Signature", crate::runtime::audit::Field::Plain),
+            ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "Tag",
+        members: &[
+            ("TagKey", crate::runtime::audit::Field::Plain),
+            ("TagValue", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "TagResourceRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UntagResourceRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            (
+                "TagKeys",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateAliasRequest",
+        members: &[
+            ("AliasName", crate::runtime::audit::Field::Plain),
+            ("TargetKeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateCustomKeyStoreRequest",
+        members: &[
+            ("CloudHsmClusterId", crate::runtime::audit::Field::Plain),
+            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
+            ("KeyStorePassword", crate::runtime::audit::Field::Sensitive),
+            ("NewCustomKeyStoreName", crate::runtime::audit::Field::Plain),
+            (
+                "XksProxyAuthenticationCredential",
+                crate::runtime::audit::Field::Struct(110),
+            ),
+            ("XksProxyConnectivity", crate::runtime::audit::Field::Plain),
+            ("XksProxyUriEndpoint", crate::runtime::audit::Field::Plain),
+            ("XksProxyUriPath", crate::runtime::audit::Field::Plain),
+            (
+                "XksProxyVpcEndpointServiceName",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "XksProxyVpcEndpointServiceOwner",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateCustomKeyStoreResponse",
+        members: &[],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateKeyDescriptionRequest",
+        members: &[
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdatePrimaryRegionRequest",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("PrimaryRegion", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "VerifyMacRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Mac", crate::runtime::audit::Field::Plain),
+            ("MacAlgorithm", crate::runtime::audit::Field::Plain),
+            ("Message", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "VerifyMacResponse",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("MacAlgorithm", crate::runtime::audit::Field::Plain),
+            ("MacValid", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "VerifyRequest",
+        members: &[
+            ("DryRun", crate::runtime::audit::Field::Plain),
+            (
+                "GrantTokens",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Message", crate::runtime::audit::Field::Sensitive),
+            ("MessageType", crate::runtime::audit::Field::Plain),
+            ("Signature", crate::runtime::audit::Field::Plain),
+            ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "VerifyResponse",
+        members: &[
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("SignatureValid", crate::runtime::audit::Field::Plain),
+            ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "XksKeyConfigurationType",
+        members: &[("Id", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "XksProxyAuthenticationCredentialType",
+        members: &[
+            ("AccessKeyId", crate::runtime::audit::Field::Sensitive),
+            (
+                "RawSecretAccessKey",
+                crate::runtime::audit::Field::Sensitive,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "XksProxyConfigurationType",
+        members: &[
+            ("AccessKeyId", crate::runtime::audit::Field::Sensitive),
+            ("Connectivity", crate::runtime::audit::Field::Plain),
+            ("UriEndpoint", crate::runtime::audit::Field::Plain),
+            ("UriPath", crate::runtime::audit::Field::Plain),
+            (
+                "VpcEndpointServiceName",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "VpcEndpointServiceOwner",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+];
+
+impl KmsOperation {
+    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
+    pub fn audit_input(self) -> Option<usize> {
+        match self {
+            Self::CancelKeyDeletion => Some(1),
+            Self::ConnectCustomKeyStore => Some(3),
+            Self::CreateAlias => Some(5),
+            Self::CreateCustomKeyStore => Some(6),
+            Self::CreateGrant => Some(8),
+            Self::CreateKey => Some(10),
+            Self::Decapsulate => Some(13),
+            Self::Decrypt => Some(15),
+            Self::DeleteAlias => Some(17),
+            Self::DeleteCustomKeyStore => Some(18),
+            Self::DeleteImportedKeyMaterial => Some(20),
+            Self::DeriveSharedSecret => Some(22),
+            Self::DescribeCustomKeyStores => Some(24),
+            Self::DescribeKey => Some(26),
+            Self::DisableKey => Some(28),
+            Self::DisableKeyRotation => Some(29),
+            Self::DisconnectCustomKeyStore => Some(30),
+            Self::EnableKey => Some(32),
+            Self::EnableKeyRotation => Some(33),
+            Self::Encapsulate => Some(34),
+            Self::Encrypt => Some(36),
+            Self::GenerateDataKey => Some(42),
+            Self::GenerateDataKeyPair => Some(38),
+            Self::GenerateDataKeyPairWithoutPlaintext => Some(40),
+            Self::GenerateDataKeyWithoutPlaintext => Some(44),
+            Self::GenerateMac => Some(46),
+            Self::GenerateRandom => Some(48),
+            Self::GetKeyLastUsage => Some(50),
+            Self::GetKeyPolicy => Some(52),
+            Self::GetKeyRotationStatus => Some(54),
+            Self::GetParametersForImport => Some(56),
+            Self::GetPublicKey => Some(58),
+            Self::ImportKeyMaterial => Some(62),
+            Self::ListAliases => Some(67),
+            Self::ListGrants => Some(69),
+            Self::ListKeyPolicies => Some(71),
+            Self::ListKeyRotations => Some(73),
+            Self::ListKeys => Some(75),
+            Self::ListResourceTags => Some(77),
+            Self::ListRetirableGrants => Some(79),
+            Self::PutKeyPolicy => Some(82),
+            Self::ReEncrypt => Some(83),
+            Self::ReplicateKey => Some(86),
+            Self::RetireGrant => Some(88),
+            Self::RevokeGrant => Some(89),
+            Self::RotateKeyOnDemand => Some(90),
+            Self::ScheduleKeyDeletion => Some(93),
+            Self::Sign => Some(95),
+            Self::TagResource => Some(98),
+            Self::UntagResource => Some(99),
+            Self::UpdateAlias => Some(100),
+            Self::UpdateCustomKeyStore => Some(101),
+            Self::UpdateKeyDescription => Some(103),
+            Self::UpdatePrimaryRegion => Some(104),
+            Self::Verify => Some(107),
+            Self::VerifyMac => Some(105),
+        }
+    }
+    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
+    pub fn audit_output(self) -> Option<usize> {
+        match self {
+            Self::CancelKeyDeletion => Some(2),
+            Self::ConnectCustomKeyStore => Some(4),
+            Self::CreateAlias => None,
+            Self::CreateCustomKeyStore => Some(7),
+            Self::CreateGrant => Some(9),
+            Self::CreateKey => Some(11),
+            Self::Decapsulate => Some(14),
+            Self::Decrypt => Some(16),
+            Self::DeleteAlias => None,
+            Self::DeleteCustomKeyStore => Some(19),
+            Self::DeleteImportedKeyMaterial => Some(21),
+            Self::DeriveSharedSecret => Some(23),
+            Self::DescribeCustomKeyStores => Some(25),
+            Self::DescribeKey => Some(27),
+            Self::DisableKey => None,
+            Self::DisableKeyRotation => None,
+            Self::DisconnectCustomKeyStore => Some(31),
+            Self::EnableKey => None,
+            Self::EnableKeyRotation => None,
+            Self::Encapsulate => Some(35),
+            Self::Encrypt => Some(37),
+            Self::GenerateDataKey => Some(43),
+            Self::GenerateDataKeyPair => Some(39),
+            Self::GenerateDataKeyPairWithoutPlaintext => Some(41),
+            Self::GenerateDataKeyWithoutPlaintext => Some(45),
+            Self::GenerateMac => Some(47),
+            Self::GenerateRandom => Some(49),
+            Self::GetKeyLastUsage => Some(51),
+            Self::GetKeyPolicy => Some(53),
+            Self::GetKeyRotationStatus => Some(55),
+            Self::GetParametersForImport => Some(57),
+            Self::GetPublicKey => Some(59),
+            Self::ImportKeyMaterial => Some(63),
+            Self::ListAliases => Some(68),
+            Self::ListGrants => Some(70),
+            Self::ListKeyPolicies => Some(72),
+            Self::ListKeyRotations => Some(74),
+            Self::ListKeys => Some(76),
+            Self::ListResourceTags => Some(78),
+            Self::ListRetirableGrants => Some(70),
+            Self::PutKeyPolicy => None,
+            Self::ReEncrypt => Some(84),
+            Self::ReplicateKey => Some(87),
+            Self::RetireGrant => None,
+            Self::RevokeGrant => None,
+            Self::RotateKeyOnDemand => Some(91),
+            Self::ScheduleKeyDeletion => Some(94),
+            Self::Sign => Some(96),
+            Self::TagResource => None,
+            Self::UntagResource => None,
+            Self::UpdateAlias => None,
+            Self::UpdateCustomKeyStore => Some(102),
+            Self::UpdateKeyDescription => None,
+            Self::UpdatePrimaryRegion => None,
+            Self::Verify => Some(108),
+            Self::VerifyMac => Some(106),
+        }
+    }
+}

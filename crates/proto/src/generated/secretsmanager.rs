@@ -4152,3 +4152,778 @@ pub async fn dispatch<S: SecretsManagerApi + ?Sized>(
         }
     }
 }
+
+/// The structures of the model as the audit trail records them (CloudTrail's
+/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
+/// members left out.
+pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
+    crate::runtime::audit::Shape {
+        name: "APIErrorType",
+        members: &[
+            ("ErrorCode", crate::runtime::audit::Field::Plain),
+            ("Message", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "AssociateCrossAccountReplicaRequest",
+        members: &[
+            (
+                "CrossAccountReplicaARN",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("ReplicaRestriction", crate::runtime::audit::Field::Plain),
+            ("ReplicationRoleARN", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "AssociateCrossAccountReplicaResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            (
+                "CrossAccountReplicaARN",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("ReplicationStatus", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "BatchGetSecretValueRequest",
+        members: &[
+            (
+                "Filters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(20)),
+            ),
+            ("MaxResults", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "SecretIdList",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "BatchGetSecretValueResponse",
+        members: &[
+            (
+                "Errors",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(0)),
+            ),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "SecretValues",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(50)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CancelRotateSecretRequest",
+        members: &[("SecretId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "CancelRotateSecretResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateSecretRequest",
+        members: &[
+            (
+                "AddReplicaRegions",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(39)),
+            ),
+            ("ClientRequestToken", crate::runtime::audit::Field::Plain),
+            (
+                "CrossAccountPrimaryARN",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("Description", crate::runtime::audit::Field::Plain),
+            (
+                "ForceOverwriteReplicaSecret",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KmsKeyId", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
+            ("SecretString", crate::runtime::audit::Field::Sensitive),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(54)),
+            ),
+            ("Type", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CreateSecretResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            (
+                "ReplicationStatus",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(42)),
+            ),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CrossAccountPrimaryType",
+        members: &[
+            ("PrimarySecretARN", crate::runtime::audit::Field::Plain),
+            ("ReplicationStatus", crate::runtime::audit::Field::Plain),
+            ("StatusMessage", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "CrossAccountReplicaEntry",
+        members: &[
+            ("ReplicaSecretARN", crate::runtime::audit::Field::Plain),
+            ("ReplicationRoleARN", crate::runtime::audit::Field::Plain),
+            ("ReplicationStatus", crate::runtime::audit::Field::Plain),
+            ("StatusMessage", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteResourcePolicyRequest",
+        members: &[
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteResourcePolicyResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteSecretRequest",
+        members: &[
+            (
+                "ForceDeleteWithoutRecovery",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("RecoveryWindowInDays", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteSecretResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("DeletionDate", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DescribeSecretRequest",
+        members: &[("SecretId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "DescribeSecretResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("CreatedDate", crate::runtime::audit::Field::Plain),
+            (
+                "CrossAccountPrimary",
+                crate::runtime::audit::Field::Struct(9),
+            ),
+            (
+                "CrossAccountReplicas",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(10)),
+            ),
+            ("DeletedDate", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            (
+                "ExternalSecretRotationMetadata",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(19)),
+            ),
+            (
+                "ExternalSecretRotationRoleArn",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KmsKeyId", crate::runtime::audit::Field::Plain),
+            ("LastAccessedDate", crate::runtime::audit::Field::Plain),
+            ("LastChangedDate", crate::runtime::audit::Field::Plain),
+            ("LastRotatedDate", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("NextRotationDate", crate::runtime::audit::Field::Plain),
+            ("OwningService", crate::runtime::audit::Field::Plain),
+            ("PrimaryRegion", crate::runtime::audit::Field::Plain),
+            (
+                "ReplicationStatus",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(42)),
+            ),
+            ("RotationEnabled", crate::runtime::audit::Field::Plain),
+            ("RotationLambdaARN", crate::runtime::audit::Field::Plain),
+            ("RotationRules", crate::runtime::audit::Field::Struct(48)),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(54)),
+            ),
+            ("Type", crate::runtime::audit::Field::Plain),
+            (
+                "VersionIdsToStages",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::List(
+                    &crate::runtime::audit::Field::Plain,
+                )),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DisassociateCrossAccountReplicaRequest",
+        members: &[
+            (
+                "CrossAccountReplicaARN",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DisassociateCrossAccountReplicaResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            (
+                "CrossAccountReplicaARN",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ExternalSecretRotationMetadataItem",
+        members: &[
+            ("Key", crate::runtime::audit::Field::Plain),
+            ("Value", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "Filter",
+        members: &[
+            ("Key", crate::runtime::audit::Field::Plain),
+            (
+                "Values",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetRandomPasswordRequest",
+        members: &[
+            ("ExcludeCharacters", crate::runtime::audit::Field::Plain),
+            ("ExcludeLowercase", crate::runtime::audit::Field::Plain),
+            ("ExcludeNumbers", crate::runtime::audit::Field::Plain),
+            ("ExcludePunctuation", crate::runtime::audit::Field::Plain),
+            ("ExcludeUppercase", crate::runtime::audit::Field::Plain),
+            ("IncludeSpace", crate::runtime::audit::Field::Plain),
+            ("PasswordLength", crate::runtime::audit::Field::Plain),
+            (
+                "RequireEachIncludedType",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetRandomPasswordResponse",
+        members: &[("RandomPassword", crate::runtime::audit::Field::Sensitive)],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetResourcePolicyRequest",
+        members: &[
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetResourcePolicyResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("ResourcePolicy", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetSecretValueRequest",
+        members: &[
+            ("SecretId", crate::runtime::audit::Field::Plain),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+            ("VersionStage", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetSecretValueResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("CreatedDate", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
+            ("SecretString", crate::runtime::audit::Field::Sensitive),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+            (
+                "VersionStages",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListResourcePoliciesRequest",
+        members: &[
+            ("MaxResults", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListResourcePoliciesResponse",
+        members: &[
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "ResourcePolicies",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(43)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListSecretVersionIdsRequest",
+        members: &[
+            ("IncludeDeprecated", crate::runtime::audit::Field::Plain),
+            ("MaxResults", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListSecretVersionIdsResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "Versions",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(51)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListSecretsRequest",
+        members: &[
+            (
+                "Filters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(20)),
+            ),
+            (
+                "IncludePlannedDeletion",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("MaxResults", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            ("SortBy", crate::runtime::audit::Field::Plain),
+            ("SortOrder", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListSecretsResponse",
+        members: &[
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "SecretList",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(49)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutResourcePolicyRequest",
+        members: &[
+            ("BlockPublicPolicy", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+            ("ResourcePolicy", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutResourcePolicyResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("PolicyName", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutSecretValueRequest",
+        members: &[
+            ("ClientRequestToken", crate::runtime::audit::Field::Plain),
+            ("RotationToken", crate::runtime::audit::Field::Sensitive),
+            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+            ("SecretString", crate::runtime::audit::Field::Sensitive),
+            (
+                "VersionStages",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutSecretValueResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+            (
+                "VersionStages",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RemoveRegionsFromReplicationRequest",
+        members: &[
+            (
+                "RemoveReplicaRegions",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RemoveRegionsFromReplicationResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            (
+                "ReplicationStatus",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(42)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ReplicaRegionType",
+        members: &[
+            ("KmsKeyId", crate::runtime::audit::Field::Plain),
+            ("Region", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ReplicateSecretToRegionsRequest",
+        members: &[
+            (
+                "AddReplicaRegions",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(39)),
+            ),
+            (
+                "ForceOverwriteReplicaSecret",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ReplicateSecretToRegionsResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            (
+                "ReplicationStatus",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(42)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ReplicationStatusType",
+        members: &[
+            ("KmsKeyId", crate::runtime::audit::Field::Plain),
+            ("LastAccessedDate", crate::runtime::audit::Field::Plain),
+            ("Region", crate::runtime::audit::Field::Plain),
+            ("Status", crate::runtime::audit::Field::Plain),
+            ("StatusMessage", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ResourcePolicySummary",
+        members: &[("PolicyName", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "RestoreSecretRequest",
+        members: &[("SecretId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "RestoreSecretResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RotateSecretRequest",
+        members: &[
+            ("ClientRequestToken", crate::runtime::audit::Field::Plain),
+            (
+                "ExternalSecretRotationMetadata",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(19)),
+            ),
+            (
+                "ExternalSecretRotationRoleArn",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("RotateImmediately", crate::runtime::audit::Field::Plain),
+            ("RotationLambdaARN", crate::runtime::audit::Field::Plain),
+            ("RotationRules", crate::runtime::audit::Field::Struct(48)),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RotateSecretResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RotationRulesType",
+        members: &[
+            (
+                "AutomaticallyAfterDays",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("Duration", crate::runtime::audit::Field::Plain),
+            ("ScheduleExpression", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "SecretListEntry",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("CreatedDate", crate::runtime::audit::Field::Plain),
+            ("DeletedDate", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            (
+                "ExternalSecretRotationMetadata",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(19)),
+            ),
+            (
+                "ExternalSecretRotationRoleArn",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("KmsKeyId", crate::runtime::audit::Field::Plain),
+            ("LastAccessedDate", crate::runtime::audit::Field::Plain),
+            ("LastChangedDate", crate::runtime::audit::Field::Plain),
+            ("LastRotatedDate", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("NextRotationDate", crate::runtime::audit::Field::Plain),
+            ("OwningService", crate::runtime::audit::Field::Plain),
+            ("PrimaryRegion", crate::runtime::audit::Field::Plain),
+            ("RotationEnabled", crate::runtime::audit::Field::Plain),
+            ("RotationLambdaARN", crate::runtime::audit::Field::Plain),
+            ("RotationRules", crate::runtime::audit::Field::Struct(48)),
+            (
+                "SecretVersionsToStages",
+                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::List(
+                    &crate::runtime::audit::Field::Plain,
+                )),
+            ),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(54)),
+            ),
+            ("Type", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "SecretValueEntry",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("CreatedDate", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
+            ("SecretString", crate::runtime::audit::Field::Sensitive),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+            (
+                "VersionStages",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "SecretVersionsListEntry",
+        members: &[
+            ("CreatedDate", crate::runtime::audit::Field::Plain),
+            (
+                "KmsKeyIds",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("LastAccessedDate", crate::runtime::audit::Field::Plain),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+            (
+                "VersionStages",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "StopReplicationToReplicaRequest",
+        members: &[("SecretId", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "StopReplicationToReplicaResponse",
+        members: &[("ARN", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "Tag",
+        members: &[
+            ("Key", crate::runtime::audit::Field::Plain),
+            ("Value", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "TagResourceRequest",
+        members: &[
+            ("SecretId", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(54)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UntagResourceRequest",
+        members: &[
+            ("SecretId", crate::runtime::audit::Field::Plain),
+            (
+                "TagKeys",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateSecretRequest",
+        members: &[
+            ("ClientRequestToken", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("KmsKeyId", crate::runtime::audit::Field::Plain),
+            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+            ("SecretString", crate::runtime::audit::Field::Sensitive),
+            ("Type", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateSecretResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("VersionId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateSecretVersionStageRequest",
+        members: &[
+            ("MoveToVersionId", crate::runtime::audit::Field::Plain),
+            ("RemoveFromVersionId", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+            ("VersionStage", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UpdateSecretVersionStageResponse",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ValidateResourcePolicyRequest",
+        members: &[
+            ("ResourcePolicy", crate::runtime::audit::Field::Plain),
+            ("SecretId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ValidateResourcePolicyResponse",
+        members: &[
+            (
+                "PolicyValidationPassed",
+                crate::runtime::audit::Field::Plain,
+            ),
+            (
+                "ValidationErrors",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(63)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ValidationErrorsEntry",
+        members: &[
+            ("CheckName", crate::runtime::audit::Field::Plain),
+            ("ErrorMessage", crate::runtime::audit::Field::Plain),
+        ],
+    },
+];
+
+impl SecretsManagerOperation {
+    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
+    pub fn audit_input(self) -> Option<usize> {
+        match self {
+            Self::AssociateCrossAccountReplica => Some(1),
+            Self::BatchGetSecretValue => Some(3),
+            Self::CancelRotateSecret => Some(5),
+            Self::CreateSecret => Some(7),
+            Self::DeleteResourcePolicy => Some(11),
+            Self::DeleteSecret => Some(13),
+            Self::DescribeSecret => Some(15),
+            Self::DisassociateCrossAccountReplica => Some(17),
+            Self::GetRandomPassword => Some(21),
+            Self::GetResourcePolicy => Some(23),
+            Self::GetSecretValue => Some(25),
+            Self::ListResourcePolicies => Some(27),
+            Self::ListSecretVersionIds => Some(29),
+            Self::ListSecrets => Some(31),
+            Self::PutResourcePolicy => Some(33),
+            Self::PutSecretValue => Some(35),
+            Self::RemoveRegionsFromReplication => Some(37),
+            Self::ReplicateSecretToRegions => Some(40),
+            Self::RestoreSecret => Some(44),
+            Self::RotateSecret => Some(46),
+            Self::StopReplicationToReplica => Some(52),
+            Self::TagResource => Some(55),
+            Self::UntagResource => Some(56),
+            Self::UpdateSecret => Some(57),
+            Self::UpdateSecretVersionStage => Some(59),
+            Self::ValidateResourcePolicy => Some(61),
+        }
+    }
+    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
+    pub fn audit_output(self) -> Option<usize> {
+        match self {
+            Self::AssociateCrossAccountReplica => Some(2),
+            Self::BatchGetSecretValue => Some(4),
+            Self::CancelRotateSecret => Some(6),
+            Self::CreateSecret => Some(8),
+            Self::DeleteResourcePolicy => Some(12),
+            Self::DeleteSecret => Some(14),
+            Self::DescribeSecret => Some(16),
+            Self::DisassociateCrossAccountReplica => Some(18),
+            Self::GetRandomPassword => Some(22),
+            Self::GetResourcePolicy => Some(24),
+            Self::GetSecretValue => Some(26),
+            Self::ListResourcePolicies => Some(28),
+            Self::ListSecretVersionIds => Some(30),
+            Self::ListSecrets => Some(32),
+            Self::PutResourcePolicy => Some(34),
+            Self::PutSecretValue => Some(36),
+            Self::RemoveRegionsFromReplication => Some(38),
+            Self::ReplicateSecretToRegions => Some(41),
+            Self::RestoreSecret => Some(45),
+            Self::RotateSecret => Some(47),
+            Self::StopReplicationToReplica => Some(53),
+            Self::TagResource => None,
+            Self::UntagResource => None,
+            Self::UpdateSecret => Some(58),
+            Self::UpdateSecretVersionStage => Some(60),
+            Self::ValidateResourcePolicy => Some(62),
+        }
+    }
+}

@@ -2280,3 +2280,388 @@ pub async fn dispatch<S: SsmApi + ?Sized>(
         }
     }
 }
+
+/// The structures of the model as the audit trail records them (CloudTrail's
+/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
+/// members left out.
+pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
+    crate::runtime::audit::Shape {
+        name: "AddTagsToResourceRequest",
+        members: &[
+            ("ResourceId", crate::runtime::audit::Field::Plain),
+            ("ResourceType", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(30)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "AddTagsToResourceResult",
+        members: &[],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteParameterRequest",
+        members: &[("Name", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteParameterResult",
+        members: &[],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteParametersRequest",
+        members: &[(
+            "Names",
+            crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+        )],
+    },
+    crate::runtime::audit::Shape {
+        name: "DeleteParametersResult",
+        members: &[
+            (
+                "DeletedParameters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "InvalidParameters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DescribeParametersRequest",
+        members: &[
+            (
+                "Filters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(25)),
+            ),
+            ("MaxResults", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "ParameterFilters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(24)),
+            ),
+            ("Shared", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "DescribeParametersResult",
+        members: &[
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "Parameters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(23)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParameterHistoryRequest",
+        members: &[
+            ("MaxResults", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            ("WithDecryption", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParameterHistoryResult",
+        members: &[
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "Parameters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(21)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParameterRequest",
+        members: &[
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("WithDecryption", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParameterResult",
+        members: &[("Parameter", crate::runtime::audit::Field::Struct(20))],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParametersByPathRequest",
+        members: &[
+            ("MaxResults", crate::runtime::audit::Field::Plain),
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "ParameterFilters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(24)),
+            ),
+            ("Path", crate::runtime::audit::Field::Plain),
+            ("Recursive", crate::runtime::audit::Field::Plain),
+            ("WithDecryption", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParametersByPathResult",
+        members: &[
+            ("NextToken", crate::runtime::audit::Field::Plain),
+            (
+                "Parameters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(20)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParametersRequest",
+        members: &[
+            (
+                "Names",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("WithDecryption", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetParametersResult",
+        members: &[
+            (
+                "InvalidParameters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "Parameters",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(20)),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "LabelParameterVersionRequest",
+        members: &[
+            (
+                "Labels",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("ParameterVersion", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "LabelParameterVersionResult",
+        members: &[
+            (
+                "InvalidLabels",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("ParameterVersion", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListTagsForResourceRequest",
+        members: &[
+            ("ResourceId", crate::runtime::audit::Field::Plain),
+            ("ResourceType", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ListTagsForResourceResult",
+        members: &[(
+            "TagList",
+            crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(30)),
+        )],
+    },
+    crate::runtime::audit::Shape {
+        name: "Parameter",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("DataType", crate::runtime::audit::Field::Plain),
+            ("LastModifiedDate", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("Selector", crate::runtime::audit::Field::Plain),
+            ("SourceResult", crate::runtime::audit::Field::Plain),
+            ("Type", crate::runtime::audit::Field::Plain),
+            ("Value", crate::runtime::audit::Field::Sensitive),
+            ("Version", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ParameterHistory",
+        members: &[
+            ("AllowedPattern", crate::runtime::audit::Field::Plain),
+            ("DataType", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            (
+                "Labels",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("LastModifiedDate", crate::runtime::audit::Field::Plain),
+            ("LastModifiedUser", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            (
+                "Policies",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(22)),
+            ),
+            ("Tier", crate::runtime::audit::Field::Plain),
+            ("Type", crate::runtime::audit::Field::Plain),
+            ("Value", crate::runtime::audit::Field::Sensitive),
+            ("Version", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ParameterInlinePolicy",
+        members: &[
+            ("PolicyStatus", crate::runtime::audit::Field::Plain),
+            ("PolicyText", crate::runtime::audit::Field::Plain),
+            ("PolicyType", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ParameterMetadata",
+        members: &[
+            ("ARN", crate::runtime::audit::Field::Plain),
+            ("AllowedPattern", crate::runtime::audit::Field::Plain),
+            ("DataType", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("LastModifiedDate", crate::runtime::audit::Field::Plain),
+            ("LastModifiedUser", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            (
+                "Policies",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(22)),
+            ),
+            ("Tier", crate::runtime::audit::Field::Plain),
+            ("Type", crate::runtime::audit::Field::Plain),
+            ("Version", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ParameterStringFilter",
+        members: &[
+            ("Key", crate::runtime::audit::Field::Plain),
+            ("Option", crate::runtime::audit::Field::Plain),
+            (
+                "Values",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "ParametersFilter",
+        members: &[
+            ("Key", crate::runtime::audit::Field::Plain),
+            (
+                "Values",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutParameterRequest",
+        members: &[
+            ("AllowedPattern", crate::runtime::audit::Field::Plain),
+            ("DataType", crate::runtime::audit::Field::Plain),
+            ("Description", crate::runtime::audit::Field::Plain),
+            ("KeyId", crate::runtime::audit::Field::Plain),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("Overwrite", crate::runtime::audit::Field::Plain),
+            ("Policies", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(30)),
+            ),
+            ("Tier", crate::runtime::audit::Field::Plain),
+            ("Type", crate::runtime::audit::Field::Plain),
+            ("Value", crate::runtime::audit::Field::Sensitive),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PutParameterResult",
+        members: &[
+            ("Tier", crate::runtime::audit::Field::Plain),
+            ("Version", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RemoveTagsFromResourceRequest",
+        members: &[
+            ("ResourceId", crate::runtime::audit::Field::Plain),
+            ("ResourceType", crate::runtime::audit::Field::Plain),
+            (
+                "TagKeys",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "RemoveTagsFromResourceResult",
+        members: &[],
+    },
+    crate::runtime::audit::Shape {
+        name: "Tag",
+        members: &[
+            ("Key", crate::runtime::audit::Field::Plain),
+            ("Value", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UnlabelParameterVersionRequest",
+        members: &[
+            (
+                "Labels",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            ("Name", crate::runtime::audit::Field::Plain),
+            ("ParameterVersion", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "UnlabelParameterVersionResult",
+        members: &[
+            (
+                "InvalidLabels",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+            (
+                "RemovedLabels",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+];
+
+impl SsmOperation {
+    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
+    pub fn audit_input(self) -> Option<usize> {
+        match self {
+            Self::AddTagsToResource => Some(0),
+            Self::DeleteParameter => Some(2),
+            Self::DeleteParameters => Some(4),
+            Self::DescribeParameters => Some(6),
+            Self::GetParameter => Some(10),
+            Self::GetParameterHistory => Some(8),
+            Self::GetParameters => Some(14),
+            Self::GetParametersByPath => Some(12),
+            Self::LabelParameterVersion => Some(16),
+            Self::ListTagsForResource => Some(18),
+            Self::PutParameter => Some(26),
+            Self::RemoveTagsFromResource => Some(28),
+            Self::UnlabelParameterVersion => Some(31),
+        }
+    }
+    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
+    pub fn audit_output(self) -> Option<usize> {
+        match self {
+            Self::AddTagsToResource => Some(1),
+            Self::DeleteParameter => Some(3),
+            Self::DeleteParameters => Some(5),
+            Self::DescribeParameters => Some(7),
+            Self::GetParameter => Some(11),
+            Self::GetParameterHistory => Some(9),
+            Self::GetParameters => Some(15),
+            Self::GetParametersByPath => Some(13),
+            Self::LabelParameterVersion => Some(17),
+            Self::ListTagsForResource => Some(19),
+            Self::PutParameter => Some(27),
+            Self::RemoveTagsFromResource => Some(29),
+            Self::UnlabelParameterVersion => Some(32),
+        }
+    }
+}

@@ -1208,3 +1208,144 @@ pub async fn dispatch<S: StsApi + ?Sized>(
     }
     Ok(w.finish())
 }
+
+/// The structures of the model as the audit trail records them (CloudTrail's
+/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
+/// members left out.
+pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
+    crate::runtime::audit::Shape {
+        name: "AssumeRoleRequest",
+        members: &[
+            ("DurationSeconds", crate::runtime::audit::Field::Plain),
+            ("ExternalId", crate::runtime::audit::Field::Plain),
+            (
+                "MinimumSessionTokenSize",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("Policy", crate::runtime::audit::Field::Plain),
+            (
+                "PolicyArns",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(8)),
+            ),
+            (
+                "ProvidedContexts",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(9)),
+            ),
+            ("RoleArn", crate::runtime::audit::Field::Plain),
+            ("RoleSessionName", crate::runtime::audit::Field::Plain),
+            ("SerialNumber", crate::runtime::audit::Field::Plain),
+            ("SourceIdentity", crate::runtime::audit::Field::Plain),
+            (
+                "Tags",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(10)),
+            ),
+            ("TokenCode", crate::runtime::audit::Field::Plain),
+            (
+                "TransitiveTagKeys",
+                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "AssumeRoleResponse",
+        members: &[
+            ("AssumedRoleUser", crate::runtime::audit::Field::Struct(2)),
+            ("Credentials", crate::runtime::audit::Field::Struct(3)),
+            ("PackedPolicySize", crate::runtime::audit::Field::Plain),
+            ("SessionTokenSize", crate::runtime::audit::Field::Plain),
+            (
+                "SessionTokenUtilization",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("SourceIdentity", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "AssumedRoleUser",
+        members: &[
+            ("Arn", crate::runtime::audit::Field::Plain),
+            ("AssumedRoleId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "Credentials",
+        members: &[
+            ("AccessKeyId", crate::runtime::audit::Field::Plain),
+            ("Expiration", crate::runtime::audit::Field::Plain),
+            ("SecretAccessKey", crate::runtime::audit::Field::Sensitive),
+            ("SessionToken", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetCallerIdentityRequest",
+        members: &[],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetCallerIdentityResponse",
+        members: &[
+            ("Account", crate::runtime::audit::Field::Plain),
+            ("Arn", crate::runtime::audit::Field::Plain),
+            ("UserId", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetSessionTokenRequest",
+        members: &[
+            ("DurationSeconds", crate::runtime::audit::Field::Plain),
+            (
+                "MinimumSessionTokenSize",
+                crate::runtime::audit::Field::Plain,
+            ),
+            ("SerialNumber", crate::runtime::audit::Field::Plain),
+            ("TokenCode", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "GetSessionTokenResponse",
+        members: &[
+            ("Credentials", crate::runtime::audit::Field::Struct(3)),
+            ("SessionTokenSize", crate::runtime::audit::Field::Plain),
+            (
+                "SessionTokenUtilization",
+                crate::runtime::audit::Field::Plain,
+            ),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "PolicyDescriptorType",
+        members: &[("arn", crate::runtime::audit::Field::Plain)],
+    },
+    crate::runtime::audit::Shape {
+        name: "ProvidedContext",
+        members: &[
+            ("ContextAssertion", crate::runtime::audit::Field::Plain),
+            ("ProviderArn", crate::runtime::audit::Field::Plain),
+        ],
+    },
+    crate::runtime::audit::Shape {
+        name: "Tag",
+        members: &[
+            ("Key", crate::runtime::audit::Field::Plain),
+            ("Value", crate::runtime::audit::Field::Plain),
+        ],
+    },
+];
+
+impl StsOperation {
+    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
+    pub fn audit_input(self) -> Option<usize> {
+        match self {
+            Self::AssumeRole => Some(0),
+            Self::GetCallerIdentity => Some(4),
+            Self::GetSessionToken => Some(6),
+        }
+    }
+    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
+    pub fn audit_output(self) -> Option<usize> {
+        match self {
+            Self::AssumeRole => Some(1),
+            Self::GetCallerIdentity => Some(5),
+            Self::GetSessionToken => Some(7),
+        }
+    }
+}

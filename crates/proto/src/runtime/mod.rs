@@ -1,5 +1,6 @@
 //! Hand-written support for the generated protocol code.
 
+pub mod audit;
 pub mod error;
 pub mod json;
 pub mod query;
