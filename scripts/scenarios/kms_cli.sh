@@ -99,4 +99,12 @@ step "errors"
 expect_error NotFoundException awsx kms describe-key --key-id 11111111-2222-3333-4444-555555555555
 expect_error NotFoundException awsx kms describe-key --key-id alias/missing
 
+step "cloudtrail lookup-events finds the decrypts"
+N=$(awsx cloudtrail lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=Decrypt --output json \
+  | jq '[.Events[] | select(.EventName == "Decrypt")] | length')
+[ "$N" -ge 3 ] || fail "expected the scenario's decrypts in the trail, found $N"
+awsx cloudtrail lookup-events --lookup-attributes AttributeKey=EventName,AttributeValue=Decrypt --max-items 1 \
+  --output json | jq -r '.Events[0].CloudTrailEvent' | jq -e '.eventSource == "kms.amazonaws.com" and .eventName == "Decrypt" and .requestParameters.ciphertextBlob == null' >/dev/null \
+  || fail "CloudTrailEvent carries the record"
+
 echo "kms-cli: PASS"

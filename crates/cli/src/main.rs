@@ -1,5 +1,8 @@
 //! `keyhold`: the server and its operator commands.
 
+mod audit;
+mod bench;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -33,6 +36,11 @@ enum Command {
         #[arg(long, env = "KEYHOLD_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Load a server's hot path and report requests/s and latency.
+    Bench(bench::BenchArgs),
+    /// Verify or export the tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +66,18 @@ fn main() -> anyhow::Result<()> {
                 cfg.data_dir = dir;
             }
             serve(cfg)
+        }
+        Command::Audit(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(audit::run(command))
+        }
+        Command::Bench(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(bench::run(args))
         }
     }
 }

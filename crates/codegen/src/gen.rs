@@ -957,10 +957,19 @@ impl<'m> Service<'m> {
             .map(|(n, _)| n)
             .collect();
         let index = |name: &str| structs.iter().position(|s| *s == name);
-        writeln!(out, "/// The structures of the model as the audit trail records them (CloudTrail's")?;
-        writeln!(out, "/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive")?;
+        writeln!(
+            out,
+            "/// The structures of the model as the audit trail records them (CloudTrail's"
+        )?;
+        writeln!(
+            out,
+            "/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive"
+        )?;
         writeln!(out, "/// members left out.")?;
-        writeln!(out, "pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[")?;
+        writeln!(
+            out,
+            "pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &["
+        )?;
         for name in &structs {
             let shape = self.shape(name)?;
             let mut members = Vec::new();
@@ -974,13 +983,22 @@ impl<'m> Service<'m> {
                 members.join(", ")
             )?;
         }
-        writeln!(out, "];
-")?;
+        writeln!(
+            out,
+            "];
+"
+        )?;
         let prefix = self.prefix;
         writeln!(out, "impl {prefix}Operation {{")?;
         for (which, pick) in [("input", true), ("output", false)] {
-            writeln!(out, "    /// The index in [`AUDIT_SHAPES`] of the operation's {which} structure.")?;
-            writeln!(out, "    pub fn audit_{which}(self) -> Option<usize> {{ match self {{")?;
+            writeln!(
+                out,
+                "    /// The index in [`AUDIT_SHAPES`] of the operation's {which} structure."
+            )?;
+            writeln!(
+                out,
+                "    pub fn audit_{which}(self) -> Option<usize> {{ match self {{"
+            )?;
             for (name, op) in &self.model.operations {
                 let shape = if pick {
                     op.input.as_ref().map(|i| i.shape.clone())
@@ -992,15 +1010,24 @@ impl<'m> Service<'m> {
             }
             writeln!(out, "    }} }}")?;
         }
-        writeln!(out, "}}
-")?;
+        writeln!(
+            out,
+            "}}
+"
+        )?;
         Ok(())
     }
 
-    fn audit_field(&self, shape_name: &str, index: &dyn Fn(&str) -> Option<usize>) -> anyhow::Result<String> {
+    fn audit_field(
+        &self,
+        shape_name: &str,
+        index: &dyn Fn(&str) -> Option<usize>,
+    ) -> anyhow::Result<String> {
         use crate::model::Shape as _S;
         let shape: &_S = self.shape(shape_name)?;
-        if shape.sensitive {
+        // Sensitive members never reach the trail; CloudTrail leaves binary members (the
+        // ciphertext blobs) out too.
+        if shape.sensitive || shape.kind == "blob" {
             return Ok("crate::runtime::audit::Field::Sensitive".into());
         }
         Ok(match shape.kind.as_str() {
@@ -1010,11 +1037,17 @@ impl<'m> Service<'m> {
             },
             "list" => {
                 let member = &shape.member.as_ref().context("list member")?.shape;
-                format!("crate::runtime::audit::Field::List(&{})", self.audit_field(member, index)?)
+                format!(
+                    "crate::runtime::audit::Field::List(&{})",
+                    self.audit_field(member, index)?
+                )
             }
             "map" => {
                 let value = &shape.value.as_ref().context("map value")?.shape;
-                format!("crate::runtime::audit::Field::Map(&{})", self.audit_field(value, index)?)
+                format!(
+                    "crate::runtime::audit::Field::Map(&{})",
+                    self.audit_field(value, index)?
+                )
             }
             _ => "crate::runtime::audit::Field::Plain".into(),
         })

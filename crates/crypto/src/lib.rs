@@ -9,6 +9,7 @@
 //! | [`MaterialId`], [`KeyId`] | public identifiers of a key version and of a KMS key |
 //! | [`EncryptionContext`] | the canonical form of an encryption context, used as AAD |
 //! | [`blob`] | the symmetric ciphertext blob (version 1) that `Encrypt` returns |
+//! | [`envelope::DataKey`] | a KMS data key's plaintext; [`envelope`] seals stored values with it |
 //! | [`seal::RootKeyProvider`] | the root of the hierarchy; [`seal::KeyFileRoot`] in dev mode |
 //! | [`seal::DomainKey`] | seals backing key material and other stored secrets |
 //! | [`CryptoError`] | every failure; decrypt and unseal failures carry no detail |
@@ -31,10 +32,13 @@
 
 pub mod blob;
 pub mod context;
+pub mod digest;
+pub mod envelope;
 pub mod error;
 pub mod material;
 pub mod random;
 pub mod seal;
+pub mod signing;
 
 pub use context::EncryptionContext;
 pub use error::CryptoError;

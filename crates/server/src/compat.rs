@@ -9,11 +9,10 @@ use keyhold_proto::{cloudtrail, iam, kms, secretsmanager, ssm, sts};
 pub fn is_supported(op: Operation) -> bool {
     match op {
         Operation::Kms(op) => crate::kms::SUPPORTED.contains(&op),
-        Operation::SecretsManager(_)
-        | Operation::Ssm(_)
-        | Operation::Sts(_)
-        | Operation::Iam(_)
-        | Operation::CloudTrail(_) => false,
+        Operation::SecretsManager(op) => crate::secrets::SUPPORTED.contains(&op),
+        Operation::Ssm(op) => crate::params::SUPPORTED.contains(&op),
+        Operation::CloudTrail(op) => op == cloudtrail::CloudTrailOperation::LookupEvents,
+        Operation::Sts(_) | Operation::Iam(_) => false,
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     /// Strict-mode credentials.
     pub credentials: Vec<StaticCredential>,
+    /// The audit trail.
+    pub audit: crate::audit::trail::TrailConfig,
 }
 
 /// An access key accepted in strict mode; it authenticates as its account's root.
@@ -86,6 +88,7 @@ impl Default for Config {
             deletion_sweep_interval: Duration::from_secs(60),
             key_file: None,
             credentials: Vec::new(),
+            audit: crate::audit::trail::TrailConfig::default(),
         }
     }
 }
@@ -102,6 +105,17 @@ struct FileConfig {
     seal: Option<SealSection>,
     #[serde(default)]
     credentials: Vec<StaticCredential>,
+    audit: Option<AuditSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditSection {
+    mode: Option<crate::audit::trail::AuditMode>,
+    queue_capacity: Option<usize>,
+    digest_interval_seconds: Option<u64>,
+    digest_every_events: Option<i64>,
+    retention_days: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +163,22 @@ impl Config {
         }
         self.key_file = file.seal.and_then(|s| s.key_file);
         self.credentials = file.credentials;
+        if let Some(audit) = file.audit {
+            let a = &mut self.audit;
+            a.mode = audit.mode.unwrap_or(a.mode);
+            a.queue_capacity = audit.queue_capacity.unwrap_or(a.queue_capacity).max(1);
+            if let Some(secs) = audit.digest_interval_seconds {
+                a.digest_interval = Duration::from_secs(secs.max(1));
+            }
+            a.digest_every_events = audit
+                .digest_every_events
+                .unwrap_or(a.digest_every_events)
+                .max(1);
+            a.retention = audit
+                .retention_days
+                .filter(|d| *d > 0)
+                .map(|d| Duration::from_secs(d * 86_400));
+        }
         Ok(())
     }
 
@@ -188,6 +218,11 @@ impl Config {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("keyhold.db")
+    }
+
+    /// The audit trail's database.
+    pub fn audit_database_path(&self) -> PathBuf {
+        self.data_dir.join("audit.db")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Who is calling, from where, in which request: what every operation receives.
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use keyhold_proto::route::Operation;
 
@@ -63,13 +63,20 @@ pub struct RequestContext {
     /// endpoint name (`secretsmanager.us-east-1.amazonaws.com`), KMS's `kms:ViaService`.
     pub via_service: Option<String>,
     notes: Mutex<AuditNotes>,
+    /// The durability receipts of every audit event of this request (outer and inner calls
+    /// share them), awaited before the response goes out.
+    receipts: Arc<crate::audit::Receipts>,
 }
 
 /// What an operation tells the audit trail beyond the request itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct AuditNotes {
     /// `(type, ARN)` of the resources the call touched, e.g. `("AWS::KMS::Key", arn)`.
     pub resources: Vec<(&'static str, String)>,
+    /// CloudTrail's `requestParameters` (sensitive members already left out).
+    pub request_parameters: Option<serde_json::Value>,
+    /// CloudTrail's `responseElements` (sensitive members already left out).
+    pub response_elements: Option<serde_json::Value>,
 }
 
 impl RequestContext {
@@ -90,6 +97,7 @@ impl RequestContext {
             user_agent,
             via_service: None,
             notes: Mutex::default(),
+            receipts: Arc::default(),
         }
     }
 
@@ -105,7 +113,13 @@ impl RequestContext {
             user_agent: format!("{service}.amazonaws.com"),
             via_service: Some(format!("{service}.{}.amazonaws.com", self.scope.region)),
             notes: Mutex::default(),
+            receipts: self.receipts.clone(),
         }
+    }
+
+    /// Where this request's audit receipts go.
+    pub fn receipts(&self) -> &crate::audit::Receipts {
+        &self.receipts
     }
 
     /// Records a resource the call touched (once per ARN).
@@ -114,6 +128,18 @@ impl RequestContext {
             && !notes.resources.iter().any(|(_, a)| a == arn)
         {
             notes.resources.push((kind, arn.to_owned()));
+        }
+    }
+
+    /// Records what the audit trail shows of the request and the response.
+    pub fn note_parameters(
+        &self,
+        request: Option<serde_json::Value>,
+        response: Option<serde_json::Value>,
+    ) {
+        if let Ok(mut notes) = self.notes.lock() {
+            notes.request_parameters = request;
+            notes.response_elements = response;
         }
     }
 

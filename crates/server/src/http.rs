@@ -28,6 +28,8 @@ use crate::auth::Authenticator;
 use crate::config::Mode;
 use crate::context::RequestContext;
 use crate::kms::KmsService;
+use crate::params::SsmService;
+use crate::secrets::SecretsService;
 
 /// What the handler shares across requests.
 pub struct AppState {
@@ -35,7 +37,11 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub auth: Authenticator,
     pub kms: Arc<KmsService>,
+    pub secrets: Arc<SecretsService>,
+    pub ssm: Arc<SsmService>,
+    pub cloudtrail: Arc<crate::audit::lookup::CloudTrailService>,
     pub audit: Arc<dyn Auditor>,
+    pub trail: Arc<crate::audit::trail::AuditTrail>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -50,8 +56,22 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         Mode::Dev => "dev",
         Mode::Strict => "strict",
     };
-    let body = format!("{{\"status\":\"ok\",\"mode\":\"{mode}\"}}");
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let (status, body) = match state.trail.health().error() {
+        None => (
+            StatusCode::OK,
+            serde_json::json!({"status": "ok", "mode": mode, "audit": "ok"}),
+        ),
+        Some(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "degraded", "mode": mode, "audit": error}),
+        ),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// The request as far as it has been understood.
@@ -135,6 +155,10 @@ async fn handle(
         peer.ip(),
         user_agent,
     );
+    // Fail closed: a call whose event could not be recorded is not served.
+    if let Err(e) = state.audit.admit() {
+        return error_response(&incoming, &e);
+    }
     let result = AssertUnwindSafe(dispatch(&state, &ctx, operation, &body, query.as_ref()))
         .catch_unwind()
         .await
@@ -142,15 +166,49 @@ async fn handle(
             tracing::error!(request_id = %ctx.request_id, operation = operation.name(), "operation panicked");
             Err(ApiError::internal())
         });
+    let (request_view, response_view) =
+        audit_views(operation, &body, query.as_ref(), result.as_deref().ok());
+    ctx.note_parameters(request_view, response_view);
     state.audit.record(AuditEvent {
         ctx: &ctx,
         notes: ctx.take_notes(),
         error: result.as_ref().err(),
     });
+    // Durable audit: the answer goes out only once every event of the call is on disk.
+    let result = match (result, ctx.receipts().wait().await) {
+        (Ok(_), Err(e)) => Err(e),
+        (result, _) => result,
+    };
     match result {
         Ok(body) => success_response(&incoming, body),
         Err(e) => error_response(&incoming, &e),
     }
+}
+
+/// What the audit trail shows of the request and (for calls that change something) the
+/// response: model members in lowerCamelCase, sensitive ones left out.
+fn audit_views(
+    operation: Operation,
+    body: &[u8],
+    query: Option<&QueryParams>,
+    response: Option<&[u8]>,
+) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
+    use keyhold_proto::runtime::audit::{view, view_query};
+    let shapes = operation.audit_shapes();
+    let request = operation.audit_input().map(|i| match query {
+        Some(q) => view_query(shapes, i, q, ""),
+        None => serde_json::from_slice(body)
+            .map(|v| view(shapes, i, &v))
+            .unwrap_or_default(),
+    });
+    let wants_response = query.is_none() && !crate::audit::record::is_read_only(operation);
+    let response = match (wants_response, response, operation.audit_output()) {
+        (true, Some(bytes), Some(i)) => serde_json::from_slice(bytes)
+            .ok()
+            .map(|v| view(shapes, i, &v)),
+        _ => None,
+    };
+    (request, response)
 }
 
 /// Runs one operation through its service's generated dispatch.
@@ -171,9 +229,11 @@ async fn dispatch(
     let query = query.unwrap_or(&empty);
     match operation {
         Operation::Kms(op) => kms::dispatch(&*state.kms, ctx, op, body).await,
-        Operation::SecretsManager(op) => secretsmanager::dispatch(&NotYet, ctx, op, body).await,
-        Operation::Ssm(op) => ssm::dispatch(&NotYet, ctx, op, body).await,
-        Operation::CloudTrail(op) => cloudtrail::dispatch(&NotYet, ctx, op, body).await,
+        Operation::SecretsManager(op) => {
+            secretsmanager::dispatch(&*state.secrets, ctx, op, body).await
+        }
+        Operation::Ssm(op) => ssm::dispatch(&*state.ssm, ctx, op, body).await,
+        Operation::CloudTrail(op) => cloudtrail::dispatch(&*state.cloudtrail, ctx, op, body).await,
         Operation::Sts(op) => sts::dispatch(&NotYet, ctx, op, query, &ctx.request_id)
             .await
             .map(String::into_bytes),
@@ -194,13 +254,7 @@ macro_rules! not_yet {
     )*};
 }
 
-not_yet!(
-    secretsmanager::SecretsManagerApi,
-    ssm::SsmApi,
-    cloudtrail::CloudTrailApi,
-    sts::StsApi,
-    iam::IamApi
-);
+not_yet!(sts::StsApi, iam::IamApi);
 
 fn success_response(incoming: &Incoming, body: Vec<u8>) -> Response {
     let content_type = match incoming.protocol {

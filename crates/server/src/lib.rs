@@ -7,6 +7,10 @@
 //!   is what every operation receives.
 //! - [`kms`] is the KMS service; every operation authorizes once (`kms::authz`) and every
 //!   request is audited once ([`audit`]).
+//! - [`secrets`] is the Secrets Manager service; it encrypts every value through [`kms`] on
+//!   the caller's behalf.
+//! - [`params`] is the SSM Parameter Store service; it encrypts SecureString values through
+//!   [`kms`] on the caller's behalf.
 //! - [`config::Config`]: defaults ← config file ← environment ← flags.
 
 pub mod arn;
@@ -18,7 +22,9 @@ pub mod config;
 pub mod context;
 pub mod http;
 pub mod kms;
+pub mod params;
 mod seal;
+pub mod secrets;
 mod server;
 
 pub use config::{Config, Mode};

@@ -11,12 +11,16 @@ use keyhold_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::audit::{Auditor, LogAuditor};
+use crate::audit::Auditor;
+use crate::audit::lookup::CloudTrailService;
+use crate::audit::trail::AuditTrail;
 use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::{AppState, router};
 use crate::kms::KmsService;
+use crate::params::SsmService;
+use crate::secrets::SecretsService;
 
 /// A bound, ready server; [`Server::serve`] runs it.
 pub struct Server {
@@ -38,12 +42,31 @@ impl Server {
         let store: Arc<dyn Store> = Arc::new(store);
         let domain = crate::seal::open(&config, store.as_ref()).await?;
         let clock = Clock::default();
-        let audit: Arc<dyn Auditor> = Arc::new(LogAuditor);
+        let domain = Arc::new(domain);
+        let trail_path = config.audit_database_path();
+        let trail = Arc::new(AuditTrail::open(
+            &trail_path,
+            &domain,
+            config.audit.clone(),
+        )?);
+        let audit: Arc<dyn Auditor> = trail.clone();
         let kms = Arc::new(KmsService::new(
             store.clone(),
-            Arc::new(domain),
+            domain,
             clock.clone(),
             audit.clone(),
+        ));
+        let secrets = Arc::new(SecretsService::new(
+            store.clone(),
+            kms.clone(),
+            clock.clone(),
+        ));
+        let ssm = Arc::new(SsmService::new(
+            store.clone(),
+            kms.clone(),
+            secrets.clone(),
+            audit.clone(),
+            clock.clone(),
         ));
         let listener = TcpListener::bind(config.listen)
             .await
@@ -53,7 +76,11 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
             auth: Authenticator::new(&config),
             kms,
+            secrets,
+            ssm,
+            cloudtrail: Arc::new(CloudTrailService::new(trail.clone())),
             audit,
+            trail,
         });
         Ok(Self {
             listener,
@@ -81,22 +108,33 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let sweeper = tokio::spawn(sweep_deletions(
             self.state.kms.clone(),
+            self.state.secrets.clone(),
+            self.sweep_interval,
+            stop_rx.clone(),
+        ));
+        let expirer = tokio::spawn(sweep_expirations(
+            self.state.ssm.clone(),
             self.sweep_interval,
             stop_rx,
         ));
+        let trail = self.state.trail.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
+        trail.shutdown().await;
+        let _ = expirer.await;
         served.context("serving HTTP")
     }
 }
 
-/// Deletes keys whose deletion date has passed, every `interval`, until told to stop.
+/// Deletes keys and purges secrets whose deletion date has passed, every `interval`, until
+/// told to stop.
 async fn sweep_deletions(
     kms: Arc<KmsService>,
+    secrets: Arc<SecretsService>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -107,6 +145,30 @@ async fn sweep_deletions(
             _ = ticker.tick() => {
                 if let Err(e) = kms.sweep_deletions().await {
                     tracing::warn!(error = ?e, "scheduled key deletion failed; will retry");
+                }
+                if let Err(e) = secrets.sweep_deletions().await {
+                    tracing::warn!(error = ?e, "scheduled secret deletion failed; will retry");
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Deletes the parameters whose `Expiration` policy is due, every `interval`, until told to
+/// stop.
+async fn sweep_expirations(
+    ssm: Arc<SsmService>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(e) = ssm.sweep_expirations().await {
+                    tracing::warn!(error = ?e, "parameter expiration failed; will retry");
                 }
             }
             _ = stop.changed() => break,

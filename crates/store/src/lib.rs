@@ -5,20 +5,27 @@
 //! replica can decrypt anything by itself.
 //!
 //! - [`Store`] is the whole contract, split by subject: [`MetaStore`] (the sealed domain key,
-//!   server identity), [`KmsStore`] (keys, their sealed materials, aliases, tags).
+//!   server identity), [`KmsStore`] (keys, their sealed materials, aliases, tags),
+//!   [`SecretStore`] (Secrets Manager secrets and their sealed versions), [`ParamStore`]
+//!   (Parameter Store parameters and their versions).
 //! - [`SqliteStore`] is the embedded default: WAL journal, `synchronous=FULL`, so a call that
 //!   creates or changes key material is acknowledged only once its commit is on disk.
 //! - [`records`] are the plain rows the traits exchange.
 //!
 //! Every implementation runs the same test suite (`tests/store_suite.rs`).
 
+pub mod audit;
+mod params;
 pub mod records;
+mod secrets;
 mod sqlite;
 
 use async_trait::async_trait;
 
-pub use records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
-pub use sqlite::SqliteStore;
+pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
+pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
+pub use secrets::{SecretStore, SecretWrite};
+pub use sqlite::{SqliteAuditLog, SqliteStore};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +118,6 @@ pub trait KmsStore: Send + Sync {
 }
 
 /// Everything a Keyhold server stores.
-pub trait Store: MetaStore + KmsStore {}
+pub trait Store: MetaStore + KmsStore + SecretStore + ParamStore {}
 
-impl<T: MetaStore + KmsStore> Store for T {}
+impl<T: MetaStore + KmsStore + SecretStore + ParamStore> Store for T {}

@@ -60,3 +60,60 @@ pub struct Tag {
     pub key: String,
     pub value: String,
 }
+
+/// A Secrets Manager secret: identity columns plus the service's metadata document. Never a
+/// secret value (those are [`SecretVersionRecord`]s, sealed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX`; the primary key.
+    pub arn: String,
+    pub account: String,
+    pub region: String,
+    /// Unique within the account and region (a secret scheduled for deletion keeps it).
+    pub name: String,
+    pub created_ms: i64,
+    /// When the background task may purge the secret; set while it is scheduled for deletion.
+    pub deletion_ms: Option<i64>,
+    /// Everything else (description, KMS key, tags, staging labels, policy, rotation and
+    /// replication settings), encoded by the service. Opaque to the store.
+    pub meta: String,
+}
+
+/// One version of a secret: its value sealed under a data key, and that data key encrypted
+/// by KMS. Nothing here opens without KMS.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretVersionRecord {
+    pub secret_arn: String,
+    /// A `ClientRequestToken` (32 to 64 characters) or a generated UUID.
+    pub version_id: String,
+    pub created_ms: i64,
+    /// The day (midnight UTC) the version was last read, if ever.
+    pub last_accessed_ms: Option<i64>,
+    /// The `KmsKeyId` the secret named when the version was encrypted (`None`: the
+    /// AWS-managed `aws/secretsmanager`).
+    pub kms_key_id: Option<String>,
+    /// The ARN of the KMS key that encrypted `data_key`.
+    pub kms_key_arn: String,
+    /// The data key, as KMS `GenerateDataKey` returned its ciphertext.
+    pub data_key: Vec<u8>,
+    /// The value, sealed under the data key (`keyhold_crypto::envelope`).
+    pub sealed_value: Vec<u8>,
+}
+
+impl std::fmt::Debug for SecretVersionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretVersionRecord")
+            .field("secret_arn", &self.secret_arn)
+            .field("version_id", &self.version_id)
+            .field("created_ms", &self.created_ms)
+            .field("last_accessed_ms", &self.last_accessed_ms)
+            .field("kms_key_id", &self.kms_key_id)
+            .field("kms_key_arn", &self.kms_key_arn)
+            .field("data_key", &format_args!("{} bytes", self.data_key.len()))
+            .field(
+                "sealed_value",
+                &format_args!("{} bytes", self.sealed_value.len()),
+            )
+            .finish()
+    }
+}

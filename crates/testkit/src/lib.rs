@@ -6,6 +6,8 @@
 //! let server = keyhold_testkit::TestServer::start().await;
 //! let kms = server.kms();
 //! let key = kms.create_key().send().await.unwrap();
+//! let secrets = server.secrets_manager();
+//! secrets.create_secret().name("db").secret_string("hunter2").send().await.unwrap();
 //! # }
 //! ```
 
@@ -164,6 +166,30 @@ impl TestServer {
     /// A KMS client with explicit credentials (strict mode).
     pub fn kms_with(&self, access_key: &str, secret: &str, region: &str) -> aws_sdk_kms::Client {
         aws_sdk_kms::Client::new(&self.sdk_config(access_key, secret, region))
+    }
+
+    /// A Secrets Manager client of the default account in `us-east-1` (dev mode).
+    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        self.secrets_manager_for(DEFAULT_ACCOUNT, DEFAULT_REGION)
+    }
+
+    /// A Secrets Manager client acting as `account` in `region` (dev mode).
+    pub fn secrets_manager_for(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config(account, "dev-mode-secret", region))
+    }
+
+    /// An SSM (Parameter Store) client of the default account in `us-east-1` (dev mode).
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        self.ssm_for(DEFAULT_ACCOUNT, DEFAULT_REGION)
+    }
+
+    /// An SSM client acting as `account` in `region` (dev mode).
+    pub fn ssm_for(&self, account: &str, region: &str) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.sdk_config(account, "dev-mode-secret", region))
     }
 
     /// Sends a raw JSON 1.1 request for `target` (`TrentService.Encrypt`), unsigned.

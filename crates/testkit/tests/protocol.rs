@@ -135,8 +135,10 @@ async fn unsupported_operations_say_so() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["__type"], "UnsupportedOperationException");
-    let r = server.raw_json("secretsmanager.ListSecrets", "{}").await;
-    assert_eq!(r.json()["__type"], "UnsupportedOperationException");
+    let r = server
+        .raw_json("secretsmanager.GetSecretValue", r#"{"SecretId":"nope"}"#)
+        .await;
+    assert_eq!(r.json()["__type"], "ResourceNotFoundException");
     assert!(
         r.json()["Message"].is_string(),
         "Secrets Manager spells it Message"

@@ -10481,7 +10481,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
             ("KeyId", crate::runtime::audit::Field::Plain),
             (
                 "SharedSecretCiphertextBlob",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
         ],
     },
@@ -10499,7 +10499,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "DecryptRequest",
         members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
             ("DryRun", crate::runtime::audit::Field::Plain),
             (
                 "DryRunModifiers",
@@ -10523,7 +10523,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
         members: &[
             (
                 "CiphertextForRecipient",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
             ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
             ("KeyId", crate::runtime::audit::Field::Plain),
@@ -10567,7 +10567,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
             ),
             ("KeyAgreementAlgorithm", crate::runtime::audit::Field::Plain),
             ("KeyId", crate::runtime::audit::Field::Plain),
-            ("PublicKey", crate::runtime::audit::Field::Plain),
+            ("PublicKey", crate::runtime::audit::Field::Sensitive),
             ("Recipient", crate::runtime::audit::Field::Struct(85)),
         ],
     },
@@ -10576,7 +10576,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
         members: &[
             (
                 "CiphertextForRecipient",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
             ("KeyAgreementAlgorithm", crate::runtime::audit::Field::Plain),
             ("KeyId", crate::runtime::audit::Field::Plain),
@@ -10671,7 +10671,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
             ("SharedSecret", crate::runtime::audit::Field::Sensitive),
             (
                 "SharedSecretCiphertextBlob",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
         ],
     },
@@ -10695,7 +10695,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "EncryptResponse",
         members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
             ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
             ("KeyId", crate::runtime::audit::Field::Plain),
         ],
@@ -10722,20 +10722,20 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
         members: &[
             (
                 "CiphertextForRecipient",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
             ("KeyId", crate::runtime::audit::Field::Plain),
             ("KeyMaterialId", crate::runtime::audit::Field::Plain),
             ("KeyPairSpec", crate::runtime::audit::Field::Plain),
             (
                 "PrivateKeyCiphertextBlob",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
             (
                 "PrivateKeyPlaintext",
                 crate::runtime::audit::Field::Sensitive,
             ),
-            ("PublicKey", crate::runtime::audit::Field::Plain),
+            ("PublicKey", crate::runtime::audit::Field::Sensitive),
         ],
     },
     crate::runtime::audit::Shape {
@@ -10762,9 +10762,9 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
             ("KeyPairSpec", crate::runtime::audit::Field::Plain),
             (
                 "PrivateKeyCiphertextBlob",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
-            ("PublicKey", crate::runtime::audit::Field::Plain),
+            ("PublicKey", crate::runtime::audit::Field::Sensitive),
         ],
     },
     crate::runtime::audit::Shape {
@@ -10788,10 +10788,10 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "GenerateDataKeyResponse",
         members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
             (
                 "CiphertextForRecipient",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
             ("KeyId", crate::runtime::audit::Field::Plain),
             ("KeyMaterialId", crate::runtime::audit::Field::Plain),
@@ -10818,7 +10818,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "GenerateDataKeyWithoutPlaintextResponse",
         members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
             ("KeyId", crate::runtime::audit::Field::Plain),
             ("KeyMaterialId", crate::runtime::audit::Field::Plain),
         ],
@@ -10840,7 +10840,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
         name: "GenerateMacResponse",
         members: &[
             ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Mac", crate::runtime::audit::Field::Plain),
+            ("Mac", crate::runtime::audit::Field::Sensitive),
             ("MacAlgorithm", crate::runtime::audit::Field::Plain),
         ],
     },
@@ -10857,7 +10857,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
         members: &[
             (
                 "CiphertextForRecipient",
-                crate::runtime::audit::Field::Plain,
+                crate::runtime::audit::Field::Sensitive,
             ),
             ("Plaintext", crate::runtime::audit::Field::Sensitive),
         ],
@@ -10917,7 +10917,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "GetParametersForImportResponse",
         members: &[
-            ("ImportToken", crate::runtime::audit::Field::Plain),
+            ("ImportToken", crate::runtime::audit::Field::Sensitive),
             ("KeyId", crate::runtime::audit::Field::Plain),
             ("ParametersValidTo", crate::runtime::audit::Field::Plain),
             ("PublicKey", crate::runtime::audit::Field::Sensitive),
@@ -10952,7 +10952,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
             ("KeyId", crate::runtime::audit::Field::Plain),
             ("KeySpec", crate::runtime::audit::Field::Plain),
             ("KeyUsage", crate::runtime::audit::Field::Plain),
-            ("PublicKey", crate::runtime::audit::Field::Plain),
+            ("PublicKey", crate::runtime::audit::Field::Sensitive),
             (
                 "SigningAlgorithms",
                 crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
@@ -11001,9 +11001,12 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "ImportKeyMaterialRequest",
         members: &[
-            ("EncryptedKeyMaterial", crate::runtime::audit::Field::Plain),
+            (
+                "EncryptedKeyMaterial",
+                crate::runtime::audit::Field::Sensitive,
+            ),
             ("ExpirationModel", crate::runtime::audit::Field::Plain),
-            ("ImportToken", crate::runtime::audit::Field::Plain),
+            ("ImportToken", crate::runtime::audit::Field::Sensitive),
             ("ImportType", crate::runtime::audit::Field::Plain),
             ("KeyId", crate::runtime::audit::Field::Plain),
             (
@@ -11262,7 +11265,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "ReEncryptRequest",
         members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
             (
                 "DestinationEncryptionAlgorithm",
                 crate::runtime::audit::Field::Plain,
@@ -11295,7 +11298,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "ReEncryptResponse",
         members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Plain),
+            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
             (
                 "DestinationEncryptionAlgorithm",
                 crate::runtime::audit::Field::Plain,
@@ -11316,7 +11319,10 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
     crate::runtime::audit::Shape {
         name: "RecipientInfo",
         members: &[
-            ("AttestationDocument", crate::runtime::audit::Field::Plain),
+            (
+                "AttestationDocument",
+                crate::runtime::audit::Field::Sensitive,
+            ),
             (
                 "KeyEncryptionAlgorithm",
                 crate::runtime::audit::Field::Plain,
@@ -11430,7 +11436,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
         name: "SignResponse",
         members: &[
             ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Signature", crate::runtime::audit::Field::Plain),
+            ("Signature", crate::runtime::audit::Field::Sensitive),
             ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
         ],
     },
@@ -11519,7 +11525,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
                 crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
             ),
             ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Mac", crate::runtime::audit::Field::Plain),
+            ("Mac", crate::runtime::audit::Field::Sensitive),
             ("MacAlgorithm", crate::runtime::audit::Field::Plain),
             ("Message", crate::runtime::audit::Field::Sensitive),
         ],
@@ -11543,7 +11549,7 @@ pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
             ("KeyId", crate::runtime::audit::Field::Plain),
             ("Message", crate::runtime::audit::Field::Sensitive),
             ("MessageType", crate::runtime::audit::Field::Plain),
-            ("Signature", crate::runtime::audit::Field::Plain),
+            ("Signature", crate::runtime::audit::Field::Sensitive),
             ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
         ],
     },

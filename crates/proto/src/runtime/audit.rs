@@ -53,7 +53,10 @@ fn view_field(shapes: &[Shape], field: &Field, value: &Value) -> Value {
             Value::Array(items.iter().map(|v| view_field(shapes, inner, v)).collect())
         }
         (Field::Map(inner), Value::Object(entries)) => Value::Object(
-            entries.iter().map(|(k, v)| (k.clone(), view_field(shapes, inner, v))).collect(),
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), view_field(shapes, inner, v)))
+                .collect(),
         ),
         (_, _) => Value::Null,
     }
@@ -62,7 +65,9 @@ fn view_field(shapes: &[Shape], field: &Field, value: &Value) -> Value {
 /// The audit view of an awsQuery request of structure `shapes[index]`: top-level members,
 /// lists of plain values (`Name.member.N`) and nested structures one level down.
 pub fn view_query(shapes: &[Shape], index: usize, params: &QueryParams, prefix: &str) -> Value {
-    let Some(shape) = shapes.get(index) else { return Value::Null };
+    let Some(shape) = shapes.get(index) else {
+        return Value::Null;
+    };
     let mut out = Map::new();
     for (member, field) in shape.members {
         let key = format!("{prefix}{member}");
@@ -84,9 +89,9 @@ pub fn view_query(shapes: &[Shape], index: usize, params: &QueryParams, prefix: 
                         .collect(),
                 )
             }),
-            Field::Struct(i) => {
-                params.has_prefix(&key).then(|| view_query(shapes, *i, params, &format!("{key}.")))
-            }
+            Field::Struct(i) => params
+                .has_prefix(&key)
+                .then(|| view_query(shapes, *i, params, &format!("{key}."))),
             Field::List(_) | Field::Map(_) => None,
         };
         if let Some(value) = value {
@@ -119,7 +124,10 @@ mod tests {
                 ("Tags", Field::List(&Field::Struct(1))),
             ],
         },
-        Shape { name: "Tag", members: &[("TagKey", Field::Plain), ("TagValue", Field::Plain)] },
+        Shape {
+            name: "Tag",
+            members: &[("TagKey", Field::Plain), ("TagValue", Field::Plain)],
+        },
     ];
 
     #[test]
@@ -143,7 +151,9 @@ mod tests {
 
     #[test]
     fn query_requests() {
-        let q = QueryParams::parse(b"KeyId=k&Plaintext=secret&Tags.member.1.TagKey=a&Tags.member.1.TagValue=b");
+        let q = QueryParams::parse(
+            b"KeyId=k&Plaintext=secret&Tags.member.1.TagKey=a&Tags.member.1.TagValue=b",
+        );
         assert_eq!(
             view_query(SHAPES, 0, &q, ""),
             serde_json::json!({"keyId": "k", "tags": [{"tagKey": "a", "tagValue": "b"}]})

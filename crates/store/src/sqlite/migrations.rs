@@ -53,6 +53,49 @@ const MIGRATIONS: &[&str] = &[
         tag_value TEXT NOT NULL,
         PRIMARY KEY (key_id, tag_key)
      ) STRICT;",
+    // 2: Secrets Manager secrets and their sealed versions.
+    "CREATE TABLE sm_secrets (
+        arn         TEXT PRIMARY KEY,
+        account     TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        deletion_ms INTEGER,
+        meta        TEXT NOT NULL
+     ) STRICT;
+     CREATE UNIQUE INDEX sm_secrets_name ON sm_secrets (account, region, name);
+     CREATE INDEX sm_secrets_deletion ON sm_secrets (deletion_ms) WHERE deletion_ms IS NOT NULL;
+     CREATE TABLE sm_versions (
+        secret_arn       TEXT NOT NULL REFERENCES sm_secrets (arn),
+        version_id       TEXT NOT NULL,
+        created_ms       INTEGER NOT NULL,
+        last_accessed_ms INTEGER,
+        kms_key_id       TEXT,
+        kms_key_arn      TEXT NOT NULL,
+        data_key         BLOB NOT NULL,
+        sealed_value     BLOB NOT NULL,
+        PRIMARY KEY (secret_arn, version_id)
+     ) STRICT;",
+    // 3: Parameter Store parameters and their versions (SecureString values as ciphertext).
+    "CREATE TABLE ssm_params (
+        arn        TEXT PRIMARY KEY,
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER,
+        meta       TEXT NOT NULL
+     ) STRICT;
+     CREATE INDEX ssm_params_scope ON ssm_params (account, region, arn);
+     CREATE INDEX ssm_params_expiration ON ssm_params (expires_ms) WHERE expires_ms IS NOT NULL;
+     CREATE TABLE ssm_versions (
+        param_arn   TEXT NOT NULL REFERENCES ssm_params (arn),
+        version     INTEGER NOT NULL,
+        modified_ms INTEGER NOT NULL,
+        value       BLOB NOT NULL,
+        meta        TEXT NOT NULL,
+        PRIMARY KEY (param_arn, version)
+     ) STRICT;",
 ];
 
 pub(super) fn apply(conn: &Connection) -> Result<()> {

@@ -4,7 +4,10 @@
 //! each behind a mutex and used from Tokio's blocking pool. `synchronous=FULL` makes every
 //! commit durable before the call returns.
 
+mod audit;
 mod migrations;
+mod params;
+mod secrets;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
 use crate::{KmsStore, MetaStore, Result, StoreError};
+
+pub use audit::SqliteAuditLog;
 
 /// SQLite-backed [`crate::Store`].
 #[derive(Clone)]

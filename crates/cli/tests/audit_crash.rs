@@ -1,0 +1,163 @@
+//! Crash test: `kill -9` the server in the middle of a load of audited calls; after a
+//! restart, every call that received a response has its event and the chain verifies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_keyhold"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KEYHOLD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// One request on its own connection: (status, request id, body).
+async fn call(
+    addr: SocketAddr,
+    target: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: {addr}\r\nx-amz-target: {target}\r\ncontent-type: application/x-amz-json-1.1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(std::io::ErrorKind::InvalidData)?;
+    let id = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-amzn-requestid:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    Ok((status, id, body.to_owned()))
+}
+
+async fn wait_up(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if call(addr, "TrentService.ListKeys", "{}")
+            .await
+            .is_ok_and(|r| r.0 == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the server did not come up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_calls_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut server = start(dir.path(), port);
+    wait_up(addr).await;
+
+    let (_, _, body) = call(addr, "TrentService.CreateKey", "{}").await.unwrap();
+    let key_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let request = serde_json::json!({"KeyId": key_id, "Plaintext": "aGVsbG8="}).to_string();
+
+    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (acknowledged, request) = (acknowledged.clone(), request.clone());
+        workers.push(tokio::spawn(async move {
+            while let Ok((status, id, _)) = call(addr, "TrentService.Encrypt", &request).await {
+                if status == 200 {
+                    acknowledged.lock().unwrap().insert(id);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    for w in workers {
+        let _ = w.await;
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 20,
+        "the load reached the server ({} calls)",
+        acknowledged.len()
+    );
+
+    // Restart, make one more call (the chain continues), stop cleanly.
+    let mut server = start(dir.path(), port);
+    wait_up(addr).await;
+    assert_eq!(
+        call(addr, "TrentService.ListKeys", "{}").await.unwrap().0,
+        200
+    );
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+
+    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
+    let mut stmt = conn.prepare("SELECT record FROM audit_events").unwrap();
+    let recorded: HashSet<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.unwrap()).unwrap()["requestID"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !recorded.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged calls have no event",
+        missing.len()
+    );
+
+    let verified = keyhold_server::audit::offline::verify_data_dir(dir.path(), None, None)
+        .await
+        .unwrap();
+    assert!(verified.report.ok(), "{:?}", verified.report.problems);
+}

@@ -1,0 +1,108 @@
+//! How events are chained and digests signed: what the trail writes and the verifier reads.
+//!
+//! Every record carries, inside the bytes that are hashed,
+//! `"keyholdChain": {"sequence": N, "previousHash": "<hex SHA-256 of record N-1>"}` (the first
+//! record's previous hash is 64 zeros). Changing, removing, inserting or reordering a record
+//! breaks a link. A digest, signed with the trail's Ed25519 key, states that events
+//! `first..=last` end in a given hash and names the previous digest's hash, so a truncated
+//! tail and a forged chain are caught too.
+
+use keyhold_crypto::digest::sha256;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The member of each record that holds its link.
+pub const CHAIN_KEY: &str = "keyholdChain";
+/// The previous hash of the first event.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// Adds the link to a record (a JSON object's text) and returns its final text and hash.
+pub fn link(record: &str, sequence: i64, previous: &[u8; 32]) -> (String, [u8; 32]) {
+    let body = record.trim_end().strip_suffix('}').unwrap_or("{");
+    let separator = if body.trim_end().ends_with('{') {
+        ""
+    } else {
+        ","
+    };
+    let text = format!(
+        "{body}{separator}\"{CHAIN_KEY}\":{{\"sequence\":{sequence},\"previousHash\":\"{}\"}}}}",
+        hex::encode(previous)
+    );
+    let hash = sha256(text.as_bytes());
+    (text, hash)
+}
+
+/// The link a record's text claims.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Link {
+    pub sequence: i64,
+    pub previous_hash: [u8; 32],
+}
+
+/// Reads the link of a record; `None` if it has none or it is malformed.
+pub fn read_link(record: &str) -> Option<Link> {
+    let value: Value = serde_json::from_str(record).ok()?;
+    let chain = value.get(CHAIN_KEY)?;
+    let sequence = chain.get("sequence")?.as_i64()?;
+    let previous_hash = hex::decode(chain.get("previousHash")?.as_str()?)
+        .ok()?
+        .try_into()
+        .ok()?;
+    Some(Link {
+        sequence,
+        previous_hash,
+    })
+}
+
+/// What a digest states (field names as written in the signed document).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DigestDocument {
+    pub digest_sequence: i64,
+    pub first_event_sequence: i64,
+    pub last_event_sequence: i64,
+    /// Hex SHA-256 of the last event's record.
+    pub last_event_hash: String,
+    /// Hex SHA-256 of the previous digest's document (`None` for the first digest).
+    pub previous_digest_hash: Option<String>,
+    pub digest_time: String,
+    /// Hex SHA-256 of the public key that signs the digest.
+    pub public_key_fingerprint: String,
+}
+
+impl DigestDocument {
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+pub fn fingerprint(public_key: &[u8]) -> String {
+    hex::encode(sha256(public_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_round_trip() {
+        let (text, hash) = link(r#"{"eventName":"Decrypt"}"#, 7, &[1; 32]);
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["eventName"], "Decrypt");
+        let (empty, _) = link("{}", 1, &[0; 32]);
+        assert!(serde_json::from_str::<Value>(&empty).is_ok());
+        assert_eq!(hash, sha256(text.as_bytes()));
+        assert_eq!(
+            read_link(&text),
+            Some(Link {
+                sequence: 7,
+                previous_hash: [1; 32]
+            })
+        );
+        assert_eq!(read_link("{}"), None);
+    }
+}

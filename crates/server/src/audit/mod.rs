@@ -1,0 +1,118 @@
+//! The audit trail: one CloudTrail-format event for every call, success or failure,
+//! hash-chained, sealed by signed digests, durable before the response by default.
+//!
+//! - [`Auditor`] is the hook every request (and every call one service makes to another on
+//!   a caller's behalf) passes through exactly once; [`trail::AuditTrail`] is the real one,
+//!   [`LogAuditor`] a log-only stand-in for tests.
+//! - [`record`] builds the CloudTrail record of a call.
+//! - [`chain`] holds what the trail and the verifier share: how a record is chained
+//!   (`keyholdChain: {sequence, previousHash}` inside the hashed record), how digests are
+//!   written and signed.
+//! - [`verify`] walks a trail (a data directory or exported files) and reports the first
+//!   event that was changed, removed, inserted or reordered, and any gap in the digests.
+//! - [`lookup`] serves CloudTrail's `LookupEvents`; [`export`] writes CloudTrail-shaped files.
+
+pub mod chain;
+pub mod export;
+pub mod lookup;
+pub mod offline;
+pub mod record;
+pub mod trail;
+pub mod verify;
+
+use std::sync::Mutex;
+
+use keyhold_proto::{ApiError, CommonError};
+use tokio::sync::oneshot;
+
+use crate::context::{AuditNotes, RequestContext};
+
+/// One finished call.
+pub struct AuditEvent<'a> {
+    pub ctx: &'a RequestContext,
+    pub notes: AuditNotes,
+    pub error: Option<&'a ApiError>,
+}
+
+pub trait Auditor: Send + Sync {
+    /// Whether a call may start. The trail refuses (fails closed) when it could not record
+    /// the call's event: a server that cannot audit does not serve.
+    fn admit(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// Hands one event to the trail. Its durability receipt goes to the request's
+    /// [`Receipts`], which the front end awaits before answering.
+    fn record(&self, event: AuditEvent<'_>);
+}
+
+/// The durability receipts of one request's audit events.
+#[derive(Debug, Default)]
+pub struct Receipts {
+    pending: Mutex<Vec<oneshot::Receiver<bool>>>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Receipts {
+    /// Expects a receipt: `true` once the event is durable, `false` if it was lost.
+    pub fn expect(&self) -> oneshot::Sender<bool> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.push(rx);
+        }
+        tx
+    }
+
+    /// Marks that an event could not even be handed to the trail.
+    pub fn fail(&self) {
+        self.failed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits until every event of the request is durable; an error if one was not recorded.
+    pub async fn wait(&self) -> Result<(), ApiError> {
+        let pending = self
+            .pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        let mut ok = !self.failed.load(std::sync::atomic::Ordering::Relaxed);
+        for rx in pending {
+            ok &= rx.await.unwrap_or(false);
+        }
+        if ok { Ok(()) } else { Err(unavailable()) }
+    }
+}
+
+/// The answer when a call cannot be recorded.
+pub fn unavailable() -> ApiError {
+    ApiError::new(
+        CommonError::ServiceUnavailable,
+        "The audit trail cannot record this call, so Keyhold refuses to serve it. Retry later.",
+    )
+}
+
+/// Writes each event as a log line and keeps nothing: for tests and tools that need no trail.
+pub struct LogAuditor;
+
+impl Auditor for LogAuditor {
+    fn record(&self, event: AuditEvent<'_>) {
+        let ctx = event.ctx;
+        let resources: Vec<&str> = event
+            .notes
+            .resources
+            .iter()
+            .map(|(_, arn)| arn.as_str())
+            .collect();
+        tracing::info!(
+            target: "keyhold::audit",
+            request_id = %ctx.request_id,
+            event_source = ctx.operation.service().event_source(),
+            event_name = ctx.operation.name(),
+            principal = %ctx.caller.arn,
+            region = %ctx.scope.region,
+            resources = ?resources,
+            error_code = event.error.map(ApiError::code),
+        );
+    }
+}

@@ -1,0 +1,454 @@
+//! The durable audit trail: a writer thread that appends events in group commits.
+//!
+//! Requests hand their events to one writer thread over a bounded queue. The writer takes
+//! everything queued (up to a batch limit), links each event into the chain, appends the
+//! batch (with a signed digest when one is due) in one transaction — one fsync — and then
+//! releases every waiting request. In `durable` mode (the default) a response waits for its
+//! events' receipts; in `spool` mode it does not, and a full queue refuses calls.
+//!
+//! Fail closed: if the trail cannot be written, the calls whose events were lost get
+//! `ServiceUnavailable`, new calls are refused until a write succeeds again, and the health
+//! endpoint says why.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use keyhold_crypto::seal::DomainKey;
+use keyhold_crypto::signing::SigningKey;
+use keyhold_proto::{ApiError, Timestamp};
+use keyhold_store::SqliteAuditLog;
+use keyhold_store::audit::{AuditLog, AuditRow, DigestRow};
+use tokio::sync::oneshot;
+
+use super::chain::{self, DigestDocument, GENESIS};
+use super::record::{self, Pending};
+use super::{AuditEvent, Auditor, unavailable};
+
+/// Whether a response waits for its audit event to be durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditMode {
+    /// Every response waits until its events are on disk (group commit keeps this cheap).
+    Durable,
+    /// Responses do not wait; events queue in memory (bounded) and a crash loses the queue.
+    Spool,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrailConfig {
+    pub mode: AuditMode,
+    /// Events the queue holds.
+    pub queue_capacity: usize,
+    /// A digest at least every this many events...
+    pub digest_every_events: i64,
+    /// ... and at least this often while events arrive.
+    pub digest_interval: Duration,
+    /// Events older than this are pruned (whole digest periods at a time); `None` keeps all.
+    pub retention: Option<Duration>,
+}
+
+impl Default for TrailConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuditMode::Durable,
+            queue_capacity: 65_536,
+            digest_every_events: 1000,
+            digest_interval: Duration::from_secs(10),
+            retention: None,
+        }
+    }
+}
+
+enum Msg {
+    Event(Box<Pending>, Option<oneshot::Sender<bool>>),
+    /// Writes a digest now if any event is not covered; answers when done.
+    Seal(oneshot::Sender<()>),
+}
+
+/// Whether the trail can be written.
+#[derive(Debug, Default)]
+pub struct Health {
+    failing: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    pub fn error(&self) -> Option<String> {
+        if !self.failing.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.last_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .or(Some("failing".into()))
+    }
+
+    fn set(&self, error: Option<String>) {
+        self.failing.store(error.is_some(), Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = error;
+        }
+    }
+}
+
+/// The audit trail of a data directory.
+pub struct AuditTrail {
+    tx: SyncSender<Msg>,
+    mode: AuditMode,
+    health: Arc<Health>,
+    reader: Arc<Mutex<SqliteAuditLog>>,
+    public_key: Vec<u8>,
+}
+
+const SIGNING_KEY: &str = "signing_key.sealed";
+const PUBLIC_KEY: &str = "signing_key.public";
+
+impl AuditTrail {
+    /// Opens (creating if needed) the trail at `path` and starts its writer.
+    pub fn open(
+        path: &std::path::Path,
+        domain: &DomainKey,
+        config: TrailConfig,
+    ) -> anyhow::Result<Self> {
+        let mut log =
+            SqliteAuditLog::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let key = signing_key(&mut log, domain)?;
+        let public_key = key.public_key();
+        let reader = SqliteAuditLog::open_read_only(path)?;
+        let health = Arc::new(Health::default());
+        let (tx, rx) = sync_channel(config.queue_capacity.max(1));
+        let mut writer = Writer::new(log, key, config.clone(), health.clone())?;
+        std::thread::Builder::new()
+            .name("keyhold-audit".into())
+            .spawn(move || writer.run(rx))
+            .context("starting the audit writer")?;
+        Ok(Self {
+            tx,
+            mode: config.mode,
+            health,
+            reader: Arc::new(Mutex::new(reader)),
+            public_key,
+        })
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    pub fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    pub(crate) fn reader(&self) -> Arc<Mutex<SqliteAuditLog>> {
+        self.reader.clone()
+    }
+
+    /// Writes a digest covering every event so far (returns once it is durable).
+    pub async fn seal(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Seal(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Seals the trail at shutdown: every event queued before this call is written and
+    /// covered by a digest when it returns. (The writer thread ends with the last handle.)
+    pub async fn shutdown(&self) {
+        self.seal().await;
+    }
+}
+
+impl Auditor for AuditTrail {
+    fn admit(&self) -> Result<(), ApiError> {
+        match self.health.error() {
+            Some(_) => Err(unavailable()),
+            None => Ok(()),
+        }
+    }
+
+    fn record(&self, event: AuditEvent<'_>) {
+        let receipts = event.ctx.receipts();
+        let pending = Box::new(record::build(event));
+        let receipt = match self.mode {
+            AuditMode::Durable => Some(receipts.expect()),
+            AuditMode::Spool => None,
+        };
+        match self.tx.try_send(Msg::Event(pending, receipt)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => receipts.fail(),
+        }
+    }
+}
+
+fn signing_key(log: &mut SqliteAuditLog, domain: &DomainKey) -> anyhow::Result<SigningKey> {
+    if let Some(sealed) = log.get_meta(SIGNING_KEY)? {
+        let pkcs8 = domain
+            .unseal_secret("audit-signing-key", "ed25519", &sealed)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the audit signing key does not unseal under this data directory's domain key"
+                )
+            })?;
+        return Ok(SigningKey::from_pkcs8(pkcs8.expose_secret())?);
+    }
+    let (key, pkcs8) = SigningKey::generate()?;
+    let sealed = domain.seal_secret("audit-signing-key", "ed25519", pkcs8.expose_secret())?;
+    log.put_meta(SIGNING_KEY, &sealed)?;
+    log.put_meta(PUBLIC_KEY, &key.public_key())?;
+    tracing::info!(fingerprint = %chain::fingerprint(&key.public_key()), "generated the audit trail's signing key");
+    Ok(key)
+}
+
+/// The stored public key of a trail (for verification).
+pub fn stored_public_key(log: &mut dyn AuditLog) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(log.get_meta(PUBLIC_KEY)?)
+}
+
+/// The writer thread's state.
+struct Writer {
+    log: SqliteAuditLog,
+    key: SigningKey,
+    config: TrailConfig,
+    health: Arc<Health>,
+    /// The last written event.
+    tail_seq: i64,
+    tail_hash: [u8; 32],
+    /// The last written digest.
+    digest_seq: i64,
+    digest_last_event: i64,
+    digest_hash: Option<String>,
+    last_digest_at: Instant,
+    last_prune_at: Option<Instant>,
+}
+
+const BATCH: usize = 4096;
+
+impl Writer {
+    fn new(
+        mut log: SqliteAuditLog,
+        key: SigningKey,
+        config: TrailConfig,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Self> {
+        // The tail's hash is recomputed from its record, not read from the hash column.
+        let (tail_seq, tail_hash) = match log.last_event()? {
+            Some(row) => (
+                row.seq,
+                keyhold_crypto::digest::sha256(row.record.as_bytes()),
+            ),
+            None => (0, GENESIS),
+        };
+        let last = log.last_digest()?;
+        let (digest_seq, digest_last_event, digest_hash) = match &last {
+            Some(d) => (
+                d.seq,
+                d.last_seq,
+                Some(hex::encode(keyhold_crypto::digest::sha256(
+                    d.document.as_bytes(),
+                ))),
+            ),
+            None => (0, 0, None),
+        };
+        Ok(Self {
+            log,
+            key,
+            config,
+            health,
+            tail_seq,
+            tail_hash,
+            digest_seq,
+            digest_last_event,
+            digest_hash,
+            last_digest_at: Instant::now(),
+            last_prune_at: None,
+        })
+    }
+
+    fn run(&mut self, rx: Receiver<Msg>) {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(Msg::Event(pending, receipt)) => {
+                    let mut batch = vec![(pending, receipt)];
+                    let mut seals = Vec::new();
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(Msg::Event(p, r)) => batch.push((p, r)),
+                            Ok(Msg::Seal(done)) => {
+                                seals.push(done);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.write(batch);
+                    if !seals.is_empty() {
+                        self.digest_now();
+                        for done in seals {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+                Ok(Msg::Seal(done)) => {
+                    self.digest_now();
+                    let _ = done.send(());
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.tail_seq > self.digest_last_event
+                        && self.last_digest_at.elapsed() >= self.config.digest_interval
+                    {
+                        self.digest_now();
+                    }
+                    self.prune();
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.digest_now();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Links and appends a batch, with a digest when one is due; releases its receipts.
+    fn write(&mut self, batch: Vec<(Box<Pending>, Option<oneshot::Sender<bool>>)>) {
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut receipts = Vec::with_capacity(batch.len());
+        let (mut seq, mut prev) = (self.tail_seq, self.tail_hash);
+        for (pending, receipt) in batch {
+            seq += 1;
+            let Pending {
+                text,
+                account,
+                recipient_account,
+                region,
+                event_id,
+                time_ms,
+                event_name,
+                event_source,
+                read_only,
+                username,
+                access_key_id,
+                resources,
+            } = *pending;
+            let (text, hash) = chain::link(&text, seq, &prev);
+            rows.push(AuditRow {
+                seq,
+                event_id,
+                account,
+                recipient_account,
+                region,
+                time_ms,
+                event_name,
+                event_source,
+                read_only,
+                username,
+                access_key_id,
+                resources,
+                record: text,
+                hash,
+            });
+            receipts.push(receipt);
+            prev = hash;
+        }
+        let due = seq - self.digest_last_event >= self.config.digest_every_events;
+        let digest = due.then(|| self.make_digest(seq, &prev));
+        match self.log.append(&rows, digest.as_ref().map(|(row, _)| row)) {
+            Ok(()) => {
+                self.tail_seq = seq;
+                self.tail_hash = prev;
+                if let Some((row, hash)) = digest {
+                    self.digest_written(row, hash);
+                }
+                self.health.set(None);
+                for r in receipts.into_iter().flatten() {
+                    let _ = r.send(true);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), events = rows.len(), "the audit trail cannot be written: refusing calls until it can");
+                self.health
+                    .set(Some(format!("the audit trail cannot be written: {e}")));
+                for r in receipts.into_iter().flatten() {
+                    let _ = r.send(false);
+                }
+            }
+        }
+    }
+
+    fn make_digest(&self, last_seq: i64, last_hash: &[u8; 32]) -> (DigestRow, String) {
+        let document = DigestDocument {
+            digest_sequence: self.digest_seq + 1,
+            first_event_sequence: self.digest_last_event + 1,
+            last_event_sequence: last_seq,
+            last_event_hash: hex::encode(last_hash),
+            previous_digest_hash: self.digest_hash.clone(),
+            digest_time: Timestamp::now().to_iso8601_seconds(),
+            public_key_fingerprint: chain::fingerprint(&self.key.public_key()),
+        };
+        let text = document.to_text();
+        let signature = self.key.sign(text.as_bytes());
+        let hash = hex::encode(keyhold_crypto::digest::sha256(text.as_bytes()));
+        let row = DigestRow {
+            seq: document.digest_sequence,
+            first_seq: document.first_event_sequence,
+            last_seq,
+            time_ms: Timestamp::now().as_millis(),
+            document: text,
+            signature,
+        };
+        (row, hash)
+    }
+
+    fn digest_written(&mut self, row: DigestRow, hash: String) {
+        self.digest_seq = row.seq;
+        self.digest_last_event = row.last_seq;
+        self.digest_hash = Some(hash);
+        self.last_digest_at = Instant::now();
+    }
+
+    /// Seals every event not yet covered by a digest.
+    fn digest_now(&mut self) {
+        if self.tail_seq <= self.digest_last_event {
+            return;
+        }
+        let (row, hash) = self.make_digest(self.tail_seq, &self.tail_hash);
+        match self.log.append(&[], Some(&row)) {
+            Ok(()) => self.digest_written(row, hash),
+            Err(e) => {
+                tracing::error!(error = %e, "the audit trail cannot write a digest");
+                self.health
+                    .set(Some(format!("the audit trail cannot write a digest: {e}")));
+            }
+        }
+    }
+
+    /// Drops whole digest periods older than the retention period (hourly).
+    fn prune(&mut self) {
+        let Some(retention) = self.config.retention else {
+            return;
+        };
+        if self
+            .last_prune_at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(3600))
+        {
+            return;
+        }
+        self.last_prune_at = Some(Instant::now());
+        let cutoff =
+            Timestamp::now().as_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let digests = match self.log.digests() {
+            Ok(d) => d,
+            Err(e) => return tracing::warn!(error = %e, "audit retention: cannot list digests"),
+        };
+        // Keep from the first digest that is not entirely older than the cutoff.
+        if let Some(keep) = digests.iter().find(|d| d.time_ms >= cutoff)
+            && keep.first_seq > 1
+            && let Err(e) = self.log.prune_before_digest(keep.seq)
+        {
+            tracing::warn!(error = %e, "audit retention: pruning failed");
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! PutParameter: create a parameter, or (with `Overwrite`) add a version to it.
+//!
+//! What an overwrite leaves out it inherits from the current version: type, description,
+//! allowed pattern, KMS key, data type, tier and policies. Every put makes a new version; the
+//! oldest of 100 goes, unless a label holds it (`ParameterMaxVersionLimitExceeded`).
+
+use std::sync::Arc;
+
+use keyhold_proto::ssm::{ParameterTier, ParameterType, PutParameterRequest, PutParameterResult};
+
+use super::error::SsmError;
+use super::name::{self, key_of};
+use super::param::{MAX_VERSIONS, Param, Stored, Version};
+use super::policies::{self, Policy};
+use super::tags;
+use super::value::DEFAULT_KEY;
+use super::{Change, SsmService};
+use crate::context::RequestContext;
+
+/// Largest value of a standard parameter, and of an advanced one (characters).
+const STANDARD_MAX_CHARS: usize = 4096;
+const ADVANCED_MAX_CHARS: usize = 8192;
+/// Parameters per account and region, by tier.
+const STANDARD_LIMIT: usize = 10_000;
+const ADVANCED_LIMIT: usize = 100_000;
+/// The data types Parameter Store accepts.
+const DATA_TYPES: &[&str] = &["text", "aws:ec2:image", "aws:ssm:integration"];
+
+pub async fn put_parameter(
+    svc: &SsmService,
+    ctx: &RequestContext,
+    input: PutParameterRequest,
+) -> Result<PutParameterResult, SsmError> {
+    let name = name::validate_new(&input.name, &ctx.scope)?;
+    let value = input.value.expose_secret();
+    if value.is_empty() {
+        return Err(SsmError::EmptyValue);
+    }
+    let overwrite = input.overwrite.unwrap_or(false);
+    let new_tags = input.tags.unwrap_or_default();
+    if overwrite && !new_tags.is_empty() {
+        return Err(SsmError::TagsWithOverwrite);
+    }
+    // Tags given with a new parameter follow the rules of AddTagsToResource.
+    let new_tags = tags::merge(&[], &new_tags)?;
+
+    let _guard = svc.writes.lock().await;
+    let key = key_of(&name);
+    let existing = svc.find(&ctx.scope, key).await?;
+    if existing.is_some() && !overwrite {
+        return Err(SsmError::AlreadyExists);
+    }
+    let current = existing.as_ref().map(|p| p.current()).transpose()?;
+
+    let kind = input
+        .r#type
+        .or(current.map(|c| c.kind))
+        .ok_or(SsmError::TypeRequired)?;
+    if input.key_id.is_some() && kind != ParameterType::SecureString {
+        return Err(SsmError::KeyIdOnlyForSecureString);
+    }
+    let data_type = non_empty(input.data_type)
+        .or_else(|| current.map(|c| c.data_type.clone()))
+        .unwrap_or_else(|| "text".to_owned());
+    check_data_type(&data_type, kind, value)?;
+    let allowed_pattern = match input.allowed_pattern {
+        Some(p) => non_empty(Some(p)),
+        None => current.and_then(|c| c.allowed_pattern.clone()),
+    };
+    if let Some(pattern) = &allowed_pattern {
+        check_pattern(pattern, kind, value)?;
+    }
+    let policies: Vec<Policy> = match &input.policies {
+        Some(document) => policies::parse(document, svc.now_ms())?,
+        None => current.map(|c| c.policies.clone()).unwrap_or_default(),
+    };
+
+    let counts = svc.tier_counts(&ctx.scope).await?;
+    let current_tier = current.map(|c| c.tier);
+    let tier = resolve_tier(
+        input.tier,
+        current_tier,
+        value.chars().count(),
+        !policies.is_empty(),
+        existing.is_none() && counts.standard >= STANDARD_LIMIT,
+    )?;
+    match tier {
+        ParameterTier::Standard if existing.is_none() && counts.standard >= STANDARD_LIMIT => {
+            return Err(SsmError::StandardParameterLimit);
+        }
+        ParameterTier::Advanced
+            if current_tier != Some(ParameterTier::Advanced)
+                && counts.advanced >= ADVANCED_LIMIT =>
+        {
+            return Err(SsmError::AdvancedParameterLimit);
+        }
+        _ => {}
+    }
+
+    let mut versions: Vec<Arc<Version>> = existing
+        .as_ref()
+        .map(|p| p.versions.clone())
+        .unwrap_or_default();
+    if versions.len() >= MAX_VERSIONS {
+        let oldest = versions.first().ok_or(SsmError::Internal)?;
+        if !oldest.labels.is_empty() {
+            return Err(SsmError::MaxVersions {
+                name: name.clone(),
+                oldest: oldest.number,
+            });
+        }
+        versions.remove(0);
+    }
+    let number = current.map_or(1, |c| c.number + 1);
+    let arn = existing
+        .as_ref()
+        .map_or_else(|| name::arn_of(&ctx.scope, key), |p| p.arn.clone());
+    let key_id = (kind == ParameterType::SecureString).then(|| {
+        input
+            .key_id
+            .clone()
+            .or_else(|| {
+                current
+                    .filter(|c| c.kind == ParameterType::SecureString)
+                    .and_then(|c| c.key_id.clone())
+            })
+            .unwrap_or_else(|| DEFAULT_KEY.to_owned())
+    });
+    let stored = match &key_id {
+        Some(key_id) => Stored::Sealed(svc.seal_value(ctx, key_id, &arn, number, value).await?),
+        None => Stored::Text(value.to_owned()),
+    };
+    let now = svc.now_ms();
+    versions.push(Arc::new(Version {
+        number,
+        kind,
+        value: stored,
+        description: input
+            .description
+            .or_else(|| current.and_then(|c| c.description.clone())),
+        allowed_pattern,
+        key_id,
+        data_type,
+        tier,
+        policies,
+        labels: Vec::new(),
+        modified_ms: now,
+        modified_user: ctx.caller.arn.clone(),
+    }));
+    let new = Param {
+        arn: arn.clone(),
+        name: existing.as_ref().map_or(name.clone(), |p| p.name.clone()),
+        key: key.to_owned(),
+        created_ms: existing.as_ref().map_or(now, |p| p.created_ms),
+        tags: existing.as_ref().map_or(new_tags, |p| p.tags.clone()),
+        versions,
+    };
+    svc.commit(&ctx.scope, vec![Change::Put { old: existing, new }])
+        .await?;
+    ctx.note_resource("AWS::SSM::Parameter", &arn);
+    Ok(PutParameterResult {
+        tier: Some(tier),
+        version: Some(number),
+    })
+}
+
+/// The tier a put lands in. Without `Tier`, a parameter keeps its tier (a new one is
+/// standard); `Intelligent-Tiering` picks advanced when the value, the policies or the
+/// standard-parameter limit need it, or when the parameter already is advanced.
+fn resolve_tier(
+    requested: Option<ParameterTier>,
+    current: Option<ParameterTier>,
+    value_chars: usize,
+    has_policies: bool,
+    standard_full: bool,
+) -> Result<ParameterTier, SsmError> {
+    let tier = match requested {
+        None => current.unwrap_or(ParameterTier::Standard),
+        Some(ParameterTier::IntelligentTiering) => {
+            let needs_advanced = current == Some(ParameterTier::Advanced)
+                || value_chars > STANDARD_MAX_CHARS
+                || has_policies
+                || standard_full;
+            if needs_advanced {
+                ParameterTier::Advanced
+            } else {
+                ParameterTier::Standard
+            }
+        }
+        Some(tier) => tier,
+    };
+    if tier == ParameterTier::Standard {
+        if current == Some(ParameterTier::Advanced) {
+            return Err(SsmError::TierDowngrade);
+        }
+        if value_chars > STANDARD_MAX_CHARS {
+            return Err(SsmError::StandardValueTooLong);
+        }
+        if has_policies {
+            return Err(SsmError::PoliciesNeedAdvancedTier);
+        }
+    }
+    if value_chars > ADVANCED_MAX_CHARS {
+        return Err(SsmError::AdvancedValueTooLong);
+    }
+    Ok(tier)
+}
+
+/// The data type must be known; `aws:ec2:image` is for `String` parameters holding an AMI id
+/// (so the value an error echoes is never a SecureString).
+fn check_data_type(data_type: &str, kind: ParameterType, value: &str) -> Result<(), SsmError> {
+    if !DATA_TYPES.contains(&data_type) {
+        return Err(SsmError::UnsupportedDataType {
+            data_type: data_type.to_owned(),
+        });
+    }
+    if data_type == "aws:ec2:image" && kind != ParameterType::String {
+        return Err(SsmError::ImageDataTypeNeedsString);
+    }
+    if data_type == "aws:ec2:image" && !is_image_id(value) {
+        return Err(SsmError::InvalidImageId {
+            value: value.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// `ami-` and 8 or 17 lowercase hexadecimal digits.
+fn is_image_id(value: &str) -> bool {
+    value.strip_prefix("ami-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// The whole value must match the pattern; each item of a `StringList` must.
+fn check_pattern(pattern: &str, kind: ParameterType, value: &str) -> Result<(), SsmError> {
+    let regex = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|_| {
+        SsmError::InvalidAllowedPattern {
+            pattern: pattern.to_owned(),
+        }
+    })?;
+    let matches = match kind {
+        ParameterType::StringList => list_items(value).into_iter().all(|i| regex.is_match(i)),
+        _ => regex.is_match(value),
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(SsmError::PatternMismatch {
+            pattern: pattern.to_owned(),
+        })
+    }
+}
+
+/// The items of a `StringList` as Parameter Store splits it: at every comma, dropping
+/// trailing empty items (so `a,b,` is `a` and `b`, while `a,,b` has an empty item).
+fn list_items(value: &str) -> Vec<&str> {
+    let mut items: Vec<&str> = value.split(',').collect();
+    while items.last().is_some_and(|i| i.is_empty()) {
+        items.pop();
+    }
+    items
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use ParameterTier::{Advanced, IntelligentTiering, Standard};
+
+    #[test]
+    fn tiers() {
+        assert_eq!(resolve_tier(None, None, 10, false, false), Ok(Standard));
+        assert_eq!(
+            resolve_tier(None, Some(Advanced), 10, false, false),
+            Ok(Advanced)
+        );
+        assert_eq!(
+            resolve_tier(Some(IntelligentTiering), None, 4096, false, false),
+            Ok(Standard)
+        );
+        assert_eq!(
+            resolve_tier(Some(IntelligentTiering), None, 4097, false, false),
+            Ok(Advanced)
+        );
+        assert_eq!(
+            resolve_tier(Some(IntelligentTiering), None, 5, true, false),
+            Ok(Advanced)
+        );
+        assert_eq!(
+            resolve_tier(Some(IntelligentTiering), None, 5, false, true),
+            Ok(Advanced)
+        );
+        assert_eq!(
+            resolve_tier(Some(IntelligentTiering), Some(Advanced), 5, false, false),
+            Ok(Advanced)
+        );
+        assert_eq!(
+            resolve_tier(Some(Standard), Some(Advanced), 5, false, false),
+            Err(SsmError::TierDowngrade)
+        );
+        assert_eq!(
+            resolve_tier(None, None, 4097, false, false),
+            Err(SsmError::StandardValueTooLong)
+        );
+        assert_eq!(
+            resolve_tier(Some(Standard), None, 5, true, false),
+            Err(SsmError::PoliciesNeedAdvancedTier)
+        );
+        assert_eq!(
+            resolve_tier(Some(Advanced), None, 8193, false, false),
+            Err(SsmError::AdvancedValueTooLong)
+        );
+    }
+
+    #[test]
+    fn string_list_items_split_as_aws_does() {
+        assert_eq!(list_items("a,b,c,"), ["a", "b", "c"]);
+        assert_eq!(list_items("a,,b"), ["a", "", "b"]);
+        assert!(check_pattern("[a-z]{1}", ParameterType::StringList, "a,b,c,").is_ok());
+        assert!(check_pattern("[a-z]{1}", ParameterType::StringList, "aaa,b").is_err());
+        assert!(check_pattern("[a-z]*", ParameterType::String, "abcdef").is_ok());
+        assert_eq!(
+            check_pattern("[a-z]*", ParameterType::String, "ABCDEF"),
+            Err(SsmError::PatternMismatch {
+                pattern: "[a-z]*".into()
+            })
+        );
+        assert!(matches!(
+            check_pattern("(", ParameterType::String, "x"),
+            Err(SsmError::InvalidAllowedPattern { .. })
+        ));
+    }
+
+    #[test]
+    fn data_types() {
+        let string = ParameterType::String;
+        assert!(check_data_type("text", string, "x").is_ok());
+        assert!(check_data_type("aws:ec2:image", string, "ami-12345678").is_ok());
+        assert!(check_data_type("aws:ec2:image", string, "ami-0123456789abcdef0").is_ok());
+        assert!(matches!(
+            check_data_type("aws:ec2:image", string, "ami-xyz"),
+            Err(SsmError::InvalidImageId { .. })
+        ));
+        assert_eq!(
+            check_data_type("aws:ec2:image", ParameterType::SecureString, "ami-12345678"),
+            Err(SsmError::ImageDataTypeNeedsString)
+        );
+        assert!(matches!(
+            check_data_type("Text", string, "x"),
+            Err(SsmError::UnsupportedDataType { .. })
+        ));
+    }
+}

@@ -1,0 +1,93 @@
+//! The audit trail's storage: an append-only, hash-chained sequence of CloudTrail records
+//! and the signed digests that seal it.
+//!
+//! The trail lives apart from the rest of the store (its own SQLite file for the embedded
+//! backend) so that its group commits never queue behind key writes, and its API is
+//! synchronous: one dedicated writer thread owns it (see `keyhold-server`'s audit trail).
+
+use crate::Result;
+
+/// One stored event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: i64,
+    pub event_id: String,
+    /// The caller's account and the account that owns the resource (they differ for
+    /// cross-account calls); lookups in either account find the event.
+    pub account: String,
+    pub recipient_account: String,
+    pub region: String,
+    pub time_ms: i64,
+    pub event_name: String,
+    pub event_source: String,
+    pub read_only: bool,
+    pub username: Option<String>,
+    pub access_key_id: Option<String>,
+    /// `(resource type, resource name)` pairs, for lookups.
+    pub resources: Vec<(String, String)>,
+    /// The CloudTrail record exactly as hashed (JSON text).
+    pub record: String,
+    /// SHA-256 of `record`.
+    pub hash: [u8; 32],
+}
+
+/// A signed statement that events `first_seq..=last_seq` end in `last_hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestRow {
+    pub seq: i64,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub time_ms: i64,
+    /// The digest document exactly as signed (JSON text).
+    pub document: String,
+    pub signature: Vec<u8>,
+}
+
+/// What to look up (one attribute at most, as CloudTrail allows), newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Events of this account (as caller or recipient) in this region only.
+    pub account: String,
+    pub region: String,
+    pub attribute: Option<(AuditAttribute, String)>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    /// Only events with a sequence below this one (pagination).
+    pub before_seq: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditAttribute {
+    EventId,
+    EventName,
+    ReadOnly,
+    Username,
+    ResourceType,
+    ResourceName,
+    EventSource,
+    AccessKeyId,
+}
+
+/// The audit trail's storage.
+pub trait AuditLog: Send {
+    /// The last stored event, if any.
+    fn last_event(&mut self) -> Result<Option<AuditRow>>;
+    /// The last stored digest, if any.
+    fn last_digest(&mut self) -> Result<Option<DigestRow>>;
+    /// Appends events (and possibly a digest) in one durable transaction.
+    fn append(&mut self, events: &[AuditRow], digest: Option<&DigestRow>) -> Result<()>;
+    /// Events with `first <= seq <= last`, in order.
+    fn events(&mut self, first: i64, last: i64) -> Result<Vec<AuditRow>>;
+    /// Up to `limit` events with `seq > after`, in order.
+    fn events_after(&mut self, after: i64, limit: usize) -> Result<Vec<AuditRow>>;
+    /// All digests, in order.
+    fn digests(&mut self) -> Result<Vec<DigestRow>>;
+    fn lookup(&mut self, query: &AuditQuery) -> Result<Vec<AuditRow>>;
+    fn get_meta(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<()>;
+    /// Deletes the events and digests older than digest `keep_from_digest` (its events stay),
+    /// for retention. The digest before it stays as the chain's anchor.
+    fn prune_before_digest(&mut self, keep_from_digest: i64) -> Result<()>;
+}

@@ -1,0 +1,359 @@
+//! The audit trail in its own SQLite file (WAL, `synchronous=FULL`).
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::backend;
+use crate::audit::{AuditAttribute, AuditLog, AuditQuery, AuditRow, DigestRow};
+use crate::{Result, StoreError};
+
+const SCHEMA: &[&str] = &[
+    // 1
+    "CREATE TABLE audit_meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
+     CREATE TABLE audit_events (
+        seq           INTEGER PRIMARY KEY,
+        event_id      TEXT NOT NULL,
+        account       TEXT NOT NULL,
+        recipient     TEXT NOT NULL,
+        region        TEXT NOT NULL,
+        time_ms       INTEGER NOT NULL,
+        event_name    TEXT NOT NULL,
+        event_source  TEXT NOT NULL,
+        read_only     INTEGER NOT NULL,
+        username      TEXT,
+        access_key_id TEXT,
+        record        TEXT NOT NULL,
+        hash          BLOB NOT NULL
+     ) STRICT;
+     CREATE INDEX audit_events_time ON audit_events (time_ms);
+     CREATE INDEX audit_events_id ON audit_events (event_id);
+     CREATE INDEX audit_events_name ON audit_events (event_name, seq);
+     CREATE INDEX audit_events_account ON audit_events (account, region, seq);
+     CREATE TABLE audit_resources (
+        seq  INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        name TEXT NOT NULL
+     ) STRICT;
+     CREATE INDEX audit_resources_seq ON audit_resources (seq);
+     CREATE INDEX audit_resources_name ON audit_resources (name, seq);
+     CREATE TABLE audit_digests (
+        seq       INTEGER PRIMARY KEY,
+        first_seq INTEGER NOT NULL,
+        last_seq  INTEGER NOT NULL,
+        time_ms   INTEGER NOT NULL,
+        document  TEXT NOT NULL,
+        signature BLOB NOT NULL
+     ) STRICT;",
+];
+
+/// The audit trail of a data directory (`audit.db`).
+pub struct SqliteAuditLog {
+    conn: Connection,
+}
+
+impl SqliteAuditLog {
+    /// Opens (creating if needed) the audit database for writing.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        migrate(&conn)?;
+        Ok(Self { conn })
+    }
+
+    /// Opens an existing audit database without changing it (verification, export).
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(backend)?;
+        Ok(Self { conn })
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
+    let current =
+        usize::try_from(current).map_err(|_| StoreError::Corrupt("negative user_version"))?;
+    if current > SCHEMA.len() {
+        return Err(StoreError::Corrupt(
+            "audit schema is newer than this Keyhold",
+        ));
+    }
+    for (i, sql) in SCHEMA.iter().enumerate().skip(current) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+const EVENT_COLUMNS: &str = "seq, event_id, time_ms, event_name, event_source, read_only, \
+     username, access_key_id, record, hash, account, recipient, region";
+
+fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    let hash: Vec<u8> = row.get(9)?;
+    Ok(AuditRow {
+        seq: row.get(0)?,
+        event_id: row.get(1)?,
+        time_ms: row.get(2)?,
+        event_name: row.get(3)?,
+        event_source: row.get(4)?,
+        read_only: row.get(5)?,
+        username: row.get(6)?,
+        access_key_id: row.get(7)?,
+        resources: Vec::new(),
+        record: row.get(8)?,
+        hash: hash.try_into().unwrap_or([0; 32]),
+        account: row.get(10)?,
+        recipient_account: row.get(11)?,
+        region: row.get(12)?,
+    })
+}
+
+fn digest_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DigestRow> {
+    Ok(DigestRow {
+        seq: row.get(0)?,
+        first_seq: row.get(1)?,
+        last_seq: row.get(2)?,
+        time_ms: row.get(3)?,
+        document: row.get(4)?,
+        signature: row.get(5)?,
+    })
+}
+
+impl SqliteAuditLog {
+    fn with_resources(&self, mut rows: Vec<AuditRow>) -> Result<Vec<AuditRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT type, name FROM audit_resources WHERE seq = ?1")
+            .map_err(backend)?;
+        for row in &mut rows {
+            let resources = stmt
+                .query_map([row.seq], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            row.resources = resources;
+        }
+        Ok(rows)
+    }
+}
+
+impl AuditLog for SqliteAuditLog {
+    fn last_event(&mut self) -> Result<Option<AuditRow>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {EVENT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT 1"),
+                [],
+                event_from_row,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn last_digest(&mut self) -> Result<Option<DigestRow>> {
+        self.conn
+            .query_row(
+                "SELECT seq, first_seq, last_seq, time_ms, document, signature FROM audit_digests \
+                 ORDER BY seq DESC LIMIT 1",
+                [],
+                digest_from_row,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn append(&mut self, events: &[AuditRow], digest: Option<&DigestRow>) -> Result<()> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO audit_events ({EVENT_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ))
+                .map_err(backend)?;
+            let mut resource = tx
+                .prepare_cached("INSERT INTO audit_resources (seq, type, name) VALUES (?1, ?2, ?3)")
+                .map_err(backend)?;
+            for e in events {
+                insert
+                    .execute(params![
+                        e.seq,
+                        e.event_id,
+                        e.time_ms,
+                        e.event_name,
+                        e.event_source,
+                        e.read_only,
+                        e.username,
+                        e.access_key_id,
+                        e.record,
+                        e.hash.as_slice(),
+                        e.account,
+                        e.recipient_account,
+                        e.region
+                    ])
+                    .map_err(backend)?;
+                for (kind, name) in &e.resources {
+                    resource
+                        .execute(params![e.seq, kind, name])
+                        .map_err(backend)?;
+                }
+            }
+            if let Some(d) = digest {
+                tx.execute(
+                    "INSERT INTO audit_digests (seq, first_seq, last_seq, time_ms, document, signature) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![d.seq, d.first_seq, d.last_seq, d.time_ms, d.document, d.signature],
+                )
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn events(&mut self, first: i64, last: i64) -> Result<Vec<AuditRow>> {
+        let rows = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq"
+                ))
+                .map_err(backend)?;
+            stmt.query_map([first, last], event_from_row)
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?
+        };
+        Ok(rows)
+    }
+
+    fn events_after(&mut self, after: i64, limit: usize) -> Result<Vec<AuditRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))
+            .map_err(backend)?;
+        stmt.query_map([after, limit], event_from_row)
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)
+    }
+
+    fn digests(&mut self) -> Result<Vec<DigestRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, first_seq, last_seq, time_ms, document, signature FROM audit_digests ORDER BY seq",
+            )
+            .map_err(backend)?;
+        stmt.query_map([], digest_from_row)
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)
+    }
+
+    fn lookup(&mut self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        let (filter, value): (&str, Option<String>) = match &q.attribute {
+            None => ("1 = 1 AND ?5 IS NULL", None),
+            Some((attr, v)) => {
+                let clause = match attr {
+                    AuditAttribute::EventId => "event_id = ?5",
+                    AuditAttribute::EventName => "event_name = ?5",
+                    AuditAttribute::ReadOnly => "read_only = (?5 = 'true')",
+                    AuditAttribute::Username => "username = ?5",
+                    AuditAttribute::EventSource => "event_source = ?5",
+                    AuditAttribute::AccessKeyId => "access_key_id = ?5",
+                    AuditAttribute::ResourceType => {
+                        "seq IN (SELECT seq FROM audit_resources WHERE type = ?5)"
+                    }
+                    AuditAttribute::ResourceName => {
+                        "seq IN (SELECT seq FROM audit_resources WHERE name = ?5)"
+                    }
+                };
+                (clause, Some(v.clone()))
+            }
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE (?1 IS NULL OR time_ms >= ?1) \
+             AND (?2 IS NULL OR time_ms <= ?2) AND (?3 IS NULL OR seq < ?3) AND {filter} \
+             AND (account = ?6 OR recipient = ?6) AND region = ?7 \
+             ORDER BY seq DESC LIMIT ?4"
+        );
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let rows = {
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
+            stmt.query_map(
+                params![
+                    q.start_ms,
+                    q.end_ms,
+                    q.before_seq,
+                    limit,
+                    value,
+                    q.account,
+                    q.region
+                ],
+                event_from_row,
+            )
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?
+        };
+        self.with_resources(rows)
+    }
+
+    fn get_meta(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM audit_meta WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO audit_meta (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn prune_before_digest(&mut self, keep_from_digest: i64) -> Result<()> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        let first: Option<i64> = tx
+            .query_row(
+                "SELECT first_seq FROM audit_digests WHERE seq = ?1",
+                [keep_from_digest],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some(first) = first else { return Ok(()) };
+        tx.execute("DELETE FROM audit_resources WHERE seq < ?1", [first])
+            .map_err(backend)?;
+        tx.execute("DELETE FROM audit_events WHERE seq < ?1", [first])
+            .map_err(backend)?;
+        // Keep the digest just before the first kept one: it anchors the chain.
+        tx.execute(
+            "DELETE FROM audit_digests WHERE seq < ?1 - 1",
+            [keep_from_digest],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)
+    }
+}

@@ -1,0 +1,511 @@
+//! The audit trail: one CloudTrail event per call, attributed to its caller, never holding a
+//! secret, chained and signed so that any edit, deletion or reordering is detected, and
+//! queryable with CloudTrail's LookupEvents.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_sdk_kms::primitives::Blob;
+use base64::Engine as _;
+use keyhold_server::audit::offline;
+use keyhold_testkit::TestServer;
+use serde_json::{Value, json};
+
+/// Every stored record, in order, parsed.
+fn records(server: &TestServer) -> Vec<Value> {
+    let conn = rusqlite::Connection::open(server.data_dir().join("audit.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT record FROM audit_events ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|r| serde_json::from_str(&r.unwrap()).unwrap())
+        .collect()
+}
+
+async fn lookup(server: &TestServer, body: Value) -> Value {
+    let r = server
+        .raw_json(
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    r.json()
+}
+
+#[tokio::test]
+async fn every_call_gets_exactly_one_event_with_cloudtrail_fields() {
+    let server = TestServer::start().await;
+    let mut request_ids = Vec::new();
+    for (target, body) in [
+        ("TrentService.CreateKey", r#"{"Description":"audited"}"#),
+        ("TrentService.ListKeys", "{}"),
+        ("TrentService.Encrypt", "{}"),
+        ("TrentService.DescribeKey", r#"{"KeyId":"alias/nope"}"#),
+        ("secretsmanager.ListSecrets", "{}"),
+        ("AmazonSSM.DescribeParameters", "{}"),
+        ("TrentService.Sign", "{}"),
+    ] {
+        let r = server.raw_json(target, body).await;
+        request_ids.push((
+            target,
+            r.header("x-amzn-requestid").unwrap().to_owned(),
+            r.status,
+        ));
+    }
+    let all = records(&server);
+    for (target, id, status) in &request_ids {
+        let matching: Vec<&Value> = all.iter().filter(|r| r["requestID"] == *id).collect();
+        assert_eq!(matching.len(), 1, "{target}: one event per call");
+        let e = matching[0];
+        let (source, name) = target.split_once('.').unwrap();
+        assert_eq!(e["eventName"], name);
+        let expected_source = match source {
+            "TrentService" => "kms.amazonaws.com",
+            "secretsmanager" => "secretsmanager.amazonaws.com",
+            _ => "ssm.amazonaws.com",
+        };
+        assert_eq!(e["eventSource"], expected_source);
+        for field in [
+            "eventVersion",
+            "userIdentity",
+            "eventTime",
+            "awsRegion",
+            "sourceIPAddress",
+            "userAgent",
+            "requestID",
+            "eventID",
+            "readOnly",
+            "eventType",
+            "managementEvent",
+            "recipientAccountId",
+        ] {
+            assert!(!e[field].is_null(), "{target}: {field} missing in {e}");
+        }
+        assert_eq!(e["userIdentity"]["type"], "Root");
+        assert_eq!(e["userIdentity"]["arn"], "arn:aws:iam::000000000000:root");
+        assert_eq!(e["awsRegion"], "us-east-1");
+        assert_eq!(
+            e["errorCode"].is_string(),
+            *status != 200,
+            "{target}: errorCode iff the call failed"
+        );
+    }
+    let describe = all
+        .iter()
+        .find(|r| r["eventName"] == "DescribeKey")
+        .unwrap();
+    assert_eq!(describe["errorCode"], "NotFoundException");
+    assert_eq!(
+        describe["requestParameters"],
+        json!({"keyId": "alias/nope"})
+    );
+    assert_eq!(describe["readOnly"], true);
+    let create = all.iter().find(|r| r["eventName"] == "CreateKey").unwrap();
+    assert_eq!(create["readOnly"], false);
+    assert_eq!(create["requestParameters"]["description"], "audited");
+    assert_eq!(
+        create["responseElements"]["keyMetadata"]["description"],
+        "audited"
+    );
+    assert_eq!(create["resources"][0]["type"], "AWS::KMS::Key");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_trail() {
+    let server = TestServer::start().await;
+    let kms = server.kms();
+    let key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    let plaintext = b"plaintext that must never be audited";
+    kms.encrypt()
+        .key_id(key.key_id())
+        .plaintext(Blob::new(plaintext.to_vec()))
+        .encryption_context("purpose", "audit-test")
+        .send()
+        .await
+        .unwrap();
+    let dk = kms
+        .generate_data_key()
+        .key_id(key.key_id())
+        .number_of_bytes(32)
+        .send()
+        .await
+        .unwrap();
+    let sm = server.secrets_manager();
+    sm.create_secret()
+        .name("audited")
+        .secret_string("hunter2-initial-value")
+        .send()
+        .await
+        .unwrap();
+    sm.put_secret_value()
+        .secret_id("audited")
+        .secret_string("hunter2-rotated-value")
+        .send()
+        .await
+        .unwrap();
+    sm.get_secret_value()
+        .secret_id("audited")
+        .send()
+        .await
+        .unwrap();
+
+    let all = records(&server);
+    let text: String = all.iter().map(Value::to_string).collect();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for secret in [
+        plaintext.to_vec(),
+        b64.encode(plaintext).into_bytes(),
+        b"hunter2-initial-value".to_vec(),
+        b"hunter2-rotated-value".to_vec(),
+        b64.encode(dk.plaintext().unwrap().as_ref()).into_bytes(),
+    ] {
+        assert!(
+            memchr::memmem::find(text.as_bytes(), &secret).is_none(),
+            "a secret reached the trail"
+        );
+    }
+    let encrypt = all.iter().find(|r| r["eventName"] == "Encrypt").unwrap();
+    assert_eq!(
+        encrypt["requestParameters"],
+        json!({"keyId": key.key_id(), "encryptionContext": {"purpose": "audit-test"}})
+    );
+    assert!(
+        encrypt["responseElements"].is_null(),
+        "AWS writes null for cryptographic operations"
+    );
+    let put = all
+        .iter()
+        .find(|r| r["eventName"] == "PutSecretValue")
+        .unwrap();
+    assert_eq!(put["requestParameters"]["secretId"], "audited");
+    // Secrets Manager's own KMS calls are their own events, invoked by the service.
+    let inner = all
+        .iter()
+        .find(|r| {
+            r["eventName"] == "GenerateDataKey"
+                && r["userIdentity"]["invokedBy"] == "secretsmanager.amazonaws.com"
+        })
+        .expect("an inner GenerateDataKey event");
+    assert_eq!(inner["sourceIPAddress"], "secretsmanager.amazonaws.com");
+    assert!(inner["requestParameters"]["encryptionContext"]["SecretARN"].is_string());
+}
+
+#[tokio::test]
+async fn a_decrypt_by_another_account_is_attributed_to_it() {
+    let server = TestServer::start().await;
+    let owner = server.kms_for("111111111111", "us-east-1");
+    let partner = server.kms_for("222222222222", "us-east-1");
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"111111111111"},"Action":"kms:*","Resource":"*"},
+        {"Effect":"Allow","Principal":{"AWS":"222222222222"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
+    let key = owner
+        .create_key()
+        .policy(policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let blob = owner
+        .encrypt()
+        .key_id(key.key_id())
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    partner
+        .decrypt()
+        .ciphertext_blob(blob.ciphertext_blob.unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let decrypt = records(&server)
+        .into_iter()
+        .find(|r| r["eventName"] == "Decrypt")
+        .unwrap();
+    assert_eq!(decrypt["userIdentity"]["accountId"], "222222222222");
+    assert_eq!(
+        decrypt["userIdentity"]["arn"],
+        "arn:aws:iam::222222222222:root"
+    );
+    assert_eq!(
+        decrypt["recipientAccountId"], "111111111111",
+        "the key's owner receives the event"
+    );
+    assert_eq!(decrypt["resources"][0]["ARN"], key.arn().unwrap());
+}
+
+#[tokio::test]
+async fn lookup_events_filters_and_pages() {
+    let server = TestServer::start().await;
+    let kms = server.kms();
+    let key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    for _ in 0..3 {
+        let blob = kms
+            .encrypt()
+            .key_id(key.key_id())
+            .plaintext(Blob::new(b"x".to_vec()))
+            .send()
+            .await
+            .unwrap();
+        kms.decrypt()
+            .ciphertext_blob(blob.ciphertext_blob.unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let decrypts = lookup(
+        &server,
+        json!({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "Decrypt"}]}),
+    )
+    .await;
+    let events = decrypts["Events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    for e in events {
+        assert_eq!(e["EventName"], "Decrypt");
+        assert_eq!(e["EventSource"], "kms.amazonaws.com");
+        assert_eq!(e["ReadOnly"], "true");
+        assert_eq!(e["Username"], "root");
+        assert_eq!(e["Resources"][0]["ResourceName"], key.arn().unwrap());
+        let inner: Value = serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap();
+        assert_eq!(inner["eventID"], e["EventId"]);
+    }
+    let by_resource = lookup(&server, json!({"LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": key.arn().unwrap()}]})).await;
+    assert_eq!(
+        by_resource["Events"].as_array().unwrap().len(),
+        7,
+        "CreateKey + 3 Encrypt + 3 Decrypt"
+    );
+
+    let page = lookup(&server, json!({"MaxResults": 2})).await;
+    assert_eq!(page["Events"].as_array().unwrap().len(), 2);
+    let token = page["NextToken"].as_str().unwrap();
+    let next = lookup(&server, json!({"MaxResults": 2, "NextToken": token})).await;
+    assert_ne!(next["Events"][0]["EventId"], page["Events"][0]["EventId"]);
+
+    let other = server.kms_for("333333333333", "us-east-1");
+    other.list_keys().send().await.unwrap();
+    let mine = lookup(
+        &server,
+        json!({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "ListKeys"}]}),
+    )
+    .await;
+    assert!(
+        mine["Events"].as_array().unwrap().is_empty(),
+        "another account's events are not visible"
+    );
+
+    let r = server
+        .raw_json(
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+            r#"{"LookupAttributes":[{"AttributeKey":"EventName","AttributeValue":"a"},{"AttributeKey":"EventName","AttributeValue":"b"}]}"#,
+        )
+        .await;
+    assert_eq!(r.json()["__type"], "InvalidLookupAttributesException");
+}
+
+/// A trail with some events, sealed, and the server stopped; returns its data directory.
+async fn sealed_trail() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let kms = server.kms();
+    let key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    for i in 0..10 {
+        kms.encrypt()
+            .key_id(key.key_id())
+            .plaintext(Blob::new(vec![i; 8]))
+            .send()
+            .await
+            .unwrap();
+    }
+    server.stop().await;
+    dir
+}
+
+async fn verify(dir: &std::path::Path) -> offline::Verified {
+    offline::verify_data_dir(dir, None, None).await.unwrap()
+}
+
+fn tamper(dir: &std::path::Path, sql: &str) {
+    let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+#[tokio::test]
+async fn an_untouched_trail_verifies() {
+    let dir = sealed_trail().await;
+    let v = verify(dir.path()).await;
+    assert!(v.report.ok(), "{:?}", v.report.problems);
+    assert_eq!(v.report.events, 11);
+    assert!(v.report.digests >= 1);
+    assert_eq!(v.report.unsealed, 0, "stopping the server seals the trail");
+    assert!(matches!(v.trust, offline::KeyTrust::Unsealed));
+}
+
+#[tokio::test]
+async fn a_changed_event_is_detected() {
+    let dir = sealed_trail().await;
+    tamper(
+        dir.path(),
+        "UPDATE audit_events SET record = replace(record, '\"Encrypt\"', '\"Decrypt\"') WHERE seq = 5",
+    );
+    let v = verify(dir.path()).await;
+    assert_eq!(
+        v.report.problems.first().map(String::as_str),
+        Some(
+            "event 6 does not follow event 5: event 5 was changed, or events were inserted or reordered"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_changed_last_event_is_caught_by_its_digest() {
+    let dir = sealed_trail().await;
+    tamper(
+        dir.path(),
+        "UPDATE audit_events SET record = replace(record, 'us-east-1', 'us-west-2') WHERE seq = 11",
+    );
+    let v = verify(dir.path()).await;
+    assert!(
+        v.report.problems[0].starts_with("event 11 was changed: digest"),
+        "{:?}",
+        v.report.problems
+    );
+}
+
+#[tokio::test]
+async fn a_removed_event_is_detected() {
+    let dir = sealed_trail().await;
+    tamper(dir.path(), "DELETE FROM audit_events WHERE seq = 4");
+    let v = verify(dir.path()).await;
+    assert_eq!(
+        v.report.problems[0],
+        "events 4..4 are missing: they were removed"
+    );
+    let dir = sealed_trail().await;
+    tamper(dir.path(), "DELETE FROM audit_events WHERE seq >= 10");
+    let v = verify(dir.path()).await;
+    assert!(
+        v.report.problems[0].starts_with("events 10..11 are missing: they were removed (digest"),
+        "{:?}",
+        v.report.problems
+    );
+}
+
+#[tokio::test]
+async fn reordered_events_are_detected() {
+    let dir = sealed_trail().await;
+    tamper(
+        dir.path(),
+        "UPDATE audit_events SET seq = -1 WHERE seq = 3; UPDATE audit_events SET seq = 3 WHERE seq = 4; UPDATE audit_events SET seq = 4 WHERE seq = -1;",
+    );
+    let v = verify(dir.path()).await;
+    assert!(!v.report.ok());
+    assert!(
+        v.report.problems[0].contains("reordered"),
+        "{:?}",
+        v.report.problems
+    );
+}
+
+#[tokio::test]
+async fn an_inserted_event_is_detected() {
+    let dir = sealed_trail().await;
+    tamper(
+        dir.path(),
+        "INSERT INTO audit_events (seq, event_id, account, recipient, region, time_ms, event_name, event_source, read_only, record, hash) \
+         SELECT 100, event_id, account, recipient, region, time_ms, event_name, event_source, read_only, record, hash FROM audit_events WHERE seq = 2",
+    );
+    let v = verify(dir.path()).await;
+    assert!(
+        v.report.problems[0].contains("inserted or reordered"),
+        "{:?}",
+        v.report.problems
+    );
+}
+
+#[tokio::test]
+async fn a_forged_digest_is_detected() {
+    let dir = sealed_trail().await;
+    tamper(
+        dir.path(),
+        "UPDATE audit_digests SET document = replace(document, '\"lastEventSequence\":11', '\"lastEventSequence\":12')",
+    );
+    let v = verify(dir.path()).await;
+    assert!(
+        v.report
+            .problems
+            .iter()
+            .any(|p| p.contains("does not verify")),
+        "{:?}",
+        v.report.problems
+    );
+}
+
+#[tokio::test]
+async fn exported_files_verify_and_detect_tampering() {
+    let dir = sealed_trail().await;
+    let out = tempfile::tempdir().unwrap();
+    let (files, events) = offline::export_data_dir(dir.path(), out.path()).unwrap();
+    assert_eq!(events, 11);
+    assert!(files >= 2);
+    let v = offline::verify_exported(out.path(), None).unwrap();
+    assert!(v.report.ok(), "{:?}", v.report.problems);
+    assert_eq!(v.report.events, 11);
+
+    let events_file = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("000001-events.json"))
+        .unwrap();
+    let text = std::fs::read_to_string(&events_file).unwrap();
+    let parsed: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        parsed["Records"].as_array().unwrap().len() >= 11,
+        "CloudTrail's file shape"
+    );
+    std::fs::write(&events_file, text.replacen("\"Encrypt\"", "\"Decrypt\"", 1)).unwrap();
+    let v = offline::verify_exported(out.path(), None).unwrap();
+    assert!(!v.report.ok());
+
+    let wrong_key = hex::encode([7u8; 32]);
+    assert!(
+        offline::verify_exported(out.path(), Some(&wrong_key)).is_err(),
+        "a pinned key that differs is refused"
+    );
+}
+
+#[tokio::test]
+async fn every_operation_of_every_json_service_is_audited_once() {
+    use keyhold_proto::route::Operation;
+    let server = TestServer::start().await;
+    let mut sent = Vec::new();
+    for (_, ops) in keyhold_server::compat::all_operations() {
+        for op in ops {
+            let target = match op {
+                Operation::Kms(op) => format!("TrentService.{op}"),
+                Operation::SecretsManager(op) => format!("secretsmanager.{op}"),
+                Operation::Ssm(op) => format!("AmazonSSM.{op}"),
+                Operation::CloudTrail(op) => {
+                    format!("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.{op}")
+                }
+                Operation::Sts(_) | Operation::Iam(_) => continue,
+            };
+            let r = server.raw_json(&target, "{}").await;
+            sent.push((op.name(), r.header("x-amzn-requestid").unwrap().to_owned()));
+        }
+    }
+    let all = records(&server);
+    for (name, id) in &sent {
+        let matching: Vec<&Value> = all.iter().filter(|r| r["requestID"] == *id).collect();
+        assert_eq!(matching.len(), 1, "{name}: exactly one event");
+        assert_eq!(matching[0]["eventName"], *name);
+    }
+    assert!(
+        sent.len() > 90,
+        "all operations of the JSON models ({})",
+        sent.len()
+    );
+}
