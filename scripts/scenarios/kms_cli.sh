@@ -79,6 +79,31 @@ as_account 444455556666 kms decrypt --ciphertext-blob "fileb://$TMPD/ct.bin" --e
 awsx kms get-key-policy --key-id "$KEY_ID" --policy-name default --query Policy --output text | grep -q partner || fail "get-key-policy"
 : "$CT_B64"
 
+step "grants: another account decrypts through a grant, until it is revoked"
+GKEY=$(awsx kms create-key --query KeyMetadata.Arn --output text)
+awsx kms encrypt --key-id "$GKEY" --plaintext "fileb://$TMPD/plain.txt" --encryption-context dept=it \
+  --query CiphertextBlob --output text | base64 -d >"$TMPD/gct.bin"
+expect_error AccessDeniedException as_account 444455556666 kms decrypt --ciphertext-blob "fileb://$TMPD/gct.bin" --encryption-context dept=it
+awsx kms create-grant --key-id "$GKEY" --grantee-principal arn:aws:iam::444455556666:root \
+  --operations Decrypt --constraints EncryptionContextSubset={dept=it} --name partner-decrypt >"$TMPD/grant.json"
+GRANT_ID=$(jq -r .GrantId "$TMPD/grant.json")
+[ "${#GRANT_ID}" = 64 ] || fail "grant id $GRANT_ID"
+[ -n "$(jq -r .GrantToken "$TMPD/grant.json")" ] || fail "grant token"
+[ "$(awsx kms create-grant --key-id "$GKEY" --grantee-principal arn:aws:iam::444455556666:root \
+  --operations Decrypt --constraints EncryptionContextSubset={dept=it} --name partner-decrypt \
+  --query GrantId --output text)" = "$GRANT_ID" ] || fail "create-grant with the same name is idempotent"
+awsx kms list-grants --key-id "$GKEY" >"$TMPD/grants.json"
+[ "$(jq '.Grants | length' "$TMPD/grants.json")" = 1 ] || fail "list-grants"
+[ "$(jq -r '.Grants[0].GranteePrincipal' "$TMPD/grants.json")" = arn:aws:iam::444455556666:root ] || fail "grantee"
+[ "$(jq -r '.Grants[0].Constraints.EncryptionContextSubset.dept' "$TMPD/grants.json")" = it ] || fail "constraint"
+as_account 444455556666 kms decrypt --ciphertext-blob "fileb://$TMPD/gct.bin" --encryption-context dept=it \
+  --query Plaintext --output text | base64 -d | cmp -s - "$TMPD/plain.txt" || fail "grantee decrypt"
+expect_error AccessDeniedException as_account 444455556666 kms encrypt --key-id "$GKEY" --plaintext "fileb://$TMPD/plain.txt" --encryption-context dept=it
+expect_error ValidationException awsx kms create-grant --key-id "$GKEY" --grantee-principal arn:aws:iam::444455556666:root --operations CreateGrant
+awsx kms revoke-grant --key-id "$GKEY" --grant-id "$GRANT_ID"
+expect_error AccessDeniedException as_account 444455556666 kms decrypt --ciphertext-blob "fileb://$TMPD/gct.bin" --encryption-context dept=it
+[ "$(awsx kms list-grants --key-id "$GKEY" --query 'length(Grants)' --output text)" = 0 ] || fail "revoked grant listed"
+
 step "disable / enable"
 awsx kms disable-key --key-id "$KEY_ID"
 expect_error DisabledException awsx kms encrypt --key-id "$KEY_ID" --plaintext "fileb://$TMPD/plain.txt"
@@ -86,7 +111,7 @@ awsx kms enable-key --key-id "$KEY_ID"
 
 step "list-keys pagination"
 for _ in 1 2 3; do awsx kms create-key --query KeyMetadata.KeyId --output text >/dev/null; done
-[ "$(awsx kms list-keys --page-size 2 --output json | jq '.Keys | length')" = 5 ] || fail "paged list-keys"
+[ "$(awsx kms list-keys --page-size 2 --output json | jq '.Keys | length')" = 6 ] || fail "paged list-keys"
 
 step "schedule and cancel deletion"
 expect_error ValidationException awsx kms schedule-key-deletion --key-id "$KEY_ID" --pending-window-in-days 3

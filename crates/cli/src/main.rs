@@ -36,6 +36,17 @@ enum Command {
         #[arg(long, env = "KEYHOLD_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Create the first administrator (IAM user `admin` with an `AdministratorAccess`
+    /// inline policy) in the default account of a data directory, and print its access key
+    /// once. Does nothing on a data directory that already has one.
+    Init {
+        /// The TOML config file of the server (data directory, seal, default account).
+        #[arg(long, env = "KEYHOLD_CONFIG")]
+        config: PathBuf,
+        /// Data directory [default: the config file's].
+        #[arg(long, env = "KEYHOLD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Load a server's hot path and report requests/s and latency.
     Bench(bench::BenchArgs),
     /// Verify or export the tamper-evident audit trail.
@@ -67,6 +78,13 @@ fn main() -> anyhow::Result<()> {
             }
             serve(cfg)
         }
+        Command::Init { config, data_dir } => {
+            let mut cfg = Config::load(Some(&config))?;
+            if let Some(dir) = data_dir {
+                cfg.data_dir = dir;
+            }
+            init(cfg)
+        }
         Command::Audit(command) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -89,13 +107,47 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let mode = config.mode;
-        let server = Server::bind(config).await?;
+        let mut server = Server::bind(config).await?;
+        if let Some(admin) = server.take_admin_credentials() {
+            print_admin(&admin);
+        }
         let addr = server.local_addr()?;
         tracing::info!(%addr, ?mode, "keyhold is serving");
         server.serve(shutdown_signal()).await?;
         tracing::info!("keyhold stopped");
         Ok(())
     })
+}
+
+/// `keyhold init`: creates the administrator once and prints its credentials.
+fn init(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match runtime.block_on(keyhold_server::initialize(&config))? {
+        Some(admin) => {
+            print_admin(&admin);
+            Ok(())
+        }
+        None => anyhow::bail!(
+            "{} already has an administrator; its credentials were shown once, when it was created",
+            config.data_dir.display()
+        ),
+    }
+}
+
+/// Prints the bootstrap administrator's credentials: the only time they are shown.
+fn print_admin(admin: &keyhold_server::iam::bootstrap::AdminCredentials) {
+    println!(
+        "Keyhold created the administrator {}.\n\
+         Its credentials are shown this once and never again; store them now:\n\n\
+         \x20 aws_access_key_id     = {}\n\
+         \x20 aws_secret_access_key = {}\n",
+        admin.user_arn,
+        admin.access_key_id,
+        admin.secret_access_key.as_str()
+    );
 }
 
 /// Completes on SIGINT or SIGTERM.

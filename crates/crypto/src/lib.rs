@@ -12,6 +12,7 @@
 //! | [`envelope::DataKey`] | a KMS data key's plaintext; [`envelope`] seals stored values with it |
 //! | [`seal::RootKeyProvider`] | the root of the hierarchy; [`seal::KeyFileRoot`] in dev mode |
 //! | [`seal::DomainKey`] | seals backing key material and other stored secrets |
+//! | [`token::TokenKey`] | tags tokens the server hands out (KMS grant tokens) |
 //! | [`CryptoError`] | every failure; decrypt and unseal failures carry no detail |
 //!
 //! The key hierarchy: root key → [`seal::DomainKey`] → [`SymmetricKey`] of every key version
@@ -39,6 +40,7 @@ pub mod material;
 pub mod random;
 pub mod seal;
 pub mod signing;
+pub mod token;
 
 pub use context::EncryptionContext;
 pub use error::CryptoError;

@@ -12,7 +12,8 @@ pub fn is_supported(op: Operation) -> bool {
         Operation::SecretsManager(op) => crate::secrets::SUPPORTED.contains(&op),
         Operation::Ssm(op) => crate::params::SUPPORTED.contains(&op),
         Operation::CloudTrail(op) => op == cloudtrail::CloudTrailOperation::LookupEvents,
-        Operation::Sts(_) | Operation::Iam(_) => false,
+        Operation::Sts(op) => crate::sts::SUPPORTED.contains(&op),
+        Operation::Iam(op) => crate::iam::SUPPORTED.contains(&op),
     }
 }
 

@@ -10,10 +10,10 @@
 //! [seal]
 //! key_file = "/etc/keyhold/root.key"    # default: <data_dir>/root.key
 //!
-//! [[credentials]]                       # strict mode: the accepted access keys (until IAM)
-//! access_key_id = "AKIAEXAMPLE0000001"
-//! secret_access_key = "..."
-//! account_id = "111122223333"           # the key acts as this account's root
+//! [[credentials]]                       # optional: static keys, each its account's root
+//! access_key_id = "AKIAEXAMPLE0000001"  # (without any, the first strict start creates
+//! secret_access_key = "..."             # the IAM user `admin` and prints its key once)
+//! account_id = "111122223333"
 //! ```
 
 use std::fmt;
@@ -47,7 +47,7 @@ pub struct Config {
     pub deletion_sweep_interval: Duration,
     /// The dev-mode root key file (default `<data_dir>/root.key`).
     pub key_file: Option<PathBuf>,
-    /// Strict-mode credentials.
+    /// Static credentials, each its account's root (besides the keys IAM issues).
     pub credentials: Vec<StaticCredential>,
     /// The audit trail.
     pub audit: crate::audit::trail::TrailConfig,
@@ -201,9 +201,6 @@ impl Config {
                 );
             }
         }
-        if self.mode == Mode::Strict && self.credentials.is_empty() {
-            bail!("strict mode needs at least one [[credentials]] entry");
-        }
         if self.max_body_bytes < 64 * 1024 {
             bail!("max_body_bytes must be at least 65536");
         }
@@ -257,6 +254,9 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = Config::default();
         c.apply_file("mode = \"strict\"").unwrap();
-        assert!(c.validate().is_err(), "strict without credentials");
+        assert!(
+            c.validate().is_ok(),
+            "strict without credentials: the first start creates the administrator"
+        );
     }
 }

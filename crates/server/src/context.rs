@@ -12,29 +12,59 @@ use crate::arn::Scope;
 pub enum PrincipalKind {
     /// The account itself (`arn:aws:iam::ACCOUNT:root`).
     Root,
+    /// An IAM user (`arn:aws:iam::ACCOUNT:user/PATH/NAME`).
+    User { name: String, user_id: String },
+    /// A session of a role assumed through STS
+    /// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
+    AssumedRole {
+        role_arn: String,
+        role_id: String,
+        session_name: String,
+    },
 }
 
 /// The authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Principal {
     pub account: String,
     pub arn: String,
     pub kind: PrincipalKind,
     /// The access key the request was signed with, when it was signed.
     pub access_key_id: Option<String>,
+    /// Whether that key is temporary (STS `AssumeRole` or `GetSessionToken` credentials),
+    /// which STS and IAM restrict: no `GetSessionToken`, role chaining capped at an hour.
+    pub temporary_credentials: bool,
+    /// The caller's identity-based policies (an IAM user's or role's inline policies),
+    /// resolved when the caller was authenticated. The root has none and needs none.
+    pub identity_policies: Arc<[Arc<keyhold_policy::Policy>]>,
+    /// The tags of the IAM user or role behind the caller (`aws:PrincipalTag/<key>`).
+    pub tags: Arc<[(String, String)]>,
+}
+
+impl PartialEq for Principal {
+    fn eq(&self, other: &Self) -> bool {
+        self.arn == other.arn
+            && self.kind == other.kind
+            && self.access_key_id == other.access_key_id
+    }
 }
 
 impl Principal {
     /// This principal as the policy engine sees it.
     pub fn policy_principal(&self) -> keyhold_policy::Principal<'_> {
-        let kind = match self.kind {
-            PrincipalKind::Root => keyhold_policy::PrincipalKind::Root,
+        let (kind, role_arn) = match &self.kind {
+            PrincipalKind::Root => (keyhold_policy::PrincipalKind::Root, None),
+            PrincipalKind::User { .. } => (keyhold_policy::PrincipalKind::User, None),
+            PrincipalKind::AssumedRole { role_arn, .. } => (
+                keyhold_policy::PrincipalKind::AssumedRole,
+                Some(role_arn.as_str()),
+            ),
         };
         keyhold_policy::Principal {
             arn: &self.arn,
             account: &self.account,
             kind,
-            role_arn: None,
+            role_arn,
             service: None,
         }
     }
@@ -45,6 +75,9 @@ impl Principal {
             arn: scope.root_arn(),
             kind: PrincipalKind::Root,
             access_key_id,
+            temporary_credentials: false,
+            identity_policies: Arc::from(Vec::new()),
+            tags: Arc::from(Vec::new()),
         }
     }
 }

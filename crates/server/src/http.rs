@@ -27,9 +27,11 @@ use crate::audit::{AuditEvent, Auditor};
 use crate::auth::Authenticator;
 use crate::config::Mode;
 use crate::context::RequestContext;
+use crate::iam::IamService;
 use crate::kms::KmsService;
 use crate::params::SsmService;
 use crate::secrets::SecretsService;
+use crate::sts::StsService;
 
 /// What the handler shares across requests.
 pub struct AppState {
@@ -39,6 +41,8 @@ pub struct AppState {
     pub kms: Arc<KmsService>,
     pub secrets: Arc<SecretsService>,
     pub ssm: Arc<SsmService>,
+    pub iam: Arc<IamService>,
+    pub sts: Arc<StsService>,
     pub cloudtrail: Arc<crate::audit::lookup::CloudTrailService>,
     pub audit: Arc<dyn Auditor>,
     pub trail: Arc<crate::audit::trail::AuditTrail>,
@@ -234,27 +238,14 @@ async fn dispatch(
         }
         Operation::Ssm(op) => ssm::dispatch(&*state.ssm, ctx, op, body).await,
         Operation::CloudTrail(op) => cloudtrail::dispatch(&*state.cloudtrail, ctx, op, body).await,
-        Operation::Sts(op) => sts::dispatch(&NotYet, ctx, op, query, &ctx.request_id)
+        Operation::Sts(op) => sts::dispatch(&*state.sts, ctx, op, query, &ctx.request_id)
             .await
             .map(String::into_bytes),
-        Operation::Iam(op) => iam::dispatch(&NotYet, ctx, op, query, &ctx.request_id)
+        Operation::Iam(op) => iam::dispatch(&*state.iam, ctx, op, query, &ctx.request_id)
             .await
             .map(String::into_bytes),
     }
 }
-
-/// The services not implemented yet: every operation answers "unsupported".
-struct NotYet;
-
-macro_rules! not_yet {
-    ($($api:path),*) => {$(
-        impl $api for NotYet {
-            type Context = RequestContext;
-        }
-    )*};
-}
-
-not_yet!(sts::StsApi, iam::IamApi);
 
 fn success_response(incoming: &Incoming, body: Vec<u8>) -> Response {
     let content_type = match incoming.protocol {

@@ -11,21 +11,27 @@
 //!   the caller's behalf.
 //! - [`params`] is the SSM Parameter Store service; it encrypts SecureString values through
 //!   [`kms`] on the caller's behalf.
+//! - [`iam`] is the IAM service (users, access keys, roles, inline policies); it keeps every
+//!   identity and issued credential in memory, which [`auth`] resolves on each request.
+//! - [`sts`] is the STS service (GetCallerIdentity, AssumeRole, GetSessionToken).
 //! - [`config::Config`]: defaults ← config file ← environment ← flags.
 
 pub mod arn;
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod clock;
 pub mod compat;
 pub mod config;
 pub mod context;
 pub mod http;
+pub mod iam;
 pub mod kms;
 pub mod params;
 mod seal;
 pub mod secrets;
 mod server;
+pub mod sts;
 
 pub use config::{Config, Mode};
-pub use server::Server;
+pub use server::{Server, initialize};

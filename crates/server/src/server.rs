@@ -16,11 +16,14 @@ use crate::audit::lookup::CloudTrailService;
 use crate::audit::trail::AuditTrail;
 use crate::auth::Authenticator;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::http::{AppState, router};
+use crate::iam::IamService;
+use crate::iam::bootstrap::AdminCredentials;
 use crate::kms::KmsService;
 use crate::params::SsmService;
 use crate::secrets::SecretsService;
+use crate::sts::StsService;
 
 /// A bound, ready server; [`Server::serve`] runs it.
 pub struct Server {
@@ -28,21 +31,61 @@ pub struct Server {
     state: Arc<AppState>,
     clock: Clock,
     sweep_interval: Duration,
+    admin: Option<AdminCredentials>,
+}
+
+/// Creates the first administrator of a data directory (`keyhold init`): opens its store
+/// and seal, and returns the administrator's credentials, or `None` when the directory
+/// already has one (whose credentials were shown once, when it was created).
+pub async fn initialize(config: &Config) -> anyhow::Result<Option<AdminCredentials>> {
+    config.validate()?;
+    let (store, domain) = open_data(config).await?;
+    let iam = open_iam(store, Arc::new(domain), Clock::default()).await?;
+    iam.bootstrap(&config.account_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))
+}
+
+/// Opens (creating it on first use) the data directory's database and its seal.
+async fn open_data(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Store>, keyhold_crypto::seal::DomainKey)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let db = config.database_path();
+    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let domain = crate::seal::open(config, store.as_ref()).await?;
+    Ok((store, domain))
+}
+
+async fn open_iam(
+    store: Arc<dyn Store>,
+    domain: Arc<keyhold_crypto::seal::DomainKey>,
+    clock: Clock,
+) -> anyhow::Result<IamService> {
+    IamService::open(store, domain, clock)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the IAM directory failed: {e:?}"))
 }
 
 impl Server {
     /// Opens the data directory (database, seal) and binds the listener.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("creating the data directory {}", config.data_dir.display())
-        })?;
-        let db = config.database_path();
-        let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-        let store: Arc<dyn Store> = Arc::new(store);
-        let domain = crate::seal::open(&config, store.as_ref()).await?;
+        let (store, domain) = open_data(&config).await?;
         let clock = Clock::default();
         let domain = Arc::new(domain);
+        let iam = Arc::new(open_iam(store.clone(), domain.clone(), clock.clone()).await?);
+        // Strict mode without configured credentials: the first start creates the
+        // administrator (once per data directory) so that someone can sign requests.
+        let admin = match (config.mode, config.credentials.is_empty()) {
+            (Mode::Strict, true) => iam
+                .bootstrap(&config.account_id)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?,
+            _ => None,
+        };
         let trail_path = config.audit_database_path();
         let trail = Arc::new(AuditTrail::open(
             &trail_path,
@@ -74,10 +117,12 @@ impl Server {
         let state = Arc::new(AppState {
             mode: config.mode,
             max_body_bytes: config.max_body_bytes,
-            auth: Authenticator::new(&config),
+            auth: Authenticator::new(&config, iam.clone(), clock.clone()),
             kms,
             secrets,
             ssm,
+            sts: Arc::new(StsService::new(iam.clone(), clock.clone())),
+            iam,
             cloudtrail: Arc::new(CloudTrailService::new(trail.clone())),
             audit,
             trail,
@@ -87,7 +132,14 @@ impl Server {
             state,
             clock,
             sweep_interval: config.deletion_sweep_interval,
+            admin,
         })
+    }
+
+    /// The administrator created by this start (strict mode, first start, no configured
+    /// credentials): the caller shows its credentials once. `None` ever after.
+    pub fn take_admin_credentials(&mut self) -> Option<AdminCredentials> {
+        self.admin.take()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -109,6 +161,7 @@ impl Server {
         let sweeper = tokio::spawn(sweep_deletions(
             self.state.kms.clone(),
             self.state.secrets.clone(),
+            self.state.iam.clone(),
             self.sweep_interval,
             stop_rx.clone(),
         ));
@@ -130,11 +183,12 @@ impl Server {
     }
 }
 
-/// Deletes keys and purges secrets whose deletion date has passed, every `interval`, until
-/// told to stop.
+/// Deletes keys and purges secrets whose deletion date has passed, and forgets long-expired
+/// STS sessions, every `interval`, until told to stop.
 async fn sweep_deletions(
     kms: Arc<KmsService>,
     secrets: Arc<SecretsService>,
+    iam: Arc<IamService>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -148,6 +202,9 @@ async fn sweep_deletions(
                 }
                 if let Err(e) = secrets.sweep_deletions().await {
                     tracing::warn!(error = ?e, "scheduled secret deletion failed; will retry");
+                }
+                if let Err(e) = iam.sweep_sessions().await {
+                    tracing::warn!(error = ?e, "sweeping expired STS sessions failed; will retry");
                 }
             }
             _ = stop.changed() => break,

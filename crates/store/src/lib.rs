@@ -7,7 +7,8 @@
 //! - [`Store`] is the whole contract, split by subject: [`MetaStore`] (the sealed domain key,
 //!   server identity), [`KmsStore`] (keys, their sealed materials, aliases, tags),
 //!   [`SecretStore`] (Secrets Manager secrets and their sealed versions), [`ParamStore`]
-//!   (Parameter Store parameters and their versions).
+//!   (Parameter Store parameters and their versions), [`IamStore`] (IAM users, roles, inline
+//!   policies, access keys with sealed secrets, STS sessions), [`GrantStore`] (KMS grants).
 //! - [`SqliteStore`] is the embedded default: WAL journal, `synchronous=FULL`, so a call that
 //!   creates or changes key material is acknowledged only once its commit is on disk.
 //! - [`records`] are the plain rows the traits exchange.
@@ -15,6 +16,8 @@
 //! Every implementation runs the same test suite (`tests/store_suite.rs`).
 
 pub mod audit;
+mod grants;
+pub mod iam;
 mod params;
 pub mod records;
 mod secrets;
@@ -22,6 +25,11 @@ mod sqlite;
 
 use async_trait::async_trait;
 
+pub use grants::{GrantRecord, GrantStore};
+pub use iam::{
+    AccessKeyRecord, IamRoleRecord, IamSnapshot, IamStore, IamUserRecord, IamWrite,
+    InlinePolicyRecord, SessionRecord,
+};
 pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
 pub use secrets::{SecretStore, SecretWrite};
@@ -69,7 +77,7 @@ pub trait KmsStore: Send + Sync {
     async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
     /// Replaces the mutable fields of a key (description, state, deletion date, policy).
     async fn update_key(&self, key: &KeyRecord) -> Result<()>;
-    /// Deletes a key with its materials, tags and aliases.
+    /// Deletes a key with its materials, tags, aliases and grants.
     async fn delete_key(&self, key_id: &str) -> Result<()>;
     /// Keys of one account and region ordered by key id, after `after` (exclusive).
     async fn list_keys(
@@ -118,6 +126,6 @@ pub trait KmsStore: Send + Sync {
 }
 
 /// Everything a Keyhold server stores.
-pub trait Store: MetaStore + KmsStore + SecretStore + ParamStore {}
+pub trait Store: MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore {}
 
-impl<T: MetaStore + KmsStore + SecretStore + ParamStore> Store for T {}
+impl<T: MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore> Store for T {}

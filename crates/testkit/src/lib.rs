@@ -11,6 +11,7 @@
 //! # }
 //! ```
 
+pub mod identity;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -48,6 +49,14 @@ impl TestServerBuilder {
         self
     }
 
+    /// Strict mode with no configured credentials: the first start creates the IAM user
+    /// `admin` ([`TestServer::admin_credentials`]).
+    pub fn strict_bootstrap(mut self) -> Self {
+        self.config.mode = Mode::Strict;
+        self.config.credentials = Vec::new();
+        self
+    }
+
     /// Reuses a data directory (to test restarts); it is not deleted at the end.
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_path_buf());
@@ -71,9 +80,15 @@ impl TestServerBuilder {
             .expect("a data directory");
         self.config.data_dir = dir.clone();
         self.config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        let server = Server::bind(self.config)
+        let mut server = Server::bind(self.config)
             .await
             .expect("the test server binds");
+        let admin = server.take_admin_credentials().map(|c| {
+            (
+                c.access_key_id.clone(),
+                String::from(c.secret_access_key.as_str()),
+            )
+        });
         let addr = server.local_addr().expect("a bound address");
         let clock = server.clock();
         let (tx, rx) = oneshot::channel::<()>();
@@ -83,6 +98,7 @@ impl TestServerBuilder {
         TestServer {
             addr,
             clock,
+            admin,
             data_dir: dir,
             _temp: temp,
             shutdown: Some(tx),
@@ -91,10 +107,38 @@ impl TestServerBuilder {
     }
 }
 
+/// Credentials: an access key, its secret, and for temporary credentials their token.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl Creds {
+    pub fn new(access_key_id: &str, secret_access_key: &str) -> Self {
+        Self {
+            access_key_id: access_key_id.to_owned(),
+            secret_access_key: secret_access_key.to_owned(),
+            session_token: None,
+        }
+    }
+}
+
+/// SDK clients sharing one set of credentials (region `us-east-1`).
+pub struct Clients {
+    pub iam: aws_sdk_iam::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub secrets_manager: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
 /// A running server; dropped, it stops (call [`TestServer::stop`] to wait for it).
 pub struct TestServer {
     addr: SocketAddr,
     clock: Clock,
+    admin: Option<(String, String)>,
     data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -130,11 +174,28 @@ impl TestServer {
         &self.clock
     }
 
+    /// The bootstrap administrator's access key id and secret, when this start created it
+    /// ([`TestServerBuilder::strict_bootstrap`], first start).
+    pub fn admin_credentials(&self) -> Option<(&str, &str)> {
+        self.admin.as_ref().map(|(k, s)| (k.as_str(), s.as_str()))
+    }
+
     /// SDK configuration for `access_key` / `secret` in `region`.
     pub fn sdk_config(
         &self,
         access_key: &str,
         secret: &str,
+        region: &str,
+    ) -> aws_config::SdkConfig {
+        self.sdk_config_with_token(access_key, secret, None, region)
+    }
+
+    /// SDK configuration for temporary credentials (with their session token).
+    pub fn sdk_config_with_token(
+        &self,
+        access_key: &str,
+        secret: &str,
+        session_token: Option<&str>,
         region: &str,
     ) -> aws_config::SdkConfig {
         aws_config::SdkConfig::builder()
@@ -145,7 +206,7 @@ impl TestServer {
                 aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
                     access_key,
                     secret,
-                    None,
+                    session_token.map(str::to_owned),
                     None,
                     "keyhold-testkit",
                 )),
@@ -190,6 +251,43 @@ impl TestServer {
     /// An SSM client acting as `account` in `region` (dev mode).
     pub fn ssm_for(&self, account: &str, region: &str) -> aws_sdk_ssm::Client {
         aws_sdk_ssm::Client::new(&self.sdk_config(account, "dev-mode-secret", region))
+    }
+
+    /// An IAM client of the default account (dev mode).
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        self.iam_for(DEFAULT_ACCOUNT)
+    }
+
+    /// An IAM client acting as `account`'s root (dev mode).
+    pub fn iam_for(&self, account: &str) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk_config(account, "dev-mode-secret", DEFAULT_REGION))
+    }
+
+    /// An STS client of the default account (dev mode).
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        self.sts_for(DEFAULT_ACCOUNT)
+    }
+
+    /// An STS client acting as `account`'s root (dev mode).
+    pub fn sts_for(&self, account: &str) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.sdk_config(account, "dev-mode-secret", DEFAULT_REGION))
+    }
+
+    /// Clients of every service for one set of credentials.
+    pub fn clients(&self, credentials: &Creds) -> Clients {
+        let config = self.sdk_config_with_token(
+            &credentials.access_key_id,
+            &credentials.secret_access_key,
+            credentials.session_token.as_deref(),
+            DEFAULT_REGION,
+        );
+        Clients {
+            iam: aws_sdk_iam::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
+            secrets_manager: aws_sdk_secretsmanager::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
+        }
     }
 
     /// Sends a raw JSON 1.1 request for `target` (`TrentService.Encrypt`), unsigned.

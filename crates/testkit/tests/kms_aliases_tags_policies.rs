@@ -602,3 +602,65 @@ async fn policy_conditions_on_the_encryption_context() {
         .unwrap_err();
     assert_eq!(e.code(), Some("AccessDeniedException"));
 }
+
+#[tokio::test]
+async fn other_accounts_never_manage_a_key_whatever_the_policy_says() {
+    let server = TestServer::start().await;
+    let owner = server.kms_for("111111111111", "us-east-1");
+    let partner = server.kms_for("222222222222", "us-east-1");
+    let arn = owner
+        .create_key()
+        .policy(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},"Action":"kms:*","Resource":"*"},
+                {"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    // Use is shared...
+    partner.describe_key().key_id(&arn).send().await.unwrap();
+    partner
+        .encrypt()
+        .key_id(&arn)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    // ...management is not.
+    let denied = |e: &dyn ProvideErrorMetadata| {
+        assert_eq!(e.code(), Some("AccessDeniedException"), "{:?}", e.message());
+        assert!(
+            e.message().unwrap().starts_with(
+                "User: arn:aws:iam::222222222222:root is not authorized to perform: kms:"
+            ),
+            "{:?}",
+            e.message()
+        );
+    };
+    denied(
+        &partner
+            .schedule_key_deletion()
+            .key_id(&arn)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    denied(&partner.disable_key().key_id(&arn).send().await.unwrap_err());
+    denied(
+        &partner
+            .put_key_policy()
+            .key_id(&arn)
+            .policy_name("default")
+            .policy(OPEN_TO_222)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    let key = owner.describe_key().key_id(&arn).send().await.unwrap();
+    assert!(key.key_metadata().unwrap().enabled());
+}

@@ -151,12 +151,12 @@ async fn query_protocol_errors_are_xml() {
     let r = raw::post(
         server.addr(),
         &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"Action=GetCallerIdentity&Version=2011-06-15",
+        b"Action=AssumeRole&Version=2011-06-15",
     )
     .await;
     assert_eq!(r.status, 400);
     let body = r.body_text();
-    assert!(body.starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>UnsupportedOperation</Code>"), "{body}");
+    assert!(body.starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>ValidationError</Code>"), "{body}");
     assert!(body.contains(&format!(
         "<RequestId>{}</RequestId>",
         r.header("x-amzn-requestid").unwrap()

@@ -117,15 +117,47 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
 fn user_identity(ctx: &RequestContext) -> Value {
     let caller = &ctx.caller;
     let mut identity = Map::new();
-    let kind = match caller.kind {
-        PrincipalKind::Root => "Root",
-    };
-    identity.insert("type".into(), kind.into());
-    identity.insert("principalId".into(), caller.account.clone().into());
+    match &caller.kind {
+        PrincipalKind::Root => {
+            identity.insert("type".into(), "Root".into());
+            identity.insert("principalId".into(), caller.account.clone().into());
+        }
+        PrincipalKind::User { user_id, .. } => {
+            identity.insert("type".into(), "IAMUser".into());
+            identity.insert("principalId".into(), user_id.clone().into());
+        }
+        PrincipalKind::AssumedRole {
+            role_arn,
+            role_id,
+            session_name,
+        } => {
+            identity.insert("type".into(), "AssumedRole".into());
+            identity.insert(
+                "principalId".into(),
+                format!("{role_id}:{session_name}").into(),
+            );
+            let role_name = role_arn.rsplit('/').next().unwrap_or_default();
+            identity.insert(
+                "sessionContext".into(),
+                json!({
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "principalId": role_id,
+                        "arn": role_arn,
+                        "accountId": caller.account,
+                        "userName": role_name,
+                    }
+                }),
+            );
+        }
+    }
     identity.insert("arn".into(), caller.arn.clone().into());
     identity.insert("accountId".into(), caller.account.clone().into());
     if let Some(key) = &caller.access_key_id {
         identity.insert("accessKeyId".into(), key.clone().into());
+    }
+    if let PrincipalKind::User { name, .. } = &caller.kind {
+        identity.insert("userName".into(), name.clone().into());
     }
     if let Some(via) = &ctx.via_service {
         let service = via.split('.').next().unwrap_or_default();
@@ -137,10 +169,12 @@ fn user_identity(ctx: &RequestContext) -> Value {
     Value::Object(identity)
 }
 
-/// CloudTrail's `Username` of a caller: the root user is `root`.
+/// CloudTrail's `Username` of a caller: the root user is `root`, a session its role's name.
 fn username(ctx: &RequestContext) -> Option<String> {
-    match ctx.caller.kind {
+    match &ctx.caller.kind {
         PrincipalKind::Root => Some("root".to_owned()),
+        PrincipalKind::User { name, .. } => Some(name.clone()),
+        PrincipalKind::AssumedRole { session_name, .. } => Some(session_name.clone()),
     }
 }
 

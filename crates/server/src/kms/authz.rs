@@ -1,27 +1,62 @@
-//! The one authorization decision of every KMS operation.
+//! The one authorization decision of every KMS operation, through the shared engine
+//! ([`crate::authz`]): a key's policy is the root of trust — it must allow the caller,
+//! directly or by naming the caller's account (delegating to IAM, so an identity policy
+//! must allow too; the account root needs none) — and nothing may deny explicitly.
+//! Operations that act on no key (`CreateKey`, `ListKeys`, `GenerateRandom`, ...) are
+//! governed by identity policies alone.
 //!
-//! A key's policy is the root of trust: the caller may act on a key only if the key policy
-//! allows it (directly, or by naming the caller's account, which delegates to IAM — the
-//! account root needs nothing more) and nothing denies it explicitly. Operations that act
-//! on no key (`CreateKey`, `ListKeys`, `GenerateRandom`, ...) are governed by IAM policies
-//! alone, which the account root passes.
-
-use std::collections::BTreeMap;
+//! **Grants.** When the policies refuse a call for want of an allow (never when one denies
+//! explicitly), the key's grants are consulted, from memory: a grant whose grantee is the
+//! caller (its ARN, the role of an assumed-role session, or its account, which delegates to
+//! IAM like a key policy naming the account) allows its operations, within its
+//! encryption-context constraint. A caller of another account than the key's needs its own
+//! identity policies to allow the action too (the account root always has that).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use keyhold_policy::{ConditionContext, Evaluation, PrincipalMatch};
+use keyhold_policy::ConditionContext;
 use keyhold_proto::Timestamp;
+use keyhold_proto::kms::GrantOperation;
 
 use super::KmsService;
 use super::error::KmsError;
+use super::grant::{Constraint, Grant, takes_encryption_context};
 use super::key::Key;
+use crate::authz::{Access, Denied, DenyReason, RequestConditions, ResourceRule, authorize};
 use crate::context::{PrincipalKind, RequestContext};
+
+/// The only actions a principal of another account can perform on a key, whatever the
+/// policies say (KMS Developer Guide, "Allowing users in other accounts to use a KMS key").
+const CROSS_ACCOUNT_ACTIONS: &[&str] = &[
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DeriveSharedSecret",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyPairWithoutPlaintext",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:GenerateMac",
+    "kms:GetKeyRotationStatus",
+    "kms:GetPublicKey",
+    "kms:ListGrants",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:Sign",
+    "kms:Verify",
+    "kms:VerifyMac",
+];
 
 /// Request facts some KMS conditions test.
 #[derive(Default)]
 pub struct Facts<'a> {
     pub encryption_context: Option<&'a BTreeMap<String, String>>,
+    /// `CreateGrant`: the grant asked for (its operations, principals and constraint).
+    pub new_grant: Option<&'a Grant>,
 }
 
 impl KmsService {
@@ -34,60 +69,221 @@ impl KmsService {
         facts: &Facts<'_>,
     ) -> Result<(), KmsError> {
         ctx.note_resource("AWS::KMS::Key", key.arn());
-        let context = Conditions { ctx, key, facts };
-        let principal = ctx.caller.policy_principal();
-        let request = keyhold_policy::Request {
-            principal: &principal,
+        if ctx.caller.account != key.record.account && !CROSS_ACCOUNT_ACTIONS.contains(&action) {
+            // No policy can open the key's management to another account.
+            return Err(KmsError::AccessDenied(Denied {
+                principal: ctx.caller.arn.clone(),
+                action: action.to_owned(),
+                resource: key.arn().to_owned(),
+                reason: DenyReason::NoResourcePolicyAllows,
+            }));
+        }
+        let context = Conditions {
+            ctx,
+            key: Some(key),
+            action,
+            facts,
+        };
+        let denied = match authorize(&Access {
+            principal: &ctx.caller,
             action,
             resource: key.arn(),
+            resource_account: &key.record.account,
+            rule: ResourceRule::KeyPolicy(key.policy.as_deref()),
             context: &context,
+        }) {
+            Ok(()) => return Ok(()),
+            Err(denied) => denied,
         };
-        let denied = |explicit| KmsError::AccessDenied {
-            principal: ctx.caller.arn.clone(),
-            action,
-            resource: key.arn().to_owned(),
-            explicit,
-        };
-        let Some(policy) = &key.policy else {
-            return Err(denied(false));
-        };
-        match policy.evaluate(&request) {
-            Evaluation::ExplicitDeny => Err(denied(true)),
-            Evaluation::Allow {
-                principal_match: PrincipalMatch::Account,
-            } if ctx.caller.kind != PrincipalKind::Root => {
-                // Delegation to IAM: identity policies arrive with IAM users.
-                Err(denied(false))
-            }
-            Evaluation::Allow { .. } => Ok(()),
-            Evaluation::NotApplicable => Err(denied(false)),
+        if is_explicit(&denied) || !self.grants_allow(ctx, key, action, facts, &context) {
+            return Err(KmsError::AccessDenied(denied));
         }
+        Ok(())
     }
 
-    /// Decides an action on no particular key: IAM alone, which the account root passes.
+    /// What the caller's identity policies alone say about `action` on `key` (the
+    /// delegated half of a grant naming an account, and `RetireGrant` by the account).
+    pub(super) fn identity_allows(
+        &self,
+        ctx: &RequestContext,
+        key: &Key,
+        action: &'static str,
+    ) -> Result<(), Denied> {
+        let facts = Facts::default();
+        let context = Conditions {
+            ctx,
+            key: Some(key),
+            action,
+            facts: &facts,
+        };
+        identity_only(ctx, action, key.arn(), &context)
+    }
+
+    /// Decides an action on no particular key: identity policies alone.
     pub(super) fn authorize_account(
         &self,
         ctx: &RequestContext,
         action: &'static str,
     ) -> Result<(), KmsError> {
-        match ctx.caller.kind {
-            PrincipalKind::Root => Ok(()),
-            #[allow(unreachable_patterns)]
-            _ => Err(KmsError::AccessDenied {
-                principal: ctx.caller.arn.clone(),
-                action,
-                resource: ctx.scope.arn("kms", "*"),
-                explicit: false,
-            }),
-        }
+        let context = Conditions {
+            ctx,
+            key: None,
+            action,
+            facts: &Facts::default(),
+        };
+        authorize(&Access {
+            principal: &ctx.caller,
+            action,
+            resource: "*",
+            resource_account: &ctx.scope.account,
+            rule: ResourceRule::None,
+            context: &context,
+        })
+        .map_err(KmsError::AccessDenied)
     }
+
+    /// `ListRetirableGrants`: identity policies alone, on the retiring principal named
+    /// (which must be of the caller's own account: the engine refuses any other).
+    pub(super) fn authorize_retiring_principal(
+        &self,
+        ctx: &RequestContext,
+        principal_arn: &str,
+        principal_account: &str,
+    ) -> Result<(), KmsError> {
+        let action = "kms:ListRetirableGrants";
+        let context = Conditions {
+            ctx,
+            key: None,
+            action,
+            facts: &Facts::default(),
+        };
+        authorize(&Access {
+            principal: &ctx.caller,
+            action,
+            resource: principal_arn,
+            resource_account: principal_account,
+            rule: ResourceRule::None,
+            context: &context,
+        })
+        .map_err(KmsError::AccessDenied)
+    }
+
+    /// Whether one of `key`'s grants lets the caller perform `action`.
+    fn grants_allow(
+        &self,
+        ctx: &RequestContext,
+        key: &Key,
+        action: &'static str,
+        facts: &Facts<'_>,
+        context: &Conditions<'_>,
+    ) -> bool {
+        let Some(operation) = action.strip_prefix("kms:").and_then(GrantOperation::parse) else {
+            return false;
+        };
+        // RetireGrant is decided by the grant being retired, not by other grants.
+        if operation == GrantOperation::RetireGrant {
+            return false;
+        }
+        let caller = &ctx.caller;
+        let account_root = ctx.scope.root_arn();
+        let mut grantees = vec![caller.arn.as_str()];
+        if let PrincipalKind::AssumedRole { role_arn, .. } = &caller.kind {
+            grantees.push(role_arn);
+        }
+        if caller.arn != account_root {
+            grantees.push(&account_root);
+        }
+        let same_account = caller.account == key.record.account;
+        let mut identity: Option<bool> = None;
+        for grant in key.grants.for_grantees(&grantees) {
+            if !grant.allows(operation) || !fits(&grant, operation, key, facts) {
+                continue;
+            }
+            if same_account && naming(ctx, &grant.grantee) == Some(Naming::Direct) {
+                return true;
+            }
+            let allowed = *identity
+                .get_or_insert_with(|| identity_only(ctx, action, key.arn(), context).is_ok());
+            if allowed {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// How a principal ARN written in a grant (grantee, retiring principal) names the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Naming {
+    /// The caller's own ARN, or the role of the caller's assumed-role session.
+    Direct,
+    /// The root of the caller's account: its principals, through their identity policies.
+    Account,
+}
+
+pub(super) fn naming(ctx: &RequestContext, arn: &str) -> Option<Naming> {
+    let caller = &ctx.caller;
+    if arn == caller.arn {
+        return Some(Naming::Direct);
+    }
+    if let PrincipalKind::AssumedRole { role_arn, .. } = &caller.kind
+        && arn == role_arn
+    {
+        return Some(Naming::Direct);
+    }
+    (arn == ctx.scope.root_arn()).then_some(Naming::Account)
+}
+
+/// Whether a grant's conditions hold for this request: its encryption-context constraint
+/// for operations that take a context; for `CreateGrant`, that the new grant asks for no
+/// more operations and is constrained at least as strictly.
+fn fits(grant: &Grant, operation: GrantOperation, key: &Key, facts: &Facts<'_>) -> bool {
+    if operation == GrantOperation::CreateGrant {
+        let Some(new) = facts.new_grant else {
+            return false;
+        };
+        return new.operations.iter().all(|op| grant.allows(*op))
+            && Constraint::at_least_as_strict(new.constraint.as_ref(), grant.constraint.as_ref());
+    }
+    match &grant.constraint {
+        Some(constraint) if takes_encryption_context(operation, key.spec) => {
+            let empty = BTreeMap::new();
+            constraint.admits(facts.encryption_context.unwrap_or(&empty))
+        }
+        _ => true,
+    }
+}
+
+pub(super) fn is_explicit(denied: &Denied) -> bool {
+    matches!(
+        denied.reason,
+        DenyReason::ExplicitDenyInIdentityPolicy | DenyReason::ExplicitDenyInResourcePolicy
+    )
+}
+
+/// The engine on identity policies alone, in the caller's own account.
+fn identity_only(
+    ctx: &RequestContext,
+    action: &str,
+    resource: &str,
+    context: &Conditions<'_>,
+) -> Result<(), Denied> {
+    authorize(&Access {
+        principal: &ctx.caller,
+        action,
+        resource,
+        resource_account: &ctx.caller.account,
+        rule: ResourceRule::None,
+        context,
+    })
 }
 
 /// The condition keys of a KMS request, computed only when a policy asks for one (most
 /// policies ask for none, so the hot path builds nothing).
 struct Conditions<'a> {
     ctx: &'a RequestContext,
-    key: &'a Key,
+    key: Option<&'a Key>,
+    action: &'a str,
     facts: &'a Facts<'a>,
 }
 
@@ -96,23 +292,41 @@ impl ConditionContext for Conditions<'_> {
         let one = |value: String| Some(Cow::Owned(vec![value]));
         let (ctx, key) = (self.ctx, self.key);
         match name {
-            "kms:calleraccount" | "aws:principalaccount" => one(ctx.caller.account.clone()),
-            "aws:principalarn" => one(ctx.caller.arn.clone()),
+            "kms:calleraccount" => one(ctx.caller.account.clone()),
             "kms:viaservice" => ctx.via_service.clone().and_then(one),
-            "aws:sourceip" => one(ctx.source_ip.to_string()),
-            "aws:currenttime" => one(Timestamp::now().to_iso8601_seconds()),
-            "aws:epochtime" => one(Timestamp::now().as_secs().to_string()),
-            "aws:securetransport" => one("false".to_owned()),
-            "kms:keyspec" => one(key.spec.as_str().to_owned()),
-            "kms:keyusage" => one(key.usage.as_str().to_owned()),
-            "kms:keyorigin" => one(key.origin.as_str().to_owned()),
+            "kms:keyspec" => one(key?.spec.as_str().to_owned()),
+            "kms:keyusage" => one(key?.usage.as_str().to_owned()),
+            "kms:keyorigin" => one(key?.origin.as_str().to_owned()),
             "kms:encryptioncontextkeys" => {
                 let ec = self.facts.encryption_context?;
                 Some(Cow::Owned(ec.keys().cloned().collect()))
             }
+            "kms:grantisforawsresource"
+                if matches!(
+                    self.action,
+                    "kms:CreateGrant" | "kms:ListGrants" | "kms:RevokeGrant"
+                ) =>
+            {
+                one(ctx.via_service.is_some().to_string())
+            }
+            "kms:grantoperations" => {
+                let grant = self.facts.new_grant?;
+                let ops = grant
+                    .operations
+                    .iter()
+                    .map(|o| o.as_str().to_owned())
+                    .collect();
+                Some(Cow::Owned(ops))
+            }
+            "kms:granteeprincipal" => one(self.facts.new_grant?.grantee.clone()),
+            "kms:retiringprincipal" => self.facts.new_grant?.retiring.clone().and_then(one),
+            "kms:grantconstrainttype" => {
+                let constraint = self.facts.new_grant?.constraint.as_ref()?;
+                one(constraint.type_name().to_owned())
+            }
             _ => {
                 if let Some(tag) = name.strip_prefix("aws:resourcetag/") {
-                    let value = key.tags.iter().find(|t| t.key.to_lowercase() == tag)?;
+                    let value = key?.tags.iter().find(|t| t.key.to_lowercase() == tag)?;
                     return one(value.value.clone());
                 }
                 if let Some(entry) = name.strip_prefix("kms:encryptioncontext:") {
@@ -126,7 +340,10 @@ impl ConditionContext for Conditions<'_> {
                         .collect();
                     return (!values.is_empty()).then_some(Cow::Owned(values));
                 }
-                None
+                let global = RequestConditions::new(ctx, Timestamp::now(), &[]);
+                global
+                    .values(name)
+                    .map(|values| Cow::Owned(values.into_owned()))
             }
         }
     }

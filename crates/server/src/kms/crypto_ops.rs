@@ -20,10 +20,13 @@ pub async fn encrypt(
     ctx: &RequestContext,
     input: EncryptRequest,
 ) -> Result<EncryptResponse, KmsError> {
+    kms.check_grant_tokens(input.grant_tokens.as_deref())
+        .await?;
     let key = kms.resolve(ctx, &input.key_id, Aliases::Allowed).await?;
     let context = input.encryption_context.unwrap_or_default();
     let facts = Facts {
         encryption_context: Some(&context),
+        ..Facts::default()
     };
     kms.authorize(ctx, &key, "kms:Encrypt", &facts)?;
     check_symmetric(&key, "Encrypt", input.encryption_algorithm)?;
@@ -47,6 +50,8 @@ pub async fn decrypt(
         });
     }
     let ciphertext = input.ciphertext_blob.ok_or(KmsError::CiphertextRequired)?;
+    kms.check_grant_tokens(input.grant_tokens.as_deref())
+        .await?;
     let context = input.encryption_context.unwrap_or_default();
     let opened = open(
         kms,
@@ -77,6 +82,8 @@ pub async fn re_encrypt(
     input: ReEncryptRequest,
 ) -> Result<ReEncryptResponse, KmsError> {
     let ciphertext = input.ciphertext_blob.ok_or(KmsError::CiphertextRequired)?;
+    kms.check_grant_tokens(input.grant_tokens.as_deref())
+        .await?;
     let source_context = input.source_encryption_context.unwrap_or_default();
     let opened = open(
         kms,
@@ -95,6 +102,7 @@ pub async fn re_encrypt(
     let destination_context = input.destination_encryption_context.unwrap_or_default();
     let facts = Facts {
         encryption_context: Some(&destination_context),
+        ..Facts::default()
     };
     kms.authorize(ctx, &destination, "kms:ReEncryptTo", &facts)?;
     check_symmetric(
@@ -129,6 +137,8 @@ pub async fn generate_data_key(
             what: "GenerateDataKey with a Recipient (Nitro Enclaves attestation)".into(),
         });
     }
+    kms.check_grant_tokens(input.grant_tokens.as_deref())
+        .await?;
     let context = input.encryption_context.unwrap_or_default();
     let data_key = data_key(
         kms,
@@ -157,6 +167,8 @@ pub async fn generate_data_key_without_plaintext(
     ctx: &RequestContext,
     input: GenerateDataKeyWithoutPlaintextRequest,
 ) -> Result<GenerateDataKeyWithoutPlaintextResponse, KmsError> {
+    kms.check_grant_tokens(input.grant_tokens.as_deref())
+        .await?;
     let context = input.encryption_context.unwrap_or_default();
     let data_key = data_key(
         kms,
@@ -241,6 +253,7 @@ async fn open(
     }
     let facts = Facts {
         encryption_context: Some(context),
+        ..Facts::default()
     };
     kms.authorize(ctx, &key, action, &facts)?;
     check_symmetric(&key, operation, algorithm)?;
@@ -286,6 +299,7 @@ async fn data_key(
     let key = kms.resolve(ctx, key_id, Aliases::Allowed).await?;
     let facts = Facts {
         encryption_context: Some(context),
+        ..Facts::default()
     };
     kms.authorize(ctx, &key, action, &facts)?;
     let operation = if action == "kms:GenerateDataKey" {
@@ -345,7 +359,7 @@ fn encryption_context(context: &BTreeMap<String, String>) -> EncryptionContext {
     EncryptionContext::new(context.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-fn dry_run(dry: Option<bool>) -> Result<(), KmsError> {
+pub(super) fn dry_run(dry: Option<bool>) -> Result<(), KmsError> {
     if dry == Some(true) {
         Err(KmsError::DryRun)
     } else {

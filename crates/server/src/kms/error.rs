@@ -73,12 +73,8 @@ pub enum KmsError {
     NoSuchPolicy,
     InvalidMarker,
     DryRun,
-    AccessDenied {
-        principal: String,
-        action: &'static str,
-        resource: String,
-        explicit: bool,
-    },
+    /// The authorization engine refused the call (its message names the layer).
+    AccessDenied(crate::authz::Denied),
     /// `KeySpec` and the deprecated `CustomerMasterKeySpec` disagree.
     SpecConflict,
     /// A key spec and usage AWS does not combine.
@@ -95,6 +91,45 @@ pub enum KmsError {
     Unsupported {
         what: String,
     },
+    /// A grant token that this server did not mint, or that was altered.
+    InvalidGrantToken,
+    /// A grant id that cannot be one (not 64 hex characters).
+    InvalidGrantId,
+    /// A well-formed grant id that names no grant of the key.
+    GrantNotFound {
+        grant_id: String,
+    },
+    GrantsPerKeyLimit {
+        limit: usize,
+    },
+    /// `CreateGrant` with an empty `Operations` list.
+    GrantOperationsEmpty,
+    /// `CreateGrant` whose only operation is `CreateGrant`.
+    GrantOnlyCreateGrant,
+    /// A grant operation the key's type does not support.
+    GrantOperationNotSupported {
+        operation: &'static str,
+        spec: &'static str,
+        usage: &'static str,
+    },
+    /// Both `EncryptionContextEquals` and `EncryptionContextSubset`.
+    GrantConstraintMultiple,
+    /// A constraint on a grant whose operations take no encryption context.
+    GrantConstraintNotSupported {
+        spec: &'static str,
+    },
+    /// More than 8 pairs, or a value over 384 characters.
+    GrantConstraintTooLarge,
+    /// `CreateGrant` without a `GranteePrincipal`.
+    GranteeRequired,
+    /// `ListRetirableGrants` without a `RetiringPrincipal`.
+    RetiringPrincipalRequired,
+    /// A grantee or retiring principal that is not the ARN of an AWS principal.
+    InvalidPrincipal {
+        value: String,
+    },
+    /// `RetireGrant` with neither a grant token nor a key id and grant id.
+    RetireGrantTarget,
     /// The store failed; the request may be retried.
     Internal,
 }
@@ -210,24 +245,7 @@ impl From<KmsError> for ApiError {
                 Code::DryRunOperationException,
                 "The request would have succeeded, but the DryRun option is set.",
             ),
-            E::AccessDenied {
-                principal,
-                action,
-                resource,
-                explicit,
-            } => {
-                let why = if explicit {
-                    "with an explicit deny in a resource-based policy".to_owned()
-                } else {
-                    format!("because no resource-based policy allows the {action} action")
-                };
-                ApiError::new(
-                    CommonError::AccessDenied,
-                    format!(
-                        "User: {principal} is not authorized to perform: {action} on resource: {resource} {why}"
-                    ),
-                )
-            }
+            E::AccessDenied(denied) => ApiError::new(CommonError::AccessDenied, denied.message()),
             E::SpecConflict => ApiError::validation(
                 "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. \
                  CustomerMasterKeySpec parameter is deprecated. Use KeySpec parameter instead.",
@@ -243,6 +261,57 @@ impl From<KmsError> for ApiError {
                 Code::UnsupportedOperationException,
                 format!("Keyhold does not support {what} yet."),
             ),
+            E::InvalidGrantToken => {
+                ApiError::new(Code::InvalidGrantTokenException, "Invalid grant token.")
+            }
+            E::InvalidGrantId => ApiError::new(Code::InvalidGrantIdException, "Invalid grant ID."),
+            E::GrantNotFound { grant_id } => ApiError::new(
+                Code::NotFoundException,
+                format!("Grant ID {grant_id} not found"),
+            ),
+            E::GrantsPerKeyLimit { limit } => ApiError::new(
+                Code::LimitExceededException,
+                format!("A grant limit was exceeded: a KMS key can have at most {limit} grants."),
+            ),
+            E::GrantOperationsEmpty => ApiError::validation(
+                "1 validation error detected: Value '[]' at 'operations' failed to satisfy \
+                 constraint: Member must have length greater than or equal to 1",
+            ),
+            E::GrantOnlyCreateGrant => {
+                ApiError::validation("Grants must not contain only the CreateGrant operation.")
+            }
+            E::GrantOperationNotSupported {
+                operation,
+                spec,
+                usage,
+            } => ApiError::validation(format!(
+                "{operation} is not a valid grant operation for a KMS key with KeySpec {spec} \
+                 and KeyUsage {usage}."
+            )),
+            E::GrantConstraintMultiple => ApiError::validation("More than one constraint supplied"),
+            E::GrantConstraintNotSupported { spec } => ApiError::validation(format!(
+                "Encryption context grant constraints are not supported for the operations of \
+                 a KMS key with KeySpec {spec}."
+            )),
+            E::GrantConstraintTooLarge => ApiError::validation(
+                "A grant constraint can have at most 8 encryption context pairs, and each value \
+                 at most 384 characters.",
+            ),
+            E::GranteeRequired => ApiError::validation(
+                "1 validation error detected: Value null at 'granteePrincipal' failed to \
+                 satisfy constraint: Member must not be null",
+            ),
+            E::RetiringPrincipalRequired => ApiError::validation(
+                "1 validation error detected: Value null at 'retiringPrincipal' failed to \
+                 satisfy constraint: Member must not be null",
+            ),
+            E::InvalidPrincipal { value } => ApiError::new(
+                Code::InvalidArnException,
+                format!("ARN does not refer to a valid principal: {value}"),
+            ),
+            E::RetireGrantTarget => {
+                ApiError::validation("Grant token OR (grant ID, key ID) must be specified")
+            }
             E::Internal => ApiError::new(
                 Code::KMSInternalException,
                 "The request was rejected because an internal exception occurred. The request can be retried.",

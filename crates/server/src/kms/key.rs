@@ -1,5 +1,5 @@
-//! A KMS key as the server holds it in memory: typed metadata, tags, and the unsealed
-//! backing keys of every material version.
+//! A KMS key as the server holds it in memory: typed metadata, tags, its grants, and the
+//! unsealed backing keys of every material version.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use keyhold_proto::kms::{
 use keyhold_store::{KeyRecord, Tag};
 
 use super::error::KmsError;
+use super::grant::KeyGrants;
 
 /// The unsealed backing keys of one KMS key, by material id.
 pub struct Materials {
@@ -34,6 +35,8 @@ pub struct Key {
     /// everything (fail closed) until a valid policy is put.
     pub policy: Option<Arc<keyhold_policy::Policy>>,
     pub materials: Arc<Materials>,
+    /// The key's grants: shared by every version of this key and changed in place.
+    pub grants: Arc<KeyGrants>,
 }
 
 impl Key {
@@ -42,6 +45,7 @@ impl Key {
         record: KeyRecord,
         tags: Vec<Tag>,
         materials: Arc<Materials>,
+        grants: Arc<KeyGrants>,
     ) -> Option<Self> {
         let id = parse_key_uuid(&record.key_id)?;
         let policy = match keyhold_policy::Policy::parse(
@@ -66,12 +70,13 @@ impl Key {
             record,
             tags,
             materials,
+            grants,
         })
     }
 
-    /// The same key with a changed record (and possibly changed tags).
+    /// The same key with a changed record (and possibly changed tags); same grants.
     pub fn with_record(&self, record: KeyRecord, tags: Vec<Tag>) -> Option<Self> {
-        Self::from_parts(record, tags, self.materials.clone())
+        Self::from_parts(record, tags, self.materials.clone(), self.grants.clone())
     }
 
     pub fn arn(&self) -> &str {

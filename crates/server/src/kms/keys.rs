@@ -83,6 +83,8 @@ pub async fn describe_key(
     ctx: &RequestContext,
     input: DescribeKeyRequest,
 ) -> Result<DescribeKeyResponse, KmsError> {
+    kms.check_grant_tokens(input.grant_tokens.as_deref())
+        .await?;
     let key = kms.resolve(ctx, &input.key_id, Aliases::Allowed).await?;
     kms.authorize(ctx, &key, "kms:DescribeKey", &Facts::default())?;
     Ok(DescribeKeyResponse {

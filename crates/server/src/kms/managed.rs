@@ -216,8 +216,8 @@ impl KmsService {
         self.store
             .insert_key(&new.record, &new.material, &tags, alias)
             .await?;
-        let key =
-            Key::from_parts(new.record, tags, Arc::new(new.materials)).ok_or(KmsError::Internal)?;
+        let key = Key::from_parts(new.record, tags, Arc::new(new.materials), Arc::default())
+            .ok_or(KmsError::Internal)?;
         let key = Arc::new(key);
         self.cache_put(key.clone());
         Ok(key)

@@ -2,18 +2,23 @@
 //! operations.
 //!
 //! - [`KmsService`] implements the generated [`KmsApi`] trait; each operation family lives in
-//!   its own file (`keys`, `crypto_ops`, `aliases`, `tags`, `policies`) as a function taking
-//!   the service, the request context and the validated input.
-//! - Keys are cached in memory with their unsealed backing keys ([`key::Key`]), so the
-//!   cryptographic operations read nothing from the store in steady state. Changes go to
-//!   the store first (durably) and then replace the cached key; they are serialized by one
-//!   write lock, since they are rare and each costs an fsync anyway.
-//! - Every operation makes exactly one authorization decision through [`authz`].
+//!   its own file (`keys`, `crypto_ops`, `aliases`, `tags`, `policies`, `grants`) as a
+//!   function taking the service, the request context and the validated input.
+//! - Keys are cached in memory with their unsealed backing keys and their grants
+//!   ([`key::Key`], [`grant::KeyGrants`]), so the cryptographic operations and their
+//!   authorization read nothing from the store in steady state. Changes go to the store
+//!   first (durably) and then to the cache; they are serialized by one write lock, since
+//!   they are rare and each costs an fsync anyway.
+//! - Every operation makes exactly one authorization decision through [`authz`] (grants
+//!   included); `RetireGrant` is decided by the grant it retires.
 
 mod aliases;
 mod authz;
 mod crypto_ops;
 pub mod error;
+pub mod grant;
+mod grant_token;
+mod grants;
 pub mod key;
 mod keys;
 mod managed;
@@ -28,6 +33,7 @@ use std::sync::{Arc, RwLock};
 
 use keyhold_crypto::MaterialId;
 use keyhold_crypto::seal::DomainKey;
+use keyhold_crypto::token::TokenKey;
 use keyhold_proto::ApiError;
 use keyhold_proto::kms::*;
 use keyhold_store::{KeyRecord, Store, Tag};
@@ -38,6 +44,7 @@ use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::context::RequestContext;
 use error::KmsError;
+use grant::{Grant, KeyGrants};
 use key::{Key, Materials};
 
 /// The KMS service of one Keyhold server.
@@ -49,6 +56,8 @@ pub struct KmsService {
     keys: RwLock<HashMap<String, Arc<Key>>>,
     aliases: RwLock<HashMap<AliasId, String>>,
     writes: tokio::sync::Mutex<()>,
+    /// Tags grant tokens; loaded (or created) on first use.
+    token_key: tokio::sync::OnceCell<TokenKey>,
 }
 
 /// An alias's identity: account, region, name (`alias/...`).
@@ -74,6 +83,7 @@ impl KmsService {
             keys: RwLock::default(),
             aliases: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
+            token_key: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -96,15 +106,31 @@ impl KmsService {
                 .map_err(|_| corrupt("sealed material", key_id))?;
             by_id.insert(id, material);
         }
-        let key = Key::from_parts(record, tags, Arc::new(Materials { by_id }))
+        let grants = self
+            .store
+            .key_grants(key_id)
+            .await?
+            .into_iter()
+            .map(|r| Grant::from_record(r).ok_or_else(|| corrupt("grant", key_id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let grants = Arc::new(KeyGrants::new(grants));
+        let key = Key::from_parts(record, tags, Arc::new(Materials { by_id }), grants)
             .ok_or_else(|| corrupt("key record", key_id))?;
-        let key = Arc::new(key);
-        self.cache_put(key.clone());
-        Ok(Some(key))
+        Ok(Some(self.cache_put_if_absent(Arc::new(key))))
     }
 
     fn cached(&self, key_id: &str) -> Option<Arc<Key>> {
         self.keys.read().ok()?.get(key_id).cloned()
+    }
+
+    /// Caches a key just read from the store, unless a writer cached one meanwhile: the
+    /// cached one is then at least as new (writers go to the store first), and its grants
+    /// are the ones writers change, so it wins.
+    fn cache_put_if_absent(&self, key: Arc<Key>) -> Arc<Key> {
+        match self.keys.write() {
+            Ok(mut keys) => keys.entry(key.record.key_id.clone()).or_insert(key).clone(),
+            Err(_) => key,
+        }
     }
 
     fn cache_put(&self, key: Arc<Key>) {
@@ -212,6 +238,11 @@ delegate! {
     get_key_policy(GetKeyPolicyRequest) -> GetKeyPolicyResponse => policies::get_key_policy;
     put_key_policy(PutKeyPolicyRequest) -> () => policies::put_key_policy;
     list_key_policies(ListKeyPoliciesRequest) -> ListKeyPoliciesResponse => policies::list_key_policies;
+    create_grant(CreateGrantRequest) -> CreateGrantResponse => grants::create_grant;
+    list_grants(ListGrantsRequest) -> ListGrantsResponse => grants::list_grants;
+    list_retirable_grants(ListRetirableGrantsRequest) -> ListGrantsResponse => grants::list_retirable_grants;
+    retire_grant(RetireGrantRequest) -> () => grants::retire_grant;
+    revoke_grant(RevokeGrantRequest) -> () => grants::revoke_grant;
 }
 
 /// The operations this service implements (the rest answer "unsupported").
@@ -240,4 +271,9 @@ pub const SUPPORTED: &[KmsOperation] = &[
     KmsOperation::GetKeyPolicy,
     KmsOperation::PutKeyPolicy,
     KmsOperation::ListKeyPolicies,
+    KmsOperation::CreateGrant,
+    KmsOperation::ListGrants,
+    KmsOperation::ListRetirableGrants,
+    KmsOperation::RetireGrant,
+    KmsOperation::RevokeGrant,
 ];

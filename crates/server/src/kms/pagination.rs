@@ -16,6 +16,8 @@ pub enum List {
     Aliases,
     Tags,
     Policies,
+    Grants,
+    RetirableGrants,
 }
 
 impl List {
@@ -25,6 +27,8 @@ impl List {
             Self::Aliases => "a",
             Self::Tags => "t",
             Self::Policies => "p",
+            Self::Grants => "g",
+            Self::RetirableGrants => "r",
         }
     }
 
@@ -34,6 +38,7 @@ impl List {
             Self::Keys | Self::Policies => (100, 1000),
             Self::Aliases => (50, 100),
             Self::Tags => (50, 50),
+            Self::Grants | Self::RetirableGrants => (50, 100),
         }
     }
 

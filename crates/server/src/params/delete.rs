@@ -64,7 +64,10 @@ async fn named(
     name: &str,
 ) -> Result<Option<Arc<Param>>, SsmError> {
     match parse_reference(name, &ctx.scope) {
-        Ok(r) if r.selector.is_none() => svc.find(&ctx.scope, &r.key).await,
+        Ok(r) if r.selector.is_none() => {
+            svc.authorize_key(ctx, &r.key)?;
+            svc.find(&ctx.scope, &r.key).await
+        }
         _ => Ok(None),
     }
 }

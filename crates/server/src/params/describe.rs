@@ -17,6 +17,7 @@ pub async fn describe_parameters(
     ctx: &RequestContext,
     input: DescribeParametersRequest,
 ) -> Result<DescribeParametersResult, SsmError> {
+    svc.authorize_resource(ctx, "*")?;
     let legacy = input.filters.filter(|f| !f.is_empty());
     let modern = input.parameter_filters.filter(|f| !f.is_empty());
     let filters = match (legacy, modern) {

@@ -24,6 +24,8 @@ const PATH_RULES: &str = "The parameter doesn't meet the parameter name requirem
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SsmError {
+    /// The authorization engine refused the call (its message names the layer).
+    AccessDenied(crate::authz::Denied),
     // ---- names and selectors
     /// A name with characters outside `a-zA-Z0-9_.-/`, inner spaces, empty levels, or a
     /// hierarchy without its leading slash.
@@ -153,6 +155,7 @@ impl From<SsmError> for ApiError {
     fn from(e: SsmError) -> Self {
         use SsmError as E;
         match e {
+            E::AccessDenied(denied) => ApiError::new(CommonError::AccessDenied, denied.message()),
             E::InvalidName => ApiError::validation(NAME_RULES),
             E::ReservedPrefix => ApiError::validation(
                 "Parameter name: can't be prefixed with \"aws\" or \"ssm\" (case-insensitive).",

@@ -32,6 +32,7 @@ pub async fn get_parameter(
         });
     }
     let reference = name::parse_reference(&input.name, &ctx.scope)?;
+    svc.authorize_key(ctx, &reference.key)?;
     let (param, version) = resolve(svc, ctx, &reference).await?;
     let parameter = svc
         .to_parameter(ctx, &param, &version, reference.selector.as_ref(), decrypt)
@@ -64,7 +65,10 @@ pub async fn get_parameters(
             continue;
         }
         let found = match name::parse_reference(&requested, &ctx.scope) {
-            Ok(r) => resolve(svc, ctx, &r).await.map(|(p, v)| (r, p, v)),
+            Ok(r) => {
+                svc.authorize_key(ctx, &r.key)?;
+                resolve(svc, ctx, &r).await.map(|(p, v)| (r, p, v))
+            }
             Err(e) => Err(e),
         };
         match found {
@@ -88,6 +92,7 @@ pub async fn get_parameters_by_path(
     input: GetParametersByPathRequest,
 ) -> Result<GetParametersByPathResult, SsmError> {
     let path = Path::parse(&input.path)?;
+    svc.authorize_key(ctx, name::key_of(&input.path))?;
     let filters = Filters::parse(input.parameter_filters, Operation::ByPath)?;
     let recursive = input.recursive.unwrap_or(false);
     let decrypt = input.with_decryption.unwrap_or(false);

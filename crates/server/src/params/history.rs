@@ -19,6 +19,7 @@ pub async fn get_parameter_history(
         .ok()
         .filter(|r| r.selector.is_none())
         .ok_or(SsmError::NotFound)?;
+    svc.authorize_key(ctx, &reference.key)?;
     let param = svc
         .find(&ctx.scope, &reference.key)
         .await?

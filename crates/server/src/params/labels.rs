@@ -118,6 +118,7 @@ async fn named(svc: &SsmService, ctx: &RequestContext, name: &str) -> Result<Arc
         .ok()
         .filter(|r| r.selector.is_none())
         .ok_or(SsmError::NotFound)?;
+    svc.authorize_key(ctx, &reference.key)?;
     let param = svc
         .find(&ctx.scope, &reference.key)
         .await?

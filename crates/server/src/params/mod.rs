@@ -15,6 +15,7 @@
 //!   plaintext. `Expiration` policies are enforced by [`SsmService::sweep_expirations`],
 //!   which the server's background task runs.
 
+mod authz;
 mod delete;
 mod describe;
 pub mod error;

@@ -32,6 +32,7 @@ pub async fn put_parameter(
     input: PutParameterRequest,
 ) -> Result<PutParameterResult, SsmError> {
     let name = name::validate_new(&input.name, &ctx.scope)?;
+    svc.authorize_key(ctx, key_of(&name))?;
     let value = input.value.expose_secret();
     if value.is_empty() {
         return Err(SsmError::EmptyValue);

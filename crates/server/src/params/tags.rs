@@ -101,6 +101,7 @@ async fn resource(
         .ok()
         .filter(|r| r.selector.is_none())
         .ok_or(SsmError::InvalidResourceId)?;
+    svc.authorize_key(ctx, &reference.key)?;
     let param = svc
         .find(&ctx.scope, &reference.key)
         .await?

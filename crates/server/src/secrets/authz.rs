@@ -1,21 +1,24 @@
-//! The one authorization decision of every operation on a secret, until IAM identity
-//! policies arrive: the secret's resource policy.
+//! The one authorization decision of every operation on a secret, through the shared engine
+//! ([`crate::authz`]): the caller's identity policies and the secret's resource policy.
 //!
-//! - A caller of the secret's own account is allowed (the account root passes IAM) unless
-//!   the resource policy denies it explicitly.
-//! - A caller of another account needs the resource policy to allow it, as on AWS (its own
-//!   IAM policies, which the root passes, must allow too).
+//! - In the secret's own account, an identity policy allow (the account root always has
+//!   one) or a resource policy allow naming the caller suffices.
+//! - A caller of another account needs both the resource policy and its own identity
+//!   policies to allow, as on AWS.
+//! - An explicit deny in either wins.
 //!
 //! The KMS key is a second, independent check: values are decrypted through KMS as the
 //! caller, so the key policy must also let the caller decrypt.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use keyhold_policy::{Evaluation, Policy, PolicyKind};
+use keyhold_policy::{ConditionContext, Policy, PolicyKind};
 
 use super::SecretsService;
 use super::error::SecretsError;
 use super::secret::Secret;
+use crate::authz::{Access, RequestConditions, ResourceRule, authorize};
 use crate::context::RequestContext;
 
 impl SecretsService {
@@ -25,28 +28,25 @@ impl SecretsService {
         secret: &Secret,
     ) -> Result<(), SecretsError> {
         let action = format!("secretsmanager:{}", ctx.operation.name());
-        let same_account = ctx.caller.account == secret.account;
-        let evaluation = secret
+        // A stored policy that no longer parses allows nothing (and denies nothing).
+        let policy = secret
             .meta
             .policy
             .as_deref()
-            .map(|text| match self.parsed_policy(text) {
-                Some(policy) => evaluate(ctx, secret, &policy, &action),
-                // A stored policy that no longer parses allows nothing (and denies nothing).
-                None => Evaluation::NotApplicable,
-            });
-        let denied = |explicit| SecretsError::AccessDenied {
-            principal: ctx.caller.arn.clone(),
-            action: action.clone(),
-            resource: secret.arn.clone(),
-            explicit,
+            .and_then(|text| self.parsed_policy(text));
+        let context = Conditions {
+            secret,
+            global: RequestConditions::new(ctx, keyhold_proto::Timestamp::now(), &[]),
         };
-        match evaluation {
-            Some(Evaluation::ExplicitDeny) => Err(denied(true)),
-            Some(Evaluation::Allow { .. }) => Ok(()),
-            _ if same_account => Ok(()),
-            _ => Err(denied(false)),
-        }
+        authorize(&Access {
+            principal: &ctx.caller,
+            action: &action,
+            resource: &secret.arn,
+            resource_account: &secret.account,
+            rule: ResourceRule::Optional(policy.as_deref()),
+            context: &context,
+        })
+        .map_err(SecretsError::AccessDenied)
     }
 
     /// The parsed form of a resource policy, parsed once per distinct text.
@@ -62,26 +62,31 @@ impl SecretsService {
     }
 }
 
-fn evaluate(ctx: &RequestContext, secret: &Secret, policy: &Policy, action: &str) -> Evaluation {
-    let mut context = keyhold_policy::Context::default();
-    context.set("aws:PrincipalArn", ctx.caller.arn.clone());
-    context.set("aws:PrincipalAccount", ctx.caller.account.clone());
-    context.set("aws:SourceIp", ctx.source_ip.to_string());
-    context.set(
-        "aws:CurrentTime",
-        keyhold_proto::Timestamp::now().to_iso8601_seconds(),
-    );
-    context.set("aws:SecureTransport", "false".to_owned());
-    context.set("secretsmanager:SecretId", secret.arn.clone());
-    for (key, value) in secret.meta.tags.iter().flatten() {
-        context.set(&format!("aws:ResourceTag/{key}"), value.clone());
-        context.set(&format!("secretsmanager:ResourceTag/{key}"), value.clone());
+/// The condition keys of a request on `secret`: its own (`secretsmanager:SecretId`,
+/// `secretsmanager:ResourceTag/<key>`, `aws:ResourceTag/<key>`), then the global ones.
+struct Conditions<'a> {
+    secret: &'a Secret,
+    global: RequestConditions<'a>,
+}
+
+impl ConditionContext for Conditions<'_> {
+    fn values(&self, name: &str) -> Option<Cow<'_, [String]>> {
+        if name == "secretsmanager:secretid" {
+            return Some(Cow::Owned(vec![self.secret.arn.clone()]));
+        }
+        let tag = name
+            .strip_prefix("aws:resourcetag/")
+            .or_else(|| name.strip_prefix("secretsmanager:resourcetag/"));
+        if let Some(tag) = tag {
+            let (_, value) = self
+                .secret
+                .meta
+                .tags
+                .iter()
+                .flatten()
+                .find(|(key, _)| key.eq_ignore_ascii_case(tag))?;
+            return Some(Cow::Owned(vec![value.clone()]));
+        }
+        self.global.values(name)
     }
-    let principal = ctx.caller.policy_principal();
-    policy.evaluate(&keyhold_policy::Request {
-        principal: &principal,
-        action,
-        resource: &secret.arn,
-        context: &context,
-    })
 }

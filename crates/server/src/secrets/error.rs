@@ -140,13 +140,8 @@ pub enum SecretsError {
     },
     /// KMS could not decrypt the stored data key, or the value did not open.
     Decryption,
-    /// The caller may not act on this secret (cross-account without a resource policy).
-    AccessDenied {
-        principal: String,
-        action: String,
-        resource: String,
-        explicit: bool,
-    },
+    /// The authorization engine refused the call (its message names the layer).
+    AccessDenied(crate::authz::Denied),
     /// The store failed; the request may be retried.
     Internal,
 }
@@ -385,25 +380,7 @@ impl From<SecretsError> for ApiError {
                 "Secrets Manager can't decrypt the protected secret text using the provided KMS \
                  key.",
             ),
-            E::AccessDenied {
-                principal,
-                action,
-                resource,
-                explicit,
-            } => {
-                let why = if explicit {
-                    "with an explicit deny in a resource-based policy".to_owned()
-                } else {
-                    format!("because no resource-based policy allows the {action} action")
-                };
-                ApiError::new(
-                    CommonError::AccessDenied,
-                    format!(
-                        "User: {principal} is not authorized to perform: {action} on resource: \
-                         {resource} {why}"
-                    ),
-                )
-            }
+            E::AccessDenied(denied) => ApiError::new(CommonError::AccessDenied, denied.message()),
             E::Internal => ApiError::new(
                 Code::InternalServiceError,
                 "An error occurred on the server side.",

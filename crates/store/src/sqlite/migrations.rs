@@ -96,6 +96,74 @@ const MIGRATIONS: &[&str] = &[
         meta        TEXT NOT NULL,
         PRIMARY KEY (param_arn, version)
      ) STRICT;",
+    // 4: IAM users, roles, inline policies, access keys (sealed secrets), STS sessions
+    // (sealed secrets, hashed tokens) and retired credential ids.
+    "CREATE TABLE iam_users (
+        user_id    TEXT PRIMARY KEY,
+        account    TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        name_key   TEXT NOT NULL,
+        path       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        meta       TEXT NOT NULL
+     ) STRICT;
+     CREATE UNIQUE INDEX iam_users_name ON iam_users (account, name_key);
+     CREATE TABLE iam_roles (
+        role_id      TEXT PRIMARY KEY,
+        account      TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        name_key     TEXT NOT NULL,
+        path         TEXT NOT NULL,
+        created_ms   INTEGER NOT NULL,
+        trust_policy TEXT NOT NULL,
+        meta         TEXT NOT NULL
+     ) STRICT;
+     CREATE UNIQUE INDEX iam_roles_name ON iam_roles (account, name_key);
+     CREATE TABLE iam_access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        account       TEXT NOT NULL,
+        user_id       TEXT NOT NULL REFERENCES iam_users (user_id),
+        status        TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        sealed_secret BLOB NOT NULL
+     ) STRICT;
+     CREATE INDEX iam_access_keys_user ON iam_access_keys (user_id);
+     CREATE TABLE iam_policies (
+        owner_id TEXT NOT NULL,
+        account  TEXT NOT NULL,
+        name     TEXT NOT NULL,
+        document TEXT NOT NULL,
+        PRIMARY KEY (owner_id, name)
+     ) STRICT;
+     CREATE TABLE iam_sessions (
+        access_key_id TEXT PRIMARY KEY,
+        account       TEXT NOT NULL,
+        owner_id      TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        expires_ms    INTEGER NOT NULL,
+        token_sha256  BLOB NOT NULL,
+        sealed_secret BLOB NOT NULL,
+        meta          TEXT NOT NULL
+     ) STRICT;
+     CREATE TABLE iam_retired_keys (
+        access_key_id TEXT PRIMARY KEY,
+        retired_ms    INTEGER NOT NULL
+     ) STRICT;",
+    // 5: KMS grants (deleted with their key).
+    "CREATE TABLE kms_grants (
+        grant_id           TEXT PRIMARY KEY,
+        key_id             TEXT NOT NULL REFERENCES kms_keys (key_id),
+        name               TEXT,
+        grantee_principal  TEXT NOT NULL,
+        retiring_principal TEXT,
+        operations         TEXT NOT NULL,
+        constraints        TEXT,
+        issuing_account    TEXT NOT NULL,
+        creation_ms        INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX kms_grants_key ON kms_grants (key_id, grant_id);
+     CREATE INDEX kms_grants_retiring ON kms_grants (retiring_principal, grant_id)
+        WHERE retiring_principal IS NOT NULL;",
 ];
 
 pub(super) fn apply(conn: &Connection) -> Result<()> {

@@ -5,6 +5,8 @@
 //! commit durable before the call returns.
 
 mod audit;
+mod grants;
+mod iam;
 mod migrations;
 mod params;
 mod secrets;
@@ -290,6 +292,7 @@ impl KmsStore for SqliteStore {
         self.write(move |c| {
             let tx = c.transaction().map_err(backend)?;
             for table in [
+                "kms_grants WHERE key_id",
                 "kms_aliases WHERE target_key_id",
                 "kms_tags WHERE key_id",
                 "kms_materials WHERE key_id",
