@@ -17,14 +17,14 @@ use std::collections::BTreeMap;
 
 use keyhold_policy::ConditionContext;
 use keyhold_proto::Timestamp;
-use keyhold_proto::kms::GrantOperation;
+use keyhold_proto::kms::{GrantOperation, KeySpec};
 
 use super::KmsService;
 use super::error::KmsError;
 use super::grant::{Constraint, Grant, takes_encryption_context};
 use super::key::Key;
 use crate::authz::{Access, Denied, DenyReason, RequestConditions, ResourceRule, authorize};
-use crate::context::{PrincipalKind, RequestContext};
+use crate::context::{Principal, PrincipalKind, RequestContext};
 
 /// The only actions a principal of another account can perform on a key, whatever the
 /// policies say (KMS Developer Guide, "Allowing users in other accounts to use a KMS key").
@@ -180,10 +180,6 @@ impl KmsService {
         let Some(operation) = action.strip_prefix("kms:").and_then(GrantOperation::parse) else {
             return false;
         };
-        // RetireGrant is decided by the grant being retired, not by other grants.
-        if operation == GrantOperation::RetireGrant {
-            return false;
-        }
         let caller = &ctx.caller;
         let account_root = ctx.scope.root_arn();
         let mut grantees = vec![caller.arn.as_str()];
@@ -193,23 +189,71 @@ impl KmsService {
         if caller.arn != account_root {
             grantees.push(&account_root);
         }
-        let same_account = caller.account == key.record.account;
-        let mut identity: Option<bool> = None;
-        for grant in key.grants.for_grantees(&grantees) {
-            if !grant.allows(operation) || !fits(&grant, operation, key, facts) {
-                continue;
-            }
-            if same_account && naming(ctx, &grant.grantee) == Some(Naming::Direct) {
-                return true;
-            }
-            let allowed = *identity
-                .get_or_insert_with(|| identity_only(ctx, action, key.arn(), context).is_ok());
-            if allowed {
-                return true;
-            }
-        }
-        false
+        let grants = key.grants.for_grantees(&grantees);
+        grants_allow(
+            &GrantRequest {
+                caller,
+                caller_root_arn: &account_root,
+                key_account: &key.record.account,
+                key_spec: key.spec,
+                operation,
+                facts,
+            },
+            grants.iter().map(|g| &**g),
+            || identity_only(ctx, action, key.arn(), context).is_ok(),
+        )
     }
+}
+
+/// One request as the grant layer sees it.
+pub struct GrantRequest<'a> {
+    pub caller: &'a Principal,
+    /// The root of the caller's account, in the request's partition.
+    pub caller_root_arn: &'a str,
+    pub key_account: &'a str,
+    pub key_spec: KeySpec,
+    pub operation: GrantOperation,
+    pub facts: &'a Facts<'a>,
+}
+
+/// The grant layer, consulted only when the policies refuse for want of an allow (never
+/// over an explicit deny): whether one of `grants` (a key's) lets the caller perform the
+/// operation. A grant names the caller directly (its ARN, or the role of its session) or
+/// through its account's root, which delegates to IAM like a key policy naming the account;
+/// a grant of the key's own account naming the caller directly needs nothing more, any
+/// other needs `identity_allows` (the caller's identity policies, asked at most once).
+/// `RetireGrant` is decided by the grant being retired, never by another grant.
+pub fn grants_allow<'g>(
+    request: &GrantRequest<'_>,
+    grants: impl IntoIterator<Item = &'g Grant>,
+    identity_allows: impl FnOnce() -> bool,
+) -> bool {
+    let operation = request.operation;
+    if operation == GrantOperation::RetireGrant {
+        return false;
+    }
+    let caller = request.caller;
+    let session_role = match &caller.kind {
+        PrincipalKind::AssumedRole { role_arn, .. } => Some(role_arn.as_str()),
+        _ => None,
+    };
+    let same_account = caller.account == request.key_account;
+    let mut needs_identity = false;
+    for grant in grants {
+        let direct = grant.grantee == caller.arn || Some(grant.grantee.as_str()) == session_role;
+        let through_account = grant.grantee == request.caller_root_arn;
+        if !(direct || through_account)
+            || !grant.allows(operation)
+            || !fits(grant, operation, request.key_spec, request.facts)
+        {
+            continue;
+        }
+        if direct && same_account {
+            return true;
+        }
+        needs_identity = true;
+    }
+    needs_identity && identity_allows()
 }
 
 /// How a principal ARN written in a grant (grantee, retiring principal) names the caller.
@@ -237,7 +281,7 @@ pub(super) fn naming(ctx: &RequestContext, arn: &str) -> Option<Naming> {
 /// Whether a grant's conditions hold for this request: its encryption-context constraint
 /// for operations that take a context; for `CreateGrant`, that the new grant asks for no
 /// more operations and is constrained at least as strictly.
-fn fits(grant: &Grant, operation: GrantOperation, key: &Key, facts: &Facts<'_>) -> bool {
+fn fits(grant: &Grant, operation: GrantOperation, spec: KeySpec, facts: &Facts<'_>) -> bool {
     if operation == GrantOperation::CreateGrant {
         let Some(new) = facts.new_grant else {
             return false;
@@ -246,7 +290,7 @@ fn fits(grant: &Grant, operation: GrantOperation, key: &Key, facts: &Facts<'_>) 
             && Constraint::at_least_as_strict(new.constraint.as_ref(), grant.constraint.as_ref());
     }
     match &grant.constraint {
-        Some(constraint) if takes_encryption_context(operation, key.spec) => {
+        Some(constraint) if takes_encryption_context(operation, spec) => {
             let empty = BTreeMap::new();
             constraint.admits(facts.encryption_context.unwrap_or(&empty))
         }

@@ -13,7 +13,7 @@
 //!   included); `RetireGrant` is decided by the grant it retires.
 
 mod aliases;
-mod authz;
+pub mod authz;
 mod crypto_ops;
 pub mod error;
 pub mod grant;
