@@ -14,7 +14,7 @@ use crate::context::RequestContext;
 impl SsmService {
     /// Authorizes the current operation on the parameter `key` of the caller's scope.
     pub(super) fn authorize_key(&self, ctx: &RequestContext, key: &str) -> Result<(), SsmError> {
-        self.authorize_resource(ctx, &name::arn_of(&ctx.scope, key))
+        self.authorize_with(ctx, &name::arn_of(&ctx.scope, key), &[])
     }
 
     /// Authorizes the current operation on `resource` (a parameter or path ARN, or `*`).
@@ -23,8 +23,19 @@ impl SsmService {
         ctx: &RequestContext,
         resource: &str,
     ) -> Result<(), SsmError> {
+        self.authorize_with(ctx, resource, &[])
+    }
+
+    /// Like [`SsmService::authorize_resource`], with the request's own condition keys
+    /// (`ssm:Overwrite` for PutParameter, `ssm:Recursive` for GetParametersByPath).
+    pub(super) fn authorize_with(
+        &self,
+        ctx: &RequestContext,
+        resource: &str,
+        extra: &[(&'static str, String)],
+    ) -> Result<(), SsmError> {
         let action = format!("ssm:{}", ctx.operation.name());
-        let context = RequestConditions::new(ctx, keyhold_proto::Timestamp::now(), &[]);
+        let context = RequestConditions::new(ctx, keyhold_proto::Timestamp::now(), extra);
         authorize(&Access {
             principal: &ctx.caller,
             action: &action,

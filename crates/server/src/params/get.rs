@@ -92,9 +92,13 @@ pub async fn get_parameters_by_path(
     input: GetParametersByPathRequest,
 ) -> Result<GetParametersByPathResult, SsmError> {
     let path = Path::parse(&input.path)?;
-    svc.authorize_key(ctx, name::key_of(&input.path))?;
-    let filters = Filters::parse(input.parameter_filters, Operation::ByPath)?;
     let recursive = input.recursive.unwrap_or(false);
+    svc.authorize_with(
+        ctx,
+        &name::arn_of(&ctx.scope, name::key_of(&input.path)),
+        &[("ssm:recursive", recursive.to_string())],
+    )?;
+    let filters = Filters::parse(input.parameter_filters, Operation::ByPath)?;
     let decrypt = input.with_decryption.unwrap_or(false);
     let mut matching = Vec::new();
     for param in svc.all(&ctx.scope).await? {

@@ -32,12 +32,16 @@ pub async fn put_parameter(
     input: PutParameterRequest,
 ) -> Result<PutParameterResult, SsmError> {
     let name = name::validate_new(&input.name, &ctx.scope)?;
-    svc.authorize_key(ctx, key_of(&name))?;
+    let overwrite = input.overwrite.unwrap_or(false);
+    svc.authorize_with(
+        ctx,
+        &name::arn_of(&ctx.scope, key_of(&name)),
+        &[("ssm:overwrite", overwrite.to_string())],
+    )?;
     let value = input.value.expose_secret();
     if value.is_empty() {
         return Err(SsmError::EmptyValue);
     }
-    let overwrite = input.overwrite.unwrap_or(false);
     let new_tags = input.tags.unwrap_or_default();
     if overwrite && !new_tags.is_empty() {
         return Err(SsmError::TagsWithOverwrite);

@@ -22,12 +22,17 @@ use crate::authz::{Access, RequestConditions, ResourceRule, authorize};
 use crate::context::RequestContext;
 
 impl SecretsService {
+    /// Authorizes the current operation on `secret` (for `BatchGetSecretValue`,
+    /// `secretsmanager:GetSecretValue` on each secret, as AWS requires).
     pub(super) fn authorize(
         &self,
         ctx: &RequestContext,
         secret: &Secret,
     ) -> Result<(), SecretsError> {
-        let action = format!("secretsmanager:{}", ctx.operation.name());
+        let action = match ctx.operation.name() {
+            "BatchGetSecretValue" => "secretsmanager:GetSecretValue".to_owned(),
+            name => format!("secretsmanager:{name}"),
+        };
         // A stored policy that no longer parses allows nothing (and denies nothing).
         let policy = secret
             .meta
@@ -45,6 +50,28 @@ impl SecretsService {
             resource_account: &secret.account,
             rule: ResourceRule::Optional(policy.as_deref()),
             context: &context,
+        })
+        .map_err(SecretsError::AccessDenied)
+    }
+
+    /// Authorizes `action` where no existing secret's policy takes part (`CreateSecret` on
+    /// the new secret's ARN, `ListSecrets` and `GetRandomPassword` on `*`): the caller's
+    /// identity policies decide, in the caller's account. `extra` are the request's
+    /// condition keys (canonical names, e.g. `secretsmanager:name`).
+    pub(super) fn authorize_in_account(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        resource: &str,
+        extra: &[(&'static str, String)],
+    ) -> Result<(), SecretsError> {
+        authorize(&Access {
+            principal: &ctx.caller,
+            action,
+            resource,
+            resource_account: &ctx.scope.account,
+            rule: ResourceRule::None,
+            context: &RequestConditions::new(ctx, keyhold_proto::Timestamp::now(), extra),
         })
         .map_err(SecretsError::AccessDenied)
     }

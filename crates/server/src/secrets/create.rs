@@ -47,12 +47,26 @@ pub async fn create_secret(
         None => None,
     };
 
+    let mut conditions = vec![("secretsmanager:name", input.name.clone())];
+    if let Some(description) = &input.description {
+        conditions.push(("secretsmanager:description", description.clone()));
+    }
+    if let Some(key) = &kms_key_id {
+        conditions.push(("secretsmanager:kmskeyid", key.clone()));
+    }
+
     let _guard = service.writes.lock().await;
     let scope = &ctx.scope;
     if let Some(existing) = service
         .load_name(&scope.account, &scope.region, &input.name)
         .await?
     {
+        service.authorize_in_account(
+            ctx,
+            "secretsmanager:CreateSecret",
+            &existing.arn,
+            &conditions,
+        )?;
         if existing.is_deleted() {
             return Err(SecretsError::NameScheduledForDeletion);
         }
@@ -61,6 +75,7 @@ pub async fn create_secret(
 
     let now = service.now_ms();
     let arn = new_arn(scope, &input.name)?;
+    service.authorize_in_account(ctx, "secretsmanager:CreateSecret", &arn, &conditions)?;
     let mut secret = Secret {
         arn: arn.clone(),
         account: scope.account.clone(),

@@ -80,6 +80,7 @@ pub async fn list_secrets(
     ctx: &RequestContext,
     input: ListSecretsRequest,
 ) -> Result<ListSecretsResponse, SecretsError> {
+    service.authorize_in_account(ctx, "secretsmanager:ListSecrets", "*", &[])?;
     let filters = Filters::parse(input.filters.as_deref().unwrap_or_default())?;
     let include_deleted = input.include_planned_deletion == Some(true);
     let mut secrets: Vec<Arc<Secret>> = service

@@ -20,10 +20,11 @@ const PUNCTUATION: &[u8] = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 const DEFAULT_LENGTH: i64 = 32;
 
 pub async fn get_random_password(
-    _service: &SecretsService,
-    _ctx: &RequestContext,
+    service: &SecretsService,
+    ctx: &RequestContext,
     input: GetRandomPasswordRequest,
 ) -> Result<GetRandomPasswordResponse, SecretsError> {
+    service.authorize_in_account(ctx, "secretsmanager:GetRandomPassword", "*", &[])?;
     let length = usize::try_from(input.password_length.unwrap_or(DEFAULT_LENGTH))
         .map_err(|_| SecretsError::PasswordTooShort)?;
     let exclude = input.exclude_characters.unwrap_or_default();

@@ -52,6 +52,12 @@ pub async fn batch_get_secret_value(
     ctx: &RequestContext,
     input: BatchGetSecretValueRequest,
 ) -> Result<BatchGetSecretValueResponse, SecretsError> {
+    // AWS requires BatchGetSecretValue, ListSecrets when filtering, and GetSecretValue on
+    // each secret (checked per secret: a refusal is that secret's error entry).
+    service.authorize_in_account(ctx, "secretsmanager:BatchGetSecretValue", "*", &[])?;
+    if input.filters.is_some() {
+        service.authorize_in_account(ctx, "secretsmanager:ListSecrets", "*", &[])?;
+    }
     let (ids, next_token) = match (input.secret_id_list, input.filters) {
         (Some(ids), None) => {
             if input.max_results.is_some() {
