@@ -29,6 +29,18 @@ enum Ty {
     Struct(String),
 }
 
+/// What `validate` does with one wire value on its way to the public value.
+#[derive(Debug)]
+enum Conv {
+    /// Only checked: a statement reading the value through the `&T` binding named `x`,
+    /// reporting to the validator. The value (and any collection holding it) is kept as it
+    /// is, not rebuilt.
+    Check(String),
+    /// Rebuilt (an enum parsed, a structure validated): an expression of type
+    /// `Option<public type>` consuming the owned value `x`.
+    Build(String),
+}
+
 pub struct Service<'m> {
     model: &'m Model,
     stem: &'m str,
@@ -554,10 +566,16 @@ impl<'m> Service<'m> {
                         format!("v.required(self.{field}, &Path::Member(path, {member:?}))")
                     }
                     (false, None) => format!("Some(self.{field})"),
-                    (true, Some(c)) => format!(
+                    (true, Some(Conv::Check(c))) => format!(
+                        "{{ let p = Path::Member(path, {member:?}); if let Some(x) = &self.{field} {{ {c} }} v.required(self.{field}, &p) }}"
+                    ),
+                    (false, Some(Conv::Check(c))) => format!(
+                        "{{ let p = Path::Member(path, {member:?}); if let Some(x) = &self.{field} {{ {c} }} Some(self.{field}) }}"
+                    ),
+                    (true, Some(Conv::Build(c))) => format!(
                         "{{ let p = Path::Member(path, {member:?}); match self.{field} {{ Some(x) => {c}, None => v.required(None, &p) }} }}"
                     ),
-                    (false, Some(c)) => format!(
+                    (false, Some(Conv::Build(c))) => format!(
                         "{{ let p = Path::Member(path, {member:?}); match self.{field} {{ Some(x) => ({c}).map(Some), None => Some(None) }} }}"
                     ),
                 };
@@ -585,8 +603,8 @@ impl<'m> Service<'m> {
         Ok(out)
     }
 
-    /// An expression of type `Option<public type>` converting the owned wire value `x` at
-    /// path `p`, or `None` when the wire value already is the public value (no constraint).
+    /// How the wire value `x` at path `p` becomes its public value, or `None` when it already
+    /// is (no constraint). A collection whose elements are only checked is checked in place.
     fn convert(
         &mut self,
         ty: &Ty,
@@ -594,7 +612,7 @@ impl<'m> Service<'m> {
         x: &str,
         p: &str,
         depth: usize,
-    ) -> anyhow::Result<Option<String>> {
+    ) -> anyhow::Result<Option<Conv>> {
         let shape = self.shape(shape_name)?;
         let opt = |v: Option<i64>| match v {
             Some(n) => format!("Some({n})"),
@@ -615,39 +633,39 @@ impl<'m> Service<'m> {
                 let value = if *sensitive {
                     format!("{x}.expose_secret()")
                 } else {
-                    format!("&{x}")
+                    x.to_owned()
                 };
-                Some(format!(
-                    "{{ v.string({value}, &{p}, {}, {}, {pattern}, {sensitive}); Some({x}) }}",
+                Some(Conv::Check(format!(
+                    "v.string({value}, &{p}, {}, {}, {pattern}, {sensitive});",
                     opt_u64(shape.min),
                     opt_u64(shape.max),
-                ))
+                )))
             }
-            Ty::Enum(name) => Some(format!(
+            Ty::Enum(name) => Some(Conv::Build(format!(
                 "{{ let e = super::{name}::parse(&{x}); if e.is_none() {{ v.enumeration(&{x}, &{p}, super::{name}::VALUES); }} e }}"
-            )),
+            ))),
             Ty::Int | Ty::Long => {
                 if shape.min.is_none() && shape.max.is_none() {
                     return Ok(None);
                 }
-                Some(format!(
-                    "{{ v.number(i64::from({x}), &{p}, {}, {}); Some({x}) }}",
+                Some(Conv::Check(format!(
+                    "v.number(i64::from(*{x}), &{p}, {}, {});",
                     opt(shape.min),
                     opt(shape.max)
-                ))
+                )))
             }
             Ty::Bool | Ty::Timestamp => None,
             Ty::Blob { sensitive } => {
                 if shape.min.is_none() && shape.max.is_none() {
                     return Ok(None);
                 }
-                Some(format!(
-                    "{{ v.blob({x}.len(), &{p}, {}, {}, {sensitive}); Some({x}) }}",
+                Some(Conv::Check(format!(
+                    "v.blob({x}.len(), &{p}, {}, {}, {sensitive});",
                     opt_u64(shape.min),
                     opt_u64(shape.max),
-                ))
+                )))
             }
-            Ty::Struct(_) => Some(format!("{x}.validate(v, &{p})")),
+            Ty::Struct(_) => Some(Conv::Build(format!("{x}.validate(v, &{p})"))),
             Ty::List(inner) => {
                 let member = shape.member.as_ref().context("list member")?.shape.clone();
                 let (xi, pi) = (format!("x{}", depth + 1), format!("p{}", depth + 1));
@@ -655,12 +673,15 @@ impl<'m> Service<'m> {
                 let len_check = self.collection_check(shape, x, p);
                 match inner_conv {
                     None if len_check.is_empty() => return Ok(None),
-                    None => Some(format!("{{ {len_check} Some({x}) }}")),
-                    Some(c) => Some(format!(
+                    None => Some(Conv::Check(len_check)),
+                    Some(Conv::Check(c)) => Some(Conv::Check(format!(
+                        "{len_check} for (i, {xi}) in {x}.iter().enumerate() {{ let {pi} = Path::Index(&{p}, i); {c} }}"
+                    ))),
+                    Some(Conv::Build(c)) => Some(Conv::Build(format!(
                         "{{ {len_check} let mut ok = true; let mut out = Vec::with_capacity({x}.len()); \
                          for (i, {xi}) in {x}.into_iter().enumerate() {{ let {pi} = Path::Index(&{p}, i); \
                          match {c} {{ Some(e) => out.push(e), None => ok = false }} }} ok.then_some(out) }}"
-                    )),
+                    ))),
                 }
             }
             Ty::Map(inner) => {
@@ -671,28 +692,35 @@ impl<'m> Service<'m> {
                     format!("p{}", depth + 1),
                     format!("k{}", depth + 1),
                 );
-                let key_conv =
-                    self.convert(&Ty::Str { sensitive: false }, &key, &ki, &pi, depth + 1)?;
+                let key_check =
+                    match self.convert(&Ty::Str { sensitive: false }, &key, &ki, &pi, depth + 1)? {
+                        Some(Conv::Check(c)) => Some(c),
+                        None => None,
+                        Some(Conv::Build(_)) => bail!("{shape_name}: a map key is rebuilt"),
+                    };
                 let inner_conv = self.convert(inner, &value, &xi, &pi, depth + 1)?;
                 let len_check = self.collection_check(shape, x, p);
-                if key_conv.is_none() && inner_conv.is_none() {
-                    if len_check.is_empty() {
-                        return Ok(None);
+                match (inner_conv, key_check) {
+                    (None, None) if len_check.is_empty() => return Ok(None),
+                    (None, None) => Some(Conv::Check(len_check)),
+                    // Values are checked before keys, entry by entry, as AWS reports them.
+                    (Some(Conv::Check(value_check)), key_check) => Some(Conv::Check(format!(
+                        "{len_check} for ({ki}, {xi}) in {x} {{ let {pi} = Path::Key(&{p}, {ki}); {value_check} {} }}",
+                        key_check.unwrap_or_default()
+                    ))),
+                    (None, Some(key_check)) => Some(Conv::Check(format!(
+                        "{len_check} for {ki} in {x}.keys() {{ let {pi} = Path::Key(&{p}, {ki}); {key_check} }}"
+                    ))),
+                    (Some(Conv::Build(value_expr)), key_check) => {
+                        let key_stmt = key_check
+                            .map(|c| format!("{{ let {ki} = &{ki}; {c} }}"))
+                            .unwrap_or_default();
+                        Some(Conv::Build(format!(
+                            "{{ {len_check} let mut ok = true; let mut out = BTreeMap::new(); \
+                             for ({ki}, {xi}) in {x} {{ let {pi} = Path::Key(&{p}, &{ki}); let r = {value_expr}; {key_stmt} \
+                             match r {{ Some(e) => {{ out.insert({ki}, e); }} None => ok = false }} }} ok.then_some(out) }}"
+                        )))
                     }
-                    Some(format!("{{ {len_check} Some({x}) }}"))
-                } else {
-                    let key_stmt = match key_conv {
-                        Some(c) => format!(
-                            "let {ki} = match {c} {{ Some(k) => k, None => {{ ok = false; continue; }} }};"
-                        ),
-                        None => String::new(),
-                    };
-                    let value_expr = inner_conv.unwrap_or_else(|| format!("Some({xi})"));
-                    Some(format!(
-                        "{{ {len_check} let mut ok = true; let mut out = BTreeMap::new(); \
-                         for ({ki}, {xi}) in {x} {{ let {pi} = Path::Key(&{p}, &{ki}); let r = {value_expr}; {key_stmt} \
-                         match r {{ Some(e) => {{ out.insert({ki}, e); }} None => ok = false }} }} ok.then_some(out) }}"
-                    ))
                 }
             }
         })

@@ -10,8 +10,10 @@
 //!   JSON 1.1 and awsQuery (form in, XML out) encoding.
 //! - [`route`] maps an HTTP request (`X-Amz-Target` or `Action=`) to a service and operation.
 //! - [`sigv4`] verifies AWS Signature Version 4.
+//! - [`region`] says what a region name looks like, for SigV4 scopes and ARNs alike.
 
 pub mod generated;
+pub mod region;
 pub mod route;
 pub mod runtime;
 pub mod sigv4;

@@ -229,12 +229,19 @@ pub fn resolve_target(target: &str) -> Result<Operation, ApiError> {
 }
 
 /// Resolves an awsQuery `Action`. The service is the one the request was signed for, else
-/// the one whose API version the request names, else the one that has the action.
+/// the one whose API version the request names, else the one that has the action. A request
+/// without `Action` is AWS's `MissingAction`.
 pub fn resolve_action(
     action: Option<&str>,
     version: Option<&str>,
     signed_for: Option<&str>,
 ) -> Result<Operation, ApiError> {
+    let Some(action) = action else {
+        return Err(ApiError::new(
+            CommonError::MissingAction,
+            "The request is missing an action or a required parameter.",
+        ));
+    };
     let query_services = [Service::Sts, Service::Iam];
     let service = signed_for
         .and_then(Service::from_signing_name)
@@ -242,12 +249,6 @@ pub fn resolve_action(
         .or_else(|| {
             version.and_then(|v| query_services.into_iter().find(|s| s.api_version() == v))
         });
-    let Some(action) = action else {
-        return Err(ApiError::new(
-            CommonError::UnknownOperation,
-            "Could not find operation for the request: the Action parameter is missing.",
-        ));
-    };
     let found = match service {
         Some(service) => Operation::lookup(service, action),
         None => query_services
@@ -314,5 +315,20 @@ mod tests {
         assert_eq!(op.service(), Service::Iam);
         let err = resolve_action(Some("CreateUser"), None, Some("sts")).unwrap_err();
         assert_eq!(err.query_code(), "InvalidAction");
+    }
+
+    /// AWS's common error for a query request without `Action`: `MissingAction`, 400.
+    #[test]
+    fn missing_action_is_aws_missing_action() {
+        for signed_for in [None, Some("sts"), Some("iam")] {
+            let err = resolve_action(None, Some("2011-06-15"), signed_for).unwrap_err();
+            assert_eq!(err.query_code(), "MissingAction");
+            assert_eq!(err.status(), 400);
+            assert!(err.sender_fault());
+            assert_eq!(
+                err.message(),
+                Some("The request is missing an action or a required parameter.")
+            );
+        }
     }
 }

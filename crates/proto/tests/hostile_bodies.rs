@@ -156,3 +156,33 @@ proptest! {
         });
     }
 }
+
+/// A 384 KiB awsQuery body with 25,000 list members once cost ~10^9 key comparisons to
+/// decode (every prefix check scanned every parameter, once per index, and again per
+/// element in decoding and in the audit view). It must decode whole and in order.
+#[test]
+fn a_25000_member_query_list_decodes_whole() {
+    let n = 25_000;
+    let body = std::iter::once("Action=AssumeRole&RoleArn=arn&RoleSessionName=s".to_owned())
+        .chain((1..=n).map(|i| format!("Tags.member.{i}.Key=k{i}&Tags.member.{i}.Value=v{i}")))
+        .collect::<Vec<_>>()
+        .join("&");
+    let q = QueryParams::parse(body.as_bytes());
+
+    let request = sts::wire::AssumeRoleRequest::from_query(&q, "").unwrap();
+    let tags = request.tags.unwrap();
+    assert_eq!(tags.len(), n);
+    for (i, tag) in (1..=n).zip(&tags) {
+        assert_eq!(tag.key.as_deref(), Some(format!("k{i}").as_str()));
+        assert_eq!(tag.value.as_deref(), Some(format!("v{i}").as_str()));
+    }
+
+    let input = sts::StsOperation::AssumeRole.audit_input().unwrap();
+    let view = keyhold_proto::runtime::audit::view_query(sts::AUDIT_SHAPES, input, &q, "");
+    let viewed = view["tags"].as_array().unwrap();
+    assert_eq!(viewed.len(), n);
+    assert_eq!(
+        viewed[n - 1],
+        serde_json::json!({"key": format!("k{n}"), "value": format!("v{n}")})
+    );
+}

@@ -17,24 +17,7 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
-/// Whether `region` is shaped like an AWS region name (`us-east-1`, `us-gov-west-1`).
-pub fn is_region_name(region: &str) -> bool {
-    let mut parts = region.split('-').peekable();
-    let mut count = 0;
-    while let Some(part) = parts.next() {
-        count += 1;
-        let last = parts.peek().is_none();
-        let ok = if last {
-            !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())
-        } else {
-            !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase())
-        };
-        if !ok {
-            return false;
-        }
-    }
-    (3..=4).contains(&count) && region.len() <= 32
-}
+pub use keyhold_proto::region::is_region_name;
 
 /// Whether `account` is a 12-digit AWS account id.
 pub fn is_account_id(account: &str) -> bool {
@@ -114,29 +97,6 @@ mod tests {
             s.arn("kms", "key/x"),
             "arn:aws-cn:kms:cn-north-1:111122223333:key/x"
         );
-    }
-
-    #[test]
-    fn region_names() {
-        for ok in [
-            "us-east-1",
-            "eu-central-2",
-            "us-gov-west-1",
-            "ap-southeast-4",
-        ] {
-            assert!(is_region_name(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "us",
-            "us-east",
-            "US-east-1",
-            "us-east-1a",
-            "us--1",
-            "../x-y-1",
-        ] {
-            assert!(!is_region_name(bad), "{bad}");
-        }
     }
 
     #[test]

@@ -260,13 +260,10 @@ pub mod wire {
             };
             let m_attribute_value = {
                 let p = Path::Member(path, "AttributeValue");
-                match self.attribute_value {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2000u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.attribute_value {
+                    v.string(x, &p, Some(1u64), Some(2000u64), None, false);
                 }
+                v.required(self.attribute_value, &p)
             };
             Some(super::LookupAttribute {
                 attribute_key: m_attribute_key?,
@@ -340,14 +337,10 @@ pub mod wire {
             };
             let m_max_results = {
                 let p = Path::Member(path, "MaxResults");
-                match self.max_results {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(50));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_results {
+                    v.number(i64::from(*x), &p, Some(1), Some(50));
                 }
+                Some(self.max_results)
             };
             let m_next_token = Some(self.next_token);
             let m_start_time = Some(self.start_time);

@@ -892,21 +892,17 @@ pub mod wire {
         ) -> Option<super::CreateAccessKeyRequest> {
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                Some(self.user_name)
             };
             Some(super::CreateAccessKeyRequest {
                 user_name: m_user_name?,
@@ -953,115 +949,89 @@ pub mod wire {
         ) -> Option<super::CreateRoleRequest> {
             let m_assume_role_policy_document = {
                 let p = Path::Member(path, "AssumeRolePolicyDocument");
-                match self.assume_role_policy_document {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(131072u64),
-                            Some((
-                                &*super::PATTERN_1,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.assume_role_policy_document {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(131072u64),
+                        Some((
+                            &*super::PATTERN_1,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+                        )),
+                        false,
+                    );
                 }
+                v.required(self.assume_role_policy_document, &p)
             };
             let m_description = {
                 let p = Path::Member(path, "Description");
-                match self.description {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            None,
-                            Some(1000u64),
-                            Some((
-                                &*super::PATTERN_2,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.description {
+                    v.string(
+                        x,
+                        &p,
+                        None,
+                        Some(1000u64),
+                        Some((
+                            &*super::PATTERN_2,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u00A1-\\u00FF]*",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.description)
             };
             let m_max_session_duration = {
                 let p = Path::Member(path, "MaxSessionDuration");
-                match self.max_session_duration {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(3600), Some(43200));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_session_duration {
+                    v.number(i64::from(*x), &p, Some(3600), Some(43200));
                 }
+                Some(self.max_session_duration)
             };
             let m_max_signin_session_duration = {
                 let p = Path::Member(path, "MaxSigninSessionDuration");
-                match self.max_signin_session_duration {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(3600), Some(7776000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_signin_session_duration {
+                    v.number(i64::from(*x), &p, Some(3600), Some(7776000));
                 }
+                Some(self.max_signin_session_duration)
             };
             let m_path = {
                 let p = Path::Member(path, "Path");
-                match self.path {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(512u64),
-                            Some((
-                                &*super::PATTERN_3,
-                                "(\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.path {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(512u64),
+                        Some((
+                            &*super::PATTERN_3,
+                            "(\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.path)
             };
             let m_permissions_boundary = {
                 let p = Path::Member(path, "PermissionsBoundary");
-                match self.permissions_boundary {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(20u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.permissions_boundary {
+                    v.string(x, &p, Some(20u64), Some(2048u64), None, false);
                 }
+                Some(self.permissions_boundary)
             };
             let m_role_name = {
                 let p = Path::Member(path, "RoleName");
-                match self.role_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.role_name, &p)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -1178,35 +1148,27 @@ pub mod wire {
         ) -> Option<super::CreateUserRequest> {
             let m_path = {
                 let p = Path::Member(path, "Path");
-                match self.path {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(512u64),
-                            Some((
-                                &*super::PATTERN_3,
-                                "(\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.path {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(512u64),
+                        Some((
+                            &*super::PATTERN_3,
+                            "(\\u002F)|(\\u002F[\\u0021-\\u007E]+\\u002F)",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.path)
             };
             let m_permissions_boundary = {
                 let p = Path::Member(path, "PermissionsBoundary");
-                match self.permissions_boundary {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(20u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.permissions_boundary {
+                    v.string(x, &p, Some(20u64), Some(2048u64), None, false);
                 }
+                Some(self.permissions_boundary)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -1230,20 +1192,17 @@ pub mod wire {
             };
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.user_name, &p)
             };
             Some(super::CreateUserRequest {
                 path: m_path?,
@@ -1318,38 +1277,31 @@ pub mod wire {
         ) -> Option<super::DeleteAccessKeyRequest> {
             let m_access_key_id = {
                 let p = Path::Member(path, "AccessKeyId");
-                match self.access_key_id {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(16u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_4, "[\\w]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.access_key_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(16u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_4, "[\\w]+")),
+                        false,
+                    );
                 }
+                v.required(self.access_key_id, &p)
             };
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                Some(self.user_name)
             };
             Some(super::DeleteAccessKeyRequest {
                 access_key_id: m_access_key_id?,
@@ -1395,37 +1347,31 @@ pub mod wire {
         ) -> Option<super::DeleteRolePolicyRequest> {
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.policy_name, &p)
             };
             let m_role_name = {
                 let p = Path::Member(path, "RoleName");
-                match self.role_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.role_name, &p)
             };
             Some(super::DeleteRolePolicyRequest {
                 policy_name: m_policy_name?,
@@ -1470,20 +1416,17 @@ pub mod wire {
         ) -> Option<super::DeleteRoleRequest> {
             let m_role_name = {
                 let p = Path::Member(path, "RoleName");
-                match self.role_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.role_name, &p)
             };
             Some(super::DeleteRoleRequest {
                 role_name: m_role_name?,
@@ -1524,37 +1467,31 @@ pub mod wire {
         ) -> Option<super::DeleteUserPolicyRequest> {
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.policy_name, &p)
             };
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.user_name, &p)
             };
             Some(super::DeleteUserPolicyRequest {
                 policy_name: m_policy_name?,
@@ -1599,20 +1536,17 @@ pub mod wire {
         ) -> Option<super::DeleteUserRequest> {
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.user_name, &p)
             };
             Some(super::DeleteUserRequest {
                 user_name: m_user_name?,
@@ -1653,37 +1587,31 @@ pub mod wire {
         ) -> Option<super::GetRolePolicyRequest> {
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.policy_name, &p)
             };
             let m_role_name = {
                 let p = Path::Member(path, "RoleName");
-                match self.role_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.role_name, &p)
             };
             Some(super::GetRolePolicyRequest {
                 policy_name: m_policy_name?,
@@ -1724,20 +1652,17 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::GetRoleRequest> {
             let m_role_name = {
                 let p = Path::Member(path, "RoleName");
-                match self.role_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.role_name, &p)
             };
             Some(super::GetRoleRequest {
                 role_name: m_role_name?,
@@ -1778,37 +1703,31 @@ pub mod wire {
         ) -> Option<super::GetUserPolicyRequest> {
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.policy_name, &p)
             };
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.user_name, &p)
             };
             Some(super::GetUserPolicyRequest {
                 policy_name: m_policy_name?,
@@ -1849,21 +1768,17 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::GetUserRequest> {
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                Some(self.user_name)
             };
             Some(super::GetUserRequest {
                 user_name: m_user_name?,
@@ -1905,50 +1820,38 @@ pub mod wire {
         ) -> Option<super::ListAccessKeysRequest> {
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(320u64),
-                            Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(320u64),
+                        Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             let m_max_items = {
                 let p = Path::Member(path, "MaxItems");
-                match self.max_items {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_items {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.max_items)
             };
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                Some(self.user_name)
             };
             Some(super::ListAccessKeysRequest {
                 marker: m_marker?,
@@ -2000,49 +1903,38 @@ pub mod wire {
         ) -> Option<super::ListRolePoliciesRequest> {
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(320u64),
-                            Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(320u64),
+                        Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             let m_max_items = {
                 let p = Path::Member(path, "MaxItems");
-                match self.max_items {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_items {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.max_items)
             };
             let m_role_name = {
                 let p = Path::Member(path, "RoleName");
-                match self.role_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.role_name, &p)
             };
             Some(super::ListRolePoliciesRequest {
                 marker: m_marker?,
@@ -2094,50 +1986,38 @@ pub mod wire {
         ) -> Option<super::ListRolesRequest> {
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(320u64),
-                            Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(320u64),
+                        Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             let m_max_items = {
                 let p = Path::Member(path, "MaxItems");
-                match self.max_items {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_items {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.max_items)
             };
             let m_path_prefix = {
                 let p = Path::Member(path, "PathPrefix");
-                match self.path_prefix {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(512u64),
-                            Some((&*super::PATTERN_6, "\\u002F[\\u0021-\\u007F]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.path_prefix {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(512u64),
+                        Some((&*super::PATTERN_6, "\\u002F[\\u0021-\\u007F]*")),
+                        false,
+                    );
                 }
+                Some(self.path_prefix)
             };
             Some(super::ListRolesRequest {
                 marker: m_marker?,
@@ -2189,49 +2069,38 @@ pub mod wire {
         ) -> Option<super::ListUserPoliciesRequest> {
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(320u64),
-                            Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(320u64),
+                        Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             let m_max_items = {
                 let p = Path::Member(path, "MaxItems");
-                match self.max_items {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_items {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.max_items)
             };
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.user_name, &p)
             };
             Some(super::ListUserPoliciesRequest {
                 marker: m_marker?,
@@ -2283,50 +2152,38 @@ pub mod wire {
         ) -> Option<super::ListUsersRequest> {
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(320u64),
-                            Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(320u64),
+                        Some((&*super::PATTERN_5, "[\\u0020-\\u00FF]+")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             let m_max_items = {
                 let p = Path::Member(path, "MaxItems");
-                match self.max_items {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_items {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.max_items)
             };
             let m_path_prefix = {
                 let p = Path::Member(path, "PathPrefix");
-                match self.path_prefix {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(512u64),
-                            Some((&*super::PATTERN_6, "\\u002F[\\u0021-\\u007F]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.path_prefix {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(512u64),
+                        Some((&*super::PATTERN_6, "\\u002F[\\u0021-\\u007F]*")),
+                        false,
+                    );
                 }
+                Some(self.path_prefix)
             };
             Some(super::ListUsersRequest {
                 marker: m_marker?,
@@ -2378,57 +2235,48 @@ pub mod wire {
         ) -> Option<super::PutRolePolicyRequest> {
             let m_policy_document = {
                 let p = Path::Member(path, "PolicyDocument");
-                match self.policy_document {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(131072u64),
-                            Some((
-                                &*super::PATTERN_1,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_document {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(131072u64),
+                        Some((
+                            &*super::PATTERN_1,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+                        )),
+                        false,
+                    );
                 }
+                v.required(self.policy_document, &p)
             };
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.policy_name, &p)
             };
             let m_role_name = {
                 let p = Path::Member(path, "RoleName");
-                match self.role_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.role_name, &p)
             };
             Some(super::PutRolePolicyRequest {
                 policy_document: m_policy_document?,
@@ -2480,57 +2328,48 @@ pub mod wire {
         ) -> Option<super::PutUserPolicyRequest> {
             let m_policy_document = {
                 let p = Path::Member(path, "PolicyDocument");
-                match self.policy_document {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(131072u64),
-                            Some((
-                                &*super::PATTERN_1,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_document {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(131072u64),
+                        Some((
+                            &*super::PATTERN_1,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+                        )),
+                        false,
+                    );
                 }
+                v.required(self.policy_document, &p)
             };
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.policy_name, &p)
             };
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.user_name, &p)
             };
             Some(super::PutUserPolicyRequest {
                 policy_document: m_policy_document?,
@@ -2577,37 +2416,31 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::Tag> {
             let m_key = {
                 let p = Path::Member(path, "Key");
-                match self.key {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_7, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_7, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")),
+                        false,
+                    );
                 }
+                v.required(self.key, &p)
             };
             let m_value = {
                 let p = Path::Member(path, "Value");
-                match self.value {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(0u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_8, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.value {
+                    v.string(
+                        x,
+                        &p,
+                        Some(0u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_8, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*")),
+                        false,
+                    );
                 }
+                v.required(self.value, &p)
             };
             Some(super::Tag {
                 key: m_key?,
@@ -2654,20 +2487,17 @@ pub mod wire {
         ) -> Option<super::UpdateAccessKeyRequest> {
             let m_access_key_id = {
                 let p = Path::Member(path, "AccessKeyId");
-                match self.access_key_id {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(16u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_4, "[\\w]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.access_key_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(16u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_4, "[\\w]+")),
+                        false,
+                    );
                 }
+                v.required(self.access_key_id, &p)
             };
             let m_status = {
                 let p = Path::Member(path, "Status");
@@ -2684,21 +2514,17 @@ pub mod wire {
             };
             let m_user_name = {
                 let p = Path::Member(path, "UserName");
-                match self.user_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.user_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                Some(self.user_name)
             };
             Some(super::UpdateAccessKeyRequest {
                 access_key_id: m_access_key_id?,
@@ -2749,40 +2575,34 @@ pub mod wire {
         ) -> Option<super::UpdateAssumeRolePolicyRequest> {
             let m_policy_document = {
                 let p = Path::Member(path, "PolicyDocument");
-                match self.policy_document {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(131072u64),
-                            Some((
-                                &*super::PATTERN_1,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy_document {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(131072u64),
+                        Some((
+                            &*super::PATTERN_1,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+                        )),
+                        false,
+                    );
                 }
+                v.required(self.policy_document, &p)
             };
             let m_role_name = {
                 let p = Path::Member(path, "RoleName");
-                match self.role_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@-]+")),
+                        false,
+                    );
                 }
+                v.required(self.role_name, &p)
             };
             Some(super::UpdateAssumeRolePolicyRequest {
                 policy_document: m_policy_document?,

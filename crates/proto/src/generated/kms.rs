@@ -3902,13 +3902,10 @@ pub mod wire {
         ) -> Option<super::CancelKeyDeletionRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::CancelKeyDeletionRequest { key_id: m_key_id? })
         }
@@ -3935,13 +3932,10 @@ pub mod wire {
         ) -> Option<super::ConnectCustomKeyStoreRequest> {
             let m_custom_key_store_id = {
                 let p = Path::Member(path, "CustomKeyStoreId");
-                match self.custom_key_store_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(64u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.custom_key_store_id {
+                    v.string(x, &p, Some(1u64), Some(64u64), None, false);
                 }
+                v.required(self.custom_key_store_id, &p)
             };
             Some(super::ConnectCustomKeyStoreRequest {
                 custom_key_store_id: m_custom_key_store_id?,
@@ -3972,30 +3966,24 @@ pub mod wire {
         ) -> Option<super::CreateAliasRequest> {
             let m_alias_name = {
                 let p = Path::Member(path, "AliasName");
-                match self.alias_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_0, "^[a-zA-Z0-9:/_-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.alias_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_0, "^[a-zA-Z0-9:/_-]+$")),
+                        false,
+                    );
                 }
+                v.required(self.alias_name, &p)
             };
             let m_target_key_id = {
                 let p = Path::Member(path, "TargetKeyId");
-                match self.target_key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.target_key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.target_key_id, &p)
             };
             Some(super::CreateAliasRequest {
                 alias_name: m_alias_name?,
@@ -4045,31 +4033,24 @@ pub mod wire {
         ) -> Option<super::CreateCustomKeyStoreRequest> {
             let m_cloud_hsm_cluster_id = {
                 let p = Path::Member(path, "CloudHsmClusterId");
-                match self.cloud_hsm_cluster_id {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(19u64),
-                            Some(24u64),
-                            Some((&*super::PATTERN_1, "cluster-[2-7a-zA-Z]{11,16}")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.cloud_hsm_cluster_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(19u64),
+                        Some(24u64),
+                        Some((&*super::PATTERN_1, "cluster-[2-7a-zA-Z]{11,16}")),
+                        false,
+                    );
                 }
+                Some(self.cloud_hsm_cluster_id)
             };
             let m_custom_key_store_name = {
                 let p = Path::Member(path, "CustomKeyStoreName");
-                match self.custom_key_store_name {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(256u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.custom_key_store_name {
+                    v.string(x, &p, Some(1u64), Some(256u64), None, false);
                 }
+                v.required(self.custom_key_store_name, &p)
             };
             let m_custom_key_store_type = {
                 let p = Path::Member(path, "CustomKeyStoreType");
@@ -4087,25 +4068,17 @@ pub mod wire {
             };
             let m_key_store_password = {
                 let p = Path::Member(path, "KeyStorePassword");
-                match self.key_store_password {
-                    Some(x) => ({
-                        v.string(x.expose_secret(), &p, Some(7u64), Some(32u64), None, true);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_store_password {
+                    v.string(x.expose_secret(), &p, Some(7u64), Some(32u64), None, true);
                 }
+                Some(self.key_store_password)
             };
             let m_trust_anchor_certificate = {
                 let p = Path::Member(path, "TrustAnchorCertificate");
-                match self.trust_anchor_certificate {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(5000u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.trust_anchor_certificate {
+                    v.string(x, &p, Some(1u64), Some(5000u64), None, false);
                 }
+                Some(self.trust_anchor_certificate)
             };
             let m_xks_proxy_authentication_credential = {
                 let p = Path::Member(path, "XksProxyAuthenticationCredential");
@@ -4130,64 +4103,55 @@ pub mod wire {
             };
             let m_xks_proxy_uri_endpoint = {
                 let p = Path::Member(path, "XksProxyUriEndpoint");
-                match self.xks_proxy_uri_endpoint {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(10u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_2, "^https://[a-zA-Z0-9.-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.xks_proxy_uri_endpoint {
+                    v.string(
+                        x,
+                        &p,
+                        Some(10u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_2, "^https://[a-zA-Z0-9.-]+$")),
+                        false,
+                    );
                 }
+                Some(self.xks_proxy_uri_endpoint)
             };
             let m_xks_proxy_uri_path = {
                 let p = Path::Member(path, "XksProxyUriPath");
-                match self.xks_proxy_uri_path {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(10u64),
-                            Some(128u64),
-                            Some((
-                                &*super::PATTERN_3,
-                                "^(/[a-zA-Z0-9\\/_-]+/kms/xks/v\\d{1,2})$|^(/kms/xks/v\\d{1,2})$",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.xks_proxy_uri_path {
+                    v.string(
+                        x,
+                        &p,
+                        Some(10u64),
+                        Some(128u64),
+                        Some((
+                            &*super::PATTERN_3,
+                            "^(/[a-zA-Z0-9\\/_-]+/kms/xks/v\\d{1,2})$|^(/kms/xks/v\\d{1,2})$",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.xks_proxy_uri_path)
             };
             let m_xks_proxy_vpc_endpoint_service_name = {
                 let p = Path::Member(path, "XksProxyVpcEndpointServiceName");
-                match self.xks_proxy_vpc_endpoint_service_name { Some(x) => ({ v.string(&x, &p, Some(20u64), Some(64u64), Some((&*super::PATTERN_4, "^(com|eu)\\.amazonaws\\.vpce\\.([a-z]+-){2,3}\\d+\\.vpce-svc-[0-9a-z]+$")), false); Some(x) }).map(Some), None => Some(None) }
+                if let Some(x) = &self.xks_proxy_vpc_endpoint_service_name {
+                    v.string(x, &p, Some(20u64), Some(64u64), Some((&*super::PATTERN_4, "^(com|eu)\\.amazonaws\\.vpce\\.([a-z]+-){2,3}\\d+\\.vpce-svc-[0-9a-z]+$")), false);
+                }
+                Some(self.xks_proxy_vpc_endpoint_service_name)
             };
             let m_xks_proxy_vpc_endpoint_service_owner = {
                 let p = Path::Member(path, "XksProxyVpcEndpointServiceOwner");
-                match self.xks_proxy_vpc_endpoint_service_owner {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(12u64),
-                            Some(12u64),
-                            Some((&*super::PATTERN_5, "[0-9]{12}")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.xks_proxy_vpc_endpoint_service_owner {
+                    v.string(
+                        x,
+                        &p,
+                        Some(12u64),
+                        Some(12u64),
+                        Some((&*super::PATTERN_5, "[0-9]{12}")),
+                        false,
+                    );
                 }
+                Some(self.xks_proxy_vpc_endpoint_service_owner)
             };
             Some(super::CreateCustomKeyStoreRequest {
                 cloud_hsm_cluster_id: m_cloud_hsm_cluster_id?,
@@ -4252,93 +4216,66 @@ pub mod wire {
             let m_dry_run = Some(self.dry_run);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_grantee_principal = {
                 let p = Path::Member(path, "GranteePrincipal");
-                match self.grantee_principal {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_6, "^[\\w+=,.@:/-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grantee_principal {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_6, "^[\\w+=,.@:/-]+$")),
+                        false,
+                    );
                 }
+                Some(self.grantee_principal)
             };
             let m_grantee_service_principal = {
                 let p = Path::Member(path, "GranteeServicePrincipal");
-                match self.grantee_service_principal {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((
-                                &*super::PATTERN_7,
-                                "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grantee_service_principal {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((
+                            &*super::PATTERN_7,
+                            "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.grantee_service_principal)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_name = {
                 let p = Path::Member(path, "Name");
-                match self.name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_0, "^[a-zA-Z0-9:/_-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_0, "^[a-zA-Z0-9:/_-]+$")),
+                        false,
+                    );
                 }
+                Some(self.name)
             };
             let m_operations = {
                 let p = Path::Member(path, "Operations");
@@ -4366,42 +4303,34 @@ pub mod wire {
             };
             let m_retiring_principal = {
                 let p = Path::Member(path, "RetiringPrincipal");
-                match self.retiring_principal {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_6, "^[\\w+=,.@:/-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.retiring_principal {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_6, "^[\\w+=,.@:/-]+$")),
+                        false,
+                    );
                 }
+                Some(self.retiring_principal)
             };
             let m_retiring_service_principal = {
                 let p = Path::Member(path, "RetiringServicePrincipal");
-                match self.retiring_service_principal {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((
-                                &*super::PATTERN_7,
-                                "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.retiring_service_principal {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((
+                            &*super::PATTERN_7,
+                            "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.retiring_service_principal)
             };
             Some(super::CreateGrantRequest {
                 constraints: m_constraints?,
@@ -4461,14 +4390,10 @@ pub mod wire {
                 Some(self.bypass_policy_lockout_safety_check);
             let m_custom_key_store_id = {
                 let p = Path::Member(path, "CustomKeyStoreId");
-                match self.custom_key_store_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.custom_key_store_id {
+                    v.string(x, &p, Some(1u64), Some(64u64), None, false);
                 }
+                Some(self.custom_key_store_id)
             };
             let m_customer_master_key_spec = {
                 let p = Path::Member(path, "CustomerMasterKeySpec");
@@ -4486,14 +4411,10 @@ pub mod wire {
             };
             let m_description = {
                 let p = Path::Member(path, "Description");
-                match self.description {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(8192u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.description {
+                    v.string(x, &p, Some(0u64), Some(8192u64), None, false);
                 }
+                Some(self.description)
             };
             let m_key_spec = {
                 let p = Path::Member(path, "KeySpec");
@@ -4540,24 +4461,20 @@ pub mod wire {
             };
             let m_policy = {
                 let p = Path::Member(path, "Policy");
-                match self.policy {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(131072u64),
-                            Some((
-                                &*super::PATTERN_8,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policy {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(131072u64),
+                        Some((
+                            &*super::PATTERN_8,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.policy)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -4580,21 +4497,17 @@ pub mod wire {
             };
             let m_xks_key_id = {
                 let p = Path::Member(path, "XksKeyId");
-                match self.xks_key_id {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_9, "^[a-zA-Z0-9-_.]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.xks_key_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_9, "^[a-zA-Z0-9-_.]+$")),
+                        false,
+                    );
                 }
+                Some(self.xks_key_id)
             };
             Some(super::CreateKeyRequest {
                 bypass_policy_lockout_safety_check: m_bypass_policy_lockout_safety_check?,
@@ -4655,46 +4568,28 @@ pub mod wire {
             };
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_shared_secret_ciphertext_blob = {
                 let p = Path::Member(path, "SharedSecretCiphertextBlob");
-                match self.shared_secret_ciphertext_blob {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.shared_secret_ciphertext_blob {
+                    v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
                 }
+                v.required(self.shared_secret_ciphertext_blob, &p)
             };
             Some(super::DecapsulateRequest {
                 dry_run: m_dry_run?,
@@ -4737,14 +4632,10 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::DecryptRequest> {
             let m_ciphertext_blob = {
                 let p = Path::Member(path, "CiphertextBlob");
-                match self.ciphertext_blob {
-                    Some(x) => ({
-                        v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.ciphertext_blob {
+                    v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
                 }
+                Some(self.ciphertext_blob)
             };
             let m_dry_run = Some(self.dry_run);
             let m_dry_run_modifiers = {
@@ -4789,37 +4680,21 @@ pub mod wire {
             let m_encryption_context = Some(self.encryption_context);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                Some(self.key_id)
             };
             let m_recipient = {
                 let p = Path::Member(path, "Recipient");
@@ -4862,20 +4737,17 @@ pub mod wire {
         ) -> Option<super::DeleteAliasRequest> {
             let m_alias_name = {
                 let p = Path::Member(path, "AliasName");
-                match self.alias_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_0, "^[a-zA-Z0-9:/_-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.alias_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_0, "^[a-zA-Z0-9:/_-]+$")),
+                        false,
+                    );
                 }
+                v.required(self.alias_name, &p)
             };
             Some(super::DeleteAliasRequest {
                 alias_name: m_alias_name?,
@@ -4904,13 +4776,10 @@ pub mod wire {
         ) -> Option<super::DeleteCustomKeyStoreRequest> {
             let m_custom_key_store_id = {
                 let p = Path::Member(path, "CustomKeyStoreId");
-                match self.custom_key_store_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(64u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.custom_key_store_id {
+                    v.string(x, &p, Some(1u64), Some(64u64), None, false);
                 }
+                v.required(self.custom_key_store_id, &p)
             };
             Some(super::DeleteCustomKeyStoreRequest {
                 custom_key_store_id: m_custom_key_store_id?,
@@ -4941,31 +4810,24 @@ pub mod wire {
         ) -> Option<super::DeleteImportedKeyMaterialRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_key_material_id = {
                 let p = Path::Member(path, "KeyMaterialId");
-                match self.key_material_id {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(64u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_10, "^[a-f0-9]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_material_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(64u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_10, "^[a-f0-9]+$")),
+                        false,
+                    );
                 }
+                Some(self.key_material_id)
             };
             Some(super::DeleteImportedKeyMaterialRequest {
                 key_id: m_key_id?,
@@ -5006,26 +4868,14 @@ pub mod wire {
             let m_dry_run = Some(self.dry_run);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_agreement_algorithm = {
                 let p = Path::Member(path, "KeyAgreementAlgorithm");
@@ -5042,23 +4892,17 @@ pub mod wire {
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_public_key = {
                 let p = Path::Member(path, "PublicKey");
-                match self.public_key {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(8192u64), false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.public_key {
+                    v.blob(x.len(), &p, Some(1u64), Some(8192u64), false);
                 }
+                v.required(self.public_key, &p)
             };
             let m_recipient = {
                 let p = Path::Member(path, "Recipient");
@@ -5105,54 +4949,38 @@ pub mod wire {
         ) -> Option<super::DescribeCustomKeyStoresRequest> {
             let m_custom_key_store_id = {
                 let p = Path::Member(path, "CustomKeyStoreId");
-                match self.custom_key_store_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.custom_key_store_id {
+                    v.string(x, &p, Some(1u64), Some(64u64), None, false);
                 }
+                Some(self.custom_key_store_id)
             };
             let m_custom_key_store_name = {
                 let p = Path::Member(path, "CustomKeyStoreName");
-                match self.custom_key_store_name {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(256u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.custom_key_store_name {
+                    v.string(x, &p, Some(1u64), Some(256u64), None, false);
                 }
+                Some(self.custom_key_store_name)
             };
             let m_limit = {
                 let p = Path::Member(path, "Limit");
-                match self.limit {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.limit {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.limit)
             };
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(1024u64),
-                            Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(1024u64),
+                        Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             Some(super::DescribeCustomKeyStoresRequest {
                 custom_key_store_id: m_custom_key_store_id?,
@@ -5186,36 +5014,21 @@ pub mod wire {
         ) -> Option<super::DescribeKeyRequest> {
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::DescribeKeyRequest {
                 grant_tokens: m_grant_tokens?,
@@ -5245,13 +5058,10 @@ pub mod wire {
         ) -> Option<super::DisableKeyRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::DisableKeyRequest { key_id: m_key_id? })
         }
@@ -5278,13 +5088,10 @@ pub mod wire {
         ) -> Option<super::DisableKeyRotationRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::DisableKeyRotationRequest { key_id: m_key_id? })
         }
@@ -5311,13 +5118,10 @@ pub mod wire {
         ) -> Option<super::DisconnectCustomKeyStoreRequest> {
             let m_custom_key_store_id = {
                 let p = Path::Member(path, "CustomKeyStoreId");
-                match self.custom_key_store_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(64u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.custom_key_store_id {
+                    v.string(x, &p, Some(1u64), Some(64u64), None, false);
                 }
+                v.required(self.custom_key_store_id, &p)
             };
             Some(super::DisconnectCustomKeyStoreRequest {
                 custom_key_store_id: m_custom_key_store_id?,
@@ -5346,13 +5150,10 @@ pub mod wire {
         ) -> Option<super::EnableKeyRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::EnableKeyRequest { key_id: m_key_id? })
         }
@@ -5381,24 +5182,17 @@ pub mod wire {
         ) -> Option<super::EnableKeyRotationRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_rotation_period_in_days = {
                 let p = Path::Member(path, "RotationPeriodInDays");
-                match self.rotation_period_in_days {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(90), Some(2560));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.rotation_period_in_days {
+                    v.number(i64::from(*x), &p, Some(90), Some(2560));
                 }
+                Some(self.rotation_period_in_days)
             };
             Some(super::EnableKeyRotationRequest {
                 key_id: m_key_id?,
@@ -5448,36 +5242,21 @@ pub mod wire {
             };
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::EncapsulateRequest {
                 dry_run: m_dry_run?,
@@ -5531,46 +5310,28 @@ pub mod wire {
             let m_encryption_context = Some(self.encryption_context);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_plaintext = {
                 let p = Path::Member(path, "Plaintext");
-                match self.plaintext {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.plaintext {
+                    v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
                 }
+                v.required(self.plaintext, &p)
             };
             Some(super::EncryptRequest {
                 dry_run: m_dry_run?,
@@ -5616,36 +5377,21 @@ pub mod wire {
             let m_encryption_context = Some(self.encryption_context);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_key_pair_spec = {
                 let p = Path::Member(path, "KeyPairSpec");
@@ -5709,36 +5455,21 @@ pub mod wire {
             let m_encryption_context = Some(self.encryption_context);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_key_pair_spec = {
                 let p = Path::Member(path, "KeyPairSpec");
@@ -5798,36 +5529,21 @@ pub mod wire {
             let m_encryption_context = Some(self.encryption_context);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_key_spec = {
                 let p = Path::Member(path, "KeySpec");
@@ -5845,14 +5561,10 @@ pub mod wire {
             };
             let m_number_of_bytes = {
                 let p = Path::Member(path, "NumberOfBytes");
-                match self.number_of_bytes {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1024));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.number_of_bytes {
+                    v.number(i64::from(*x), &p, Some(1), Some(1024));
                 }
+                Some(self.number_of_bytes)
             };
             let m_recipient = {
                 let p = Path::Member(path, "Recipient");
@@ -5906,36 +5618,21 @@ pub mod wire {
             let m_encryption_context = Some(self.encryption_context);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_key_spec = {
                 let p = Path::Member(path, "KeySpec");
@@ -5953,14 +5650,10 @@ pub mod wire {
             };
             let m_number_of_bytes = {
                 let p = Path::Member(path, "NumberOfBytes");
-                match self.number_of_bytes {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1024));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.number_of_bytes {
+                    v.number(i64::from(*x), &p, Some(1), Some(1024));
                 }
+                Some(self.number_of_bytes)
             };
             Some(super::GenerateDataKeyWithoutPlaintextRequest {
                 dry_run: m_dry_run?,
@@ -6003,36 +5696,21 @@ pub mod wire {
             let m_dry_run = Some(self.dry_run);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_mac_algorithm = {
                 let p = Path::Member(path, "MacAlgorithm");
@@ -6049,13 +5727,10 @@ pub mod wire {
             };
             let m_message = {
                 let p = Path::Member(path, "Message");
-                match self.message {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.message {
+                    v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
                 }
+                v.required(self.message, &p)
             };
             Some(super::GenerateMacRequest {
                 dry_run: m_dry_run?,
@@ -6092,25 +5767,17 @@ pub mod wire {
         ) -> Option<super::GenerateRandomRequest> {
             let m_custom_key_store_id = {
                 let p = Path::Member(path, "CustomKeyStoreId");
-                match self.custom_key_store_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.custom_key_store_id {
+                    v.string(x, &p, Some(1u64), Some(64u64), None, false);
                 }
+                Some(self.custom_key_store_id)
             };
             let m_number_of_bytes = {
                 let p = Path::Member(path, "NumberOfBytes");
-                match self.number_of_bytes {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1024));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.number_of_bytes {
+                    v.number(i64::from(*x), &p, Some(1), Some(1024));
                 }
+                Some(self.number_of_bytes)
             };
             let m_recipient = {
                 let p = Path::Member(path, "Recipient");
@@ -6148,13 +5815,10 @@ pub mod wire {
         ) -> Option<super::GetKeyLastUsageRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::GetKeyLastUsageRequest { key_id: m_key_id? })
         }
@@ -6183,31 +5847,24 @@ pub mod wire {
         ) -> Option<super::GetKeyPolicyRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_12, "[\\w]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_12, "[\\w]+")),
+                        false,
+                    );
                 }
+                Some(self.policy_name)
             };
             Some(super::GetKeyPolicyRequest {
                 key_id: m_key_id?,
@@ -6237,13 +5894,10 @@ pub mod wire {
         ) -> Option<super::GetKeyRotationStatusRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::GetKeyRotationStatusRequest { key_id: m_key_id? })
         }
@@ -6274,13 +5928,10 @@ pub mod wire {
         ) -> Option<super::GetParametersForImportRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_wrapping_algorithm = {
                 let p = Path::Member(path, "WrappingAlgorithm");
@@ -6339,36 +5990,21 @@ pub mod wire {
         ) -> Option<super::GetPublicKeyRequest> {
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::GetPublicKeyRequest {
                 grant_tokens: m_grant_tokens?,
@@ -6404,24 +6040,20 @@ pub mod wire {
             let m_encryption_context_subset = Some(self.encryption_context_subset);
             let m_source_arn = {
                 let p = Path::Member(path, "SourceArn");
-                match self.source_arn {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(20u64),
-                            Some(512u64),
-                            Some((
-                                &*super::PATTERN_13,
-                                "^arn:aws[a-z0-9-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:.+$",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.source_arn {
+                    v.string(
+                        x,
+                        &p,
+                        Some(20u64),
+                        Some(512u64),
+                        Some((
+                            &*super::PATTERN_13,
+                            "^arn:aws[a-z0-9-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:.+$",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.source_arn)
             };
             Some(super::GrantConstraints {
                 encryption_context_equals: m_encryption_context_equals?,
@@ -6466,13 +6098,10 @@ pub mod wire {
         ) -> Option<super::ImportKeyMaterialRequest> {
             let m_encrypted_key_material = {
                 let p = Path::Member(path, "EncryptedKeyMaterial");
-                match self.encrypted_key_material {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.encrypted_key_material {
+                    v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
                 }
+                v.required(self.encrypted_key_material, &p)
             };
             let m_expiration_model = {
                 let p = Path::Member(path, "ExpirationModel");
@@ -6490,13 +6119,10 @@ pub mod wire {
             };
             let m_import_token = {
                 let p = Path::Member(path, "ImportToken");
-                match self.import_token {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.import_token {
+                    v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
                 }
+                v.required(self.import_token, &p)
             };
             let m_import_type = {
                 let p = Path::Member(path, "ImportType");
@@ -6514,49 +6140,38 @@ pub mod wire {
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_key_material_description = {
                 let p = Path::Member(path, "KeyMaterialDescription");
-                match self.key_material_description {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(0u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_14, "^[a-zA-Z0-9:/_\\s.-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_material_description {
+                    v.string(
+                        x,
+                        &p,
+                        Some(0u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_14, "^[a-zA-Z0-9:/_\\s.-]+$")),
+                        false,
+                    );
                 }
+                Some(self.key_material_description)
             };
             let m_key_material_id = {
                 let p = Path::Member(path, "KeyMaterialId");
-                match self.key_material_id {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(64u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_10, "^[a-f0-9]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_material_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(64u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_10, "^[a-f0-9]+$")),
+                        false,
+                    );
                 }
+                Some(self.key_material_id)
             };
             let m_valid_to = Some(self.valid_to);
             Some(super::ImportKeyMaterialRequest {
@@ -6597,43 +6212,31 @@ pub mod wire {
         ) -> Option<super::ListAliasesRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                Some(self.key_id)
             };
             let m_limit = {
                 let p = Path::Member(path, "Limit");
-                match self.limit {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.limit {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.limit)
             };
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(1024u64),
-                            Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(1024u64),
+                        Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             Some(super::ListAliasesRequest {
                 key_id: m_key_id?,
@@ -6674,92 +6277,69 @@ pub mod wire {
         ) -> Option<super::ListGrantsRequest> {
             let m_grant_id = {
                 let p = Path::Member(path, "GrantId");
-                match self.grant_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(128u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_id {
+                    v.string(x, &p, Some(1u64), Some(128u64), None, false);
                 }
+                Some(self.grant_id)
             };
             let m_grantee_principal = {
                 let p = Path::Member(path, "GranteePrincipal");
-                match self.grantee_principal {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_6, "^[\\w+=,.@:/-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grantee_principal {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_6, "^[\\w+=,.@:/-]+$")),
+                        false,
+                    );
                 }
+                Some(self.grantee_principal)
             };
             let m_grantee_service_principal = {
                 let p = Path::Member(path, "GranteeServicePrincipal");
-                match self.grantee_service_principal {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((
-                                &*super::PATTERN_7,
-                                "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grantee_service_principal {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((
+                            &*super::PATTERN_7,
+                            "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.grantee_service_principal)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_limit = {
                 let p = Path::Member(path, "Limit");
-                match self.limit {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.limit {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.limit)
             };
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(1024u64),
-                            Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(1024u64),
+                        Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             Some(super::ListGrantsRequest {
                 grant_id: m_grant_id?,
@@ -6797,42 +6377,31 @@ pub mod wire {
         ) -> Option<super::ListKeyPoliciesRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_limit = {
                 let p = Path::Member(path, "Limit");
-                match self.limit {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.limit {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.limit)
             };
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(1024u64),
-                            Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(1024u64),
+                        Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             Some(super::ListKeyPoliciesRequest {
                 key_id: m_key_id?,
@@ -6883,42 +6452,31 @@ pub mod wire {
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_limit = {
                 let p = Path::Member(path, "Limit");
-                match self.limit {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.limit {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.limit)
             };
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(1024u64),
-                            Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(1024u64),
+                        Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             Some(super::ListKeyRotationsRequest {
                 include_key_material: m_include_key_material?,
@@ -6954,32 +6512,24 @@ pub mod wire {
         ) -> Option<super::ListKeysRequest> {
             let m_limit = {
                 let p = Path::Member(path, "Limit");
-                match self.limit {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.limit {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.limit)
             };
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(1024u64),
-                            Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(1024u64),
+                        Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             let m_resource_owners = {
                 let p = Path::Member(path, "ResourceOwners");
@@ -7040,42 +6590,31 @@ pub mod wire {
         ) -> Option<super::ListResourceTagsRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_limit = {
                 let p = Path::Member(path, "Limit");
-                match self.limit {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.limit {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.limit)
             };
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(1024u64),
-                            Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(1024u64),
+                        Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             Some(super::ListResourceTagsRequest {
                 key_id: m_key_id?,
@@ -7112,71 +6651,55 @@ pub mod wire {
         ) -> Option<super::ListRetirableGrantsRequest> {
             let m_limit = {
                 let p = Path::Member(path, "Limit");
-                match self.limit {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.limit {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.limit)
             };
             let m_marker = {
                 let p = Path::Member(path, "Marker");
-                match self.marker {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(1024u64),
-                            Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.marker {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(1024u64),
+                        Some((&*super::PATTERN_11, "[\\u0020-\\u00FF]*")),
+                        false,
+                    );
                 }
+                Some(self.marker)
             };
             let m_retiring_principal = {
                 let p = Path::Member(path, "RetiringPrincipal");
-                match self.retiring_principal {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_6, "^[\\w+=,.@:/-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.retiring_principal {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_6, "^[\\w+=,.@:/-]+$")),
+                        false,
+                    );
                 }
+                Some(self.retiring_principal)
             };
             let m_retiring_service_principal = {
                 let p = Path::Member(path, "RetiringServicePrincipal");
-                match self.retiring_service_principal {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((
-                                &*super::PATTERN_7,
-                                "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.retiring_service_principal {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((
+                            &*super::PATTERN_7,
+                            "^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.retiring_service_principal)
             };
             Some(super::ListRetirableGrantsRequest {
                 limit: m_limit?,
@@ -7216,51 +6739,41 @@ pub mod wire {
                 Some(self.bypass_policy_lockout_safety_check);
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_policy = {
                 let p = Path::Member(path, "Policy");
-                match self.policy {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(131072u64),
-                            Some((
-                                &*super::PATTERN_8,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.policy {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(131072u64),
+                        Some((
+                            &*super::PATTERN_8,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+                        )),
+                        false,
+                    );
                 }
+                v.required(self.policy, &p)
             };
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_12, "[\\w]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_12, "[\\w]+")),
+                        false,
+                    );
                 }
+                Some(self.policy_name)
             };
             Some(super::PutKeyPolicyRequest {
                 bypass_policy_lockout_safety_check: m_bypass_policy_lockout_safety_check?,
@@ -7310,14 +6823,10 @@ pub mod wire {
         ) -> Option<super::ReEncryptRequest> {
             let m_ciphertext_blob = {
                 let p = Path::Member(path, "CiphertextBlob");
-                match self.ciphertext_blob {
-                    Some(x) => ({
-                        v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.ciphertext_blob {
+                    v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
                 }
+                Some(self.ciphertext_blob)
             };
             let m_destination_encryption_algorithm = {
                 let p = Path::Member(path, "DestinationEncryptionAlgorithm");
@@ -7336,13 +6845,10 @@ pub mod wire {
             let m_destination_encryption_context = Some(self.destination_encryption_context);
             let m_destination_key_id = {
                 let p = Path::Member(path, "DestinationKeyId");
-                match self.destination_key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.destination_key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.destination_key_id, &p)
             };
             let m_dry_run = Some(self.dry_run);
             let m_dry_run_modifiers = {
@@ -7372,26 +6878,14 @@ pub mod wire {
             };
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_source_encryption_algorithm = {
                 let p = Path::Member(path, "SourceEncryptionAlgorithm");
@@ -7410,14 +6904,10 @@ pub mod wire {
             let m_source_encryption_context = Some(self.source_encryption_context);
             let m_source_key_id = {
                 let p = Path::Member(path, "SourceKeyId");
-                match self.source_key_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.source_key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                Some(self.source_key_id)
             };
             Some(super::ReEncryptRequest {
                 ciphertext_blob: m_ciphertext_blob?,
@@ -7453,14 +6943,10 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::RecipientInfo> {
             let m_attestation_document = {
                 let p = Path::Member(path, "AttestationDocument");
-                match self.attestation_document {
-                    Some(x) => ({
-                        v.blob(x.len(), &p, Some(1u64), Some(262144u64), false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.attestation_document {
+                    v.blob(x.len(), &p, Some(1u64), Some(262144u64), false);
                 }
+                Some(self.attestation_document)
             };
             let m_key_encryption_algorithm = {
                 let p = Path::Member(path, "KeyEncryptionAlgorithm");
@@ -7516,62 +7002,48 @@ pub mod wire {
                 Some(self.bypass_policy_lockout_safety_check);
             let m_description = {
                 let p = Path::Member(path, "Description");
-                match self.description {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(8192u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.description {
+                    v.string(x, &p, Some(0u64), Some(8192u64), None, false);
                 }
+                Some(self.description)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_policy = {
                 let p = Path::Member(path, "Policy");
-                match self.policy {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(131072u64),
-                            Some((
-                                &*super::PATTERN_8,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policy {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(131072u64),
+                        Some((
+                            &*super::PATTERN_8,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.policy)
             };
             let m_replica_region = {
                 let p = Path::Member(path, "ReplicaRegion");
-                match self.replica_region {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(32u64),
-                            Some((&*super::PATTERN_15, "^([a-z]+-){2,3}\\d+$")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.replica_region {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(32u64),
+                        Some((&*super::PATTERN_15, "^([a-z]+-){2,3}\\d+$")),
+                        false,
+                    );
                 }
+                v.required(self.replica_region, &p)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -7631,36 +7103,24 @@ pub mod wire {
             let m_dry_run = Some(self.dry_run);
             let m_grant_id = {
                 let p = Path::Member(path, "GrantId");
-                match self.grant_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(128u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_id {
+                    v.string(x, &p, Some(1u64), Some(128u64), None, false);
                 }
+                Some(self.grant_id)
             };
             let m_grant_token = {
                 let p = Path::Member(path, "GrantToken");
-                match self.grant_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(8192u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_token {
+                    v.string(x, &p, Some(1u64), Some(8192u64), None, false);
                 }
+                Some(self.grant_token)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                Some(self.key_id)
             };
             Some(super::RetireGrantRequest {
                 dry_run: m_dry_run?,
@@ -7697,23 +7157,17 @@ pub mod wire {
             let m_dry_run = Some(self.dry_run);
             let m_grant_id = {
                 let p = Path::Member(path, "GrantId");
-                match self.grant_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(128u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.grant_id {
+                    v.string(x, &p, Some(1u64), Some(128u64), None, false);
                 }
+                v.required(self.grant_id, &p)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::RevokeGrantRequest {
                 dry_run: m_dry_run?,
@@ -7744,13 +7198,10 @@ pub mod wire {
         ) -> Option<super::RotateKeyOnDemandRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::RotateKeyOnDemandRequest { key_id: m_key_id? })
         }
@@ -7779,24 +7230,17 @@ pub mod wire {
         ) -> Option<super::ScheduleKeyDeletionRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_pending_window_in_days = {
                 let p = Path::Member(path, "PendingWindowInDays");
-                match self.pending_window_in_days {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(365));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.pending_window_in_days {
+                    v.number(i64::from(*x), &p, Some(1), Some(365));
                 }
+                Some(self.pending_window_in_days)
             };
             Some(super::ScheduleKeyDeletionRequest {
                 key_id: m_key_id?,
@@ -7833,46 +7277,28 @@ pub mod wire {
             let m_dry_run = Some(self.dry_run);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_message = {
                 let p = Path::Member(path, "Message");
-                match self.message {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.message {
+                    v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
                 }
+                v.required(self.message, &p)
             };
             let m_message_type = {
                 let p = Path::Member(path, "MessageType");
@@ -7931,23 +7357,17 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::Tag> {
             let m_tag_key = {
                 let p = Path::Member(path, "TagKey");
-                match self.tag_key {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(128u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.tag_key {
+                    v.string(x, &p, Some(1u64), Some(128u64), None, false);
                 }
+                v.required(self.tag_key, &p)
             };
             let m_tag_value = {
                 let p = Path::Member(path, "TagValue");
-                match self.tag_value {
-                    Some(x) => {
-                        v.string(&x, &p, Some(0u64), Some(256u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.tag_value {
+                    v.string(x, &p, Some(0u64), Some(256u64), None, false);
                 }
+                v.required(self.tag_value, &p)
             };
             Some(super::Tag {
                 tag_key: m_tag_key?,
@@ -7979,13 +7399,10 @@ pub mod wire {
         ) -> Option<super::TagResourceRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -8035,34 +7452,20 @@ pub mod wire {
         ) -> Option<super::UntagResourceRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
-                match self.tag_keys {
-                    Some(x) => {
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(128u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.tag_keys {
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(128u64), None, false);
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.tag_keys, &p)
             };
             Some(super::UntagResourceRequest {
                 key_id: m_key_id?,
@@ -8094,30 +7497,24 @@ pub mod wire {
         ) -> Option<super::UpdateAliasRequest> {
             let m_alias_name = {
                 let p = Path::Member(path, "AliasName");
-                match self.alias_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_0, "^[a-zA-Z0-9:/_-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.alias_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_0, "^[a-zA-Z0-9:/_-]+$")),
+                        false,
+                    );
                 }
+                v.required(self.alias_name, &p)
             };
             let m_target_key_id = {
                 let p = Path::Member(path, "TargetKeyId");
-                match self.target_key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.target_key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.target_key_id, &p)
             };
             Some(super::UpdateAliasRequest {
                 alias_name: m_alias_name?,
@@ -8165,53 +7562,38 @@ pub mod wire {
         ) -> Option<super::UpdateCustomKeyStoreRequest> {
             let m_cloud_hsm_cluster_id = {
                 let p = Path::Member(path, "CloudHsmClusterId");
-                match self.cloud_hsm_cluster_id {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(19u64),
-                            Some(24u64),
-                            Some((&*super::PATTERN_1, "cluster-[2-7a-zA-Z]{11,16}")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.cloud_hsm_cluster_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(19u64),
+                        Some(24u64),
+                        Some((&*super::PATTERN_1, "cluster-[2-7a-zA-Z]{11,16}")),
+                        false,
+                    );
                 }
+                Some(self.cloud_hsm_cluster_id)
             };
             let m_custom_key_store_id = {
                 let p = Path::Member(path, "CustomKeyStoreId");
-                match self.custom_key_store_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(64u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.custom_key_store_id {
+                    v.string(x, &p, Some(1u64), Some(64u64), None, false);
                 }
+                v.required(self.custom_key_store_id, &p)
             };
             let m_key_store_password = {
                 let p = Path::Member(path, "KeyStorePassword");
-                match self.key_store_password {
-                    Some(x) => ({
-                        v.string(x.expose_secret(), &p, Some(7u64), Some(32u64), None, true);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_store_password {
+                    v.string(x.expose_secret(), &p, Some(7u64), Some(32u64), None, true);
                 }
+                Some(self.key_store_password)
             };
             let m_new_custom_key_store_name = {
                 let p = Path::Member(path, "NewCustomKeyStoreName");
-                match self.new_custom_key_store_name {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(256u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.new_custom_key_store_name {
+                    v.string(x, &p, Some(1u64), Some(256u64), None, false);
                 }
+                Some(self.new_custom_key_store_name)
             };
             let m_xks_proxy_authentication_credential = {
                 let p = Path::Member(path, "XksProxyAuthenticationCredential");
@@ -8236,64 +7618,55 @@ pub mod wire {
             };
             let m_xks_proxy_uri_endpoint = {
                 let p = Path::Member(path, "XksProxyUriEndpoint");
-                match self.xks_proxy_uri_endpoint {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(10u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_2, "^https://[a-zA-Z0-9.-]+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.xks_proxy_uri_endpoint {
+                    v.string(
+                        x,
+                        &p,
+                        Some(10u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_2, "^https://[a-zA-Z0-9.-]+$")),
+                        false,
+                    );
                 }
+                Some(self.xks_proxy_uri_endpoint)
             };
             let m_xks_proxy_uri_path = {
                 let p = Path::Member(path, "XksProxyUriPath");
-                match self.xks_proxy_uri_path {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(10u64),
-                            Some(128u64),
-                            Some((
-                                &*super::PATTERN_3,
-                                "^(/[a-zA-Z0-9\\/_-]+/kms/xks/v\\d{1,2})$|^(/kms/xks/v\\d{1,2})$",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.xks_proxy_uri_path {
+                    v.string(
+                        x,
+                        &p,
+                        Some(10u64),
+                        Some(128u64),
+                        Some((
+                            &*super::PATTERN_3,
+                            "^(/[a-zA-Z0-9\\/_-]+/kms/xks/v\\d{1,2})$|^(/kms/xks/v\\d{1,2})$",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.xks_proxy_uri_path)
             };
             let m_xks_proxy_vpc_endpoint_service_name = {
                 let p = Path::Member(path, "XksProxyVpcEndpointServiceName");
-                match self.xks_proxy_vpc_endpoint_service_name { Some(x) => ({ v.string(&x, &p, Some(20u64), Some(64u64), Some((&*super::PATTERN_4, "^(com|eu)\\.amazonaws\\.vpce\\.([a-z]+-){2,3}\\d+\\.vpce-svc-[0-9a-z]+$")), false); Some(x) }).map(Some), None => Some(None) }
+                if let Some(x) = &self.xks_proxy_vpc_endpoint_service_name {
+                    v.string(x, &p, Some(20u64), Some(64u64), Some((&*super::PATTERN_4, "^(com|eu)\\.amazonaws\\.vpce\\.([a-z]+-){2,3}\\d+\\.vpce-svc-[0-9a-z]+$")), false);
+                }
+                Some(self.xks_proxy_vpc_endpoint_service_name)
             };
             let m_xks_proxy_vpc_endpoint_service_owner = {
                 let p = Path::Member(path, "XksProxyVpcEndpointServiceOwner");
-                match self.xks_proxy_vpc_endpoint_service_owner {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(12u64),
-                            Some(12u64),
-                            Some((&*super::PATTERN_5, "[0-9]{12}")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.xks_proxy_vpc_endpoint_service_owner {
+                    v.string(
+                        x,
+                        &p,
+                        Some(12u64),
+                        Some(12u64),
+                        Some((&*super::PATTERN_5, "[0-9]{12}")),
+                        false,
+                    );
                 }
+                Some(self.xks_proxy_vpc_endpoint_service_owner)
             };
             Some(super::UpdateCustomKeyStoreRequest {
                 cloud_hsm_cluster_id: m_cloud_hsm_cluster_id?,
@@ -8333,23 +7706,17 @@ pub mod wire {
         ) -> Option<super::UpdateKeyDescriptionRequest> {
             let m_description = {
                 let p = Path::Member(path, "Description");
-                match self.description {
-                    Some(x) => {
-                        v.string(&x, &p, Some(0u64), Some(8192u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.description {
+                    v.string(x, &p, Some(0u64), Some(8192u64), None, false);
                 }
+                v.required(self.description, &p)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             Some(super::UpdateKeyDescriptionRequest {
                 description: m_description?,
@@ -8381,30 +7748,24 @@ pub mod wire {
         ) -> Option<super::UpdatePrimaryRegionRequest> {
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_primary_region = {
                 let p = Path::Member(path, "PrimaryRegion");
-                match self.primary_region {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(32u64),
-                            Some((&*super::PATTERN_15, "^([a-z]+-){2,3}\\d+$")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.primary_region {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(32u64),
+                        Some((&*super::PATTERN_15, "^([a-z]+-){2,3}\\d+$")),
+                        false,
+                    );
                 }
+                v.required(self.primary_region, &p)
             };
             Some(super::UpdatePrimaryRegionRequest {
                 key_id: m_key_id?,
@@ -8445,46 +7806,28 @@ pub mod wire {
             let m_dry_run = Some(self.dry_run);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_mac = {
                 let p = Path::Member(path, "Mac");
-                match self.mac {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.mac {
+                    v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
                 }
+                v.required(self.mac, &p)
             };
             let m_mac_algorithm = {
                 let p = Path::Member(path, "MacAlgorithm");
@@ -8501,13 +7844,10 @@ pub mod wire {
             };
             let m_message = {
                 let p = Path::Member(path, "Message");
-                match self.message {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.message {
+                    v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
                 }
+                v.required(self.message, &p)
             };
             Some(super::VerifyMacRequest {
                 dry_run: m_dry_run?,
@@ -8550,46 +7890,28 @@ pub mod wire {
             let m_dry_run = Some(self.dry_run);
             let m_grant_tokens = {
                 let p = Path::Member(path, "GrantTokens");
-                match self.grant_tokens {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(8192u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.grant_tokens {
+                    v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    }
                 }
+                Some(self.grant_tokens)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.key_id, &p)
             };
             let m_message = {
                 let p = Path::Member(path, "Message");
-                match self.message {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.message {
+                    v.blob(x.len(), &p, Some(1u64), Some(4096u64), true);
                 }
+                v.required(self.message, &p)
             };
             let m_message_type = {
                 let p = Path::Member(path, "MessageType");
@@ -8607,13 +7929,10 @@ pub mod wire {
             };
             let m_signature = {
                 let p = Path::Member(path, "Signature");
-                match self.signature {
-                    Some(x) => {
-                        v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.signature {
+                    v.blob(x.len(), &p, Some(1u64), Some(6144u64), false);
                 }
+                v.required(self.signature, &p)
             };
             let m_signing_algorithm = {
                 let p = Path::Member(path, "SigningAlgorithm");
@@ -8663,37 +7982,31 @@ pub mod wire {
         ) -> Option<super::XksProxyAuthenticationCredentialType> {
             let m_access_key_id = {
                 let p = Path::Member(path, "AccessKeyId");
-                match self.access_key_id {
-                    Some(x) => {
-                        v.string(
-                            x.expose_secret(),
-                            &p,
-                            Some(20u64),
-                            Some(30u64),
-                            Some((&*super::PATTERN_16, "^[A-Z2-7]+$")),
-                            true,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.access_key_id {
+                    v.string(
+                        x.expose_secret(),
+                        &p,
+                        Some(20u64),
+                        Some(30u64),
+                        Some((&*super::PATTERN_16, "^[A-Z2-7]+$")),
+                        true,
+                    );
                 }
+                v.required(self.access_key_id, &p)
             };
             let m_raw_secret_access_key = {
                 let p = Path::Member(path, "RawSecretAccessKey");
-                match self.raw_secret_access_key {
-                    Some(x) => {
-                        v.string(
-                            x.expose_secret(),
-                            &p,
-                            Some(43u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_17, "^[a-zA-Z0-9\\/+=]+$")),
-                            true,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.raw_secret_access_key {
+                    v.string(
+                        x.expose_secret(),
+                        &p,
+                        Some(43u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_17, "^[a-zA-Z0-9\\/+=]+$")),
+                        true,
+                    );
                 }
+                v.required(self.raw_secret_access_key, &p)
             };
             Some(super::XksProxyAuthenticationCredentialType {
                 access_key_id: m_access_key_id?,

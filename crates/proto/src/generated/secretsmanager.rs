@@ -1241,13 +1241,10 @@ pub mod wire {
         ) -> Option<super::AssociateCrossAccountReplicaRequest> {
             let m_cross_account_replica_arn = {
                 let p = Path::Member(path, "CrossAccountReplicaARN");
-                match self.cross_account_replica_arn {
-                    Some(x) => {
-                        v.string(&x, &p, Some(20u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.cross_account_replica_arn {
+                    v.string(x, &p, Some(20u64), Some(2048u64), None, false);
                 }
+                v.required(self.cross_account_replica_arn, &p)
             };
             let m_replica_restriction = {
                 let p = Path::Member(path, "ReplicaRestriction");
@@ -1265,24 +1262,17 @@ pub mod wire {
             };
             let m_replication_role_arn = {
                 let p = Path::Member(path, "ReplicationRoleARN");
-                match self.replication_role_arn {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(20u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.replication_role_arn {
+                    v.string(x, &p, Some(20u64), Some(2048u64), None, false);
                 }
+                Some(self.replication_role_arn)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::AssociateCrossAccountReplicaRequest {
                 cross_account_replica_arn: m_cross_account_replica_arn?,
@@ -1340,48 +1330,28 @@ pub mod wire {
             };
             let m_max_results = {
                 let p = Path::Member(path, "MaxResults");
-                match self.max_results {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(20));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_results {
+                    v.number(i64::from(*x), &p, Some(1), Some(20));
                 }
+                Some(self.max_results)
             };
             let m_next_token = {
                 let p = Path::Member(path, "NextToken");
-                match self.next_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(4096u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.next_token {
+                    v.string(x, &p, Some(1u64), Some(4096u64), None, false);
                 }
+                Some(self.next_token)
             };
             let m_secret_id_list = {
                 let p = Path::Member(path, "SecretIdList");
-                match self.secret_id_list {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(1u64), Some(20u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(2048u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.secret_id_list {
+                    v.collection(x.len(), &p, Some(1u64), Some(20u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
+                    }
                 }
+                Some(self.secret_id_list)
             };
             Some(super::BatchGetSecretValueRequest {
                 filters: m_filters?,
@@ -1413,13 +1383,10 @@ pub mod wire {
         ) -> Option<super::CancelRotateSecretRequest> {
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::CancelRotateSecretRequest {
                 secret_id: m_secret_id?,
@@ -1488,87 +1455,60 @@ pub mod wire {
             };
             let m_client_request_token = {
                 let p = Path::Member(path, "ClientRequestToken");
-                match self.client_request_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(32u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.client_request_token {
+                    v.string(x, &p, Some(32u64), Some(64u64), None, false);
                 }
+                Some(self.client_request_token)
             };
             let m_cross_account_primary_arn = {
                 let p = Path::Member(path, "CrossAccountPrimaryARN");
-                match self.cross_account_primary_arn {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(20u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.cross_account_primary_arn {
+                    v.string(x, &p, Some(20u64), Some(2048u64), None, false);
                 }
+                Some(self.cross_account_primary_arn)
             };
             let m_description = {
                 let p = Path::Member(path, "Description");
-                match self.description {
-                    Some(x) => ({
-                        v.string(&x, &p, None, Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.description {
+                    v.string(x, &p, None, Some(2048u64), None, false);
                 }
+                Some(self.description)
             };
             let m_force_overwrite_replica_secret = Some(self.force_overwrite_replica_secret);
             let m_kms_key_id = {
                 let p = Path::Member(path, "KmsKeyId");
-                match self.kms_key_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.kms_key_id {
+                    v.string(x, &p, Some(0u64), Some(2048u64), None, false);
                 }
+                Some(self.kms_key_id)
             };
             let m_name = {
                 let p = Path::Member(path, "Name");
-                match self.name {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(512u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.name {
+                    v.string(x, &p, Some(1u64), Some(512u64), None, false);
                 }
+                v.required(self.name, &p)
             };
             let m_secret_binary = {
                 let p = Path::Member(path, "SecretBinary");
-                match self.secret_binary {
-                    Some(x) => ({
-                        v.blob(x.len(), &p, Some(1u64), Some(65536u64), true);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.secret_binary {
+                    v.blob(x.len(), &p, Some(1u64), Some(65536u64), true);
                 }
+                Some(self.secret_binary)
             };
             let m_secret_string = {
                 let p = Path::Member(path, "SecretString");
-                match self.secret_string {
-                    Some(x) => ({
-                        v.string(
-                            x.expose_secret(),
-                            &p,
-                            Some(1u64),
-                            Some(65536u64),
-                            None,
-                            true,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.secret_string {
+                    v.string(
+                        x.expose_secret(),
+                        &p,
+                        Some(1u64),
+                        Some(65536u64),
+                        None,
+                        true,
+                    );
                 }
+                Some(self.secret_string)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -1591,14 +1531,10 @@ pub mod wire {
             };
             let m_type = {
                 let p = Path::Member(path, "Type");
-                match self.r#type {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(256u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.r#type {
+                    v.string(x, &p, Some(0u64), Some(256u64), None, false);
                 }
+                Some(self.r#type)
             };
             Some(super::CreateSecretRequest {
                 add_replica_regions: m_add_replica_regions?,
@@ -1639,31 +1575,24 @@ pub mod wire {
         ) -> Option<super::DeleteResourcePolicyRequest> {
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[0-9A-Za-z\\-\\_]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[0-9A-Za-z\\-\\_]+")),
+                        false,
+                    );
                 }
+                Some(self.policy_name)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::DeleteResourcePolicyRequest {
                 policy_name: m_policy_name?,
@@ -1699,13 +1628,10 @@ pub mod wire {
             let m_recovery_window_in_days = Some(self.recovery_window_in_days);
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::DeleteSecretRequest {
                 force_delete_without_recovery: m_force_delete_without_recovery?,
@@ -1736,13 +1662,10 @@ pub mod wire {
         ) -> Option<super::DescribeSecretRequest> {
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::DescribeSecretRequest {
                 secret_id: m_secret_id?,
@@ -1773,23 +1696,17 @@ pub mod wire {
         ) -> Option<super::DisassociateCrossAccountReplicaRequest> {
             let m_cross_account_replica_arn = {
                 let p = Path::Member(path, "CrossAccountReplicaARN");
-                match self.cross_account_replica_arn {
-                    Some(x) => {
-                        v.string(&x, &p, Some(20u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.cross_account_replica_arn {
+                    v.string(x, &p, Some(20u64), Some(2048u64), None, false);
                 }
+                v.required(self.cross_account_replica_arn, &p)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::DisassociateCrossAccountReplicaRequest {
                 cross_account_replica_arn: m_cross_account_replica_arn?,
@@ -1821,25 +1738,17 @@ pub mod wire {
         ) -> Option<super::ExternalSecretRotationMetadataItem> {
             let m_key = {
                 let p = Path::Member(path, "Key");
-                match self.key {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(256u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key {
+                    v.string(x, &p, Some(1u64), Some(256u64), None, false);
                 }
+                Some(self.key)
             };
             let m_value = {
                 let p = Path::Member(path, "Value");
-                match self.value {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.value {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                Some(self.value)
             };
             Some(super::ExternalSecretRotationMetadataItem {
                 key: m_key?,
@@ -1881,36 +1790,24 @@ pub mod wire {
             };
             let m_values = {
                 let p = Path::Member(path, "Values");
-                match self.values {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(
-                                    &x1,
-                                    &p1,
-                                    None,
-                                    Some(512u64),
-                                    Some((
-                                        &*super::PATTERN_1,
-                                        "^\\!?[a-zA-Z0-9 :_@\\/\\+\\=\\.\\-\\!]*$",
-                                    )),
-                                    false,
-                                );
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.values {
+                    v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(
+                            x1,
+                            &p1,
+                            None,
+                            Some(512u64),
+                            Some((
+                                &*super::PATTERN_1,
+                                "^\\!?[a-zA-Z0-9 :_@\\/\\+\\=\\.\\-\\!]*$",
+                            )),
+                            false,
+                        );
+                    }
                 }
+                Some(self.values)
             };
             Some(super::Filter {
                 key: m_key?,
@@ -1954,14 +1851,10 @@ pub mod wire {
         ) -> Option<super::GetRandomPasswordRequest> {
             let m_exclude_characters = {
                 let p = Path::Member(path, "ExcludeCharacters");
-                match self.exclude_characters {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(4096u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.exclude_characters {
+                    v.string(x, &p, Some(0u64), Some(4096u64), None, false);
                 }
+                Some(self.exclude_characters)
             };
             let m_exclude_lowercase = Some(self.exclude_lowercase);
             let m_exclude_numbers = Some(self.exclude_numbers);
@@ -1970,14 +1863,10 @@ pub mod wire {
             let m_include_space = Some(self.include_space);
             let m_password_length = {
                 let p = Path::Member(path, "PasswordLength");
-                match self.password_length {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(4096));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.password_length {
+                    v.number(i64::from(*x), &p, Some(1), Some(4096));
                 }
+                Some(self.password_length)
             };
             let m_require_each_included_type = Some(self.require_each_included_type);
             Some(super::GetRandomPasswordRequest {
@@ -2016,31 +1905,24 @@ pub mod wire {
         ) -> Option<super::GetResourcePolicyRequest> {
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[0-9A-Za-z\\-\\_]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[0-9A-Za-z\\-\\_]+")),
+                        false,
+                    );
                 }
+                Some(self.policy_name)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::GetResourcePolicyRequest {
                 policy_name: m_policy_name?,
@@ -2074,35 +1956,24 @@ pub mod wire {
         ) -> Option<super::GetSecretValueRequest> {
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             let m_version_id = {
                 let p = Path::Member(path, "VersionId");
-                match self.version_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(32u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.version_id {
+                    v.string(x, &p, Some(32u64), Some(64u64), None, false);
                 }
+                Some(self.version_id)
             };
             let m_version_stage = {
                 let p = Path::Member(path, "VersionStage");
-                match self.version_stage {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(256u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.version_stage {
+                    v.string(x, &p, Some(1u64), Some(256u64), None, false);
                 }
+                Some(self.version_stage)
             };
             Some(super::GetSecretValueRequest {
                 secret_id: m_secret_id?,
@@ -2137,35 +2008,24 @@ pub mod wire {
         ) -> Option<super::ListResourcePoliciesRequest> {
             let m_max_results = {
                 let p = Path::Member(path, "MaxResults");
-                match self.max_results {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(100));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_results {
+                    v.number(i64::from(*x), &p, Some(1), Some(100));
                 }
+                Some(self.max_results)
             };
             let m_next_token = {
                 let p = Path::Member(path, "NextToken");
-                match self.next_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(4096u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.next_token {
+                    v.string(x, &p, Some(1u64), Some(4096u64), None, false);
                 }
+                Some(self.next_token)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::ListResourcePoliciesRequest {
                 max_results: m_max_results?,
@@ -2203,35 +2063,24 @@ pub mod wire {
             let m_include_deprecated = Some(self.include_deprecated);
             let m_max_results = {
                 let p = Path::Member(path, "MaxResults");
-                match self.max_results {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(100));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_results {
+                    v.number(i64::from(*x), &p, Some(1), Some(100));
                 }
+                Some(self.max_results)
             };
             let m_next_token = {
                 let p = Path::Member(path, "NextToken");
-                match self.next_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(4096u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.next_token {
+                    v.string(x, &p, Some(1u64), Some(4096u64), None, false);
                 }
+                Some(self.next_token)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::ListSecretVersionIdsRequest {
                 include_deprecated: m_include_deprecated?,
@@ -2294,25 +2143,17 @@ pub mod wire {
             let m_include_planned_deletion = Some(self.include_planned_deletion);
             let m_max_results = {
                 let p = Path::Member(path, "MaxResults");
-                match self.max_results {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(100));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_results {
+                    v.number(i64::from(*x), &p, Some(1), Some(100));
                 }
+                Some(self.max_results)
             };
             let m_next_token = {
                 let p = Path::Member(path, "NextToken");
-                match self.next_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(4096u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.next_token {
+                    v.string(x, &p, Some(1u64), Some(4096u64), None, false);
                 }
+                Some(self.next_token)
             };
             let m_sort_by = {
                 let p = Path::Member(path, "SortBy");
@@ -2381,41 +2222,31 @@ pub mod wire {
             let m_block_public_policy = Some(self.block_public_policy);
             let m_policy_name = {
                 let p = Path::Member(path, "PolicyName");
-                match self.policy_name {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_0, "[0-9A-Za-z\\-\\_]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policy_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_0, "[0-9A-Za-z\\-\\_]+")),
+                        false,
+                    );
                 }
+                Some(self.policy_name)
             };
             let m_resource_policy = {
                 let p = Path::Member(path, "ResourcePolicy");
-                match self.resource_policy {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(20480u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.resource_policy {
+                    v.string(x, &p, Some(1u64), Some(20480u64), None, false);
                 }
+                v.required(self.resource_policy, &p)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::PutResourcePolicyRequest {
                 block_public_policy: m_block_public_policy?,
@@ -2457,94 +2288,63 @@ pub mod wire {
         ) -> Option<super::PutSecretValueRequest> {
             let m_client_request_token = {
                 let p = Path::Member(path, "ClientRequestToken");
-                match self.client_request_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(32u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.client_request_token {
+                    v.string(x, &p, Some(32u64), Some(64u64), None, false);
                 }
+                Some(self.client_request_token)
             };
             let m_rotation_token = {
                 let p = Path::Member(path, "RotationToken");
-                match self.rotation_token {
-                    Some(x) => ({
-                        v.string(
-                            x.expose_secret(),
-                            &p,
-                            Some(36u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_2, "^[a-zA-Z0-9\\-]+$")),
-                            true,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.rotation_token {
+                    v.string(
+                        x.expose_secret(),
+                        &p,
+                        Some(36u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_2, "^[a-zA-Z0-9\\-]+$")),
+                        true,
+                    );
                 }
+                Some(self.rotation_token)
             };
             let m_secret_binary = {
                 let p = Path::Member(path, "SecretBinary");
-                match self.secret_binary {
-                    Some(x) => ({
-                        v.blob(x.len(), &p, Some(1u64), Some(65536u64), true);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.secret_binary {
+                    v.blob(x.len(), &p, Some(1u64), Some(65536u64), true);
                 }
+                Some(self.secret_binary)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             let m_secret_string = {
                 let p = Path::Member(path, "SecretString");
-                match self.secret_string {
-                    Some(x) => ({
-                        v.string(
-                            x.expose_secret(),
-                            &p,
-                            Some(1u64),
-                            Some(65536u64),
-                            None,
-                            true,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.secret_string {
+                    v.string(
+                        x.expose_secret(),
+                        &p,
+                        Some(1u64),
+                        Some(65536u64),
+                        None,
+                        true,
+                    );
                 }
+                Some(self.secret_string)
             };
             let m_version_stages = {
                 let p = Path::Member(path, "VersionStages");
-                match self.version_stages {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(1u64), Some(20u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(256u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.version_stages {
+                    v.collection(x.len(), &p, Some(1u64), Some(20u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(256u64), None, false);
+                    }
                 }
+                Some(self.version_stages)
             };
             Some(super::PutSecretValueRequest {
                 client_request_token: m_client_request_token?,
@@ -2580,42 +2380,28 @@ pub mod wire {
         ) -> Option<super::RemoveRegionsFromReplicationRequest> {
             let m_remove_replica_regions = {
                 let p = Path::Member(path, "RemoveReplicaRegions");
-                match self.remove_replica_regions {
-                    Some(x) => {
-                        v.collection(x.len(), &p, Some(1u64), None, || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(
-                                    &x1,
-                                    &p1,
-                                    Some(1u64),
-                                    Some(128u64),
-                                    Some((&*super::PATTERN_3, "^([a-z]+-)+\\d+$")),
-                                    false,
-                                );
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.remove_replica_regions {
+                    v.collection(x.len(), &p, Some(1u64), None, || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(
+                            x1,
+                            &p1,
+                            Some(1u64),
+                            Some(128u64),
+                            Some((&*super::PATTERN_3, "^([a-z]+-)+\\d+$")),
+                            false,
+                        );
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.remove_replica_regions, &p)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::RemoveRegionsFromReplicationRequest {
                 remove_replica_regions: m_remove_replica_regions?,
@@ -2647,32 +2433,24 @@ pub mod wire {
         ) -> Option<super::ReplicaRegionType> {
             let m_kms_key_id = {
                 let p = Path::Member(path, "KmsKeyId");
-                match self.kms_key_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.kms_key_id {
+                    v.string(x, &p, Some(0u64), Some(2048u64), None, false);
                 }
+                Some(self.kms_key_id)
             };
             let m_region = {
                 let p = Path::Member(path, "Region");
-                match self.region {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_3, "^([a-z]+-)+\\d+$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.region {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_3, "^([a-z]+-)+\\d+$")),
+                        false,
+                    );
                 }
+                Some(self.region)
             };
             Some(super::ReplicaRegionType {
                 kms_key_id: m_kms_key_id?,
@@ -2726,13 +2504,10 @@ pub mod wire {
             let m_force_overwrite_replica_secret = Some(self.force_overwrite_replica_secret);
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::ReplicateSecretToRegionsRequest {
                 add_replica_regions: m_add_replica_regions?,
@@ -2763,13 +2538,10 @@ pub mod wire {
         ) -> Option<super::RestoreSecretRequest> {
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::RestoreSecretRequest {
                 secret_id: m_secret_id?,
@@ -2810,14 +2582,10 @@ pub mod wire {
         ) -> Option<super::RotateSecretRequest> {
             let m_client_request_token = {
                 let p = Path::Member(path, "ClientRequestToken");
-                match self.client_request_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(32u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.client_request_token {
+                    v.string(x, &p, Some(32u64), Some(64u64), None, false);
                 }
+                Some(self.client_request_token)
             };
             let m_external_secret_rotation_metadata = {
                 let p = Path::Member(path, "ExternalSecretRotationMetadata");
@@ -2840,26 +2608,18 @@ pub mod wire {
             };
             let m_external_secret_rotation_role_arn = {
                 let p = Path::Member(path, "ExternalSecretRotationRoleArn");
-                match self.external_secret_rotation_role_arn {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(20u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.external_secret_rotation_role_arn {
+                    v.string(x, &p, Some(20u64), Some(2048u64), None, false);
                 }
+                Some(self.external_secret_rotation_role_arn)
             };
             let m_rotate_immediately = Some(self.rotate_immediately);
             let m_rotation_lambda_arn = {
                 let p = Path::Member(path, "RotationLambdaARN");
-                match self.rotation_lambda_arn {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.rotation_lambda_arn {
+                    v.string(x, &p, Some(0u64), Some(2048u64), None, false);
                 }
+                Some(self.rotation_lambda_arn)
             };
             let m_rotation_rules = {
                 let p = Path::Member(path, "RotationRules");
@@ -2870,13 +2630,10 @@ pub mod wire {
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::RotateSecretRequest {
                 client_request_token: m_client_request_token?,
@@ -2915,50 +2672,38 @@ pub mod wire {
         ) -> Option<super::RotationRulesType> {
             let m_automatically_after_days = {
                 let p = Path::Member(path, "AutomaticallyAfterDays");
-                match self.automatically_after_days {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(1000));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.automatically_after_days {
+                    v.number(i64::from(*x), &p, Some(1), Some(1000));
                 }
+                Some(self.automatically_after_days)
             };
             let m_duration = {
                 let p = Path::Member(path, "Duration");
-                match self.duration {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(2u64),
-                            Some(3u64),
-                            Some((&*super::PATTERN_4, "[0-9]+h")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.duration {
+                    v.string(
+                        x,
+                        &p,
+                        Some(2u64),
+                        Some(3u64),
+                        Some((&*super::PATTERN_4, "[0-9]+h")),
+                        false,
+                    );
                 }
+                Some(self.duration)
             };
             let m_schedule_expression = {
                 let p = Path::Member(path, "ScheduleExpression");
-                match self.schedule_expression {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_5, "[0-9A-Za-z\\(\\)#\\?\\*\\-\\/, ]+")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.schedule_expression {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_5, "[0-9A-Za-z\\(\\)#\\?\\*\\-\\/, ]+")),
+                        false,
+                    );
                 }
+                Some(self.schedule_expression)
             };
             Some(super::RotationRulesType {
                 automatically_after_days: m_automatically_after_days?,
@@ -2989,13 +2734,10 @@ pub mod wire {
         ) -> Option<super::StopReplicationToReplicaRequest> {
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             Some(super::StopReplicationToReplicaRequest {
                 secret_id: m_secret_id?,
@@ -3022,25 +2764,17 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::Tag> {
             let m_key = {
                 let p = Path::Member(path, "Key");
-                match self.key {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(128u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key {
+                    v.string(x, &p, Some(1u64), Some(128u64), None, false);
                 }
+                Some(self.key)
             };
             let m_value = {
                 let p = Path::Member(path, "Value");
-                match self.value {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(256u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.value {
+                    v.string(x, &p, Some(0u64), Some(256u64), None, false);
                 }
+                Some(self.value)
             };
             Some(super::Tag {
                 key: m_key?,
@@ -3072,13 +2806,10 @@ pub mod wire {
         ) -> Option<super::TagResourceRequest> {
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -3128,34 +2859,20 @@ pub mod wire {
         ) -> Option<super::UntagResourceRequest> {
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
-                match self.tag_keys {
-                    Some(x) => {
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(128u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.tag_keys {
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(128u64), None, false);
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.tag_keys, &p)
             };
             Some(super::UntagResourceRequest {
                 secret_id: m_secret_id?,
@@ -3197,86 +2914,59 @@ pub mod wire {
         ) -> Option<super::UpdateSecretRequest> {
             let m_client_request_token = {
                 let p = Path::Member(path, "ClientRequestToken");
-                match self.client_request_token {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(32u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.client_request_token {
+                    v.string(x, &p, Some(32u64), Some(64u64), None, false);
                 }
+                Some(self.client_request_token)
             };
             let m_description = {
                 let p = Path::Member(path, "Description");
-                match self.description {
-                    Some(x) => ({
-                        v.string(&x, &p, None, Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.description {
+                    v.string(x, &p, None, Some(2048u64), None, false);
                 }
+                Some(self.description)
             };
             let m_kms_key_id = {
                 let p = Path::Member(path, "KmsKeyId");
-                match self.kms_key_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.kms_key_id {
+                    v.string(x, &p, Some(0u64), Some(2048u64), None, false);
                 }
+                Some(self.kms_key_id)
             };
             let m_secret_binary = {
                 let p = Path::Member(path, "SecretBinary");
-                match self.secret_binary {
-                    Some(x) => ({
-                        v.blob(x.len(), &p, Some(1u64), Some(65536u64), true);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.secret_binary {
+                    v.blob(x.len(), &p, Some(1u64), Some(65536u64), true);
                 }
+                Some(self.secret_binary)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             let m_secret_string = {
                 let p = Path::Member(path, "SecretString");
-                match self.secret_string {
-                    Some(x) => ({
-                        v.string(
-                            x.expose_secret(),
-                            &p,
-                            Some(1u64),
-                            Some(65536u64),
-                            None,
-                            true,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.secret_string {
+                    v.string(
+                        x.expose_secret(),
+                        &p,
+                        Some(1u64),
+                        Some(65536u64),
+                        None,
+                        true,
+                    );
                 }
+                Some(self.secret_string)
             };
             let m_type = {
                 let p = Path::Member(path, "Type");
-                match self.r#type {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(256u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.r#type {
+                    v.string(x, &p, Some(0u64), Some(256u64), None, false);
                 }
+                Some(self.r#type)
             };
             Some(super::UpdateSecretRequest {
                 client_request_token: m_client_request_token?,
@@ -3317,45 +3007,31 @@ pub mod wire {
         ) -> Option<super::UpdateSecretVersionStageRequest> {
             let m_move_to_version_id = {
                 let p = Path::Member(path, "MoveToVersionId");
-                match self.move_to_version_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(32u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.move_to_version_id {
+                    v.string(x, &p, Some(32u64), Some(64u64), None, false);
                 }
+                Some(self.move_to_version_id)
             };
             let m_remove_from_version_id = {
                 let p = Path::Member(path, "RemoveFromVersionId");
-                match self.remove_from_version_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(32u64), Some(64u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.remove_from_version_id {
+                    v.string(x, &p, Some(32u64), Some(64u64), None, false);
                 }
+                Some(self.remove_from_version_id)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.secret_id, &p)
             };
             let m_version_stage = {
                 let p = Path::Member(path, "VersionStage");
-                match self.version_stage {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(256u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.version_stage {
+                    v.string(x, &p, Some(1u64), Some(256u64), None, false);
                 }
+                v.required(self.version_stage, &p)
             };
             Some(super::UpdateSecretVersionStageRequest {
                 move_to_version_id: m_move_to_version_id?,
@@ -3389,24 +3065,17 @@ pub mod wire {
         ) -> Option<super::ValidateResourcePolicyRequest> {
             let m_resource_policy = {
                 let p = Path::Member(path, "ResourcePolicy");
-                match self.resource_policy {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(20480u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.resource_policy {
+                    v.string(x, &p, Some(1u64), Some(20480u64), None, false);
                 }
+                v.required(self.resource_policy, &p)
             };
             let m_secret_id = {
                 let p = Path::Member(path, "SecretId");
-                match self.secret_id {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.secret_id {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                Some(self.secret_id)
             };
             Some(super::ValidateResourcePolicyRequest {
                 resource_policy: m_resource_policy?,

@@ -744,13 +744,10 @@ pub mod wire {
         ) -> Option<super::DeleteParameterRequest> {
             let m_name = {
                 let p = Path::Member(path, "Name");
-                match self.name {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.name {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.name, &p)
             };
             Some(super::DeleteParameterRequest { name: m_name? })
         }
@@ -777,25 +774,14 @@ pub mod wire {
         ) -> Option<super::DeleteParametersRequest> {
             let m_names = {
                 let p = Path::Member(path, "Names");
-                match self.names {
-                    Some(x) => {
-                        v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(2048u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.names {
+                    v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.names, &p)
             };
             Some(super::DeleteParametersRequest { names: m_names? })
         }
@@ -849,14 +835,10 @@ pub mod wire {
             };
             let m_max_results = {
                 let p = Path::Member(path, "MaxResults");
-                match self.max_results {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(50));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_results {
+                    v.number(i64::from(*x), &p, Some(1), Some(50));
                 }
+                Some(self.max_results)
             };
             let m_next_token = Some(self.next_token);
             let m_parameter_filters = {
@@ -916,24 +898,17 @@ pub mod wire {
         ) -> Option<super::GetParameterHistoryRequest> {
             let m_max_results = {
                 let p = Path::Member(path, "MaxResults");
-                match self.max_results {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(50));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_results {
+                    v.number(i64::from(*x), &p, Some(1), Some(50));
                 }
+                Some(self.max_results)
             };
             let m_name = {
                 let p = Path::Member(path, "Name");
-                match self.name {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.name {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.name, &p)
             };
             let m_next_token = Some(self.next_token);
             let m_with_decryption = Some(self.with_decryption);
@@ -969,13 +944,10 @@ pub mod wire {
         ) -> Option<super::GetParameterRequest> {
             let m_name = {
                 let p = Path::Member(path, "Name");
-                match self.name {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.name {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.name, &p)
             };
             let m_with_decryption = Some(self.with_decryption);
             Some(super::GetParameterRequest {
@@ -1016,14 +988,10 @@ pub mod wire {
         ) -> Option<super::GetParametersByPathRequest> {
             let m_max_results = {
                 let p = Path::Member(path, "MaxResults");
-                match self.max_results {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(1), Some(10));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.max_results {
+                    v.number(i64::from(*x), &p, Some(1), Some(10));
                 }
+                Some(self.max_results)
             };
             let m_next_token = Some(self.next_token);
             let m_parameter_filters = {
@@ -1047,13 +1015,10 @@ pub mod wire {
             };
             let m_path = {
                 let p = Path::Member(path, "Path");
-                match self.path {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.path {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.path, &p)
             };
             let m_recursive = Some(self.recursive);
             let m_with_decryption = Some(self.with_decryption);
@@ -1091,25 +1056,14 @@ pub mod wire {
         ) -> Option<super::GetParametersRequest> {
             let m_names = {
                 let p = Path::Member(path, "Names");
-                match self.names {
-                    Some(x) => {
-                        v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(2048u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.names {
+                    v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.names, &p)
             };
             let m_with_decryption = Some(self.with_decryption);
             Some(super::GetParametersRequest {
@@ -1144,35 +1098,21 @@ pub mod wire {
         ) -> Option<super::LabelParameterVersionRequest> {
             let m_labels = {
                 let p = Path::Member(path, "Labels");
-                match self.labels {
-                    Some(x) => {
-                        v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(100u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.labels {
+                    v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(100u64), None, false);
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.labels, &p)
             };
             let m_name = {
                 let p = Path::Member(path, "Name");
-                match self.name {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.name {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.name, &p)
             };
             let m_parameter_version = Some(self.parameter_version);
             Some(super::LabelParameterVersionRequest {
@@ -1250,57 +1190,38 @@ pub mod wire {
         ) -> Option<super::ParameterStringFilter> {
             let m_key = {
                 let p = Path::Member(path, "Key");
-                match self.key {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(132u64),
-                            Some((
-                                &*super::PATTERN_0,
-                                "^(tag:.+|Name|Type|KeyId|Path|Label|Tier|DataType)$",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(132u64),
+                        Some((
+                            &*super::PATTERN_0,
+                            "^(tag:.+|Name|Type|KeyId|Path|Label|Tier|DataType)$",
+                        )),
+                        false,
+                    );
                 }
+                v.required(self.key, &p)
             };
             let m_option = {
                 let p = Path::Member(path, "Option");
-                match self.option {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(10u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.option {
+                    v.string(x, &p, Some(1u64), Some(10u64), None, false);
                 }
+                Some(self.option)
             };
             let m_values = {
                 let p = Path::Member(path, "Values");
-                match self.values {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, Some(1u64), Some(50u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(1024u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.values {
+                    v.collection(x.len(), &p, Some(1u64), Some(50u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(1024u64), None, false);
+                    }
                 }
+                Some(self.values)
             };
             Some(super::ParameterStringFilter {
                 key: m_key?,
@@ -1346,25 +1267,14 @@ pub mod wire {
             };
             let m_values = {
                 let p = Path::Member(path, "Values");
-                match self.values {
-                    Some(x) => {
-                        v.collection(x.len(), &p, Some(1u64), Some(50u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(1024u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.values {
+                    v.collection(x.len(), &p, Some(1u64), Some(50u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(1024u64), None, false);
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.values, &p)
             };
             Some(super::ParametersFilter {
                 key: m_key?,
@@ -1414,76 +1324,53 @@ pub mod wire {
         ) -> Option<super::PutParameterRequest> {
             let m_allowed_pattern = {
                 let p = Path::Member(path, "AllowedPattern");
-                match self.allowed_pattern {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(1024u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.allowed_pattern {
+                    v.string(x, &p, Some(0u64), Some(1024u64), None, false);
                 }
+                Some(self.allowed_pattern)
             };
             let m_data_type = {
                 let p = Path::Member(path, "DataType");
-                match self.data_type {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(128u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.data_type {
+                    v.string(x, &p, Some(0u64), Some(128u64), None, false);
                 }
+                Some(self.data_type)
             };
             let m_description = {
                 let p = Path::Member(path, "Description");
-                match self.description {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(0u64), Some(1024u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.description {
+                    v.string(x, &p, Some(0u64), Some(1024u64), None, false);
                 }
+                Some(self.description)
             };
             let m_key_id = {
                 let p = Path::Member(path, "KeyId");
-                match self.key_id {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_1, "^([a-zA-Z0-9:/_-]+)$")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.key_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_1, "^([a-zA-Z0-9:/_-]+)$")),
+                        false,
+                    );
                 }
+                Some(self.key_id)
             };
             let m_name = {
                 let p = Path::Member(path, "Name");
-                match self.name {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.name {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.name, &p)
             };
             let m_overwrite = Some(self.overwrite);
             let m_policies = {
                 let p = Path::Member(path, "Policies");
-                match self.policies {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(1u64), Some(4096u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policies {
+                    v.string(x, &p, Some(1u64), Some(4096u64), None, false);
                 }
+                Some(self.policies)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -1589,34 +1476,20 @@ pub mod wire {
             };
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
-                match self.tag_keys {
-                    Some(x) => {
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(
-                                    &x1,
-                                    &p1,
-                                    Some(1u64),
-                                    Some(128u64),
-                                    Some((
-                                        &*super::PATTERN_2,
-                                        "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$",
-                                    )),
-                                    false,
-                                );
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.tag_keys {
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(
+                            x1,
+                            &p1,
+                            Some(1u64),
+                            Some(128u64),
+                            Some((&*super::PATTERN_2, "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$")),
+                            false,
+                        );
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.tag_keys, &p)
             };
             Some(super::RemoveTagsFromResourceRequest {
                 resource_id: m_resource_id?,
@@ -1645,37 +1518,31 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::Tag> {
             let m_key = {
                 let p = Path::Member(path, "Key");
-                match self.key {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_2, "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_2, "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$")),
+                        false,
+                    );
                 }
+                v.required(self.key, &p)
             };
             let m_value = {
                 let p = Path::Member(path, "Value");
-                match self.value {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(0u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_2, "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.value {
+                    v.string(
+                        x,
+                        &p,
+                        Some(0u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_2, "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$")),
+                        false,
+                    );
                 }
+                v.required(self.value, &p)
             };
             Some(super::Tag {
                 key: m_key?,
@@ -1709,35 +1576,21 @@ pub mod wire {
         ) -> Option<super::UnlabelParameterVersionRequest> {
             let m_labels = {
                 let p = Path::Member(path, "Labels");
-                match self.labels {
-                    Some(x) => {
-                        v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(&x1, &p1, Some(1u64), Some(100u64), None, false);
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
+                if let Some(x) = &self.labels {
+                    v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(x1, &p1, Some(1u64), Some(100u64), None, false);
                     }
-                    None => v.required(None, &p),
                 }
+                v.required(self.labels, &p)
             };
             let m_name = {
                 let p = Path::Member(path, "Name");
-                match self.name {
-                    Some(x) => {
-                        v.string(&x, &p, Some(1u64), Some(2048u64), None, false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.name {
+                    v.string(x, &p, Some(1u64), Some(2048u64), None, false);
                 }
+                v.required(self.name, &p)
             };
             let m_parameter_version = v.required(
                 self.parameter_version,

@@ -299,64 +299,48 @@ pub mod wire {
         ) -> Option<super::AssumeRoleRequest> {
             let m_duration_seconds = {
                 let p = Path::Member(path, "DurationSeconds");
-                match self.duration_seconds {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(900), Some(43200));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.duration_seconds {
+                    v.number(i64::from(*x), &p, Some(900), Some(43200));
                 }
+                Some(self.duration_seconds)
             };
             let m_external_id = {
                 let p = Path::Member(path, "ExternalId");
-                match self.external_id {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(2u64),
-                            Some(1224u64),
-                            Some((&*super::PATTERN_0, "[\\w+=,.@:\\/-]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.external_id {
+                    v.string(
+                        x,
+                        &p,
+                        Some(2u64),
+                        Some(1224u64),
+                        Some((&*super::PATTERN_0, "[\\w+=,.@:\\/-]*")),
+                        false,
+                    );
                 }
+                Some(self.external_id)
             };
             let m_minimum_session_token_size = {
                 let p = Path::Member(path, "MinimumSessionTokenSize");
-                match self.minimum_session_token_size {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(0), Some(4096));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.minimum_session_token_size {
+                    v.number(i64::from(*x), &p, Some(0), Some(4096));
                 }
+                Some(self.minimum_session_token_size)
             };
             let m_policy = {
                 let p = Path::Member(path, "Policy");
-                match self.policy {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            None,
-                            Some((
-                                &*super::PATTERN_1,
-                                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
-                            )),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.policy {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        None,
+                        Some((
+                            &*super::PATTERN_1,
+                            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+                        )),
+                        false,
+                    );
                 }
+                Some(self.policy)
             };
             let m_policy_arns = {
                 let p = Path::Member(path, "PolicyArns");
@@ -399,66 +383,52 @@ pub mod wire {
             };
             let m_role_arn = {
                 let p = Path::Member(path, "RoleArn");
-                match self.role_arn {
-                    Some(x) => {
-                        v.string(&x, &p, Some(20u64), Some(2048u64), Some((&*super::PATTERN_2, "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+")), false);
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_arn {
+                    v.string(x, &p, Some(20u64), Some(2048u64), Some((&*super::PATTERN_2, "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+")), false);
                 }
+                v.required(self.role_arn, &p)
             };
             let m_role_session_name = {
                 let p = Path::Member(path, "RoleSessionName");
-                match self.role_session_name {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(2u64),
-                            Some(64u64),
-                            Some((&*super::PATTERN_3, "[\\w+=,.@-]*")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.role_session_name {
+                    v.string(
+                        x,
+                        &p,
+                        Some(2u64),
+                        Some(64u64),
+                        Some((&*super::PATTERN_3, "[\\w+=,.@-]*")),
+                        false,
+                    );
                 }
+                v.required(self.role_session_name, &p)
             };
             let m_serial_number = {
                 let p = Path::Member(path, "SerialNumber");
-                match self.serial_number {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(9u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_4, "[\\w+=/:,.@-]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.serial_number {
+                    v.string(
+                        x,
+                        &p,
+                        Some(9u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_4, "[\\w+=/:,.@-]*")),
+                        false,
+                    );
                 }
+                Some(self.serial_number)
             };
             let m_source_identity = {
                 let p = Path::Member(path, "SourceIdentity");
-                match self.source_identity {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(2u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_3, "[\\w+=,.@-]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.source_identity {
+                    v.string(
+                        x,
+                        &p,
+                        Some(2u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_3, "[\\w+=,.@-]*")),
+                        false,
+                    );
                 }
+                Some(self.source_identity)
             };
             let m_tags = {
                 let p = Path::Member(path, "Tags");
@@ -482,51 +452,35 @@ pub mod wire {
             };
             let m_token_code = {
                 let p = Path::Member(path, "TokenCode");
-                match self.token_code {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(6u64),
-                            Some(6u64),
-                            Some((&*super::PATTERN_5, "[\\d]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.token_code {
+                    v.string(
+                        x,
+                        &p,
+                        Some(6u64),
+                        Some(6u64),
+                        Some((&*super::PATTERN_5, "[\\d]*")),
+                        false,
+                    );
                 }
+                Some(self.token_code)
             };
             let m_transitive_tag_keys = {
                 let p = Path::Member(path, "TransitiveTagKeys");
-                match self.transitive_tag_keys {
-                    Some(x) => ({
-                        v.collection(x.len(), &p, None, Some(50u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                v.string(
-                                    &x1,
-                                    &p1,
-                                    Some(1u64),
-                                    Some(128u64),
-                                    Some((&*super::PATTERN_6, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")),
-                                    false,
-                                );
-                                Some(x1)
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
-                            }
-                        }
-                        ok.then_some(out)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.transitive_tag_keys {
+                    v.collection(x.len(), &p, None, Some(50u64), || x.render());
+                    for (i, x1) in x.iter().enumerate() {
+                        let p1 = Path::Index(&p, i);
+                        v.string(
+                            x1,
+                            &p1,
+                            Some(1u64),
+                            Some(128u64),
+                            Some((&*super::PATTERN_6, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")),
+                            false,
+                        );
+                    }
                 }
+                Some(self.transitive_tag_keys)
             };
             Some(super::AssumeRoleRequest {
                 duration_seconds: m_duration_seconds?,
@@ -731,61 +685,45 @@ pub mod wire {
         ) -> Option<super::GetSessionTokenRequest> {
             let m_duration_seconds = {
                 let p = Path::Member(path, "DurationSeconds");
-                match self.duration_seconds {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(900), Some(129600));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.duration_seconds {
+                    v.number(i64::from(*x), &p, Some(900), Some(129600));
                 }
+                Some(self.duration_seconds)
             };
             let m_minimum_session_token_size = {
                 let p = Path::Member(path, "MinimumSessionTokenSize");
-                match self.minimum_session_token_size {
-                    Some(x) => ({
-                        v.number(i64::from(x), &p, Some(0), Some(4096));
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.minimum_session_token_size {
+                    v.number(i64::from(*x), &p, Some(0), Some(4096));
                 }
+                Some(self.minimum_session_token_size)
             };
             let m_serial_number = {
                 let p = Path::Member(path, "SerialNumber");
-                match self.serial_number {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(9u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_4, "[\\w+=/:,.@-]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.serial_number {
+                    v.string(
+                        x,
+                        &p,
+                        Some(9u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_4, "[\\w+=/:,.@-]*")),
+                        false,
+                    );
                 }
+                Some(self.serial_number)
             };
             let m_token_code = {
                 let p = Path::Member(path, "TokenCode");
-                match self.token_code {
-                    Some(x) => ({
-                        v.string(
-                            &x,
-                            &p,
-                            Some(6u64),
-                            Some(6u64),
-                            Some((&*super::PATTERN_5, "[\\d]*")),
-                            false,
-                        );
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.token_code {
+                    v.string(
+                        x,
+                        &p,
+                        Some(6u64),
+                        Some(6u64),
+                        Some((&*super::PATTERN_5, "[\\d]*")),
+                        false,
+                    );
                 }
+                Some(self.token_code)
             };
             Some(super::GetSessionTokenRequest {
                 duration_seconds: m_duration_seconds?,
@@ -840,7 +778,10 @@ pub mod wire {
         ) -> Option<super::PolicyDescriptorType> {
             let m_arn = {
                 let p = Path::Member(path, "arn");
-                match self.arn { Some(x) => ({ v.string(&x, &p, Some(20u64), Some(2048u64), Some((&*super::PATTERN_2, "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+")), false); Some(x) }).map(Some), None => Some(None) }
+                if let Some(x) = &self.arn {
+                    v.string(x, &p, Some(20u64), Some(2048u64), Some((&*super::PATTERN_2, "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+")), false);
+                }
+                Some(self.arn)
             };
             Some(super::PolicyDescriptorType { arn: m_arn? })
         }
@@ -879,18 +820,17 @@ pub mod wire {
         ) -> Option<super::ProvidedContext> {
             let m_context_assertion = {
                 let p = Path::Member(path, "ContextAssertion");
-                match self.context_assertion {
-                    Some(x) => ({
-                        v.string(&x, &p, Some(4u64), Some(3072u64), None, false);
-                        Some(x)
-                    })
-                    .map(Some),
-                    None => Some(None),
+                if let Some(x) = &self.context_assertion {
+                    v.string(x, &p, Some(4u64), Some(3072u64), None, false);
                 }
+                Some(self.context_assertion)
             };
             let m_provider_arn = {
                 let p = Path::Member(path, "ProviderArn");
-                match self.provider_arn { Some(x) => ({ v.string(&x, &p, Some(20u64), Some(2048u64), Some((&*super::PATTERN_2, "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+")), false); Some(x) }).map(Some), None => Some(None) }
+                if let Some(x) = &self.provider_arn {
+                    v.string(x, &p, Some(20u64), Some(2048u64), Some((&*super::PATTERN_2, "[\\u0009\\u000A\\u000D\\u0020-\\u007E\\u0085\\u00A0-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]+")), false);
+                }
+                Some(self.provider_arn)
             };
             Some(super::ProvidedContext {
                 context_assertion: m_context_assertion?,
@@ -932,37 +872,31 @@ pub mod wire {
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::Tag> {
             let m_key = {
                 let p = Path::Member(path, "Key");
-                match self.key {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_6, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.key {
+                    v.string(
+                        x,
+                        &p,
+                        Some(1u64),
+                        Some(128u64),
+                        Some((&*super::PATTERN_6, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")),
+                        false,
+                    );
                 }
+                v.required(self.key, &p)
             };
             let m_value = {
                 let p = Path::Member(path, "Value");
-                match self.value {
-                    Some(x) => {
-                        v.string(
-                            &x,
-                            &p,
-                            Some(0u64),
-                            Some(256u64),
-                            Some((&*super::PATTERN_7, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*")),
-                            false,
-                        );
-                        Some(x)
-                    }
-                    None => v.required(None, &p),
+                if let Some(x) = &self.value {
+                    v.string(
+                        x,
+                        &p,
+                        Some(0u64),
+                        Some(256u64),
+                        Some((&*super::PATTERN_7, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*")),
+                        false,
+                    );
                 }
+                v.required(self.value, &p)
             };
             Some(super::Tag {
                 key: m_key?,

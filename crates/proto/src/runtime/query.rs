@@ -3,8 +3,13 @@
 //! `Action=CreateUser&Version=2010-05-08&UserName=alice&Tags.member.1.Key=team` — lists are
 //! `Name.member.N` (1-based), maps `Name.entry.N.key` / `Name.entry.N.value`, nested
 //! structures `Name.Member`.
+//!
+//! The parameters are kept sorted, so that the questions decoding asks ("is there anything
+//! under `Tags.member.7`?") are range lookups: a body of n parameters decodes in
+//! O(n log n), however its lists are shaped.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::str::FromStr;
 
 use super::error::ApiError;
@@ -13,7 +18,7 @@ use super::types::{Blob, SensitiveBlob, SensitiveString, Timestamp, decode_base6
 /// The decoded parameters of one awsQuery request.
 #[derive(Debug, Default)]
 pub struct QueryParams {
-    params: HashMap<String, String>,
+    params: BTreeMap<String, String>,
 }
 
 impl QueryParams {
@@ -121,12 +126,17 @@ impl QueryParams {
         Some(n)
     }
 
-    /// Whether any parameter is `prefix` or lies under `prefix.`.
+    /// Whether any parameter is `prefix` or lies under `prefix.`: two lookups in the sorted
+    /// keys, since every key under `prefix.` sorts at or after `prefix.` itself.
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.params.keys().any(|k| {
-            k.strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-        })
+        if self.params.contains_key(prefix) {
+            return true;
+        }
+        let under = format!("{prefix}.");
+        self.params
+            .range::<str, _>((Bound::Included(under.as_str()), Bound::Unbounded))
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&under))
     }
 }
 
@@ -149,5 +159,43 @@ mod tests {
         assert_eq!(q.list_len("Nope"), None);
         assert!(q.has_prefix("Tags.member.1"));
         assert!(!q.has_prefix("Tag"));
+    }
+
+    #[test]
+    fn prefixes_are_whole_segments() {
+        let q = QueryParams::parse(b"A.member.10=x&A.member.1-=y&B=z&B.x=w&C.member.2.K=v");
+        assert!(!q.has_prefix("A.member.1"));
+        assert!(q.has_prefix("A.member.10"));
+        assert!(q.has_prefix("A"));
+        assert!(q.has_prefix("A.member"));
+        assert!(q.has_prefix("A.member.1-"));
+        assert!(q.has_prefix("B"));
+        assert!(q.has_prefix("B.x"));
+        assert!(!q.has_prefix("B.x.y"));
+        assert!(q.has_prefix("C.member.2"));
+        assert_eq!(q.list_len("A"), None, "a list starts at member.1");
+        assert_eq!(q.list_len("B"), Some(0));
+        assert_eq!(q.list_len("C"), None);
+    }
+
+    /// A 384 KiB body of 25,000 list members once cost ~10^9 key comparisons (every
+    /// `has_prefix` scanned every key, once per index); now each is a range lookup.
+    #[test]
+    fn a_25000_member_list_decodes_in_order() {
+        let n = 25_000;
+        let body = (1..=n)
+            .map(|i| format!("Tags.member.{i}.Key=k{i}&Tags.member.{i}.Value=v{i}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let q = QueryParams::parse(body.as_bytes());
+        assert_eq!(q.list_len("Tags"), Some(n));
+        for i in 1..=n {
+            assert!(q.has_prefix(&format!("Tags.member.{i}")));
+            assert_eq!(
+                q.get(&format!("Tags.member.{i}.Key")),
+                Some(format!("k{i}").as_str())
+            );
+        }
+        assert!(!q.has_prefix(&format!("Tags.member.{}", n + 1)));
     }
 }

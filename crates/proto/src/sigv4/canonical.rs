@@ -173,7 +173,10 @@ fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
 }
 
-fn percent_encode(bytes: &[u8], keep_slash: bool, out: &mut String) {
+/// Appends `bytes` to `out` with every byte but `A-Za-z0-9-._~` (and `/` when `keep_slash`)
+/// written as `%XX`, uppercase: RFC 3986's unreserved set, as SigV4 encodes. A space is
+/// `%20`, never `+`.
+pub fn percent_encode(bytes: &[u8], keep_slash: bool, out: &mut String) {
     for &byte in bytes {
         if is_unreserved(byte) || (keep_slash && byte == b'/') {
             out.push(char::from(byte));
@@ -184,7 +187,9 @@ fn percent_encode(bytes: &[u8], keep_slash: bool, out: &mut String) {
     }
 }
 
-/// Decodes `%XX` and `+`; a `%` not followed by two hex digits stays as it is.
+/// Decodes `%XX` and `+`; a `%` not followed by two hex digits stays as it is. Bytes, not
+/// text: `form_urlencoded::parse` would turn an escape that is not UTF-8 (`%FF`) into
+/// U+FFFD and so change the canonical query.
 fn percent_decode(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -268,6 +273,7 @@ mod tests {
         );
         assert_eq!(canonical_query("a=%zz&b=%4", false), "a=%25zz&b=%254");
         assert_eq!(canonical_query("%E1%88%B4=1", false), "%E1%88%B4=1");
+        assert_eq!(canonical_query("a=%FF%fe", false), "a=%FF%FE");
         assert_eq!(
             canonical_query("X-Amz-Signature=abc&X-Amz-Date=1", true),
             "X-Amz-Date=1"

@@ -32,8 +32,8 @@
 //! The module never panics on request data.
 //!
 //! Module map: [`error`](AuthError) (what AWS answers), `parse` (the header and the query
-//! parameters), `canonical` (the canonical request and string to sign), `key` (the signing
-//! key and its cache), `date` ([`AmzDate`]).
+//! parameters), `canonical` (the canonical request and string to sign, [`percent_encode`]),
+//! `key` (the signing key and its cache), `date` ([`AmzDate`]).
 
 mod canonical;
 mod date;
@@ -47,6 +47,7 @@ use std::fmt;
 
 use http::HeaderMap;
 
+pub use canonical::percent_encode;
 pub use date::AmzDate;
 pub use error::{AuthError, DateMismatch, MissingHeaderParts, MissingQueryParams, ScopeMismatch};
 pub use key::{DEFAULT_CACHE_CAPACITY, SigningKeyCache};
@@ -194,10 +195,10 @@ impl ParsedAuth<'_> {
         secret_access_key: &[u8],
         cache: &SigningKeyCache,
     ) -> Result<(), AuthError> {
-        let string_to_sign = self.string_to_sign()?;
         let Some(signature) = &self.signature else {
             return Err(AuthError::SignatureDoesNotMatch);
         };
+        let string_to_sign = self.string_to_sign()?;
         let scope = &self.scope;
         let cache_key = CacheKey::new(
             &self.access_key_id,

@@ -16,6 +16,7 @@ use super::{
     ALGORITHM, MAX_CLOCK_SKEW_MINUTES, MAX_PRESIGNED_EXPIRES_SECONDS, ParsedAuth, Scope,
     SignedRequest,
 };
+use crate::region::is_region_name;
 
 /// Parses the SigV4 authentication of `request` and checks it against `service` (the
 /// signing name of the service handling the request: `kms`, `secretsmanager`, `ssm`,
@@ -192,7 +193,7 @@ impl RawAuth {
             });
         };
         let mismatch = ScopeMismatch {
-            invalid_region: (!is_region(region)).then(|| region.to_string()),
+            invalid_region: (!is_region_name(region)).then(|| region.to_string()),
             expected_service: (*scope_service != service).then(|| service.to_owned()),
             invalid_terminator: (*terminator != "aws4_request").then(|| terminator.to_string()),
             date: (*date != time.date_stamp()).then(|| DateMismatch {
@@ -313,15 +314,6 @@ fn check_presigned_expiry(expires: &str, time: AmzDate, now: SystemTime) -> Resu
         true => Err(AuthError::PresignedRequestExpired),
         false => Ok(()),
     }
-}
-
-/// A region name: lowercase letters, digits and dashes (`us-east-1`, `eu-central-2`).
-fn is_region(region: &str) -> bool {
-    !region.is_empty()
-        && region.len() <= 64
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// 64 lowercase hex digits, as AWS's signers write them.

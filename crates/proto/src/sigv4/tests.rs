@@ -241,6 +241,22 @@ fn credentials_need_five_elements() {
     assert!(parse(&request, "service", at((12, 36, 0))).is_ok());
 }
 
+/// `foo` once passed as a region and went on into the request's scope (and its ARNs).
+#[test]
+fn scope_region_must_be_a_region_name() {
+    for region in ["foo", "us-east-1a", "us-east", "local"] {
+        let credential = format!("AKIDEXAMPLE/20150830/{region}/service/aws4_request");
+        let value = authorization(&credential, "host;x-amz-date", GOOD_SIGNATURE);
+        let map = with_header(vanilla(), "authorization", &value);
+        let err = parse_err(&map, "/", "service", at((12, 36, 0)));
+        assert_eq!(
+            err.to_string(),
+            format!("Credential should be scoped to a valid region, not '{region}'. "),
+            "{region}"
+        );
+    }
+}
+
 #[test]
 fn every_scope_mismatch_is_listed() {
     let value = authorization("AKIDEXAMPLE/b/C/d/e", "host;x-amz-date", GOOD_SIGNATURE);

@@ -32,13 +32,7 @@ pub fn name_key(account: &str, name: &str) -> (String, String) {
 /// through.
 pub fn url_encode(document: &str) -> String {
     let mut out = String::with_capacity(document.len() * 2);
-    for byte in document.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    keyhold_proto::sigv4::percent_encode(document.as_bytes(), false, &mut out);
     out
 }
 
