@@ -20,7 +20,8 @@ pub enum AuditCommand {
         /// unsealed, which proves the trail's public key genuine.
         #[arg(long)]
         key_file: Option<PathBuf>,
-        /// The expected signing public key (hex), as printed by an earlier verification.
+        /// The expected signing key, as an earlier verification printed it: the hex public
+        /// key, or its fingerprint. The trail must be signed with it.
         #[arg(long)]
         public_key: Option<String>,
     },
@@ -71,6 +72,7 @@ fn report(v: &Verified) -> anyhow::Result<()> {
         }
     };
     println!("signing key {} ({trust})", v.fingerprint);
+    println!("public key {}", v.public_key_hex());
     println!(
         "{} events, {} digests, {} events after the last digest",
         r.events, r.digests, r.unsealed

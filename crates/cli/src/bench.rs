@@ -195,7 +195,10 @@ async fn prepare(addr: SocketAddr, args: &BenchArgs, signer: &Signer) -> anyhow:
             let (status, body) = conn
                 .call(signer, "secretsmanager.CreateSecret", &create.to_string())
                 .await?;
-            if status != 200 {
+            // A persistent --endpoint keeps the secret of an earlier run: read that one.
+            let exists = serde_json::from_str::<serde_json::Value>(&body)
+                .is_ok_and(|e| e["__type"] == "ResourceExistsException");
+            if status != 200 && !exists {
                 bail!("CreateSecret failed: {status} {body}");
             }
             serde_json::json!({"SecretId": "keyhold-bench"}).to_string()
@@ -303,14 +306,9 @@ impl Connection {
     }
 }
 
+/// The SigV4 signing name of the service `target` (`TrentService.Decrypt`) belongs to.
 fn signing_name(target: &str) -> &'static str {
-    if target.starts_with("secretsmanager.") {
-        "secretsmanager"
-    } else if target.starts_with("AmazonSSM.") {
-        "ssm"
-    } else {
-        "kms"
-    }
+    keyhold_proto::route::resolve_target(target).map_or("kms", |op| op.service().signing_name())
 }
 
 /// Signs requests with SigV4 when credentials are given.

@@ -9,7 +9,8 @@ use keyhold_store::MetaStore;
 
 use crate::config::{Config, Mode};
 
-const DOMAIN_KEY: &str = "domain_key.v1";
+/// The meta entry holding the domain key, sealed under the root key.
+pub(crate) const DOMAIN_KEY: &str = "domain_key.v1";
 
 /// Loads (or, on first start, creates) the root key and the domain key.
 pub async fn open(config: &Config, store: &dyn MetaStore) -> anyhow::Result<DomainKey> {

@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use aws_sdk_kms::error::ProvideErrorMetadata as _;
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine as _;
 use keyhold_server::audit::offline;
-use keyhold_testkit::TestServer;
+use keyhold_testkit::{TestServer, identity};
 use serde_json::{Value, json};
 
 /// Every stored record, in order, parsed.
@@ -297,6 +298,13 @@ async fn lookup_events_filters_and_pages() {
         "another account's events are not visible"
     );
 
+    let insights = lookup(&server, json!({"EventCategory": "insight"})).await;
+    assert_eq!(
+        insights["Events"],
+        json!([]),
+        "the model's one category is valid; Keyhold has no Insights events"
+    );
+
     let r = server
         .raw_json(
             "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
@@ -304,6 +312,121 @@ async fn lookup_events_filters_and_pages() {
         )
         .await;
     assert_eq!(r.json()["__type"], "InvalidLookupAttributesException");
+}
+
+#[tokio::test]
+async fn lookup_events_needs_cloudtrail_lookup_events() {
+    let server = TestServer::start().await;
+    let iam = server.iam();
+    let auditor = identity::user_with_key(&iam, "auditor").await;
+    let denied = as_cloudtrail::lookup_events(&server, &auditor)
+        .await
+        .expect_err("a user without a policy cannot read the trail");
+    assert_eq!(denied.code(), Some("AccessDeniedException"));
+    assert_eq!(
+        denied.message(),
+        Some(
+            "User: arn:aws:iam::000000000000:user/auditor is not authorized to perform: \
+             cloudtrail:LookupEvents on resource: * because no identity-based policy allows the \
+             cloudtrail:LookupEvents action"
+        )
+    );
+    identity::put_user_policy(
+        &iam,
+        "auditor",
+        "read-trail",
+        &identity::allow("cloudtrail:LookupEvents", "*"),
+    )
+    .await;
+    as_cloudtrail::lookup_events(&server, &auditor)
+        .await
+        .expect("cloudtrail:LookupEvents allows it");
+}
+
+/// LookupEvents signed with an IAM user's credentials. The pinned AWS SDK has no CloudTrail
+/// client, and LookupEvents takes the same `{}` as KMS's ListKeys, so a KMS client sends it:
+/// an interceptor re-targets the request before it is signed, and the endpoint tells the
+/// signer to sign it for `cloudtrail`. Only success or the error comes back (a ListKeys
+/// response ignores the events).
+mod as_cloudtrail {
+    use std::borrow::Cow;
+    use std::collections::HashMap;
+
+    use aws_sdk_kms::config::endpoint::{Endpoint, EndpointFuture, Params, ResolveEndpoint};
+    use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextMut;
+    use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
+    use aws_sdk_kms::error::{BoxError, SdkError};
+    use aws_sdk_kms::operation::list_keys::ListKeysError;
+    use keyhold_testkit::{Creds, DEFAULT_REGION, TestServer};
+
+    const TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
+
+    pub async fn lookup_events(server: &TestServer, creds: &Creds) -> Result<(), ListKeysError> {
+        let shared = server.sdk_config(
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            DEFAULT_REGION,
+        );
+        let config = aws_sdk_kms::config::Builder::from(&shared)
+            .endpoint_resolver(SignedForCloudTrail(server.endpoint()))
+            .interceptor(LookupEventsTarget)
+            .build();
+        aws_sdk_kms::Client::from_conf(config)
+            .list_keys()
+            .send()
+            .await
+            .map(drop)
+            .map_err(SdkError::into_service_error)
+    }
+
+    #[derive(Debug)]
+    struct LookupEventsTarget;
+
+    impl Intercept for LookupEventsTarget {
+        fn name(&self) -> &'static str {
+            "LookupEventsTarget"
+        }
+
+        fn modify_before_signing(
+            &self,
+            context: &mut BeforeTransmitInterceptorContextMut<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            context
+                .request_mut()
+                .headers_mut()
+                .insert("x-amz-target", TARGET);
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    struct SignedForCloudTrail(String);
+
+    impl ResolveEndpoint for SignedForCloudTrail {
+        fn resolve_endpoint<'a>(&'a self, _: &'a Params) -> EndpointFuture<'a> {
+            let plain = Endpoint::builder().url(self.0.clone()).build();
+            let auth_schemes = sigv4_for_cloudtrail(plain.properties());
+            EndpointFuture::ready(Ok(Endpoint::builder()
+                .url(self.0.clone())
+                .property("authSchemes", auth_schemes)
+                .build()))
+        }
+    }
+
+    /// `[{"name": "sigv4", "signingName": "cloudtrail"}]` as an endpoint property (a document
+    /// type the SDK does not re-export, hence named by `like`).
+    fn sigv4_for_cloudtrail<D>(_like: &HashMap<Cow<'static, str>, D>) -> D
+    where
+        D: From<Vec<D>> + From<HashMap<String, D>> + From<&'static str>,
+    {
+        let scheme = HashMap::from([
+            ("name".to_owned(), D::from("sigv4")),
+            ("signingName".to_owned(), D::from("cloudtrail")),
+        ]);
+        D::from(vec![D::from(scheme)])
+    }
 }
 
 /// A trail with some events, sealed, and the server stopped; returns its data directory.
@@ -342,6 +465,70 @@ async fn an_untouched_trail_verifies() {
     assert!(v.report.digests >= 1);
     assert_eq!(v.report.unsealed, 0, "stopping the server seals the trail");
     assert!(matches!(v.trust, offline::KeyTrust::Unsealed));
+}
+
+#[tokio::test]
+async fn a_data_dir_is_pinned_by_the_printed_key_and_a_wrong_root_key_is_an_error() {
+    let dir = sealed_trail().await;
+    let unsealed = verify(dir.path()).await;
+
+    // A root key file that is there but does not open the trail does not lower the trust.
+    let elsewhere = tempfile::tempdir().unwrap();
+    TestServer::builder()
+        .data_dir(elsewhere.path())
+        .start()
+        .await
+        .stop()
+        .await;
+    let wrong_root = elsewhere.path().join("root.key");
+    let error = offline::verify_data_dir(dir.path(), Some(wrong_root), None)
+        .await
+        .err()
+        .expect("another data directory's root key is refused");
+    assert!(
+        error
+            .to_string()
+            .contains("does not open this data directory's domain key"),
+        "{error:#}"
+    );
+
+    // Without a root key file, what verification printed pins the key.
+    std::fs::remove_file(dir.path().join("root.key")).unwrap();
+    assert!(matches!(
+        verify(dir.path()).await.trust,
+        offline::KeyTrust::SelfDeclared
+    ));
+    for pin in [unsealed.public_key_hex(), unsealed.fingerprint.clone()] {
+        let v = offline::verify_data_dir(dir.path(), None, Some(&pin))
+            .await
+            .unwrap();
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+        assert!(matches!(v.trust, offline::KeyTrust::Pinned));
+    }
+    let wrong_key = hex::encode([7u8; 32]);
+    assert!(
+        offline::verify_data_dir(dir.path(), None, Some(&wrong_key))
+            .await
+            .is_err(),
+        "a pinned key that differs is refused"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_event_fails_verification_instead_of_ending_the_trail() {
+    let dir = sealed_trail().await;
+    tamper(
+        dir.path(),
+        "UPDATE audit_events SET record = CAST(X'FFFE' AS TEXT) WHERE seq = 11",
+    );
+    let error = offline::verify_data_dir(dir.path(), None, None)
+        .await
+        .err()
+        .expect("a read error is not the end of the trail");
+    assert!(
+        error.to_string().contains("reading the trail's events"),
+        "{error:#}"
+    );
 }
 
 #[tokio::test]
@@ -454,6 +641,13 @@ async fn exported_files_verify_and_detect_tampering() {
     let v = offline::verify_exported(out.path(), None).unwrap();
     assert!(v.report.ok(), "{:?}", v.report.problems);
     assert_eq!(v.report.events, 11);
+    // `keyhold audit verify` prints the public key and its fingerprint: either pins it.
+    for pin in [v.public_key_hex(), v.fingerprint.clone()] {
+        let pinned = offline::verify_exported(out.path(), Some(&pin)).unwrap();
+        assert!(pinned.report.ok(), "{:?}", pinned.report.problems);
+        assert!(matches!(pinned.trust, offline::KeyTrust::Pinned));
+        assert_eq!(pinned.public_key_hex(), v.public_key_hex());
+    }
 
     let events_file = std::fs::read_dir(out.path())
         .unwrap()

@@ -44,10 +44,7 @@ pub fn read_link(record: &str) -> Option<Link> {
     let value: Value = serde_json::from_str(record).ok()?;
     let chain = value.get(CHAIN_KEY)?;
     let sequence = chain.get("sequence")?.as_i64()?;
-    let previous_hash = hex::decode(chain.get("previousHash")?.as_str()?)
-        .ok()?
-        .try_into()
-        .ok()?;
+    let previous_hash = decode_hash(chain.get("previousHash")?.as_str()?)?;
     Some(Link {
         sequence,
         previous_hash,
@@ -80,8 +77,19 @@ impl DigestDocument {
     }
 }
 
+/// Hex SHA-256 of a public key: how digests name the key that signs them.
 pub fn fingerprint(public_key: &[u8]) -> String {
     hex::encode(sha256(public_key))
+}
+
+/// Hex SHA-256 of a digest document's text: the next digest's `previousDigestHash`.
+pub fn digest_hash(document: &str) -> String {
+    hex::encode(sha256(document.as_bytes()))
+}
+
+/// A hash as records and digests write it (64 hex digits); `None` if malformed.
+pub fn decode_hash(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text).ok()?.try_into().ok()
 }
 
 #[cfg(test)]

@@ -1,16 +1,21 @@
 //! CloudTrail's `LookupEvents` over the trail: `aws cloudtrail lookup-events` works against
 //! Keyhold. Events of the caller's account (as caller or as resource owner) in the request's
 //! region, newest first, filtered by one lookup attribute and a time range, 50 per page.
+//!
+//! The caller needs `cloudtrail:LookupEvents` on `*` (the account root always has it), decided
+//! by the shared engine like every other operation: the trail names every caller and resource
+//! of the account, so it is not readable by default.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyhold_proto::cloudtrail::*;
-use keyhold_proto::{ApiError, Timestamp};
+use keyhold_proto::{ApiError, CommonError, Timestamp};
 use keyhold_store::audit::{AuditAttribute, AuditLog, AuditQuery};
 
 use super::trail::AuditTrail;
+use crate::authz::{Access, Denied, RequestConditions, ResourceRule, authorize};
 use crate::context::RequestContext;
 
 /// The CloudTrail service.
@@ -35,18 +40,20 @@ impl CloudTrailApi for CloudTrailService {
         ctx: &RequestContext,
         input: LookupEventsRequest,
     ) -> Result<LookupEventsResponse, ApiError> {
-        if input.event_category.is_some() {
-            return Err(ApiError::new(
-                CloudTrailErrorCode::InvalidEventCategoryException,
-                "Keyhold records management events only; there are no Insights events.",
-            ));
-        }
+        Ok(self.lookup(ctx, input).await?)
+    }
+}
+
+impl CloudTrailService {
+    async fn lookup(
+        &self,
+        ctx: &RequestContext,
+        input: LookupEventsRequest,
+    ) -> Result<LookupEventsResponse, CloudTrailError> {
+        authorize_lookup(ctx)?;
         let attributes = input.lookup_attributes.unwrap_or_default();
         if attributes.len() > 1 {
-            return Err(ApiError::new(
-                CloudTrailErrorCode::InvalidLookupAttributesException,
-                "You can specify only one lookup attribute.",
-            ));
+            return Err(CloudTrailError::SeveralLookupAttributes);
         }
         let attribute = attributes
             .into_iter()
@@ -55,20 +62,19 @@ impl CloudTrailApi for CloudTrailService {
         if let (Some(start), Some(end)) = (input.start_time, input.end_time)
             && start > end
         {
-            return Err(ApiError::new(
-                CloudTrailErrorCode::InvalidTimeRangeException,
-                "The start time must be earlier than the end time.",
-            ));
+            return Err(CloudTrailError::StartAfterEnd);
         }
         let before_seq = match input.next_token.as_deref() {
-            Some(token) => Some(decode_token(token).ok_or_else(|| {
-                ApiError::new(
-                    CloudTrailErrorCode::InvalidNextTokenException,
-                    "Invalid NextToken.",
-                )
-            })?),
+            Some(token) => Some(decode_token(token).ok_or(CloudTrailError::InvalidNextToken)?),
             None => None,
         };
+        // Keyhold records management events only: there are no Insights events to return.
+        if input.event_category == Some(EventCategory::Insight) {
+            return Ok(LookupEventsResponse {
+                events: Some(Vec::new()),
+                next_token: None,
+            });
+        }
         let limit = input
             .max_results
             .and_then(|m| usize::try_from(m).ok())
@@ -90,8 +96,8 @@ impl CloudTrailApi for CloudTrailService {
                 .and_then(|mut log| log.lookup(&query).map_err(|_| ()))
         })
         .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|()| ApiError::internal())?;
+        .map_err(|_| CloudTrailError::Internal)?
+        .map_err(|()| CloudTrailError::Internal)?;
         let next_token = (rows.len() > limit).then(|| {
             rows.truncate(limit);
             rows.last().map(|r| encode_token(r.seq))
@@ -123,6 +129,58 @@ impl CloudTrailApi for CloudTrailService {
             next_token: next_token.flatten(),
         })
     }
+}
+
+/// CloudTrail's failures, and the one place they become AWS's wire errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloudTrailError {
+    /// The caller may not call `cloudtrail:LookupEvents` (the engine's message names why).
+    AccessDenied(Denied),
+    /// More than one lookup attribute.
+    SeveralLookupAttributes,
+    /// `StartTime` after `EndTime`.
+    StartAfterEnd,
+    /// A `NextToken` this service did not issue.
+    InvalidNextToken,
+    /// The trail could not be read.
+    Internal,
+}
+
+impl From<CloudTrailError> for ApiError {
+    fn from(e: CloudTrailError) -> Self {
+        use CloudTrailError as E;
+        use CloudTrailErrorCode as Code;
+        match e {
+            E::AccessDenied(denied) => ApiError::new(CommonError::AccessDenied, denied.message()),
+            E::SeveralLookupAttributes => ApiError::new(
+                Code::InvalidLookupAttributesException,
+                "You can specify only one lookup attribute.",
+            ),
+            E::StartAfterEnd => ApiError::new(
+                Code::InvalidTimeRangeException,
+                "The start time must be earlier than the end time.",
+            ),
+            E::InvalidNextToken => {
+                ApiError::new(Code::InvalidNextTokenException, "Invalid NextToken.")
+            }
+            E::Internal => ApiError::internal(),
+        }
+    }
+}
+
+/// `cloudtrail:LookupEvents` on `*`: the trail has no resource policy, so the caller's
+/// identity policies decide.
+fn authorize_lookup(ctx: &RequestContext) -> Result<(), CloudTrailError> {
+    let context = RequestConditions::new(ctx, Timestamp::now(), &[]);
+    authorize(&Access {
+        principal: &ctx.caller,
+        action: "cloudtrail:LookupEvents",
+        resource: "*",
+        resource_account: &ctx.scope.account,
+        rule: ResourceRule::None,
+        context: &context,
+    })
+    .map_err(CloudTrailError::AccessDenied)
 }
 
 fn attribute(key: LookupAttributeKey) -> AuditAttribute {

@@ -2,8 +2,7 @@
 //! hash-chained, sealed by signed digests, durable before the response by default.
 //!
 //! - [`Auditor`] is the hook every request (and every call one service makes to another on
-//!   a caller's behalf) passes through exactly once; [`trail::AuditTrail`] is the real one,
-//!   [`LogAuditor`] a log-only stand-in for tests.
+//!   a caller's behalf) passes through exactly once; [`trail::AuditTrail`] implements it.
 //! - [`record`] builds the CloudTrail record of a call.
 //! - [`chain`] holds what the trail and the verifier share: how a record is chained
 //!   (`keyholdChain: {sequence, previousHash}` inside the hashed record), how digests are
@@ -90,29 +89,4 @@ pub fn unavailable() -> ApiError {
         CommonError::ServiceUnavailable,
         "The audit trail cannot record this call, so Keyhold refuses to serve it. Retry later.",
     )
-}
-
-/// Writes each event as a log line and keeps nothing: for tests and tools that need no trail.
-pub struct LogAuditor;
-
-impl Auditor for LogAuditor {
-    fn record(&self, event: AuditEvent<'_>) {
-        let ctx = event.ctx;
-        let resources: Vec<&str> = event
-            .notes
-            .resources
-            .iter()
-            .map(|(_, arn)| arn.as_str())
-            .collect();
-        tracing::info!(
-            target: "keyhold::audit",
-            request_id = %ctx.request_id,
-            event_source = ctx.operation.service().event_source(),
-            event_name = ctx.operation.name(),
-            principal = %ctx.caller.arn,
-            region = %ctx.scope.region,
-            resources = ?resources,
-            error_code = event.error.map(ApiError::code),
-        );
-    }
 }

@@ -68,7 +68,8 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
             .clone()
             .unwrap_or(Value::Null),
     );
-    let response = match (event.error, read_only || is_cryptographic(op)) {
+    // `read_only` covers KMS's cryptographic operations too: AWS writes null for both.
+    let response = match (event.error, read_only) {
         (None, false) => event.notes.response_elements.clone().unwrap_or(Value::Null),
         _ => Value::Null,
     };
@@ -185,8 +186,11 @@ fn error_code(op: Operation, error: &ApiError) -> &'static str {
     }
 }
 
+/// The account of a resource ARN; `None` for ARNs without one (`arn:aws:s3:::bucket`).
 fn arn_account(arn: &str) -> Option<&str> {
-    arn.split(':').nth(4).filter(|a| !a.is_empty())
+    crate::arn::Arn::parse(arn)
+        .map(|a| a.account)
+        .filter(|a| !a.is_empty())
 }
 
 /// CloudTrail's `readOnly`: reads, and KMS's cryptographic operations, which change nothing.

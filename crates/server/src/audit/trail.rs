@@ -101,11 +101,14 @@ pub struct AuditTrail {
     mode: AuditMode,
     health: Arc<Health>,
     reader: Arc<Mutex<SqliteAuditLog>>,
-    public_key: Vec<u8>,
 }
 
+/// The trail's meta entry holding its signing key, sealed under the domain key.
 const SIGNING_KEY: &str = "signing_key.sealed";
+/// The trail's meta entry holding the signing key's public half.
 const PUBLIC_KEY: &str = "signing_key.public";
+/// The purpose and id the signing key is sealed under (its additional data).
+const SIGNING_KEY_AAD: (&str, &str) = ("audit-signing-key", "ed25519");
 
 impl AuditTrail {
     /// Opens (creating if needed) the trail at `path` and starts its writer.
@@ -117,7 +120,6 @@ impl AuditTrail {
         let mut log =
             SqliteAuditLog::open(path).with_context(|| format!("opening {}", path.display()))?;
         let key = signing_key(&mut log, domain)?;
-        let public_key = key.public_key();
         let reader = SqliteAuditLog::open_read_only(path)?;
         let health = Arc::new(Health::default());
         let (tx, rx) = sync_channel(config.queue_capacity.max(1));
@@ -131,16 +133,11 @@ impl AuditTrail {
             mode: config.mode,
             health,
             reader: Arc::new(Mutex::new(reader)),
-            public_key,
         })
     }
 
     pub fn health(&self) -> &Health {
         &self.health
-    }
-
-    pub fn public_key(&self) -> &[u8] {
-        &self.public_key
     }
 
     pub(crate) fn reader(&self) -> Arc<Mutex<SqliteAuditLog>> {
@@ -185,22 +182,34 @@ impl Auditor for AuditTrail {
 }
 
 fn signing_key(log: &mut SqliteAuditLog, domain: &DomainKey) -> anyhow::Result<SigningKey> {
-    if let Some(sealed) = log.get_meta(SIGNING_KEY)? {
-        let pkcs8 = domain
-            .unseal_secret("audit-signing-key", "ed25519", &sealed)
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the audit signing key does not unseal under this data directory's domain key"
-                )
-            })?;
-        return Ok(SigningKey::from_pkcs8(pkcs8.expose_secret())?);
+    if let Some(key) = stored_signing_key(log, domain)? {
+        return Ok(key);
     }
     let (key, pkcs8) = SigningKey::generate()?;
-    let sealed = domain.seal_secret("audit-signing-key", "ed25519", pkcs8.expose_secret())?;
+    let (purpose, id) = SIGNING_KEY_AAD;
+    let sealed = domain.seal_secret(purpose, id, pkcs8.expose_secret())?;
     log.put_meta(SIGNING_KEY, &sealed)?;
     log.put_meta(PUBLIC_KEY, &key.public_key())?;
     tracing::info!(fingerprint = %chain::fingerprint(&key.public_key()), "generated the audit trail's signing key");
     Ok(key)
+}
+
+/// The trail's signing key, unsealed with `domain`; `None` if the trail has none yet, an
+/// error if it does not unseal (another data directory's trail, or a damaged one).
+pub(crate) fn stored_signing_key(
+    log: &mut dyn AuditLog,
+    domain: &DomainKey,
+) -> anyhow::Result<Option<SigningKey>> {
+    let Some(sealed) = log.get_meta(SIGNING_KEY)? else {
+        return Ok(None);
+    };
+    let (purpose, id) = SIGNING_KEY_AAD;
+    let pkcs8 = domain.unseal_secret(purpose, id, &sealed).map_err(|_| {
+        anyhow::anyhow!(
+            "the audit signing key does not unseal under this data directory's domain key"
+        )
+    })?;
+    Ok(Some(SigningKey::from_pkcs8(pkcs8.expose_secret())?))
 }
 
 /// The stored public key of a trail (for verification).
@@ -244,13 +253,7 @@ impl Writer {
         };
         let last = log.last_digest()?;
         let (digest_seq, digest_last_event, digest_hash) = match &last {
-            Some(d) => (
-                d.seq,
-                d.last_seq,
-                Some(hex::encode(keyhold_crypto::digest::sha256(
-                    d.document.as_bytes(),
-                ))),
-            ),
+            Some(d) => (d.seq, d.last_seq, Some(chain::digest_hash(&d.document))),
             None => (0, 0, None),
         };
         Ok(Self {
@@ -291,6 +294,8 @@ impl Writer {
                             let _ = done.send(());
                         }
                     }
+                    // Under steady load the queue is never idle: retention runs here too.
+                    self.prune();
                 }
                 Ok(Msg::Seal(done)) => {
                     self.digest_now();
@@ -353,7 +358,10 @@ impl Writer {
             receipts.push(receipt);
             prev = hash;
         }
-        let due = seq - self.digest_last_event >= self.config.digest_every_events;
+        // Due by count, or by time: a trail that is never idle is still sealed as often as
+        // `digest_interval` says, in the same transaction as the batch.
+        let due = seq - self.digest_last_event >= self.config.digest_every_events
+            || self.last_digest_at.elapsed() >= self.config.digest_interval;
         let digest = due.then(|| self.make_digest(seq, &prev));
         match self.log.append(&rows, digest.as_ref().map(|(row, _)| row)) {
             Ok(()) => {
@@ -390,7 +398,7 @@ impl Writer {
         };
         let text = document.to_text();
         let signature = self.key.sign(text.as_bytes());
-        let hash = hex::encode(keyhold_crypto::digest::sha256(text.as_bytes()));
+        let hash = chain::digest_hash(&text);
         let row = DigestRow {
             seq: document.digest_sequence,
             first_seq: document.first_event_sequence,
@@ -450,5 +458,53 @@ impl Writer {
         {
             tracing::warn!(error = %e, "audit retention: pruning failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Batch = Vec<(Box<Pending>, Option<oneshot::Sender<bool>>)>;
+
+    fn events(n: usize) -> Batch {
+        (0..n)
+            .map(|i| {
+                let pending = Pending {
+                    text: "{}".into(),
+                    account: "000000000000".into(),
+                    recipient_account: "000000000000".into(),
+                    region: "us-east-1".into(),
+                    event_id: format!("event-{i}"),
+                    time_ms: 0,
+                    event_name: "ListKeys".into(),
+                    event_source: "kms.amazonaws.com".into(),
+                    read_only: true,
+                    username: None,
+                    access_key_id: None,
+                    resources: Vec::new(),
+                };
+                (Box::new(pending), None)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_trail_that_is_never_idle_is_still_digested_on_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SqliteAuditLog::open(&dir.path().join("audit.db")).unwrap();
+        let (key, _) = SigningKey::generate().unwrap();
+        let config = TrailConfig {
+            digest_every_events: i64::MAX,
+            digest_interval: Duration::ZERO,
+            ..TrailConfig::default()
+        };
+        let mut writer = Writer::new(log, key, config, Arc::default()).unwrap();
+        // Back-to-back batches: the writer never waits long enough to time out.
+        writer.write(events(3));
+        writer.write(events(2));
+        let digests = writer.log.digests().unwrap();
+        let covered: Vec<(i64, i64)> = digests.iter().map(|d| (d.first_seq, d.last_seq)).collect();
+        assert_eq!(covered, [(1, 3), (4, 5)]);
     }
 }

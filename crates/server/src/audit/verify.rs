@@ -2,10 +2,12 @@
 //! reordered, and any gap or forgery in its digests. Shared by `keyhold audit verify` over
 //! a data directory and over exported files.
 
+use std::collections::HashMap;
+
 use keyhold_crypto::digest::sha256;
 use keyhold_crypto::signing::verify_signature;
 
-use super::chain::{self, DigestDocument, GENESIS};
+use super::chain::{self, DigestDocument, GENESIS, decode_hash};
 
 /// One event as found: its position-given sequence (the store's column, if any) and text.
 pub struct FoundEvent {
@@ -44,6 +46,13 @@ pub fn verify(
 ) -> Report {
     let mut report = Report::default();
     let documents = check_digests(digests, public_key, &mut report);
+    // The digest that ends at each event (the first one, if several claim to), decoded once.
+    let mut sealing: HashMap<i64, (i64, Option<[u8; 32]>)> = HashMap::new();
+    for d in &documents {
+        sealing
+            .entry(d.last_event_sequence)
+            .or_insert_with(|| (d.digest_sequence, decode_hash(&d.last_event_hash)));
+    }
 
     let mut events = events.into_iter().peekable();
     // Where the walk starts: 1, or just after a digest that anchors a pruned trail.
@@ -53,14 +62,8 @@ pub fn verify(
         .map(|l| l.sequence);
     let mut event_problem = false;
     let (mut expected, mut previous) = match first_claimed {
-        Some(first) if first > 1 => match documents
-            .iter()
-            .find(|d| d.last_event_sequence == first - 1)
-        {
-            Some(anchor) => (
-                first,
-                decode_hash(&anchor.last_event_hash).unwrap_or(GENESIS),
-            ),
+        Some(first) if first > 1 => match sealing.get(&(first - 1)) {
+            Some((_, anchor)) => (first, anchor.unwrap_or(GENESIS)),
             None => {
                 report.problems.push(format!(
                     "the trail starts at event {first} but no digest anchors it: events 1..{} were removed",
@@ -122,14 +125,12 @@ pub fn verify(
             continue;
         }
         let hash = sha256(event.record.as_bytes());
-        if let Some(d) = documents
-            .iter()
-            .find(|d| d.last_event_sequence == link.sequence)
-            && decode_hash(&d.last_event_hash) != Some(hash)
+        if let Some((digest_sequence, signed)) = sealing.get(&link.sequence)
+            && *signed != Some(hash)
         {
             report.problems.push(format!(
-                "event {} was changed: digest {} signs a different event",
-                link.sequence, d.digest_sequence
+                "event {} was changed: digest {digest_sequence} signs a different event",
+                link.sequence
             ));
             event_problem = true;
             continue;
@@ -217,12 +218,8 @@ fn check_digests(
                 .problems
                 .push("digest 1 does not start the trail".to_owned());
         }
-        previous_hash = Some(hex::encode(sha256(digest.document.as_bytes())));
+        previous_hash = Some(chain::digest_hash(&digest.document));
         out.push(doc);
     }
     out
-}
-
-fn decode_hash(text: &str) -> Option<[u8; 32]> {
-    hex::decode(text).ok()?.try_into().ok()
 }
