@@ -27,11 +27,13 @@ pub mod context;
 pub mod http;
 pub mod iam;
 pub mod kms;
+pub mod pagination;
 pub mod params;
 mod seal;
 pub mod secrets;
 mod server;
 pub mod sts;
+pub mod tags;
 
 pub use config::{Config, Mode};
 pub use server::{Server, initialize};

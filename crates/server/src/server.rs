@@ -158,15 +158,13 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let sweeper = tokio::spawn(sweep_deletions(
-            self.state.kms.clone(),
-            self.state.secrets.clone(),
-            self.state.iam.clone(),
-            self.sweep_interval,
-            stop_rx.clone(),
-        ));
-        let expirer = tokio::spawn(sweep_expirations(
-            self.state.ssm.clone(),
+        let sweeper = tokio::spawn(sweep(
+            Sweep {
+                kms: self.state.kms.clone(),
+                secrets: self.state.secrets.clone(),
+                ssm: self.state.ssm.clone(),
+                iam: self.state.iam.clone(),
+            },
             self.sweep_interval,
             stop_rx,
         ));
@@ -178,54 +176,38 @@ impl Server {
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         trail.shutdown().await;
-        let _ = expirer.await;
         served.context("serving HTTP")
     }
 }
 
-/// Deletes keys and purges secrets whose deletion date has passed, and forgets long-expired
-/// STS sessions, every `interval`, until told to stop.
-async fn sweep_deletions(
+/// What the background sweep looks after.
+struct Sweep {
     kms: Arc<KmsService>,
     secrets: Arc<SecretsService>,
+    ssm: Arc<SsmService>,
     iam: Arc<IamService>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                if let Err(e) = kms.sweep_deletions().await {
-                    tracing::warn!(error = ?e, "scheduled key deletion failed; will retry");
-                }
-                if let Err(e) = secrets.sweep_deletions().await {
-                    tracing::warn!(error = ?e, "scheduled secret deletion failed; will retry");
-                }
-                if let Err(e) = iam.sweep_sessions().await {
-                    tracing::warn!(error = ?e, "sweeping expired STS sessions failed; will retry");
-                }
-            }
-            _ = stop.changed() => break,
-        }
-    }
 }
 
-/// Deletes the parameters whose `Expiration` policy is due, every `interval`, until told to
-/// stop.
-async fn sweep_expirations(
-    ssm: Arc<SsmService>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Every `interval`, until told to stop: deletes keys and purges secrets whose deletion
+/// date has passed, deletes parameters whose `Expiration` policy is due, and forgets
+/// long-expired STS sessions. A failure is logged and retried on the next tick.
+async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(e) = ssm.sweep_expirations().await {
+                if let Err(e) = services.kms.sweep_deletions().await {
+                    tracing::warn!(error = ?e, "scheduled key deletion failed; will retry");
+                }
+                if let Err(e) = services.secrets.sweep_deletions().await {
+                    tracing::warn!(error = ?e, "scheduled secret deletion failed; will retry");
+                }
+                if let Err(e) = services.ssm.sweep_expirations().await {
                     tracing::warn!(error = ?e, "parameter expiration failed; will retry");
+                }
+                if let Err(e) = services.iam.sweep_sessions().await {
+                    tracing::warn!(error = ?e, "sweeping expired STS sessions failed; will retry");
                 }
             }
             _ = stop.changed() => break,

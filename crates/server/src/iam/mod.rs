@@ -243,27 +243,5 @@ delegate! {
     list_role_policies(ListRolePoliciesRequest) -> ListRolePoliciesResponse => policies::list_role_policies;
 }
 
-/// The operations this service implements (the rest answer "unsupported").
-pub const SUPPORTED: &[IamOperation] = &[
-    IamOperation::CreateUser,
-    IamOperation::GetUser,
-    IamOperation::ListUsers,
-    IamOperation::DeleteUser,
-    IamOperation::CreateAccessKey,
-    IamOperation::ListAccessKeys,
-    IamOperation::UpdateAccessKey,
-    IamOperation::DeleteAccessKey,
-    IamOperation::CreateRole,
-    IamOperation::GetRole,
-    IamOperation::ListRoles,
-    IamOperation::DeleteRole,
-    IamOperation::UpdateAssumeRolePolicy,
-    IamOperation::PutUserPolicy,
-    IamOperation::GetUserPolicy,
-    IamOperation::DeleteUserPolicy,
-    IamOperation::ListUserPolicies,
-    IamOperation::PutRolePolicy,
-    IamOperation::GetRolePolicy,
-    IamOperation::DeleteRolePolicy,
-    IamOperation::ListRolePolicies,
-];
+/// The operations this service implements: all of its model's.
+pub const SUPPORTED: &[IamOperation] = IamOperation::ALL;

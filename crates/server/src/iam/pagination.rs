@@ -1,9 +1,11 @@
-//! IAM's `Marker` / `MaxItems` pagination. A marker is opaque to callers: the base64 of the
-//! sort key of the first item of the next page.
-
-use base64::Engine as _;
+//! IAM's `Marker` / `MaxItems` pagination. A marker is [`crate::pagination`]'s token,
+//! holding the sort key of the first item of the next page.
 
 use super::error::IamError;
+use crate::pagination;
+
+/// The tag of IAM's markers.
+const TAG: &str = "i";
 
 /// The default and largest `MaxItems` (the model bounds it to 1..=1000).
 const DEFAULT_MAX_ITEMS: usize = 100;
@@ -50,15 +52,11 @@ pub fn page<T>(
 }
 
 fn encode(key: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+    pagination::encode(TAG, key)
 }
 
 fn decode(marker: &str) -> Result<String, IamError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or(IamError::InvalidMarker)
+    pagination::decode(TAG, marker).ok_or(IamError::InvalidMarker)
 }
 
 #[cfg(test)]

@@ -53,9 +53,6 @@ pub enum KmsError {
     /// UpdateAlias to a key of another type or usage.
     AliasKeyTypeMismatch,
     AliasesPerKeyLimit,
-    KeysPerRegionLimit {
-        limit: usize,
-    },
     PendingWindow,
     DataKeySize,
     NumberOfBytesRequired,
@@ -197,12 +194,6 @@ impl From<KmsError> for ApiError {
             E::AliasesPerKeyLimit => ApiError::new(
                 Code::LimitExceededException,
                 "An alias limit was exceeded: a KMS key can have at most 50 aliases.",
-            ),
-            E::KeysPerRegionLimit { limit } => ApiError::new(
-                Code::LimitExceededException,
-                format!(
-                    "Key quota for this account in this region is {limit} but the current usage is {limit}."
-                ),
             ),
             E::PendingWindow => {
                 ApiError::validation("PendingWindowInDays must be between 7 and 30")

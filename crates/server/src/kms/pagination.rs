@@ -1,13 +1,10 @@
 //! `Limit` / `Marker` / `NextMarker` / `Truncated`, as KMS pages its lists.
 //!
-//! A marker is opaque to clients: base64 of a tag naming the list plus the sort key of the
-//! last item returned. A marker that does not decode for this list is
+//! A marker is [`crate::pagination`]'s token; one that does not decode for this list is
 //! `InvalidMarkerException`.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use super::error::KmsError;
+use crate::pagination;
 
 /// The lists KMS pages, each with its own marker tag and default page size.
 #[derive(Clone, Copy)]
@@ -50,22 +47,13 @@ impl List {
     }
 
     pub fn encode(self, last: &str) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{last}", self.tag()))
+        pagination::encode(self.tag(), last)
     }
 
     pub fn decode(self, marker: Option<&str>) -> Result<Option<String>, KmsError> {
-        let Some(marker) = marker else {
-            return Ok(None);
-        };
-        let bytes = URL_SAFE_NO_PAD
-            .decode(marker)
-            .map_err(|_| KmsError::InvalidMarker)?;
-        let text = String::from_utf8(bytes).map_err(|_| KmsError::InvalidMarker)?;
-        let (tag, last) = text.split_once(':').ok_or(KmsError::InvalidMarker)?;
-        if tag != self.tag() {
-            return Err(KmsError::InvalidMarker);
-        }
-        Ok(Some(last.to_owned()))
+        marker
+            .map(|m| pagination::decode(self.tag(), m).ok_or(KmsError::InvalidMarker))
+            .transpose()
     }
 }
 
@@ -90,19 +78,12 @@ pub fn page<T>(
     limit: Option<i32>,
 ) -> Result<Page<T>, KmsError> {
     let after = list.decode(marker)?;
-    let size = list.page_size(limit);
-    let mut rest: Vec<T> = items
-        .into_iter()
-        .filter(|item| after.as_deref().is_none_or(|a| sort_key(item) > a))
-        .collect();
-    let next_marker = (rest.len() > size).then(|| {
-        rest.truncate(size);
-        rest.last().map(|last| list.encode(sort_key(last)))
-    });
-    Ok(Page {
-        items: rest,
-        next_marker: next_marker.flatten(),
-    })
+    let (items, more) =
+        pagination::page_after(items, &sort_key, after.as_deref(), list.page_size(limit));
+    let next_marker = more
+        .then(|| items.last().map(|last| list.encode(sort_key(last))))
+        .flatten();
+    Ok(Page { items, next_marker })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use super::error::KmsError;
 use super::pagination::{List, page};
 use super::resolve::Aliases;
 use crate::context::RequestContext;
+use crate::tags::is_reserved;
 
 /// A key can carry at most this many tags.
 const TAGS_PER_KEY: usize = 50;
@@ -125,10 +126,6 @@ pub fn to_store_tags(tags: &[Tag]) -> Vec<StoredTag> {
             value: t.tag_value.clone(),
         })
         .collect()
-}
-
-fn is_reserved(key: &str) -> bool {
-    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
 }
 
 #[cfg(test)]

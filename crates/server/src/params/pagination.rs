@@ -1,12 +1,10 @@
 //! `MaxResults` / `NextToken`, as Parameter Store pages its lists.
 //!
-//! A token is opaque to clients: base64 of a tag naming the list plus the sort key of the
-//! last item returned. A token that does not decode for this list is `InvalidNextToken`.
-
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+//! A token is [`crate::pagination`]'s; one that does not decode for this list is
+//! `InvalidNextToken`.
 
 use super::error::SsmError;
+use crate::pagination;
 
 /// The lists Parameter Store pages, each with its own token tag and page sizes.
 #[derive(Clone, Copy)]
@@ -40,21 +38,13 @@ impl List {
     }
 
     fn encode(self, last: &str) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{last}", self.tag()))
+        pagination::encode(self.tag(), last)
     }
 
     fn decode(self, token: Option<&str>) -> Result<Option<String>, SsmError> {
-        let Some(token) = token else {
-            return Ok(None);
-        };
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| SsmError::InvalidNextToken)?;
-        let text = String::from_utf8(bytes).map_err(|_| SsmError::InvalidNextToken)?;
-        match text.split_once(':') {
-            Some((tag, last)) if tag == self.tag() => Ok(Some(last.to_owned())),
-            _ => Err(SsmError::InvalidNextToken),
-        }
+        token
+            .map(|t| pagination::decode(self.tag(), t).ok_or(SsmError::InvalidNextToken))
+            .transpose()
     }
 }
 
@@ -67,17 +57,13 @@ pub fn page<T>(
     max_results: Option<i32>,
 ) -> Result<(Vec<T>, Option<String>), SsmError> {
     let after = list.decode(token)?;
+    let keyed: Vec<(String, T)> = items.into_iter().map(|t| (sort_key(&t), t)).collect();
     let size = list.page_size(max_results);
-    let mut rest: Vec<T> = items
-        .into_iter()
-        .filter(|item| after.as_deref().is_none_or(|a| sort_key(item).as_str() > a))
-        .collect();
-    if rest.len() <= size {
-        return Ok((rest, None));
-    }
-    rest.truncate(size);
-    let next = rest.last().map(|last| list.encode(&sort_key(last)));
-    Ok((rest, next))
+    let (keyed, more) = pagination::page_after(keyed, |(key, _)| key, after.as_deref(), size);
+    let next = more
+        .then(|| keyed.last().map(|(key, _)| list.encode(key)))
+        .flatten();
+    Ok((keyed.into_iter().map(|(_, t)| t).collect(), next))
 }
 
 /// A sort key for version numbers that orders as the numbers do.

@@ -118,10 +118,7 @@ pub fn merge(
 ) -> Result<Vec<(String, String)>, SsmError> {
     let mut merged: Vec<(String, String)> = existing.to_vec();
     for tag in new {
-        match merged.iter_mut().find(|(k, _)| *k == tag.key) {
-            Some(entry) => entry.1.clone_from(&tag.value),
-            None => merged.push((tag.key.clone(), tag.value.clone())),
-        }
+        crate::tags::upsert(&mut merged, &tag.key, &tag.value);
     }
     if merged.len() > MAX_TAGS {
         return Err(SsmError::TooManyTags);

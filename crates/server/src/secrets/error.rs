@@ -62,10 +62,6 @@ pub enum SecretsError {
     InvalidReplicaRegion {
         region: String,
     },
-    ReplicaExists {
-        name: String,
-        region: String,
-    },
     /// `UpdateSecretVersionStage`: a version id that does not exist.
     NoSuchVersion {
         version_id: String,
@@ -115,7 +111,6 @@ pub enum SecretsError {
         detail: String,
     },
     PublicPolicy,
-    PolicyTooLarge,
     /// A resource policy other than `default`.
     NoSuchPolicy {
         name: String,
@@ -236,9 +231,6 @@ impl From<SecretsError> for ApiError {
             E::InvalidReplicaRegion { region } => {
                 invalid_parameter(format!("Invalid replica region: {region}."))
             }
-            E::ReplicaExists { name, region } => invalid_request(format!(
-                "Replication failed: Secret name {name} already exists in region {region}."
-            )),
             E::NoSuchVersion { version_id } => invalid_parameter(format!(
                 "Secrets Manager can't find the version {version_id}."
             )),
@@ -341,9 +333,6 @@ impl From<SecretsError> for ApiError {
                 "This resource policy grants broad access to the secret (a principal outside \
                  the account, such as \"*\", without a limiting condition), and \
                  BlockPublicPolicy is set.",
-            ),
-            E::PolicyTooLarge => invalid_parameter(
-                "The resource policy exceeds the maximum size of 20480 characters.".into(),
             ),
             E::NoSuchPolicy { name } => ApiError::new(
                 Code::ResourceNotFoundException,

@@ -1,13 +1,10 @@
 //! `MaxResults` / `NextToken`, as Secrets Manager pages its lists.
 //!
-//! A token is opaque to clients: base64 of a tag naming the list plus the position of the
-//! next item in the list's order. A token that does not decode for this list is
-//! `InvalidNextTokenException`.
-
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+//! A token is [`crate::pagination`]'s, holding the position of the next item in the list's
+//! order; one that does not decode for this list is `InvalidNextTokenException`.
 
 use super::error::SecretsError;
+use crate::pagination;
 
 /// The lists Secrets Manager pages.
 #[derive(Clone, Copy)]
@@ -29,22 +26,16 @@ impl List {
     }
 
     fn encode(self, position: usize) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{position}", self.tag()))
+        pagination::encode(self.tag(), &position.to_string())
     }
 
     fn decode(self, token: Option<&str>) -> Result<usize, SecretsError> {
         let Some(token) = token else {
             return Ok(0);
         };
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| SecretsError::InvalidNextToken)?;
-        let text = String::from_utf8(bytes).map_err(|_| SecretsError::InvalidNextToken)?;
-        let (tag, position) = text.split_once(':').ok_or(SecretsError::InvalidNextToken)?;
-        if tag != self.tag() {
-            return Err(SecretsError::InvalidNextToken);
-        }
-        position.parse().map_err(|_| SecretsError::InvalidNextToken)
+        pagination::decode(self.tag(), token)
+            .and_then(|position| position.parse().ok())
+            .ok_or(SecretsError::InvalidNextToken)
     }
 }
 

@@ -50,7 +50,7 @@ pub fn checked_tags(tags: &[Tag]) -> Result<Vec<(String, String)>, SecretsError>
         if out.iter().any(|(k, _)| *k == key) {
             return Err(SecretsError::DuplicateTagKeys);
         }
-        if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+        if crate::tags::is_reserved(&key) {
             return Err(SecretsError::ReservedTagKey);
         }
         out.push((key, tag.value.clone().unwrap_or_default()));
@@ -68,10 +68,7 @@ pub fn merge(
 ) -> Result<Vec<(String, String)>, SecretsError> {
     let mut merged = existing.to_vec();
     for (key, value) in new {
-        match merged.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = value.clone(),
-            None => merged.push((key.clone(), value.clone())),
-        }
+        crate::tags::upsert(&mut merged, key, value);
     }
     if merged.len() > MAX_TAGS {
         return Err(SecretsError::TooManyTags);

@@ -106,24 +106,26 @@ pub async fn batch_get_secret_value(
     })
 }
 
+/// One secret of a batch: its `AWSCURRENT` value, read as GetSecretValue reads it.
 async fn one_value(
     service: &SecretsService,
     ctx: &RequestContext,
     id: &str,
 ) -> Result<SecretValueEntry, SecretsError> {
-    let secret = service.resolve_active(ctx, id).await?;
-    let version = select(&secret, None, None)?;
-    let value = service.open_version(ctx, &version).await?;
-    service.note_access(&secret.arn, &version.version_id).await;
-    let (secret_string, secret_binary) = value.into_members();
+    let request = GetSecretValueRequest {
+        secret_id: id.to_owned(),
+        version_id: None,
+        version_stage: None,
+    };
+    let value = get_secret_value(service, ctx, request).await?;
     Ok(SecretValueEntry {
-        arn: Some(secret.arn.clone()),
-        name: Some(secret.name.clone()),
-        version_id: Some(version.version_id.clone()),
-        secret_string,
-        secret_binary,
-        version_stages: Some(secret.labels(&version.version_id).to_vec()),
-        created_date: Some(Timestamp::from_millis(version.created_ms)),
+        arn: value.arn,
+        name: value.name,
+        version_id: value.version_id,
+        secret_string: value.secret_string,
+        secret_binary: value.secret_binary,
+        version_stages: value.version_stages,
+        created_date: value.created_date,
     })
 }
 

@@ -51,12 +51,8 @@ delegate! {
     get_session_token(GetSessionTokenRequest) -> GetSessionTokenResponse => session_token::get_session_token;
 }
 
-/// The operations this service implements.
-pub const SUPPORTED: &[StsOperation] = &[
-    StsOperation::AssumeRole,
-    StsOperation::GetCallerIdentity,
-    StsOperation::GetSessionToken,
-];
+/// The operations this service implements: all of its model's.
+pub const SUPPORTED: &[StsOperation] = StsOperation::ALL;
 
 /// Credentials as STS answers them.
 fn wire_credentials(issued: crate::iam::IssuedSession) -> Credentials {
