@@ -49,7 +49,7 @@ awsx ssm put-parameter --name /app/secret/api-key --value 'k-123456' --type Secu
 [ "$(awsx ssm describe-parameters --parameter-filters Key=Name,Values=/app/secret/api-key \
       --query 'Parameters[0].KeyId' --output text)" = "$KEY_ID" ] || fail "KeyId"
 awsx kms disable-key --key-id "$KEY_ID"
-expect_error DisabledException awsx ssm get-parameter --name /app/secret/api-key --with-decryption
+expect_error InvalidKeyId awsx ssm get-parameter --name /app/secret/api-key --with-decryption
 awsx kms enable-key --key-id "$KEY_ID"
 
 step "get-parameters-by-path --recursive"

@@ -116,23 +116,24 @@ impl Authenticator {
         authorization: Option<&str>,
         now: SystemTime,
     ) -> Result<Authenticated, AuthError> {
-        match self.mode {
-            Mode::Strict => self.verified(request, service, now),
-            Mode::Dev if self.knows(authorization) => self.verified(request, service, now),
-            Mode::Dev => Ok(self.dev(authorization)),
-        }
-    }
-
-    /// Whether dev mode must verify this request: its access key is one Keyhold knows.
-    fn knows(&self, authorization: Option<&str>) -> bool {
-        let Some((key, region)) = authorization.and_then(lenient_credential) else {
-            return false;
+        // Dev mode verifies only the keys Keyhold knows; its lookup is reused below.
+        let known = match self.mode {
+            Mode::Strict => None,
+            Mode::Dev => {
+                let Some((key, region)) = authorization.and_then(lenient_credential) else {
+                    return Ok(self.dev(authorization));
+                };
+                if self.keys.contains_key(key) {
+                    None
+                } else {
+                    match self.issued.lookup(key, partition_of(region)) {
+                        Lookup::Unknown => return Ok(self.dev(authorization)),
+                        lookup => Some(lookup),
+                    }
+                }
+            }
         };
-        self.keys.contains_key(key)
-            || !matches!(
-                self.issued.lookup(key, partition_of(region)),
-                Lookup::Unknown
-            )
+        self.verified(request, service, now, known)
     }
 
     fn dev(&self, authorization: Option<&str>) -> Authenticated {
@@ -150,11 +151,13 @@ impl Authenticator {
     }
 
     /// Verifies the signature with the key's secret (and its session token, if temporary).
+    /// `known` is the issued credential's lookup when the caller already made it.
     fn verified(
         &self,
         request: &SignedRequest<'_>,
         service: Service,
         now: SystemTime,
+        known: Option<Lookup>,
     ) -> Result<Authenticated, AuthError> {
         let auth = sigv4::parse(request, service.signing_name(), now)?;
         if let Some(key) = self.keys.get(auth.access_key_id()) {
@@ -167,10 +170,11 @@ impl Authenticator {
             let principal = Principal::root(&scope, Some(auth.access_key_id().to_owned()));
             return Ok(Authenticated { principal, scope });
         }
-        let issued = match self
-            .issued
-            .lookup(auth.access_key_id(), partition_of(auth.region()))
-        {
+        let lookup = known.unwrap_or_else(|| {
+            self.issued
+                .lookup(auth.access_key_id(), partition_of(auth.region()))
+        });
+        let issued = match lookup {
             Lookup::Found(issued) => *issued,
             Lookup::Unknown | Lookup::Refused => return Err(AuthError::UnrecognizedClient),
         };

@@ -150,6 +150,22 @@ impl RequestContext {
         }
     }
 
+    /// This request acting in another scope (a replica's Region): same caller, request id
+    /// and audit receipts, so the events of its inner calls are awaited like its own.
+    pub fn in_scope(&self, scope: Scope) -> Self {
+        Self {
+            request_id: self.request_id.clone(),
+            operation: self.operation,
+            caller: self.caller.clone(),
+            scope,
+            source_ip: self.source_ip,
+            user_agent: self.user_agent.clone(),
+            via_service: self.via_service.clone(),
+            notes: Mutex::default(),
+            receipts: self.receipts.clone(),
+        }
+    }
+
     /// Where this request's audit receipts go.
     pub fn receipts(&self) -> &crate::audit::Receipts {
         &self.receipts
@@ -174,6 +190,22 @@ impl RequestContext {
             notes.request_parameters = request;
             notes.response_elements = response;
         }
+    }
+
+    /// Records the audit view of the request of a call made in code (another service's call
+    /// on the caller's behalf), as the front end records a wire request's: sensitive
+    /// members left out.
+    pub fn note_request<T: serde::Serialize>(&self, input: &T) {
+        let op = self.operation;
+        let view = op.audit_input().and_then(|shape| {
+            let value = serde_json::to_value(input).ok()?;
+            Some(keyhold_proto::runtime::audit::view(
+                op.audit_shapes(),
+                shape,
+                &value,
+            ))
+        });
+        self.note_parameters(view, None);
     }
 
     pub fn take_notes(&self) -> AuditNotes {

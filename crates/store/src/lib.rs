@@ -77,8 +77,10 @@ pub trait KmsStore: Send + Sync {
     async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
     /// Replaces the mutable fields of a key (description, state, deletion date, policy).
     async fn update_key(&self, key: &KeyRecord) -> Result<()>;
-    /// Deletes a key with its materials, tags, aliases and grants.
-    async fn delete_key(&self, key_id: &str) -> Result<()>;
+    /// Deletes a key with its materials, tags, aliases and grants — only if, at the moment
+    /// of deleting, it is still pending deletion with a date at or before `now_ms` (a
+    /// concurrent `CancelKeyDeletion` wins). Returns whether it deleted the key.
+    async fn delete_key_if_due(&self, key_id: &str, now_ms: i64) -> Result<bool>;
     /// Keys of one account and region ordered by key id, after `after` (exclusive).
     async fn list_keys(
         &self,

@@ -527,10 +527,13 @@ async fn secure_strings_under_a_customer_key_follow_the_key() {
     let meta = ssm.describe_parameters().send().await.unwrap();
     assert_eq!(meta.parameters()[0].key_id(), Some("alias/params"));
 
-    // Decryption goes through KMS: a disabled key refuses it; the ciphertext is still served.
+    // Decryption goes through KMS: a disabled key refuses it (as the parameter's
+    // InvalidKeyId, with KMS's message); the ciphertext is still served.
     kms.disable_key().key_id(&key_id).send().await.unwrap();
     let e = read().await.unwrap_err();
-    assert_eq!(code_and_message(&e).0, "DisabledException");
+    let (code, message) = code_and_message(&e);
+    assert_eq!(code, "InvalidKeyId");
+    assert!(message.ends_with("is disabled."), "{message}");
     ssm.get_parameter().name("/cmk").send().await.unwrap();
     kms.enable_key().key_id(&key_id).send().await.unwrap();
     assert_eq!(

@@ -16,7 +16,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use keyhold_policy::ConditionContext;
-use keyhold_proto::Timestamp;
 use keyhold_proto::kms::{GrantOperation, KeySpec};
 
 use super::KmsService;
@@ -78,12 +77,7 @@ impl KmsService {
                 reason: DenyReason::NoResourcePolicyAllows,
             }));
         }
-        let context = Conditions {
-            ctx,
-            key: Some(key),
-            action,
-            facts,
-        };
+        let context = self.conditions(ctx, Some(key), action, facts);
         let denied = match authorize(&Access {
             principal: &ctx.caller,
             action,
@@ -110,12 +104,7 @@ impl KmsService {
         action: &'static str,
     ) -> Result<(), Denied> {
         let facts = Facts::default();
-        let context = Conditions {
-            ctx,
-            key: Some(key),
-            action,
-            facts: &facts,
-        };
+        let context = self.conditions(ctx, Some(key), action, &facts);
         identity_only(ctx, action, key.arn(), &context)
     }
 
@@ -125,12 +114,8 @@ impl KmsService {
         ctx: &RequestContext,
         action: &'static str,
     ) -> Result<(), KmsError> {
-        let context = Conditions {
-            ctx,
-            key: None,
-            action,
-            facts: &Facts::default(),
-        };
+        let facts = Facts::default();
+        let context = self.conditions(ctx, None, action, &facts);
         authorize(&Access {
             principal: &ctx.caller,
             action,
@@ -151,12 +136,8 @@ impl KmsService {
         principal_account: &str,
     ) -> Result<(), KmsError> {
         let action = "kms:ListRetirableGrants";
-        let context = Conditions {
-            ctx,
-            key: None,
-            action,
-            facts: &Facts::default(),
-        };
+        let facts = Facts::default();
+        let context = self.conditions(ctx, None, action, &facts);
         authorize(&Access {
             principal: &ctx.caller,
             action,
@@ -323,12 +304,32 @@ fn identity_only(
 }
 
 /// The condition keys of a KMS request, computed only when a policy asks for one (most
-/// policies ask for none, so the hot path builds nothing).
+/// policies ask for none, so the hot path builds nothing); the global keys come from
+/// [`RequestConditions`].
 struct Conditions<'a> {
     ctx: &'a RequestContext,
     key: Option<&'a Key>,
     action: &'a str,
     facts: &'a Facts<'a>,
+    global: RequestConditions<'a>,
+}
+
+impl KmsService {
+    fn conditions<'a>(
+        &self,
+        ctx: &'a RequestContext,
+        key: Option<&'a Key>,
+        action: &'a str,
+        facts: &'a Facts<'a>,
+    ) -> Conditions<'a> {
+        Conditions {
+            ctx,
+            key,
+            action,
+            facts,
+            global: RequestConditions::new(ctx, self.clock.now(), &[]),
+        }
+    }
 }
 
 impl ConditionContext for Conditions<'_> {
@@ -384,10 +385,7 @@ impl ConditionContext for Conditions<'_> {
                         .collect();
                     return (!values.is_empty()).then_some(Cow::Owned(values));
                 }
-                let global = RequestConditions::new(ctx, Timestamp::now(), &[]);
-                global
-                    .values(name)
-                    .map(|values| Cow::Owned(values.into_owned()))
+                self.global.values(name)
             }
         }
     }

@@ -67,7 +67,7 @@ pub async fn create_key(
     )?;
     if let Some(text) = input.policy {
         let bypass = input.bypass_policy_lockout_safety_check == Some(true);
-        validate_new_policy(ctx, &text, bypass, &new.record.arn)?;
+        validate_new_policy(ctx, kms.clock.now(), &text, bypass, &new.record.arn)?;
         new.record.policy = text;
     }
     let _guard = kms.writes.lock().await;

@@ -182,15 +182,19 @@ impl KmsService {
 
     /// Carries out the scheduled deletions that are due. Returns how many keys it deleted.
     pub async fn sweep_deletions(&self) -> Result<usize, KmsError> {
-        let now = self.clock.now().as_millis();
-        let due = self.store.keys_due_for_deletion(now).await?;
+        // Under the write lock, so no CancelKeyDeletion interleaves with a key's deletion;
+        // the store re-checks the state in the deleting transaction as well.
         let _guard = self.writes.lock().await;
-        for key_id in &due {
-            self.store.delete_key(key_id).await?;
-            self.cache_remove(key_id);
-            tracing::info!(key_id, "deleted KMS key at the end of its waiting period");
+        let now = self.clock.now().as_millis();
+        let mut deleted = 0;
+        for key_id in self.store.keys_due_for_deletion(now).await? {
+            if self.store.delete_key_if_due(&key_id, now).await? {
+                self.cache_remove(&key_id);
+                deleted += 1;
+                tracing::info!(key_id, "deleted KMS key at the end of its waiting period");
+            }
         }
-        Ok(due.len())
+        Ok(deleted)
     }
 }
 
@@ -199,8 +203,10 @@ fn corrupt(what: &str, key_id: &str) -> KmsError {
     KmsError::Internal
 }
 
+/// Implements each listed operation by its function, and lists them in [`SUPPORTED`] (the
+/// rest answer "unsupported").
 macro_rules! delegate {
-    ($($method:ident($input:ty) -> $output:ty => $path:path;)*) => {
+    ($($op:ident: $method:ident($input:ty) -> $output:ty => $path:path;)*) => {
         #[async_trait::async_trait]
         impl KmsApi for KmsService {
             type Context = RequestContext;
@@ -210,70 +216,40 @@ macro_rules! delegate {
                 }
             )*
         }
+
+        /// The operations this service implements (the rest answer "unsupported").
+        pub const SUPPORTED: &[KmsOperation] = &[$(KmsOperation::$op),*];
     };
 }
 
 delegate! {
-    create_key(CreateKeyRequest) -> CreateKeyResponse => keys::create_key;
-    describe_key(DescribeKeyRequest) -> DescribeKeyResponse => keys::describe_key;
-    list_keys(ListKeysRequest) -> ListKeysResponse => keys::list_keys;
-    enable_key(EnableKeyRequest) -> () => keys::enable_key;
-    disable_key(DisableKeyRequest) -> () => keys::disable_key;
-    schedule_key_deletion(ScheduleKeyDeletionRequest) -> ScheduleKeyDeletionResponse => keys::schedule_key_deletion;
-    cancel_key_deletion(CancelKeyDeletionRequest) -> CancelKeyDeletionResponse => keys::cancel_key_deletion;
-    update_key_description(UpdateKeyDescriptionRequest) -> () => keys::update_key_description;
-    create_alias(CreateAliasRequest) -> () => aliases::create_alias;
-    update_alias(UpdateAliasRequest) -> () => aliases::update_alias;
-    delete_alias(DeleteAliasRequest) -> () => aliases::delete_alias;
-    list_aliases(ListAliasesRequest) -> ListAliasesResponse => aliases::list_aliases;
-    encrypt(EncryptRequest) -> EncryptResponse => crypto_ops::encrypt;
-    decrypt(DecryptRequest) -> DecryptResponse => crypto_ops::decrypt;
-    re_encrypt(ReEncryptRequest) -> ReEncryptResponse => crypto_ops::re_encrypt;
-    generate_data_key(GenerateDataKeyRequest) -> GenerateDataKeyResponse => crypto_ops::generate_data_key;
-    generate_data_key_without_plaintext(GenerateDataKeyWithoutPlaintextRequest) -> GenerateDataKeyWithoutPlaintextResponse => crypto_ops::generate_data_key_without_plaintext;
-    generate_random(GenerateRandomRequest) -> GenerateRandomResponse => crypto_ops::generate_random;
-    tag_resource(TagResourceRequest) -> () => tags::tag_resource;
-    untag_resource(UntagResourceRequest) -> () => tags::untag_resource;
-    list_resource_tags(ListResourceTagsRequest) -> ListResourceTagsResponse => tags::list_resource_tags;
-    get_key_policy(GetKeyPolicyRequest) -> GetKeyPolicyResponse => policies::get_key_policy;
-    put_key_policy(PutKeyPolicyRequest) -> () => policies::put_key_policy;
-    list_key_policies(ListKeyPoliciesRequest) -> ListKeyPoliciesResponse => policies::list_key_policies;
-    create_grant(CreateGrantRequest) -> CreateGrantResponse => grants::create_grant;
-    list_grants(ListGrantsRequest) -> ListGrantsResponse => grants::list_grants;
-    list_retirable_grants(ListRetirableGrantsRequest) -> ListGrantsResponse => grants::list_retirable_grants;
-    retire_grant(RetireGrantRequest) -> () => grants::retire_grant;
-    revoke_grant(RevokeGrantRequest) -> () => grants::revoke_grant;
+    CreateKey: create_key(CreateKeyRequest) -> CreateKeyResponse => keys::create_key;
+    DescribeKey: describe_key(DescribeKeyRequest) -> DescribeKeyResponse => keys::describe_key;
+    ListKeys: list_keys(ListKeysRequest) -> ListKeysResponse => keys::list_keys;
+    EnableKey: enable_key(EnableKeyRequest) -> () => keys::enable_key;
+    DisableKey: disable_key(DisableKeyRequest) -> () => keys::disable_key;
+    ScheduleKeyDeletion: schedule_key_deletion(ScheduleKeyDeletionRequest) -> ScheduleKeyDeletionResponse => keys::schedule_key_deletion;
+    CancelKeyDeletion: cancel_key_deletion(CancelKeyDeletionRequest) -> CancelKeyDeletionResponse => keys::cancel_key_deletion;
+    UpdateKeyDescription: update_key_description(UpdateKeyDescriptionRequest) -> () => keys::update_key_description;
+    CreateAlias: create_alias(CreateAliasRequest) -> () => aliases::create_alias;
+    UpdateAlias: update_alias(UpdateAliasRequest) -> () => aliases::update_alias;
+    DeleteAlias: delete_alias(DeleteAliasRequest) -> () => aliases::delete_alias;
+    ListAliases: list_aliases(ListAliasesRequest) -> ListAliasesResponse => aliases::list_aliases;
+    Encrypt: encrypt(EncryptRequest) -> EncryptResponse => crypto_ops::encrypt;
+    Decrypt: decrypt(DecryptRequest) -> DecryptResponse => crypto_ops::decrypt;
+    ReEncrypt: re_encrypt(ReEncryptRequest) -> ReEncryptResponse => crypto_ops::re_encrypt;
+    GenerateDataKey: generate_data_key(GenerateDataKeyRequest) -> GenerateDataKeyResponse => crypto_ops::generate_data_key;
+    GenerateDataKeyWithoutPlaintext: generate_data_key_without_plaintext(GenerateDataKeyWithoutPlaintextRequest) -> GenerateDataKeyWithoutPlaintextResponse => crypto_ops::generate_data_key_without_plaintext;
+    GenerateRandom: generate_random(GenerateRandomRequest) -> GenerateRandomResponse => crypto_ops::generate_random;
+    TagResource: tag_resource(TagResourceRequest) -> () => tags::tag_resource;
+    UntagResource: untag_resource(UntagResourceRequest) -> () => tags::untag_resource;
+    ListResourceTags: list_resource_tags(ListResourceTagsRequest) -> ListResourceTagsResponse => tags::list_resource_tags;
+    GetKeyPolicy: get_key_policy(GetKeyPolicyRequest) -> GetKeyPolicyResponse => policies::get_key_policy;
+    PutKeyPolicy: put_key_policy(PutKeyPolicyRequest) -> () => policies::put_key_policy;
+    ListKeyPolicies: list_key_policies(ListKeyPoliciesRequest) -> ListKeyPoliciesResponse => policies::list_key_policies;
+    CreateGrant: create_grant(CreateGrantRequest) -> CreateGrantResponse => grants::create_grant;
+    ListGrants: list_grants(ListGrantsRequest) -> ListGrantsResponse => grants::list_grants;
+    ListRetirableGrants: list_retirable_grants(ListRetirableGrantsRequest) -> ListGrantsResponse => grants::list_retirable_grants;
+    RetireGrant: retire_grant(RetireGrantRequest) -> () => grants::retire_grant;
+    RevokeGrant: revoke_grant(RevokeGrantRequest) -> () => grants::revoke_grant;
 }
-
-/// The operations this service implements (the rest answer "unsupported").
-pub const SUPPORTED: &[KmsOperation] = &[
-    KmsOperation::CreateKey,
-    KmsOperation::DescribeKey,
-    KmsOperation::ListKeys,
-    KmsOperation::EnableKey,
-    KmsOperation::DisableKey,
-    KmsOperation::ScheduleKeyDeletion,
-    KmsOperation::CancelKeyDeletion,
-    KmsOperation::UpdateKeyDescription,
-    KmsOperation::CreateAlias,
-    KmsOperation::UpdateAlias,
-    KmsOperation::DeleteAlias,
-    KmsOperation::ListAliases,
-    KmsOperation::Encrypt,
-    KmsOperation::Decrypt,
-    KmsOperation::ReEncrypt,
-    KmsOperation::GenerateDataKey,
-    KmsOperation::GenerateDataKeyWithoutPlaintext,
-    KmsOperation::GenerateRandom,
-    KmsOperation::TagResource,
-    KmsOperation::UntagResource,
-    KmsOperation::ListResourceTags,
-    KmsOperation::GetKeyPolicy,
-    KmsOperation::PutKeyPolicy,
-    KmsOperation::ListKeyPolicies,
-    KmsOperation::CreateGrant,
-    KmsOperation::ListGrants,
-    KmsOperation::ListRetirableGrants,
-    KmsOperation::RetireGrant,
-    KmsOperation::RevokeGrant,
-];

@@ -2,12 +2,14 @@
 //! shares (size, syntax, the lockout safety check).
 
 use keyhold_policy::{Evaluation, Policy, PolicyKind};
+use keyhold_proto::Timestamp;
 use keyhold_proto::kms::*;
 
 use super::KmsService;
 use super::authz::Facts;
 use super::error::KmsError;
 use super::resolve::Aliases;
+use crate::authz::RequestConditions;
 use crate::context::RequestContext;
 
 /// AWS's limit on a key policy document.
@@ -39,7 +41,7 @@ pub async fn put_key_policy(
     kms.authorize(ctx, &key, "kms:PutKeyPolicy", &Facts::default())?;
     check_policy_name(input.policy_name.as_deref())?;
     let bypass = input.bypass_policy_lockout_safety_check == Some(true);
-    validate_new_policy(ctx, &input.policy, bypass, key.arn())?;
+    validate_new_policy(ctx, kms.clock.now(), &input.policy, bypass, key.arn())?;
     let mut record = key.record.clone();
     record.policy = input.policy;
     kms.update_key(&key, record, None).await?;
@@ -78,6 +80,7 @@ fn check_policy_name(name: Option<&str>) -> Result<(), KmsError> {
 /// caller could still change the policy afterwards.
 pub fn validate_new_policy(
     ctx: &RequestContext,
+    now: Timestamp,
     text: &str,
     bypass_lockout_check: bool,
     key_arn: &str,
@@ -90,16 +93,22 @@ pub fn validate_new_policy(
     };
     let policy = Policy::parse(text, PolicyKind::Resource).map_err(malformed)?;
     policy.check_kms_key_policy().map_err(malformed)?;
-    if !bypass_lockout_check && !lets_caller_put_policy(ctx, &policy, key_arn) {
+    if !bypass_lockout_check && !lets_caller_put_policy(ctx, now, &policy, key_arn) {
         return Err(KmsError::PolicyLockout);
     }
     Ok(policy)
 }
 
 /// The lockout safety check: would the caller still be allowed `kms:PutKeyPolicy`?
-fn lets_caller_put_policy(ctx: &RequestContext, policy: &Policy, key_arn: &str) -> bool {
+fn lets_caller_put_policy(
+    ctx: &RequestContext,
+    now: Timestamp,
+    policy: &Policy,
+    key_arn: &str,
+) -> bool {
     let principal = ctx.caller.policy_principal();
-    let context = keyhold_policy::Context::default();
+    // The request's global condition keys, as the real decision would see them.
+    let context = RequestConditions::new(ctx, now, &[]);
     let request = keyhold_policy::Request {
         principal: &principal,
         action: "kms:PutKeyPolicy",

@@ -51,7 +51,7 @@ impl KmsService {
             encryption_context: Some(context.clone()),
             ..GenerateDataKeyRequest::default()
         };
-        note_request(&inner, &input);
+        inner.note_request(&input);
         let result = crypto_ops::generate_data_key(self, &inner, input).await;
         self.audit_inner(&inner, result.as_ref().err());
         let out = result?;
@@ -79,7 +79,7 @@ impl KmsService {
             encryption_context: Some(context.clone()),
             ..DecryptRequest::default()
         };
-        note_request(&inner, &input);
+        inner.note_request(&input);
         let result = crypto_ops::decrypt(self, &inner, input).await;
         self.audit_inner(&inner, result.as_ref().err());
         let out = result?;
@@ -101,7 +101,7 @@ impl KmsService {
             key_id: key_id.to_owned(),
             grant_tokens: None,
         };
-        note_request(&inner, &input);
+        inner.note_request(&input);
         let result = super::keys::describe_key(self, &inner, input).await;
         self.audit_inner(&inner, result.as_ref().err());
         result?.key_metadata.ok_or(KmsError::Internal)
@@ -115,20 +115,6 @@ impl KmsService {
             error: error.as_ref(),
         });
     }
-}
-
-/// Records the audit view of an inner call's request (sensitive members left out).
-fn note_request<T: serde::Serialize>(inner: &RequestContext, input: &T) {
-    let op = inner.operation;
-    let view = op.audit_input().and_then(|i| {
-        let value = serde_json::to_value(input).ok()?;
-        Some(keyhold_proto::runtime::audit::view(
-            op.audit_shapes(),
-            i,
-            &value,
-        ))
-    });
-    inner.note_parameters(view, None);
 }
 
 fn secret(blob: Option<SensitiveBlob>) -> SecretBytes {

@@ -35,7 +35,7 @@ impl SsmService {
         extra: &[(&'static str, String)],
     ) -> Result<(), SsmError> {
         let action = format!("ssm:{}", ctx.operation.name());
-        let context = RequestConditions::new(ctx, keyhold_proto::Timestamp::now(), extra);
+        let context = RequestConditions::new(ctx, self.clock.now(), extra);
         authorize(&Access {
             principal: &ctx.caller,
             action: &action,

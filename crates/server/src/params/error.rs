@@ -126,7 +126,6 @@ pub enum SsmError {
 
     // ---- tags
     InvalidResourceId,
-    InvalidResourceType,
     TooManyTags,
 
     // ---- Secrets Manager references
@@ -355,7 +354,6 @@ impl From<SsmError> for ApiError {
             }
 
             E::InvalidResourceId => ApiError::bare(Code::InvalidResourceId),
-            E::InvalidResourceType => ApiError::bare(Code::InvalidResourceType),
             E::TooManyTags => ApiError::bare(Code::TooManyTagsError),
 
             E::ReferenceNeedsDecryption => ApiError::validation(
@@ -398,16 +396,14 @@ impl From<keyhold_store::StoreError> for SsmError {
 }
 
 impl SsmError {
-    /// A KMS failure while encrypting a new value: a key that does not exist is the
-    /// parameter's `InvalidKeyId`; anything else is KMS's own answer.
-    pub fn from_kms_encrypt(e: KmsError) -> Self {
+    /// A KMS failure while encrypting or decrypting a value. Parameter Store answers KMS's
+    /// refusals as the parameter's `InvalidKeyId` with KMS's message (its model lists no
+    /// other key error: e.g. a disabled key or one pending deletion); access denied and
+    /// internal failures keep their own codes.
+    pub fn from_kms(e: KmsError) -> Self {
         match e {
-            KmsError::KeyNotFound { .. }
-            | KmsError::InvalidKeyId { .. }
-            | KmsError::ArnOfOtherRegion { .. }
-            | KmsError::InvalidArn
-            | KmsError::AliasNotFound { .. } => SsmError::InvalidKeyId(e),
-            other => SsmError::Kms(other),
+            KmsError::AccessDenied(_) | KmsError::Internal => SsmError::Kms(e),
+            other => SsmError::InvalidKeyId(other),
         }
     }
 }

@@ -56,6 +56,7 @@ pub async fn get(
         Operation::SecretsManager(SecretsManagerOperation::GetSecretValue),
         "ssm",
     );
+    inner.note_request(&request);
     let result = SecretsManagerApi::get_secret_value(&*svc.secrets, &inner, request).await;
     svc.audit.record(AuditEvent {
         ctx: &inner,

@@ -47,7 +47,7 @@ impl SsmService {
             .kms
             .generate_data_key_for(ctx, SERVICE, key_id, &encryption_context(arn))
             .await
-            .map_err(SsmError::from_kms_encrypt)?;
+            .map_err(SsmError::from_kms)?;
         let local = DataKey::from_plaintext(&data_key.plaintext).ok_or(SsmError::Internal)?;
         let sealed = envelope::seal(&local, plaintext.as_bytes(), &aad(arn, version))
             .map_err(|_| SsmError::Internal)?;
@@ -67,7 +67,7 @@ impl SsmService {
             .kms
             .decrypt_for(ctx, SERVICE, wrapped_key, &encryption_context(arn))
             .await
-            .map_err(SsmError::Kms)?;
+            .map_err(SsmError::from_kms)?;
         let local = DataKey::from_plaintext(&decrypted.plaintext).ok_or_else(|| corrupt(arn))?;
         let plaintext =
             envelope::open(&local, sealed, &aad(arn, version)).map_err(|_| corrupt(arn))?;

@@ -41,7 +41,7 @@ impl SecretsService {
             .and_then(|text| self.parsed_policy(text));
         let context = Conditions {
             secret,
-            global: RequestConditions::new(ctx, keyhold_proto::Timestamp::now(), &[]),
+            global: RequestConditions::new(ctx, self.clock.now(), &[]),
         };
         authorize(&Access {
             principal: &ctx.caller,
@@ -71,7 +71,7 @@ impl SecretsService {
             resource,
             resource_account: &ctx.scope.account,
             rule: ResourceRule::None,
-            context: &RequestConditions::new(ctx, keyhold_proto::Timestamp::now(), extra),
+            context: &RequestConditions::new(ctx, self.clock.now(), extra),
         })
         .map_err(SecretsError::AccessDenied)
     }

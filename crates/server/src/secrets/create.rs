@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use keyhold_proto::kms::KeyManagerType;
 use keyhold_proto::secretsmanager::*;
 
 use super::error::SecretsError;
@@ -102,6 +103,9 @@ pub async fn create_secret(
             .describe_key_for(ctx, "secretsmanager", key)
             .await
             .map_err(SecretsError::from_kms_encrypt)?;
+        if metadata.key_manager == Some(KeyManagerType::Aws) {
+            return Err(customer_key_required());
+        }
         secret.meta.kms_key_id = metadata.arn;
         secret.meta.cross_account_primary = Some(link);
     }
@@ -210,14 +214,13 @@ fn cross_account_primary(
             "A cross-account replica can't be replicated to other Regions.",
         ));
     }
-    let default_key = kms_key_id
+    // An AWS-managed alias is refused here; a key named by id or ARN is checked once KMS
+    // has described it (create_secret).
+    if kms_key_id
         .as_deref()
-        .is_none_or(|k| k.contains("alias/aws/"));
-    if default_key {
-        return Err(invalid(
-            "A cross-account replica must be encrypted with a customer managed KMS key: \
-             specify KmsKeyId.",
-        ));
+        .is_none_or(|k| k.starts_with("alias/aws/"))
+    {
+        return Err(customer_key_required());
     }
     Ok(CrossAccountLink {
         arn: primary.to_owned(),
@@ -226,6 +229,14 @@ fn cross_account_primary(
         status_message: None,
         synced_version: None,
     })
+}
+
+/// A cross-account replica's key must be one the primary's owner can be allowed to use.
+fn customer_key_required() -> SecretsError {
+    SecretsError::InvalidCrossAccountReplica {
+        detail: "A cross-account replica must be encrypted with a customer managed KMS key: \
+                 specify KmsKeyId.",
+    }
 }
 
 /// A fresh ARN for a secret named `name`.

@@ -125,6 +125,17 @@ impl SecretsService {
         self.load_record(record, epoch).await.map(Some)
     }
 
+    /// The cached secret of this name in the account and region.
+    fn cached_name(&self, account: &str, region: &str, name: &str) -> Option<Arc<Secret>> {
+        let key = NameKey {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            name: name.to_owned(),
+        };
+        let arn = self.names.read().ok()?.get(&key).cloned()?;
+        self.cached(&arn)
+    }
+
     /// The secret of this name in the account and region.
     async fn load_name(
         &self,
@@ -132,13 +143,7 @@ impl SecretsService {
         region: &str,
         name: &str,
     ) -> Result<Option<Arc<Secret>>, SecretsError> {
-        let key = NameKey {
-            account: account.to_owned(),
-            region: region.to_owned(),
-            name: name.to_owned(),
-        };
-        let arn = self.names.read().ok().and_then(|n| n.get(&key).cloned());
-        if let Some(secret) = arn.and_then(|arn| self.cached(&arn)) {
+        if let Some(secret) = self.cached_name(account, region, name) {
             return Ok(Some(secret));
         }
         let epoch = self.commits.load(Ordering::Acquire);

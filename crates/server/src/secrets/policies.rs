@@ -9,17 +9,17 @@
 //! AWS puts to Zelkova, answered by evaluation rather than proof.
 
 use keyhold_policy::{Evaluation, Policy, PolicyKind, Principal, PrincipalKind};
+use keyhold_proto::Timestamp;
 use keyhold_proto::secretsmanager::*;
 
 use super::SecretsService;
 use super::error::SecretsError;
 use super::pagination::{List, page};
+use crate::authz::RequestConditions;
 use crate::context::RequestContext;
 
 /// The one policy name callers can use.
 const DEFAULT_POLICY: &str = "default";
-/// AWS's limit on a resource policy.
-const MAX_POLICY_CHARS: usize = 20_480;
 /// Keyhold's names for the checks `ValidateResourcePolicy` reports (AWS's are unpublished).
 const BROAD_ACCESS_CHECK: &str = "BROAD_ACCESS_CHECK";
 const LOCKOUT_CHECK: &str = "LOCKOUT_CHECK";
@@ -119,7 +119,7 @@ pub async fn validate_resource_policy(
             ),
         });
     }
-    if locks_out(ctx, &policy, &resource) {
+    if locks_out(ctx, service.clock.now(), &policy, &resource) {
         errors.push(ValidationErrorsEntry {
             check_name: Some(LOCKOUT_CHECK.to_owned()),
             error_message: Some(
@@ -167,11 +167,9 @@ fn writable_name(name: Option<&str>) -> Result<(), SecretsError> {
     }
 }
 
-/// Size and syntax, as a resource policy.
+/// Syntax, as a resource policy (the model's 20,480-character limit is checked before the
+/// operation runs).
 fn parse(text: &str) -> Result<Policy, SecretsError> {
-    if text.chars().count() > MAX_POLICY_CHARS {
-        return Err(SecretsError::PolicyTooLarge);
-    }
     Policy::parse(text, PolicyKind::Resource).map_err(|e| SecretsError::MalformedPolicy {
         detail: e.to_string(),
     })
@@ -213,11 +211,10 @@ fn grants_broad_access(policy: &Policy, resource: &str) -> bool {
 }
 
 /// Whether the policy denies the caller `PutResourcePolicy` outright.
-fn locks_out(ctx: &RequestContext, policy: &Policy, resource: &str) -> bool {
+fn locks_out(ctx: &RequestContext, now: Timestamp, policy: &Policy, resource: &str) -> bool {
     let principal = ctx.caller.policy_principal();
-    let mut context = keyhold_policy::Context::default();
-    context.set("aws:PrincipalArn", ctx.caller.arn.clone());
-    context.set("aws:PrincipalAccount", ctx.caller.account.clone());
+    // The request's global condition keys, as the real decision would see them.
+    let context = RequestConditions::new(ctx, now, &[]);
     policy.evaluate(&keyhold_policy::Request {
         principal: &principal,
         action: "secretsmanager:PutResourcePolicy",

@@ -186,14 +186,7 @@ fn replica_arn(primary: &Secret, region: &str) -> String {
 
 /// The caller, acting in another Region of its account (for that Region's KMS keys).
 fn in_region(ctx: &RequestContext, account: &str, region: &str) -> RequestContext {
-    RequestContext::new(
-        ctx.request_id.clone(),
-        ctx.operation,
-        ctx.caller.clone(),
-        Scope::new(account, region),
-        ctx.source_ip,
-        ctx.user_agent.clone(),
-    )
+    ctx.in_scope(Scope::new(account, region))
 }
 
 impl SecretsService {

@@ -72,10 +72,20 @@ impl SecretsService {
         if scope.region != ctx.scope.region {
             return Ok(None);
         }
+        // From memory first, so a partial ARN (no random suffix) costs no store read in
+        // steady state: the full ARN, then the name. (AWS documents the ambiguity of a name
+        // that itself ends in a hyphen and six characters; a cached match wins here.)
+        let (account, region) = (&scope.account, &scope.region);
+        if let Some(secret) = self
+            .cached(id)
+            .or_else(|| self.cached_name(account, region, name))
+        {
+            return Ok(Some(secret));
+        }
         if let Some(secret) = self.load_arn(id).await? {
             return Ok(Some(secret));
         }
-        self.load_name(&scope.account, &scope.region, name).await
+        self.load_name(account, region, name).await
     }
 }
 

@@ -204,7 +204,15 @@ mod tests {
         store.delete_grant("k1", "aa").await.unwrap();
         assert_eq!(store.key_grants("k1").await.unwrap(), vec![a]);
 
-        store.delete_key("k1").await.unwrap();
+        // Only a key pending deletion and due is deleted.
+        assert!(!store.delete_key_if_due("k1", 10).await.unwrap());
+        assert_eq!(store.key_grants("k1").await.unwrap().len(), 1);
+        let mut pending = key("k1", "us-east-1");
+        pending.state = "PendingDeletion".into();
+        pending.deletion_ms = Some(10);
+        store.update_key(&pending).await.unwrap();
+        assert!(!store.delete_key_if_due("k1", 9).await.unwrap());
+        assert!(store.delete_key_if_due("k1", 10).await.unwrap());
         assert!(store.key_grants("k1").await.unwrap().is_empty());
         assert_eq!(store.key_grants("k2").await.unwrap(), vec![c]);
     }

@@ -89,8 +89,14 @@ fn configure(conn: &Connection) -> Result<()> {
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     match e {
+        // Only a uniqueness conflict means "already exists"; a foreign-key, NOT NULL or
+        // CHECK failure is a backend error.
         rusqlite::Error::SqliteFailure(err, _)
-            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+            if matches!(
+                err.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            ) =>
         {
             StoreError::AlreadyExists
         }
@@ -287,10 +293,22 @@ impl KmsStore for SqliteStore {
         .await
     }
 
-    async fn delete_key(&self, key_id: &str) -> Result<()> {
+    async fn delete_key_if_due(&self, key_id: &str, now_ms: i64) -> Result<bool> {
         let key_id = key_id.to_owned();
         self.write(move |c| {
             let tx = c.transaction().map_err(backend)?;
+            let due: bool = tx
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM kms_keys WHERE key_id = ?1 \
+                     AND state = 'PendingDeletion' AND deletion_ms IS NOT NULL \
+                     AND deletion_ms <= ?2)",
+                    rusqlite::params![key_id, now_ms],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if !due {
+                return Ok(false);
+            }
             for table in [
                 "kms_grants WHERE key_id",
                 "kms_aliases WHERE target_key_id",
@@ -301,7 +319,8 @@ impl KmsStore for SqliteStore {
                 tx.execute(&format!("DELETE FROM {table} = ?1"), [&key_id])
                     .map_err(backend)?;
             }
-            tx.commit().map_err(backend)
+            tx.commit().map_err(backend)?;
+            Ok(true)
         })
         .await
     }
