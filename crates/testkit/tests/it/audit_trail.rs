@@ -2,8 +2,6 @@
 //! secret, chained and signed so that any edit, deletion or reordering is detected, and
 //! queryable with CloudTrail's LookupEvents.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_kms::error::ProvideErrorMetadata as _;
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine as _;

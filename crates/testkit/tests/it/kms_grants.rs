@@ -2,8 +2,6 @@
 //! ListRetirableGrants, RetireGrant, RevokeGrant, and grants in authorization (across
 //! accounts, with encryption-context constraints, grant tokens, explicit denies).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashMap;
 
 use aws_sdk_kms::Client;

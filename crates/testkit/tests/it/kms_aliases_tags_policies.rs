@@ -1,7 +1,5 @@
 //! Aliases, tags and key policies through the real `aws-sdk-kms` client.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::Tag;

@@ -2,8 +2,6 @@
 //! (8 KB), Intelligent-Tiering, the refused downgrade, the standard-parameter limit, and
 //! parameter policies (advanced only; `Expiration` enforced by deleting the parameter).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use aws_sdk_ssm::error::ProvideErrorMetadata;

@@ -2,8 +2,6 @@
 //! account and across accounts), temporary credentials that work until they expire, and
 //! GetSessionToken with AWS's restrictions.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use aws_sdk_kms::primitives::Blob;

@@ -2,8 +2,6 @@
 //! SecureStrings (several versions, labels, overwrites, reads), none of their values appears
 //! in any file of the data directory, raw, hex or base64.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use base64::Engine as _;
 use keyhold_testkit::TestServer;

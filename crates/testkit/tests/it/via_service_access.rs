@@ -4,8 +4,6 @@
 //! (`aws/secretsmanager`, `aws/ssm`) let every principal of the account use them through
 //! their service, so the service permission alone suffices there.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use keyhold_testkit::TestServer;
 use keyhold_testkit::identity::{put_user_policy, user_with_key};

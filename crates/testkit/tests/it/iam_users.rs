@@ -1,8 +1,6 @@
 //! IAM users through the real SDK: create, get, list (paths, pages), delete, AWS's errors,
 //! and accounts kept apart.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_iam::types::Tag;
 use keyhold_testkit::TestServer;

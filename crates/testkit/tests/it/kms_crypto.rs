@@ -1,8 +1,6 @@
 //! Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext), GenerateRandom through
 //! the real `aws-sdk-kms` client.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, EncryptionAlgorithmSpec};

@@ -2,8 +2,6 @@
 //! workload, the plaintext data keys KMS handed out and the plaintexts it encrypted appear
 //! in no file, in any encoding a careless implementation would use.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 use base64::Engine as _;

@@ -3,8 +3,6 @@
 //! unreadable), and the rotation configuration (stored and reported; immediate rotation
 //! refused honestly).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::types::RotationRulesType;
 use keyhold_testkit::TestServer;

@@ -2,8 +2,6 @@
 //! GetParameters, DeleteParameter, DeleteParameters, GetParameterHistory — types, names,
 //! ARNs, selectors, versions, SecureString through KMS, persistence.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType, Tag};
 use base64::Engine as _;

@@ -1,8 +1,6 @@
 //! The README's compatibility table is generated from `keyhold_server::compat`, and the
 //! live server answers exactly as the table says.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use keyhold_proto::route::Operation;
 use keyhold_server::compat;
 use keyhold_testkit::TestServer;

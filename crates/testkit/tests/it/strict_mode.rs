@@ -1,8 +1,6 @@
 //! Strict mode: SigV4 verified against the configured credentials, with real SDK clients
 //! and with hand-made requests.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use keyhold_testkit::{TestServer, raw};

@@ -1,8 +1,6 @@
 //! The wire protocol with requests no SDK would send: unknown targets, malformed JSON,
 //! missing members, oversized bodies, unsupported operations.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use keyhold_testkit::TestServer;
 use keyhold_testkit::raw;
 

@@ -2,8 +2,6 @@
 //! GetRandomPassword, BatchGetSecretValue), and the service-specific condition keys
 //! (`secretsmanager:Name`, `ssm:Overwrite`, `ssm:Recursive`) reach the policies.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use keyhold_testkit::TestServer;
 use keyhold_testkit::identity::{put_user_policy, user_with_key};

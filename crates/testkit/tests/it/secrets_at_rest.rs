@@ -2,8 +2,6 @@
 //! binaries, new versions, label moves, a key change, replicas, deletions), no known value
 //! appears in any database file, in any encoding a careless implementation would use.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::ReplicaRegionType;
 use base64::Engine as _;

@@ -2,8 +2,6 @@
 //! UnlabelParameterVersion, `name:label` selectors, AddTagsToResource,
 //! RemoveTagsFromResource, ListTagsForResource.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging, Tag};
 use keyhold_testkit::TestServer;

@@ -1,8 +1,6 @@
 //! Secrets Manager through the real `aws-sdk-secretsmanager`: create, read, describe, list,
 //! update, tag, delete and restore, with AWS's names, ARNs, errors and limits.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;

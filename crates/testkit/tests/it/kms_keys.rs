@@ -2,8 +2,6 @@
 //! ListKeys, EnableKey, DisableKey, ScheduleKeyDeletion, CancelKeyDeletion,
 //! UpdateKeyDescription.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use aws_sdk_kms::error::ProvideErrorMetadata;

@@ -3,8 +3,6 @@
 //! ListSecretVersionIds, retention (100 versions, none younger than 24 hours pruned), the
 //! 20-label quota, and BatchGetSecretValue.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! Access keys: their lifecycle through IAM, and authentication with them — signature
 //! verified in strict and in dev mode, inactive and deleted keys refused.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_iam::types::StatusType;
 use keyhold_testkit::identity::{access_key, allow, put_user_policy, user_with_key};

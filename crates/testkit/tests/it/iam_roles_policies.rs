@@ -1,8 +1,6 @@
 //! IAM roles and inline policies through the real SDK, and identity policies deciding what
 //! users may do (IAM itself and KMS through a key policy that delegates to IAM).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use keyhold_testkit::TestServer;

@@ -3,8 +3,6 @@
 //! replicas, whose operations the pinned SDK does not have yet (raw requests, dev mode
 //! choosing the account from the credential scope).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::types::{ReplicaRegionType, StatusType};
 use keyhold_testkit::TestServer;

@@ -1,8 +1,6 @@
 //! No secret access key, session secret or session token IAM and STS handed out appears in
 //! the data directory's files, in any encoding a careless implementation would use.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use base64::Engine as _;
 use keyhold_testkit::TestServer;
 use keyhold_testkit::identity::{

@@ -2,8 +2,6 @@
 //! secret's value as Parameter Store serves it (WithDecryption required), version selectors,
 //! and the errors.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::primitives::Blob;
 use aws_sdk_ssm::types::ParameterType;

@@ -2,8 +2,6 @@
 //! ParameterFilters, WithDecryption, MaxResults/NextToken) and DescribeParameters (the
 //! ParameterFilters keys and options, the deprecated Filters, pagination, their errors).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{
     ParameterStringFilter, ParameterTier, ParameterType, ParametersFilter, ParametersFilterKey, Tag,
