@@ -86,7 +86,16 @@ pub struct Access<'a> {
     pub context: &'a dyn ConditionContext,
 }
 
-/// Decides one call.
+/// Decides one call for the request `ctx`, and records in its ledger that the decision was
+/// made (what [`crate::access`] checks every operation's declaration against). Every
+/// service decides through this.
+pub fn decide(ctx: &RequestContext, access: &Access<'_>) -> Result<(), Denied> {
+    ctx.note_decision(access.action, access.resource);
+    authorize(access)
+}
+
+/// Decides one call: the pure engine. Services decide through [`decide`], whose record
+/// the dispatcher checks; a decision made here alone does not count as the declared check.
 pub fn authorize(access: &Access<'_>) -> Result<(), Denied> {
     let principal = access.principal;
     let policy_principal = principal.policy_principal();

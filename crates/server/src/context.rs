@@ -96,6 +96,10 @@ pub struct RequestContext {
     /// endpoint name (`secretsmanager.us-east-1.amazonaws.com`), KMS's `kms:ViaService`.
     pub via_service: Option<String>,
     notes: Mutex<AuditNotes>,
+    /// Every authorization decision made for this request: the action and the kind of
+    /// resource it was made on (checked against the operation's declaration,
+    /// [`crate::access`]).
+    decisions: Mutex<Vec<(String, Option<crate::access::Resource>)>>,
     /// The durability receipts of every audit event of this request (outer and inner calls
     /// share them), awaited before the response goes out.
     receipts: Arc<crate::audit::Receipts>,
@@ -130,6 +134,7 @@ impl RequestContext {
             user_agent,
             via_service: None,
             notes: Mutex::default(),
+            decisions: Mutex::default(),
             receipts: Arc::default(),
         }
     }
@@ -146,6 +151,7 @@ impl RequestContext {
             user_agent: format!("{service}.amazonaws.com"),
             via_service: Some(format!("{service}.{}.amazonaws.com", self.scope.region)),
             notes: Mutex::default(),
+            decisions: Mutex::default(),
             receipts: self.receipts.clone(),
         }
     }
@@ -162,6 +168,7 @@ impl RequestContext {
             user_agent: self.user_agent.clone(),
             via_service: self.via_service.clone(),
             notes: Mutex::default(),
+            decisions: Mutex::default(),
             receipts: self.receipts.clone(),
         }
     }
@@ -206,6 +213,22 @@ impl RequestContext {
             ))
         });
         self.note_parameters(view, None);
+    }
+
+    /// Records that an authorization decision on `action` was made on `resource`, whatever
+    /// its outcome (an operation whose check refuses does not answer successfully).
+    pub fn note_decision(&self, action: &str, resource: &str) {
+        let kind = crate::access::kind_of(resource);
+        if let Ok(mut decisions) = self.decisions.lock()
+            && !decisions.iter().any(|(a, k)| a == action && *k == kind)
+        {
+            decisions.push((action.to_owned(), kind));
+        }
+    }
+
+    /// The decisions recorded so far.
+    pub fn decisions(&self) -> Vec<(String, Option<crate::access::Resource>)> {
+        self.decisions.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     pub fn take_notes(&self) -> AuditNotes {

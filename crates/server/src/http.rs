@@ -229,6 +229,36 @@ async fn dispatch(
             operation.name(),
         ));
     }
+    // An operation without a declared authorization does not serve.
+    let Some(declaration) = crate::access::declaration(operation) else {
+        tracing::error!(
+            operation = operation.name(),
+            "operation has no declared authorization"
+        );
+        return Err(ApiError::internal());
+    };
+    let answer = run(state, ctx, operation, body, query).await?;
+    // An answer for which a declared check was never made does not go out.
+    if let Some(check) = crate::access::missing_check(declaration, ctx) {
+        tracing::error!(
+            request_id = %ctx.request_id,
+            operation = operation.name(),
+            action = check.action,
+            resource = ?check.on,
+            "operation answered without its declared authorization; answer withheld"
+        );
+        return Err(ApiError::internal());
+    }
+    Ok(answer)
+}
+
+async fn run(
+    state: &AppState,
+    ctx: &RequestContext,
+    operation: Operation,
+    body: &[u8],
+    query: Option<&QueryParams>,
+) -> Result<Vec<u8>, ApiError> {
     let empty = QueryParams::default();
     let query = query.unwrap_or(&empty);
     match operation {

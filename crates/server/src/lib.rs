@@ -14,8 +14,12 @@
 //! - [`iam`] is the IAM service (users, access keys, roles, inline policies); it keeps every
 //!   identity and issued credential in memory, which [`auth`] resolves on each request.
 //! - [`sts`] is the STS service (GetCallerIdentity, AssumeRole, GetSessionToken).
+//! - [`access`] declares, once per operation, the authorization it must pass; [`authz`] is
+//!   the one engine every decision goes through, recorded per request and checked against
+//!   that declaration before an answer goes out.
 //! - [`config::Config`]: defaults ← config file ← environment ← flags.
 
+pub mod access;
 pub mod arn;
 pub mod audit;
 pub mod auth;

@@ -440,6 +440,7 @@ fn grant_allows(
     let facts = Facts {
         encryption_context: Some(encryption_context),
         new_grant: None,
+        alias_name: None,
     };
     let request = GrantRequest {
         caller,

@@ -110,3 +110,59 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Sends `POST /` signed with SigV4 (region `us-east-1`) by `credentials` for `service`
+/// (`kms`, `secretsmanager`, `ssm`, `iam`, `sts`, `cloudtrail`), with the given headers
+/// (all of them signed) and body: a request any operation's table-driven test can send.
+pub async fn signed_post(
+    addr: SocketAddr,
+    credentials: &crate::Creds,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_smithy_runtime_api::client::identity::Identity;
+
+    let host = addr.to_string();
+    let identity: Identity = aws_credential_types::Credentials::new(
+        &credentials.access_key_id,
+        &credentials.secret_access_key,
+        credentials.session_token.clone(),
+        None,
+        "testkit",
+    )
+    .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(crate::DEFAULT_REGION)
+        .name(service)
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let mut all: Vec<(&str, &str)> = vec![("host", &host)];
+    all.extend_from_slice(headers);
+    let signable = SignableRequest::new(
+        "POST",
+        format!("http://{host}/"),
+        all.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("signs").into_parts();
+    let mut request = http::Request::builder().method("POST").uri("/");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(()).expect("request");
+    instructions.apply_to_request_http1x(&mut request);
+    let sent: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    post(addr, &sent, body).await
+}

@@ -15,7 +15,7 @@ use keyhold_proto::{ApiError, CommonError, Timestamp};
 use keyhold_store::audit::{AuditAttribute, AuditLog, AuditQuery};
 
 use super::trail::AuditTrail;
-use crate::authz::{Access, Denied, RequestConditions, ResourceRule, authorize};
+use crate::authz::{Access, Denied, RequestConditions, ResourceRule, decide};
 use crate::context::RequestContext;
 
 /// The CloudTrail service.
@@ -172,14 +172,17 @@ impl From<CloudTrailError> for ApiError {
 /// identity policies decide.
 fn authorize_lookup(ctx: &RequestContext) -> Result<(), CloudTrailError> {
     let context = RequestConditions::new(ctx, Timestamp::now(), &[]);
-    authorize(&Access {
-        principal: &ctx.caller,
-        action: "cloudtrail:LookupEvents",
-        resource: "*",
-        resource_account: &ctx.scope.account,
-        rule: ResourceRule::None,
-        context: &context,
-    })
+    decide(
+        ctx,
+        &Access {
+            principal: &ctx.caller,
+            action: "cloudtrail:LookupEvents",
+            resource: "*",
+            resource_account: &ctx.scope.account,
+            rule: ResourceRule::None,
+            context: &context,
+        },
+    )
     .map_err(CloudTrailError::AccessDenied)
 }
 

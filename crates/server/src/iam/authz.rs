@@ -4,7 +4,7 @@
 
 use super::IamService;
 use super::error::IamError;
-use crate::authz::{Access, RequestConditions, ResourceRule, authorize};
+use crate::authz::{Access, RequestConditions, ResourceRule, decide};
 use crate::context::RequestContext;
 
 impl IamService {
@@ -18,14 +18,17 @@ impl IamService {
     ) -> Result<(), IamError> {
         ctx.note_resource(resource_type(resource), resource);
         let context = RequestConditions::new(ctx, self.clock.now(), &[]);
-        authorize(&Access {
-            principal: &ctx.caller,
-            action,
-            resource,
-            resource_account: &ctx.scope.account,
-            rule: ResourceRule::None,
-            context: &context,
-        })
+        decide(
+            ctx,
+            &Access {
+                principal: &ctx.caller,
+                action,
+                resource,
+                resource_account: &ctx.scope.account,
+                rule: ResourceRule::None,
+                context: &context,
+            },
+        )
         .map_err(IamError::AccessDenied)
     }
 }

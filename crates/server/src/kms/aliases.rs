@@ -1,11 +1,14 @@
 //! Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases.
 
+use std::sync::Arc;
+
 use keyhold_proto::Timestamp;
 use keyhold_proto::kms::*;
 use keyhold_store::{AliasRecord, StoreError};
 
 use super::authz::Facts;
 use super::error::KmsError;
+use super::key::Key;
 use super::managed::ManagedKey;
 use super::pagination::{List, page};
 use super::resolve::Aliases;
@@ -15,22 +18,28 @@ use crate::context::RequestContext;
 /// A key can have at most this many aliases.
 const ALIASES_PER_KEY: usize = 50;
 
+/// `CreateAlias`: `kms:CreateAlias` on the alias (identity policies) and on the key (its
+/// key policy), as on AWS.
 pub async fn create_alias(
     kms: &KmsService,
     ctx: &RequestContext,
     input: CreateAliasRequest,
 ) -> Result<(), KmsError> {
-    check_alias_name(&input.alias_name)?;
+    const ACTION: &str = "kms:CreateAlias";
+    let name = &input.alias_name;
+    check_alias_name(name)?;
     if input.target_key_id.starts_with("alias/") {
         return Err(KmsError::AliasTargetIsAlias);
     }
+    let scope = &ctx.scope;
+    let alias_arn = scope.arn("kms", name);
+    kms.authorize_alias(ctx, ACTION, &alias_arn, name)?;
     let _guard = kms.writes.lock().await;
     let key = kms
         .resolve(ctx, &input.target_key_id, Aliases::NotAllowed)
         .await?;
-    kms.authorize(ctx, &key, "kms:CreateAlias", &Facts::default())?;
+    kms.authorize(ctx, &key, ACTION, &alias_facts(name))?;
     key.check_not_pending_deletion()?;
-    let scope = &ctx.scope;
     if key.record.account != scope.account {
         return Err(KmsError::KeyNotFound {
             arn: scope.arn("kms", format_args!("key/{}", key.record.key_id)),
@@ -47,52 +56,56 @@ pub async fn create_alias(
     let record = AliasRecord {
         account: scope.account.clone(),
         region: scope.region.clone(),
-        name: input.alias_name.clone(),
+        name: name.clone(),
         target_key_id: key.record.key_id.clone(),
         creation_ms: now,
         updated_ms: now,
     };
     match kms.store.insert_alias(&record).await {
         Ok(()) => {}
-        Err(StoreError::AlreadyExists) => {
-            return Err(KmsError::AliasExists {
-                alias_arn: scope.arn("kms", &input.alias_name),
-            });
-        }
+        Err(StoreError::AlreadyExists) => return Err(KmsError::AliasExists { alias_arn }),
         Err(e) => return Err(e.into()),
     }
-    ctx.note_resource("AWS::KMS::Alias", &scope.arn("kms", &input.alias_name));
-    kms.alias_cache_put(alias_id(ctx, &input.alias_name), record.target_key_id);
+    key.aliases.add(name);
+    kms.alias_cache_put(alias_id(ctx, name), record.target_key_id);
     Ok(())
 }
 
+/// `UpdateAlias`: `kms:UpdateAlias` on the alias (identity policies), on the key it points
+/// to now and on the new target key (their key policies), as on AWS. Without the first
+/// two, any principal allowed on a key of its own could repoint every alias of the account
+/// at that key.
 pub async fn update_alias(
     kms: &KmsService,
     ctx: &RequestContext,
     input: UpdateAliasRequest,
 ) -> Result<(), KmsError> {
-    check_alias_name(&input.alias_name)?;
+    const ACTION: &str = "kms:UpdateAlias";
+    let name = &input.alias_name;
+    check_alias_name(name)?;
     if input.target_key_id.starts_with("alias/") {
         return Err(KmsError::AliasTargetIsAlias);
     }
-    let _guard = kms.writes.lock().await;
     let scope = &ctx.scope;
-    let alias_arn = scope.arn("kms", &input.alias_name);
+    let alias_arn = scope.arn("kms", name);
+    kms.authorize_alias(ctx, ACTION, &alias_arn, name)?;
+    let _guard = kms.writes.lock().await;
     let current = kms
         .store
-        .get_alias(&scope.account, &scope.region, &input.alias_name)
+        .get_alias(&scope.account, &scope.region, name)
         .await?
         .ok_or_else(|| KmsError::AliasNotFound {
             alias_arn: alias_arn.clone(),
         })?;
+    let facts = alias_facts(name);
+    let old = target_of(kms, &current).await?;
+    kms.authorize(ctx, &old, ACTION, &facts)?;
     let key = kms
         .resolve(ctx, &input.target_key_id, Aliases::NotAllowed)
         .await?;
-    kms.authorize(ctx, &key, "kms:UpdateAlias", &Facts::default())?;
+    kms.authorize(ctx, &key, ACTION, &facts)?;
     key.check_not_pending_deletion()?;
-    if let Some(old) = kms.load(&current.target_key_id).await?
-        && (old.usage != key.usage || old.spec != key.spec)
-    {
+    if old.usage != key.usage || old.spec != key.spec {
         return Err(KmsError::AliasKeyTypeMismatch);
     }
     let existing = kms
@@ -105,29 +118,27 @@ pub async fn update_alias(
     let now = kms.clock.now().as_millis();
     match kms
         .store
-        .update_alias(
-            &scope.account,
-            &scope.region,
-            &input.alias_name,
-            &key.record.key_id,
-            now,
-        )
+        .update_alias(&scope.account, &scope.region, name, &key.record.key_id, now)
         .await
     {
         Ok(()) => {}
         Err(StoreError::NotFound) => return Err(KmsError::AliasNotFound { alias_arn }),
         Err(e) => return Err(e.into()),
     }
-    ctx.note_resource("AWS::KMS::Alias", &alias_arn);
-    kms.alias_cache_put(alias_id(ctx, &input.alias_name), key.record.key_id.clone());
+    old.aliases.remove(name);
+    key.aliases.add(name);
+    kms.alias_cache_put(alias_id(ctx, name), key.record.key_id.clone());
     Ok(())
 }
 
+/// `DeleteAlias`: `kms:DeleteAlias` on the alias (identity policies) and on its key (the
+/// key policy); neither is ever skipped.
 pub async fn delete_alias(
     kms: &KmsService,
     ctx: &RequestContext,
     input: DeleteAliasRequest,
 ) -> Result<(), KmsError> {
+    const ACTION: &str = "kms:DeleteAlias";
     let name = match input.alias_name.strip_prefix("arn:") {
         Some(_) => alias_name_of_arn(ctx, &input.alias_name)?,
         None => input.alias_name.clone(),
@@ -138,9 +149,10 @@ pub async fn delete_alias(
     if name.starts_with("alias/aws/") {
         return Err(KmsError::AliasReserved);
     }
-    let _guard = kms.writes.lock().await;
     let scope = &ctx.scope;
     let alias_arn = scope.arn("kms", &name);
+    kms.authorize_alias(ctx, ACTION, &alias_arn, &name)?;
+    let _guard = kms.writes.lock().await;
     let alias = kms
         .store
         .get_alias(&scope.account, &scope.region, &name)
@@ -148,9 +160,8 @@ pub async fn delete_alias(
         .ok_or_else(|| KmsError::AliasNotFound {
             alias_arn: alias_arn.clone(),
         })?;
-    if let Some(key) = kms.load(&alias.target_key_id).await? {
-        kms.authorize(ctx, &key, "kms:DeleteAlias", &Facts::default())?;
-    }
+    let key = target_of(kms, &alias).await?;
+    kms.authorize(ctx, &key, ACTION, &alias_facts(&name))?;
     match kms
         .store
         .delete_alias(&scope.account, &scope.region, &name)
@@ -159,9 +170,26 @@ pub async fn delete_alias(
         Ok(()) | Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
-    ctx.note_resource("AWS::KMS::Alias", &alias_arn);
+    key.aliases.remove(&name);
     kms.alias_cache_remove(&alias_id(ctx, &name));
     Ok(())
+}
+
+/// The key an existing alias points at. Aliases are deleted with their key in one
+/// transaction, so a missing target is a broken store: refused (fail closed), never
+/// treated as "nothing to authorize".
+async fn target_of(kms: &KmsService, alias: &AliasRecord) -> Result<Arc<Key>, KmsError> {
+    kms.load(&alias.target_key_id).await?.ok_or_else(|| {
+        tracing::error!(alias = %alias.name, key_id = %alias.target_key_id, "alias points at a key that does not exist");
+        KmsError::Internal
+    })
+}
+
+fn alias_facts(name: &str) -> Facts<'_> {
+    Facts {
+        alias_name: Some(name),
+        ..Facts::default()
+    }
 }
 
 pub async fn list_aliases(

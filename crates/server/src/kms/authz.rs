@@ -22,7 +22,7 @@ use super::KmsService;
 use super::error::KmsError;
 use super::grant::{Constraint, Grant, takes_encryption_context};
 use super::key::Key;
-use crate::authz::{Access, Denied, DenyReason, RequestConditions, ResourceRule, authorize};
+use crate::authz::{Access, Denied, DenyReason, RequestConditions, ResourceRule, decide};
 use crate::context::{Principal, PrincipalKind, RequestContext};
 
 /// The only actions a principal of another account can perform on a key, whatever the
@@ -56,6 +56,8 @@ pub struct Facts<'a> {
     pub encryption_context: Option<&'a BTreeMap<String, String>>,
     /// `CreateGrant`: the grant asked for (its operations, principals and constraint).
     pub new_grant: Option<&'a Grant>,
+    /// `CreateAlias`, `UpdateAlias`, `DeleteAlias`: the alias named (`kms:AliasName`).
+    pub alias_name: Option<&'a str>,
 }
 
 impl KmsService {
@@ -78,14 +80,17 @@ impl KmsService {
             }));
         }
         let context = self.conditions(ctx, Some(key), action, facts);
-        let denied = match authorize(&Access {
-            principal: &ctx.caller,
-            action,
-            resource: key.arn(),
-            resource_account: &key.record.account,
-            rule: ResourceRule::KeyPolicy(key.policy.as_deref()),
-            context: &context,
-        }) {
+        let denied = match decide(
+            ctx,
+            &Access {
+                principal: &ctx.caller,
+                action,
+                resource: key.arn(),
+                resource_account: &key.record.account,
+                rule: ResourceRule::KeyPolicy(key.policy.as_deref()),
+                context: &context,
+            },
+        ) {
             Ok(()) => return Ok(()),
             Err(denied) => denied,
         };
@@ -108,6 +113,38 @@ impl KmsService {
         identity_only(ctx, action, key.arn(), &context)
     }
 
+    /// Decides an alias operation on the alias itself (`arn:...:alias/NAME`): aliases have
+    /// no policy of their own, so the caller's identity policies decide (the account root
+    /// always may), with `kms:AliasName` set. The alias operations also authorize on every
+    /// key they affect, through [`KmsService::authorize`]: both halves are needed, as on
+    /// AWS ("Controlling access to aliases").
+    pub(super) fn authorize_alias(
+        &self,
+        ctx: &RequestContext,
+        action: &'static str,
+        alias_arn: &str,
+        alias_name: &str,
+    ) -> Result<(), KmsError> {
+        ctx.note_resource("AWS::KMS::Alias", alias_arn);
+        let facts = Facts {
+            alias_name: Some(alias_name),
+            ..Facts::default()
+        };
+        let context = self.conditions(ctx, None, action, &facts);
+        decide(
+            ctx,
+            &Access {
+                principal: &ctx.caller,
+                action,
+                resource: alias_arn,
+                resource_account: &ctx.scope.account,
+                rule: ResourceRule::None,
+                context: &context,
+            },
+        )
+        .map_err(KmsError::AccessDenied)
+    }
+
     /// Decides an action on no particular key: identity policies alone.
     pub(super) fn authorize_account(
         &self,
@@ -116,14 +153,17 @@ impl KmsService {
     ) -> Result<(), KmsError> {
         let facts = Facts::default();
         let context = self.conditions(ctx, None, action, &facts);
-        authorize(&Access {
-            principal: &ctx.caller,
-            action,
-            resource: "*",
-            resource_account: &ctx.scope.account,
-            rule: ResourceRule::None,
-            context: &context,
-        })
+        decide(
+            ctx,
+            &Access {
+                principal: &ctx.caller,
+                action,
+                resource: "*",
+                resource_account: &ctx.scope.account,
+                rule: ResourceRule::None,
+                context: &context,
+            },
+        )
         .map_err(KmsError::AccessDenied)
     }
 
@@ -138,14 +178,17 @@ impl KmsService {
         let action = "kms:ListRetirableGrants";
         let facts = Facts::default();
         let context = self.conditions(ctx, None, action, &facts);
-        authorize(&Access {
-            principal: &ctx.caller,
-            action,
-            resource: principal_arn,
-            resource_account: principal_account,
-            rule: ResourceRule::None,
-            context: &context,
-        })
+        decide(
+            ctx,
+            &Access {
+                principal: &ctx.caller,
+                action,
+                resource: principal_arn,
+                resource_account: principal_account,
+                rule: ResourceRule::None,
+                context: &context,
+            },
+        )
         .map_err(KmsError::AccessDenied)
     }
 
@@ -293,14 +336,17 @@ fn identity_only(
     resource: &str,
     context: &Conditions<'_>,
 ) -> Result<(), Denied> {
-    authorize(&Access {
-        principal: &ctx.caller,
-        action,
-        resource,
-        resource_account: &ctx.caller.account,
-        rule: ResourceRule::None,
-        context,
-    })
+    decide(
+        ctx,
+        &Access {
+            principal: &ctx.caller,
+            action,
+            resource,
+            resource_account: &ctx.caller.account,
+            rule: ResourceRule::None,
+            context,
+        },
+    )
 }
 
 /// The condition keys of a KMS request, computed only when a policy asks for one (most
@@ -342,6 +388,11 @@ impl ConditionContext for Conditions<'_> {
             "kms:keyspec" => one(key?.spec.as_str().to_owned()),
             "kms:keyusage" => one(key?.usage.as_str().to_owned()),
             "kms:keyorigin" => one(key?.origin.as_str().to_owned()),
+            "kms:aliasname" => self.facts.alias_name.map(str::to_owned).and_then(one),
+            "kms:resourcealiases" => {
+                let names = key?.aliases.names();
+                (!names.is_empty()).then_some(Cow::Owned(names))
+            }
             "kms:encryptioncontextkeys" => {
                 let ec = self.facts.encryption_context?;
                 Some(Cow::Owned(ec.keys().cloned().collect()))

@@ -44,7 +44,7 @@ impl Constraint {
     /// Whether a request with encryption context `context` satisfies the constraint.
     pub fn admits(&self, context: &BTreeMap<String, String>) -> bool {
         match self {
-            Self::Equals(pairs) => includes(context, pairs) && includes(pairs, context),
+            Self::Equals(pairs) => same_pairs(context, pairs),
             Self::Subset(pairs) => includes(context, pairs),
         }
     }
@@ -55,7 +55,7 @@ impl Constraint {
         match (parent, child) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(Self::Equals(p)), Some(Self::Equals(c))) => includes(c, p) && includes(p, c),
+            (Some(Self::Equals(p)), Some(Self::Equals(c))) => same_pairs(c, p),
             (Some(Self::Equals(_)), Some(Self::Subset(_))) => false,
             (Some(Self::Subset(p)), Some(Self::Equals(c) | Self::Subset(c))) => includes(c, p),
         }
@@ -87,6 +87,21 @@ impl Constraint {
             },
         }
     }
+}
+
+/// Whether `context` holds exactly the pairs of `wanted`, pair for pair (keys
+/// case-insensitive, values exact): `{"dept":"a","DEPT":"a"}` is not `{"dept":"a"}`, since
+/// it carries a pair the constraint does not list (and authenticates a different AAD).
+fn same_pairs(context: &BTreeMap<String, String>, wanted: &BTreeMap<String, String>) -> bool {
+    fn folded(map: &BTreeMap<String, String>) -> Vec<(String, &str)> {
+        let mut pairs: Vec<(String, &str)> = map
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), v.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        pairs
+    }
+    context.len() == wanted.len() && folded(context) == folded(wanted)
 }
 
 /// Whether every pair of `wanted` is in `context` (keys case-insensitive, values exact).
@@ -355,6 +370,11 @@ mod tests {
         assert!(!equals.admits(&ec(&[("Dept", "IT")])));
         assert!(!equals.admits(&ec(&[("Dept", "IT"), ("app", "x"), ("more", "1")])));
         assert!(!equals.admits(&ec(&[])));
+        // Regression (security review): a context with an extra pair that differs from a
+        // constraint key only in case is not the constraint's context.
+        let dept = Constraint::Equals(ec(&[("dept", "a")]));
+        assert!(!dept.admits(&ec(&[("dept", "a"), ("DEPT", "a")])));
+        assert!(dept.admits(&ec(&[("DEPT", "a")])));
 
         let subset = Constraint::Subset(ec(&[("Dept", "IT")]));
         assert!(subset.admits(&ec(&[("Dept", "IT")])));
@@ -369,6 +389,8 @@ mod tests {
         // Two constraint keys differing only in case must not let an extra request pair in.
         let equals = Constraint::Equals(ec(&[("a", "1"), ("A", "1")]));
         assert!(!equals.admits(&ec(&[("a", "1"), ("b", "2")])));
+        assert!(equals.admits(&ec(&[("a", "1"), ("A", "1")])));
+        assert!(!equals.admits(&ec(&[("a", "1")])));
     }
 
     #[test]

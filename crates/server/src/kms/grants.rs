@@ -75,6 +75,7 @@ pub async fn create_grant(
     let facts = Facts {
         encryption_context: new.constraint.as_ref().map(Constraint::pairs),
         new_grant: Some(&new),
+        ..Facts::default()
     };
     kms.authorize(ctx, &key, "kms:CreateGrant", &facts)?;
     // Only an authorized caller learns what the key supports.

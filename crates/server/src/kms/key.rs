@@ -2,7 +2,7 @@
 //! unsealed backing keys of every material version.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use keyhold_crypto::{KeyId, MaterialId, SymmetricKey};
 use keyhold_proto::Timestamp;
@@ -37,6 +37,37 @@ pub struct Key {
     pub materials: Arc<Materials>,
     /// The key's grants: shared by every version of this key and changed in place.
     pub grants: Arc<KeyGrants>,
+    /// The key's aliases (`kms:ResourceAliases`): shared likewise, changed in place by the
+    /// alias operations after their store write.
+    pub aliases: Arc<KeyAliases>,
+}
+
+/// The names (`alias/...`) of the aliases that point at one key.
+#[derive(Debug, Default)]
+pub struct KeyAliases(RwLock<Vec<String>>);
+
+impl KeyAliases {
+    pub fn new(names: Vec<String>) -> Self {
+        Self(RwLock::new(names))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.read().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    pub fn add(&self, name: &str) {
+        if let Ok(mut names) = self.0.write()
+            && !names.iter().any(|n| n == name)
+        {
+            names.push(name.to_owned());
+        }
+    }
+
+    pub fn remove(&self, name: &str) {
+        if let Ok(mut names) = self.0.write() {
+            names.retain(|n| n != name);
+        }
+    }
 }
 
 impl Key {
@@ -46,6 +77,7 @@ impl Key {
         tags: Vec<Tag>,
         materials: Arc<Materials>,
         grants: Arc<KeyGrants>,
+        aliases: Arc<KeyAliases>,
     ) -> Option<Self> {
         let id = parse_key_uuid(&record.key_id)?;
         let policy = match keyhold_policy::Policy::parse(
@@ -71,12 +103,19 @@ impl Key {
             tags,
             materials,
             grants,
+            aliases,
         })
     }
 
     /// The same key with a changed record (and possibly changed tags); same grants.
     pub fn with_record(&self, record: KeyRecord, tags: Vec<Tag>) -> Option<Self> {
-        Self::from_parts(record, tags, self.materials.clone(), self.grants.clone())
+        Self::from_parts(
+            record,
+            tags,
+            self.materials.clone(),
+            self.grants.clone(),
+            self.aliases.clone(),
+        )
     }
 
     pub fn arn(&self) -> &str {

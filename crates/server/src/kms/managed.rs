@@ -12,7 +12,7 @@ use keyhold_proto::kms::{KeyManagerType, KeySpec, KeyState, KeyUsageType, Origin
 use keyhold_store::{AliasRecord, KeyRecord, MaterialRecord, Tag};
 
 use super::error::KmsError;
-use super::key::{Key, Materials, format_key_uuid};
+use super::key::{Key, KeyAliases, Materials, format_key_uuid};
 use super::{AliasId, KmsService};
 use crate::arn::Scope;
 
@@ -216,8 +216,15 @@ impl KmsService {
         self.store
             .insert_key(&new.record, &new.material, &tags, alias)
             .await?;
-        let key = Key::from_parts(new.record, tags, Arc::new(new.materials), Arc::default())
-            .ok_or(KmsError::Internal)?;
+        let aliases = alias.map(|a| vec![a.name.clone()]).unwrap_or_default();
+        let key = Key::from_parts(
+            new.record,
+            tags,
+            Arc::new(new.materials),
+            Arc::default(),
+            Arc::new(KeyAliases::new(aliases)),
+        )
+        .ok_or(KmsError::Internal)?;
         let key = Arc::new(key);
         self.cache_put(key.clone());
         Ok(key)

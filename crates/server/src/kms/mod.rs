@@ -45,7 +45,7 @@ use crate::clock::Clock;
 use crate::context::RequestContext;
 use error::KmsError;
 use grant::{Grant, KeyGrants};
-use key::{Key, Materials};
+use key::{Key, KeyAliases, Materials};
 
 /// The KMS service of one Keyhold server.
 pub struct KmsService {
@@ -114,7 +114,15 @@ impl KmsService {
             .map(|r| Grant::from_record(r).ok_or_else(|| corrupt("grant", key_id)))
             .collect::<Result<Vec<_>, _>>()?;
         let grants = Arc::new(KeyGrants::new(grants));
-        let key = Key::from_parts(record, tags, Arc::new(Materials { by_id }), grants)
+        let aliases = self
+            .store
+            .list_aliases(&record.account, &record.region, Some(key_id))
+            .await?
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        let aliases = Arc::new(KeyAliases::new(aliases));
+        let key = Key::from_parts(record, tags, Arc::new(Materials { by_id }), grants, aliases)
             .ok_or_else(|| corrupt("key record", key_id))?;
         Ok(Some(self.cache_put_if_absent(Arc::new(key))))
     }

@@ -8,7 +8,7 @@
 use super::SsmService;
 use super::error::SsmError;
 use super::name;
-use crate::authz::{Access, RequestConditions, ResourceRule, authorize};
+use crate::authz::{Access, RequestConditions, ResourceRule, decide};
 use crate::context::RequestContext;
 
 impl SsmService {
@@ -36,14 +36,17 @@ impl SsmService {
     ) -> Result<(), SsmError> {
         let action = format!("ssm:{}", ctx.operation.name());
         let context = RequestConditions::new(ctx, self.clock.now(), extra);
-        authorize(&Access {
-            principal: &ctx.caller,
-            action: &action,
-            resource,
-            resource_account: &ctx.scope.account,
-            rule: ResourceRule::None,
-            context: &context,
-        })
+        decide(
+            ctx,
+            &Access {
+                principal: &ctx.caller,
+                action: &action,
+                resource,
+                resource_account: &ctx.scope.account,
+                rule: ResourceRule::None,
+                context: &context,
+            },
+        )
         .map_err(SsmError::AccessDenied)
     }
 }

@@ -39,6 +39,11 @@ pub async fn get(
         [id, selector] if !id.is_empty() && !selector.is_empty() => (id, Some(selector)),
         _ => return Err(SsmError::SelectorSyntax),
     };
+    // `ssm:GetParameter(s)` on the reference's own name first, as on AWS; then Secrets
+    // Manager decides `secretsmanager:GetSecretValue`. (Regression: found by the
+    // every-operation authorization check, references skipped the Parameter Store half.)
+    let key = super::name::key_of(name.split(':').next().unwrap_or(name));
+    svc.authorize_key(ctx, key)?;
     if !decrypt {
         return Err(SsmError::ReferenceNeedsDecryption);
     }

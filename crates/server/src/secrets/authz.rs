@@ -18,7 +18,7 @@ use keyhold_policy::{ConditionContext, Policy, PolicyKind};
 use super::SecretsService;
 use super::error::SecretsError;
 use super::secret::Secret;
-use crate::authz::{Access, RequestConditions, ResourceRule, authorize};
+use crate::authz::{Access, RequestConditions, ResourceRule, decide};
 use crate::context::RequestContext;
 
 impl SecretsService {
@@ -43,14 +43,17 @@ impl SecretsService {
             secret,
             global: RequestConditions::new(ctx, self.clock.now(), &[]),
         };
-        authorize(&Access {
-            principal: &ctx.caller,
-            action: &action,
-            resource: &secret.arn,
-            resource_account: &secret.account,
-            rule: ResourceRule::Optional(policy.as_deref()),
-            context: &context,
-        })
+        decide(
+            ctx,
+            &Access {
+                principal: &ctx.caller,
+                action: &action,
+                resource: &secret.arn,
+                resource_account: &secret.account,
+                rule: ResourceRule::Optional(policy.as_deref()),
+                context: &context,
+            },
+        )
         .map_err(SecretsError::AccessDenied)
     }
 
@@ -65,14 +68,17 @@ impl SecretsService {
         resource: &str,
         extra: &[(&'static str, String)],
     ) -> Result<(), SecretsError> {
-        authorize(&Access {
-            principal: &ctx.caller,
-            action,
-            resource,
-            resource_account: &ctx.scope.account,
-            rule: ResourceRule::None,
-            context: &RequestConditions::new(ctx, self.clock.now(), extra),
-        })
+        decide(
+            ctx,
+            &Access {
+                principal: &ctx.caller,
+                action,
+                resource,
+                resource_account: &ctx.scope.account,
+                rule: ResourceRule::None,
+                context: &RequestConditions::new(ctx, self.clock.now(), extra),
+            },
+        )
         .map_err(SecretsError::AccessDenied)
     }
 

@@ -37,9 +37,13 @@ pub async fn delete_secret(
     let secret = match service.resolve(ctx, &input.secret_id).await {
         Ok(secret) => secret,
         Err(SecretsError::NotFound) if force => {
-            // AWS: forcing the deletion of a secret that does not exist is not an error.
+            // AWS: forcing the deletion of a secret that does not exist is not an error —
+            // for a caller allowed to delete it (IAM decides before the secret is looked
+            // up; the every-operation check found this answered to any caller).
+            let arn = unknown_arn(ctx, &input.secret_id);
+            service.authorize_in_account(ctx, "secretsmanager:DeleteSecret", &arn, &[])?;
             return Ok(DeleteSecretResponse {
-                arn: Some(unknown_arn(ctx, &input.secret_id)),
+                arn: Some(arn),
                 name: Some(input.secret_id),
                 deletion_date: Some(Timestamp::from_millis(now)),
             });

@@ -106,7 +106,12 @@ pub async fn validate_resource_policy(
     let policy = parse(&input.resource_policy)?;
     let resource = match &input.secret_id {
         Some(id) => service.resolve(ctx, id).await?.arn.clone(),
-        None => ctx.scope.arn("secretsmanager", "secret:*"),
+        None => {
+            // Regression (every-operation authorization test): without a SecretId this
+            // was answered to any caller.
+            service.authorize_in_account(ctx, "secretsmanager:ValidateResourcePolicy", "*", &[])?;
+            ctx.scope.arn("secretsmanager", "secret:*")
+        }
     };
     let mut errors = Vec::new();
     if grants_broad_access(&policy, &resource) {

@@ -12,7 +12,7 @@ use super::error::StsError;
 use super::{StsService, wire_credentials};
 use crate::arn::Arn;
 use crate::authz::RequestConditions;
-use crate::authz::{Access, Denied, DenyReason, ResourceRule, authorize};
+use crate::authz::{Access, Denied, DenyReason, ResourceRule, decide};
 use crate::context::{PrincipalKind, RequestContext};
 use crate::iam::directory::SessionKind;
 use crate::iam::names;
@@ -60,14 +60,17 @@ pub(super) async fn assume_role(
     if let Some(external_id) = &input.external_id {
         extra.push(("sts:externalid", external_id.clone()));
     }
-    authorize(&Access {
-        principal: caller,
-        action: "sts:AssumeRole",
-        resource: &role_arn,
-        resource_account: &r.account,
-        rule: ResourceRule::KeyPolicy(Some(&role.trust)),
-        context: &RequestConditions::new(ctx, svc.clock.now(), &extra),
-    })
+    decide(
+        ctx,
+        &Access {
+            principal: caller,
+            action: "sts:AssumeRole",
+            resource: &role_arn,
+            resource_account: &r.account,
+            rule: ResourceRule::KeyPolicy(Some(&role.trust)),
+            context: &RequestConditions::new(ctx, svc.clock.now(), &extra),
+        },
+    )
     .map_err(StsError::AccessDenied)?;
 
     let duration = input.duration_seconds.unwrap_or(DEFAULT_DURATION);

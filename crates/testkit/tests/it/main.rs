@@ -5,12 +5,14 @@
 
 mod at_rest;
 mod audit_trail;
+mod authorization_every_operation;
 mod compatibility;
 mod iam_access_keys;
 mod iam_at_rest;
 mod iam_roles_policies;
 mod iam_users;
 mod identity_enforcement;
+mod kms_alias_authorization;
 mod kms_aliases_tags_policies;
 mod kms_crypto;
 mod kms_grants;
