@@ -1,0 +1,80 @@
+//! The audit trail's decoder and verifier (`keyhold-server`'s `audit::chain` and
+//! `audit::verify`, compiled in through `keyhold_fuzz::audit`): reading a record's chain
+//! link, digest documents, and walking a whole trail of records and signed digests.
+//!
+//! Input: one flags byte, then one record per line; a line `digest <document>` is a digest.
+//! Flag bit 0: the harness signs the digest documents with its own key (the verifier's
+//! logic past the signature check is only reachable with valid signatures, which the fuzzer
+//! cannot forge); otherwise they carry no signature. Flag bit 1: events carry their stored
+//! sequence (as the SQLite trail does) rather than none (as exported files do).
+
+#![no_main]
+
+use keyhold_crypto::digest::sha256;
+use keyhold_fuzz::audit::chain::{self, DigestDocument, Link};
+use keyhold_fuzz::audit::verify::{self, FoundDigest, FoundEvent};
+use keyhold_fuzz::keys;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let key = keys::audit_signing_key();
+    let sign = flags & 1 != 0;
+    let stored = flags & 2 != 0;
+
+    let mut events = Vec::new();
+    let mut digests = Vec::new();
+    for line in text.lines() {
+        if let Some(document) = line.strip_prefix("digest ") {
+            if let Some(doc) = DigestDocument::parse(document) {
+                // What the trail writes reads back the same.
+                assert_eq!(DigestDocument::parse(&doc.to_text()), Some(doc.clone()));
+                let _ = chain::decode_hash(&doc.last_event_hash);
+            }
+            digests.push(FoundDigest {
+                document: document.to_owned(),
+                signature: if sign {
+                    key.sign(document.as_bytes())
+                } else {
+                    Vec::new()
+                },
+            });
+            continue;
+        }
+        let link = chain::read_link(line);
+        events.push(FoundEvent {
+            stored_seq: stored.then_some(events.len() as i64 + 1),
+            record: line.to_owned(),
+        });
+
+        // Linking a record that has no link yet gives one that reads back.
+        if link.is_none()
+            && let Ok(serde_json::Value::Object(map)) = serde_json::from_str(line)
+            && !map.contains_key(chain::CHAIN_KEY)
+        {
+            let previous = sha256(line.as_bytes());
+            let sequence = events.len() as i64;
+            let (linked, hash) = chain::link(line, sequence, &previous);
+            assert_eq!(hash, sha256(linked.as_bytes()));
+            assert_eq!(
+                chain::read_link(&linked),
+                Some(Link {
+                    sequence,
+                    previous_hash: previous
+                }),
+                "linked record: {linked}"
+            );
+        }
+    }
+
+    let report = verify::verify(events, &digests, &key.public_key());
+    assert_eq!(report.digests as usize, digests.len());
+    if report.ok() {
+        assert!(report.unsealed <= report.events);
+    }
+});
