@@ -37,10 +37,14 @@ failed=()
 for target in "${targets[@]}"; do
     mkdir -p "$scratch/$target" "artifacts/$target"
     log="$scratch/$target.log"
+    dict=()
+    if [ -f "dict/$target.dict" ]; then
+        dict=(-dict="dict/$target.dict")
+    fi
     echo "fuzz-ci: $target for ${SECONDS_PER_TARGET}s"
     if cargo fuzz run "${FLAGS[@]}" "$target" "$scratch/$target" "corpus/$target" -- \
         -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
+        -print_final_stats=1 -artifact_prefix="artifacts/$target/" "${dict[@]}" >"$log" 2>&1; then
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
         echo "fuzz-ci: $target ok, ${execs:-?} executions"
     else

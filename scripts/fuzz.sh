@@ -21,6 +21,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 mkdir -p "corpus-local/$target" "artifacts/$target"
+dict=()
+if [ -f "dict/$target.dict" ]; then
+    dict=(-dict="dict/$target.dict")
+fi
 exec cargo fuzz run -s none "$target" "corpus-local/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="artifacts/$target/" "$@"
+    -artifact_prefix="artifacts/$target/" "${dict[@]}" "$@"

@@ -86,8 +86,7 @@ fuzz_target!(|data: &[u8]| {
         }
         4 => {
             // The root key file format, read through the real loader.
-            let path = keys::scratch_key_file(rest);
-            match KeyFileRoot::load(&path) {
+            match keys::with_key_file("scratch.key", rest, KeyFileRoot::load) {
                 Ok(root) => {
                     assert_eq!(rest.len(), 65);
                     drop(root);
