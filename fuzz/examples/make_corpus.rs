@@ -12,7 +12,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use keyhold_crypto::blob;
-use keyhold_crypto::digest::sha256;
 use keyhold_crypto::envelope;
 use keyhold_crypto::seal::DomainKey;
 use keyhold_crypto::token::TokenKey;
@@ -579,6 +578,14 @@ fn audit_seeds(dir: &Path) {
     let mut bytes = vec![3u8];
     bytes.extend_from_slice(tampered.as_bytes());
     seeds.push(("tampered".into(), bytes));
-    let _ = sha256(b"");
+    // The shorthand of the target (`event S`, `seal D F L`): well-formed trails from numbers.
+    seeds.push((
+        "shorthand-trail".into(),
+        b"\x03event 1\nevent 2\nseal 1 1 2\nevent 3\nevent 4\nseal 2 3 4\nevent 5\n".to_vec(),
+    ));
+    seeds.push((
+        "shorthand-short".into(),
+        b"\x01event 1\nseal 1 1 1\n".to_vec(),
+    ));
     write(dir, seeds);
 }

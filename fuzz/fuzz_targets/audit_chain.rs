@@ -7,6 +7,12 @@
 //! logic past the signature check is only reachable with valid signatures, which the fuzzer
 //! cannot forge); otherwise they carry no signature. Flag bit 1: events carry their stored
 //! sequence (as the SQLite trail does) rather than none (as exported files do).
+//!
+//! Two shorthand lines let the fuzzer build well-formed trails from a few numbers, so that
+//! mutating a number explores the verifier's sequence logic rather than JSON syntax:
+//! `event S` is a record linked as event `S` to the record before it, and `seal D F L` a
+//! digest numbered `D` over events `F..=L` that names the hash of event `L` (if present),
+//! the previous digest and the harness's key.
 
 #![no_main]
 
@@ -29,7 +35,43 @@ fuzz_target!(|data: &[u8]| {
 
     let mut events = Vec::new();
     let mut digests = Vec::new();
+    let mut hashes = std::collections::HashMap::new();
+    let mut previous_event = chain::GENESIS;
+    let mut previous_digest: Option<String> = None;
+    let mut lines: Vec<String> = Vec::new();
     for line in text.lines() {
+        let numbers: Vec<i64> = line
+            .split(' ')
+            .skip(1)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if let (true, [sequence]) = (line.starts_with("event "), numbers.as_slice()) {
+            let (record, hash) =
+                chain::link(r#"{"eventName":"Decrypt"}"#, *sequence, &previous_event);
+            previous_event = hash;
+            hashes.insert(*sequence, hash);
+            lines.push(record);
+        } else if let (true, [digest, first, last]) =
+            (line.starts_with("seal "), numbers.as_slice())
+        {
+            let document = DigestDocument {
+                digest_sequence: *digest,
+                first_event_sequence: *first,
+                last_event_sequence: *last,
+                last_event_hash: hex::encode(hashes.get(last).copied().unwrap_or(chain::GENESIS)),
+                previous_digest_hash: previous_digest.take(),
+                digest_time: "2026-12-03T00:00:00Z".to_owned(),
+                public_key_fingerprint: chain::fingerprint(&key.public_key()),
+            }
+            .to_text();
+            previous_digest = Some(chain::digest_hash(&document));
+            lines.push(format!("digest {document}"));
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    for line in &lines {
+        let line = line.as_str();
         if let Some(document) = line.strip_prefix("digest ") {
             if let Some(doc) = DigestDocument::parse(document) {
                 // What the trail writes reads back the same.
