@@ -12,7 +12,8 @@
 //! mutating a number explores the verifier's sequence logic rather than JSON syntax:
 //! `event S` is a record linked as event `S` to the record before it, and `seal D F L` a
 //! digest numbered `D` over events `F..=L` that names the hash of event `L` (if present),
-//! the previous digest and the harness's key.
+//! the previous digest and the harness's key. Numbers saturate at the ends of i64, so a
+//! mutation that adds digits reaches the extremes.
 
 #![no_main]
 
@@ -21,6 +22,19 @@ use keyhold_fuzz::audit::chain::{self, DigestDocument, Link};
 use keyhold_fuzz::audit::verify::{self, FoundDigest, FoundEvent};
 use keyhold_fuzz::keys;
 use libfuzzer_sys::fuzz_target;
+
+/// A decimal integer, clamped to i64: a mutation that adds digits lands on the extremes.
+fn saturating(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(match text.parse::<i64>() {
+        Ok(n) => n,
+        Err(_) if text.starts_with('-') => i64::MIN,
+        Err(_) => i64::MAX,
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
@@ -40,11 +54,7 @@ fuzz_target!(|data: &[u8]| {
     let mut previous_digest: Option<String> = None;
     let mut lines: Vec<String> = Vec::new();
     for line in text.lines() {
-        let numbers: Vec<i64> = line
-            .split(' ')
-            .skip(1)
-            .filter_map(|n| n.parse().ok())
-            .collect();
+        let numbers: Vec<i64> = line.split(' ').skip(1).filter_map(saturating).collect();
         if let (true, [sequence]) = (line.starts_with("event "), numbers.as_slice()) {
             let (record, hash) =
                 chain::link(r#"{"eventName":"Decrypt"}"#, *sequence, &previous_event);
