@@ -136,7 +136,17 @@ pub fn verify(
             continue;
         }
         previous = hash;
-        expected += 1;
+        // Sequences come from the records (and digests) being checked, so any i64 can
+        // arrive; an event numbered i64::MAX ends the trail rather than overflowing.
+        match expected.checked_add(1) {
+            Some(next) => expected = next,
+            None => {
+                report.problems.push(format!(
+                    "event {expected} carries the largest sequence number there is: no genuine trail gets there"
+                ));
+                event_problem = true;
+            }
+        }
     }
 
     let last = expected - 1;
@@ -154,7 +164,10 @@ pub fn verify(
             ));
         }
         let sealed_up_to = documents.last().map_or(0, |d| d.last_event_sequence);
-        report.unsealed = u64::try_from(last - sealed_up_to).unwrap_or(0);
+        report.unsealed = last
+            .checked_sub(sealed_up_to)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
     }
     report
 }
@@ -191,19 +204,20 @@ fn check_digests(
             ));
         }
         if let Some(prev) = out.last() {
-            if doc.digest_sequence != prev.digest_sequence + 1 {
+            // Checked: the sequences are whatever the (signed) documents say.
+            if Some(doc.digest_sequence) != prev.digest_sequence.checked_add(1) {
                 report.problems.push(format!(
                     "digests {}..{} are missing",
-                    prev.digest_sequence + 1,
-                    doc.digest_sequence - 1
+                    prev.digest_sequence.saturating_add(1),
+                    doc.digest_sequence.saturating_sub(1)
                 ));
-            } else if doc.first_event_sequence != prev.last_event_sequence + 1 {
+            } else if Some(doc.first_event_sequence) != prev.last_event_sequence.checked_add(1) {
                 report.problems.push(format!(
                     "digest {} does not continue digest {}: its events start at {}, not {}",
                     doc.digest_sequence,
                     prev.digest_sequence,
                     doc.first_event_sequence,
-                    prev.last_event_sequence + 1
+                    prev.last_event_sequence.saturating_add(1)
                 ));
             } else if doc.previous_digest_hash != previous_hash {
                 report.problems.push(format!(
@@ -222,4 +236,97 @@ fn check_digests(
         out.push(doc);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! Regression tests for what fuzzing (`fuzz/fuzz_targets/audit_chain.rs`) reaches:
+    //! sequence numbers are read from the documents being verified, so the extremes of i64
+    //! must give a report, not an arithmetic overflow (a panic in debug builds, a wrapped
+    //! number in release builds).
+
+    use keyhold_crypto::signing::SigningKey;
+
+    use super::*;
+
+    fn document(digest: i64, first: i64, last: i64, previous: Option<String>) -> String {
+        DigestDocument {
+            digest_sequence: digest,
+            first_event_sequence: first,
+            last_event_sequence: last,
+            last_event_hash: "00".repeat(32),
+            previous_digest_hash: previous,
+            digest_time: "2026-12-03T00:00:00Z".into(),
+            public_key_fingerprint: String::new(),
+        }
+        .to_text()
+    }
+
+    fn signed(key: &SigningKey, document: String) -> FoundDigest {
+        FoundDigest {
+            signature: key.sign(document.as_bytes()),
+            document,
+        }
+    }
+
+    #[test]
+    fn a_digest_numbered_i64_max_followed_by_another_is_reported() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let first = document(i64::MAX, 1, 1, None);
+        let second = document(i64::MAX, 2, 2, Some(chain::digest_hash(&first)));
+        let digests = [signed(&key, first), signed(&key, second)];
+        let report = verify(Vec::new(), &digests, &key.public_key());
+        assert!(
+            report.problems.iter().any(|p| p.contains("are missing")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn a_digest_continuing_from_event_i64_max_is_reported() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let first = document(1, 1, i64::MAX, None);
+        let second = document(2, i64::MIN, 5, Some(chain::digest_hash(&first)));
+        let digests = [signed(&key, first), signed(&key, second)];
+        let report = verify(Vec::new(), &digests, &key.public_key());
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("does not continue")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn a_digest_sealing_up_to_a_negative_event_leaves_nothing_unsealed() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let digests = [signed(&key, document(1, 1, i64::MIN, None))];
+        let report = verify(Vec::new(), &digests, &key.public_key());
+        assert_eq!(report.unsealed, 0);
+    }
+
+    #[test]
+    fn an_event_numbered_i64_max_ends_the_walk_with_a_problem() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let (record, _) = chain::link(r#"{"eventName":"Decrypt"}"#, i64::MAX, &GENESIS);
+        let anchor = document(1, 1, i64::MAX - 1, None);
+        let digests = [signed(&key, anchor)];
+        let events = vec![FoundEvent {
+            stored_seq: None,
+            record,
+        }];
+        let report = verify(events, &digests, &key.public_key());
+        assert_eq!(report.events, 1);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("largest sequence number")),
+            "{:?}",
+            report.problems
+        );
+    }
 }
