@@ -20,6 +20,7 @@ mod cross_account;
 mod delete;
 mod describe;
 pub mod error;
+mod filters;
 mod labels;
 mod pagination;
 mod password;

@@ -10,8 +10,8 @@ use keyhold_proto::secretsmanager::*;
 use keyhold_proto::{ApiError, Timestamp};
 use keyhold_store::SecretVersionRecord;
 
-use super::describe::Filters;
 use super::error::SecretsError;
+use super::filters::Filters;
 use super::labels::{attach, check_label_count, prune};
 use super::pagination::{List, page};
 use super::secret::{AWSCURRENT, Secret, day_of};

