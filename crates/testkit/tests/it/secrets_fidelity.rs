@@ -4,6 +4,8 @@
 //! list filters, `AWSPENDING` after a promotion, and stored resource policies that no
 //! longer parse.
 
+use std::collections::HashMap;
+
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use keyhold_testkit::TestServer;
@@ -15,6 +17,148 @@ fn err<E: ProvideErrorMetadata, R>(
         e.code().unwrap_or_default().to_owned(),
         e.message().unwrap_or_default().to_owned(),
     )
+}
+
+/// Version id → labels, deprecated versions included.
+async fn stages(sm: &aws_sdk_secretsmanager::Client, id: &str) -> HashMap<String, Vec<String>> {
+    sm.list_secret_version_ids()
+        .secret_id(id)
+        .include_deprecated(true)
+        .send()
+        .await
+        .unwrap()
+        .versions()
+        .iter()
+        .map(|v| {
+            let mut labels = v.version_stages().to_vec();
+            labels.sort();
+            (v.version_id().unwrap().to_owned(), labels)
+        })
+        .collect()
+}
+
+const OTHER: &str = "111122223333";
+const DEFAULT_KEY_ACROSS_ACCOUNTS: &str = "You can't access a secret from a different AWS account \
+     if you encrypt the secret with the default KMS service key.";
+
+fn allow_other(action: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OTHER}:root"}},"Action":"{action}","Resource":"*"}}]}}"#
+    )
+}
+
+#[tokio::test]
+async fn other_accounts_cannot_use_a_secret_under_the_default_key() {
+    let server = TestServer::start().await;
+    let owner = server.secrets_manager();
+    let stranger = server.secrets_manager_for(OTHER, "us-east-1");
+    let arn = owner
+        .create_secret()
+        .name("dk")
+        .secret_string("v1")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+
+    // Without a resource policy the authorization check answers first.
+    let e = stranger
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e).0, "AccessDeniedException");
+    let e = stranger
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e).0, "AccessDeniedException");
+
+    // Allowed by the resource policy: the default key is what refuses.
+    owner
+        .put_resource_policy()
+        .secret_id("dk")
+        .resource_policy(allow_other("secretsmanager:*"))
+        .send()
+        .await
+        .unwrap();
+    let expected = (
+        "InvalidRequestException".to_owned(),
+        DEFAULT_KEY_ACROSS_ACCOUNTS.to_owned(),
+    );
+    let e = stranger
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e), expected);
+    let e = stranger
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("from B")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e), expected);
+    let e = stranger
+        .update_secret()
+        .secret_id(&arn)
+        .secret_string("from B")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e), expected);
+    // A batch read reports it as that secret's error.
+    let batch = stranger
+        .batch_get_secret_value()
+        .secret_id_list(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(batch.secret_values().is_empty());
+    let entry = &batch.errors()[0];
+    assert_eq!(entry.error_code(), Some("InvalidRequestException"));
+    assert_eq!(entry.message(), Some(DEFAULT_KEY_ACROSS_ACCOUNTS));
+    // Nothing was written; metadata stays readable; the owner is not affected.
+    assert_eq!(stages(&owner, "dk").await.len(), 1);
+    let d = stranger
+        .describe_secret()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.name(), Some("dk"));
+    let got = owner
+        .get_secret_value()
+        .secret_id("dk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("v1"));
+
+    // Named explicitly by alias, the default key is the same refusal.
+    owner
+        .update_secret()
+        .secret_id("dk")
+        .kms_key_id("alias/aws/secretsmanager")
+        .secret_string("v2")
+        .send()
+        .await
+        .unwrap();
+    let e = stranger
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e), expected);
 }
 
 /// The names `ListSecrets` answers with these filters, sorted.
