@@ -306,3 +306,178 @@ async fn list_filters_match_words_as_aws_does() {
     names.sort();
     assert_eq!(names, ["one", "two"]);
 }
+
+/// Replaces the stored resource policy of every secret in a stopped server's database.
+fn store_policy_text(dir: &std::path::Path, text: &str) {
+    let conn = rusqlite::Connection::open(dir.join("keyhold.db")).unwrap();
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT arn, meta FROM sm_secrets")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!rows.is_empty());
+    for (arn, meta) in rows {
+        let mut meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+        meta["policy"] = serde_json::Value::String(text.to_owned());
+        conn.execute(
+            "UPDATE sm_secrets SET meta = ?1 WHERE arn = ?2",
+            rusqlite::params![meta.to_string(), arn],
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_stored_policy_that_does_not_parse_refuses_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let owner = server.secrets_manager();
+    let arn = owner
+        .create_secret()
+        .name("locked")
+        .secret_string("v1")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    // A policy that lets the other account in and denies the owner's reads.
+    owner
+        .put_resource_policy()
+        .secret_id("locked")
+        .resource_policy(format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+              {{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OTHER}:root"}},"Action":"secretsmanager:DescribeSecret","Resource":"*"}},
+              {{"Effect":"Deny","Principal":"*","Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    server.stop().await;
+
+    // The stored copy is damaged: the explicit deny can no longer be read.
+    let broken = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny""#;
+    store_policy_text(dir.path(), broken);
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let owner = server.secrets_manager();
+    let stranger = server.secrets_manager_for(OTHER, "us-east-1");
+    let refused = |op: &str| {
+        format!(
+            "User: arn:aws:iam::000000000000:root is not authorized to perform: \
+             secretsmanager:{op} on resource: {arn} with an explicit deny in a resource-based \
+             policy"
+        )
+    };
+    let e = owner
+        .get_secret_value()
+        .secret_id("locked")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err(e),
+        ("AccessDeniedException".into(), refused("GetSecretValue"))
+    );
+    for e in [
+        owner
+            .describe_secret()
+            .secret_id("locked")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(err),
+        owner
+            .put_secret_value()
+            .secret_id("locked")
+            .secret_string("v2")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(err),
+        owner
+            .delete_secret()
+            .secret_id("locked")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(err),
+    ] {
+        assert_eq!(e.unwrap_err().0, "AccessDeniedException");
+    }
+    // The other account loses what the policy allowed, and cannot repair it.
+    let e = stranger
+        .describe_secret()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e).0, "AccessDeniedException");
+    let e = stranger
+        .delete_resource_policy()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e).0, "AccessDeniedException");
+
+    // The owner can see the damaged policy and replace it.
+    let got = owner
+        .get_resource_policy()
+        .secret_id("locked")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.resource_policy(), Some(broken));
+    owner
+        .put_resource_policy()
+        .secret_id("locked")
+        .resource_policy(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"secretsmanager:DeleteSecret","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = owner
+        .get_secret_value()
+        .secret_id("locked")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("v1"));
+    let e = owner
+        .delete_secret()
+        .secret_id("locked")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e).0, "AccessDeniedException");
+
+    // Damaged again: deleting the policy is the other way out.
+    server.stop().await;
+    store_policy_text(dir.path(), "not a policy");
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let owner = server.secrets_manager();
+    let e = owner
+        .get_secret_value()
+        .secret_id("locked")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err(e).0, "AccessDeniedException");
+    owner
+        .delete_resource_policy()
+        .secret_id("locked")
+        .send()
+        .await
+        .unwrap();
+    let got = owner
+        .get_secret_value()
+        .secret_id("locked")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("v1"));
+}
