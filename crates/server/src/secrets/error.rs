@@ -26,7 +26,7 @@ pub enum SecretsError {
     TokenRequired,
     /// `RotateSecret` without `ClientRequestToken` (AWS answers this one differently).
     RotationTokenRequired,
-    /// The token names a version whose value differs (or, for `UpdateSecret`, any version).
+    /// The token names a version whose value differs.
     VersionExists {
         token: String,
         arn: String,

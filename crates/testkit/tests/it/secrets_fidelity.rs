@@ -19,6 +19,10 @@ fn err<E: ProvideErrorMetadata, R>(
     )
 }
 
+const T1: &str = "bbbbbbbb-0000-0000-0000-000000000001";
+const T2: &str = "bbbbbbbb-0000-0000-0000-000000000002";
+const T3: &str = "bbbbbbbb-0000-0000-0000-000000000003";
+
 /// Version id → labels, deprecated versions included.
 async fn stages(sm: &aws_sdk_secretsmanager::Client, id: &str) -> HashMap<String, Vec<String>> {
     sm.list_secret_version_ids()
@@ -35,6 +39,80 @@ async fn stages(sm: &aws_sdk_secretsmanager::Client, id: &str) -> HashMap<String
             (v.version_id().unwrap().to_owned(), labels)
         })
         .collect()
+}
+
+#[tokio::test]
+async fn update_secret_retried_with_the_same_token_is_idempotent() {
+    let server = TestServer::start().await;
+    let sm = server.secrets_manager();
+    let arn = sm
+        .create_secret()
+        .name("u")
+        .secret_string("v1")
+        .client_request_token(T1)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let first = sm
+        .update_secret()
+        .secret_id("u")
+        .secret_string("v2")
+        .client_request_token(T2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.version_id(), Some(T2));
+    let before = stages(&sm, "u").await;
+
+    // The retry answers as the first call did and changes nothing.
+    let retry = sm
+        .update_secret()
+        .secret_id("u")
+        .secret_string("v2")
+        .client_request_token(T2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.version_id(), Some(T2));
+    assert_eq!(retry.arn(), Some(arn.as_str()));
+    assert_eq!(stages(&sm, "u").await, before);
+    let got = sm.get_secret_value().secret_id("u").send().await.unwrap();
+    assert_eq!(got.secret_string(), Some("v2"));
+    assert_eq!(got.version_id(), Some(T2));
+
+    // The same token with another value is refused, as PutSecretValue refuses it.
+    let e = sm
+        .update_secret()
+        .secret_id("u")
+        .secret_string("other")
+        .client_request_token(T2)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err(e),
+        (
+            "ResourceExistsException".into(),
+            format!(
+                "You can't use ClientRequestToken {T2} because that value is already in use \
+                 for a version of secret {arn}."
+            )
+        )
+    );
+    // An older version's token with its own value is that version again (nothing moves).
+    let older = sm
+        .update_secret()
+        .secret_id("u")
+        .secret_string("v1")
+        .client_request_token(T1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(older.version_id(), Some(T1));
+    assert_eq!(stages(&sm, "u").await, before);
 }
 
 const OTHER: &str = "111122223333";
