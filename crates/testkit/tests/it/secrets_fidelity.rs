@@ -115,6 +115,58 @@ async fn update_secret_retried_with_the_same_token_is_idempotent() {
     assert_eq!(stages(&sm, "u").await, before);
 }
 
+#[tokio::test]
+async fn create_secret_with_a_token_in_use_names_the_token() {
+    let server = TestServer::start().await;
+    let sm = server.secrets_manager();
+    let arn = sm
+        .create_secret()
+        .name("c")
+        .secret_string("v1")
+        .client_request_token(T1)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    // The token names the existing version, the value differs.
+    let e = sm
+        .create_secret()
+        .name("c")
+        .secret_string("v2")
+        .client_request_token(T1)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err(e),
+        (
+            "ResourceExistsException".into(),
+            format!(
+                "You can't use ClientRequestToken {T1} because that value is already in use \
+                 for a version of secret {arn}."
+            )
+        )
+    );
+    // A token that names no version: the name is taken.
+    let e = sm
+        .create_secret()
+        .name("c")
+        .secret_string("v1")
+        .client_request_token(T3)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err(e),
+        (
+            "ResourceExistsException".into(),
+            "The operation failed because the secret c already exists.".into()
+        )
+    );
+}
+
 const OTHER: &str = "111122223333";
 const DEFAULT_KEY_ACROSS_ACCOUNTS: &str = "You can't access a secret from a different AWS account \
      if you encrypt the secret with the default KMS service key.";
