@@ -167,6 +167,106 @@ async fn create_secret_with_a_token_in_use_names_the_token() {
     );
 }
 
+#[tokio::test]
+async fn put_secret_value_after_a_promotion_drops_awspending() {
+    let server = TestServer::start().await;
+    let sm = server.secrets_manager();
+    sm.create_secret()
+        .name("r")
+        .secret_string("v1")
+        .client_request_token(T1)
+        .send()
+        .await
+        .unwrap();
+    // The rotation dance by hand: a pending value, then AWSCURRENT moved onto it.
+    sm.put_secret_value()
+        .secret_id("r")
+        .secret_string("v2")
+        .client_request_token(T2)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    sm.update_secret_version_stage()
+        .secret_id("r")
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(T2)
+        .remove_from_version_id(T1)
+        .send()
+        .await
+        .unwrap();
+    let s = stages(&sm, "r").await;
+    assert_eq!(s[T2], ["AWSCURRENT", "AWSPENDING"]);
+    assert_eq!(s[T1], ["AWSPREVIOUS"]);
+
+    sm.put_secret_value()
+        .secret_id("r")
+        .secret_string("v3")
+        .client_request_token(T3)
+        .send()
+        .await
+        .unwrap();
+    let s = stages(&sm, "r").await;
+    assert_eq!(s[T3], ["AWSCURRENT"]);
+    assert_eq!(s[T2], ["AWSPREVIOUS"]);
+    assert_eq!(s[T1], Vec::<String>::new());
+    let e = sm
+        .get_secret_value()
+        .secret_id("r")
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err(e),
+        (
+            "ResourceNotFoundException".into(),
+            "Secrets Manager can't find the specified secret value for staging label: \
+             AWSPENDING"
+                .into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn update_secret_after_a_promotion_drops_awspending() {
+    let server = TestServer::start().await;
+    let sm = server.secrets_manager();
+    sm.create_secret()
+        .name("r2")
+        .secret_string("v1")
+        .client_request_token(T1)
+        .send()
+        .await
+        .unwrap();
+    sm.put_secret_value()
+        .secret_id("r2")
+        .secret_string("v2")
+        .client_request_token(T2)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    sm.update_secret_version_stage()
+        .secret_id("r2")
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(T2)
+        .remove_from_version_id(T1)
+        .send()
+        .await
+        .unwrap();
+    sm.update_secret()
+        .secret_id("r2")
+        .secret_string("v3")
+        .client_request_token(T3)
+        .send()
+        .await
+        .unwrap();
+    let s = stages(&sm, "r2").await;
+    assert_eq!(s[T3], ["AWSCURRENT"]);
+    assert_eq!(s[T2], ["AWSPREVIOUS"]);
+}
+
 const OTHER: &str = "111122223333";
 const DEFAULT_KEY_ACROSS_ACCOUNTS: &str = "You can't access a secret from a different AWS account \
      if you encrypt the secret with the default KMS service key.";
