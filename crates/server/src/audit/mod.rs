@@ -3,7 +3,8 @@
 //!
 //! - [`Auditor`] is the hook every request (and every call one service makes to another on
 //!   a caller's behalf) passes through exactly once; [`trail::AuditTrail`] implements it.
-//! - [`record`] builds the CloudTrail record of a call.
+//! - [`record`] builds the CloudTrail record of a call, and of a [`ServiceEvent`] (something
+//!   a service did on its own, such as a background validation that failed).
 //! - [`chain`] holds what the trail and the verifier share: how a record is chained
 //!   (`keyholdChain: {sequence, previousHash}` inside the hashed record), how digests are
 //!   written and signed.
@@ -33,6 +34,25 @@ pub struct AuditEvent<'a> {
     pub error: Option<&'a ApiError>,
 }
 
+/// Something a service did on its own rather than as a caller's call (CloudTrail's
+/// `AwsServiceEvent`): no caller identity, no request; what happened is in `details`
+/// (`serviceEventDetails`). Parameter Store records the asynchronous validation of an
+/// `aws:ec2:image` value that failed this way.
+pub struct ServiceEvent<'a> {
+    /// The service that acted, as in `eventSource` (`ssm.amazonaws.com`).
+    pub source: &'static str,
+    pub name: &'static str,
+    /// The account and Region the event belongs to.
+    pub account: &'a str,
+    pub region: &'a str,
+    /// The resources involved: (type, ARN).
+    pub resources: Vec<(&'static str, String)>,
+    pub details: serde_json::Value,
+    /// The receipts of the request that led to the event, when there is one: its response
+    /// then waits until this event too is durable.
+    pub receipts: Option<&'a Receipts>,
+}
+
 pub trait Auditor: Send + Sync {
     /// Whether a call may start. The trail refuses (fails closed) when it could not record
     /// the call's event: a server that cannot audit does not serve.
@@ -43,6 +63,9 @@ pub trait Auditor: Send + Sync {
     /// Hands one event to the trail. Its durability receipt goes to the request's
     /// [`Receipts`], which the front end awaits before answering.
     fn record(&self, event: AuditEvent<'_>);
+
+    /// Hands one service event to the trail (see [`ServiceEvent`]).
+    fn record_service_event(&self, event: ServiceEvent<'_>);
 }
 
 /// The durability receipts of one request's audit events.

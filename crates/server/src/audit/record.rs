@@ -6,12 +6,14 @@
 //! present), `responseElements` (null for reads and cryptographic operations, as AWS writes
 //! them), `requestID`, `eventID`, `readOnly`, `resources`, `eventType`, `managementEvent`,
 //! `recipientAccountId`, `eventCategory`, and `errorCode`/`errorMessage` on failure.
+//! A service event (`eventType` `AwsServiceEvent`) has the service as its identity, no
+//! request or response, and says what happened in `serviceEventDetails`.
 
 use keyhold_proto::route::{Operation, Service};
 use keyhold_proto::{ApiError, Timestamp};
 use serde_json::{Map, Value, json};
 
-use super::AuditEvent;
+use super::{AuditEvent, ServiceEvent};
 use crate::context::{PrincipalKind, RequestContext};
 
 /// A record before it is chained (serialized already, so the single writer thread only
@@ -111,6 +113,61 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
         read_only,
         username,
         access_key_id: ctx.caller.access_key_id.clone(),
+        resources,
+    }
+}
+
+/// Builds the record of a service event: CloudTrail's `AwsServiceEvent` shape, the service
+/// as the identity (`userIdentity.invokedBy`, `sourceIPAddress`, `userAgent`), the details
+/// under `serviceEventDetails`, and no request or response.
+pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
+    let now = Timestamp::now();
+    let event_id = uuid::Uuid::new_v4().to_string();
+    let resources: Vec<(String, String)> = event
+        .resources
+        .iter()
+        .map(|(t, arn)| ((*t).to_owned(), arn.clone()))
+        .collect();
+    let mut record = Map::new();
+    record.insert("eventVersion".into(), "1.09".into());
+    record.insert(
+        "userIdentity".into(),
+        json!({"accountId": event.account, "invokedBy": event.source}),
+    );
+    record.insert("eventTime".into(), now.to_iso8601_seconds().into());
+    record.insert("eventSource".into(), event.source.into());
+    record.insert("eventName".into(), event.name.into());
+    record.insert("awsRegion".into(), event.region.into());
+    record.insert("sourceIPAddress".into(), event.source.into());
+    record.insert("userAgent".into(), event.source.into());
+    record.insert("requestParameters".into(), Value::Null);
+    record.insert("responseElements".into(), Value::Null);
+    record.insert("eventID".into(), event_id.clone().into());
+    record.insert("readOnly".into(), false.into());
+    if !resources.is_empty() {
+        let list: Vec<Value> = resources
+            .iter()
+            .map(|(t, arn)| json!({"accountId": arn_account(arn).unwrap_or(event.account), "type": t, "ARN": arn}))
+            .collect();
+        record.insert("resources".into(), Value::Array(list));
+    }
+    record.insert("eventType".into(), "AwsServiceEvent".into());
+    record.insert("managementEvent".into(), true.into());
+    record.insert("recipientAccountId".into(), event.account.into());
+    record.insert("serviceEventDetails".into(), event.details);
+    record.insert("eventCategory".into(), "Management".into());
+    Pending {
+        text: Value::Object(record).to_string(),
+        account: event.account.to_owned(),
+        recipient_account: event.account.to_owned(),
+        region: event.region.to_owned(),
+        event_id,
+        time_ms: now.as_millis(),
+        event_name: event.name.to_owned(),
+        event_source: event.source.to_owned(),
+        read_only: false,
+        username: None,
+        access_key_id: None,
         resources,
     }
 }

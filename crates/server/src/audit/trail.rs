@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use super::chain::{self, DigestDocument, GENESIS};
 use super::record::{self, Pending};
-use super::{AuditEvent, Auditor, unavailable};
+use super::{AuditEvent, Auditor, ServiceEvent, unavailable};
 
 /// Whether a response waits for its audit event to be durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -177,6 +177,21 @@ impl Auditor for AuditTrail {
         match self.tx.try_send(Msg::Event(pending, receipt)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => receipts.fail(),
+        }
+    }
+
+    fn record_service_event(&self, event: ServiceEvent<'_>) {
+        let receipts = event.receipts;
+        let pending = Box::new(record::build_service_event(event));
+        let receipt = match (self.mode, receipts) {
+            (AuditMode::Durable, Some(receipts)) => Some(receipts.expect()),
+            _ => None,
+        };
+        if self.tx.try_send(Msg::Event(pending, receipt)).is_err() {
+            match receipts {
+                Some(receipts) => receipts.fail(),
+                None => tracing::error!("the audit trail could not take a service event"),
+            }
         }
     }
 }

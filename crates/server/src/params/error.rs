@@ -55,9 +55,6 @@ pub enum SsmError {
     UnsupportedDataType {
         data_type: String,
     },
-    InvalidImageId {
-        value: String,
-    },
     ImageDataTypeNeedsString,
     InvalidAllowedPattern {
         pattern: String,
@@ -202,9 +199,6 @@ impl From<SsmError> for ApiError {
             E::UnsupportedDataType { data_type } => ApiError::validation(format!(
                 "The following data type is not supported: {data_type} (Data type names are all \
                  lowercase.)"
-            )),
-            E::InvalidImageId { value } => ApiError::validation(format!(
-                "Parameter value, {value}, is not a valid image ID for data type aws:ec2:image."
             )),
             E::ImageDataTypeNeedsString => ApiError::validation(
                 "The data type aws:ec2:image can only be used with String parameters.",

@@ -3,6 +3,10 @@
 //! What an overwrite leaves out it inherits from the current version: type, description,
 //! allowed pattern, KMS key, data type, tier and policies. Every put makes a new version; the
 //! oldest of 100 goes, unless a label holds it (`ParameterMaxVersionLimitExceeded`).
+//!
+//! An `aws:ec2:image` value is validated as AWS does it, after the fact: the call succeeds
+//! either way, and a value that is no AMI id makes no version (nor a new parameter); the
+//! failure is recorded in the audit trail (`record_failed_image_validation`).
 
 use std::sync::Arc;
 
@@ -15,6 +19,7 @@ use super::policies::{self, Policy};
 use super::tags;
 use super::value::DEFAULT_KEY;
 use super::{Change, SsmService};
+use crate::audit::ServiceEvent;
 use crate::context::RequestContext;
 
 /// Largest value of a standard parameter, and of an advanced one (characters).
@@ -24,7 +29,12 @@ const ADVANCED_MAX_CHARS: usize = 8192;
 const STANDARD_LIMIT: usize = 10_000;
 const ADVANCED_LIMIT: usize = 100_000;
 /// The data types Parameter Store accepts.
-const DATA_TYPES: &[&str] = &["text", "aws:ec2:image", "aws:ssm:integration"];
+const DATA_TYPES: &[&str] = &["text", IMAGE_DATA_TYPE, "aws:ssm:integration"];
+const IMAGE_DATA_TYPE: &str = "aws:ec2:image";
+/// The audit trail's name for a failed validation of an `aws:ec2:image` value, and the
+/// reason it gives (the `exception` of AWS's EventBridge event).
+pub const IMAGE_VALIDATION_EVENT: &str = "ParameterDataTypeValidation";
+const IMAGE_VALIDATION_FAILURE: &str = "Unable to Describe Resource";
 
 pub async fn put_parameter(
     svc: &SsmService,
@@ -67,7 +77,7 @@ pub async fn put_parameter(
     let data_type = non_empty(input.data_type)
         .or_else(|| current.map(|c| c.data_type.clone()))
         .unwrap_or_else(|| "text".to_owned());
-    check_data_type(&data_type, kind, value)?;
+    check_data_type(&data_type, kind)?;
     let allowed_pattern = match input.allowed_pattern {
         Some(p) => non_empty(Some(p)),
         None => current.and_then(|c| c.allowed_pattern.clone()),
@@ -120,6 +130,16 @@ pub async fn put_parameter(
     let arn = existing
         .as_ref()
         .map_or_else(|| name::arn_of(&ctx.scope, key), |p| p.arn.clone());
+    if data_type == IMAGE_DATA_TYPE && !is_image_id(value) {
+        // AWS validates an AMI id after answering: the call succeeds with the version it
+        // would have made, and a failed validation leaves the parameter as it was.
+        record_failed_image_validation(svc, ctx, &arn, &name, number, existing.is_none());
+        ctx.note_resource("AWS::SSM::Parameter", &arn);
+        return Ok(PutParameterResult {
+            tier: Some(tier),
+            version: Some(number),
+        });
+    }
     let key_id = (kind == ParameterType::SecureString).then(|| {
         input
             .key_id
@@ -211,23 +231,51 @@ fn resolve_tier(
     Ok(tier)
 }
 
-/// The data type must be known; `aws:ec2:image` is for `String` parameters holding an AMI id
-/// (so the value an error echoes is never a SecureString).
-fn check_data_type(data_type: &str, kind: ParameterType, value: &str) -> Result<(), SsmError> {
+/// The data type must be known; `aws:ec2:image` is for `String` parameters. (The value of
+/// an `aws:ec2:image` parameter is validated after the call is answered, as AWS does it.)
+fn check_data_type(data_type: &str, kind: ParameterType) -> Result<(), SsmError> {
     if !DATA_TYPES.contains(&data_type) {
         return Err(SsmError::UnsupportedDataType {
             data_type: data_type.to_owned(),
         });
     }
-    if data_type == "aws:ec2:image" && kind != ParameterType::String {
+    if data_type == IMAGE_DATA_TYPE && kind != ParameterType::String {
         return Err(SsmError::ImageDataTypeNeedsString);
     }
-    if data_type == "aws:ec2:image" && !is_image_id(value) {
-        return Err(SsmError::InvalidImageId {
-            value: value.to_owned(),
-        });
-    }
     Ok(())
+}
+
+/// Records, in the audit trail, that the AMI id of a put did not validate and the version
+/// `number` was not made (a new parameter was not created). AWS sends this as an EventBridge
+/// "Parameter Store Change" event whose `exception` says why; Keyhold has no EventBridge,
+/// so it is a service event in the trail, with that event's fields in
+/// `serviceEventDetails`. It is handed to the trail with the request's receipts, so it is
+/// durable before the PutParameter response is sent.
+fn record_failed_image_validation(
+    svc: &SsmService,
+    ctx: &RequestContext,
+    arn: &str,
+    name: &str,
+    number: i64,
+    create: bool,
+) {
+    svc.audit.record_service_event(ServiceEvent {
+        source: "ssm.amazonaws.com",
+        name: IMAGE_VALIDATION_EVENT,
+        account: &ctx.scope.account,
+        region: &ctx.scope.region,
+        resources: vec![("AWS::SSM::Parameter", arn.to_owned())],
+        details: serde_json::json!({
+            "operation": if create { "Create" } else { "Update" },
+            "name": name,
+            "type": "String",
+            "dataType": IMAGE_DATA_TYPE,
+            "version": number,
+            "status": "Failed",
+            "exception": IMAGE_VALIDATION_FAILURE,
+        }),
+        receipts: Some(ctx.receipts()),
+    });
 }
 
 /// `ami-` and 8 or 17 lowercase hexadecimal digits.
@@ -344,20 +392,31 @@ mod tests {
     #[test]
     fn data_types() {
         let string = ParameterType::String;
-        assert!(check_data_type("text", string, "x").is_ok());
-        assert!(check_data_type("aws:ec2:image", string, "ami-12345678").is_ok());
-        assert!(check_data_type("aws:ec2:image", string, "ami-0123456789abcdef0").is_ok());
-        assert!(matches!(
-            check_data_type("aws:ec2:image", string, "ami-xyz"),
-            Err(SsmError::InvalidImageId { .. })
-        ));
+        assert!(check_data_type("text", string).is_ok());
+        assert!(check_data_type("aws:ec2:image", string).is_ok());
         assert_eq!(
-            check_data_type("aws:ec2:image", ParameterType::SecureString, "ami-12345678"),
+            check_data_type("aws:ec2:image", ParameterType::SecureString),
             Err(SsmError::ImageDataTypeNeedsString)
         );
         assert!(matches!(
-            check_data_type("Text", string, "x"),
+            check_data_type("Text", string),
             Err(SsmError::UnsupportedDataType { .. })
         ));
+    }
+
+    #[test]
+    fn image_ids() {
+        assert!(is_image_id("ami-12345678"));
+        assert!(is_image_id("ami-0123456789abcdef0"));
+        for bad in [
+            "ami-xyz",
+            "ami-1234567",
+            "ami-ABCDEF12",
+            "12345678",
+            "ami-",
+            "ami-123456789",
+        ] {
+            assert!(!is_image_id(bad), "{bad}");
+        }
     }
 }

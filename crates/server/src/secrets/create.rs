@@ -152,7 +152,9 @@ pub async fn create_secret(
 }
 
 /// A `CreateSecret` for a name already in use: the retry of a call that succeeded (same
-/// token, same value) answers as the first call did; anything else is refused.
+/// token, same value) answers as the first call did; a token naming one of its versions
+/// with another value is refused as PutSecretValue refuses it; anything else is refused
+/// because the name exists.
 async fn retried_create(
     service: &SecretsService,
     ctx: &RequestContext,
@@ -172,9 +174,14 @@ async fn retried_create(
     if existing.account != ctx.scope.account {
         return Err(exists());
     }
+    // The token names a version of this secret: AWS says so, rather than that the name is
+    // taken, when the value differs.
     let stored = service.open_version(ctx, version).await?;
     if !stored.same_as(&value) {
-        return Err(exists());
+        return Err(SecretsError::VersionExists {
+            token,
+            arn: existing.arn.clone(),
+        });
     }
     Ok(CreateSecretResponse {
         arn: Some(existing.arn.clone()),

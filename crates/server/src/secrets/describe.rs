@@ -11,8 +11,9 @@ use keyhold_proto::secretsmanager::*;
 
 use super::SecretsService;
 use super::error::SecretsError;
+use super::filters::Filters;
 use super::pagination::{List, page};
-use super::secret::{Meta, Secret};
+use super::secret::Secret;
 use super::tags::to_wire;
 use super::value::DEFAULT_KEY_LABEL;
 use crate::context::RequestContext;
@@ -210,117 +211,9 @@ fn list_entry(secret: &Secret) -> SecretListEntry {
 }
 
 /// The Region the secret was created in, for replicated secrets and replicas.
-fn primary_region(secret: &Secret) -> Option<String> {
+pub(super) fn primary_region(secret: &Secret) -> Option<String> {
     if let Some(primary) = &secret.meta.primary_arn {
         return crate::arn::Arn::parse(primary).map(|a| a.region.to_owned());
     }
     (!secret.meta.replicas.is_empty()).then(|| secret.region.clone())
-}
-
-/// The `Filters` of `ListSecrets` and `BatchGetSecretValue`: every filter must match; within
-/// a filter, any positive value and none of the negated (`!`) ones.
-pub struct Filters(Vec<(FilterNameStringType, Vec<String>)>);
-
-impl Filters {
-    pub fn parse(filters: &[Filter]) -> Result<Self, SecretsError> {
-        let mut out = Vec::with_capacity(filters.len());
-        for f in filters {
-            let (Some(key), Some(values)) = (f.key, &f.values) else {
-                return Err(SecretsError::InvalidFilter);
-            };
-            if values.is_empty() {
-                return Err(SecretsError::InvalidFilter);
-            }
-            out.push((key, values.clone()));
-        }
-        Ok(Self(out))
-    }
-
-    pub fn matches(&self, secret: &Secret) -> bool {
-        self.0.iter().all(|(key, values)| {
-            let (negated, positive): (Vec<&str>, Vec<&str>) = values
-                .iter()
-                .map(String::as_str)
-                .partition(|v| v.starts_with('!'));
-            let hit = |value: &str| matches_value(*key, &secret.meta, secret, value);
-            let excluded = negated
-                .iter()
-                .any(|v| hit(v.strip_prefix('!').unwrap_or(v)));
-            let included = positive.is_empty() || positive.iter().any(|v| hit(v));
-            included && !excluded
-        })
-    }
-}
-
-fn matches_value(key: FilterNameStringType, meta: &Meta, secret: &Secret, value: &str) -> bool {
-    let tags = meta.tags.as_deref().unwrap_or_default();
-    match key {
-        FilterNameStringType::Name => secret.name.starts_with(value),
-        FilterNameStringType::Description => meta
-            .description
-            .as_deref()
-            .is_some_and(|d| d.to_lowercase().starts_with(&value.to_lowercase())),
-        FilterNameStringType::TagKey => tags.iter().any(|(k, _)| k.starts_with(value)),
-        FilterNameStringType::TagValue => tags.iter().any(|(_, v)| v.starts_with(value)),
-        FilterNameStringType::PrimaryRegion => {
-            primary_region(secret).is_some_and(|r| r.starts_with(value))
-        }
-        FilterNameStringType::OwningService => false,
-        FilterNameStringType::All => {
-            let mut attributes: Vec<&str> = vec![secret.name.as_str()];
-            attributes.extend(meta.description.as_deref());
-            for (k, v) in tags {
-                attributes.push(k);
-                attributes.push(v);
-            }
-            let haystack: Vec<String> = attributes.iter().flat_map(|a| words(a)).collect();
-            let needles = words(value);
-            !needles.is_empty()
-                && needles
-                    .iter()
-                    .all(|n| haystack.iter().any(|w| w.starts_with(n.as_str())))
-        }
-    }
-}
-
-/// AWS's search words: runs of letters and digits, split where lowercase turns uppercase
-/// and where letters and digits meet; compared in lowercase.
-fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut previous: Option<char> = None;
-    for c in text.chars() {
-        if !c.is_ascii_alphanumeric() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-            previous = None;
-            continue;
-        }
-        if let Some(p) = previous {
-            let boundary = (p.is_ascii_lowercase() && c.is_ascii_uppercase())
-                || (p.is_ascii_alphabetic() != c.is_ascii_alphabetic());
-            if boundary && !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-        }
-        current.push(c.to_ascii_lowercase());
-        previous = Some(c);
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn search_words() {
-        assert_eq!(words("credsDatabase#892"), ["creds", "database", "892"]);
-        assert_eq!(words("My_Secret"), ["my", "secret"]);
-        assert!(words("__").is_empty());
-    }
 }

@@ -26,7 +26,7 @@ pub enum SecretsError {
     TokenRequired,
     /// `RotateSecret` without `ClientRequestToken` (AWS answers this one differently).
     RotationTokenRequired,
-    /// The token names a version whose value differs (or, for `UpdateSecret`, any version).
+    /// The token names a version whose value differs.
     VersionExists {
         token: String,
         arn: String,
@@ -129,6 +129,8 @@ pub enum SecretsError {
     NotAssociated,
     /// KMS refused the caller.
     KmsAccessDenied,
+    /// A caller of another account reads or writes a value under `aws/secretsmanager`.
+    DefaultKeyCrossAccount,
     /// KMS could not encrypt (key missing, disabled, wrong type, ...).
     Encryption {
         reason: String,
@@ -358,6 +360,11 @@ impl From<SecretsError> for ApiError {
             E::KmsAccessDenied => {
                 ApiError::new(CommonError::AccessDenied, "Access to KMS is not allowed")
             }
+            E::DefaultKeyCrossAccount => invalid_request(
+                "You can't access a secret from a different AWS account if you encrypt the \
+                 secret with the default KMS service key."
+                    .into(),
+            ),
             E::Encryption { reason } => ApiError::new(
                 Code::EncryptionFailure,
                 format!(

@@ -20,6 +20,7 @@ mod cross_account;
 mod delete;
 mod describe;
 pub mod error;
+mod filters;
 mod labels;
 mod pagination;
 mod password;
@@ -61,8 +62,8 @@ pub struct SecretsService {
     /// Bumped when a commit starts and when it ends, so that a reader that loaded a secret
     /// from the store while a commit ran does not cache what it read.
     commits: AtomicU64,
-    /// Parsed resource policies, by text.
-    policies: RwLock<HashMap<String, Arc<keyhold_policy::Policy>>>,
+    /// Parsed resource policies, by secret ARN (bounded; see `authz`).
+    policies: RwLock<HashMap<String, authz::CachedPolicy>>,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -184,6 +185,7 @@ impl SecretsService {
     }
 
     fn cache_put(&self, secret: Arc<Secret>) {
+        self.forget_policy(&secret.arn);
         if let Ok(mut names) = self.names.write() {
             names.insert(NameKey::of(&secret), secret.arn.clone());
         }
@@ -193,6 +195,7 @@ impl SecretsService {
     }
 
     fn cache_remove(&self, secret: &Secret) {
+        self.forget_policy(&secret.arn);
         if let Ok(mut names) = self.names.write() {
             let key = NameKey::of(secret);
             if names.get(&key) == Some(&secret.arn) {

@@ -3,7 +3,9 @@
 //! A new value becomes a new version labelled `AWSCURRENT` (`AWSPREVIOUS` moves to the
 //! version it left). A new KMS key re-encrypts the versions labelled `AWSCURRENT`,
 //! `AWSPENDING` and `AWSPREVIOUS`, as AWS does; older versions keep their key. Reusing a
-//! version's id as `ClientRequestToken` is refused: existing versions never change.
+//! version's id as `ClientRequestToken` with the same value is an idempotent retry (that
+//! version's id is answered, no new version made); with another value it is refused:
+//! existing versions never change.
 
 use keyhold_proto::secretsmanager::*;
 use keyhold_store::SecretVersionRecord;
@@ -43,15 +45,24 @@ pub async fn update_secret(
     let mut version_id = None;
     if let Some(value) = &value {
         let token = super::create::new_version_id(input.client_request_token);
-        if next.version(&token).is_some() {
-            return Err(SecretsError::VersionExists {
-                token,
-                arn: secret.arn.clone(),
-            });
+        match next.version(&token).cloned() {
+            // A retry of a call that succeeded: the same value under the same token is that
+            // version again, as for PutSecretValue and CreateSecret.
+            Some(existing) => {
+                let stored = service.open_version(ctx, &existing).await?;
+                if !stored.same_as(value) {
+                    return Err(SecretsError::VersionExists {
+                        token,
+                        arn: secret.arn.clone(),
+                    });
+                }
+            }
+            None => {
+                next = service
+                    .with_new_version(ctx, &next, &token, value, &[AWSCURRENT.to_owned()])
+                    .await?;
+            }
         }
-        next = service
-            .with_new_version(ctx, &next, &token, value, &[AWSCURRENT.to_owned()])
-            .await?;
         version_id = Some(token);
     }
     next.meta.last_changed_ms = service.now_ms();

@@ -112,6 +112,7 @@ impl SecretsService {
         created_ms: i64,
         value: &SecretValue,
     ) -> Result<SecretVersionRecord, SecretsError> {
+        refuse_default_key_across_accounts(ctx, target.arn, target.kms_key_id)?;
         let key = target.kms_key_id.unwrap_or(DEFAULT_KEY);
         let context = encryption_context(target.arn, version_id);
         let data_key = self
@@ -141,6 +142,11 @@ impl SecretsService {
         ctx: &RequestContext,
         version: &SecretVersionRecord,
     ) -> Result<SecretValue, SecretsError> {
+        refuse_default_key_across_accounts(
+            ctx,
+            &version.secret_arn,
+            version.kms_key_id.as_deref(),
+        )?;
         let context = encryption_context(&version.secret_arn, &version.version_id);
         let decrypted = self
             .kms
@@ -158,6 +164,33 @@ impl SecretsService {
             .map_err(|_| SecretsError::Decryption)?;
         SecretValue::decoded(&plaintext).ok_or(SecretsError::Decryption)
     }
+}
+
+/// AWS's rule for the AWS-managed key: its key policy serves only its own account, so a
+/// caller of another account (whom the resource policy let this far) can neither read nor
+/// write a value under it, and Secrets Manager says so before asking KMS.
+fn refuse_default_key_across_accounts(
+    ctx: &RequestContext,
+    secret_arn: &str,
+    kms_key_id: Option<&str>,
+) -> Result<(), SecretsError> {
+    let secret_account = super::resolve::parse_secret_arn(secret_arn)
+        .map(|(scope, _)| scope.account)
+        .ok_or(SecretsError::Internal)?;
+    if secret_account != ctx.caller.account && is_default_key(kms_key_id) {
+        return Err(SecretsError::DefaultKeyCrossAccount);
+    }
+    Ok(())
+}
+
+/// Whether a secret's or version's `KmsKeyId` names the AWS-managed `aws/secretsmanager`
+/// (absent, or its alias by name or ARN).
+fn is_default_key(kms_key_id: Option<&str>) -> bool {
+    kms_key_id.is_none_or(|k| {
+        k == DEFAULT_KEY
+            || k.strip_prefix("arn:")
+                .is_some_and(|rest| rest.ends_with(&format!(":{DEFAULT_KEY}")))
+    })
 }
 
 /// The encryption context of a version's data key, as AWS uses it.
@@ -181,6 +214,19 @@ mod tests {
         assert!(!s("abc").same_as(&b(b"abc")));
         assert!(!s("abc").same_as(&s("abcd")));
         assert_eq!(format!("{:?}", s("hunter2")), "SecretValue([redacted])");
+    }
+
+    #[test]
+    fn default_key_names() {
+        assert!(is_default_key(None));
+        assert!(is_default_key(Some("alias/aws/secretsmanager")));
+        assert!(is_default_key(Some(
+            "arn:aws:kms:us-east-1:111122223333:alias/aws/secretsmanager"
+        )));
+        assert!(!is_default_key(Some("alias/mine")));
+        assert!(!is_default_key(Some(
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        )));
     }
 
     #[test]

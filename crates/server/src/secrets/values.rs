@@ -10,11 +10,11 @@ use keyhold_proto::secretsmanager::*;
 use keyhold_proto::{ApiError, Timestamp};
 use keyhold_store::SecretVersionRecord;
 
-use super::describe::Filters;
 use super::error::SecretsError;
-use super::labels::{attach, check_label_count, prune};
+use super::filters::Filters;
+use super::labels::{attach, check_label_count, detach, prune};
 use super::pagination::{List, page};
-use super::secret::{AWSCURRENT, Secret, day_of};
+use super::secret::{AWSCURRENT, AWSPENDING, Secret, day_of};
 use super::value::{SecretValue, Target};
 use super::{Change, SecretsService};
 use crate::context::RequestContext;
@@ -175,7 +175,8 @@ pub async fn put_secret_value(
 
 impl SecretsService {
     /// `secret` with a new version `version_id` of `value` carrying `stages` (plus
-    /// `AWSCURRENT` if it is the first version), pruned as AWS prunes.
+    /// `AWSCURRENT` if it is the first version), pruned as AWS prunes. The version that
+    /// loses `AWSCURRENT` keeps `AWSPREVIOUS` and nothing of the rotation (`AWSPENDING`).
     pub(super) async fn with_new_version(
         &self,
         ctx: &RequestContext,
@@ -198,12 +199,20 @@ impl SecretsService {
             .seal_version(ctx, &target, version_id, now, value)
             .await?;
         next.put_version(version);
+        let promotes = stages.iter().any(|s| s == AWSCURRENT);
+        let previous_current = secret.version_with(AWSCURRENT).map(str::to_owned);
         attach(&mut next.meta.stages, version_id, &stages);
+        // A new value made current ends the rotation that left AWSPENDING on the version it
+        // replaces (both labels there after UpdateSecretVersionStage promoted it): AWS
+        // leaves that version with AWSPREVIOUS only.
+        if promotes && let Some(previous) = previous_current.filter(|p| p != version_id) {
+            detach(&mut next.meta.stages, &previous, AWSPENDING);
+        }
         check_label_count(&next)?;
         let removed = prune(&next, now)?;
         next.versions.retain(|v| !removed.contains(&v.version_id));
         next.meta.last_changed_ms = now;
-        if stages.iter().any(|s| s == AWSCURRENT) {
+        if promotes {
             super::rotation::value_changed(&mut next.meta, now);
         }
         Ok(next)

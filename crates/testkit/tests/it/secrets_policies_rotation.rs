@@ -160,7 +160,8 @@ async fn other_accounts_need_the_resource_policy_and_the_key() {
         .unwrap_err();
     assert_eq!(err(e).0, "ResourceNotFoundException");
 
-    // The policy lets B in, but the AWS-managed key serves only its own account.
+    // The policy lets B in, but the AWS-managed key serves only its own account (AWS says
+    // so before asking KMS).
     owner
         .put_resource_policy()
         .secret_id("shared")
@@ -187,8 +188,10 @@ async fn other_accounts_need_the_resource_policy_and_the_key() {
     assert_eq!(
         err(e),
         (
-            "AccessDeniedException".into(),
-            "Access to KMS is not allowed".into()
+            "InvalidRequestException".into(),
+            "You can't access a secret from a different AWS account if you encrypt the secret \
+             with the default KMS service key."
+                .into()
         )
     );
 
