@@ -15,6 +15,22 @@ use super::resolve::Aliases;
 use super::{AliasId, KmsService};
 use crate::context::RequestContext;
 
+/// The predefined aliases of AWS services Keyhold does not serve, which a new AWS account
+/// lists (as recorded from ListAliases on AWS) before anything uses them. The managed keys
+/// of Secrets Manager and Parameter Store come from [`ManagedKey`].
+const PREDEFINED_ALIASES: &[&str] = &[
+    "alias/aws/dynamodb",
+    "alias/aws/ebs",
+    "alias/aws/elasticfilesystem",
+    "alias/aws/es",
+    "alias/aws/glue",
+    "alias/aws/kinesisvideo",
+    "alias/aws/rds",
+    "alias/aws/redshift",
+    "alias/aws/s3",
+    "alias/aws/xray",
+];
+
 /// A key can have at most this many aliases.
 const ALIASES_PER_KEY: usize = 50;
 
@@ -224,15 +240,20 @@ pub async fn list_aliases(
         })
         .collect();
     if key_filter.is_none() {
-        // AWS lists the predefined aliases of AWS-managed keys before the keys exist.
-        for managed in ManagedKey::ALL {
+        // AWS lists the predefined aliases of AWS-managed keys before the keys exist,
+        // without a TargetKeyId.
+        let predefined = ManagedKey::ALL
+            .iter()
+            .map(|m| m.alias())
+            .chain(PREDEFINED_ALIASES.iter().copied());
+        for name in predefined {
             if !entries
                 .iter()
-                .any(|e| e.alias_name.as_deref() == Some(managed.alias()))
+                .any(|e| e.alias_name.as_deref() == Some(name))
             {
                 entries.push(AliasListEntry {
-                    alias_name: Some(managed.alias().to_owned()),
-                    alias_arn: Some(scope.arn("kms", managed.alias())),
+                    alias_name: Some(name.to_owned()),
+                    alias_arn: Some(scope.arn("kms", name)),
                     ..AliasListEntry::default()
                 });
             }

@@ -329,3 +329,38 @@ async fn multi_region_key_id_that_does_not_exist_is_not_found() {
         );
     }
 }
+
+#[tokio::test]
+async fn list_aliases_shows_the_predefined_aws_aliases_without_a_target() {
+    let server = TestServer::start().await;
+    let listed = server.kms().list_aliases().send().await.unwrap();
+    let predefined: Vec<&str> = listed
+        .aliases()
+        .iter()
+        .filter(|a| a.target_key_id().is_none())
+        .filter_map(|a| a.alias_name())
+        .collect();
+    // As a new AWS account lists them (ListAliases recorded on AWS).
+    for name in [
+        "alias/aws/dynamodb",
+        "alias/aws/ebs",
+        "alias/aws/elasticfilesystem",
+        "alias/aws/es",
+        "alias/aws/glue",
+        "alias/aws/kinesisvideo",
+        "alias/aws/rds",
+        "alias/aws/redshift",
+        "alias/aws/s3",
+        "alias/aws/secretsmanager",
+        "alias/aws/ssm",
+        "alias/aws/xray",
+    ] {
+        assert!(predefined.contains(&name), "{name} in {predefined:?}");
+    }
+    let arn = listed
+        .aliases()
+        .iter()
+        .find(|a| a.alias_name() == Some("alias/aws/s3"))
+        .and_then(|a| a.alias_arn());
+    assert_eq!(arn, Some("arn:aws:kms:us-east-1:000000000000:alias/aws/s3"));
+}

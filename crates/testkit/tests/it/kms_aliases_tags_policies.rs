@@ -213,11 +213,7 @@ async fn list_aliases_pages() {
         }
         marker = page.next_marker().map(str::to_owned);
     }
-    assert_eq!(
-        names.len(),
-        9,
-        "7 aliases and the 2 predefined AWS-managed ones"
-    );
+    assert_eq!(names.len(), 19, "7 aliases and the 12 predefined AWS ones");
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
