@@ -87,8 +87,11 @@ impl Server {
             _ => None,
         };
         let trail_path = config.audit_database_path();
+        let anchor = keyhold_store::SqliteAuditAnchor::open(&config.database_path())
+            .context("opening the audit trail's anchor in the key store")?;
         let trail = Arc::new(AuditTrail::open(
             &trail_path,
+            Box::new(anchor),
             &domain,
             config.audit.clone(),
         )?);

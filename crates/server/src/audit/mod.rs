@@ -11,6 +11,7 @@
 //!   event that was changed, removed, inserted or reordered, and any gap in the digests.
 //! - [`lookup`] serves CloudTrail's `LookupEvents`; [`export`] writes CloudTrail-shaped files.
 
+pub mod anchor;
 pub mod chain;
 pub mod export;
 pub mod lookup;

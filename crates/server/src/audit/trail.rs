@@ -20,10 +20,11 @@ use keyhold_crypto::seal::DomainKey;
 use keyhold_crypto::signing::SigningKey;
 use keyhold_proto::{ApiError, Timestamp};
 use keyhold_store::SqliteAuditLog;
-use keyhold_store::audit::{AuditLog, AuditRow, DigestRow};
+use keyhold_store::audit::{AuditAnchor, AuditLog, AuditRow, DigestRow, PRUNE_RECORD};
 use tokio::sync::oneshot;
 
-use super::chain::{self, DigestDocument, GENESIS};
+use super::anchor::{self, Anchor, Signed};
+use super::chain::{self, DigestDocument, GENESIS, PruneDocument};
 use super::record::{self, Pending};
 use super::{AuditEvent, Auditor, unavailable};
 
@@ -48,6 +49,9 @@ pub struct TrailConfig {
     pub digest_interval: Duration,
     /// Events older than this are pruned (whole digest periods at a time); `None` keeps all.
     pub retention: Option<Duration>,
+    /// Where to write every signed digest as a file too (outside the data directory, as
+    /// CloudTrail delivers digest files to another bucket); `None` writes none.
+    pub digest_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for TrailConfig {
@@ -58,6 +62,7 @@ impl Default for TrailConfig {
             digest_every_events: 1000,
             digest_interval: Duration::from_secs(10),
             retention: None,
+            digest_dir: None,
         }
     }
 }
@@ -111,9 +116,12 @@ const PUBLIC_KEY: &str = "signing_key.public";
 const SIGNING_KEY_AAD: (&str, &str) = ("audit-signing-key", "ed25519");
 
 impl AuditTrail {
-    /// Opens (creating if needed) the trail at `path` and starts its writer.
+    /// Opens (creating if needed) the trail at `path` and starts its writer. `anchor` is
+    /// where the trail is anchored outside `audit.db` (the key store's database); a trail
+    /// that ends before its anchor is refused.
     pub fn open(
         path: &std::path::Path,
+        anchor: Box<dyn AuditAnchor>,
         domain: &DomainKey,
         config: TrailConfig,
     ) -> anyhow::Result<Self> {
@@ -123,7 +131,8 @@ impl AuditTrail {
         let reader = SqliteAuditLog::open_read_only(path)?;
         let health = Arc::new(Health::default());
         let (tx, rx) = sync_channel(config.queue_capacity.max(1));
-        let mut writer = Writer::new(log, key, config.clone(), health.clone())?;
+        let mut writer = Writer::new(log, key, config.clone(), health.clone(), Some(anchor))
+            .with_context(|| format!("opening the audit trail {}", path.display()))?;
         std::thread::Builder::new()
             .name("keyhold-audit".into())
             .spawn(move || writer.run(rx))
@@ -232,6 +241,11 @@ struct Writer {
     digest_hash: Option<String>,
     last_digest_at: Instant,
     last_prune_at: Option<Instant>,
+    /// The last written digest and the latest prune record, signed: what the anchor holds.
+    last_digest: Option<Signed>,
+    prune: Option<Signed>,
+    /// Where the trail is anchored outside `audit.db`.
+    anchor: Option<Box<dyn AuditAnchor>>,
 }
 
 const BATCH: usize = 4096;
@@ -242,6 +256,7 @@ impl Writer {
         key: SigningKey,
         config: TrailConfig,
         health: Arc<Health>,
+        mut anchor: Option<Box<dyn AuditAnchor>>,
     ) -> anyhow::Result<Self> {
         // The tail's hash is recomputed from its record, not read from the hash column.
         let (tail_seq, tail_hash) = match log.last_event()? {
@@ -256,6 +271,13 @@ impl Writer {
             Some(d) => (d.seq, d.last_seq, Some(chain::digest_hash(&d.document))),
             None => (0, 0, None),
         };
+        let prune = log
+            .get_meta(PRUNE_RECORD)?
+            .map(|bytes| super::export::parse_prune_record(&bytes))
+            .transpose()?;
+        if let Some(anchor) = anchor.as_mut() {
+            check_anchor(anchor.as_mut(), &mut log, tail_seq, prune.as_ref())?;
+        }
         Ok(Self {
             log,
             key,
@@ -268,6 +290,12 @@ impl Writer {
             digest_hash,
             last_digest_at: Instant::now(),
             last_prune_at: None,
+            last_digest: last.map(|d| Signed {
+                document: d.document,
+                signature: d.signature,
+            }),
+            prune,
+            anchor,
         })
     }
 
@@ -415,6 +443,32 @@ impl Writer {
         self.digest_last_event = row.last_seq;
         self.digest_hash = Some(hash);
         self.last_digest_at = Instant::now();
+        let signed = Signed {
+            document: row.document,
+            signature: row.signature,
+        };
+        if let Some(dir) = &self.config.digest_dir
+            && let Err(e) = anchor::write_digest_file(dir, &signed, &self.key.public_key())
+        {
+            tracing::warn!(error = %format!("{e:#}"), "cannot write the audit digest file");
+        }
+        self.last_digest = Some(signed);
+        self.write_anchor();
+    }
+
+    /// Records the latest digest and prune record in the key store's database. A failure
+    /// is logged and repaired by the next digest: the anchor only ever lags the trail.
+    fn write_anchor(&mut self) {
+        let (Some(store), Some(digest)) = (self.anchor.as_mut(), &self.last_digest) else {
+            return;
+        };
+        let anchor = Anchor {
+            digest: digest.clone(),
+            prune: self.prune.clone(),
+        };
+        if let Err(e) = store.store(&anchor.to_bytes()) {
+            tracing::warn!(error = %e, "cannot anchor the audit trail in the key store");
+        }
     }
 
     /// Seals every event not yet covered by a digest.
@@ -452,13 +506,93 @@ impl Writer {
             Err(e) => return tracing::warn!(error = %e, "audit retention: cannot list digests"),
         };
         // Keep from the first digest that is not entirely older than the cutoff.
-        if let Some(keep) = digests.iter().find(|d| d.time_ms >= cutoff)
-            && keep.first_seq > 1
-            && let Err(e) = self.log.prune_before_digest(keep.seq)
-        {
-            tracing::warn!(error = %e, "audit retention: pruning failed");
+        let Some(keep) = digests.iter().position(|d| d.time_ms >= cutoff) else {
+            return;
+        };
+        let Some(last_pruned) = keep.checked_sub(1).map(|i| &digests[i]) else {
+            return; // nothing before it
+        };
+        let Some(last_event_hash) =
+            DigestDocument::parse(&last_pruned.document).map(|d| d.last_event_hash)
+        else {
+            return tracing::warn!("audit retention: a digest is unreadable; not pruning");
+        };
+        let record = PruneDocument {
+            pruned_through_event_sequence: last_pruned.last_seq,
+            last_pruned_event_hash: last_event_hash,
+            pruned_through_digest_sequence: last_pruned.seq,
+            last_pruned_digest_hash: chain::digest_hash(&last_pruned.document),
+            prune_time: Timestamp::now().to_iso8601_seconds(),
+            public_key_fingerprint: chain::fingerprint(&self.key.public_key()),
+        };
+        let text = record.to_text();
+        let signed = Signed {
+            signature: self.key.sign(text.as_bytes()),
+            document: text,
+        };
+        let stored = super::export::prune_record_json(&signed);
+        match self.log.prune_before_digest(digests[keep].seq, &stored) {
+            Ok(()) => {
+                tracing::info!(
+                    through_event = record.pruned_through_event_sequence,
+                    "audit retention pruned the trail's head"
+                );
+                self.prune = Some(signed);
+                self.write_anchor();
+            }
+            Err(e) => tracing::warn!(error = %e, "audit retention: pruning failed"),
         }
     }
+}
+
+/// Refuses to continue a trail that ends before its anchor (events removed from its end, or
+/// `audit.db` put back from an older copy), or that has digests but no anchor (the anchor
+/// was removed). A digest the anchor names that retention pruned is fine.
+fn check_anchor(
+    store: &mut dyn AuditAnchor,
+    log: &mut dyn AuditLog,
+    tail_seq: i64,
+    prune: Option<&Signed>,
+) -> anyhow::Result<()> {
+    const RECOVERY: &str = "Keyhold does not continue a truncated audit trail. Restore audit.db from a copy that reaches the anchor, or preserve this audit.db for investigation and accept the loss with `keyhold audit reanchor --data-dir DIR` (docs/audit.md, \"Recovery\")";
+    let last_digest = log.last_digest()?;
+    let Some(bytes) = store.load()? else {
+        return match last_digest {
+            None => Ok(()),
+            Some(d) => anyhow::bail!(
+                "the audit trail has digests (up to digest {}) but the key store holds no anchor for it: the anchor was removed, so a truncated tail cannot be ruled out. {RECOVERY}",
+                d.seq
+            ),
+        };
+    };
+    let anchor = Anchor::parse(&bytes)?;
+    let doc = anchor
+        .digest_document()
+        .context("the key store's audit anchor holds no readable digest")?;
+    let pruned_through = prune
+        .and_then(|p| PruneDocument::parse(&p.document))
+        .map_or(0, |p| p.pruned_through_digest_sequence);
+    if doc.digest_sequence <= pruned_through {
+        return Ok(());
+    }
+    let (trail_digest, trail_events) = last_digest.map_or((0, 0), |d| (d.seq, d.last_seq));
+    let truncated = || {
+        anyhow::anyhow!(
+            "the audit trail ends at event {tail_seq} (digest {trail_digest} over events up to {trail_events}) but the key store's anchor records digest {} over events up to {}: events were removed from the end of the trail, or audit.db was restored from an older copy. {RECOVERY}",
+            doc.digest_sequence,
+            doc.last_event_sequence
+        )
+    };
+    match log.digest(doc.digest_sequence)? {
+        None => return Err(truncated()),
+        Some(held) if held.document != anchor.digest.document => anyhow::bail!(
+            "the audit trail's digest {} is not the one the key store's anchor records: audit.db was replaced. {RECOVERY}",
+            doc.digest_sequence
+        ),
+        Some(_) if tail_seq < doc.last_event_sequence => return Err(truncated()),
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -499,7 +633,7 @@ mod tests {
             digest_interval: Duration::ZERO,
             ..TrailConfig::default()
         };
-        let mut writer = Writer::new(log, key, config, Arc::default()).unwrap();
+        let mut writer = Writer::new(log, key, config, Arc::default(), None).unwrap();
         // Back-to-back batches: the writer never waits long enough to time out.
         writer.write(events(3));
         writer.write(events(2));
