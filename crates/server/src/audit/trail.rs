@@ -52,6 +52,9 @@ pub struct TrailConfig {
     /// Where to write every signed digest as a file too (outside the data directory, as
     /// CloudTrail delivers digest files to another bucket); `None` writes none.
     pub digest_dir: Option<std::path::PathBuf>,
+    /// How long one write waits for the database (a lock held elsewhere) before it counts
+    /// as failed: calls are refused and the write retried.
+    pub write_timeout: Duration,
 }
 
 impl Default for TrailConfig {
@@ -63,6 +66,7 @@ impl Default for TrailConfig {
             digest_interval: Duration::from_secs(10),
             retention: None,
             digest_dir: None,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -127,6 +131,7 @@ impl AuditTrail {
     ) -> anyhow::Result<Self> {
         let mut log =
             SqliteAuditLog::open(path).with_context(|| format!("opening {}", path.display()))?;
+        log.set_busy_timeout(config.write_timeout)?;
         let key = signing_key(&mut log, domain)?;
         let reader = SqliteAuditLog::open_read_only(path)?;
         let health = Arc::new(Health::default());
@@ -246,7 +251,17 @@ struct Writer {
     prune: Option<Signed>,
     /// Where the trail is anchored outside `audit.db`.
     anchor: Option<Box<dyn AuditAnchor>>,
+    /// Events linked after the tail whose append failed: retried, in order, before (and
+    /// with) anything newer, so an event is never lost to a passing failure.
+    unwritten: Vec<AuditRow>,
+    /// While the trail cannot be written: when to try again, and the backoff.
+    retry_at: Option<Instant>,
+    backoff: Duration,
 }
+
+/// The first retry after a failed write, and the longest wait between retries.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 const BATCH: usize = 4096;
 
@@ -296,12 +311,21 @@ impl Writer {
             }),
             prune,
             anchor,
+            unwritten: Vec::new(),
+            retry_at: None,
+            backoff: RETRY_FIRST,
         })
     }
 
     fn run(&mut self, rx: Receiver<Msg>) {
         loop {
-            match rx.recv_timeout(Duration::from_millis(500)) {
+            // While failing, wake up for the next retry: the writer recovers by itself, not
+            // only when a call comes (calls are refused meanwhile, so none would).
+            let wait = self.retry_at.map_or(Duration::from_millis(500), |at| {
+                at.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(500))
+            });
+            match rx.recv_timeout(wait) {
                 Ok(Msg::Event(pending, receipt)) => {
                     let mut batch = vec![(pending, receipt)];
                     let mut seals = Vec::new();
@@ -329,6 +353,11 @@ impl Writer {
                     self.digest_now();
                     let _ = done.send(());
                 }
+                Err(RecvTimeoutError::Timeout) if self.retry_at.is_some() => {
+                    if self.retry_at.is_some_and(|at| Instant::now() >= at) {
+                        self.retry();
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.tail_seq > self.digest_last_event
                         && self.last_digest_at.elapsed() >= self.config.digest_interval
@@ -338,6 +367,9 @@ impl Writer {
                     self.prune();
                 }
                 Err(RecvTimeoutError::Disconnected) => {
+                    if !self.unwritten.is_empty() {
+                        self.write(Vec::new());
+                    }
                     self.digest_now();
                     return;
                 }
@@ -345,11 +377,15 @@ impl Writer {
         }
     }
 
-    /// Links and appends a batch, with a digest when one is due; releases its receipts.
+    /// Links and appends a batch (after any events still unwritten from a failed attempt),
+    /// with a digest when one is due; releases its receipts.
     fn write(&mut self, batch: Vec<(Box<Pending>, Option<oneshot::Sender<bool>>)>) {
-        let mut rows = Vec::with_capacity(batch.len());
+        let mut rows = std::mem::take(&mut self.unwritten);
+        rows.reserve(batch.len());
         let mut receipts = Vec::with_capacity(batch.len());
-        let (mut seq, mut prev) = (self.tail_seq, self.tail_hash);
+        let (mut seq, mut prev) = rows
+            .last()
+            .map_or((self.tail_seq, self.tail_hash), |r| (r.seq, r.hash));
         for (pending, receipt) in batch {
             seq += 1;
             let Pending {
@@ -386,6 +422,9 @@ impl Writer {
             receipts.push(receipt);
             prev = hash;
         }
+        if rows.is_empty() {
+            return;
+        }
         // Due by count, or by time: a trail that is never idle is still sealed as often as
         // `digest_interval` says, in the same transaction as the batch.
         let due = seq - self.digest_last_event >= self.config.digest_every_events
@@ -398,20 +437,48 @@ impl Writer {
                 if let Some((row, hash)) = digest {
                     self.digest_written(row, hash);
                 }
-                self.health.set(None);
+                self.recovered();
                 for r in receipts.into_iter().flatten() {
                     let _ = r.send(true);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), events = rows.len(), "the audit trail cannot be written: refusing calls until it can");
-                self.health
-                    .set(Some(format!("the audit trail cannot be written: {e}")));
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), events = rows.len(), "the audit trail cannot be written: refusing calls until it can; retrying");
+                self.failed(format!("the audit trail cannot be written: {e}"));
+                // The calls waiting on these events are answered now (refused); their
+                // events stay queued for the retry: a call refused after it ran may have
+                // taken effect, and its event is still worth recording.
+                self.unwritten = rows;
                 for r in receipts.into_iter().flatten() {
                     let _ = r.send(false);
                 }
             }
         }
+    }
+
+    /// Tries the failed write again (or the failed digest, if no event is pending).
+    fn retry(&mut self) {
+        if self.unwritten.is_empty() {
+            self.digest_now();
+        } else {
+            self.write(Vec::new());
+        }
+    }
+
+    /// A write failed: calls are refused until one succeeds; retry with backoff.
+    fn failed(&mut self, reason: String) {
+        self.health.set(Some(reason));
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(RETRY_MAX);
+    }
+
+    /// A write succeeded: calls are admitted again.
+    fn recovered(&mut self) {
+        if self.retry_at.take().is_some() {
+            tracing::info!("the audit trail can be written again: admitting calls");
+        }
+        self.backoff = RETRY_FIRST;
+        self.health.set(None);
     }
 
     fn make_digest(&self, last_seq: i64, last_hash: &[u8; 32]) -> (DigestRow, String) {
@@ -473,16 +540,25 @@ impl Writer {
 
     /// Seals every event not yet covered by a digest.
     fn digest_now(&mut self) {
+        if !self.unwritten.is_empty() {
+            // Events waiting for a retry go first; a digest never skips them.
+            self.write(Vec::new());
+            if !self.unwritten.is_empty() {
+                return;
+            }
+        }
         if self.tail_seq <= self.digest_last_event {
             return;
         }
         let (row, hash) = self.make_digest(self.tail_seq, &self.tail_hash);
         match self.log.append(&[], Some(&row)) {
-            Ok(()) => self.digest_written(row, hash),
+            Ok(()) => {
+                self.digest_written(row, hash);
+                self.recovered();
+            }
             Err(e) => {
-                tracing::error!(error = %e, "the audit trail cannot write a digest");
-                self.health
-                    .set(Some(format!("the audit trail cannot write a digest: {e}")));
+                tracing::error!(error = %e, "the audit trail cannot write a digest; retrying");
+                self.failed(format!("the audit trail cannot write a digest: {e}"));
             }
         }
     }
@@ -492,6 +568,9 @@ impl Writer {
         let Some(retention) = self.config.retention else {
             return;
         };
+        if self.retry_at.is_some() {
+            return; // not while the trail cannot be written
+        }
         if self
             .last_prune_at
             .is_some_and(|t| t.elapsed() < Duration::from_secs(3600))

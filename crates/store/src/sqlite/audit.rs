@@ -68,6 +68,11 @@ impl SqliteAuditLog {
         Ok(Self { conn })
     }
 
+    /// How long a write waits for a lock another connection holds before it fails.
+    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<()> {
+        self.conn.busy_timeout(timeout).map_err(backend)
+    }
+
     /// Opens an existing audit database without changing it (verification, export).
     pub fn open_read_only(path: &Path) -> Result<Self> {
         let conn =

@@ -994,3 +994,83 @@ mod anchoring {
         );
     }
 }
+
+/// A trail that cannot be written refuses calls, and recovers by itself once it can.
+mod recovery {
+    use std::time::{Duration, Instant};
+
+    use keyhold_server::audit::offline;
+    use keyhold_testkit::{TestServer, raw};
+
+    use super::records;
+
+    async fn health(server: &TestServer) -> raw::RawResponse {
+        raw::request(server.addr(), "GET", "/_keyhold/health", &[], b"").await
+    }
+
+    #[tokio::test]
+    async fn a_failing_trail_refuses_calls_and_recovers_without_losing_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::builder()
+            .data_dir(dir.path())
+            .audit(|a| a.write_timeout = Duration::from_millis(200))
+            .start()
+            .await;
+        let id = |r: &raw::RawResponse| r.header("x-amzn-requestid").unwrap().to_owned();
+        let before = server.raw_json("TrentService.ListKeys", "{}").await;
+        assert_eq!(before.status, 200);
+
+        // A real failure: another connection holds audit.db's write lock.
+        let lock = rusqlite::Connection::open(server.data_dir().join("audit.db")).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let lost = server.raw_json("TrentService.CreateKey", "{}").await;
+        assert_eq!(lost.status, 503, "{}", lost.body_text());
+        assert_eq!(lost.json()["__type"], "ServiceUnavailable");
+        assert_eq!(
+            lost.json()["message"],
+            "The audit trail cannot record this call, so Keyhold refuses to serve it. Retry later."
+        );
+        let refused = server.raw_json("TrentService.ListKeys", "{}").await;
+        assert_eq!(refused.status, 503);
+        assert_eq!(refused.json()["__type"], "ServiceUnavailable");
+        let h = health(&server).await;
+        assert_eq!(h.status, 503);
+        assert!(
+            h.json()["audit"]
+                .as_str()
+                .unwrap()
+                .starts_with("the audit trail cannot be written"),
+            "{}",
+            h.body_text()
+        );
+
+        // The failure clears: the writer's own retry brings the trail back, no call needed.
+        lock.execute_batch("ROLLBACK").unwrap();
+        drop(lock);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while health(&server).await.status != 200 {
+            assert!(Instant::now() < deadline, "the trail recovered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after = server.raw_json("TrentService.ListKeys", "{}").await;
+        assert_eq!(after.status, 200, "{}", after.body_text());
+        let ids = [id(&before), id(&lost), id(&after)];
+        let all = records(&server);
+        for expected in &ids {
+            assert_eq!(
+                all.iter().filter(|r| r["requestID"] == *expected).count(),
+                1,
+                "request {expected} has its event (the refused CreateKey's was retried)"
+            );
+        }
+        assert!(
+            !all.iter().any(|r| r["requestID"] == id(&refused)),
+            "a call refused before it ran has no event"
+        );
+        server.stop().await;
+        let v = offline::verify_data_dir(dir.path(), None, None)
+            .await
+            .unwrap();
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+    }
+}
