@@ -17,6 +17,7 @@ pub mod export;
 pub mod lookup;
 pub mod offline;
 pub mod record;
+pub mod rejection;
 pub mod trail;
 pub mod verify;
 
@@ -44,6 +45,9 @@ pub trait Auditor: Send + Sync {
     /// Hands one event to the trail. Its durability receipt goes to the request's
     /// [`Receipts`], which the front end awaits before answering.
     fn record(&self, event: AuditEvent<'_>);
+
+    /// Records a call rejected before dispatch (rate limited; see [`rejection`]).
+    fn record_rejection(&self, _rejection: rejection::Rejection<'_>) {}
 }
 
 /// The durability receipts of one request's audit events.

@@ -52,6 +52,11 @@ pub struct TrailConfig {
     /// Where to write every signed digest as a file too (outside the data directory, as
     /// CloudTrail delivers digest files to another bucket); `None` writes none.
     pub digest_dir: Option<std::path::PathBuf>,
+    /// How many calls rejected before dispatch are recorded.
+    pub rejection_limits: super::rejection::RejectionLimits,
+    /// The account rejected calls are recorded in (they have no verified caller): the
+    /// server's default account.
+    pub rejections_account: String,
     /// How long one write waits for the database (a lock held elsewhere) before it counts
     /// as failed: calls are refused and the write retried.
     pub write_timeout: Duration,
@@ -67,6 +72,8 @@ impl Default for TrailConfig {
             retention: None,
             digest_dir: None,
             write_timeout: Duration::from_secs(10),
+            rejection_limits: super::rejection::RejectionLimits::default(),
+            rejections_account: "000000000000".to_owned(),
         }
     }
 }
@@ -107,6 +114,8 @@ impl Health {
 /// The audit trail of a data directory.
 pub struct AuditTrail {
     tx: SyncSender<Msg>,
+    rejections: super::rejection::Limiter,
+    rejections_account: String,
     mode: AuditMode,
     health: Arc<Health>,
     reader: Arc<Mutex<SqliteAuditLog>>,
@@ -144,6 +153,8 @@ impl AuditTrail {
             .context("starting the audit writer")?;
         Ok(Self {
             tx,
+            rejections: super::rejection::Limiter::new(config.rejection_limits),
+            rejections_account: config.rejections_account.clone(),
             mode: config.mode,
             health,
             reader: Arc::new(Mutex::new(reader)),
@@ -192,6 +203,15 @@ impl Auditor for AuditTrail {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => receipts.fail(),
         }
+    }
+
+    fn record_rejection(&self, rejection: super::rejection::Rejection<'_>) {
+        let Some(suppressed) = self.rejections.admit(rejection.source_ip) else {
+            return;
+        };
+        let pending = super::rejection::build(&rejection, &self.rejections_account, suppressed);
+        // Nothing waits for it: a full queue drops it (the trail is then failing anyway).
+        let _ = self.tx.try_send(Msg::Event(Box::new(pending), None));
     }
 }
 
