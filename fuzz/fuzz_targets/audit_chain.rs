@@ -124,7 +124,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let report = verify::verify(events, &digests, &key.public_key());
+    let report = verify::verify(events, &digests, &key.public_key(), &verify::Evidence::default());
     assert_eq!(report.digests as usize, digests.len());
     if report.ok() {
         assert!(report.unsealed <= report.events);

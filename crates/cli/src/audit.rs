@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
+use keyhold_proto::Timestamp;
 use keyhold_server::audit::offline::{self, KeyTrust, Verified};
 
 #[derive(Debug, clap::Subcommand)]
@@ -24,6 +25,18 @@ pub enum AuditCommand {
         /// key, or its fingerprint. The trail must be signed with it.
         #[arg(long)]
         public_key: Option<String>,
+        /// Signed digest files kept outside the data directory (`[audit] digest_dir`): a
+        /// file or a directory of them; repeatable. The trail must still reach every one of
+        /// them, so events removed from its end are detected.
+        #[arg(long = "digest", value_name = "FILE")]
+        digests: Vec<PathBuf>,
+    },
+    /// Accept a data directory's trail as it is now after it lost events from its end: the
+    /// key store's anchor is set to the trail's last digest, so the server starts again.
+    /// Preserve the damaged audit.db first; run with the server stopped.
+    Reanchor {
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Export a data directory's trail as CloudTrail-shaped files with their signed digests.
     Export {
@@ -41,15 +54,30 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             path,
             key_file,
             public_key,
+            digests,
         } => {
             let verified = match (data_dir, path) {
                 (Some(dir), None) => {
-                    offline::verify_data_dir(&dir, key_file, public_key.as_deref()).await?
+                    offline::verify_data_dir_with(&dir, key_file, public_key.as_deref(), &digests)
+                        .await?
                 }
-                (None, Some(path)) => offline::verify_exported(&path, public_key.as_deref())?,
+                (None, Some(path)) => {
+                    offline::verify_exported_with(&path, public_key.as_deref(), &digests)?
+                }
                 _ => bail!("give either --data-dir DIR or a PATH of exported files"),
             };
             report(&verified)
+        }
+        AuditCommand::Reanchor { data_dir } => {
+            match offline::reanchor(&data_dir)? {
+                offline::Reanchored::To { digest, last_event } => println!(
+                    "the audit trail is anchored at digest {digest} (events up to {last_event}): the server will continue it"
+                ),
+                offline::Reanchored::Cleared => {
+                    println!("the audit trail has no digest: the anchor was removed")
+                }
+            }
+            Ok(())
         }
         AuditCommand::Export { data_dir, out } => {
             let (files, events) = offline::export_data_dir(&data_dir, &out)?;
@@ -77,6 +105,24 @@ fn report(v: &Verified) -> anyhow::Result<()> {
         "{} events, {} digests, {} events after the last digest",
         r.events, r.digests, r.unsealed
     );
+    match &r.newest_digest {
+        Some(d) => {
+            let age = Timestamp::parse_iso8601(&d.time)
+                .map(|t| (Timestamp::now().as_millis() - t.as_millis()) / 1000);
+            let age = age.map_or_else(String::new, |s| format!(", {s} s ago"));
+            println!(
+                "newest digest: {} over events up to {}, signed {}{age} (from {})",
+                d.sequence, d.last_event, d.time, d.source
+            );
+        }
+        None => println!("newest digest: none"),
+    }
+    if let Some(through) = r.pruned_through {
+        println!("events 1..{through} were pruned by retention (signed prune record)");
+    }
+    for warning in &v.warnings {
+        println!("WARNING: {warning}");
+    }
     if r.ok() {
         println!("audit trail verified: OK");
         return Ok(());

@@ -116,6 +116,7 @@ struct AuditSection {
     digest_interval_seconds: Option<u64>,
     digest_every_events: Option<i64>,
     retention_days: Option<u64>,
+    digest_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +175,9 @@ impl Config {
                 .digest_every_events
                 .unwrap_or(a.digest_every_events)
                 .max(1);
+            if let Some(dir) = audit.digest_dir {
+                a.digest_dir = Some(dir);
+            }
             a.retention = audit
                 .retention_days
                 .filter(|d| *d > 0)

@@ -109,7 +109,8 @@ async fn handle(
                 CommonError::RequestEntityTooLarge,
                 "Request entity too large",
             );
-            return error_response(&incoming, &e);
+            let claimed = target.as_deref();
+            return reject(&state, &incoming, &parts.headers, peer, (None, claimed), &e);
         }
     };
 
@@ -132,7 +133,12 @@ async fn handle(
     };
     let operation = match operation {
         Ok(op) => op,
-        Err(e) => return error_response(&incoming, &e),
+        Err(e) => {
+            let claimed = target
+                .as_deref()
+                .or(query.as_ref().and_then(|q| q.action()));
+            return reject(&state, &incoming, &parts.headers, peer, (None, claimed), &e);
+        }
     };
     incoming.service = Some(operation.service());
 
@@ -145,7 +151,11 @@ async fn handle(
         SystemTime::now(),
     ) {
         Ok(a) => a,
-        Err(e) => return error_response(&incoming, &e.to_api_error(incoming.protocol)),
+        Err(e) => {
+            let e = e.to_api_error(incoming.protocol);
+            let op = (Some(operation), None);
+            return reject(&state, &incoming, &parts.headers, peer, op, &e);
+        }
     };
 
     let user_agent = header_str(&parts.headers, "user-agent")
@@ -187,6 +197,52 @@ async fn handle(
         Ok(body) => success_response(&incoming, body),
         Err(e) => error_response(&incoming, &e),
     }
+}
+
+/// Answers a call rejected before dispatch, and records it (rate limited): `operation` is
+/// the resolved operation, or the name the request claimed.
+fn reject(
+    state: &AppState,
+    incoming: &Incoming,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    (operation, claimed_operation): (Option<Operation>, Option<&str>),
+    error: &ApiError,
+) -> Response {
+    let (access_key_id, region) = header_str(headers, "authorization")
+        .and_then(credential_scope)
+        .unzip();
+    state
+        .audit
+        .record_rejection(crate::audit::rejection::Rejection {
+            request_id: &incoming.request_id,
+            source_ip: peer.ip(),
+            user_agent: header_str(headers, "user-agent").unwrap_or(""),
+            operation,
+            claimed_operation,
+            access_key_id,
+            region,
+            error_code: match incoming.protocol {
+                Protocol::Json => error.code(),
+                Protocol::Query => error.query_code(),
+            },
+            error_message: error.message(),
+        });
+    error_response(incoming, error)
+}
+
+/// The access key id and region of an Authorization header's credential scope, unchecked
+/// (for the record of a rejected call only).
+fn credential_scope(authorization: &str) -> Option<(&str, &str)> {
+    let start = authorization.find("Credential=")? + "Credential=".len();
+    let mut parts = authorization
+        .get(start..)?
+        .split([',', ' '])
+        .next()?
+        .split('/');
+    let key = parts.next()?;
+    let region = parts.nth(1)?;
+    Some((key, region))
 }
 
 /// What the audit trail shows of the request and (for calls that change something) the

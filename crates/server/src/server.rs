@@ -87,10 +87,17 @@ impl Server {
             _ => None,
         };
         let trail_path = config.audit_database_path();
+        let anchor = keyhold_store::SqliteAuditAnchor::open(&config.database_path())
+            .context("opening the audit trail's anchor in the key store")?;
+        let trail_config = crate::audit::trail::TrailConfig {
+            rejections_account: config.account_id.clone(),
+            ..config.audit.clone()
+        };
         let trail = Arc::new(AuditTrail::open(
             &trail_path,
+            Box::new(anchor),
             &domain,
-            config.audit.clone(),
+            trail_config,
         )?);
         let audit: Arc<dyn Auditor> = trail.clone();
         let kms = Arc::new(KmsService::new(

@@ -84,10 +84,28 @@ pub trait AuditLog: Send {
     fn events_after(&mut self, after: i64, limit: usize) -> Result<Vec<AuditRow>>;
     /// All digests, in order.
     fn digests(&mut self) -> Result<Vec<DigestRow>>;
+    /// The digest with sequence `seq`, if stored.
+    fn digest(&mut self, seq: i64) -> Result<Option<DigestRow>>;
     fn lookup(&mut self, query: &AuditQuery) -> Result<Vec<AuditRow>>;
     fn get_meta(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<()>;
     /// Deletes the events and digests older than digest `keep_from_digest` (its events stay),
-    /// for retention. The digest before it stays as the chain's anchor.
-    fn prune_before_digest(&mut self, keep_from_digest: i64) -> Result<()>;
+    /// for retention, and stores `prune_record` (the signed statement of what was pruned,
+    /// which verification needs to tell a prune from a deletion) under the meta entry
+    /// [`PRUNE_RECORD`], in the same transaction.
+    fn prune_before_digest(&mut self, keep_from_digest: i64, prune_record: &[u8]) -> Result<()>;
+}
+
+/// The trail's meta entry holding the latest signed prune record.
+pub const PRUNE_RECORD: &str = "prune.record";
+
+/// Where the trail's anchor lives: outside the trail, in the key store's own database, so
+/// that deleting the trail's last events (with the digests that cover them) is detected.
+/// The anchor is an opaque value (the trail writes its latest signed digest and prune
+/// record into it).
+pub trait AuditAnchor: Send {
+    fn load(&mut self) -> Result<Option<Vec<u8>>>;
+    fn store(&mut self, value: &[u8]) -> Result<()>;
+    /// Removes the anchor (the operator accepts a trail that has no digests any more).
+    fn clear(&mut self) -> Result<()>;
 }

@@ -33,7 +33,7 @@ pub use iam::{
 pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
 pub use secrets::{SecretStore, SecretWrite};
-pub use sqlite::{SqliteAuditLog, SqliteStore};
+pub use sqlite::{SqliteAuditAnchor, SqliteAuditLog, SqliteStore};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

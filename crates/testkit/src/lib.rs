@@ -63,6 +63,15 @@ impl TestServerBuilder {
         self
     }
 
+    /// Changes the audit trail's configuration (digest interval, retention, digest files).
+    pub fn audit(
+        mut self,
+        change: impl FnOnce(&mut keyhold_server::audit::trail::TrailConfig),
+    ) -> Self {
+        change(&mut self.config.audit);
+        self
+    }
+
     pub fn deletion_sweep_interval(mut self, interval: std::time::Duration) -> Self {
         self.config.deletion_sweep_interval = interval;
         self

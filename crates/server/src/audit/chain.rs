@@ -77,6 +77,34 @@ impl DigestDocument {
     }
 }
 
+/// A signed statement that retention removed events `1..=pruned_through_event_sequence` and
+/// digests `1..=pruned_through_digest_sequence`: what lets a verifier accept a trail whose
+/// head is gone because it was pruned, and reject one whose head was deleted. Each prune
+/// writes a new one covering everything pruned so far (the latest one is all it takes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneDocument {
+    pub pruned_through_event_sequence: i64,
+    /// Hex SHA-256 of the last pruned event: the next event's `previousHash`.
+    pub last_pruned_event_hash: String,
+    pub pruned_through_digest_sequence: i64,
+    /// Hex SHA-256 of the last pruned digest's document: the next digest's
+    /// `previousDigestHash`.
+    pub last_pruned_digest_hash: String,
+    pub prune_time: String,
+    pub public_key_fingerprint: String,
+}
+
+impl PruneDocument {
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+}
+
 /// Hex SHA-256 of a public key: how digests name the key that signs them.
 pub fn fingerprint(public_key: &[u8]) -> String {
     hex::encode(sha256(public_key))

@@ -11,10 +11,35 @@ use std::path::Path;
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use keyhold_store::audit::{AuditLog, AuditRow};
+use keyhold_store::audit::{AuditLog, AuditRow, PRUNE_RECORD};
 use serde_json::value::RawValue;
 
+use super::anchor::Signed;
 use super::verify::{FoundDigest, FoundEvent};
+
+/// The file holding the latest prune record, when retention pruned the trail's head.
+const PRUNE_FILE: &str = "prune-record.json";
+
+/// A prune record as stored and exported: `{"record": "<document>", "signature": "<base64>"}`.
+pub fn prune_record_json(prune: &Signed) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "record": prune.document,
+        "signature": STANDARD.encode(&prune.signature),
+    }))
+    .unwrap_or_default()
+}
+
+/// Reads what [`prune_record_json`] wrote.
+pub fn parse_prune_record(bytes: &[u8]) -> anyhow::Result<Signed> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).context("the prune record is not readable")?;
+    Ok(Signed {
+        document: value["record"].as_str().unwrap_or_default().to_owned(),
+        signature: STANDARD
+            .decode(value["signature"].as_str().unwrap_or_default())
+            .context("the prune record's signature is not base64")?,
+    })
+}
 
 /// Writes the trail of `log` under `out`; returns (files written, events written).
 pub fn export(
@@ -40,6 +65,10 @@ pub fn export(
             serde_json::to_vec_pretty(&digest)?,
         )?;
         files += 2;
+    }
+    if let Some(prune) = log.get_meta(PRUNE_RECORD)? {
+        std::fs::write(out.join(PRUNE_FILE), prune)?;
+        files += 1;
     }
     let after = digests.last().map_or(1, |d| d.last_seq + 1);
     let tail = log.events(after, i64::MAX)?;
@@ -71,6 +100,8 @@ pub struct Exported {
     pub digests: Vec<FoundDigest>,
     /// The public key the digest files name.
     pub public_key: Option<Vec<u8>>,
+    /// The latest prune record, if the trail's head was pruned.
+    pub prune: Option<Signed>,
 }
 
 /// Reads exported files (a directory as [`export`] writes it, or one events file) back.
@@ -138,9 +169,16 @@ pub fn read(path: &Path) -> anyhow::Result<Exported> {
             signature,
         });
     }
+    let prune_file = path.join(PRUNE_FILE);
+    let prune = if path.is_dir() && prune_file.exists() {
+        Some(parse_prune_record(&std::fs::read(&prune_file)?)?)
+    } else {
+        None
+    };
     Ok(Exported {
         events,
         digests,
         public_key,
+        prune,
     })
 }

@@ -12,11 +12,13 @@
 //!   event that was changed, removed, inserted or reordered, and any gap in the digests.
 //! - [`lookup`] serves CloudTrail's `LookupEvents`; [`export`] writes CloudTrail-shaped files.
 
+pub mod anchor;
 pub mod chain;
 pub mod export;
 pub mod lookup;
 pub mod offline;
 pub mod record;
+pub mod rejection;
 pub mod trail;
 pub mod verify;
 
@@ -66,6 +68,9 @@ pub trait Auditor: Send + Sync {
 
     /// Hands one service event to the trail (see [`ServiceEvent`]).
     fn record_service_event(&self, event: ServiceEvent<'_>);
+
+    /// Records a call rejected before dispatch (rate limited; see [`rejection`]).
+    fn record_rejection(&self, _rejection: rejection::Rejection<'_>) {}
 }
 
 /// The durability receipts of one request's audit events.

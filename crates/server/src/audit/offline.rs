@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use keyhold_crypto::digest::sha256;
 use keyhold_crypto::seal::{DomainKey, KeyFileRoot};
-use keyhold_store::audit::AuditLog;
-use keyhold_store::{MetaStore, SqliteAuditLog, SqliteStore};
+use keyhold_store::audit::{AuditAnchor, AuditLog, PRUNE_RECORD};
+use keyhold_store::{MetaStore, SqliteAuditAnchor, SqliteAuditLog, SqliteStore};
 
-use super::verify::{self, FoundEvent, Report};
+use super::anchor::{self, Anchor, Signed};
+use super::verify::{self, Evidence, FoundDigest, FoundEvent, Report};
 use super::{chain, export, trail};
 use crate::seal::DOMAIN_KEY;
 
@@ -25,6 +26,8 @@ pub enum KeyTrust {
 
 pub struct Verified {
     pub report: Report,
+    /// What could not be checked, and why (not failures).
+    pub warnings: Vec<String>,
     /// The key the digests were checked with.
     pub public_key: Vec<u8>,
     /// Its SHA-256, as the digests name it.
@@ -36,6 +39,7 @@ impl Verified {
     fn new(report: Report, public_key: Vec<u8>, trust: KeyTrust) -> Self {
         Self {
             report,
+            warnings: Vec::new(),
             fingerprint: chain::fingerprint(&public_key),
             public_key,
             trust,
@@ -58,6 +62,18 @@ pub async fn verify_data_dir(
     data_dir: &Path,
     key_file: Option<PathBuf>,
     pinned: Option<&str>,
+) -> anyhow::Result<Verified> {
+    verify_data_dir_with(data_dir, key_file, pinned, &[]).await
+}
+
+/// [`verify_data_dir`], also against digest files kept elsewhere (`--digest`: files or
+/// directories of them). The key store's anchor (`keyhold.db` next to the trail) is always
+/// checked when the key store is there.
+pub async fn verify_data_dir_with(
+    data_dir: &Path,
+    key_file: Option<PathBuf>,
+    pinned: Option<&str>,
+    digest_paths: &[PathBuf],
 ) -> anyhow::Result<Verified> {
     let path = data_dir.join("audit.db");
     if !path.exists() {
@@ -89,17 +105,107 @@ pub async fn verify_data_dir(
             signature: d.signature,
         })
         .collect::<Vec<_>>();
+    let mut evidence = Evidence {
+        outside: outside_digests(digest_paths)?,
+        ..Evidence::default()
+    };
+    if let Some(prune) = log.get_meta(PRUNE_RECORD)? {
+        evidence.prunes.push(parse_prune(&prune)?);
+    }
+    let mut warnings = Vec::new();
+    let mut anchor_lost = false;
+    match key_store_anchor(data_dir)? {
+        KeyStoreAnchor::Found(anchor) => {
+            evidence.outside.push((
+                "the key store's anchor".to_owned(),
+                found(anchor.digest),
+            ));
+            evidence.prunes.extend(anchor.prune.map(found));
+        }
+        KeyStoreAnchor::Missing if !digests.is_empty() => anchor_lost = true,
+        KeyStoreAnchor::Missing => {}
+        KeyStoreAnchor::NoKeyStore => warnings.push(format!(
+            "{} has no keyhold.db: the trail's end cannot be checked against the key store's anchor (give --digest files)",
+            data_dir.display()
+        )),
+    }
     let mut events = EventStream::new(&mut log);
-    let report = verify::verify(&mut events, &digests, &public_key);
+    let mut report = verify::verify(&mut events, &digests, &public_key, &evidence);
     if let Some(error) = events.error {
         return Err(error);
     }
-    Ok(Verified::new(report, public_key, trust))
+    if anchor_lost {
+        // The writer anchors every digest: a trail with digests and no anchor lost it.
+        report.problems.push(
+            "the key store holds no anchor for this trail although the trail has digests: the anchor was removed, so a truncated tail cannot be ruled out"
+                .to_owned(),
+        );
+    }
+    let mut verified = Verified::new(report, public_key, trust);
+    verified.warnings = warnings;
+    Ok(verified)
+}
+
+enum KeyStoreAnchor {
+    Found(Anchor),
+    Missing,
+    NoKeyStore,
+}
+
+/// The anchor the key store (`<data_dir>/keyhold.db`) holds.
+fn key_store_anchor(data_dir: &Path) -> anyhow::Result<KeyStoreAnchor> {
+    let db = data_dir.join("keyhold.db");
+    if !db.exists() {
+        return Ok(KeyStoreAnchor::NoKeyStore);
+    }
+    let mut store = SqliteAuditAnchor::open_read_only(&db)
+        .with_context(|| format!("opening {}", db.display()))?;
+    Ok(match store.load()? {
+        Some(bytes) => KeyStoreAnchor::Found(Anchor::parse(&bytes)?),
+        None => KeyStoreAnchor::Missing,
+    })
+}
+
+fn found(signed: Signed) -> FoundDigest {
+    FoundDigest {
+        document: signed.document,
+        signature: signed.signature,
+    }
+}
+
+/// A prune record as the trail stores it (`{"record", "signature"}`).
+fn parse_prune(bytes: &[u8]) -> anyhow::Result<FoundDigest> {
+    Ok(found(export::parse_prune_record(bytes)?))
+}
+
+/// The digests of `--digest` arguments, each named by its file.
+fn outside_digests(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, FoundDigest)>> {
+    let mut out = Vec::new();
+    for path in paths {
+        for file in anchor::digest_files(path)? {
+            let (signed, _) = anchor::read_digest_file(&file)?;
+            out.push((format!("the digest file {}", file.display()), found(signed)));
+        }
+    }
+    Ok(out)
 }
 
 /// Verifies exported files (a directory written by `export`, or one events file).
 pub fn verify_exported(path: &Path, pinned: Option<&str>) -> anyhow::Result<Verified> {
+    verify_exported_with(path, pinned, &[])
+}
+
+/// [`verify_exported`], also against digest files kept elsewhere.
+pub fn verify_exported_with(
+    path: &Path,
+    pinned: Option<&str>,
+    digest_paths: &[PathBuf],
+) -> anyhow::Result<Verified> {
     let exported = export::read(path)?;
+    let evidence = Evidence {
+        prunes: exported.prune.into_iter().map(found).collect(),
+        outside: outside_digests(digest_paths)?,
+    };
     let (public_key, trust) = match (pinned, exported.public_key) {
         (Some(pinned), declared) => {
             let pin = Pin::parse(pinned)?;
@@ -115,8 +221,63 @@ pub fn verify_exported(path: &Path, pinned: Option<&str>) -> anyhow::Result<Veri
         (None, Some(declared)) => (declared, KeyTrust::SelfDeclared),
         (None, None) => (Vec::new(), KeyTrust::SelfDeclared),
     };
-    let report = verify::verify(exported.events, &exported.digests, &public_key);
+    let report = verify::verify(exported.events, &exported.digests, &public_key, &evidence);
     Ok(Verified::new(report, public_key, trust))
+}
+
+/// What `reanchor` did.
+pub enum Reanchored {
+    /// The anchor now records this digest (sequence, last event).
+    To { digest: i64, last_event: i64 },
+    /// The trail has no digest: the anchor was removed.
+    Cleared,
+}
+
+/// Accepts the trail of `data_dir` as it is now: the key store's anchor is set to the
+/// trail's last digest (or removed if it has none), so that the writer starts again after
+/// the trail lost events. The operator's recovery after a truncation, once the damaged
+/// trail is preserved; it is the one way to make a truncated trail acceptable again, and
+/// digest files kept elsewhere still show what was lost. Run it with the server stopped.
+pub fn reanchor(data_dir: &Path) -> anyhow::Result<Reanchored> {
+    let path = data_dir.join("audit.db");
+    let db = data_dir.join("keyhold.db");
+    if !db.exists() {
+        bail!("{} has no keyhold.db", data_dir.display());
+    }
+    let mut store =
+        SqliteAuditAnchor::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let mut log = if path.exists() {
+        Some(SqliteAuditLog::open_read_only(&path)?)
+    } else {
+        None
+    };
+    let last = match log.as_mut() {
+        Some(log) => log.last_digest()?,
+        None => None,
+    };
+    let Some(last) = last else {
+        store.clear()?;
+        return Ok(Reanchored::Cleared);
+    };
+    let prune = match log.as_mut() {
+        Some(log) => log
+            .get_meta(PRUNE_RECORD)?
+            .map(|b| export::parse_prune_record(&b))
+            .transpose()?,
+        None => None,
+    };
+    let anchor = Anchor {
+        digest: Signed {
+            document: last.document,
+            signature: last.signature,
+        },
+        prune,
+    };
+    store.store(&anchor.to_bytes())?;
+    Ok(Reanchored::To {
+        digest: last.seq,
+        last_event: last.last_seq,
+    })
 }
 
 /// Exports the trail of `data_dir` to `out`; returns (files, events).

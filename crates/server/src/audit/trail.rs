@@ -20,10 +20,11 @@ use keyhold_crypto::seal::DomainKey;
 use keyhold_crypto::signing::SigningKey;
 use keyhold_proto::{ApiError, Timestamp};
 use keyhold_store::SqliteAuditLog;
-use keyhold_store::audit::{AuditLog, AuditRow, DigestRow};
+use keyhold_store::audit::{AuditAnchor, AuditLog, AuditRow, DigestRow, PRUNE_RECORD};
 use tokio::sync::oneshot;
 
-use super::chain::{self, DigestDocument, GENESIS};
+use super::anchor::{self, Anchor, Signed};
+use super::chain::{self, DigestDocument, GENESIS, PruneDocument};
 use super::record::{self, Pending};
 use super::{AuditEvent, Auditor, ServiceEvent, unavailable};
 
@@ -48,6 +49,17 @@ pub struct TrailConfig {
     pub digest_interval: Duration,
     /// Events older than this are pruned (whole digest periods at a time); `None` keeps all.
     pub retention: Option<Duration>,
+    /// Where to write every signed digest as a file too (outside the data directory, as
+    /// CloudTrail delivers digest files to another bucket); `None` writes none.
+    pub digest_dir: Option<std::path::PathBuf>,
+    /// How many calls rejected before dispatch are recorded.
+    pub rejection_limits: super::rejection::RejectionLimits,
+    /// The account rejected calls are recorded in (they have no verified caller): the
+    /// server's default account.
+    pub rejections_account: String,
+    /// How long one write waits for the database (a lock held elsewhere) before it counts
+    /// as failed: calls are refused and the write retried.
+    pub write_timeout: Duration,
 }
 
 impl Default for TrailConfig {
@@ -58,6 +70,10 @@ impl Default for TrailConfig {
             digest_every_events: 1000,
             digest_interval: Duration::from_secs(10),
             retention: None,
+            digest_dir: None,
+            write_timeout: Duration::from_secs(10),
+            rejection_limits: super::rejection::RejectionLimits::default(),
+            rejections_account: "000000000000".to_owned(),
         }
     }
 }
@@ -98,6 +114,8 @@ impl Health {
 /// The audit trail of a data directory.
 pub struct AuditTrail {
     tx: SyncSender<Msg>,
+    rejections: super::rejection::Limiter,
+    rejections_account: String,
     mode: AuditMode,
     health: Arc<Health>,
     reader: Arc<Mutex<SqliteAuditLog>>,
@@ -111,25 +129,32 @@ const PUBLIC_KEY: &str = "signing_key.public";
 const SIGNING_KEY_AAD: (&str, &str) = ("audit-signing-key", "ed25519");
 
 impl AuditTrail {
-    /// Opens (creating if needed) the trail at `path` and starts its writer.
+    /// Opens (creating if needed) the trail at `path` and starts its writer. `anchor` is
+    /// where the trail is anchored outside `audit.db` (the key store's database); a trail
+    /// that ends before its anchor is refused.
     pub fn open(
         path: &std::path::Path,
+        anchor: Box<dyn AuditAnchor>,
         domain: &DomainKey,
         config: TrailConfig,
     ) -> anyhow::Result<Self> {
         let mut log =
             SqliteAuditLog::open(path).with_context(|| format!("opening {}", path.display()))?;
+        log.set_busy_timeout(config.write_timeout)?;
         let key = signing_key(&mut log, domain)?;
         let reader = SqliteAuditLog::open_read_only(path)?;
         let health = Arc::new(Health::default());
         let (tx, rx) = sync_channel(config.queue_capacity.max(1));
-        let mut writer = Writer::new(log, key, config.clone(), health.clone())?;
+        let mut writer = Writer::new(log, key, config.clone(), health.clone(), Some(anchor))
+            .with_context(|| format!("opening the audit trail {}", path.display()))?;
         std::thread::Builder::new()
             .name("keyhold-audit".into())
             .spawn(move || writer.run(rx))
             .context("starting the audit writer")?;
         Ok(Self {
             tx,
+            rejections: super::rejection::Limiter::new(config.rejection_limits),
+            rejections_account: config.rejections_account.clone(),
             mode: config.mode,
             health,
             reader: Arc::new(Mutex::new(reader)),
@@ -194,6 +219,15 @@ impl Auditor for AuditTrail {
             }
         }
     }
+
+    fn record_rejection(&self, rejection: super::rejection::Rejection<'_>) {
+        let Some(suppressed) = self.rejections.admit(rejection.source_ip) else {
+            return;
+        };
+        let pending = super::rejection::build(&rejection, &self.rejections_account, suppressed);
+        // Nothing waits for it: a full queue drops it (the trail is then failing anyway).
+        let _ = self.tx.try_send(Msg::Event(Box::new(pending), None));
+    }
 }
 
 fn signing_key(log: &mut SqliteAuditLog, domain: &DomainKey) -> anyhow::Result<SigningKey> {
@@ -247,7 +281,22 @@ struct Writer {
     digest_hash: Option<String>,
     last_digest_at: Instant,
     last_prune_at: Option<Instant>,
+    /// The last written digest and the latest prune record, signed: what the anchor holds.
+    last_digest: Option<Signed>,
+    prune: Option<Signed>,
+    /// Where the trail is anchored outside `audit.db`.
+    anchor: Option<Box<dyn AuditAnchor>>,
+    /// Events linked after the tail whose append failed: retried, in order, before (and
+    /// with) anything newer, so an event is never lost to a passing failure.
+    unwritten: Vec<AuditRow>,
+    /// While the trail cannot be written: when to try again, and the backoff.
+    retry_at: Option<Instant>,
+    backoff: Duration,
 }
+
+/// The first retry after a failed write, and the longest wait between retries.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 const BATCH: usize = 4096;
 
@@ -257,6 +306,7 @@ impl Writer {
         key: SigningKey,
         config: TrailConfig,
         health: Arc<Health>,
+        mut anchor: Option<Box<dyn AuditAnchor>>,
     ) -> anyhow::Result<Self> {
         // The tail's hash is recomputed from its record, not read from the hash column.
         let (tail_seq, tail_hash) = match log.last_event()? {
@@ -271,6 +321,13 @@ impl Writer {
             Some(d) => (d.seq, d.last_seq, Some(chain::digest_hash(&d.document))),
             None => (0, 0, None),
         };
+        let prune = log
+            .get_meta(PRUNE_RECORD)?
+            .map(|bytes| super::export::parse_prune_record(&bytes))
+            .transpose()?;
+        if let Some(anchor) = anchor.as_mut() {
+            check_anchor(anchor.as_mut(), &mut log, tail_seq, prune.as_ref())?;
+        }
         Ok(Self {
             log,
             key,
@@ -283,12 +340,27 @@ impl Writer {
             digest_hash,
             last_digest_at: Instant::now(),
             last_prune_at: None,
+            last_digest: last.map(|d| Signed {
+                document: d.document,
+                signature: d.signature,
+            }),
+            prune,
+            anchor,
+            unwritten: Vec::new(),
+            retry_at: None,
+            backoff: RETRY_FIRST,
         })
     }
 
     fn run(&mut self, rx: Receiver<Msg>) {
         loop {
-            match rx.recv_timeout(Duration::from_millis(500)) {
+            // While failing, wake up for the next retry: the writer recovers by itself, not
+            // only when a call comes (calls are refused meanwhile, so none would).
+            let wait = self.retry_at.map_or(Duration::from_millis(500), |at| {
+                at.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(500))
+            });
+            match rx.recv_timeout(wait) {
                 Ok(Msg::Event(pending, receipt)) => {
                     let mut batch = vec![(pending, receipt)];
                     let mut seals = Vec::new();
@@ -316,6 +388,11 @@ impl Writer {
                     self.digest_now();
                     let _ = done.send(());
                 }
+                Err(RecvTimeoutError::Timeout) if self.retry_at.is_some() => {
+                    if self.retry_at.is_some_and(|at| Instant::now() >= at) {
+                        self.retry();
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.tail_seq > self.digest_last_event
                         && self.last_digest_at.elapsed() >= self.config.digest_interval
@@ -325,6 +402,9 @@ impl Writer {
                     self.prune();
                 }
                 Err(RecvTimeoutError::Disconnected) => {
+                    if !self.unwritten.is_empty() {
+                        self.write(Vec::new());
+                    }
                     self.digest_now();
                     return;
                 }
@@ -332,11 +412,15 @@ impl Writer {
         }
     }
 
-    /// Links and appends a batch, with a digest when one is due; releases its receipts.
+    /// Links and appends a batch (after any events still unwritten from a failed attempt),
+    /// with a digest when one is due; releases its receipts.
     fn write(&mut self, batch: Vec<(Box<Pending>, Option<oneshot::Sender<bool>>)>) {
-        let mut rows = Vec::with_capacity(batch.len());
+        let mut rows = std::mem::take(&mut self.unwritten);
+        rows.reserve(batch.len());
         let mut receipts = Vec::with_capacity(batch.len());
-        let (mut seq, mut prev) = (self.tail_seq, self.tail_hash);
+        let (mut seq, mut prev) = rows
+            .last()
+            .map_or((self.tail_seq, self.tail_hash), |r| (r.seq, r.hash));
         for (pending, receipt) in batch {
             seq += 1;
             let Pending {
@@ -373,6 +457,9 @@ impl Writer {
             receipts.push(receipt);
             prev = hash;
         }
+        if rows.is_empty() {
+            return;
+        }
         // Due by count, or by time: a trail that is never idle is still sealed as often as
         // `digest_interval` says, in the same transaction as the batch.
         let due = seq - self.digest_last_event >= self.config.digest_every_events
@@ -385,20 +472,48 @@ impl Writer {
                 if let Some((row, hash)) = digest {
                     self.digest_written(row, hash);
                 }
-                self.health.set(None);
+                self.recovered();
                 for r in receipts.into_iter().flatten() {
                     let _ = r.send(true);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), events = rows.len(), "the audit trail cannot be written: refusing calls until it can");
-                self.health
-                    .set(Some(format!("the audit trail cannot be written: {e}")));
+                tracing::error!(error = %e, source = ?std::error::Error::source(&e), events = rows.len(), "the audit trail cannot be written: refusing calls until it can; retrying");
+                self.failed(format!("the audit trail cannot be written: {e}"));
+                // The calls waiting on these events are answered now (refused); their
+                // events stay queued for the retry: a call refused after it ran may have
+                // taken effect, and its event is still worth recording.
+                self.unwritten = rows;
                 for r in receipts.into_iter().flatten() {
                     let _ = r.send(false);
                 }
             }
         }
+    }
+
+    /// Tries the failed write again (or the failed digest, if no event is pending).
+    fn retry(&mut self) {
+        if self.unwritten.is_empty() {
+            self.digest_now();
+        } else {
+            self.write(Vec::new());
+        }
+    }
+
+    /// A write failed: calls are refused until one succeeds; retry with backoff.
+    fn failed(&mut self, reason: String) {
+        self.health.set(Some(reason));
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(RETRY_MAX);
+    }
+
+    /// A write succeeded: calls are admitted again.
+    fn recovered(&mut self) {
+        if self.retry_at.take().is_some() {
+            tracing::info!("the audit trail can be written again: admitting calls");
+        }
+        self.backoff = RETRY_FIRST;
+        self.health.set(None);
     }
 
     fn make_digest(&self, last_seq: i64, last_hash: &[u8; 32]) -> (DigestRow, String) {
@@ -430,20 +545,55 @@ impl Writer {
         self.digest_last_event = row.last_seq;
         self.digest_hash = Some(hash);
         self.last_digest_at = Instant::now();
+        let signed = Signed {
+            document: row.document,
+            signature: row.signature,
+        };
+        if let Some(dir) = &self.config.digest_dir
+            && let Err(e) = anchor::write_digest_file(dir, &signed, &self.key.public_key())
+        {
+            tracing::warn!(error = %format!("{e:#}"), "cannot write the audit digest file");
+        }
+        self.last_digest = Some(signed);
+        self.write_anchor();
+    }
+
+    /// Records the latest digest and prune record in the key store's database. A failure
+    /// is logged and repaired by the next digest: the anchor only ever lags the trail.
+    fn write_anchor(&mut self) {
+        let (Some(store), Some(digest)) = (self.anchor.as_mut(), &self.last_digest) else {
+            return;
+        };
+        let anchor = Anchor {
+            digest: digest.clone(),
+            prune: self.prune.clone(),
+        };
+        if let Err(e) = store.store(&anchor.to_bytes()) {
+            tracing::warn!(error = %e, "cannot anchor the audit trail in the key store");
+        }
     }
 
     /// Seals every event not yet covered by a digest.
     fn digest_now(&mut self) {
+        if !self.unwritten.is_empty() {
+            // Events waiting for a retry go first; a digest never skips them.
+            self.write(Vec::new());
+            if !self.unwritten.is_empty() {
+                return;
+            }
+        }
         if self.tail_seq <= self.digest_last_event {
             return;
         }
         let (row, hash) = self.make_digest(self.tail_seq, &self.tail_hash);
         match self.log.append(&[], Some(&row)) {
-            Ok(()) => self.digest_written(row, hash),
+            Ok(()) => {
+                self.digest_written(row, hash);
+                self.recovered();
+            }
             Err(e) => {
-                tracing::error!(error = %e, "the audit trail cannot write a digest");
-                self.health
-                    .set(Some(format!("the audit trail cannot write a digest: {e}")));
+                tracing::error!(error = %e, "the audit trail cannot write a digest; retrying");
+                self.failed(format!("the audit trail cannot write a digest: {e}"));
             }
         }
     }
@@ -453,6 +603,9 @@ impl Writer {
         let Some(retention) = self.config.retention else {
             return;
         };
+        if self.retry_at.is_some() {
+            return; // not while the trail cannot be written
+        }
         if self
             .last_prune_at
             .is_some_and(|t| t.elapsed() < Duration::from_secs(3600))
@@ -467,13 +620,93 @@ impl Writer {
             Err(e) => return tracing::warn!(error = %e, "audit retention: cannot list digests"),
         };
         // Keep from the first digest that is not entirely older than the cutoff.
-        if let Some(keep) = digests.iter().find(|d| d.time_ms >= cutoff)
-            && keep.first_seq > 1
-            && let Err(e) = self.log.prune_before_digest(keep.seq)
-        {
-            tracing::warn!(error = %e, "audit retention: pruning failed");
+        let Some(keep) = digests.iter().position(|d| d.time_ms >= cutoff) else {
+            return;
+        };
+        let Some(last_pruned) = keep.checked_sub(1).map(|i| &digests[i]) else {
+            return; // nothing before it
+        };
+        let Some(last_event_hash) =
+            DigestDocument::parse(&last_pruned.document).map(|d| d.last_event_hash)
+        else {
+            return tracing::warn!("audit retention: a digest is unreadable; not pruning");
+        };
+        let record = PruneDocument {
+            pruned_through_event_sequence: last_pruned.last_seq,
+            last_pruned_event_hash: last_event_hash,
+            pruned_through_digest_sequence: last_pruned.seq,
+            last_pruned_digest_hash: chain::digest_hash(&last_pruned.document),
+            prune_time: Timestamp::now().to_iso8601_seconds(),
+            public_key_fingerprint: chain::fingerprint(&self.key.public_key()),
+        };
+        let text = record.to_text();
+        let signed = Signed {
+            signature: self.key.sign(text.as_bytes()),
+            document: text,
+        };
+        let stored = super::export::prune_record_json(&signed);
+        match self.log.prune_before_digest(digests[keep].seq, &stored) {
+            Ok(()) => {
+                tracing::info!(
+                    through_event = record.pruned_through_event_sequence,
+                    "audit retention pruned the trail's head"
+                );
+                self.prune = Some(signed);
+                self.write_anchor();
+            }
+            Err(e) => tracing::warn!(error = %e, "audit retention: pruning failed"),
         }
     }
+}
+
+/// Refuses to continue a trail that ends before its anchor (events removed from its end, or
+/// `audit.db` put back from an older copy), or that has digests but no anchor (the anchor
+/// was removed). A digest the anchor names that retention pruned is fine.
+fn check_anchor(
+    store: &mut dyn AuditAnchor,
+    log: &mut dyn AuditLog,
+    tail_seq: i64,
+    prune: Option<&Signed>,
+) -> anyhow::Result<()> {
+    const RECOVERY: &str = "Keyhold does not continue a truncated audit trail. Restore audit.db from a copy that reaches the anchor, or preserve this audit.db for investigation and accept the loss with `keyhold audit reanchor --data-dir DIR` (docs/audit.md, \"Recovery\")";
+    let last_digest = log.last_digest()?;
+    let Some(bytes) = store.load()? else {
+        return match last_digest {
+            None => Ok(()),
+            Some(d) => anyhow::bail!(
+                "the audit trail has digests (up to digest {}) but the key store holds no anchor for it: the anchor was removed, so a truncated tail cannot be ruled out. {RECOVERY}",
+                d.seq
+            ),
+        };
+    };
+    let anchor = Anchor::parse(&bytes)?;
+    let doc = anchor
+        .digest_document()
+        .context("the key store's audit anchor holds no readable digest")?;
+    let pruned_through = prune
+        .and_then(|p| PruneDocument::parse(&p.document))
+        .map_or(0, |p| p.pruned_through_digest_sequence);
+    if doc.digest_sequence <= pruned_through {
+        return Ok(());
+    }
+    let (trail_digest, trail_events) = last_digest.map_or((0, 0), |d| (d.seq, d.last_seq));
+    let truncated = || {
+        anyhow::anyhow!(
+            "the audit trail ends at event {tail_seq} (digest {trail_digest} over events up to {trail_events}) but the key store's anchor records digest {} over events up to {}: events were removed from the end of the trail, or audit.db was restored from an older copy. {RECOVERY}",
+            doc.digest_sequence,
+            doc.last_event_sequence
+        )
+    };
+    match log.digest(doc.digest_sequence)? {
+        None => return Err(truncated()),
+        Some(held) if held.document != anchor.digest.document => anyhow::bail!(
+            "the audit trail's digest {} is not the one the key store's anchor records: audit.db was replaced. {RECOVERY}",
+            doc.digest_sequence
+        ),
+        Some(_) if tail_seq < doc.last_event_sequence => return Err(truncated()),
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -514,7 +747,7 @@ mod tests {
             digest_interval: Duration::ZERO,
             ..TrailConfig::default()
         };
-        let mut writer = Writer::new(log, key, config, Arc::default()).unwrap();
+        let mut writer = Writer::new(log, key, config, Arc::default(), None).unwrap();
         // Back-to-back batches: the writer never waits long enough to time out.
         writer.write(events(3));
         writer.write(events(2));

@@ -5,7 +5,9 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::backend;
-use crate::audit::{AuditAttribute, AuditLog, AuditQuery, AuditRow, DigestRow};
+use crate::audit::{
+    AuditAnchor, AuditAttribute, AuditLog, AuditQuery, AuditRow, DigestRow, PRUNE_RECORD,
+};
 use crate::{Result, StoreError};
 
 const SCHEMA: &[&str] = &[
@@ -64,6 +66,11 @@ impl SqliteAuditLog {
             .map_err(backend)?;
         migrate(&conn)?;
         Ok(Self { conn })
+    }
+
+    /// How long a write waits for a lock another connection holds before it fails.
+    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> Result<()> {
+        self.conn.busy_timeout(timeout).map_err(backend)
     }
 
     /// Opens an existing audit database without changing it (verification, export).
@@ -262,6 +269,18 @@ impl AuditLog for SqliteAuditLog {
             .map_err(backend)
     }
 
+    fn digest(&mut self, seq: i64) -> Result<Option<DigestRow>> {
+        self.conn
+            .query_row(
+                "SELECT seq, first_seq, last_seq, time_ms, document, signature FROM audit_digests \
+                 WHERE seq = ?1",
+                [seq],
+                digest_from_row,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
     fn lookup(&mut self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
         let (filter, value): (&str, Option<String>) = match &q.attribute {
             None => ("1 = 1 AND ?5 IS NULL", None),
@@ -333,7 +352,7 @@ impl AuditLog for SqliteAuditLog {
         Ok(())
     }
 
-    fn prune_before_digest(&mut self, keep_from_digest: i64) -> Result<()> {
+    fn prune_before_digest(&mut self, keep_from_digest: i64, prune_record: &[u8]) -> Result<()> {
         let tx = self.conn.transaction().map_err(backend)?;
         let first: Option<i64> = tx
             .query_row(
@@ -348,12 +367,77 @@ impl AuditLog for SqliteAuditLog {
             .map_err(backend)?;
         tx.execute("DELETE FROM audit_events WHERE seq < ?1", [first])
             .map_err(backend)?;
-        // Keep the digest just before the first kept one: it anchors the chain.
+        // The prune record takes the place of the pruned digests as the chain's anchor.
         tx.execute(
-            "DELETE FROM audit_digests WHERE seq < ?1 - 1",
+            "DELETE FROM audit_digests WHERE seq < ?1",
             [keep_from_digest],
         )
         .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO audit_meta (name, value) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            params![PRUNE_RECORD, prune_record],
+        )
+        .map_err(backend)?;
         tx.commit().map_err(backend)
+    }
+}
+
+/// The trail's anchor in the key store's database (`keyhold.db`): one row of its `meta`
+/// table, written through a connection of its own (the audit writer thread is synchronous).
+pub struct SqliteAuditAnchor {
+    conn: Connection,
+}
+
+/// The key store's meta entry that holds the audit trail's anchor.
+const ANCHOR: &str = "audit.anchor";
+
+impl SqliteAuditAnchor {
+    /// Opens the anchor of the key store at `path` (which must exist: the key store creates
+    /// its schema before the trail starts).
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        Ok(Self { conn })
+    }
+
+    /// Opens it without changing anything (verification).
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(backend)?;
+        Ok(Self { conn })
+    }
+}
+
+impl AuditAnchor for SqliteAuditAnchor {
+    fn load(&mut self) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE name = ?1", [ANCHOR], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(backend)
+    }
+
+    fn store(&mut self, value: &[u8]) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![ANCHOR, value],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE name = ?1", [ANCHOR])
+            .map_err(backend)?;
+        Ok(())
     }
 }

@@ -20,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
 use crate::{KmsStore, MetaStore, Result, StoreError};
 
-pub use audit::SqliteAuditLog;
+pub use audit::{SqliteAuditAnchor, SqliteAuditLog};
 
 /// SQLite-backed [`crate::Store`].
 #[derive(Clone)]

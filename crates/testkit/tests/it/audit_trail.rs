@@ -701,3 +701,376 @@ async fn every_operation_of_every_json_service_is_audited_once() {
         sent.len()
     );
 }
+
+/// Truncation, head deletion and retention: the trail is anchored outside `audit.db`.
+mod anchoring {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use keyhold_server::audit::offline;
+    use keyhold_testkit::TestServer;
+
+    use super::tamper;
+
+    /// One server start on `dir` with `calls` audited calls, stopped (which seals the trail).
+    async fn session(
+        dir: &Path,
+        calls: usize,
+        change: impl FnOnce(&mut keyhold_server::audit::trail::TrailConfig),
+    ) {
+        let server = TestServer::builder()
+            .data_dir(dir)
+            .audit(change)
+            .start()
+            .await;
+        let kms = server.kms();
+        for _ in 0..calls {
+            kms.list_keys().send().await.unwrap();
+        }
+        server.stop().await;
+    }
+
+    /// The trail's digests as (sequence, first event, last event).
+    fn digests(dir: &Path) -> Vec<(i64, i64, i64)> {
+        let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT seq, first_seq, last_seq FROM audit_digests ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn anchor(dir: &Path) -> Option<Vec<u8>> {
+        let conn = rusqlite::Connection::open(dir.join("keyhold.db")).unwrap();
+        conn.query_row(
+            "SELECT value FROM meta WHERE name = 'audit.anchor'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    }
+
+    fn set_anchor(dir: &Path, value: &[u8]) {
+        let conn = rusqlite::Connection::open(dir.join("keyhold.db")).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'audit.anchor'",
+            [value],
+        )
+        .unwrap();
+    }
+
+    /// Deletes every event after `last_kept` and every digest that covers one of them: a
+    /// truncation that leaves a chain that is consistent in itself.
+    fn truncate_after(dir: &Path, last_kept: i64) {
+        tamper(
+            dir,
+            &format!(
+                "DELETE FROM audit_events WHERE seq > {last_kept}; DELETE FROM audit_resources WHERE seq > {last_kept}; DELETE FROM audit_digests WHERE last_seq > {last_kept};"
+            ),
+        );
+    }
+
+    async fn verify(dir: &Path) -> offline::Verified {
+        offline::verify_data_dir(dir, None, None).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_truncated_tail_is_detected_by_the_key_store_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        session(dir.path(), 3, |_| {}).await;
+        let (_, _, first_end) = digests(dir.path())[0];
+        session(dir.path(), 4, |_| {}).await;
+        let v = verify(dir.path()).await;
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+        let newest = v.report.newest_digest.expect("a newest digest is reported");
+        assert_eq!(newest.sequence, 2);
+
+        // The second session's events and its digest go: the rest chains and signs fine.
+        truncate_after(dir.path(), first_end);
+        let v = verify(dir.path()).await;
+        assert!(
+            v.report
+                .problems
+                .iter()
+                .any(|p| p
+                    .starts_with("the trail was truncated: the key store's anchor is digest 2")),
+            "{:?}",
+            v.report.problems
+        );
+
+        // Removing the anchor too does not help.
+        let conn = rusqlite::Connection::open(dir.path().join("keyhold.db")).unwrap();
+        conn.execute("DELETE FROM meta WHERE name = 'audit.anchor'", [])
+            .unwrap();
+        let v = verify(dir.path()).await;
+        assert!(
+            v.report
+                .problems
+                .iter()
+                .any(|p| p.contains("holds no anchor")),
+            "{:?}",
+            v.report.problems
+        );
+    }
+
+    #[tokio::test]
+    async fn digest_files_kept_elsewhere_catch_a_truncation_with_a_replayed_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let digest_dir = elsewhere.path().join("digests");
+        let to = digest_dir.clone();
+        session(dir.path(), 3, move |a| a.digest_dir = Some(to)).await;
+        let (_, _, first_end) = digests(dir.path())[0];
+        let first_anchor = anchor(dir.path()).unwrap();
+        let to = digest_dir.clone();
+        session(dir.path(), 4, move |a| a.digest_dir = Some(to)).await;
+        assert!(digest_dir.join("000002-digest.json").exists());
+        let v = offline::verify_data_dir_with(
+            dir.path(),
+            None,
+            None,
+            std::slice::from_ref(&digest_dir),
+        )
+        .await
+        .unwrap();
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+        assert_eq!(v.report.newest_digest.unwrap().sequence, 2);
+
+        // Whoever truncates the trail and puts the older (genuine) anchor back fools the
+        // data directory alone, not the digest files.
+        truncate_after(dir.path(), first_end);
+        set_anchor(dir.path(), &first_anchor);
+        assert!(verify(dir.path()).await.report.ok(), "a replayed anchor");
+        let v = offline::verify_data_dir_with(
+            dir.path(),
+            None,
+            None,
+            std::slice::from_ref(&digest_dir),
+        )
+        .await
+        .unwrap();
+        assert!(
+            v.report
+                .problems
+                .iter()
+                .any(|p| p.starts_with("the trail was truncated")
+                    && p.contains("000002-digest.json")),
+            "{:?}",
+            v.report.problems
+        );
+        // One file works as well as the directory.
+        let v = offline::verify_data_dir_with(
+            dir.path(),
+            None,
+            None,
+            &[digest_dir.join("000002-digest.json")],
+        )
+        .await
+        .unwrap();
+        assert!(!v.report.ok());
+    }
+
+    #[tokio::test]
+    async fn the_writer_refuses_a_truncated_trail_at_start_until_the_operator_reanchors() {
+        let dir = tempfile::tempdir().unwrap();
+        session(dir.path(), 3, |_| {}).await;
+        let (_, _, first_end) = digests(dir.path())[0];
+        session(dir.path(), 4, |_| {}).await;
+        truncate_after(dir.path(), first_end);
+
+        let config = keyhold_server::Config {
+            data_dir: dir.path().to_path_buf(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..keyhold_server::Config::default()
+        };
+        let error = keyhold_server::Server::bind(config.clone())
+            .await
+            .err()
+            .expect("a truncated trail is not continued");
+        let message = format!("{error:#}");
+        assert!(
+            message.contains(&format!("the audit trail ends at event {first_end}"))
+                && message.contains("anchor records digest 2")
+                && message.contains("keyhold audit reanchor"),
+            "{message}"
+        );
+        assert_eq!(digests(dir.path()).len(), 1, "nothing was appended");
+
+        // The operator's recovery: accept the trail as it is; the server continues it.
+        match offline::reanchor(dir.path()).unwrap() {
+            offline::Reanchored::To { digest, last_event } => {
+                assert_eq!((digest, last_event), (1, first_end));
+            }
+            offline::Reanchored::Cleared => panic!("the trail has a digest"),
+        }
+        session(dir.path(), 2, |_| {}).await;
+        let v = verify(dir.path()).await;
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_head_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..3 {
+            session(dir.path(), 2, |_| {}).await;
+        }
+        let all = digests(dir.path());
+        let (_, _, second_end) = all[1];
+        // What retention used to leave: the digest before the first kept event as the
+        // chain's anchor. Without a signed prune record, this is a deletion.
+        tamper(
+            dir.path(),
+            &format!(
+                "DELETE FROM audit_events WHERE seq <= {second_end}; DELETE FROM audit_digests WHERE seq < 2;"
+            ),
+        );
+        let v = verify(dir.path()).await;
+        assert!(
+            v.report.problems.iter().any(|p| p
+                == &format!(
+                    "the trail starts at event {} but no signed prune record covers events 1..{second_end}: they were deleted",
+                    second_end + 1
+                )),
+            "{:?}",
+            v.report.problems
+        );
+        assert!(
+            v.report
+                .problems
+                .iter()
+                .any(|p| p.contains("digests 1..1 are missing and no signed prune record")),
+            "{:?}",
+            v.report.problems
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retention_prune_is_accepted_and_a_deletion_beyond_it_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        session(dir.path(), 3, |_| {}).await;
+        let (_, _, first_end) = digests(dir.path())[0];
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        session(dir.path(), 3, |_| {}).await;
+        // Digest 1 is now 3 s old, digest 2 fresh: a 1.5 s retention prunes digest 1's events.
+        let server = TestServer::builder()
+            .data_dir(dir.path())
+            .audit(|a| a.retention = Some(Duration::from_millis(1500)))
+            .start()
+            .await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while digests(dir.path()).first().map(|d| d.0) == Some(1) {
+            assert!(std::time::Instant::now() < deadline, "retention pruned");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.kms().list_keys().send().await.unwrap();
+        server.stop().await;
+
+        let v = verify(dir.path()).await;
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+        assert_eq!(v.report.pruned_through, Some(first_end));
+        // Exported, the prune record goes along.
+        let out = tempfile::tempdir().unwrap();
+        offline::export_data_dir(dir.path(), out.path()).unwrap();
+        let exported = offline::verify_exported(out.path(), None).unwrap();
+        assert!(exported.report.ok(), "{:?}", exported.report.problems);
+
+        // Deleting more of the head than retention pruned is caught.
+        tamper(
+            dir.path(),
+            &format!("DELETE FROM audit_events WHERE seq <= {}", first_end + 2),
+        );
+        let v = verify(dir.path()).await;
+        assert!(
+            v.report.problems.iter().any(|p| p
+                == &format!(
+                    "events {}..{} are missing at the head: retention pruned only events 1..{first_end}, so they were deleted",
+                    first_end + 1,
+                    first_end + 2
+                )),
+            "{:?}",
+            v.report.problems
+        );
+    }
+}
+
+/// A trail that cannot be written refuses calls, and recovers by itself once it can.
+mod recovery {
+    use std::time::{Duration, Instant};
+
+    use keyhold_server::audit::offline;
+    use keyhold_testkit::{TestServer, raw};
+
+    use super::records;
+
+    async fn health(server: &TestServer) -> raw::RawResponse {
+        raw::request(server.addr(), "GET", "/_keyhold/health", &[], b"").await
+    }
+
+    #[tokio::test]
+    async fn a_failing_trail_refuses_calls_and_recovers_without_losing_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::builder()
+            .data_dir(dir.path())
+            .audit(|a| a.write_timeout = Duration::from_millis(200))
+            .start()
+            .await;
+        let id = |r: &raw::RawResponse| r.header("x-amzn-requestid").unwrap().to_owned();
+        let before = server.raw_json("TrentService.ListKeys", "{}").await;
+        assert_eq!(before.status, 200);
+
+        // A real failure: another connection holds audit.db's write lock.
+        let lock = rusqlite::Connection::open(server.data_dir().join("audit.db")).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let lost = server.raw_json("TrentService.CreateKey", "{}").await;
+        assert_eq!(lost.status, 503, "{}", lost.body_text());
+        assert_eq!(lost.json()["__type"], "ServiceUnavailable");
+        assert_eq!(
+            lost.json()["message"],
+            "The audit trail cannot record this call, so Keyhold refuses to serve it. Retry later."
+        );
+        let refused = server.raw_json("TrentService.ListKeys", "{}").await;
+        assert_eq!(refused.status, 503);
+        assert_eq!(refused.json()["__type"], "ServiceUnavailable");
+        let h = health(&server).await;
+        assert_eq!(h.status, 503);
+        assert!(
+            h.json()["audit"]
+                .as_str()
+                .unwrap()
+                .starts_with("the audit trail cannot be written"),
+            "{}",
+            h.body_text()
+        );
+
+        // The failure clears: the writer's own retry brings the trail back, no call needed.
+        lock.execute_batch("ROLLBACK").unwrap();
+        drop(lock);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while health(&server).await.status != 200 {
+            assert!(Instant::now() < deadline, "the trail recovered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after = server.raw_json("TrentService.ListKeys", "{}").await;
+        assert_eq!(after.status, 200, "{}", after.body_text());
+        let ids = [id(&before), id(&lost), id(&after)];
+        let all = records(&server);
+        for expected in &ids {
+            assert_eq!(
+                all.iter().filter(|r| r["requestID"] == *expected).count(),
+                1,
+                "request {expected} has its event (the refused CreateKey's was retried)"
+            );
+        }
+        assert!(
+            !all.iter().any(|r| r["requestID"] == id(&refused)),
+            "a call refused before it ran has no event"
+        );
+        server.stop().await;
+        let v = offline::verify_data_dir(dir.path(), None, None)
+            .await
+            .unwrap();
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+    }
+}
