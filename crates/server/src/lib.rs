@@ -24,6 +24,7 @@ pub mod clock;
 pub mod compat;
 pub mod config;
 pub mod context;
+pub mod data_dir;
 pub mod http;
 pub mod iam;
 pub mod kms;
@@ -34,6 +35,7 @@ pub mod secrets;
 mod server;
 pub mod sts;
 pub mod tags;
+pub mod transport;
 
 pub use config::{Config, Mode};
 pub use server::{Server, initialize};

@@ -6,6 +6,7 @@
 mod at_rest;
 mod audit_trail;
 mod compatibility;
+mod data_dir_permissions;
 mod iam_access_keys;
 mod iam_at_rest;
 mod iam_roles_policies;
@@ -29,4 +30,8 @@ mod ssm_references;
 mod ssm_tiers_policies;
 mod strict_mode;
 mod sts_sessions;
+mod transport_body;
+mod transport_source_ip;
+mod transport_timeouts;
+mod transport_tls;
 mod via_service_access;
