@@ -34,13 +34,15 @@ grep -q '^  CA SHA-256: ' "$work/stdout" || { echo "tls_cli: no fingerprint prin
 export AWS_CA_BUNDLE="$ca" AWS_ACCESS_KEY_ID=000000000000 AWS_SECRET_ACCESS_KEY=dev AWS_DEFAULT_REGION=us-east-1
 endpoint="https://localhost:$port"
 key_id="$(aws --endpoint-url "$endpoint" kms create-key --query KeyMetadata.KeyId --output text)"
-blob="$(aws --endpoint-url "$endpoint" kms encrypt --key-id "$key_id" --plaintext "$(printf 'over tls' | base64)" --query CiphertextBlob --output text)"
-plain="$(aws --endpoint-url "$endpoint" kms decrypt --ciphertext-blob "$blob" --query Plaintext --output text | base64 -d)"
+printf 'over tls' >"$work/plain.txt"
+aws --endpoint-url "$endpoint" kms encrypt --key-id "$key_id" --plaintext "fileb://$work/plain.txt" \
+  --query CiphertextBlob --output text | base64 -d >"$work/ct.bin"
+plain="$(aws --endpoint-url "$endpoint" kms decrypt --ciphertext-blob "fileb://$work/ct.bin" --query Plaintext --output text | base64 -d)"
 [ "$plain" = "over tls" ] || { echo "tls_cli: decrypt gave '$plain'" >&2; exit 1; }
 aws --endpoint-url "$endpoint" secretsmanager create-secret --name tls-cli --secret-string v >/dev/null
 
 # Without the CA bundle the CLI refuses the certificate.
-if AWS_CA_BUNDLE= aws --endpoint-url "$endpoint" kms list-keys >/dev/null 2>&1; then
+if env -u AWS_CA_BUNDLE aws --endpoint-url "$endpoint" kms list-keys >/dev/null 2>&1; then
   echo "tls_cli: the CLI accepted the certificate without the CA bundle" >&2; exit 1
 fi
 

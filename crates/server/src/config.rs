@@ -321,7 +321,7 @@ impl Config {
 
 /// A timeout from the config file: positive, finite seconds (fractions allowed).
 fn seconds(secs: f64) -> anyhow::Result<Duration> {
-    if !(secs > 0.0) {
+    if secs.is_nan() || secs <= 0.0 {
         bail!("a timeout must be a positive number of seconds");
     }
     Duration::try_from_secs_f64(secs).context("a timeout out of range")
@@ -363,8 +363,10 @@ mod tests {
             .unwrap();
         c.validate().unwrap();
         assert!(c.apply_file("tls_cert = \"c.pem\"").is_err());
-        let mut dev = Config::default();
-        dev.listen = "0.0.0.0:4566".parse().unwrap();
+        let dev = Config {
+            listen: "0.0.0.0:4566".parse().unwrap(),
+            ..Config::default()
+        };
         dev.validate().unwrap();
     }
 

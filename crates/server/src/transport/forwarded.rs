@@ -95,13 +95,13 @@ mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
+        s.parse().expect("an IP address")
     }
 
     fn xff(values: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in values {
-            h.append("x-forwarded-for", v.parse().unwrap());
+            h.append("x-forwarded-for", v.parse().expect("a header value"));
         }
         h
     }
