@@ -35,6 +35,11 @@ enum Command {
         /// Data directory [default: ./keyhold-data].
         #[arg(long, env = "KEYHOLD_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Serve HTTPS with a generated local CA and certificate (for localhost, 127.0.0.1,
+        /// ::1 and the listen address), kept in <data_dir>/tls and reused on later starts.
+        /// Prints the CA file to use as AWS_CA_BUNDLE and the SHA-256 fingerprints.
+        #[arg(long)]
+        tls_self_signed: bool,
     },
     /// Create the first administrator (IAM user `admin` with an `AdministratorAccess`
     /// inline policy) in the default account of a data directory, and print its access key
@@ -68,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             config,
             listen,
             data_dir,
+            tls_self_signed,
         } => {
             let mut cfg = Config::load(config.as_deref())?;
             if let Some(listen) = listen {
@@ -75,6 +81,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(dir) = data_dir {
                 cfg.data_dir = dir;
+            }
+            if tls_self_signed {
+                use_self_signed(&mut cfg)?;
             }
             serve(cfg)
         }
@@ -112,11 +121,66 @@ fn serve(config: Config) -> anyhow::Result<()> {
             print_admin(&admin);
         }
         let addr = server.local_addr()?;
-        tracing::info!(%addr, ?mode, "keyhold is serving");
+        #[cfg(unix)]
+        if let Some(tls) = server.tls_reload() {
+            reload_on_sighup(tls)?;
+        }
+        let scheme = if server.tls_reload().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(%addr, ?mode, scheme, "keyhold is serving");
         server.serve(shutdown_signal()).await?;
         tracing::info!("keyhold stopped");
         Ok(())
     })
+}
+
+/// `--tls-self-signed`: creates (or reuses) a local CA and server certificate under the
+/// data directory and serves with them; prints what a client needs to trust them.
+fn use_self_signed(config: &mut Config) -> anyhow::Result<()> {
+    if config.tls.is_some() {
+        anyhow::bail!(
+            "--tls-self-signed and tls_cert/tls_key in the config file exclude each other"
+        );
+    }
+    let dir = config.data_dir.join("tls");
+    let generated = keyhold_server::transport::tls::self_signed(&dir, &[config.listen.ip()])?;
+    let ca = std::path::absolute(&generated.ca_cert).unwrap_or(generated.ca_cert.clone());
+    println!(
+        "Keyhold serves HTTPS with a {} local CA and certificate (localhost, 127.0.0.1, ::1).\n\
+         \x20 CA certificate:       {}\n\
+         \x20 CA SHA-256:           {}\n\
+         \x20 server SHA-256:       {}\n\
+         Trust it with:  export AWS_CA_BUNDLE={}\n",
+        if generated.created { "new" } else { "reused" },
+        ca.display(),
+        generated.ca_fingerprint,
+        generated.cert_fingerprint,
+        ca.display(),
+    );
+    config.tls = Some(generated.files);
+    Ok(())
+}
+
+/// Re-reads the TLS certificate files on every SIGHUP; a failed reload keeps the current
+/// certificate.
+#[cfg(unix)]
+fn reload_on_sighup(tls: keyhold_server::transport::tls::TlsReload) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            if let Err(e) = tls.reload() {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "TLS reload failed; keeping the current certificate"
+                );
+            }
+        }
+    });
+    Ok(())
 }
 
 /// `keyhold init`: creates the administrator once and prints its credentials.

@@ -10,6 +10,16 @@
 //! [seal]
 //! key_file = "/etc/keyhold/root.key"    # default: <data_dir>/root.key
 //!
+//! header_read_timeout_seconds = 10     # a request head must arrive within this
+//! idle_timeout_seconds = 60            # a kept-alive connection idles at most this
+//! body_read_timeout_seconds = 30       # a request body must arrive within this
+//! max_connections = 512                # more connections wait in the listen backlog
+//!
+//! tls_cert = "/etc/keyhold/tls.pem"    # PEM chain + key: HTTPS (reloaded on SIGHUP)
+//! tls_key = "/etc/keyhold/tls.key"
+//! allow_plain_http = false             # strict: plain HTTP only on loopback unless true
+//! trusted_proxies = ["10.0.0.0/8"]     # peers whose X-Forwarded-For is believed
+//!
 //! [[credentials]]                       # optional: static keys, each its account's root
 //! access_key_id = "AKIAEXAMPLE0000001"  # (without any, the first strict start creates
 //! secret_access_key = "..."             # the IAM user `admin` and prints its key once)
@@ -51,6 +61,22 @@ pub struct Config {
     pub credentials: Vec<StaticCredential>,
     /// The audit trail.
     pub audit: crate::audit::trail::TrailConfig,
+    /// How long a client may take to send a request's head (from its first byte, or from
+    /// accept for a new connection).
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// The listener's certificate chain and key (PEM); without them, plain HTTP.
+    pub tls: Option<crate::transport::tls::TlsFiles>,
+    /// Strict mode serves plain HTTP on a non-loopback address only when this is set
+    /// (TLS terminated by a proxy in front).
+    pub allow_plain_http: bool,
+    /// Proxies whose `X-Forwarded-For` gives the client address (`aws:SourceIp`).
+    pub trusted_proxies: crate::transport::forwarded::TrustedProxies,
 }
 
 /// An access key accepted in strict mode; it authenticates as its account's root.
@@ -76,6 +102,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4566";
 pub const DEFAULT_ACCOUNT: &str = "000000000000";
 /// Ample for the largest legal input (a 64 KiB secret, base64-encoded, in JSON).
 pub const DEFAULT_MAX_BODY: usize = 384 * 1024;
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Well under the usual 1024 open-file limit, which also has to cover the databases.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 impl Default for Config {
     fn default() -> Self {
@@ -89,6 +120,13 @@ impl Default for Config {
             key_file: None,
             credentials: Vec::new(),
             audit: crate::audit::trail::TrailConfig::default(),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
+            allow_plain_http: false,
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -106,6 +144,14 @@ struct FileConfig {
     #[serde(default)]
     credentials: Vec<StaticCredential>,
     audit: Option<AuditSection>,
+    header_read_timeout_seconds: Option<f64>,
+    idle_timeout_seconds: Option<f64>,
+    body_read_timeout_seconds: Option<f64>,
+    max_connections: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    allow_plain_http: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +209,41 @@ impl Config {
             self.deletion_sweep_interval = Duration::from_secs(secs.max(1));
         }
         self.key_file = file.seal.and_then(|s| s.key_file);
+        for (value, target, name) in [
+            (
+                file.header_read_timeout_seconds,
+                &mut self.header_read_timeout,
+                "header_read_timeout_seconds",
+            ),
+            (
+                file.idle_timeout_seconds,
+                &mut self.idle_timeout,
+                "idle_timeout_seconds",
+            ),
+            (
+                file.body_read_timeout_seconds,
+                &mut self.body_read_timeout,
+                "body_read_timeout_seconds",
+            ),
+        ] {
+            if let Some(secs) = value {
+                *target = seconds(secs).with_context(|| format!("{name} = {secs}"))?;
+            }
+        }
+        if let Some(max) = file.max_connections {
+            self.max_connections = max;
+        }
+        self.tls = match (file.tls_cert, file.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::transport::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("tls_cert and tls_key go together: set both or neither"),
+        };
+        if let Some(allow) = file.allow_plain_http {
+            self.allow_plain_http = allow;
+        }
+        if let Some(proxies) = file.trusted_proxies {
+            self.trusted_proxies = crate::transport::forwarded::TrustedProxies::parse(&proxies)?;
+        }
         self.credentials = file.credentials;
         if let Some(audit) = file.audit {
             let a = &mut self.audit;
@@ -208,6 +289,21 @@ impl Config {
         if self.max_body_bytes < 64 * 1024 {
             bail!("max_body_bytes must be at least 65536");
         }
+        if self.mode == Mode::Strict
+            && self.tls.is_none()
+            && !self.listen.ip().is_loopback()
+            && !self.allow_plain_http
+        {
+            bail!(
+                "strict mode refuses plain HTTP on {}, which is not a loopback address: \
+                 set tls_cert and tls_key, or allow_plain_http = true when a proxy in front \
+                 terminates TLS",
+                self.listen
+            );
+        }
+        if self.max_connections == 0 || u32::try_from(self.max_connections).is_err() {
+            bail!("max_connections must be between 1 and 4294967295");
+        }
         Ok(())
     }
 
@@ -225,6 +321,14 @@ impl Config {
     pub fn audit_database_path(&self) -> PathBuf {
         self.data_dir.join("audit.db")
     }
+}
+
+/// A timeout from the config file: positive, finite seconds (fractions allowed).
+fn seconds(secs: f64) -> anyhow::Result<Duration> {
+    if secs.is_nan() || secs <= 0.0 {
+        bail!("a timeout must be a positive number of seconds");
+    }
+    Duration::try_from_secs_f64(secs).context("a timeout out of range")
 }
 
 #[cfg(test)]
@@ -248,6 +352,46 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         c.validate().unwrap();
         assert!(!format!("{c:?}").contains("secretsecretsecret"));
+    }
+
+    #[test]
+    fn strict_refuses_plain_http_off_loopback() {
+        let mut c = Config::default();
+        c.apply_file("listen = \"0.0.0.0:4566\"").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("refuses plain HTTP on 0.0.0.0:4566"), "{err}");
+        c.apply_file("listen = \"0.0.0.0:4566\"\nallow_plain_http = true")
+            .unwrap();
+        c.validate().unwrap();
+        c.apply_file("listen = \"0.0.0.0:4566\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"")
+            .unwrap();
+        c.validate().unwrap();
+        assert!(c.apply_file("tls_cert = \"c.pem\"").is_err());
+        let dev = Config {
+            listen: "0.0.0.0:4566".parse().unwrap(),
+            ..Config::default()
+        };
+        dev.validate().unwrap();
+    }
+
+    #[test]
+    fn transport_settings() {
+        let mut c = Config::default();
+        c.apply_file(
+            "header_read_timeout_seconds = 0.5\nidle_timeout_seconds = 5\n\
+             body_read_timeout_seconds = 7\nmax_connections = 9\n\
+             trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]",
+        )
+        .unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(7));
+        assert_eq!(c.max_connections, 9);
+        assert!(!c.trusted_proxies.is_empty());
+        assert!(c.apply_file("idle_timeout_seconds = 0").is_err());
+        assert!(c.apply_file("trusted_proxies = [\"nope\"]").is_err());
+        c.max_connections = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -37,6 +37,8 @@ use crate::sts::StsService;
 pub struct AppState {
     pub mode: Mode,
     pub max_body_bytes: usize,
+    pub body_read_timeout: std::time::Duration,
+    pub trusted_proxies: crate::transport::forwarded::TrustedProxies,
     pub auth: Authenticator,
     pub kms: Arc<KmsService>,
     pub secrets: Arc<SecretsService>,
@@ -102,13 +104,17 @@ async fn handle(
         },
         service: None,
     };
-    let body = match axum::body::to_bytes(body, state.max_body_bytes).await {
+    let body = match crate::transport::body::read(
+        body,
+        state.max_body_bytes,
+        state.body_read_timeout,
+    )
+    .await
+    {
         Ok(body) => body,
-        Err(_) => {
-            let e = ApiError::new(
-                CommonError::RequestEntityTooLarge,
-                "Request entity too large",
-            );
+        Err(e) => {
+            tracing::debug!(request_id = %incoming.request_id, %peer, error = ?e, "request body not read");
+            let e = e.to_api_error();
             let claimed = target.as_deref();
             return reject(&state, &incoming, &parts.headers, peer, (None, claimed), &e);
         }
@@ -166,7 +172,7 @@ async fn handle(
         operation,
         authenticated.principal,
         authenticated.scope,
-        peer.ip(),
+        state.trusted_proxies.client_ip(peer.ip(), &parts.headers),
         user_agent,
     );
     // Fail closed: a call whose event could not be recorded is not served.

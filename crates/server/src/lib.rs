@@ -28,6 +28,7 @@ pub mod clock;
 pub mod compat;
 pub mod config;
 pub mod context;
+pub mod data_dir;
 pub mod http;
 pub mod iam;
 pub mod kms;
@@ -38,6 +39,7 @@ pub mod secrets;
 mod server;
 pub mod sts;
 pub mod tags;
+pub mod transport;
 
 pub use config::{Config, Mode};
 pub use server::{Server, initialize};

@@ -24,6 +24,8 @@ use crate::kms::KmsService;
 use crate::params::SsmService;
 use crate::secrets::SecretsService;
 use crate::sts::StsService;
+use crate::transport::Limits;
+use crate::transport::tls::TlsReload;
 
 /// A bound, ready server; [`Server::serve`] runs it.
 pub struct Server {
@@ -32,6 +34,8 @@ pub struct Server {
     clock: Clock,
     sweep_interval: Duration,
     admin: Option<AdminCredentials>,
+    limits: Limits,
+    tls: Option<TlsReload>,
 }
 
 /// Creates the first administrator of a data directory (`keyhold init`): opens its store
@@ -50,9 +54,10 @@ pub async fn initialize(config: &Config) -> anyhow::Result<Option<AdminCredentia
 async fn open_data(
     config: &Config,
 ) -> anyhow::Result<(Arc<dyn Store>, keyhold_crypto::seal::DomainKey)> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let key_file = config.key_file_path();
+    crate::data_dir::prepare(&config.data_dir, &[key_file.as_path()])?;
     let db = config.database_path();
+    crate::data_dir::create_private_file(&db)?;
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let domain = crate::seal::open(config, store.as_ref()).await?;
@@ -87,6 +92,7 @@ impl Server {
             _ => None,
         };
         let trail_path = config.audit_database_path();
+        crate::data_dir::create_private_file(&trail_path)?;
         let anchor = keyhold_store::SqliteAuditAnchor::open(&config.database_path())
             .context("opening the audit trail's anchor in the key store")?;
         let trail_config = crate::audit::trail::TrailConfig {
@@ -118,12 +124,18 @@ impl Server {
             audit.clone(),
             clock.clone(),
         ));
+        // The databases are open (their -wal/-shm files exist): one more pass catches any
+        // file that an older version or a copy left readable by others.
+        crate::data_dir::tighten(&config.data_dir, &[config.key_file_path().as_path()])?;
+        let tls = config.tls.clone().map(TlsReload::load).transpose()?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let state = Arc::new(AppState {
             mode: config.mode,
             max_body_bytes: config.max_body_bytes,
+            trusted_proxies: config.trusted_proxies.clone(),
+            body_read_timeout: config.body_read_timeout,
             auth: Authenticator::new(&config, iam.clone(), clock.clone()),
             kms,
             secrets,
@@ -140,6 +152,12 @@ impl Server {
             clock,
             sweep_interval: config.deletion_sweep_interval,
             admin,
+            limits: Limits {
+                header_read_timeout: config.header_read_timeout,
+                idle_timeout: config.idle_timeout,
+                max_connections: config.max_connections,
+            },
+            tls,
         })
     }
 
@@ -151,6 +169,12 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The TLS certificate handle (when serving HTTPS): [`TlsReload::reload`] re-reads the
+    /// certificate files for new connections (`keyhold serve` calls it on SIGHUP).
+    pub fn tls_reload(&self) -> Option<TlsReload> {
+        self.tls.clone()
     }
 
     /// The server's clock (tests move it forward).
@@ -176,14 +200,18 @@ impl Server {
             stop_rx,
         ));
         let trail = self.state.trail.clone();
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        crate::transport::serve(
+            self.listener,
+            router(self.state),
+            self.limits,
+            self.tls,
+            shutdown,
+        )
+        .await;
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
         trail.shutdown().await;
-        served.context("serving HTTP")
+        Ok(())
     }
 }
 

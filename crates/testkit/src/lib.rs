@@ -21,6 +21,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use keyhold_server::clock::Clock;
 use keyhold_server::config::StaticCredential;
+use keyhold_server::transport::tls::{TlsFiles, TlsReload};
 use keyhold_server::{Config, Mode, Server};
 use tokio::sync::oneshot;
 
@@ -32,6 +33,7 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub struct TestServerBuilder {
     config: Config,
     data_dir: Option<PathBuf>,
+    tls_ca: Option<Vec<u8>>,
 }
 
 impl TestServerBuilder {
@@ -60,6 +62,22 @@ impl TestServerBuilder {
     /// Reuses a data directory (to test restarts); it is not deleted at the end.
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Adjusts the server's configuration before it starts: transport settings (timeouts,
+    /// `max_connections`, TLS, trusted proxies) and anything else a test needs. The data
+    /// directory and the listen address are the builder's.
+    pub fn configure(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
+        adjust(&mut self.config);
+        self
+    }
+
+    /// Serves HTTPS with the certificate chain and key in `files`; the SDK clients of the
+    /// [`TestServer`] trust only `ca_pem` (PEM) and connect to `https://localhost:port`.
+    pub fn tls(mut self, files: TlsFiles, ca_pem: impl Into<Vec<u8>>) -> Self {
+        self.config.tls = Some(files);
+        self.tls_ca = Some(ca_pem.into());
         self
     }
 
@@ -100,6 +118,7 @@ impl TestServerBuilder {
         });
         let addr = server.local_addr().expect("a bound address");
         let clock = server.clock();
+        let tls_reload = server.tls_reload();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {
             let _ = rx.await;
@@ -108,6 +127,8 @@ impl TestServerBuilder {
             addr,
             clock,
             admin,
+            tls_ca: self.tls_ca,
+            tls_reload,
             data_dir: dir,
             _temp: temp,
             shutdown: Some(tx),
@@ -148,6 +169,8 @@ pub struct TestServer {
     addr: SocketAddr,
     clock: Clock,
     admin: Option<(String, String)>,
+    tls_ca: Option<Vec<u8>>,
+    tls_reload: Option<TlsReload>,
     data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -159,6 +182,7 @@ impl TestServer {
         TestServerBuilder {
             config: Config::default(),
             data_dir: None,
+            tls_ca: None,
         }
     }
 
@@ -168,7 +192,35 @@ impl TestServer {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls_ca {
+            None => format!("http://{}", self.addr),
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+        }
+    }
+
+    /// Re-reads the TLS certificate files (what `SIGHUP` does to `keyhold serve`).
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        self.tls_reload
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the test server does not serve TLS"))?
+            .reload()
+    }
+
+    /// An SDK HTTP client that trusts only `ca_pem` (aws-lc-rs rustls).
+    pub fn http_client_trusting(
+        ca_pem: &[u8],
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+        use aws_smithy_http_client::tls;
+        let context = tls::TlsContext::builder()
+            .with_trust_store(tls::TrustStore::empty().with_pem_certificate(ca_pem.to_vec()))
+            .build()
+            .expect("a TLS context for the test CA");
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(context)
+            .build_https()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -207,7 +259,11 @@ impl TestServer {
         session_token: Option<&str>,
         region: &str,
     ) -> aws_config::SdkConfig {
-        aws_config::SdkConfig::builder()
+        let mut builder = aws_config::SdkConfig::builder();
+        if let Some(ca) = &self.tls_ca {
+            builder = builder.http_client(Self::http_client_trusting(ca));
+        }
+        builder
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             .endpoint_url(self.endpoint())
