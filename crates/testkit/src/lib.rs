@@ -32,6 +32,7 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub struct TestServerBuilder {
     config: Config,
     data_dir: Option<PathBuf>,
+    clock_ahead: Option<std::time::Duration>,
 }
 
 impl TestServerBuilder {
@@ -68,6 +69,13 @@ impl TestServerBuilder {
         self
     }
 
+    /// Starts with the server's clock this far ahead of real time, before any background
+    /// work runs: a restart after the server was down that long.
+    pub fn clock_ahead(mut self, by: std::time::Duration) -> Self {
+        self.clock_ahead = Some(by);
+        self
+    }
+
     pub async fn start(mut self) -> TestServer {
         let temp = match &self.data_dir {
             Some(_) => None,
@@ -91,6 +99,9 @@ impl TestServerBuilder {
         });
         let addr = server.local_addr().expect("a bound address");
         let clock = server.clock();
+        if let Some(by) = self.clock_ahead {
+            clock.advance(by);
+        }
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {
             let _ = rx.await;
@@ -150,6 +161,7 @@ impl TestServer {
         TestServerBuilder {
             config: Config::default(),
             data_dir: None,
+            clock_ahead: None,
         }
     }
 

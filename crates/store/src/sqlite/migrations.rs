@@ -164,6 +164,17 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX kms_grants_key ON kms_grants (key_id, grant_id);
      CREATE INDEX kms_grants_retiring ON kms_grants (retiring_principal, grant_id)
         WHERE retiring_principal IS NOT NULL;",
+    // 6: KMS key rotation: each key's automatic rotation settings, and how each material
+    // became current (the rotation history). AWS-managed keys rotate yearly, counted from
+    // their creation, as AWS does.
+    "ALTER TABLE kms_keys ADD COLUMN rotation_period_days INTEGER;
+     ALTER TABLE kms_keys ADD COLUMN next_rotation_ms INTEGER;
+     ALTER TABLE kms_materials ADD COLUMN rotation_type TEXT;
+     CREATE INDEX kms_keys_rotation ON kms_keys (next_rotation_ms)
+        WHERE next_rotation_ms IS NOT NULL;
+     UPDATE kms_keys SET rotation_period_days = 365,
+        next_rotation_ms = creation_ms + 365 * 86400000
+        WHERE key_manager = 'AWS';",
 ];
 
 pub(super) fn apply(conn: &Connection) -> Result<()> {
