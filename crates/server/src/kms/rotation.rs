@@ -49,7 +49,11 @@ pub async fn enable_key_rotation(
         .unwrap_or(DEFAULT_ROTATION_DAYS);
     let _guard = kms.writes.lock().await;
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
-    kms.authorize(ctx, &key, "kms:EnableKeyRotation", &Facts::default())?;
+    let facts = Facts {
+        rotation_period_in_days: input.rotation_period_in_days,
+        ..Facts::default()
+    };
+    kms.authorize(ctx, &key, "kms:EnableKeyRotation", &facts)?;
     key.check_usable()?;
     check_configurable(&key)?;
     if key.record.rotation_period_days == Some(days) {

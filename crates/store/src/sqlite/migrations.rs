@@ -197,3 +197,43 @@ pub(super) fn apply(conn: &Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A database made before rotation existed gets its AWS-managed keys' yearly schedule,
+    /// counted from their creation; customer keys stay without automatic rotation.
+    #[test]
+    fn migration_6_schedules_existing_aws_managed_keys() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        for (id, manager) in [("managed", "AWS"), ("customer", "CUSTOMER")] {
+            conn.execute(
+                "INSERT INTO kms_keys VALUES (?1, 'a', 'r', 'arn', 1000, '', 'ENCRYPT_DECRYPT', \
+                 'SYMMETRIC_DEFAULT', 'AWS_KMS', ?2, 'Enabled', NULL, '{}', '00')",
+                [id, manager],
+            )
+            .unwrap();
+        }
+        apply(&conn).unwrap();
+        let schedule = |id: &str| -> (Option<i64>, Option<i64>) {
+            conn.query_row(
+                "SELECT rotation_period_days, next_rotation_ms FROM kms_keys WHERE key_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            schedule("managed"),
+            (Some(365), Some(1000 + 365 * 86_400_000))
+        );
+        assert_eq!(schedule("customer"), (None, None));
+    }
+}

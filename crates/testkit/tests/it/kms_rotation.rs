@@ -680,3 +680,49 @@ async fn a_rotation_due_while_the_server_was_down_happens_once_at_start() {
     server.stop().await;
     assert_eq!(rotate_key_events(dir.path()).len(), 1);
 }
+
+#[tokio::test]
+async fn a_key_policy_can_bound_the_rotation_period() {
+    let server = TestServer::start().await;
+    let kms = server.kms();
+    let key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    let id = key.key_id();
+    let policy = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+     "Action": "kms:*", "Resource": "*"},
+    {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:EnableKeyRotation",
+     "Resource": "*",
+     "Condition": {"NumericLessThan": {"kms:RotationPeriodInDays": "180"}}}
+  ]
+}"#;
+    kms.put_key_policy()
+        .key_id(id)
+        .policy_name("default")
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    let e = kms
+        .enable_key_rotation()
+        .key_id(id)
+        .rotation_period_in_days(90)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    kms.enable_key_rotation()
+        .key_id(id)
+        .rotation_period_in_days(180)
+        .send()
+        .await
+        .unwrap();
+    let s = kms
+        .get_key_rotation_status()
+        .key_id(id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(s.rotation_period_in_days(), Some(180));
+}
