@@ -134,9 +134,12 @@ pub async fn rotate_key_on_demand(
         });
     }
     let next = key.record.next_rotation_ms;
-    let key = kms.rotate(&key, RotationType::OnDemand, next).await?;
+    let after = kms.rotate(&key, RotationType::OnDemand, next).await?;
+    // Besides the RotateKeyOnDemand call, AWS records the rotation itself; the response
+    // waits until that record is durable too.
+    kms.record_rotation(&key, &after, RotationType::OnDemand, Some(ctx.receipts()));
     Ok(RotateKeyOnDemandResponse {
-        key_id: Some(key.record.key_id.clone()),
+        key_id: Some(after.record.key_id.clone()),
     })
 }
 
@@ -234,26 +237,42 @@ impl KmsService {
                 continue;
             }
             let next = now.plus_days(i64::from(days)).as_millis();
-            let key = self
+            let after = self
                 .rotate(&key, RotationType::Automatic, Some(next))
                 .await?;
-            self.audit.record_service_event(ServiceEvent {
-                source: "kms.amazonaws.com",
-                name: "RotateKey",
-                account: &key.record.account,
-                region: &key.record.region,
-                resources: vec![("AWS::KMS::Key", key.arn().to_owned())],
-                details: serde_json::json!({
-                    "keyId": key.arn(),
-                    "keyMaterialId": key.record.current_material_id,
-                    "rotationType": RotationType::Automatic.as_str(),
-                }),
-                receipts: None,
-            });
+            self.record_rotation(&key, &after, RotationType::Automatic, None);
             tracing::info!(key_id, "rotated KMS key material on schedule");
             rotated += 1;
         }
         Ok(rotated)
+    }
+
+    /// Records a rotation in the audit trail as AWS does: a `RotateKey` service event
+    /// (`AwsServiceEvent`, invoked by `AWS Internal`, no caller), the key as its resource,
+    /// the rotation type and the materials before and after in `serviceEventDetails`.
+    fn record_rotation(
+        &self,
+        before: &Key,
+        after: &Key,
+        rotation: RotationType,
+        receipts: Option<&crate::audit::Receipts>,
+    ) {
+        self.audit.record_service_event(ServiceEvent {
+            source: "kms.amazonaws.com",
+            invoked_by: "AWS Internal",
+            name: "RotateKey",
+            account: &after.record.account,
+            region: &after.record.region,
+            resources: vec![("AWS::KMS::Key", after.arn().to_owned())],
+            details: serde_json::json!({
+                "rotationType": rotation.as_str(),
+                "keyId": after.record.key_id,
+                "keyOrigin": after.origin.as_str(),
+                "previousKeyMaterialId": before.record.current_material_id,
+                "currentKeyMaterialId": after.record.current_material_id,
+            }),
+            receipts,
+        });
     }
 
     /// Generates and seals a new material, stores it as the key's current one (with the

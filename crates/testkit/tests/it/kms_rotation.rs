@@ -227,6 +227,12 @@ async fn on_demand_rotation_moves_new_ciphertexts_to_new_material_and_old_ones_s
 
     let second = current_material(&kms, id).await;
     assert_ne!(second, first, "DescribeKey names the new material");
+    // AWS records the rotation itself too, besides the call; it is durable on the response.
+    let [event] = rotate_key_events(server.data_dir()).try_into().unwrap();
+    assert_eq!(event["eventType"], "AwsServiceEvent");
+    assert_eq!(event["serviceEventDetails"]["rotationType"], "ON_DEMAND");
+    assert_eq!(event["serviceEventDetails"]["previousKeyMaterialId"], first);
+    assert_eq!(event["serviceEventDetails"]["currentKeyMaterialId"], second);
     let after = encrypt(&kms, id, b"after").await;
     assert_eq!(
         decrypt(&kms, &after).await,
@@ -580,7 +586,10 @@ async fn a_due_rotation_happens_once_on_schedule() {
         (next - (real_now() + 290 * DAY)).abs() < 60,
         "the next rotation is one period after this one"
     );
-    assert_eq!(decrypt(&kms, &before).await, (b"before".to_vec(), first));
+    assert_eq!(
+        decrypt(&kms, &before).await,
+        (b"before".to_vec(), first.clone())
+    );
     let after = encrypt(&kms, id, b"after").await;
     assert_eq!(decrypt(&kms, &after).await.1, second);
 
@@ -598,14 +607,23 @@ async fn a_due_rotation_happens_once_on_schedule() {
     };
     assert_eq!(event["eventType"], "AwsServiceEvent");
     assert_eq!(event["eventSource"], "kms.amazonaws.com");
-    assert_eq!(event["userIdentity"]["invokedBy"], "kms.amazonaws.com");
-    assert!(event["userIdentity"].get("arn").is_none());
+    assert_eq!(
+        event["userIdentity"],
+        serde_json::json!({"accountId": "000000000000", "invokedBy": "AWS Internal"})
+    );
+    assert_eq!(event["sourceIPAddress"], "AWS Internal");
+    assert!(event["requestParameters"].is_null());
     assert_eq!(event["resources"][0]["ARN"], arn);
     assert_eq!(
-        event["serviceEventDetails"]["keyMaterialId"],
-        second.as_str()
+        event["serviceEventDetails"],
+        serde_json::json!({
+            "rotationType": "AUTOMATIC",
+            "keyId": id,
+            "keyOrigin": "AWS_KMS",
+            "previousKeyMaterialId": first,
+            "currentKeyMaterialId": second,
+        })
     );
-    assert_eq!(event["serviceEventDetails"]["rotationType"], "AUTOMATIC");
 }
 
 #[tokio::test]
