@@ -744,3 +744,150 @@ async fn a_key_policy_can_bound_the_rotation_period() {
         .unwrap();
     assert_eq!(s.rotation_period_in_days(), Some(180));
 }
+
+/// `GetKeyRotationStatus` works across accounts when the key policy allows it; the other
+/// rotation operations never do, whatever the policy says (AWS: "Cross-account use: No").
+#[tokio::test]
+async fn only_the_rotation_status_is_readable_from_another_account() {
+    let server = TestServer::start().await;
+    let owner = server.kms_for("111111111111", "us-east-1");
+    let partner = server.kms_for("222222222222", "us-east-1");
+    let key = owner
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let arn = key.arn().unwrap();
+    let policy = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+     "Action": "kms:*", "Resource": "*"},
+    {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
+     "Action": "kms:*", "Resource": "*"}
+  ]
+}"#;
+    owner
+        .put_key_policy()
+        .key_id(key.key_id())
+        .policy_name("default")
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    owner
+        .enable_key_rotation()
+        .key_id(key.key_id())
+        .send()
+        .await
+        .unwrap();
+
+    let s = partner
+        .get_key_rotation_status()
+        .key_id(arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(s.key_rotation_enabled());
+    assert_eq!(s.key_id(), Some(arn));
+
+    let codes = [
+        partner
+            .enable_key_rotation()
+            .key_id(arn)
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_owned),
+        partner
+            .disable_key_rotation()
+            .key_id(arn)
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_owned),
+        partner
+            .rotate_key_on_demand()
+            .key_id(arn)
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_owned),
+        partner
+            .list_key_rotations()
+            .key_id(arn)
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_owned),
+    ];
+    for code in codes {
+        assert_eq!(code.as_deref(), Some("AccessDeniedException"));
+    }
+}
+
+/// An AWS-managed key rotates on its yearly schedule, and what it protected stays readable.
+#[tokio::test]
+async fn aws_managed_keys_rotate_after_a_year_and_old_secrets_still_read() {
+    let server = TestServer::builder()
+        .deletion_sweep_interval(Duration::from_millis(50))
+        .start()
+        .await;
+    let secrets = server.secrets_manager();
+    secrets
+        .create_secret()
+        .name("db")
+        .secret_string("hunter2")
+        .send()
+        .await
+        .unwrap();
+    let kms = server.kms();
+    let managed = kms
+        .describe_key()
+        .key_id("alias/aws/secretsmanager")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let id = managed.key_id();
+    let first = managed.current_key_material_id().unwrap().to_owned();
+
+    server.clock().advance(Duration::from_secs(366 * 86_400));
+    let mut second = first.clone();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        second = current_material(&kms, id).await;
+        if second != first {
+            break;
+        }
+    }
+    assert_ne!(second, first, "the managed key rotated after a year");
+    assert_eq!(
+        rotations(&kms, id).await,
+        [(RotationType::Automatic, second)]
+    );
+    let next = kms
+        .get_key_rotation_status()
+        .key_id(id)
+        .send()
+        .await
+        .unwrap()
+        .next_rotation_date
+        .unwrap()
+        .secs();
+    assert!((next - (real_now() + (366 + 365) * DAY)).abs() < 60);
+    let value = secrets
+        .get_secret_value()
+        .secret_id("db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(value.secret_string(), Some("hunter2"));
+}
