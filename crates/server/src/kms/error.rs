@@ -131,9 +131,10 @@ pub enum KmsError {
     RotationUnsupported {
         arn: String,
     },
-    /// The 26th `RotateKeyOnDemand` of one key.
+    /// One `RotateKeyOnDemand` more than the per-key limit.
     OnDemandRotationLimit {
         arn: String,
+        limit: usize,
     },
     /// The store failed; the request may be retried.
     Internal,
@@ -315,11 +316,11 @@ impl From<KmsError> for ApiError {
                 Code::UnsupportedOperationException,
                 format!("{arn} does not support key rotation."),
             ),
-            E::OnDemandRotationLimit { arn } => ApiError::new(
+            E::OnDemandRotationLimit { arn, limit } => ApiError::new(
                 Code::LimitExceededException,
                 format!(
                     "An on-demand rotation limit was exceeded: {arn} can be rotated on demand \
-                     at most 25 times."
+                     at most {limit} times."
                 ),
             ),
             E::Internal => ApiError::new(

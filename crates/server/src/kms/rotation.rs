@@ -131,6 +131,7 @@ pub async fn rotate_key_on_demand(
     if done >= ON_DEMAND_ROTATION_LIMIT {
         return Err(KmsError::OnDemandRotationLimit {
             arn: key.arn().to_owned(),
+            limit: ON_DEMAND_ROTATION_LIMIT,
         });
     }
     let next = key.record.next_rotation_ms;
