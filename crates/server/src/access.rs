@@ -116,6 +116,11 @@ fn kms_declaration(op: kms::KmsOperation) -> Option<Declaration> {
         // policy for the key's account.
         K::RetireGrant => checks![("kms:RetireGrant", Key)],
         K::RevokeGrant => checks![("kms:RevokeGrant", Key)],
+        K::EnableKeyRotation => checks![("kms:EnableKeyRotation", Key)],
+        K::DisableKeyRotation => checks![("kms:DisableKeyRotation", Key)],
+        K::GetKeyRotationStatus => checks![("kms:GetKeyRotationStatus", Key)],
+        K::RotateKeyOnDemand => checks![("kms:RotateKeyOnDemand", Key)],
+        K::ListKeyRotations => checks![("kms:ListKeyRotations", Key)],
         // Not served yet: each needs its declaration here when it lands (the match is
         // exhaustive, so a new operation of the model does not compile without one).
         K::ConnectCustomKeyStore
@@ -125,21 +130,16 @@ fn kms_declaration(op: kms::KmsOperation) -> Option<Declaration> {
         | K::DeleteImportedKeyMaterial
         | K::DeriveSharedSecret
         | K::DescribeCustomKeyStores
-        | K::DisableKeyRotation
         | K::DisconnectCustomKeyStore
-        | K::EnableKeyRotation
         | K::Encapsulate
         | K::GenerateDataKeyPair
         | K::GenerateDataKeyPairWithoutPlaintext
         | K::GenerateMac
         | K::GetKeyLastUsage
-        | K::GetKeyRotationStatus
         | K::GetParametersForImport
         | K::GetPublicKey
         | K::ImportKeyMaterial
-        | K::ListKeyRotations
         | K::ReplicateKey
-        | K::RotateKeyOnDemand
         | K::Sign
         | K::UpdateCustomKeyStore
         | K::UpdatePrimaryRegion

@@ -53,7 +53,8 @@ pub struct Config {
     pub account_id: String,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
-    /// How often scheduled key deletions are carried out.
+    /// How often scheduled deletions, expirations and automatic key rotations are carried
+    /// out (and once at start).
     pub deletion_sweep_interval: Duration,
     /// The dev-mode root key file (default `<data_dir>/root.key`).
     pub key_file: Option<PathBuf>,

@@ -223,8 +223,8 @@ struct Sweep {
     iam: Arc<IamService>,
 }
 
-/// Every `interval`, until told to stop: deletes keys and purges secrets whose deletion
-/// date has passed, deletes parameters whose `Expiration` policy is due, and forgets
+/// Every `interval` (the first time at start), until told to stop: deletes keys and purges
+/// secrets whose deletion date has passed, rotates keys whose automatic rotation is due, deletes parameters whose `Expiration` policy is due, and forgets
 /// long-expired STS sessions. A failure is logged and retried on the next tick.
 async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
@@ -234,6 +234,9 @@ async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bo
             _ = ticker.tick() => {
                 if let Err(e) = services.kms.sweep_deletions().await {
                     tracing::warn!(error = ?e, "scheduled key deletion failed; will retry");
+                }
+                if let Err(e) = services.kms.sweep_rotations().await {
+                    tracing::warn!(error = ?e, "scheduled key rotation failed; will retry");
                 }
                 if let Err(e) = services.secrets.sweep_deletions().await {
                     tracing::warn!(error = ?e, "scheduled secret deletion failed; will retry");

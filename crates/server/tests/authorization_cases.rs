@@ -441,6 +441,7 @@ fn grant_allows(
         encryption_context: Some(encryption_context),
         new_grant: None,
         alias_name: None,
+        rotation_period_in_days: None,
     };
     let request = GrantRequest {
         caller,

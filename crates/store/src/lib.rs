@@ -75,7 +75,8 @@ pub trait KmsStore: Send + Sync {
         alias: Option<&AliasRecord>,
     ) -> Result<()>;
     async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
-    /// Replaces the mutable fields of a key (description, state, deletion date, policy).
+    /// Replaces the mutable fields of a key (description, state, deletion date, policy,
+    /// rotation settings).
     async fn update_key(&self, key: &KeyRecord) -> Result<()>;
     /// Deletes a key with its materials, tags, aliases and grants — only if, at the moment
     /// of deleting, it is still pending deletion with a date at or before `now_ms` (a
@@ -91,7 +92,14 @@ pub trait KmsStore: Send + Sync {
     ) -> Result<Vec<KeyRecord>>;
     /// Ids of keys pending deletion whose deletion date is at or before `now_ms`.
     async fn keys_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// A key's materials, oldest first (the order they became current).
     async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>>;
+    /// A rotation: adds `material` and writes `key` (whose `current_material_id` names it,
+    /// and whose `next_rotation_ms` is the next automatic rotation), in one durable
+    /// transaction — a crash leaves either both or neither.
+    async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()>;
+    /// Ids of enabled keys whose next automatic rotation is at or before `now_ms`.
+    async fn keys_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>>;
 
     /// Fails with [`StoreError::AlreadyExists`] if the name is taken in the account and region.
     async fn insert_alias(&self, alias: &AliasRecord) -> Result<()>;

@@ -20,6 +20,12 @@ pub struct KeyRecord {
     pub policy: String,
     /// Hex id of the material new ciphertexts use.
     pub current_material_id: String,
+    /// The automatic rotation period in days while automatic rotation is enabled (`None`:
+    /// disabled). Kept while the key is disabled or pending deletion, so that enabling or
+    /// cancelling restores it.
+    pub rotation_period_days: Option<i32>,
+    /// When the next automatic rotation is due; set exactly when `rotation_period_days` is.
+    pub next_rotation_ms: Option<i64>,
 }
 
 /// One backing-key version of a key, sealed under the domain key.
@@ -30,6 +36,9 @@ pub struct MaterialRecord {
     pub material_id: String,
     pub sealed: Vec<u8>,
     pub creation_ms: i64,
+    /// How this material became the key's current one: `None` for the material the key was
+    /// created with, `AUTOMATIC` or `ON_DEMAND` for a rotation (at `creation_ms`).
+    pub rotation_type: Option<String>,
 }
 
 impl std::fmt::Debug for MaterialRecord {
@@ -39,6 +48,7 @@ impl std::fmt::Debug for MaterialRecord {
             .field("material_id", &self.material_id)
             .field("sealed", &format_args!("{} bytes", self.sealed.len()))
             .field("creation_ms", &self.creation_ms)
+            .field("rotation_type", &self.rotation_type)
             .finish()
     }
 }

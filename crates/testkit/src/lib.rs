@@ -34,6 +34,7 @@ pub struct TestServerBuilder {
     config: Config,
     data_dir: Option<PathBuf>,
     tls_ca: Option<Vec<u8>>,
+    clock_ahead: Option<std::time::Duration>,
 }
 
 impl TestServerBuilder {
@@ -95,6 +96,13 @@ impl TestServerBuilder {
         self
     }
 
+    /// Starts with the server's clock this far ahead of real time, before any background
+    /// work runs: a restart after the server was down that long.
+    pub fn clock_ahead(mut self, by: std::time::Duration) -> Self {
+        self.clock_ahead = Some(by);
+        self
+    }
+
     pub async fn start(mut self) -> TestServer {
         let temp = match &self.data_dir {
             Some(_) => None,
@@ -119,6 +127,9 @@ impl TestServerBuilder {
         let addr = server.local_addr().expect("a bound address");
         let clock = server.clock();
         let tls_reload = server.tls_reload();
+        if let Some(by) = self.clock_ahead {
+            clock.advance(by);
+        }
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {
             let _ = rx.await;
@@ -183,6 +194,7 @@ impl TestServer {
             config: Config::default(),
             data_dir: None,
             tls_ca: None,
+            clock_ahead: None,
         }
     }
 

@@ -43,6 +43,10 @@ pub struct AuditEvent<'a> {
 pub struct ServiceEvent<'a> {
     /// The service that acted, as in `eventSource` (`ssm.amazonaws.com`).
     pub source: &'static str,
+    /// Who the record names as acting (`userIdentity.invokedBy`, `sourceIPAddress`,
+    /// `userAgent`): the service's name, or `AWS Internal` where AWS writes that (KMS's
+    /// `RotateKey`).
+    pub invoked_by: &'static str,
     pub name: &'static str,
     /// The account and Region the event belongs to.
     pub account: &'a str,

@@ -117,8 +117,8 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
     }
 }
 
-/// Builds the record of a service event: CloudTrail's `AwsServiceEvent` shape, the service
-/// as the identity (`userIdentity.invokedBy`, `sourceIPAddress`, `userAgent`), the details
+/// Builds the record of a service event: CloudTrail's `AwsServiceEvent` shape, the acting
+/// service as the identity (`userIdentity.invokedBy`, `sourceIPAddress`, `userAgent`), the details
 /// under `serviceEventDetails`, and no request or response.
 pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
     let now = Timestamp::now();
@@ -132,14 +132,14 @@ pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
     record.insert("eventVersion".into(), "1.09".into());
     record.insert(
         "userIdentity".into(),
-        json!({"accountId": event.account, "invokedBy": event.source}),
+        json!({"accountId": event.account, "invokedBy": event.invoked_by}),
     );
     record.insert("eventTime".into(), now.to_iso8601_seconds().into());
     record.insert("eventSource".into(), event.source.into());
     record.insert("eventName".into(), event.name.into());
     record.insert("awsRegion".into(), event.region.into());
-    record.insert("sourceIPAddress".into(), event.source.into());
-    record.insert("userAgent".into(), event.source.into());
+    record.insert("sourceIPAddress".into(), event.invoked_by.into());
+    record.insert("userAgent".into(), event.invoked_by.into());
     record.insert("requestParameters".into(), Value::Null);
     record.insert("responseElements".into(), Value::Null);
     record.insert("eventID".into(), event_id.clone().into());

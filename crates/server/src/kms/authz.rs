@@ -58,6 +58,8 @@ pub struct Facts<'a> {
     pub new_grant: Option<&'a Grant>,
     /// `CreateAlias`, `UpdateAlias`, `DeleteAlias`: the alias named (`kms:AliasName`).
     pub alias_name: Option<&'a str>,
+    /// `EnableKeyRotation`: the `RotationPeriodInDays` asked for (`kms:RotationPeriodInDays`).
+    pub rotation_period_in_days: Option<i32>,
 }
 
 impl KmsService {
@@ -389,6 +391,7 @@ impl ConditionContext for Conditions<'_> {
             "kms:keyusage" => one(key?.usage.as_str().to_owned()),
             "kms:keyorigin" => one(key?.origin.as_str().to_owned()),
             "kms:aliasname" => self.facts.alias_name.map(str::to_owned).and_then(one),
+            "kms:rotationperiodindays" => one(self.facts.rotation_period_in_days?.to_string()),
             "kms:resourcealiases" => {
                 let names = key?.aliases.names();
                 (!names.is_empty()).then_some(Cow::Owned(names))

@@ -127,6 +127,15 @@ pub enum KmsError {
     },
     /// `RetireGrant` with neither a grant token nor a key id and grant id.
     RetireGrantTarget,
+    /// Rotation of a key that cannot rotate (or whose rotation AWS manages).
+    RotationUnsupported {
+        arn: String,
+    },
+    /// One `RotateKeyOnDemand` more than the per-key limit.
+    OnDemandRotationLimit {
+        arn: String,
+        limit: usize,
+    },
     /// The store failed; the request may be retried.
     Internal,
 }
@@ -303,6 +312,17 @@ impl From<KmsError> for ApiError {
             E::RetireGrantTarget => {
                 ApiError::validation("Grant token OR (grant ID, key ID) must be specified")
             }
+            E::RotationUnsupported { arn } => ApiError::new(
+                Code::UnsupportedOperationException,
+                format!("{arn} does not support key rotation."),
+            ),
+            E::OnDemandRotationLimit { arn, limit } => ApiError::new(
+                Code::LimitExceededException,
+                format!(
+                    "An on-demand rotation limit was exceeded: {arn} can be rotated on demand \
+                     at most {limit} times."
+                ),
+            ),
             E::Internal => ApiError::new(
                 Code::KMSInternalException,
                 "The request was rejected because an internal exception occurred. The request can be retried.",

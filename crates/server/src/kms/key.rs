@@ -15,9 +15,19 @@ use keyhold_store::{KeyRecord, Tag};
 use super::error::KmsError;
 use super::grant::KeyGrants;
 
-/// The unsealed backing keys of one KMS key, by material id.
+/// The unsealed backing keys of one KMS key, by material id. Every material a key ever had
+/// stays here, so ciphertexts from before a rotation still decrypt.
 pub struct Materials {
-    pub by_id: HashMap<MaterialId, SymmetricKey>,
+    pub by_id: HashMap<MaterialId, Arc<SymmetricKey>>,
+}
+
+impl Materials {
+    /// These materials and one more (a rotation's).
+    pub fn with(&self, id: MaterialId, material: SymmetricKey) -> Self {
+        let mut by_id = self.by_id.clone();
+        by_id.insert(id, Arc::new(material));
+        Self { by_id }
+    }
 }
 
 /// One KMS key, immutable once built: a change builds a new `Key` (sharing [`Materials`]).
@@ -105,6 +115,17 @@ impl Key {
             grants,
             aliases,
         })
+    }
+
+    /// The same key with a rotated record and its materials (one more); same grants.
+    pub fn with_materials(&self, record: KeyRecord, materials: Arc<Materials>) -> Option<Self> {
+        Self::from_parts(
+            record,
+            self.tags.clone(),
+            materials,
+            self.grants.clone(),
+            self.aliases.clone(),
+        )
     }
 
     /// The same key with a changed record (and possibly changed tags); same grants.

@@ -148,6 +148,9 @@ pub fn default_key_policy(scope: &Scope) -> String {
     )
 }
 
+/// AWS rotates the material of AWS-managed keys every year (since May 2022).
+pub(super) const MANAGED_ROTATION_DAYS: i32 = 365;
+
 /// What a new key is made of, before it is stored.
 pub(super) struct NewKey {
     pub record: KeyRecord,
@@ -175,7 +178,7 @@ impl KmsService {
             .seal_material(&material, &arn, &material_id)
             .map_err(|_| KmsError::Internal)?;
         let now = self.clock.now().as_millis();
-        let record = KeyRecord {
+        let mut record = KeyRecord {
             key_id: key_id.clone(),
             account: scope.account.clone(),
             region: scope.region.clone(),
@@ -190,15 +193,22 @@ impl KmsService {
             deletion_ms: None,
             policy,
             current_material_id: material_id.to_hex(),
+            rotation_period_days: None,
+            next_rotation_ms: None,
         };
+        // AWS-managed keys rotate every year, always (GetKeyRotationStatus: true).
+        if manager == KeyManagerType::Aws {
+            super::rotation::enable_schedule(&mut record, MANAGED_ROTATION_DAYS, self.clock.now());
+        }
         let material_record = MaterialRecord {
             key_id,
             material_id: material_id.to_hex(),
             sealed,
             creation_ms: now,
+            rotation_type: None,
         };
         let mut by_id = std::collections::HashMap::new();
-        by_id.insert(material_id, material);
+        by_id.insert(material_id, Arc::new(material));
         Ok(NewKey {
             record,
             material: material_record,

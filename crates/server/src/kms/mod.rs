@@ -2,7 +2,8 @@
 //! operations.
 //!
 //! - [`KmsService`] implements the generated [`KmsApi`] trait; each operation family lives in
-//!   its own file (`keys`, `crypto_ops`, `aliases`, `tags`, `policies`, `grants`) as a
+//!   its own file (`keys`, `crypto_ops`, `aliases`, `tags`, `policies`, `grants`,
+//!   `rotation`) as a
 //!   function taking the service, the request context and the validated input.
 //! - Keys are cached in memory with their unsealed backing keys and their grants
 //!   ([`key::Key`], [`grant::KeyGrants`]), so the cryptographic operations and their
@@ -25,6 +26,7 @@ mod managed;
 mod pagination;
 mod policies;
 mod resolve;
+mod rotation;
 mod service_calls;
 mod tags;
 
@@ -104,7 +106,7 @@ impl KmsService {
                 .domain
                 .unseal_material(&m.sealed, &record.arn, &id)
                 .map_err(|_| corrupt("sealed material", key_id))?;
-            by_id.insert(id, material);
+            by_id.insert(id, Arc::new(material));
         }
         let grants = self
             .store
@@ -260,4 +262,9 @@ delegate! {
     ListRetirableGrants: list_retirable_grants(ListRetirableGrantsRequest) -> ListGrantsResponse => grants::list_retirable_grants;
     RetireGrant: retire_grant(RetireGrantRequest) -> () => grants::retire_grant;
     RevokeGrant: revoke_grant(RevokeGrantRequest) -> () => grants::revoke_grant;
+    EnableKeyRotation: enable_key_rotation(EnableKeyRotationRequest) -> () => rotation::enable_key_rotation;
+    DisableKeyRotation: disable_key_rotation(DisableKeyRotationRequest) -> () => rotation::disable_key_rotation;
+    GetKeyRotationStatus: get_key_rotation_status(GetKeyRotationStatusRequest) -> GetKeyRotationStatusResponse => rotation::get_key_rotation_status;
+    RotateKeyOnDemand: rotate_key_on_demand(RotateKeyOnDemandRequest) -> RotateKeyOnDemandResponse => rotation::rotate_key_on_demand;
+    ListKeyRotations: list_key_rotations(ListKeyRotationsRequest) -> ListKeyRotationsResponse => rotation::list_key_rotations;
 }

@@ -15,6 +15,7 @@ pub enum List {
     Policies,
     Grants,
     RetirableGrants,
+    Rotations,
 }
 
 impl List {
@@ -26,13 +27,14 @@ impl List {
             Self::Policies => "p",
             Self::Grants => "g",
             Self::RetirableGrants => "r",
+            Self::Rotations => "o",
         }
     }
 
     /// AWS's default and largest page size for this list (docs/reference §6).
     fn limits(self) -> (usize, usize) {
         match self {
-            Self::Keys | Self::Policies => (100, 1000),
+            Self::Keys | Self::Policies | Self::Rotations => (100, 1000),
             Self::Aliases => (50, 100),
             Self::Tags => (50, 50),
             Self::Grants | Self::RetirableGrants => (50, 100),

@@ -261,6 +261,7 @@ fn record_failed_image_validation(
 ) {
     svc.audit.record_service_event(ServiceEvent {
         source: "ssm.amazonaws.com",
+        invoked_by: "ssm.amazonaws.com",
         name: IMAGE_VALIDATION_EVENT,
         account: &ctx.scope.account,
         region: &ctx.scope.region,

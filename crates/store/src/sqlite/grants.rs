@@ -135,6 +135,8 @@ mod tests {
             deletion_ms: None,
             policy: "{}".into(),
             current_material_id: "00".repeat(32),
+            rotation_period_days: None,
+            next_rotation_ms: None,
         }
     }
 
@@ -144,6 +146,7 @@ mod tests {
             material_id: "00".repeat(32),
             sealed: vec![1],
             creation_ms: 1,
+            rotation_type: None,
         };
         store
             .insert_key(&key(key_id, region), &material, &[], None)

@@ -164,6 +164,17 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX kms_grants_key ON kms_grants (key_id, grant_id);
      CREATE INDEX kms_grants_retiring ON kms_grants (retiring_principal, grant_id)
         WHERE retiring_principal IS NOT NULL;",
+    // 6: KMS key rotation: each key's automatic rotation settings, and how each material
+    // became current (the rotation history). AWS-managed keys rotate yearly, counted from
+    // their creation, as AWS does.
+    "ALTER TABLE kms_keys ADD COLUMN rotation_period_days INTEGER;
+     ALTER TABLE kms_keys ADD COLUMN next_rotation_ms INTEGER;
+     ALTER TABLE kms_materials ADD COLUMN rotation_type TEXT;
+     CREATE INDEX kms_keys_rotation ON kms_keys (next_rotation_ms)
+        WHERE next_rotation_ms IS NOT NULL;
+     UPDATE kms_keys SET rotation_period_days = 365,
+        next_rotation_ms = creation_ms + 365 * 86400000
+        WHERE key_manager = 'AWS';",
 ];
 
 pub(super) fn apply(conn: &Connection) -> Result<()> {
@@ -185,4 +196,44 @@ pub(super) fn apply(conn: &Connection) -> Result<()> {
         .map_err(backend)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A database made before rotation existed gets its AWS-managed keys' yearly schedule,
+    /// counted from their creation; customer keys stay without automatic rotation.
+    #[test]
+    fn migration_6_schedules_existing_aws_managed_keys() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        for (id, manager) in [("managed", "AWS"), ("customer", "CUSTOMER")] {
+            conn.execute(
+                "INSERT INTO kms_keys VALUES (?1, 'a', 'r', 'arn', 1000, '', 'ENCRYPT_DECRYPT', \
+                 'SYMMETRIC_DEFAULT', 'AWS_KMS', ?2, 'Enabled', NULL, '{}', '00')",
+                [id, manager],
+            )
+            .unwrap();
+        }
+        apply(&conn).unwrap();
+        let schedule = |id: &str| -> (Option<i64>, Option<i64>) {
+            conn.query_row(
+                "SELECT rotation_period_days, next_rotation_ms FROM kms_keys WHERE key_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            schedule("managed"),
+            (Some(365), Some(1000 + 365 * 86_400_000))
+        );
+        assert_eq!(schedule("customer"), (None, None));
+    }
 }

@@ -105,7 +105,8 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 const KEY_COLUMNS: &str = "key_id, account, region, arn, creation_ms, description, key_usage, \
-     key_spec, origin, key_manager, state, deletion_ms, policy, current_material_id";
+     key_spec, origin, key_manager, state, deletion_ms, policy, current_material_id, \
+     rotation_period_days, next_rotation_ms";
 
 fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -123,7 +124,50 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
         deletion_ms: row.get(11)?,
         policy: row.get(12)?,
         current_material_id: row.get(13)?,
+        rotation_period_days: row.get(14)?,
+        next_rotation_ms: row.get(15)?,
     })
+}
+
+fn update_key_row(c: &Connection, key: &KeyRecord) -> Result<()> {
+    let n = c
+        .execute(
+            "UPDATE kms_keys SET description = ?2, state = ?3, deletion_ms = ?4, policy = ?5, \
+             current_material_id = ?6, rotation_period_days = ?7, next_rotation_ms = ?8 \
+             WHERE key_id = ?1",
+            params![
+                key.key_id,
+                key.description,
+                key.state,
+                key.deletion_ms,
+                key.policy,
+                key.current_material_id,
+                key.rotation_period_days,
+                key.next_rotation_ms
+            ],
+        )
+        .map_err(backend)?;
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+fn insert_material_row(c: &Connection, m: &MaterialRecord) -> Result<()> {
+    c.execute(
+        "INSERT INTO kms_materials (key_id, material_id, sealed, creation_ms, rotation_type) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            m.key_id,
+            m.material_id,
+            m.sealed,
+            m.creation_ms,
+            m.rotation_type
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
 }
 
 fn alias_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AliasRecord> {
@@ -213,7 +257,7 @@ impl KmsStore for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO kms_keys ({KEY_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
                 ),
                 params![
                     key.key_id,
@@ -229,21 +273,13 @@ impl KmsStore for SqliteStore {
                     key.state,
                     key.deletion_ms,
                     key.policy,
-                    key.current_material_id
+                    key.current_material_id,
+                    key.rotation_period_days,
+                    key.next_rotation_ms
                 ],
             )
             .map_err(backend)?;
-            tx.execute(
-                "INSERT INTO kms_materials (key_id, material_id, sealed, creation_ms) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    material.key_id,
-                    material.material_id,
-                    material.sealed,
-                    material.creation_ms
-                ],
-            )
-            .map_err(backend)?;
+            insert_material_row(&tx, &material)?;
             upsert_tags(&tx, &key.key_id, &tags)?;
             if let Some(alias) = &alias {
                 insert_alias_row(&tx, alias)?;
@@ -269,26 +305,33 @@ impl KmsStore for SqliteStore {
 
     async fn update_key(&self, key: &KeyRecord) -> Result<()> {
         let key = key.clone();
+        self.write(move |c| update_key_row(c, &key)).await
+    }
+
+    async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()> {
+        let (key, material) = (key.clone(), material.clone());
         self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE kms_keys SET description = ?2, state = ?3, deletion_ms = ?4, \
-                     policy = ?5, current_material_id = ?6 WHERE key_id = ?1",
-                    params![
-                        key.key_id,
-                        key.description,
-                        key.state,
-                        key.deletion_ms,
-                        key.policy,
-                        key.current_material_id
-                    ],
+            let tx = c.transaction().map_err(backend)?;
+            insert_material_row(&tx, &material)?;
+            update_key_row(&tx, &key)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn keys_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT key_id FROM kms_keys WHERE next_rotation_ms IS NOT NULL \
+                     AND next_rotation_ms <= ?1 AND state = 'Enabled' ORDER BY key_id",
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
-            }
+            let rows = stmt
+                .query_map([now_ms], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(backend)
         })
         .await
     }
@@ -373,8 +416,8 @@ impl KmsStore for SqliteStore {
         self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT key_id, material_id, sealed, creation_ms FROM kms_materials \
-                     WHERE key_id = ?1 ORDER BY creation_ms",
+                    "SELECT key_id, material_id, sealed, creation_ms, rotation_type \
+                     FROM kms_materials WHERE key_id = ?1 ORDER BY creation_ms, rowid",
                 )
                 .map_err(backend)?;
             let rows = stmt
@@ -384,6 +427,7 @@ impl KmsStore for SqliteStore {
                         material_id: r.get(1)?,
                         sealed: r.get(2)?,
                         creation_ms: r.get(3)?,
+                        rotation_type: r.get(4)?,
                     })
                 })
                 .map_err(backend)?;
@@ -539,5 +583,98 @@ impl KmsStore for SqliteStore {
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn key(period: Option<i32>, next: Option<i64>) -> KeyRecord {
+        KeyRecord {
+            key_id: "k1".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            arn: "arn:aws:kms:us-east-1:111122223333:key/k1".into(),
+            creation_ms: 1,
+            description: String::new(),
+            key_usage: "ENCRYPT_DECRYPT".into(),
+            key_spec: "SYMMETRIC_DEFAULT".into(),
+            origin: "AWS_KMS".into(),
+            key_manager: "CUSTOMER".into(),
+            state: "Enabled".into(),
+            deletion_ms: None,
+            policy: "{}".into(),
+            current_material_id: "00".repeat(32),
+            rotation_period_days: period,
+            next_rotation_ms: next,
+        }
+    }
+
+    fn material(id: &str, at: i64, rotation: Option<&str>) -> MaterialRecord {
+        MaterialRecord {
+            key_id: "k1".into(),
+            material_id: id.repeat(32),
+            sealed: vec![1],
+            creation_ms: at,
+            rotation_type: rotation.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotation_adds_the_material_and_moves_the_schedule_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        store
+            .insert_key(
+                &key(Some(90), Some(100)),
+                &material("00", 1, None),
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(store.keys_due_for_rotation(99).await.unwrap().is_empty());
+        assert_eq!(store.keys_due_for_rotation(100).await.unwrap(), ["k1"]);
+
+        let mut rotated = key(Some(90), Some(200));
+        rotated.current_material_id = "11".repeat(32);
+        store
+            .rotate_key(&rotated, &material("11", 150, Some("AUTOMATIC")))
+            .await
+            .unwrap();
+        assert!(store.keys_due_for_rotation(199).await.unwrap().is_empty());
+        assert_eq!(store.get_key("k1").await.unwrap().unwrap(), rotated);
+        let history: Vec<_> = store
+            .materials("k1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.material_id, m.rotation_type))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                ("00".repeat(32), None),
+                ("11".repeat(32), Some("AUTOMATIC".to_owned()))
+            ]
+        );
+
+        // A disabled key is not due; a repeated material id fails the whole rotation.
+        let mut disabled = rotated.clone();
+        disabled.state = "Disabled".into();
+        store.update_key(&disabled).await.unwrap();
+        assert!(store.keys_due_for_rotation(1000).await.unwrap().is_empty());
+        let mut again = disabled.clone();
+        again.next_rotation_ms = Some(5000);
+        assert!(
+            store
+                .rotate_key(&again, &material("11", 160, Some("ON_DEMAND")))
+                .await
+                .is_err()
+        );
+        assert_eq!(store.get_key("k1").await.unwrap().unwrap(), disabled);
     }
 }

@@ -149,6 +149,14 @@ fn calls(w: &World) -> Vec<Call> {
             "RevokeGrant",
             format!(r#"{{"KeyId":"{k}","GrantId":"{grant}"}}"#),
         ),
+        kms(
+            "EnableKeyRotation",
+            format!(r#"{{"KeyId":"{k}","RotationPeriodInDays":90}}"#),
+        ),
+        kms("DisableKeyRotation", format!(r#"{{"KeyId":"{k}"}}"#)),
+        kms("GetKeyRotationStatus", format!(r#"{{"KeyId":"{k}"}}"#)),
+        kms("RotateKeyOnDemand", format!(r#"{{"KeyId":"{k}"}}"#)),
+        kms("ListKeyRotations", format!(r#"{{"KeyId":"{k}"}}"#)),
         // Secrets Manager
         sm(
             "CreateSecret",

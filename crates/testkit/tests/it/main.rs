@@ -19,6 +19,7 @@ mod kms_aliases_tags_policies;
 mod kms_crypto;
 mod kms_grants;
 mod kms_keys;
+mod kms_rotation;
 mod params_fidelity;
 mod protocol;
 mod secrets_at_rest;
