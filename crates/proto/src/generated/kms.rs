@@ -3883,7 +3883,7 @@ pub mod wire {
     use crate::runtime::error::ApiError;
     use crate::runtime::query::QueryParams;
     use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
-    use crate::runtime::validate::{Path, Render, Validator};
+    use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
@@ -4218,9 +4218,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -4281,22 +4288,20 @@ pub mod wire {
                 let p = Path::Member(path, "Operations");
                 match self.operations {
                     Some(x) => {
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                let e = super::GrantOperation::parse(&x1);
-                                if e.is_none() {
-                                    v.enumeration(&x1, &p1, super::GrantOperation::VALUES);
-                                }
-                                e
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
+                        {
+                            let r = Rules {
+                                length: (None, None),
+                                range: (None, None),
+                                pattern: None,
+                                allowed: Some(super::GrantOperation::VALUES),
+                            };
+                            if !x.iter().all(|e| r.string_ok(e)) {
+                                v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
                             }
                         }
-                        ok.then_some(out)
+                        x.iter()
+                            .map(|e| super::GrantOperation::parse(e))
+                            .collect::<Option<Vec<_>>>()
                     }
                     None => v.required(None, &p),
                 }
@@ -4570,9 +4575,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -4642,22 +4654,20 @@ pub mod wire {
                 let p = Path::Member(path, "DryRunModifiers");
                 match self.dry_run_modifiers {
                     Some(x) => ({
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                let e = super::DryRunModifierType::parse(&x1);
-                                if e.is_none() {
-                                    v.enumeration(&x1, &p1, super::DryRunModifierType::VALUES);
-                                }
-                                e
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
+                        {
+                            let r = Rules {
+                                length: (None, None),
+                                range: (None, None),
+                                pattern: None,
+                                allowed: Some(super::DryRunModifierType::VALUES),
+                            };
+                            if !x.iter().all(|e| r.string_ok(e)) {
+                                v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
                             }
                         }
-                        ok.then_some(out)
+                        x.iter()
+                            .map(|e| super::DryRunModifierType::parse(e))
+                            .collect::<Option<Vec<_>>>()
                     })
                     .map(Some),
                     None => Some(None),
@@ -4682,9 +4692,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -4870,9 +4887,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5016,9 +5040,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5244,9 +5275,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5312,9 +5350,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5379,9 +5424,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5457,9 +5509,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5531,9 +5590,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5620,9 +5686,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5698,9 +5771,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5992,9 +6072,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -6536,22 +6623,20 @@ pub mod wire {
                 match self.resource_owners {
                     Some(x) => ({
                         v.collection(x.len(), &p, Some(1u64), Some(2u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                let e = super::ResourceOwnerType::parse(&x1);
-                                if e.is_none() {
-                                    v.enumeration(&x1, &p1, super::ResourceOwnerType::VALUES);
-                                }
-                                e
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
+                        {
+                            let r = Rules {
+                                length: (None, None),
+                                range: (None, None),
+                                pattern: None,
+                                allowed: Some(super::ResourceOwnerType::VALUES),
+                            };
+                            if !x.iter().all(|e| r.string_ok(e)) {
+                                v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
                             }
                         }
-                        ok.then_some(out)
+                        x.iter()
+                            .map(|e| super::ResourceOwnerType::parse(e))
+                            .collect::<Option<Vec<_>>>()
                     })
                     .map(Some),
                     None => Some(None),
@@ -6855,22 +6940,20 @@ pub mod wire {
                 let p = Path::Member(path, "DryRunModifiers");
                 match self.dry_run_modifiers {
                     Some(x) => ({
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                let e = super::DryRunModifierType::parse(&x1);
-                                if e.is_none() {
-                                    v.enumeration(&x1, &p1, super::DryRunModifierType::VALUES);
-                                }
-                                e
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
+                        {
+                            let r = Rules {
+                                length: (None, None),
+                                range: (None, None),
+                                pattern: None,
+                                allowed: Some(super::DryRunModifierType::VALUES),
+                            };
+                            if !x.iter().all(|e| r.string_ok(e)) {
+                                v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
                             }
                         }
-                        ok.then_some(out)
+                        x.iter()
+                            .map(|e| super::DryRunModifierType::parse(e))
+                            .collect::<Option<Vec<_>>>()
                     })
                     .map(Some),
                     None => Some(None),
@@ -6880,9 +6963,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -7279,9 +7369,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -7460,9 +7557,16 @@ pub mod wire {
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
                 if let Some(x) = &self.tag_keys {
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(128u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.tag_keys, &p)
@@ -7808,9 +7912,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -7892,9 +8003,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)

@@ -1216,7 +1216,7 @@ pub mod wire {
     use crate::runtime::error::ApiError;
     use crate::runtime::query::QueryParams;
     use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
-    use crate::runtime::validate::{Path, Render, Validator};
+    use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
@@ -1346,9 +1346,16 @@ pub mod wire {
                 let p = Path::Member(path, "SecretIdList");
                 if let Some(x) = &self.secret_id_list {
                     v.collection(x.len(), &p, Some(1u64), Some(20u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(2048u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.secret_id_list)
@@ -1792,19 +1799,19 @@ pub mod wire {
                 let p = Path::Member(path, "Values");
                 if let Some(x) = &self.values {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(
-                            x1,
-                            &p1,
-                            None,
-                            Some(512u64),
-                            Some((
+                    {
+                        let r = Rules {
+                            length: (None, Some(512u64)),
+                            range: (None, None),
+                            pattern: Some((
                                 &*super::PATTERN_1,
                                 "^\\!?[a-zA-Z0-9 :_@\\/\\+\\=\\.\\-\\!]*$",
                             )),
-                            false,
-                        );
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.values)
@@ -2339,9 +2346,16 @@ pub mod wire {
                 let p = Path::Member(path, "VersionStages");
                 if let Some(x) = &self.version_stages {
                     v.collection(x.len(), &p, Some(1u64), Some(20u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(256u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(256u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.version_stages)
@@ -2382,16 +2396,16 @@ pub mod wire {
                 let p = Path::Member(path, "RemoveReplicaRegions");
                 if let Some(x) = &self.remove_replica_regions {
                     v.collection(x.len(), &p, Some(1u64), None, || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(
-                            x1,
-                            &p1,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_3, "^([a-z]+-)+\\d+$")),
-                            false,
-                        );
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: Some((&*super::PATTERN_3, "^([a-z]+-)+\\d+$")),
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.remove_replica_regions, &p)
@@ -2867,9 +2881,16 @@ pub mod wire {
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
                 if let Some(x) = &self.tag_keys {
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(128u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.tag_keys, &p)

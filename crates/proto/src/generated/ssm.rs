@@ -661,7 +661,7 @@ pub mod wire {
     use crate::runtime::error::ApiError;
     use crate::runtime::query::QueryParams;
     use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
-    use crate::runtime::validate::{Path, Render, Validator};
+    use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
@@ -776,9 +776,16 @@ pub mod wire {
                 let p = Path::Member(path, "Names");
                 if let Some(x) = &self.names {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(2048u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.names, &p)
@@ -1058,9 +1065,16 @@ pub mod wire {
                 let p = Path::Member(path, "Names");
                 if let Some(x) = &self.names {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(2048u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.names, &p)
@@ -1100,9 +1114,16 @@ pub mod wire {
                 let p = Path::Member(path, "Labels");
                 if let Some(x) = &self.labels {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(100u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(100u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.labels, &p)
@@ -1216,9 +1237,16 @@ pub mod wire {
                 let p = Path::Member(path, "Values");
                 if let Some(x) = &self.values {
                     v.collection(x.len(), &p, Some(1u64), Some(50u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(1024u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(1024u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.values)
@@ -1269,9 +1297,16 @@ pub mod wire {
                 let p = Path::Member(path, "Values");
                 if let Some(x) = &self.values {
                     v.collection(x.len(), &p, Some(1u64), Some(50u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(1024u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(1024u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.values, &p)
@@ -1477,16 +1512,19 @@ pub mod wire {
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
                 if let Some(x) = &self.tag_keys {
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(
-                            x1,
-                            &p1,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_2, "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$")),
-                            false,
-                        );
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: Some((
+                                &*super::PATTERN_2,
+                                "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$",
+                            )),
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.tag_keys, &p)
@@ -1578,9 +1616,16 @@ pub mod wire {
                 let p = Path::Member(path, "Labels");
                 if let Some(x) = &self.labels {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(100u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(100u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.labels, &p)
