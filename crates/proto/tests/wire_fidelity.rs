@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use keyhold_proto::runtime::error::ApiError;
+use keyhold_proto::runtime::query::QueryParams;
 use keyhold_proto::{cloudtrail, iam, kms, secretsmanager, ssm, sts};
+use proptest::prelude::*;
 
 struct Null;
 impl kms::KmsApi for Null {
@@ -125,4 +127,214 @@ fn good_list_members_pass() {
         "UnsupportedOperationException",
         "validation passed"
     );
+}
+// ---------------------------------------------------------------------------------------
+// 2. Every error body is well-formed
+// ---------------------------------------------------------------------------------------
+
+/// Characters XML 1.0 cannot carry, even as references.
+const FORBIDDEN: &[char] = &[
+    '\u{0}', '\u{1}', '\u{8}', '\u{b}', '\u{1f}', '\u{fffe}', '\u{ffff}',
+];
+
+fn assert_well_formed_xml(body: &str, context: &str) -> String {
+    let doc = roxmltree::Document::parse(body)
+        .unwrap_or_else(|e| panic!("{context}: not well-formed XML ({e}): {body:?}"));
+    doc.descendants()
+        .find(|n| n.has_tag_name("Code"))
+        .and_then(|n| n.text())
+        .unwrap_or_else(|| panic!("{context}: no <Code>: {body:?}"))
+        .to_owned()
+}
+
+#[test]
+fn query_errors_quoting_forbidden_characters_are_well_formed() {
+    for c in FORBIDDEN {
+        let body = format!("UserName=a{c}b");
+        let q = QueryParams::parse(body.as_bytes());
+        let e = block_on(iam::dispatch(
+            &Null,
+            &(),
+            iam::IamOperation::CreateUser,
+            &q,
+            "r",
+        ))
+        .unwrap_err();
+        let xml = e.to_xml(iam::XML_NAMESPACE.unwrap(), "r");
+        assert_eq!(
+            assert_well_formed_xml(&xml, &format!("{c:?}")),
+            "ValidationError"
+        );
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let message = doc
+            .descendants()
+            .find(|n| n.has_tag_name("Message"))
+            .and_then(|n| n.text())
+            .unwrap();
+        assert_eq!(
+            message,
+            "1 validation error detected: Value 'a\u{fffd}b' at 'userName' failed to satisfy \
+             constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+"
+        );
+    }
+}
+
+/// Query parameter names the IAM and STS models use, so arbitrary values reach validation
+/// and the error messages that quote them.
+const QUERY_NAMES: &[&str] = &[
+    "UserName",
+    "RoleName",
+    "GroupName",
+    "PolicyName",
+    "PolicyArn",
+    "RoleArn",
+    "RoleSessionName",
+    "AccessKeyId",
+    "Path",
+    "PathPrefix",
+    "Marker",
+    "PolicyDocument",
+    "AssumeRolePolicyDocument",
+    "Description",
+    "SerialNumber",
+    "TokenCode",
+    "NewUserName",
+    "ExternalId",
+    "SourceIdentity",
+    "Status",
+    "VersionId",
+    "Tags.member.1.Key",
+    "Tags.member.1.Value",
+    "TagKeys.member.1",
+    "PolicyArns.member.1.arn",
+    "MaxItems",
+    "DurationSeconds",
+];
+
+fn hostile_text() -> impl Strategy<Value = String> {
+    let ch = prop_oneof![
+        3 => any::<char>(),
+        2 => prop::sample::select(FORBIDDEN),
+        1 => prop::sample::select(&['<', '&', '>', '"', '\'', '\r', ']', '\t', '\n'][..]),
+    ];
+    prop::collection::vec(ch, 0..24).prop_map(|cs| cs.into_iter().collect())
+}
+
+fn json_text_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        hostile_text().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<bool>().prop_map(serde_json::Value::from),
+        Just(serde_json::Value::Null),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            prop::collection::vec((prop::sample::select(JSON_NAMES), inner), 0..4).prop_map(
+                |entries| {
+                    serde_json::Value::Object(
+                        entries
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect(),
+                    )
+                }
+            ),
+        ]
+    })
+}
+
+const JSON_NAMES: &[&str] = &[
+    "KeyId",
+    "Plaintext",
+    "EncryptionContext",
+    "GrantTokens",
+    "Tags",
+    "TagKey",
+    "TagValue",
+    "Constraints",
+    "Operations",
+    "Name",
+    "SecretId",
+    "Labels",
+    "Filters",
+    "Key",
+    "Values",
+    "Value",
+    "Description",
+    "AliasName",
+    "Policy",
+];
+
+fn check_json_error(e: &ApiError, key: &str, context: &str) {
+    let body = e.to_json(key);
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|err| panic!("{context}: not JSON ({err}): {body:?}"));
+    assert_eq!(v["__type"], e.code(), "{context}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Every awsQuery operation, fed arbitrary text (forbidden characters included) in the
+    /// parameters the models name: each error body is well-formed XML with its `<Code>`.
+    #[test]
+    fn every_query_error_body_is_well_formed_xml(
+        pairs in prop::collection::vec((prop::sample::select(QUERY_NAMES), hostile_text()), 1..6)
+    ) {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &pairs {
+            body.append_pair(k, v);
+        }
+        let q = QueryParams::parse(body.finish().as_bytes());
+        block_on(async {
+            for op in sts::StsOperation::ALL {
+                if let Err(e) = sts::dispatch(&Null, &(), *op, &q, "req").await {
+                    let xml = e.to_xml(sts::XML_NAMESPACE.unwrap(), "req");
+                    let code = assert_well_formed_xml(&xml, op.name());
+                    assert_eq!(code, e.query_code());
+                }
+            }
+            for op in iam::IamOperation::ALL {
+                if let Err(e) = iam::dispatch(&Null, &(), *op, &q, "req").await {
+                    let xml = e.to_xml(iam::XML_NAMESPACE.unwrap(), "req");
+                    let code = assert_well_formed_xml(&xml, op.name());
+                    assert_eq!(code, e.query_code());
+                }
+            }
+        });
+    }
+
+    /// Every JSON 1.1 operation, fed arbitrary documents with arbitrary text: each error
+    /// body is JSON whose `__type` is the error's code.
+    #[test]
+    fn every_json_error_body_is_json(
+        entries in prop::collection::vec((prop::sample::select(JSON_NAMES), json_text_value()), 0..6)
+    ) {
+        let map: serde_json::Map<_, _> =
+            entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let body = serde_json::to_vec(&map).unwrap();
+        block_on(async {
+            for op in kms::KmsOperation::ALL {
+                if let Err(e) = kms::dispatch(&Null, &(), *op, &body).await {
+                    check_json_error(&e, kms::MESSAGE_KEY, op.name());
+                }
+            }
+            for op in secretsmanager::SecretsManagerOperation::ALL {
+                if let Err(e) = secretsmanager::dispatch(&Null, &(), *op, &body).await {
+                    check_json_error(&e, secretsmanager::MESSAGE_KEY, op.name());
+                }
+            }
+            for op in ssm::SsmOperation::ALL {
+                if let Err(e) = ssm::dispatch(&Null, &(), *op, &body).await {
+                    check_json_error(&e, ssm::MESSAGE_KEY, op.name());
+                }
+            }
+            for op in cloudtrail::CloudTrailOperation::ALL {
+                if let Err(e) = cloudtrail::dispatch(&Null, &(), *op, &body).await {
+                    check_json_error(&e, cloudtrail::MESSAGE_KEY, op.name());
+                }
+            }
+        });
+    }
 }

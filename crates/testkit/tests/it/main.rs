@@ -30,3 +30,4 @@ mod ssm_tiers_policies;
 mod strict_mode;
 mod sts_sessions;
 mod via_service_access;
+mod wire_fidelity;
