@@ -180,7 +180,7 @@ impl RawAuth {
         if !signed_headers.iter().any(|name| name == "host") {
             return Err(AuthError::HostNotSigned);
         }
-        check_headers_signed(request, &signed_headers)?;
+        check_headers_signed(request, &signed_headers, self.presigned)?;
 
         if self.algorithm != ALGORITHM {
             return Err(AuthError::UnsupportedAlgorithm {
@@ -279,13 +279,19 @@ impl PresignParams {
 ///
 /// `x-amz-security-token` is the exception: the SigV4 specification lets a signer add it
 /// after signing (the AWS suite's `post-sts-header-after`), and it selects nothing, since
-/// it must belong to the signing key anyway.
-fn check_headers_signed(request: &SignedRequest<'_>, signed: &[String]) -> Result<(), AuthError> {
+/// it must belong to the signing key anyway. So is `x-amz-user-agent` of a presigned
+/// request: the SDKs leave it out of a presigned URL's signature, the client that later
+/// sends the URL adds its own.
+fn check_headers_signed(
+    request: &SignedRequest<'_>,
+    signed: &[String],
+    presigned: bool,
+) -> Result<(), AuthError> {
     let mut unsigned: Vec<&str> = Vec::new();
     for name in request.headers.keys() {
         let name = name.as_str(); // `http` keeps header names lowercase
-        let covered = name == "content-type"
-            || (name.starts_with("x-amz-") && name != "x-amz-security-token");
+        let exempt = name == "x-amz-security-token" || (presigned && name == "x-amz-user-agent");
+        let covered = !exempt && (name == "content-type" || name.starts_with("x-amz-"));
         if covered && !signed.iter().any(|s| s == name) && !unsigned.contains(&name) {
             unsigned.push(name);
         }
