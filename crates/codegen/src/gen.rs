@@ -549,12 +549,17 @@ impl<'m> Service<'m> {
             .collect();
         for (name, shape) in inputs {
             let rust = pascal(name);
-            let derive = if self.json {
-                "Debug, Default, Deserialize"
+            if self.json {
+                // The derived decoder (renamed by `remote = "Self"`) reads the fields; the
+                // `Deserialize` impl below lets it see only a JSON object, since serde's
+                // derive would also take an array, which AWS refuses.
+                writeln!(
+                    out,
+                    "#[derive(Debug, Default, Deserialize)]\n#[serde(remote = \"Self\")]\npub struct {rust} {{"
+                )?;
             } else {
-                "Debug, Default"
-            };
-            writeln!(out, "#[derive({derive})]\npub struct {rust} {{")?;
+                writeln!(out, "#[derive(Debug, Default)]\npub struct {rust} {{")?;
+            }
             for (member, r) in &shape.members {
                 let ty = self.ty(&r.shape)?;
                 if self.json {
@@ -568,6 +573,13 @@ impl<'m> Service<'m> {
                 )?;
             }
             writeln!(out, "}}\n")?;
+            if self.json {
+                writeln!(
+                    out,
+                    "impl crate::runtime::json::Fields for {rust} {{ fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{ {rust}::deserialize(d) }} }}\n\
+                     impl<'de> Deserialize<'de> for {rust} {{ fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{ crate::runtime::json::structure(d) }} }}\n"
+                )?;
+            }
 
             // validate
             writeln!(out, "impl {rust} {{")?;

@@ -129,6 +129,173 @@ fn good_list_members_pass() {
     );
 }
 // ---------------------------------------------------------------------------------------
+// 3. JSON 1.1 type mismatches
+// ---------------------------------------------------------------------------------------
+
+/// Each body carries one value of the wrong JSON type: AWS refuses it as a whole with a
+/// `SerializationException` (HTTP 400) before any validation.
+#[test]
+fn json_type_mismatches_are_serialization_exceptions() {
+    use kms::KmsOperation as K;
+    let grant = r#""KeyId": "k", "GranteePrincipal": "p", "Operations": ["Encrypt"]"#;
+    let cases: Vec<(&str, K, String)> = vec![
+        (
+            "structure as array",
+            K::CreateGrant,
+            format!(r#"{{{grant}, "Constraints": []}}"#),
+        ),
+        (
+            "structure as non-empty array",
+            K::CreateGrant,
+            format!(r#"{{{grant}, "Constraints": [{{}}]}}"#),
+        ),
+        (
+            "structure as string",
+            K::CreateGrant,
+            format!(r#"{{{grant}, "Constraints": "x"}}"#),
+        ),
+        (
+            "structure as number",
+            K::CreateGrant,
+            format!(r#"{{{grant}, "Constraints": 1}}"#),
+        ),
+        (
+            "structure as boolean",
+            K::CreateGrant,
+            format!(r#"{{{grant}, "Constraints": true}}"#),
+        ),
+        (
+            "list member structure as array",
+            K::CreateKey,
+            r#"{"Tags": [["k", "v"]]}"#.into(),
+        ),
+        (
+            "list as object",
+            K::CreateGrant,
+            r#"{"KeyId": "k", "GranteePrincipal": "p", "Operations": {}}"#.into(),
+        ),
+        (
+            "list as string",
+            K::CreateGrant,
+            r#"{"KeyId": "k", "GranteePrincipal": "p", "Operations": "Encrypt"}"#.into(),
+        ),
+        ("string as number", K::DescribeKey, r#"{"KeyId": 5}"#.into()),
+        (
+            "string as object",
+            K::DescribeKey,
+            r#"{"KeyId": {}}"#.into(),
+        ),
+        (
+            "string as array",
+            K::DescribeKey,
+            r#"{"KeyId": ["k"]}"#.into(),
+        ),
+        ("enum as number", K::CreateKey, r#"{"KeySpec": 1}"#.into()),
+        (
+            "number as string",
+            K::GenerateRandom,
+            r#"{"NumberOfBytes": "5"}"#.into(),
+        ),
+        (
+            "number as boolean",
+            K::GenerateRandom,
+            r#"{"NumberOfBytes": true}"#.into(),
+        ),
+        (
+            "integer as fraction",
+            K::GenerateRandom,
+            r#"{"NumberOfBytes": 1.5}"#.into(),
+        ),
+        (
+            "boolean as string",
+            K::CreateKey,
+            r#"{"BypassPolicyLockoutSafetyCheck": "true"}"#.into(),
+        ),
+        (
+            "boolean as number",
+            K::CreateKey,
+            r#"{"BypassPolicyLockoutSafetyCheck": 1}"#.into(),
+        ),
+        (
+            "blob not base64",
+            K::Encrypt,
+            r#"{"KeyId": "k", "Plaintext": "!!!"}"#.into(),
+        ),
+        (
+            "blob as number",
+            K::Encrypt,
+            r#"{"KeyId": "k", "Plaintext": 5}"#.into(),
+        ),
+        (
+            "map as list",
+            K::Encrypt,
+            r#"{"KeyId": "k", "Plaintext": "aGk=", "EncryptionContext": []}"#.into(),
+        ),
+        (
+            "map value as number",
+            K::Encrypt,
+            r#"{"KeyId": "k", "Plaintext": "aGk=", "EncryptionContext": {"a": 1}}"#.into(),
+        ),
+        ("body as array", K::ListKeys, "[]".into()),
+        ("body as string", K::ListKeys, r#""x""#.into()),
+        ("not JSON", K::ListKeys, "{".into()),
+    ];
+    for (what, op, body) in cases {
+        let e = kms_error(op, &body);
+        assert_eq!(e.code(), "SerializationException", "{what}: {body}");
+        assert_eq!(e.status(), 400, "{what}");
+        assert_eq!(
+            e.to_json(kms::MESSAGE_KEY),
+            br#"{"__type":"SerializationException"}"#,
+            "{what}"
+        );
+    }
+
+    let e = block_on(cloudtrail::dispatch(
+        &Null,
+        &(),
+        cloudtrail::CloudTrailOperation::LookupEvents,
+        br#"{"StartTime": {}}"#,
+    ))
+    .unwrap_err();
+    assert_eq!(e.code(), "SerializationException", "timestamp as object");
+    let e = block_on(cloudtrail::dispatch(
+        &Null,
+        &(),
+        cloudtrail::CloudTrailOperation::LookupEvents,
+        br#"{"StartTime": true}"#,
+    ))
+    .unwrap_err();
+    assert_eq!(e.code(), "SerializationException", "timestamp as boolean");
+}
+
+/// `null` is an absent member, as AWS reads it: a required one fails validation, an
+/// optional one is just absent.
+#[test]
+fn json_null_is_an_absent_member() {
+    let e = kms_error(kms::KmsOperation::DescribeKey, r#"{"KeyId": null}"#);
+    assert_eq!(
+        e.message().unwrap(),
+        "1 validation error detected: Value null at 'keyId' failed to satisfy constraint: \
+         Member must not be null"
+    );
+    let e = kms_error(
+        kms::KmsOperation::CreateGrant,
+        r#"{"KeyId": "k", "GranteePrincipal": "p", "Operations": ["Encrypt"], "Constraints": null, "GrantTokens": null}"#,
+    );
+    assert_eq!(e.code(), "UnsupportedOperationException", "null passed");
+    let e = kms_error(
+        kms::KmsOperation::CreateGrant,
+        r#"{"KeyId": "k", "GranteePrincipal": "p", "Operations": ["Encrypt"], "Constraints": {}}"#,
+    );
+    assert_eq!(
+        e.code(),
+        "UnsupportedOperationException",
+        "an empty object is a structure"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // 2. Every error body is well-formed
 // ---------------------------------------------------------------------------------------
 

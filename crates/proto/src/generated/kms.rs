@@ -3888,9 +3888,21 @@ pub mod wire {
     use std::collections::BTreeMap;
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CancelKeyDeletionRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CancelKeyDeletionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CancelKeyDeletionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CancelKeyDeletionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CancelKeyDeletionRequest {
@@ -3918,9 +3930,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ConnectCustomKeyStoreRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ConnectCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ConnectCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ConnectCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ConnectCustomKeyStoreRequest {
@@ -3950,11 +3974,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateAliasRequest {
         #[serde(rename = "AliasName", default)]
         pub alias_name: Option<String>,
         #[serde(rename = "TargetKeyId", default)]
         pub target_key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CreateAliasRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateAliasRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateAliasRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CreateAliasRequest {
@@ -3999,6 +4035,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateCustomKeyStoreRequest {
         #[serde(rename = "CloudHsmClusterId", default)]
         pub cloud_hsm_cluster_id: Option<String>,
@@ -4022,6 +4059,17 @@ pub mod wire {
         pub xks_proxy_vpc_endpoint_service_name: Option<String>,
         #[serde(rename = "XksProxyVpcEndpointServiceOwner", default)]
         pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CreateCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CreateCustomKeyStoreRequest {
@@ -4176,6 +4224,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateGrantRequest {
         #[serde(rename = "Constraints", default)]
         pub constraints: Option<GrantConstraints>,
@@ -4197,6 +4246,17 @@ pub mod wire {
         pub retiring_principal: Option<String>,
         #[serde(rename = "RetiringServicePrincipal", default)]
         pub retiring_service_principal: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CreateGrantRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateGrantRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateGrantRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CreateGrantRequest {
@@ -4359,6 +4419,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateKeyRequest {
         #[serde(rename = "BypassPolicyLockoutSafetyCheck", default)]
         pub bypass_policy_lockout_safety_check: Option<bool>,
@@ -4382,6 +4443,17 @@ pub mod wire {
         pub tags: Option<Vec<Tag>>,
         #[serde(rename = "XksKeyId", default)]
         pub xks_key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CreateKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CreateKeyRequest {
@@ -4537,6 +4609,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DecapsulateRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -4548,6 +4621,17 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "SharedSecretCiphertextBlob", default)]
         pub shared_secret_ciphertext_blob: Option<Blob>,
+    }
+
+    impl crate::runtime::json::Fields for DecapsulateRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DecapsulateRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DecapsulateRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DecapsulateRequest {
@@ -4620,6 +4704,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DecryptRequest {
         #[serde(rename = "CiphertextBlob", default)]
         pub ciphertext_blob: Option<Blob>,
@@ -4637,6 +4722,17 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::json::Fields for DecryptRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DecryptRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DecryptRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DecryptRequest {
@@ -4740,9 +4836,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteAliasRequest {
         #[serde(rename = "AliasName", default)]
         pub alias_name: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteAliasRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteAliasRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteAliasRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteAliasRequest {
@@ -4779,9 +4887,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteCustomKeyStoreRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteCustomKeyStoreRequest {
@@ -4811,11 +4931,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteImportedKeyMaterialRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "KeyMaterialId", default)]
         pub key_material_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteImportedKeyMaterialRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteImportedKeyMaterialRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteImportedKeyMaterialRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteImportedKeyMaterialRequest {
@@ -4860,6 +4992,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeriveSharedSecretRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -4873,6 +5006,17 @@ pub mod wire {
         pub public_key: Option<Blob>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::json::Fields for DeriveSharedSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeriveSharedSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeriveSharedSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeriveSharedSecretRequest {
@@ -4953,6 +5097,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DescribeCustomKeyStoresRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
@@ -4962,6 +5107,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DescribeCustomKeyStoresRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DescribeCustomKeyStoresRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DescribeCustomKeyStoresRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DescribeCustomKeyStoresRequest {
@@ -5022,11 +5178,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DescribeKeyRequest {
         #[serde(rename = "GrantTokens", default)]
         pub grant_tokens: Option<Vec<String>>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DescribeKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DescribeKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DescribeKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DescribeKeyRequest {
@@ -5075,9 +5243,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DisableKeyRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DisableKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DisableKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DisableKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DisableKeyRequest {
@@ -5105,9 +5285,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DisableKeyRotationRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DisableKeyRotationRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DisableKeyRotationRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DisableKeyRotationRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DisableKeyRotationRequest {
@@ -5135,9 +5327,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DisconnectCustomKeyStoreRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DisconnectCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DisconnectCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DisconnectCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DisconnectCustomKeyStoreRequest {
@@ -5167,9 +5371,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct EnableKeyRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for EnableKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EnableKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for EnableKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl EnableKeyRequest {
@@ -5197,11 +5413,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct EnableKeyRotationRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "RotationPeriodInDays", default)]
         pub rotation_period_in_days: Option<i32>,
+    }
+
+    impl crate::runtime::json::Fields for EnableKeyRotationRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EnableKeyRotationRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for EnableKeyRotationRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl EnableKeyRotationRequest {
@@ -5239,6 +5467,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct EncapsulateRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5248,6 +5477,17 @@ pub mod wire {
         pub grant_tokens: Option<Vec<String>>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for EncapsulateRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EncapsulateRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for EncapsulateRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl EncapsulateRequest {
@@ -5312,6 +5552,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct EncryptRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5325,6 +5566,17 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "Plaintext", default)]
         pub plaintext: Option<SensitiveBlob>,
+    }
+
+    impl crate::runtime::json::Fields for EncryptRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EncryptRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for EncryptRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl EncryptRequest {
@@ -5396,6 +5648,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateDataKeyPairRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5409,6 +5662,17 @@ pub mod wire {
         pub key_pair_spec: Option<String>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateDataKeyPairRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateDataKeyPairRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateDataKeyPairRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateDataKeyPairRequest {
@@ -5483,6 +5747,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateDataKeyPairWithoutPlaintextRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5494,6 +5759,17 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "KeyPairSpec", default)]
         pub key_pair_spec: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateDataKeyPairWithoutPlaintextRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateDataKeyPairWithoutPlaintextRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateDataKeyPairWithoutPlaintextRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateDataKeyPairWithoutPlaintextRequest {
@@ -5560,6 +5836,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateDataKeyRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5575,6 +5852,17 @@ pub mod wire {
         pub number_of_bytes: Option<i32>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateDataKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateDataKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateDataKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateDataKeyRequest {
@@ -5658,6 +5946,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateDataKeyWithoutPlaintextRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5671,6 +5960,17 @@ pub mod wire {
         pub key_spec: Option<String>,
         #[serde(rename = "NumberOfBytes", default)]
         pub number_of_bytes: Option<i32>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateDataKeyWithoutPlaintextRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateDataKeyWithoutPlaintextRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateDataKeyWithoutPlaintextRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateDataKeyWithoutPlaintextRequest {
@@ -5746,6 +6046,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateMacRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5757,6 +6058,17 @@ pub mod wire {
         pub mac_algorithm: Option<String>,
         #[serde(rename = "Message", default)]
         pub message: Option<SensitiveBlob>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateMacRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateMacRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateMacRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateMacRequest {
@@ -5829,6 +6141,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateRandomRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
@@ -5836,6 +6149,17 @@ pub mod wire {
         pub number_of_bytes: Option<i32>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateRandomRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateRandomRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateRandomRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateRandomRequest {
@@ -5881,9 +6205,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetKeyLastUsageRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetKeyLastUsageRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetKeyLastUsageRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetKeyLastUsageRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetKeyLastUsageRequest {
@@ -5911,11 +6247,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetKeyPolicyRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "PolicyName", default)]
         pub policy_name: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetKeyPolicyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetKeyPolicyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetKeyPolicyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetKeyPolicyRequest {
@@ -5960,9 +6308,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetKeyRotationStatusRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetKeyRotationStatusRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetKeyRotationStatusRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetKeyRotationStatusRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetKeyRotationStatusRequest {
@@ -5990,6 +6350,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetParametersForImportRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
@@ -5997,6 +6358,17 @@ pub mod wire {
         pub wrapping_algorithm: Option<String>,
         #[serde(rename = "WrappingKeySpec", default)]
         pub wrapping_key_spec: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetParametersForImportRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetParametersForImportRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetParametersForImportRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetParametersForImportRequest {
@@ -6054,11 +6426,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetPublicKeyRequest {
         #[serde(rename = "GrantTokens", default)]
         pub grant_tokens: Option<Vec<String>>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetPublicKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetPublicKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetPublicKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetPublicKeyRequest {
@@ -6107,6 +6491,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GrantConstraints {
         #[serde(rename = "EncryptionContextEquals", default)]
         pub encryption_context_equals: Option<BTreeMap<String, String>>,
@@ -6114,6 +6499,17 @@ pub mod wire {
         pub encryption_context_subset: Option<BTreeMap<String, String>>,
         #[serde(rename = "SourceArn", default)]
         pub source_arn: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GrantConstraints {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GrantConstraints::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GrantConstraints {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GrantConstraints {
@@ -6157,6 +6553,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ImportKeyMaterialRequest {
         #[serde(rename = "EncryptedKeyMaterial", default)]
         pub encrypted_key_material: Option<Blob>,
@@ -6174,6 +6571,17 @@ pub mod wire {
         pub key_material_id: Option<String>,
         #[serde(rename = "ValidTo", default)]
         pub valid_to: Option<Timestamp>,
+    }
+
+    impl crate::runtime::json::Fields for ImportKeyMaterialRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ImportKeyMaterialRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ImportKeyMaterialRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ImportKeyMaterialRequest {
@@ -6281,6 +6689,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListAliasesRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
@@ -6288,6 +6697,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListAliasesRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListAliasesRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListAliasesRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListAliasesRequest {
@@ -6340,6 +6760,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListGrantsRequest {
         #[serde(rename = "GrantId", default)]
         pub grant_id: Option<String>,
@@ -6353,6 +6774,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListGrantsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListGrantsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListGrantsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListGrantsRequest {
@@ -6446,6 +6878,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListKeyPoliciesRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
@@ -6453,6 +6886,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListKeyPoliciesRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListKeyPoliciesRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListKeyPoliciesRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListKeyPoliciesRequest {
@@ -6505,6 +6949,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListKeyRotationsRequest {
         #[serde(rename = "IncludeKeyMaterial", default)]
         pub include_key_material: Option<String>,
@@ -6514,6 +6959,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListKeyRotationsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListKeyRotationsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListKeyRotationsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListKeyRotationsRequest {
@@ -6581,6 +7037,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListKeysRequest {
         #[serde(rename = "Limit", default)]
         pub limit: Option<i32>,
@@ -6588,6 +7045,17 @@ pub mod wire {
         pub marker: Option<String>,
         #[serde(rename = "ResourceOwners", default)]
         pub resource_owners: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for ListKeysRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListKeysRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListKeysRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListKeysRequest {
@@ -6657,6 +7125,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListResourceTagsRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
@@ -6664,6 +7133,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListResourceTagsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListResourceTagsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListResourceTagsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListResourceTagsRequest {
@@ -6716,6 +7196,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListRetirableGrantsRequest {
         #[serde(rename = "Limit", default)]
         pub limit: Option<i32>,
@@ -6725,6 +7206,17 @@ pub mod wire {
         pub retiring_principal: Option<String>,
         #[serde(rename = "RetiringServicePrincipal", default)]
         pub retiring_service_principal: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListRetirableGrantsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListRetirableGrantsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListRetirableGrantsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListRetirableGrantsRequest {
@@ -6802,6 +7294,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct PutKeyPolicyRequest {
         #[serde(rename = "BypassPolicyLockoutSafetyCheck", default)]
         pub bypass_policy_lockout_safety_check: Option<bool>,
@@ -6811,6 +7304,17 @@ pub mod wire {
         pub policy: Option<String>,
         #[serde(rename = "PolicyName", default)]
         pub policy_name: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for PutKeyPolicyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            PutKeyPolicyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for PutKeyPolicyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl PutKeyPolicyRequest {
@@ -6876,6 +7380,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ReEncryptRequest {
         #[serde(rename = "CiphertextBlob", default)]
         pub ciphertext_blob: Option<Blob>,
@@ -6897,6 +7402,17 @@ pub mod wire {
         pub source_encryption_context: Option<BTreeMap<String, String>>,
         #[serde(rename = "SourceKeyId", default)]
         pub source_key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ReEncryptRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ReEncryptRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ReEncryptRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ReEncryptRequest {
@@ -7021,11 +7537,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RecipientInfo {
         #[serde(rename = "AttestationDocument", default)]
         pub attestation_document: Option<Blob>,
         #[serde(rename = "KeyEncryptionAlgorithm", default)]
         pub key_encryption_algorithm: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RecipientInfo {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RecipientInfo::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RecipientInfo {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RecipientInfo {
@@ -7066,6 +7594,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ReplicateKeyRequest {
         #[serde(rename = "BypassPolicyLockoutSafetyCheck", default)]
         pub bypass_policy_lockout_safety_check: Option<bool>,
@@ -7079,6 +7608,17 @@ pub mod wire {
         pub replica_region: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::json::Fields for ReplicateKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ReplicateKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ReplicateKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ReplicateKeyRequest {
@@ -7172,6 +7712,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RetireGrantRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7181,6 +7722,17 @@ pub mod wire {
         pub grant_token: Option<String>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RetireGrantRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RetireGrantRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RetireGrantRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RetireGrantRequest {
@@ -7228,6 +7780,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RevokeGrantRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7235,6 +7788,17 @@ pub mod wire {
         pub grant_id: Option<String>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RevokeGrantRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RevokeGrantRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RevokeGrantRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RevokeGrantRequest {
@@ -7274,9 +7838,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RotateKeyOnDemandRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RotateKeyOnDemandRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RotateKeyOnDemandRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RotateKeyOnDemandRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RotateKeyOnDemandRequest {
@@ -7304,11 +7880,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ScheduleKeyDeletionRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "PendingWindowInDays", default)]
         pub pending_window_in_days: Option<i32>,
+    }
+
+    impl crate::runtime::json::Fields for ScheduleKeyDeletionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ScheduleKeyDeletionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ScheduleKeyDeletionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ScheduleKeyDeletionRequest {
@@ -7346,6 +7934,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct SignRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7359,6 +7948,17 @@ pub mod wire {
         pub message_type: Option<String>,
         #[serde(rename = "SigningAlgorithm", default)]
         pub signing_algorithm: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for SignRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            SignRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for SignRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl SignRequest {
@@ -7442,11 +8042,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct Tag {
         #[serde(rename = "TagKey", default)]
         pub tag_key: Option<String>,
         #[serde(rename = "TagValue", default)]
         pub tag_value: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for Tag {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Tag::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for Tag {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl Tag {
@@ -7480,11 +8092,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct TagResourceRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::json::Fields for TagResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            TagResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for TagResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl TagResourceRequest {
@@ -7533,11 +8157,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UntagResourceRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "TagKeys", default)]
         pub tag_keys: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for UntagResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UntagResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UntagResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UntagResourceRequest {
@@ -7585,11 +8221,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdateAliasRequest {
         #[serde(rename = "AliasName", default)]
         pub alias_name: Option<String>,
         #[serde(rename = "TargetKeyId", default)]
         pub target_key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdateAliasRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdateAliasRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdateAliasRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdateAliasRequest {
@@ -7634,6 +8282,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdateCustomKeyStoreRequest {
         #[serde(rename = "CloudHsmClusterId", default)]
         pub cloud_hsm_cluster_id: Option<String>,
@@ -7655,6 +8304,17 @@ pub mod wire {
         pub xks_proxy_vpc_endpoint_service_name: Option<String>,
         #[serde(rename = "XksProxyVpcEndpointServiceOwner", default)]
         pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdateCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdateCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdateCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdateCustomKeyStoreRequest {
@@ -7794,11 +8454,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdateKeyDescriptionRequest {
         #[serde(rename = "Description", default)]
         pub description: Option<String>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdateKeyDescriptionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdateKeyDescriptionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdateKeyDescriptionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdateKeyDescriptionRequest {
@@ -7836,11 +8508,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdatePrimaryRegionRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "PrimaryRegion", default)]
         pub primary_region: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdatePrimaryRegionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdatePrimaryRegionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdatePrimaryRegionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdatePrimaryRegionRequest {
@@ -7885,6 +8569,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct VerifyMacRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7898,6 +8583,17 @@ pub mod wire {
         pub mac_algorithm: Option<String>,
         #[serde(rename = "Message", default)]
         pub message: Option<SensitiveBlob>,
+    }
+
+    impl crate::runtime::json::Fields for VerifyMacRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            VerifyMacRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for VerifyMacRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl VerifyMacRequest {
@@ -7978,6 +8674,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct VerifyRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7993,6 +8690,17 @@ pub mod wire {
         pub signature: Option<Blob>,
         #[serde(rename = "SigningAlgorithm", default)]
         pub signing_algorithm: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for VerifyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            VerifyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for VerifyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl VerifyRequest {
@@ -8084,11 +8792,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct XksProxyAuthenticationCredentialType {
         #[serde(rename = "AccessKeyId", default)]
         pub access_key_id: Option<SensitiveString>,
         #[serde(rename = "RawSecretAccessKey", default)]
         pub raw_secret_access_key: Option<SensitiveString>,
+    }
+
+    impl crate::runtime::json::Fields for XksProxyAuthenticationCredentialType {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            XksProxyAuthenticationCredentialType::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for XksProxyAuthenticationCredentialType {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl XksProxyAuthenticationCredentialType {

@@ -150,6 +150,72 @@ async fn every_iam_and_sts_action_answers_well_formed_xml_to_forbidden_character
 }
 
 // ---------------------------------------------------------------------------------------
+// JSON 1.1 type mismatches
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_structure_sent_as_an_array_is_a_serialization_exception() {
+    let server = TestServer::start().await;
+    let key = server.kms().create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_owned();
+    let body = serde_json::json!({
+        "KeyId": key_id,
+        "GranteePrincipal": "arn:aws:iam::000000000000:root",
+        "Operations": ["Encrypt"],
+        "Constraints": [],
+    });
+    let r = server
+        .raw_json("TrentService.CreateGrant", &body.to_string())
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"__type": "SerializationException"})
+    );
+
+    // The same request with an object is a grant.
+    let mut body = body;
+    body["Constraints"] = serde_json::json!({});
+    let r = server
+        .raw_json("TrentService.CreateGrant", &body.to_string())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert!(r.json()["GrantId"].is_string());
+}
+
+#[tokio::test]
+async fn json_type_mismatches_over_http() {
+    let server = TestServer::start().await;
+    let cases = [
+        ("TrentService.GenerateRandom", r#"{"NumberOfBytes": "32"}"#),
+        (
+            "TrentService.CreateKey",
+            r#"{"BypassPolicyLockoutSafetyCheck": "false"}"#,
+        ),
+        ("TrentService.CreateKey", r#"{"Tags": {"TagKey": "a"}}"#),
+        ("TrentService.DescribeKey", r#"{"KeyId": 1}"#),
+        (
+            "secretsmanager.CreateSecret",
+            r#"{"Name": "n", "Tags": [["a", "b"]]}"#,
+        ),
+        ("AmazonSSM.GetParameters", r#"{"Names": "a"}"#),
+        (
+            "AmazonSSM.PutParameter",
+            r#"{"Name": "n", "Value": "v", "Overwrite": "yes"}"#,
+        ),
+    ];
+    for (target, body) in cases {
+        let r = server.raw_json(target, body).await;
+        assert_eq!(r.status, 400, "{target} {body}");
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"__type": "SerializationException"}),
+            "{target} {body}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Headers a signature must cover
 // ---------------------------------------------------------------------------------------
 
