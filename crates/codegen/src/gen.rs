@@ -41,6 +41,31 @@ enum Conv {
     Build(String),
 }
 
+/// The generated pieces checking the elements of a collection against their shape's rules.
+struct Element {
+    /// A `Rules` value expression.
+    rules: String,
+    /// A method call on `Rules` checking the element `e` (`string_ok(e)`).
+    ok: String,
+    sensitive: bool,
+}
+
+impl Element {
+    /// A statement checking every element of the collection `x` (yielded by `x.{iter}()`)
+    /// and reporting the collection once, at path `p`, when any breaks a rule.
+    fn check(&self, x: &str, iter: &str, p: &str, part: &str) -> String {
+        let shown = if self.sensitive {
+            "Shown::Hidden".to_owned()
+        } else {
+            format!("Shown::Owned({x}.render())")
+        };
+        format!(
+            "{{ let r = {}; if !{x}.{iter}().all(|e| r.{}) {{ v.elements({shown}, &{p}, {part}, &r); }} }}",
+            self.rules, self.ok
+        )
+    }
+}
+
 pub struct Service<'m> {
     model: &'m Model,
     stem: &'m str,
@@ -510,7 +535,7 @@ impl<'m> Service<'m> {
              use std::collections::BTreeMap;\n\
              use serde::Deserialize;\n\
              use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};\n\
-             use crate::runtime::validate::{Path, Validator, Render};\n\
+             use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};\n\
              use crate::runtime::query::QueryParams;\n\
              use crate::runtime::error::ApiError;\n\n",
         );
@@ -524,12 +549,17 @@ impl<'m> Service<'m> {
             .collect();
         for (name, shape) in inputs {
             let rust = pascal(name);
-            let derive = if self.json {
-                "Debug, Default, Deserialize"
+            if self.json {
+                // The derived decoder (renamed by `remote = "Self"`) reads the fields; the
+                // `Deserialize` impl below lets it see only a JSON object, since serde's
+                // derive would also take an array, which AWS refuses.
+                writeln!(
+                    out,
+                    "#[derive(Debug, Default, Deserialize)]\n#[serde(remote = \"Self\")]\npub struct {rust} {{"
+                )?;
             } else {
-                "Debug, Default"
-            };
-            writeln!(out, "#[derive({derive})]\npub struct {rust} {{")?;
+                writeln!(out, "#[derive(Debug, Default)]\npub struct {rust} {{")?;
+            }
             for (member, r) in &shape.members {
                 let ty = self.ty(&r.shape)?;
                 if self.json {
@@ -543,6 +573,13 @@ impl<'m> Service<'m> {
                 )?;
             }
             writeln!(out, "}}\n")?;
+            if self.json {
+                writeln!(
+                    out,
+                    "impl crate::runtime::json::Fields for {rust} {{ fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{ {rust}::deserialize(d) }} }}\n\
+                     impl<'de> Deserialize<'de> for {rust} {{ fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {{ crate::runtime::json::structure(d) }} }}\n"
+                )?;
+            }
 
             // validate
             writeln!(out, "impl {rust} {{")?;
@@ -668,9 +705,31 @@ impl<'m> Service<'m> {
             Ty::Struct(_) => Some(Conv::Build(format!("{x}.validate(v, &{p})"))),
             Ty::List(inner) => {
                 let member = shape.member.as_ref().context("list member")?.shape.clone();
+                let len_check = self.collection_check(shape, x, p);
+                if let Some(el) = self.element_rules(inner, &member)? {
+                    // Simple members are reported once, on the whole list, as AWS does.
+                    let check = el.check(x, "iter", p, "Part::Member");
+                    return Ok(Some(match inner.as_ref() {
+                        Ty::Enum(name) => Conv::Build(format!(
+                            "{{ {len_check} {check} \
+                             {x}.iter().map(|e| super::{name}::parse(e)).collect::<Option<Vec<_>>>() }}"
+                        )),
+                        _ => Conv::Check(format!("{len_check} {check}")),
+                    }));
+                }
+                if matches!(
+                    inner.as_ref(),
+                    Ty::Str { .. }
+                        | Ty::Int
+                        | Ty::Long
+                        | Ty::Blob { .. }
+                        | Ty::Bool
+                        | Ty::Timestamp
+                ) {
+                    return Ok((!len_check.is_empty()).then_some(Conv::Check(len_check)));
+                }
                 let (xi, pi) = (format!("x{}", depth + 1), format!("p{}", depth + 1));
                 let inner_conv = self.convert(inner, &member, &xi, &pi, depth + 1)?;
-                let len_check = self.collection_check(shape, x, p);
                 match inner_conv {
                     None if len_check.is_empty() => return Ok(None),
                     None => Some(Conv::Check(len_check)),
@@ -687,43 +746,97 @@ impl<'m> Service<'m> {
             Ty::Map(inner) => {
                 let key = shape.key.as_ref().context("map key")?.shape.clone();
                 let value = shape.value.as_ref().context("map value")?.shape.clone();
+                let len_check = self.collection_check(shape, x, p);
+                // Keys and simple values are reported once, on the whole map, as AWS does
+                // (`Map keys must satisfy constraint: [...]`); values before keys.
+                let key_check = match self.element_rules(&Ty::Str { sensitive: false }, &key)? {
+                    Some(el) => el.check(x, "keys", p, "Part::MapKeys"),
+                    None => String::new(),
+                };
+                if let Some(el) = self.element_rules(inner, &value)? {
+                    let check = el.check(x, "values", p, "Part::MapValue");
+                    return Ok(Some(match inner.as_ref() {
+                        Ty::Enum(name) => Conv::Build(format!(
+                            "{{ {len_check} {check} {key_check} \
+                             {x}.into_iter().map(|(k, e)| super::{name}::parse(&e).map(|e| (k, e))).collect::<Option<BTreeMap<_, _>>>() }}"
+                        )),
+                        _ => Conv::Check(format!("{len_check} {check} {key_check}")),
+                    }));
+                }
                 let (xi, pi, ki) = (
                     format!("x{}", depth + 1),
                     format!("p{}", depth + 1),
                     format!("k{}", depth + 1),
                 );
-                let key_check =
-                    match self.convert(&Ty::Str { sensitive: false }, &key, &ki, &pi, depth + 1)? {
-                        Some(Conv::Check(c)) => Some(c),
-                        None => None,
-                        Some(Conv::Build(_)) => bail!("{shape_name}: a map key is rebuilt"),
-                    };
                 let inner_conv = self.convert(inner, &value, &xi, &pi, depth + 1)?;
-                let len_check = self.collection_check(shape, x, p);
-                match (inner_conv, key_check) {
-                    (None, None) if len_check.is_empty() => return Ok(None),
-                    (None, None) => Some(Conv::Check(len_check)),
-                    // Values are checked before keys, entry by entry, as AWS reports them.
-                    (Some(Conv::Check(value_check)), key_check) => Some(Conv::Check(format!(
-                        "{len_check} for ({ki}, {xi}) in {x} {{ let {pi} = Path::Key(&{p}, {ki}); {value_check} {} }}",
-                        key_check.unwrap_or_default()
+                match inner_conv {
+                    None if len_check.is_empty() && key_check.is_empty() => return Ok(None),
+                    None => Some(Conv::Check(format!("{len_check} {key_check}"))),
+                    Some(Conv::Check(value_check)) => Some(Conv::Check(format!(
+                        "{len_check} for ({ki}, {xi}) in {x} {{ let {pi} = Path::Key(&{p}, {ki}); {value_check} }} {key_check}"
                     ))),
-                    (None, Some(key_check)) => Some(Conv::Check(format!(
-                        "{len_check} for {ki} in {x}.keys() {{ let {pi} = Path::Key(&{p}, {ki}); {key_check} }}"
+                    Some(Conv::Build(value_expr)) => Some(Conv::Build(format!(
+                        "{{ {len_check} {key_check} let mut ok = true; let mut out = BTreeMap::new(); \
+                         for ({ki}, {xi}) in {x} {{ let {pi} = Path::Key(&{p}, &{ki}); \
+                         match {value_expr} {{ Some(e) => {{ out.insert({ki}, e); }} None => ok = false }} }} ok.then_some(out) }}"
                     ))),
-                    (Some(Conv::Build(value_expr)), key_check) => {
-                        let key_stmt = key_check
-                            .map(|c| format!("{{ let {ki} = &{ki}; {c} }}"))
-                            .unwrap_or_default();
-                        Some(Conv::Build(format!(
-                            "{{ {len_check} let mut ok = true; let mut out = BTreeMap::new(); \
-                             for ({ki}, {xi}) in {x} {{ let {pi} = Path::Key(&{p}, &{ki}); let r = {value_expr}; {key_stmt} \
-                             match r {{ Some(e) => {{ out.insert({ki}, e); }} None => ok = false }} }} ok.then_some(out) }}"
-                        )))
-                    }
                 }
             }
         })
+    }
+
+    /// The constraints of a list member / map key / map value of a simple type (string, enum,
+    /// number, blob), or `None` when it has none or is not simple.
+    fn element_rules(&mut self, ty: &Ty, shape_name: &str) -> anyhow::Result<Option<Element>> {
+        let shape = self.shape(shape_name)?;
+        let opt = |v: Option<i64>| match v {
+            Some(n) => format!("Some({n})"),
+            None => "None".into(),
+        };
+        let length = format!("({}, {})", opt_u64(shape.min), opt_u64(shape.max));
+        let range = format!("({}, {})", opt(shape.min), opt(shape.max));
+        let none2 = "(None, None)".to_owned();
+        let (length, range, sensitive, ok) = match ty {
+            Ty::Str { sensitive } => {
+                if shape.min.is_none() && shape.max.is_none() && shape.pattern.is_none() {
+                    return Ok(None);
+                }
+                let value = if *sensitive { "e.expose_secret()" } else { "e" };
+                (length, none2, *sensitive, format!("string_ok({value})"))
+            }
+            Ty::Enum(_) => (length, none2, false, "string_ok(e)".to_owned()),
+            Ty::Int | Ty::Long => {
+                if shape.min.is_none() && shape.max.is_none() {
+                    return Ok(None);
+                }
+                (none2, range, false, "number_ok(i64::from(*e))".to_owned())
+            }
+            Ty::Blob { sensitive } => {
+                if shape.min.is_none() && shape.max.is_none() {
+                    return Ok(None);
+                }
+                (length, none2, *sensitive, "blob_ok(e.len())".to_owned())
+            }
+            _ => return Ok(None),
+        };
+        let pattern = match (&shape.pattern, ty) {
+            (Some(pat), Ty::Str { .. } | Ty::Enum(_)) => {
+                let idx = self.pattern_index(pat)?;
+                format!("Some((&*super::PATTERN_{idx}, {pat:?}))")
+            }
+            _ => "None".into(),
+        };
+        let allowed = match ty {
+            Ty::Enum(name) => format!("Some(super::{name}::VALUES)"),
+            _ => "None".into(),
+        };
+        Ok(Some(Element {
+            rules: format!(
+                "Rules {{ length: {length}, range: {range}, pattern: {pattern}, allowed: {allowed} }}"
+            ),
+            ok,
+            sensitive,
+        }))
     }
 
     fn collection_check(&self, shape: &Shape, x: &str, p: &str) -> String {

@@ -226,16 +226,28 @@ pub mod wire {
     use crate::runtime::error::ApiError;
     use crate::runtime::query::QueryParams;
     use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
-    use crate::runtime::validate::{Path, Render, Validator};
+    use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct LookupAttribute {
         #[serde(rename = "AttributeKey", default)]
         pub attribute_key: Option<String>,
         #[serde(rename = "AttributeValue", default)]
         pub attribute_value: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for LookupAttribute {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            LookupAttribute::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for LookupAttribute {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl LookupAttribute {
@@ -279,6 +291,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct LookupEventsRequest {
         #[serde(rename = "EndTime", default)]
         pub end_time: Option<Timestamp>,
@@ -292,6 +305,17 @@ pub mod wire {
         pub next_token: Option<String>,
         #[serde(rename = "StartTime", default)]
         pub start_time: Option<Timestamp>,
+    }
+
+    impl crate::runtime::json::Fields for LookupEventsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            LookupEventsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for LookupEventsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl LookupEventsRequest {

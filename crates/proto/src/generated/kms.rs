@@ -3883,14 +3883,26 @@ pub mod wire {
     use crate::runtime::error::ApiError;
     use crate::runtime::query::QueryParams;
     use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
-    use crate::runtime::validate::{Path, Render, Validator};
+    use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CancelKeyDeletionRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CancelKeyDeletionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CancelKeyDeletionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CancelKeyDeletionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CancelKeyDeletionRequest {
@@ -3918,9 +3930,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ConnectCustomKeyStoreRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ConnectCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ConnectCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ConnectCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ConnectCustomKeyStoreRequest {
@@ -3950,11 +3974,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateAliasRequest {
         #[serde(rename = "AliasName", default)]
         pub alias_name: Option<String>,
         #[serde(rename = "TargetKeyId", default)]
         pub target_key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CreateAliasRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateAliasRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateAliasRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CreateAliasRequest {
@@ -3999,6 +4035,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateCustomKeyStoreRequest {
         #[serde(rename = "CloudHsmClusterId", default)]
         pub cloud_hsm_cluster_id: Option<String>,
@@ -4022,6 +4059,17 @@ pub mod wire {
         pub xks_proxy_vpc_endpoint_service_name: Option<String>,
         #[serde(rename = "XksProxyVpcEndpointServiceOwner", default)]
         pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CreateCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CreateCustomKeyStoreRequest {
@@ -4176,6 +4224,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateGrantRequest {
         #[serde(rename = "Constraints", default)]
         pub constraints: Option<GrantConstraints>,
@@ -4199,6 +4248,17 @@ pub mod wire {
         pub retiring_service_principal: Option<String>,
     }
 
+    impl crate::runtime::json::Fields for CreateGrantRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateGrantRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateGrantRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl CreateGrantRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -4218,9 +4278,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -4281,22 +4348,20 @@ pub mod wire {
                 let p = Path::Member(path, "Operations");
                 match self.operations {
                     Some(x) => {
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                let e = super::GrantOperation::parse(&x1);
-                                if e.is_none() {
-                                    v.enumeration(&x1, &p1, super::GrantOperation::VALUES);
-                                }
-                                e
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
+                        {
+                            let r = Rules {
+                                length: (None, None),
+                                range: (None, None),
+                                pattern: None,
+                                allowed: Some(super::GrantOperation::VALUES),
+                            };
+                            if !x.iter().all(|e| r.string_ok(e)) {
+                                v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
                             }
                         }
-                        ok.then_some(out)
+                        x.iter()
+                            .map(|e| super::GrantOperation::parse(e))
+                            .collect::<Option<Vec<_>>>()
                     }
                     None => v.required(None, &p),
                 }
@@ -4354,6 +4419,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateKeyRequest {
         #[serde(rename = "BypassPolicyLockoutSafetyCheck", default)]
         pub bypass_policy_lockout_safety_check: Option<bool>,
@@ -4377,6 +4443,17 @@ pub mod wire {
         pub tags: Option<Vec<Tag>>,
         #[serde(rename = "XksKeyId", default)]
         pub xks_key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CreateKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CreateKeyRequest {
@@ -4532,6 +4609,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DecapsulateRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -4543,6 +4621,17 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "SharedSecretCiphertextBlob", default)]
         pub shared_secret_ciphertext_blob: Option<Blob>,
+    }
+
+    impl crate::runtime::json::Fields for DecapsulateRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DecapsulateRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DecapsulateRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DecapsulateRequest {
@@ -4570,9 +4659,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -4608,6 +4704,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DecryptRequest {
         #[serde(rename = "CiphertextBlob", default)]
         pub ciphertext_blob: Option<Blob>,
@@ -4627,6 +4724,17 @@ pub mod wire {
         pub recipient: Option<RecipientInfo>,
     }
 
+    impl crate::runtime::json::Fields for DecryptRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DecryptRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DecryptRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl DecryptRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::DecryptRequest> {
@@ -4642,22 +4750,20 @@ pub mod wire {
                 let p = Path::Member(path, "DryRunModifiers");
                 match self.dry_run_modifiers {
                     Some(x) => ({
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                let e = super::DryRunModifierType::parse(&x1);
-                                if e.is_none() {
-                                    v.enumeration(&x1, &p1, super::DryRunModifierType::VALUES);
-                                }
-                                e
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
+                        {
+                            let r = Rules {
+                                length: (None, None),
+                                range: (None, None),
+                                pattern: None,
+                                allowed: Some(super::DryRunModifierType::VALUES),
+                            };
+                            if !x.iter().all(|e| r.string_ok(e)) {
+                                v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
                             }
                         }
-                        ok.then_some(out)
+                        x.iter()
+                            .map(|e| super::DryRunModifierType::parse(e))
+                            .collect::<Option<Vec<_>>>()
                     })
                     .map(Some),
                     None => Some(None),
@@ -4682,9 +4788,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -4723,9 +4836,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteAliasRequest {
         #[serde(rename = "AliasName", default)]
         pub alias_name: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteAliasRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteAliasRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteAliasRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteAliasRequest {
@@ -4762,9 +4887,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteCustomKeyStoreRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteCustomKeyStoreRequest {
@@ -4794,11 +4931,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteImportedKeyMaterialRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "KeyMaterialId", default)]
         pub key_material_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteImportedKeyMaterialRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteImportedKeyMaterialRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteImportedKeyMaterialRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteImportedKeyMaterialRequest {
@@ -4843,6 +4992,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeriveSharedSecretRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -4858,6 +5008,17 @@ pub mod wire {
         pub recipient: Option<RecipientInfo>,
     }
 
+    impl crate::runtime::json::Fields for DeriveSharedSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeriveSharedSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeriveSharedSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl DeriveSharedSecretRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -4870,9 +5031,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -4929,6 +5097,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DescribeCustomKeyStoresRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
@@ -4938,6 +5107,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DescribeCustomKeyStoresRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DescribeCustomKeyStoresRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DescribeCustomKeyStoresRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DescribeCustomKeyStoresRequest {
@@ -4998,11 +5178,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DescribeKeyRequest {
         #[serde(rename = "GrantTokens", default)]
         pub grant_tokens: Option<Vec<String>>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DescribeKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DescribeKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DescribeKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DescribeKeyRequest {
@@ -5016,9 +5208,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5044,9 +5243,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DisableKeyRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DisableKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DisableKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DisableKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DisableKeyRequest {
@@ -5074,9 +5285,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DisableKeyRotationRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DisableKeyRotationRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DisableKeyRotationRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DisableKeyRotationRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DisableKeyRotationRequest {
@@ -5104,9 +5327,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DisconnectCustomKeyStoreRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DisconnectCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DisconnectCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DisconnectCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DisconnectCustomKeyStoreRequest {
@@ -5136,9 +5371,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct EnableKeyRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for EnableKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EnableKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for EnableKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl EnableKeyRequest {
@@ -5166,11 +5413,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct EnableKeyRotationRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "RotationPeriodInDays", default)]
         pub rotation_period_in_days: Option<i32>,
+    }
+
+    impl crate::runtime::json::Fields for EnableKeyRotationRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EnableKeyRotationRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for EnableKeyRotationRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl EnableKeyRotationRequest {
@@ -5208,6 +5467,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct EncapsulateRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5217,6 +5477,17 @@ pub mod wire {
         pub grant_tokens: Option<Vec<String>>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for EncapsulateRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EncapsulateRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for EncapsulateRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl EncapsulateRequest {
@@ -5244,9 +5515,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5274,6 +5552,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct EncryptRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5287,6 +5566,17 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "Plaintext", default)]
         pub plaintext: Option<SensitiveBlob>,
+    }
+
+    impl crate::runtime::json::Fields for EncryptRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            EncryptRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for EncryptRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl EncryptRequest {
@@ -5312,9 +5602,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5351,6 +5648,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateDataKeyPairRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5366,6 +5664,17 @@ pub mod wire {
         pub recipient: Option<RecipientInfo>,
     }
 
+    impl crate::runtime::json::Fields for GenerateDataKeyPairRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateDataKeyPairRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateDataKeyPairRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl GenerateDataKeyPairRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -5379,9 +5688,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5431,6 +5747,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateDataKeyPairWithoutPlaintextRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5442,6 +5759,17 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "KeyPairSpec", default)]
         pub key_pair_spec: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateDataKeyPairWithoutPlaintextRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateDataKeyPairWithoutPlaintextRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateDataKeyPairWithoutPlaintextRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateDataKeyPairWithoutPlaintextRequest {
@@ -5457,9 +5785,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5501,6 +5836,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateDataKeyRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5518,6 +5854,17 @@ pub mod wire {
         pub recipient: Option<RecipientInfo>,
     }
 
+    impl crate::runtime::json::Fields for GenerateDataKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateDataKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateDataKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl GenerateDataKeyRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -5531,9 +5878,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5592,6 +5946,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateDataKeyWithoutPlaintextRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5607,6 +5962,17 @@ pub mod wire {
         pub number_of_bytes: Option<i32>,
     }
 
+    impl crate::runtime::json::Fields for GenerateDataKeyWithoutPlaintextRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateDataKeyWithoutPlaintextRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateDataKeyWithoutPlaintextRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl GenerateDataKeyWithoutPlaintextRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -5620,9 +5986,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5673,6 +6046,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateMacRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -5684,6 +6058,17 @@ pub mod wire {
         pub mac_algorithm: Option<String>,
         #[serde(rename = "Message", default)]
         pub message: Option<SensitiveBlob>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateMacRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateMacRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateMacRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateMacRequest {
@@ -5698,9 +6083,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -5749,6 +6141,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GenerateRandomRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
@@ -5756,6 +6149,17 @@ pub mod wire {
         pub number_of_bytes: Option<i32>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::json::Fields for GenerateRandomRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GenerateRandomRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GenerateRandomRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GenerateRandomRequest {
@@ -5801,9 +6205,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetKeyLastUsageRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetKeyLastUsageRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetKeyLastUsageRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetKeyLastUsageRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetKeyLastUsageRequest {
@@ -5831,11 +6247,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetKeyPolicyRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "PolicyName", default)]
         pub policy_name: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetKeyPolicyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetKeyPolicyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetKeyPolicyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetKeyPolicyRequest {
@@ -5880,9 +6308,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetKeyRotationStatusRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetKeyRotationStatusRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetKeyRotationStatusRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetKeyRotationStatusRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetKeyRotationStatusRequest {
@@ -5910,6 +6350,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetParametersForImportRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
@@ -5917,6 +6358,17 @@ pub mod wire {
         pub wrapping_algorithm: Option<String>,
         #[serde(rename = "WrappingKeySpec", default)]
         pub wrapping_key_spec: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetParametersForImportRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetParametersForImportRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetParametersForImportRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetParametersForImportRequest {
@@ -5974,11 +6426,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetPublicKeyRequest {
         #[serde(rename = "GrantTokens", default)]
         pub grant_tokens: Option<Vec<String>>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetPublicKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetPublicKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetPublicKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetPublicKeyRequest {
@@ -5992,9 +6456,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -6020,6 +6491,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GrantConstraints {
         #[serde(rename = "EncryptionContextEquals", default)]
         pub encryption_context_equals: Option<BTreeMap<String, String>>,
@@ -6027,6 +6499,17 @@ pub mod wire {
         pub encryption_context_subset: Option<BTreeMap<String, String>>,
         #[serde(rename = "SourceArn", default)]
         pub source_arn: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GrantConstraints {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GrantConstraints::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GrantConstraints {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GrantConstraints {
@@ -6070,6 +6553,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ImportKeyMaterialRequest {
         #[serde(rename = "EncryptedKeyMaterial", default)]
         pub encrypted_key_material: Option<Blob>,
@@ -6087,6 +6571,17 @@ pub mod wire {
         pub key_material_id: Option<String>,
         #[serde(rename = "ValidTo", default)]
         pub valid_to: Option<Timestamp>,
+    }
+
+    impl crate::runtime::json::Fields for ImportKeyMaterialRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ImportKeyMaterialRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ImportKeyMaterialRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ImportKeyMaterialRequest {
@@ -6194,6 +6689,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListAliasesRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
@@ -6201,6 +6697,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListAliasesRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListAliasesRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListAliasesRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListAliasesRequest {
@@ -6253,6 +6760,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListGrantsRequest {
         #[serde(rename = "GrantId", default)]
         pub grant_id: Option<String>,
@@ -6266,6 +6774,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListGrantsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListGrantsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListGrantsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListGrantsRequest {
@@ -6359,6 +6878,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListKeyPoliciesRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
@@ -6366,6 +6886,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListKeyPoliciesRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListKeyPoliciesRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListKeyPoliciesRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListKeyPoliciesRequest {
@@ -6418,6 +6949,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListKeyRotationsRequest {
         #[serde(rename = "IncludeKeyMaterial", default)]
         pub include_key_material: Option<String>,
@@ -6427,6 +6959,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListKeyRotationsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListKeyRotationsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListKeyRotationsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListKeyRotationsRequest {
@@ -6494,6 +7037,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListKeysRequest {
         #[serde(rename = "Limit", default)]
         pub limit: Option<i32>,
@@ -6501,6 +7045,17 @@ pub mod wire {
         pub marker: Option<String>,
         #[serde(rename = "ResourceOwners", default)]
         pub resource_owners: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for ListKeysRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListKeysRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListKeysRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListKeysRequest {
@@ -6536,22 +7091,20 @@ pub mod wire {
                 match self.resource_owners {
                     Some(x) => ({
                         v.collection(x.len(), &p, Some(1u64), Some(2u64), || x.render());
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                let e = super::ResourceOwnerType::parse(&x1);
-                                if e.is_none() {
-                                    v.enumeration(&x1, &p1, super::ResourceOwnerType::VALUES);
-                                }
-                                e
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
+                        {
+                            let r = Rules {
+                                length: (None, None),
+                                range: (None, None),
+                                pattern: None,
+                                allowed: Some(super::ResourceOwnerType::VALUES),
+                            };
+                            if !x.iter().all(|e| r.string_ok(e)) {
+                                v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
                             }
                         }
-                        ok.then_some(out)
+                        x.iter()
+                            .map(|e| super::ResourceOwnerType::parse(e))
+                            .collect::<Option<Vec<_>>>()
                     })
                     .map(Some),
                     None => Some(None),
@@ -6572,6 +7125,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListResourceTagsRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
@@ -6579,6 +7133,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListResourceTagsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListResourceTagsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListResourceTagsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListResourceTagsRequest {
@@ -6631,6 +7196,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListRetirableGrantsRequest {
         #[serde(rename = "Limit", default)]
         pub limit: Option<i32>,
@@ -6640,6 +7206,17 @@ pub mod wire {
         pub retiring_principal: Option<String>,
         #[serde(rename = "RetiringServicePrincipal", default)]
         pub retiring_service_principal: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListRetirableGrantsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListRetirableGrantsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListRetirableGrantsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListRetirableGrantsRequest {
@@ -6717,6 +7294,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct PutKeyPolicyRequest {
         #[serde(rename = "BypassPolicyLockoutSafetyCheck", default)]
         pub bypass_policy_lockout_safety_check: Option<bool>,
@@ -6726,6 +7304,17 @@ pub mod wire {
         pub policy: Option<String>,
         #[serde(rename = "PolicyName", default)]
         pub policy_name: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for PutKeyPolicyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            PutKeyPolicyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for PutKeyPolicyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl PutKeyPolicyRequest {
@@ -6791,6 +7380,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ReEncryptRequest {
         #[serde(rename = "CiphertextBlob", default)]
         pub ciphertext_blob: Option<Blob>,
@@ -6812,6 +7402,17 @@ pub mod wire {
         pub source_encryption_context: Option<BTreeMap<String, String>>,
         #[serde(rename = "SourceKeyId", default)]
         pub source_key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ReEncryptRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ReEncryptRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ReEncryptRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ReEncryptRequest {
@@ -6855,22 +7456,20 @@ pub mod wire {
                 let p = Path::Member(path, "DryRunModifiers");
                 match self.dry_run_modifiers {
                     Some(x) => ({
-                        let mut ok = true;
-                        let mut out = Vec::with_capacity(x.len());
-                        for (i, x1) in x.into_iter().enumerate() {
-                            let p1 = Path::Index(&p, i);
-                            match {
-                                let e = super::DryRunModifierType::parse(&x1);
-                                if e.is_none() {
-                                    v.enumeration(&x1, &p1, super::DryRunModifierType::VALUES);
-                                }
-                                e
-                            } {
-                                Some(e) => out.push(e),
-                                None => ok = false,
+                        {
+                            let r = Rules {
+                                length: (None, None),
+                                range: (None, None),
+                                pattern: None,
+                                allowed: Some(super::DryRunModifierType::VALUES),
+                            };
+                            if !x.iter().all(|e| r.string_ok(e)) {
+                                v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
                             }
                         }
-                        ok.then_some(out)
+                        x.iter()
+                            .map(|e| super::DryRunModifierType::parse(e))
+                            .collect::<Option<Vec<_>>>()
                     })
                     .map(Some),
                     None => Some(None),
@@ -6880,9 +7479,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -6931,11 +7537,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RecipientInfo {
         #[serde(rename = "AttestationDocument", default)]
         pub attestation_document: Option<Blob>,
         #[serde(rename = "KeyEncryptionAlgorithm", default)]
         pub key_encryption_algorithm: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RecipientInfo {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RecipientInfo::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RecipientInfo {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RecipientInfo {
@@ -6976,6 +7594,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ReplicateKeyRequest {
         #[serde(rename = "BypassPolicyLockoutSafetyCheck", default)]
         pub bypass_policy_lockout_safety_check: Option<bool>,
@@ -6989,6 +7608,17 @@ pub mod wire {
         pub replica_region: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::json::Fields for ReplicateKeyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ReplicateKeyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ReplicateKeyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ReplicateKeyRequest {
@@ -7082,6 +7712,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RetireGrantRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7091,6 +7722,17 @@ pub mod wire {
         pub grant_token: Option<String>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RetireGrantRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RetireGrantRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RetireGrantRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RetireGrantRequest {
@@ -7138,6 +7780,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RevokeGrantRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7145,6 +7788,17 @@ pub mod wire {
         pub grant_id: Option<String>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RevokeGrantRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RevokeGrantRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RevokeGrantRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RevokeGrantRequest {
@@ -7184,9 +7838,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RotateKeyOnDemandRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RotateKeyOnDemandRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RotateKeyOnDemandRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RotateKeyOnDemandRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RotateKeyOnDemandRequest {
@@ -7214,11 +7880,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ScheduleKeyDeletionRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "PendingWindowInDays", default)]
         pub pending_window_in_days: Option<i32>,
+    }
+
+    impl crate::runtime::json::Fields for ScheduleKeyDeletionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ScheduleKeyDeletionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ScheduleKeyDeletionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ScheduleKeyDeletionRequest {
@@ -7256,6 +7934,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct SignRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7271,6 +7950,17 @@ pub mod wire {
         pub signing_algorithm: Option<String>,
     }
 
+    impl crate::runtime::json::Fields for SignRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            SignRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for SignRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl SignRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::SignRequest> {
@@ -7279,9 +7969,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -7345,11 +8042,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct Tag {
         #[serde(rename = "TagKey", default)]
         pub tag_key: Option<String>,
         #[serde(rename = "TagValue", default)]
         pub tag_value: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for Tag {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Tag::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for Tag {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl Tag {
@@ -7383,11 +8092,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct TagResourceRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::json::Fields for TagResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            TagResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for TagResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl TagResourceRequest {
@@ -7436,11 +8157,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UntagResourceRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "TagKeys", default)]
         pub tag_keys: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for UntagResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UntagResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UntagResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UntagResourceRequest {
@@ -7460,9 +8193,16 @@ pub mod wire {
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
                 if let Some(x) = &self.tag_keys {
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(128u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.tag_keys, &p)
@@ -7481,11 +8221,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdateAliasRequest {
         #[serde(rename = "AliasName", default)]
         pub alias_name: Option<String>,
         #[serde(rename = "TargetKeyId", default)]
         pub target_key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdateAliasRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdateAliasRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdateAliasRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdateAliasRequest {
@@ -7530,6 +8282,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdateCustomKeyStoreRequest {
         #[serde(rename = "CloudHsmClusterId", default)]
         pub cloud_hsm_cluster_id: Option<String>,
@@ -7551,6 +8304,17 @@ pub mod wire {
         pub xks_proxy_vpc_endpoint_service_name: Option<String>,
         #[serde(rename = "XksProxyVpcEndpointServiceOwner", default)]
         pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdateCustomKeyStoreRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdateCustomKeyStoreRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdateCustomKeyStoreRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdateCustomKeyStoreRequest {
@@ -7690,11 +8454,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdateKeyDescriptionRequest {
         #[serde(rename = "Description", default)]
         pub description: Option<String>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdateKeyDescriptionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdateKeyDescriptionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdateKeyDescriptionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdateKeyDescriptionRequest {
@@ -7732,11 +8508,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdatePrimaryRegionRequest {
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
         #[serde(rename = "PrimaryRegion", default)]
         pub primary_region: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdatePrimaryRegionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdatePrimaryRegionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdatePrimaryRegionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdatePrimaryRegionRequest {
@@ -7781,6 +8569,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct VerifyMacRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7796,6 +8585,17 @@ pub mod wire {
         pub message: Option<SensitiveBlob>,
     }
 
+    impl crate::runtime::json::Fields for VerifyMacRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            VerifyMacRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for VerifyMacRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl VerifyMacRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -7808,9 +8608,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -7867,6 +8674,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct VerifyRequest {
         #[serde(rename = "DryRun", default)]
         pub dry_run: Option<bool>,
@@ -7884,6 +8692,17 @@ pub mod wire {
         pub signing_algorithm: Option<String>,
     }
 
+    impl crate::runtime::json::Fields for VerifyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            VerifyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for VerifyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
+    }
+
     impl VerifyRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::VerifyRequest> {
@@ -7892,9 +8711,16 @@ pub mod wire {
                 let p = Path::Member(path, "GrantTokens");
                 if let Some(x) = &self.grant_tokens {
                     v.collection(x.len(), &p, Some(0u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(8192u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(8192u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.grant_tokens)
@@ -7966,11 +8792,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct XksProxyAuthenticationCredentialType {
         #[serde(rename = "AccessKeyId", default)]
         pub access_key_id: Option<SensitiveString>,
         #[serde(rename = "RawSecretAccessKey", default)]
         pub raw_secret_access_key: Option<SensitiveString>,
+    }
+
+    impl crate::runtime::json::Fields for XksProxyAuthenticationCredentialType {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            XksProxyAuthenticationCredentialType::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for XksProxyAuthenticationCredentialType {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl XksProxyAuthenticationCredentialType {

@@ -1216,11 +1216,12 @@ pub mod wire {
     use crate::runtime::error::ApiError;
     use crate::runtime::query::QueryParams;
     use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
-    use crate::runtime::validate::{Path, Render, Validator};
+    use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct AssociateCrossAccountReplicaRequest {
         #[serde(rename = "CrossAccountReplicaARN", default)]
         pub cross_account_replica_arn: Option<String>,
@@ -1230,6 +1231,17 @@ pub mod wire {
         pub replication_role_arn: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for AssociateCrossAccountReplicaRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            AssociateCrossAccountReplicaRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for AssociateCrossAccountReplicaRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl AssociateCrossAccountReplicaRequest {
@@ -1290,6 +1302,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct BatchGetSecretValueRequest {
         #[serde(rename = "Filters", default)]
         pub filters: Option<Vec<Filter>>,
@@ -1299,6 +1312,17 @@ pub mod wire {
         pub next_token: Option<String>,
         #[serde(rename = "SecretIdList", default)]
         pub secret_id_list: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for BatchGetSecretValueRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            BatchGetSecretValueRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for BatchGetSecretValueRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl BatchGetSecretValueRequest {
@@ -1346,9 +1370,16 @@ pub mod wire {
                 let p = Path::Member(path, "SecretIdList");
                 if let Some(x) = &self.secret_id_list {
                     v.collection(x.len(), &p, Some(1u64), Some(20u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(2048u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.secret_id_list)
@@ -1369,9 +1400,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CancelRotateSecretRequest {
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CancelRotateSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CancelRotateSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CancelRotateSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CancelRotateSecretRequest {
@@ -1401,6 +1444,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct CreateSecretRequest {
         #[serde(rename = "AddReplicaRegions", default)]
         pub add_replica_regions: Option<Vec<ReplicaRegionType>>,
@@ -1424,6 +1468,17 @@ pub mod wire {
         pub tags: Option<Vec<Tag>>,
         #[serde(rename = "Type", default)]
         pub r#type: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for CreateSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            CreateSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for CreateSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl CreateSecretRequest {
@@ -1559,11 +1614,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteResourcePolicyRequest {
         #[serde(rename = "PolicyName", default)]
         pub policy_name: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteResourcePolicyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteResourcePolicyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteResourcePolicyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteResourcePolicyRequest {
@@ -1608,6 +1675,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteSecretRequest {
         #[serde(rename = "ForceDeleteWithoutRecovery", default)]
         pub force_delete_without_recovery: Option<bool>,
@@ -1615,6 +1683,17 @@ pub mod wire {
         pub recovery_window_in_days: Option<i64>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteSecretRequest {
@@ -1648,9 +1727,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DescribeSecretRequest {
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DescribeSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DescribeSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DescribeSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DescribeSecretRequest {
@@ -1680,11 +1771,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DisassociateCrossAccountReplicaRequest {
         #[serde(rename = "CrossAccountReplicaARN", default)]
         pub cross_account_replica_arn: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DisassociateCrossAccountReplicaRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DisassociateCrossAccountReplicaRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DisassociateCrossAccountReplicaRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DisassociateCrossAccountReplicaRequest {
@@ -1722,11 +1825,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ExternalSecretRotationMetadataItem {
         #[serde(rename = "Key", default)]
         pub key: Option<String>,
         #[serde(rename = "Value", default)]
         pub value: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ExternalSecretRotationMetadataItem {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ExternalSecretRotationMetadataItem::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ExternalSecretRotationMetadataItem {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ExternalSecretRotationMetadataItem {
@@ -1764,11 +1879,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct Filter {
         #[serde(rename = "Key", default)]
         pub key: Option<String>,
         #[serde(rename = "Values", default)]
         pub values: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for Filter {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Filter::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for Filter {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl Filter {
@@ -1792,19 +1919,19 @@ pub mod wire {
                 let p = Path::Member(path, "Values");
                 if let Some(x) = &self.values {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(
-                            x1,
-                            &p1,
-                            None,
-                            Some(512u64),
-                            Some((
+                    {
+                        let r = Rules {
+                            length: (None, Some(512u64)),
+                            range: (None, None),
+                            pattern: Some((
                                 &*super::PATTERN_1,
                                 "^\\!?[a-zA-Z0-9 :_@\\/\\+\\=\\.\\-\\!]*$",
                             )),
-                            false,
-                        );
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.values)
@@ -1823,6 +1950,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetRandomPasswordRequest {
         #[serde(rename = "ExcludeCharacters", default)]
         pub exclude_characters: Option<String>,
@@ -1840,6 +1968,17 @@ pub mod wire {
         pub password_length: Option<i64>,
         #[serde(rename = "RequireEachIncludedType", default)]
         pub require_each_included_type: Option<bool>,
+    }
+
+    impl crate::runtime::json::Fields for GetRandomPasswordRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetRandomPasswordRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetRandomPasswordRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetRandomPasswordRequest {
@@ -1889,11 +2028,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetResourcePolicyRequest {
         #[serde(rename = "PolicyName", default)]
         pub policy_name: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetResourcePolicyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetResourcePolicyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetResourcePolicyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetResourcePolicyRequest {
@@ -1938,6 +2089,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetSecretValueRequest {
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
@@ -1945,6 +2097,17 @@ pub mod wire {
         pub version_id: Option<String>,
         #[serde(rename = "VersionStage", default)]
         pub version_stage: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for GetSecretValueRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetSecretValueRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetSecretValueRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetSecretValueRequest {
@@ -1990,6 +2153,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListResourcePoliciesRequest {
         #[serde(rename = "MaxResults", default)]
         pub max_results: Option<i32>,
@@ -1997,6 +2161,17 @@ pub mod wire {
         pub next_token: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListResourcePoliciesRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListResourcePoliciesRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListResourcePoliciesRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListResourcePoliciesRequest {
@@ -2042,6 +2217,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListSecretVersionIdsRequest {
         #[serde(rename = "IncludeDeprecated", default)]
         pub include_deprecated: Option<bool>,
@@ -2051,6 +2227,17 @@ pub mod wire {
         pub next_token: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListSecretVersionIdsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListSecretVersionIdsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListSecretVersionIdsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListSecretVersionIdsRequest {
@@ -2098,6 +2285,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListSecretsRequest {
         #[serde(rename = "Filters", default)]
         pub filters: Option<Vec<Filter>>,
@@ -2111,6 +2299,17 @@ pub mod wire {
         pub sort_by: Option<String>,
         #[serde(rename = "SortOrder", default)]
         pub sort_order: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListSecretsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListSecretsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListSecretsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListSecretsRequest {
@@ -2201,6 +2400,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct PutResourcePolicyRequest {
         #[serde(rename = "BlockPublicPolicy", default)]
         pub block_public_policy: Option<bool>,
@@ -2210,6 +2410,17 @@ pub mod wire {
         pub resource_policy: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for PutResourcePolicyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            PutResourcePolicyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for PutResourcePolicyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl PutResourcePolicyRequest {
@@ -2264,6 +2475,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct PutSecretValueRequest {
         #[serde(rename = "ClientRequestToken", default)]
         pub client_request_token: Option<String>,
@@ -2277,6 +2489,17 @@ pub mod wire {
         pub secret_string: Option<SensitiveString>,
         #[serde(rename = "VersionStages", default)]
         pub version_stages: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for PutSecretValueRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            PutSecretValueRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for PutSecretValueRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl PutSecretValueRequest {
@@ -2339,9 +2562,16 @@ pub mod wire {
                 let p = Path::Member(path, "VersionStages");
                 if let Some(x) = &self.version_stages {
                     v.collection(x.len(), &p, Some(1u64), Some(20u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(256u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(256u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.version_stages)
@@ -2364,11 +2594,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RemoveRegionsFromReplicationRequest {
         #[serde(rename = "RemoveReplicaRegions", default)]
         pub remove_replica_regions: Option<Vec<String>>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RemoveRegionsFromReplicationRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RemoveRegionsFromReplicationRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RemoveRegionsFromReplicationRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RemoveRegionsFromReplicationRequest {
@@ -2382,16 +2624,16 @@ pub mod wire {
                 let p = Path::Member(path, "RemoveReplicaRegions");
                 if let Some(x) = &self.remove_replica_regions {
                     v.collection(x.len(), &p, Some(1u64), None, || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(
-                            x1,
-                            &p1,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_3, "^([a-z]+-)+\\d+$")),
-                            false,
-                        );
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: Some((&*super::PATTERN_3, "^([a-z]+-)+\\d+$")),
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.remove_replica_regions, &p)
@@ -2417,11 +2659,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ReplicaRegionType {
         #[serde(rename = "KmsKeyId", default)]
         pub kms_key_id: Option<String>,
         #[serde(rename = "Region", default)]
         pub region: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ReplicaRegionType {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ReplicaRegionType::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ReplicaRegionType {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ReplicaRegionType {
@@ -2466,6 +2720,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ReplicateSecretToRegionsRequest {
         #[serde(rename = "AddReplicaRegions", default)]
         pub add_replica_regions: Option<Vec<ReplicaRegionType>>,
@@ -2473,6 +2728,17 @@ pub mod wire {
         pub force_overwrite_replica_secret: Option<bool>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ReplicateSecretToRegionsRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ReplicateSecretToRegionsRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ReplicateSecretToRegionsRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ReplicateSecretToRegionsRequest {
@@ -2524,9 +2790,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RestoreSecretRequest {
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RestoreSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RestoreSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RestoreSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RestoreSecretRequest {
@@ -2556,6 +2834,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RotateSecretRequest {
         #[serde(rename = "ClientRequestToken", default)]
         pub client_request_token: Option<String>,
@@ -2571,6 +2850,17 @@ pub mod wire {
         pub rotation_rules: Option<RotationRulesType>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RotateSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RotateSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RotateSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RotateSecretRequest {
@@ -2654,6 +2944,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RotationRulesType {
         #[serde(rename = "AutomaticallyAfterDays", default)]
         pub automatically_after_days: Option<i64>,
@@ -2661,6 +2952,17 @@ pub mod wire {
         pub duration: Option<String>,
         #[serde(rename = "ScheduleExpression", default)]
         pub schedule_expression: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for RotationRulesType {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RotationRulesType::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RotationRulesType {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RotationRulesType {
@@ -2720,9 +3022,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct StopReplicationToReplicaRequest {
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for StopReplicationToReplicaRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            StopReplicationToReplicaRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for StopReplicationToReplicaRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl StopReplicationToReplicaRequest {
@@ -2752,11 +3066,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct Tag {
         #[serde(rename = "Key", default)]
         pub key: Option<String>,
         #[serde(rename = "Value", default)]
         pub value: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for Tag {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Tag::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for Tag {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl Tag {
@@ -2790,11 +3116,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct TagResourceRequest {
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::json::Fields for TagResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            TagResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for TagResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl TagResourceRequest {
@@ -2843,11 +3181,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UntagResourceRequest {
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
         #[serde(rename = "TagKeys", default)]
         pub tag_keys: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for UntagResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UntagResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UntagResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UntagResourceRequest {
@@ -2867,9 +3217,16 @@ pub mod wire {
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
                 if let Some(x) = &self.tag_keys {
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(128u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.tag_keys, &p)
@@ -2888,6 +3245,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdateSecretRequest {
         #[serde(rename = "ClientRequestToken", default)]
         pub client_request_token: Option<String>,
@@ -2903,6 +3261,17 @@ pub mod wire {
         pub secret_string: Option<SensitiveString>,
         #[serde(rename = "Type", default)]
         pub r#type: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdateSecretRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdateSecretRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdateSecretRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdateSecretRequest {
@@ -2987,6 +3356,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UpdateSecretVersionStageRequest {
         #[serde(rename = "MoveToVersionId", default)]
         pub move_to_version_id: Option<String>,
@@ -2996,6 +3366,17 @@ pub mod wire {
         pub secret_id: Option<String>,
         #[serde(rename = "VersionStage", default)]
         pub version_stage: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for UpdateSecretVersionStageRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UpdateSecretVersionStageRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UpdateSecretVersionStageRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UpdateSecretVersionStageRequest {
@@ -3049,11 +3430,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ValidateResourcePolicyRequest {
         #[serde(rename = "ResourcePolicy", default)]
         pub resource_policy: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ValidateResourcePolicyRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ValidateResourcePolicyRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ValidateResourcePolicyRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ValidateResourcePolicyRequest {

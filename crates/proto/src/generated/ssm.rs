@@ -661,11 +661,12 @@ pub mod wire {
     use crate::runtime::error::ApiError;
     use crate::runtime::query::QueryParams;
     use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
-    use crate::runtime::validate::{Path, Render, Validator};
+    use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct AddTagsToResourceRequest {
         #[serde(rename = "ResourceId", default)]
         pub resource_id: Option<String>,
@@ -673,6 +674,17 @@ pub mod wire {
         pub resource_type: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::json::Fields for AddTagsToResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            AddTagsToResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for AddTagsToResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl AddTagsToResourceRequest {
@@ -730,9 +742,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteParameterRequest {
         #[serde(rename = "Name", default)]
         pub name: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteParameterRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteParameterRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteParameterRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteParameterRequest {
@@ -760,9 +784,21 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DeleteParametersRequest {
         #[serde(rename = "Names", default)]
         pub names: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for DeleteParametersRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DeleteParametersRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DeleteParametersRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DeleteParametersRequest {
@@ -776,9 +812,16 @@ pub mod wire {
                 let p = Path::Member(path, "Names");
                 if let Some(x) = &self.names {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(2048u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.names, &p)
@@ -794,6 +837,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct DescribeParametersRequest {
         #[serde(rename = "Filters", default)]
         pub filters: Option<Vec<ParametersFilter>>,
@@ -805,6 +849,17 @@ pub mod wire {
         pub parameter_filters: Option<Vec<ParameterStringFilter>>,
         #[serde(rename = "Shared", default)]
         pub shared: Option<bool>,
+    }
+
+    impl crate::runtime::json::Fields for DescribeParametersRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            DescribeParametersRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for DescribeParametersRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl DescribeParametersRequest {
@@ -878,6 +933,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetParameterHistoryRequest {
         #[serde(rename = "MaxResults", default)]
         pub max_results: Option<i32>,
@@ -887,6 +943,17 @@ pub mod wire {
         pub next_token: Option<String>,
         #[serde(rename = "WithDecryption", default)]
         pub with_decryption: Option<bool>,
+    }
+
+    impl crate::runtime::json::Fields for GetParameterHistoryRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetParameterHistoryRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetParameterHistoryRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetParameterHistoryRequest {
@@ -928,11 +995,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetParameterRequest {
         #[serde(rename = "Name", default)]
         pub name: Option<String>,
         #[serde(rename = "WithDecryption", default)]
         pub with_decryption: Option<bool>,
+    }
+
+    impl crate::runtime::json::Fields for GetParameterRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetParameterRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetParameterRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetParameterRequest {
@@ -964,6 +1043,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetParametersByPathRequest {
         #[serde(rename = "MaxResults", default)]
         pub max_results: Option<i32>,
@@ -977,6 +1057,17 @@ pub mod wire {
         pub recursive: Option<bool>,
         #[serde(rename = "WithDecryption", default)]
         pub with_decryption: Option<bool>,
+    }
+
+    impl crate::runtime::json::Fields for GetParametersByPathRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetParametersByPathRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetParametersByPathRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetParametersByPathRequest {
@@ -1040,11 +1131,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct GetParametersRequest {
         #[serde(rename = "Names", default)]
         pub names: Option<Vec<String>>,
         #[serde(rename = "WithDecryption", default)]
         pub with_decryption: Option<bool>,
+    }
+
+    impl crate::runtime::json::Fields for GetParametersRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            GetParametersRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for GetParametersRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl GetParametersRequest {
@@ -1058,9 +1161,16 @@ pub mod wire {
                 let p = Path::Member(path, "Names");
                 if let Some(x) = &self.names {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(2048u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(2048u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.names, &p)
@@ -1080,6 +1190,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct LabelParameterVersionRequest {
         #[serde(rename = "Labels", default)]
         pub labels: Option<Vec<String>>,
@@ -1087,6 +1198,17 @@ pub mod wire {
         pub name: Option<String>,
         #[serde(rename = "ParameterVersion", default)]
         pub parameter_version: Option<i64>,
+    }
+
+    impl crate::runtime::json::Fields for LabelParameterVersionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            LabelParameterVersionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for LabelParameterVersionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl LabelParameterVersionRequest {
@@ -1100,9 +1222,16 @@ pub mod wire {
                 let p = Path::Member(path, "Labels");
                 if let Some(x) = &self.labels {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(100u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(100u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.labels, &p)
@@ -1130,11 +1259,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ListTagsForResourceRequest {
         #[serde(rename = "ResourceId", default)]
         pub resource_id: Option<String>,
         #[serde(rename = "ResourceType", default)]
         pub resource_type: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for ListTagsForResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ListTagsForResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ListTagsForResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ListTagsForResourceRequest {
@@ -1172,6 +1313,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ParameterStringFilter {
         #[serde(rename = "Key", default)]
         pub key: Option<String>,
@@ -1179,6 +1321,17 @@ pub mod wire {
         pub option: Option<String>,
         #[serde(rename = "Values", default)]
         pub values: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for ParameterStringFilter {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ParameterStringFilter::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ParameterStringFilter {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ParameterStringFilter {
@@ -1216,9 +1369,16 @@ pub mod wire {
                 let p = Path::Member(path, "Values");
                 if let Some(x) = &self.values {
                     v.collection(x.len(), &p, Some(1u64), Some(50u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(1024u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(1024u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.values)
@@ -1238,11 +1398,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct ParametersFilter {
         #[serde(rename = "Key", default)]
         pub key: Option<String>,
         #[serde(rename = "Values", default)]
         pub values: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for ParametersFilter {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            ParametersFilter::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for ParametersFilter {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl ParametersFilter {
@@ -1269,9 +1441,16 @@ pub mod wire {
                 let p = Path::Member(path, "Values");
                 if let Some(x) = &self.values {
                     v.collection(x.len(), &p, Some(1u64), Some(50u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(1024u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(1024u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.values, &p)
@@ -1290,6 +1469,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct PutParameterRequest {
         #[serde(rename = "AllowedPattern", default)]
         pub allowed_pattern: Option<String>,
@@ -1313,6 +1493,17 @@ pub mod wire {
         pub r#type: Option<String>,
         #[serde(rename = "Value", default)]
         pub value: Option<SensitiveString>,
+    }
+
+    impl crate::runtime::json::Fields for PutParameterRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            PutParameterRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for PutParameterRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl PutParameterRequest {
@@ -1444,6 +1635,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct RemoveTagsFromResourceRequest {
         #[serde(rename = "ResourceId", default)]
         pub resource_id: Option<String>,
@@ -1451,6 +1643,17 @@ pub mod wire {
         pub resource_type: Option<String>,
         #[serde(rename = "TagKeys", default)]
         pub tag_keys: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::json::Fields for RemoveTagsFromResourceRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            RemoveTagsFromResourceRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for RemoveTagsFromResourceRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl RemoveTagsFromResourceRequest {
@@ -1477,16 +1680,19 @@ pub mod wire {
             let m_tag_keys = {
                 let p = Path::Member(path, "TagKeys");
                 if let Some(x) = &self.tag_keys {
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(
-                            x1,
-                            &p1,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_2, "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$")),
-                            false,
-                        );
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: Some((
+                                &*super::PATTERN_2,
+                                "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$",
+                            )),
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.tag_keys, &p)
@@ -1506,11 +1712,23 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct Tag {
         #[serde(rename = "Key", default)]
         pub key: Option<String>,
         #[serde(rename = "Value", default)]
         pub value: Option<String>,
+    }
+
+    impl crate::runtime::json::Fields for Tag {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Tag::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for Tag {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl Tag {
@@ -1558,6 +1776,7 @@ pub mod wire {
     }
 
     #[derive(Debug, Default, Deserialize)]
+    #[serde(remote = "Self")]
     pub struct UnlabelParameterVersionRequest {
         #[serde(rename = "Labels", default)]
         pub labels: Option<Vec<String>>,
@@ -1565,6 +1784,17 @@ pub mod wire {
         pub name: Option<String>,
         #[serde(rename = "ParameterVersion", default)]
         pub parameter_version: Option<i64>,
+    }
+
+    impl crate::runtime::json::Fields for UnlabelParameterVersionRequest {
+        fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            UnlabelParameterVersionRequest::deserialize(d)
+        }
+    }
+    impl<'de> Deserialize<'de> for UnlabelParameterVersionRequest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::runtime::json::structure(d)
+        }
     }
 
     impl UnlabelParameterVersionRequest {
@@ -1578,9 +1808,16 @@ pub mod wire {
                 let p = Path::Member(path, "Labels");
                 if let Some(x) = &self.labels {
                     v.collection(x.len(), &p, Some(1u64), Some(10u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(x1, &p1, Some(1u64), Some(100u64), None, false);
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(100u64)),
+                            range: (None, None),
+                            pattern: None,
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 v.required(self.labels, &p)

@@ -269,7 +269,7 @@ pub mod wire {
     use crate::runtime::error::ApiError;
     use crate::runtime::query::QueryParams;
     use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
-    use crate::runtime::validate::{Path, Render, Validator};
+    use crate::runtime::validate::{Part, Path, Render, Rules, Shown, Validator};
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
@@ -468,16 +468,16 @@ pub mod wire {
                 let p = Path::Member(path, "TransitiveTagKeys");
                 if let Some(x) = &self.transitive_tag_keys {
                     v.collection(x.len(), &p, None, Some(50u64), || x.render());
-                    for (i, x1) in x.iter().enumerate() {
-                        let p1 = Path::Index(&p, i);
-                        v.string(
-                            x1,
-                            &p1,
-                            Some(1u64),
-                            Some(128u64),
-                            Some((&*super::PATTERN_6, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")),
-                            false,
-                        );
+                    {
+                        let r = Rules {
+                            length: (Some(1u64), Some(128u64)),
+                            range: (None, None),
+                            pattern: Some((&*super::PATTERN_6, "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+")),
+                            allowed: None,
+                        };
+                        if !x.iter().all(|e| r.string_ok(e)) {
+                            v.elements(Shown::Owned(x.render()), &p, Part::Member, &r);
+                        }
                     }
                 }
                 Some(self.transitive_tag_keys)

@@ -133,6 +133,97 @@ pub enum Shown<'a> {
     Owned(String),
 }
 
+/// Which elements of a collection broke their constraints.
+#[derive(Clone, Copy)]
+pub enum Part {
+    /// List members.
+    Member,
+    /// Map keys.
+    MapKeys,
+    /// Map values.
+    MapValue,
+}
+
+/// The constraints of a list member, map key or map value of a simple type.
+#[derive(Default)]
+pub struct Rules<'r> {
+    /// Length bounds (UTF-16 units of a string, bytes of a blob).
+    pub length: (Option<u64>, Option<u64>),
+    /// Value bounds of a number.
+    pub range: (Option<i64>, Option<i64>),
+    /// The compiled pattern and its source as the model spells it.
+    pub pattern: Option<(&'r regex::Regex, &'r str)>,
+    /// The enum's values.
+    pub allowed: Option<&'r [&'r str]>,
+}
+
+impl Rules<'_> {
+    /// Whether a string (or enum) element satisfies every rule.
+    pub fn string_ok(&self, value: &str) -> bool {
+        let (min, max) = self.length;
+        let len_ok = if min.is_some() || max.is_some() {
+            let len = value.encode_utf16().count() as u64;
+            min.is_none_or(|m| len >= m) && max.is_none_or(|m| len <= m)
+        } else {
+            true
+        };
+        len_ok
+            && self.pattern.is_none_or(|(re, _)| re.is_match(value))
+            && self.allowed.is_none_or(|set| set.contains(&value))
+    }
+
+    /// Whether a number element is within range.
+    pub fn number_ok(&self, value: i64) -> bool {
+        let (min, max) = self.range;
+        min.is_none_or(|m| value >= m) && max.is_none_or(|m| value <= m)
+    }
+
+    /// Whether a binary element's length is within bounds.
+    pub fn blob_ok(&self, len: usize) -> bool {
+        let (min, max) = self.length;
+        let len = len as u64;
+        min.is_none_or(|m| len >= m) && max.is_none_or(|m| len <= m)
+    }
+
+    /// Every constraint, in AWS's order: upper bound before lower bound, then the pattern,
+    /// then the enum set.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(max) = self.length.1 {
+            parts.push(format!(
+                "Member must have length less than or equal to {max}"
+            ));
+        }
+        if let Some(min) = self.length.0 {
+            parts.push(format!(
+                "Member must have length greater than or equal to {min}"
+            ));
+        }
+        if let Some(max) = self.range.1 {
+            parts.push(format!(
+                "Member must have value less than or equal to {max}"
+            ));
+        }
+        if let Some(min) = self.range.0 {
+            parts.push(format!(
+                "Member must have value greater than or equal to {min}"
+            ));
+        }
+        if let Some((_, source)) = self.pattern {
+            parts.push(format!(
+                "Member must satisfy regular expression pattern: {source}"
+            ));
+        }
+        if let Some(set) = self.allowed {
+            parts.push(format!(
+                "Member must satisfy enum value set: [{}]",
+                set.join(", ")
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Collects the constraint violations of one request.
 #[derive(Default)]
 pub struct Validator {
@@ -144,8 +235,12 @@ impl Validator {
         Self::default()
     }
 
-    /// Records a violation.
+    /// Records a violation of one of the value's own constraints (`Member must ...`).
     pub fn fail(&mut self, shown: Shown<'_>, path: &Path<'_>, constraint: fmt::Arguments<'_>) {
+        self.push(shown, path, format_args!("Member must {constraint}"));
+    }
+
+    fn push(&mut self, shown: Shown<'_>, path: &Path<'_>, constraint: fmt::Arguments<'_>) {
         let mut line = String::with_capacity(80);
         match shown {
             Shown::Null => line.push_str("Value null at '"),
@@ -157,11 +252,27 @@ impl Validator {
                 let _ = write!(line, "Value '{text}' at '");
             }
         }
-        let _ = write!(
-            line,
-            "{path}' failed to satisfy constraint: Member must {constraint}"
-        );
+        let _ = write!(line, "{path}' failed to satisfy constraint: {constraint}");
         self.errors.push(line);
+    }
+
+    /// Records that some element of a collection broke the element constraints `rules`.
+    /// AWS reports this once, on the whole collection, listing every constraint of the
+    /// element shape (not only the broken ones):
+    /// `Value '[a, ]' at 'labels' failed to satisfy constraint: Member must satisfy
+    /// constraint: [Member must have length less than or equal to 100, Member must have
+    /// length greater than or equal to 1]`.
+    pub fn elements(&mut self, shown: Shown<'_>, path: &Path<'_>, part: Part, rules: &Rules<'_>) {
+        let subject = match part {
+            Part::Member => "Member",
+            Part::MapKeys => "Map keys",
+            Part::MapValue => "Map value",
+        };
+        self.push(
+            shown,
+            path,
+            format_args!("{subject} must satisfy constraint: [{}]", rules.describe()),
+        );
     }
 
     /// Checks presence; returns the value when present.
@@ -407,6 +518,48 @@ mod tests {
         let mut v = Validator::new();
         v.string("😀", &Path::Root, None, Some(1), None, false);
         assert!(!v.is_empty(), "an astral character is two UTF-16 units");
+    }
+
+    #[test]
+    fn collections_are_reported_whole_with_every_element_rule() {
+        let re = regex::Regex::new("^[a-z]+$").unwrap();
+        let rules = Rules {
+            length: (Some(1), Some(8)),
+            pattern: Some((&re, "[a-z]+")),
+            ..Rules::default()
+        };
+        assert!(rules.string_ok("abc"));
+        assert!(!rules.string_ok(""));
+        assert!(!rules.string_ok("ABC"));
+        let mut v = Validator::new();
+        let root = Path::Root;
+        let labels = Path::Member(&root, "Labels");
+        v.elements(
+            Shown::Owned("[abc, ]".into()),
+            &labels,
+            Part::Member,
+            &rules,
+        );
+        let ctx = Path::Member(&root, "Context");
+        let numbers = Rules {
+            range: (Some(0), Some(1)),
+            ..Rules::default()
+        };
+        assert!(numbers.number_ok(1) && !numbers.number_ok(2));
+        v.elements(Shown::Owned("{a=2}".into()), &ctx, Part::MapValue, &numbers);
+        v.elements(Shown::Hidden, &ctx, Part::MapKeys, &rules);
+        assert_eq!(
+            v.finish().unwrap_err().message().unwrap(),
+            "3 validation errors detected: Value '[abc, ]' at 'labels' failed to satisfy \
+             constraint: Member must satisfy constraint: [Member must have length less than or \
+             equal to 8, Member must have length greater than or equal to 1, Member must satisfy \
+             regular expression pattern: [a-z]+]; Value '{a=2}' at 'context' failed to satisfy \
+             constraint: Map value must satisfy constraint: [Member must have value less than or \
+             equal to 1, Member must have value greater than or equal to 0]; Value at 'context' \
+             failed to satisfy constraint: Map keys must satisfy constraint: [Member must have \
+             length less than or equal to 8, Member must have length greater than or equal to 1, \
+             Member must satisfy regular expression pattern: [a-z]+]"
+        );
     }
 
     #[test]

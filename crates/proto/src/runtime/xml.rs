@@ -52,6 +52,12 @@ pub trait ToXml {
     fn write_members(&self, w: &mut XmlWriter);
 }
 
+/// Escapes markup, and replaces what XML 1.0 cannot carry at all (NUL and the other C0
+/// controls but tab, LF and CR; U+FFFE and U+FFFF) with U+FFFD: such a character is not
+/// allowed even as a character reference, and echoing it (an error message quoting request
+/// input) would make the whole response unparseable, so the client would see a parser error
+/// instead of the error code. A Rust `str` holds no lone surrogates, the only other
+/// characters XML excludes.
 fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
@@ -61,6 +67,8 @@ fn escape_into(out: &mut String, text: &str) {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\r' => out.push_str("&#xD;"),
+            '\t' | '\n' => out.push(c),
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -75,5 +83,15 @@ mod tests {
         let mut w = XmlWriter::new();
         w.element("A", "<&>\"'");
         assert_eq!(w.finish(), "<A>&lt;&amp;&gt;&quot;&apos;</A>");
+    }
+
+    #[test]
+    fn replaces_characters_xml_forbids() {
+        let mut w = XmlWriter::new();
+        w.element("A", "a\u{0}b\u{1}\u{1f}\t\n\r\u{fffe}\u{ffff}\u{fffd}é");
+        assert_eq!(
+            w.finish(),
+            "<A>a\u{fffd}b\u{fffd}\u{fffd}\t\n&#xD;\u{fffd}\u{fffd}\u{fffd}é</A>"
+        );
     }
 }

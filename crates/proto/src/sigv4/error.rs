@@ -105,6 +105,14 @@ pub enum AuthError {
     #[error("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")]
     HostNotSigned,
 
+    /// A header that selects or shapes the operation (`content-type`, any `x-amz-*`, which
+    /// includes `x-amz-target` and `x-amz-date`) is present but not covered by the
+    /// signature: a captured request could otherwise be replayed as another operation. The
+    /// wording is S3's, the one AWS front end that documents this check; the names are
+    /// lowercase, as S3 lists them in `HeadersNotSigned`.
+    #[error("There were headers present in the request which were not signed: {headers}")]
+    HeadersNotSigned { headers: String },
+
     /// The credential scope names another region format, service, terminator or date.
     #[error("{0}")]
     CredentialScope(ScopeMismatch),
@@ -148,6 +156,7 @@ impl AuthError {
             | Self::SignatureNotYetCurrent { .. }
             | Self::PresignedRequestExpired
             | Self::HostNotSigned
+            | Self::HeadersNotSigned { .. }
             | Self::CredentialScope(_)
             | Self::AmbiguousSignatureLocation
             | Self::SignatureDoesNotMatch => "InvalidSignatureException",

@@ -1,6 +1,7 @@
 //! Reading the signature's parameters and the checks that need no secret, in the order AWS
 //! makes them (mhart/dynalite `index.js` records it): where the signature is, what is
-//! missing, the date's format, the clock skew, `host` signed, the algorithm, the
+//! missing, the date's format, the clock skew, `host` signed, every `content-type` and
+//! `x-amz-*` header signed (Keyhold's addition), the algorithm, the
 //! credential's shape, the credential scope.
 
 use std::time::SystemTime;
@@ -179,6 +180,7 @@ impl RawAuth {
         if !signed_headers.iter().any(|name| name == "host") {
             return Err(AuthError::HostNotSigned);
         }
+        check_headers_signed(request, &signed_headers, self.presigned)?;
 
         if self.algorithm != ALGORITHM {
             return Err(AuthError::UnsupportedAlgorithm {
@@ -268,6 +270,39 @@ impl PresignParams {
         params.algorithm = algorithm?;
         Some(params)
     }
+}
+
+/// Every `content-type` and `x-amz-*` header present must be signed: they choose the
+/// operation (`x-amz-target`, `content-type`) or carry what the signature vouches for
+/// (`x-amz-date`). The AWS SDKs, the CLI and boto3 sign them all; a header added after
+/// signing would let a captured request be replayed as another call.
+///
+/// `x-amz-security-token` is the exception: the SigV4 specification lets a signer add it
+/// after signing (the AWS suite's `post-sts-header-after`), and it selects nothing, since
+/// it must belong to the signing key anyway. So is `x-amz-user-agent` of a presigned
+/// request: the SDKs leave it out of a presigned URL's signature, the client that later
+/// sends the URL adds its own.
+fn check_headers_signed(
+    request: &SignedRequest<'_>,
+    signed: &[String],
+    presigned: bool,
+) -> Result<(), AuthError> {
+    let mut unsigned: Vec<&str> = Vec::new();
+    for name in request.headers.keys() {
+        let name = name.as_str(); // `http` keeps header names lowercase
+        let exempt = name == "x-amz-security-token" || (presigned && name == "x-amz-user-agent");
+        let covered = !exempt && (name == "content-type" || name.starts_with("x-amz-"));
+        if covered && !signed.iter().any(|s| s == name) && !unsigned.contains(&name) {
+            unsigned.push(name);
+        }
+    }
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.sort_unstable();
+    Err(AuthError::HeadersNotSigned {
+        headers: unsigned.join(", "),
+    })
 }
 
 fn check_clock_skew(time: AmzDate, now: SystemTime) -> Result<(), AuthError> {

@@ -573,3 +573,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn content_type_and_amz_headers_must_be_signed() {
+    let at_time = at((12, 36, 0));
+    for (name, value) in [
+        ("x-amz-target", "TrentService.CreateKey"),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-foo", "bar"),
+    ] {
+        let map = with_header(vanilla(), name, value);
+        let err = parse_err(&map, "/", "service", at_time);
+        assert_eq!(
+            err,
+            AuthError::HeadersNotSigned {
+                headers: name.to_owned()
+            }
+        );
+        assert_eq!(err.code(), "InvalidSignatureException");
+        assert_eq!(err.query_code(), "SignatureDoesNotMatch");
+        assert_eq!(
+            err.to_string(),
+            format!("There were headers present in the request which were not signed: {name}")
+        );
+    }
+    let map = with_header(
+        with_header(vanilla(), "x-amz-target", "T.X"),
+        "content-type",
+        "a/b",
+    );
+    assert_eq!(
+        parse_err(&map, "/", "service", at_time).to_string(),
+        "There were headers present in the request which were not signed: content-type, \
+         x-amz-target"
+    );
+    // Headers outside the rule (and a session token, which a signer may add after
+    // signing) stay allowed unsigned.
+    let map = with_header(
+        with_header(
+            with_header(vanilla(), "user-agent", "ua"),
+            "x-amzn-trace-id",
+            "Root=1",
+        ),
+        "x-amz-security-token",
+        "token",
+    );
+    let request = SignedRequest::new("GET", "/", &map, b"");
+    assert!(parse(&request, "service", at_time).is_ok());
+}

@@ -41,3 +41,4 @@ mod transport_source_ip;
 mod transport_timeouts;
 mod transport_tls;
 mod via_service_access;
+mod wire_fidelity;
