@@ -130,7 +130,7 @@ async fn credentials_scoped_to_another_service_are_refused() {
         now.second()
     );
     let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={KEY_ID}/{date}/us-east-1/ssm/aws4_request, SignedHeaders=host;x-amz-date, Signature={}",
+        "AWS4-HMAC-SHA256 Credential={KEY_ID}/{date}/us-east-1/ssm/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature={}",
         "0".repeat(64)
     );
     let r = raw::post(
