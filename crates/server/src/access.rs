@@ -279,10 +279,9 @@ pub fn missing_check(declaration: Declaration, ctx: &RequestContext) -> Option<C
     let Declaration::Checks(checks) = declaration else {
         return None;
     };
-    let made = ctx.decisions();
     checks.iter().copied().find(|check| {
-        !made.iter().any(|(action, kind)| {
-            action == check.action && (check.on == Resource::Any || *kind == Some(check.on))
+        !ctx.decided(check.action, |kind| {
+            check.on == Resource::Any || kind == Some(check.on)
         })
     })
 }

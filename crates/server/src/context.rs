@@ -226,9 +226,15 @@ impl RequestContext {
         }
     }
 
-    /// The decisions recorded so far.
-    pub fn decisions(&self) -> Vec<(String, Option<crate::access::Resource>)> {
-        self.decisions.lock().map(|d| d.clone()).unwrap_or_default()
+    /// Whether a decision on `action` was recorded on a resource `kind` accepts.
+    pub fn decided(
+        &self,
+        action: &str,
+        kind: impl Fn(Option<crate::access::Resource>) -> bool,
+    ) -> bool {
+        self.decisions
+            .lock()
+            .is_ok_and(|d| d.iter().any(|(a, k)| a == action && kind(*k)))
     }
 
     pub fn take_notes(&self) -> AuditNotes {

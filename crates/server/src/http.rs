@@ -216,13 +216,13 @@ fn reject(
     error: &ApiError,
 ) -> Response {
     let (access_key_id, region) = header_str(headers, "authorization")
-        .and_then(credential_scope)
+        .and_then(crate::auth::lenient_credential)
         .unzip();
     state
         .audit
         .record_rejection(crate::audit::rejection::Rejection {
             request_id: &incoming.request_id,
-            source_ip: peer.ip(),
+            source_ip: state.trusted_proxies.client_ip(peer.ip(), headers),
             user_agent: header_str(headers, "user-agent").unwrap_or(""),
             operation,
             claimed_operation,
@@ -235,20 +235,6 @@ fn reject(
             error_message: error.message(),
         });
     error_response(incoming, error)
-}
-
-/// The access key id and region of an Authorization header's credential scope, unchecked
-/// (for the record of a rejected call only).
-fn credential_scope(authorization: &str) -> Option<(&str, &str)> {
-    let start = authorization.find("Credential=")? + "Credential=".len();
-    let mut parts = authorization
-        .get(start..)?
-        .split([',', ' '])
-        .next()?
-        .split('/');
-    let key = parts.next()?;
-    let region = parts.nth(1)?;
-    Some((key, region))
 }
 
 /// What the audit trail shows of the request and (for calls that change something) the

@@ -121,6 +121,20 @@ pub async fn signed_post(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> RawResponse {
+    let sent = signed_headers(addr, credentials, service, headers, body);
+    let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    post(addr, &sent, body).await
+}
+
+/// The headers of `POST /` to `addr` signed with SigV4 (region `us-east-1`): `headers`
+/// (all signed), `host`, `x-amz-date`, `Authorization` (and the session token, if any).
+pub fn signed_headers(
+    addr: SocketAddr,
+    credentials: &crate::Creds,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_smithy_runtime_api::client::identity::Identity;
 
@@ -158,11 +172,9 @@ pub async fn signed_post(
     }
     let mut request = request.body(()).expect("request");
     instructions.apply_to_request_http1x(&mut request);
-    let sent: Vec<(String, String)> = request
+    request
         .headers()
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
-        .collect();
-    let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    post(addr, &sent, body).await
+        .collect()
 }

@@ -90,6 +90,8 @@ struct LimiterState {
     total: Bucket,
     sources: HashMap<IpAddr, Bucket>,
     suppressed: u64,
+    /// When idle sources were last forgotten.
+    swept: Instant,
 }
 
 /// Sources tracked at most; beyond it, full (idle) buckets are forgotten.
@@ -104,6 +106,7 @@ impl Limiter {
                 total: Bucket::full(limits.total_burst, now),
                 sources: HashMap::new(),
                 suppressed: 0,
+                swept: now,
             }),
         }
     }
@@ -113,29 +116,52 @@ impl Limiter {
     pub fn admit(&self, source: IpAddr) -> Option<u64> {
         let l = self.limits;
         let now = Instant::now();
-        let mut state = self.state.lock().ok()?;
-        state.total.refill(l.total_per_second, l.total_burst, now);
-        if state.sources.len() >= MAX_SOURCES && !state.sources.contains_key(&source) {
-            state.sources.retain(|_, b| {
+        let mut guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let LimiterState {
+            total,
+            sources,
+            suppressed,
+            swept,
+        } = &mut *guard;
+        total.refill(l.total_per_second, l.total_burst, now);
+        // Forgetting idle sources walks the whole map: at most once a second.
+        if sources.len() >= MAX_SOURCES
+            && !sources.contains_key(&source)
+            && now.duration_since(*swept) >= std::time::Duration::from_secs(1)
+        {
+            *swept = now;
+            sources.retain(|_, b| {
                 let mut b = *b;
                 b.refill(l.per_source_per_second, l.per_source_burst, now);
                 b.tokens < l.per_source_burst
             });
         }
-        let bucket = state
-            .sources
-            .entry(source)
-            .or_insert_with(|| Bucket::full(l.per_source_burst, now));
-        bucket.refill(l.per_source_per_second, l.per_source_burst, now);
-        let source_ok = bucket.tokens >= 1.0;
-        if source_ok && state.total.tokens >= 1.0 {
-            if let Some(b) = state.sources.get_mut(&source) {
+        // Past the cap (a flood from many addresses, none idle), a new source gets no
+        // bucket of its own: only the total one limits it, and the map stops growing.
+        let room = sources.len() < MAX_SOURCES;
+        let source_ok = match sources.get_mut(&source) {
+            Some(bucket) => {
+                bucket.refill(l.per_source_per_second, l.per_source_burst, now);
+                bucket.tokens >= 1.0
+            }
+            None => {
+                if room {
+                    sources.insert(source, Bucket::full(l.per_source_burst, now));
+                }
+                true
+            }
+        };
+        if source_ok && total.tokens >= 1.0 {
+            if let Some(b) = sources.get_mut(&source) {
                 b.tokens -= 1.0;
             }
-            state.total.tokens -= 1.0;
-            Some(std::mem::take(&mut state.suppressed))
+            total.tokens -= 1.0;
+            Some(std::mem::take(suppressed))
         } else {
-            state.suppressed += 1;
+            *suppressed += 1;
             None
         }
     }

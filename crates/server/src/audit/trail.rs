@@ -321,10 +321,20 @@ impl Writer {
             Some(d) => (d.seq, d.last_seq, Some(chain::digest_hash(&d.document))),
             None => (0, 0, None),
         };
+        // Only a prune record this trail's key signed may excuse a missing head: audit.db is
+        // what is being checked, so an unsigned (or forged) record there proves nothing.
+        let public_key = key.public_key();
         let prune = log
             .get_meta(PRUNE_RECORD)?
             .map(|bytes| super::export::parse_prune_record(&bytes))
-            .transpose()?;
+            .transpose()?
+            .filter(|p| {
+                keyhold_crypto::signing::verify_signature(
+                    &public_key,
+                    p.document.as_bytes(),
+                    &p.signature,
+                )
+            });
         if let Some(anchor) = anchor.as_mut() {
             check_anchor(anchor.as_mut(), &mut log, tail_seq, prune.as_ref())?;
         }

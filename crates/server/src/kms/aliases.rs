@@ -49,12 +49,13 @@ pub async fn create_alias(
     }
     let scope = &ctx.scope;
     let alias_arn = scope.arn("kms", name);
-    kms.authorize_alias(ctx, ACTION, &alias_arn, name)?;
+    let facts = alias_facts(name);
+    kms.authorize_alias(ctx, ACTION, &alias_arn, &facts)?;
     let _guard = kms.writes.lock().await;
     let key = kms
         .resolve(ctx, &input.target_key_id, Aliases::NotAllowed)
         .await?;
-    kms.authorize(ctx, &key, ACTION, &alias_facts(name))?;
+    kms.authorize(ctx, &key, ACTION, &facts)?;
     key.check_not_pending_deletion()?;
     if key.record.account != scope.account {
         return Err(KmsError::KeyNotFound {
@@ -104,7 +105,8 @@ pub async fn update_alias(
     }
     let scope = &ctx.scope;
     let alias_arn = scope.arn("kms", name);
-    kms.authorize_alias(ctx, ACTION, &alias_arn, name)?;
+    let facts = alias_facts(name);
+    kms.authorize_alias(ctx, ACTION, &alias_arn, &facts)?;
     let _guard = kms.writes.lock().await;
     let current = kms
         .store
@@ -113,7 +115,6 @@ pub async fn update_alias(
         .ok_or_else(|| KmsError::AliasNotFound {
             alias_arn: alias_arn.clone(),
         })?;
-    let facts = alias_facts(name);
     let old = target_of(kms, &current).await?;
     kms.authorize(ctx, &old, ACTION, &facts)?;
     let key = kms
@@ -167,7 +168,8 @@ pub async fn delete_alias(
     }
     let scope = &ctx.scope;
     let alias_arn = scope.arn("kms", &name);
-    kms.authorize_alias(ctx, ACTION, &alias_arn, &name)?;
+    let facts = alias_facts(&name);
+    kms.authorize_alias(ctx, ACTION, &alias_arn, &facts)?;
     let _guard = kms.writes.lock().await;
     let alias = kms
         .store
@@ -177,7 +179,7 @@ pub async fn delete_alias(
             alias_arn: alias_arn.clone(),
         })?;
     let key = target_of(kms, &alias).await?;
-    kms.authorize(ctx, &key, ACTION, &alias_facts(&name))?;
+    kms.authorize(ctx, &key, ACTION, &facts)?;
     match kms
         .store
         .delete_alias(&scope.account, &scope.region, &name)

@@ -125,26 +125,10 @@ impl KmsService {
         ctx: &RequestContext,
         action: &'static str,
         alias_arn: &str,
-        alias_name: &str,
+        facts: &Facts<'_>,
     ) -> Result<(), KmsError> {
         ctx.note_resource("AWS::KMS::Alias", alias_arn);
-        let facts = Facts {
-            alias_name: Some(alias_name),
-            ..Facts::default()
-        };
-        let context = self.conditions(ctx, None, action, &facts);
-        decide(
-            ctx,
-            &Access {
-                principal: &ctx.caller,
-                action,
-                resource: alias_arn,
-                resource_account: &ctx.scope.account,
-                rule: ResourceRule::None,
-                context: &context,
-            },
-        )
-        .map_err(KmsError::AccessDenied)
+        self.authorize_identity(ctx, action, alias_arn, &ctx.scope.account, facts)
     }
 
     /// Decides an action on no particular key: identity policies alone.
@@ -153,20 +137,7 @@ impl KmsService {
         ctx: &RequestContext,
         action: &'static str,
     ) -> Result<(), KmsError> {
-        let facts = Facts::default();
-        let context = self.conditions(ctx, None, action, &facts);
-        decide(
-            ctx,
-            &Access {
-                principal: &ctx.caller,
-                action,
-                resource: "*",
-                resource_account: &ctx.scope.account,
-                rule: ResourceRule::None,
-                context: &context,
-            },
-        )
-        .map_err(KmsError::AccessDenied)
+        self.authorize_identity(ctx, action, "*", &ctx.scope.account, &Facts::default())
     }
 
     /// `ListRetirableGrants`: identity policies alone, on the retiring principal named
@@ -177,16 +148,32 @@ impl KmsService {
         principal_arn: &str,
         principal_account: &str,
     ) -> Result<(), KmsError> {
-        let action = "kms:ListRetirableGrants";
-        let facts = Facts::default();
-        let context = self.conditions(ctx, None, action, &facts);
+        self.authorize_identity(
+            ctx,
+            "kms:ListRetirableGrants",
+            principal_arn,
+            principal_account,
+            &Facts::default(),
+        )
+    }
+
+    /// `action` on a resource that has no policy of its own: identity policies decide.
+    fn authorize_identity(
+        &self,
+        ctx: &RequestContext,
+        action: &'static str,
+        resource: &str,
+        resource_account: &str,
+        facts: &Facts<'_>,
+    ) -> Result<(), KmsError> {
+        let context = self.conditions(ctx, None, action, facts);
         decide(
             ctx,
             &Access {
                 principal: &ctx.caller,
                 action,
-                resource: principal_arn,
-                resource_account: principal_account,
+                resource,
+                resource_account,
                 rule: ResourceRule::None,
                 context: &context,
             },

@@ -221,31 +221,45 @@ impl KmsService {
     /// Carries out the automatic rotations that are due: each due key once, its next
     /// rotation one period from now. Returns how many keys it rotated.
     pub async fn sweep_rotations(&self) -> Result<usize, KmsError> {
-        let _guard = self.writes.lock().await;
         let now = self.clock.now();
         let mut rotated = 0;
         for key_id in self.store.keys_due_for_rotation(now.as_millis()).await? {
-            // The store is the truth (a change goes there first, under this lock).
-            let Some(key) = self.load(&key_id).await? else {
-                continue;
-            };
-            let (Some(days), Some(due)) =
-                (key.record.rotation_period_days, key.record.next_rotation_ms)
-            else {
-                continue;
-            };
-            if due > now.as_millis() || key.state != KeyState::Enabled {
-                continue;
+            // One key at a time under the write lock, so a backlog (every AWS-managed key
+            // after an upgrade) does not hold up other writes, and one key that cannot be
+            // rotated does not stop the rest: it is retried at the next sweep.
+            match self.rotate_if_due(&key_id, now).await {
+                Ok(true) => rotated += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(key_id, error = ?e, "scheduled rotation failed; retried at the next sweep")
+                }
             }
-            let next = now.plus_days(i64::from(days)).as_millis();
-            let after = self
-                .rotate(&key, RotationType::Automatic, Some(next))
-                .await?;
-            self.record_rotation(&key, &after, RotationType::Automatic, None);
-            tracing::info!(key_id, "rotated KMS key material on schedule");
-            rotated += 1;
         }
         Ok(rotated)
+    }
+
+    /// Rotates `key_id` if it is still due and enabled (a change may have come in between
+    /// the listing and the lock).
+    async fn rotate_if_due(&self, key_id: &str, now: Timestamp) -> Result<bool, KmsError> {
+        let _guard = self.writes.lock().await;
+        let Some(key) = self.load(key_id).await? else {
+            return Ok(false);
+        };
+        let (Some(days), Some(due)) =
+            (key.record.rotation_period_days, key.record.next_rotation_ms)
+        else {
+            return Ok(false);
+        };
+        if due > now.as_millis() || key.state != KeyState::Enabled {
+            return Ok(false);
+        }
+        let next = now.plus_days(i64::from(days)).as_millis();
+        let after = self
+            .rotate(&key, RotationType::Automatic, Some(next))
+            .await?;
+        self.record_rotation(&key, &after, RotationType::Automatic, None);
+        tracing::info!(key_id, "rotated KMS key material on schedule");
+        Ok(true)
     }
 
     /// Records a rotation in the audit trail as AWS does: a `RotateKey` service event

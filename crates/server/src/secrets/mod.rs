@@ -185,7 +185,8 @@ impl SecretsService {
     }
 
     fn cache_put(&self, secret: Arc<Secret>) {
-        self.forget_policy(&secret.arn);
+        // No forget_policy here: parsed policies are used only while their text matches the
+        // secret's, so a changed policy is never served stale.
         if let Ok(mut names) = self.names.write() {
             names.insert(NameKey::of(&secret), secret.arn.clone());
         }

@@ -174,10 +174,10 @@ fn refuse_default_key_across_accounts(
     secret_arn: &str,
     kms_key_id: Option<&str>,
 ) -> Result<(), SecretsError> {
-    let secret_account = super::resolve::parse_secret_arn(secret_arn)
-        .map(|(scope, _)| scope.account)
-        .ok_or(SecretsError::Internal)?;
-    if secret_account != ctx.caller.account && is_default_key(kms_key_id) {
+    // Every GetSecretValue passes here: the cheap key test first, no allocation.
+    if is_default_key(kms_key_id)
+        && secret_arn.split(':').nth(4) != Some(ctx.caller.account.as_str())
+    {
         return Err(SecretsError::DefaultKeyCrossAccount);
     }
     Ok(())
@@ -189,7 +189,8 @@ fn is_default_key(kms_key_id: Option<&str>) -> bool {
     kms_key_id.is_none_or(|k| {
         k == DEFAULT_KEY
             || k.strip_prefix("arn:")
-                .is_some_and(|rest| rest.ends_with(&format!(":{DEFAULT_KEY}")))
+                .and_then(|rest| rest.strip_suffix(DEFAULT_KEY))
+                .is_some_and(|rest| rest.ends_with(':'))
     })
 }
 

@@ -1,11 +1,6 @@
 //! Wire robustness through a real server: awsQuery errors that quote characters XML cannot
 //! carry, JSON 1.1 type mismatches, and headers a signature must cover.
 
-use std::time::SystemTime;
-
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_smithy_runtime_api::client::identity::Identity;
 use keyhold_proto::{iam, sts};
 use keyhold_testkit::TestServer;
 use keyhold_testkit::raw::{self, RawResponse};
@@ -223,8 +218,8 @@ async fn strict() -> TestServer {
         .await
 }
 
-/// Signs `POST /` to `addr` covering `signed` (plus `host` and `x-amz-date`, which the
-/// signer adds), then appends `unsigned`: the headers to send.
+/// The headers of `POST /` to `addr` signed over `signed` (plus `host` and `x-amz-date`),
+/// then `unsigned` appended.
 fn sign_then_add(
     addr: std::net::SocketAddr,
     service: &str,
@@ -232,36 +227,8 @@ fn sign_then_add(
     unsigned: &[(&str, &str)],
     body: &[u8],
 ) -> Vec<(String, String)> {
-    let identity: Identity = Credentials::new(KEY_ID, SECRET, None, None, "test").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name(service)
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let uri = format!("http://{addr}/");
-    let signable = SignableRequest::new(
-        "POST",
-        uri.clone(),
-        signed.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut request = http::Request::builder().method("POST").uri(&uri);
-    for (k, v) in signed {
-        request = request.header(*k, *v);
-    }
-    let mut request = request.body(()).unwrap();
-    instructions.apply_to_request_http1x(&mut request);
-    let mut headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
-        .collect();
+    let creds = keyhold_testkit::Creds::new(KEY_ID, SECRET);
+    let mut headers = raw::signed_headers(addr, &creds, service, signed, body);
     headers.extend(
         unsigned
             .iter()
