@@ -47,8 +47,14 @@ pub fn tighten(dir: &Path, leave: &[&Path]) -> anyhow::Result<()> {
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_file()) && !leave.contains(&path.as_path()) {
-            set_mode(&path, FILE_MODE)?;
+        if entry.file_type().is_ok_and(|t| t.is_file())
+            && !leave.contains(&path.as_path())
+            && let Err(e) = set_mode(&path, FILE_MODE)
+            // A file may go between the listing and its mode change (SQLite removes a
+            // -wal/-shm when a connection closes): only one still there is an error.
+            && path.exists()
+        {
+            return Err(e);
         }
     }
     Ok(())
