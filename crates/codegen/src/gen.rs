@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use anyhow::{Context, bail};
 
 use crate::model::{Model, Shape};
-use crate::names::{pascal, snake, variant};
+use crate::names::{lower_camel, pascal, snake, variant};
 
 /// The Rust type a shape resolves to.
 #[derive(Clone, Debug)]
@@ -272,6 +272,7 @@ impl<'m> Service<'m> {
              use std::collections::BTreeMap;\n\
              use std::sync::LazyLock;\n\n\
              use serde::Serialize;\n\n\
+             use crate::runtime::audit::AuditSink;\n\
              use crate::runtime::error::{ApiError, ErrorCode};\n\
              use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};\n\
              use crate::runtime::validate::{Path, Validator};\n\n",
@@ -286,7 +287,6 @@ impl<'m> Service<'m> {
         self.gen_operations(&mut out)?;
         self.gen_trait(&mut out)?;
         self.gen_dispatch(&mut out)?;
-        self.gen_audit_shapes(&mut out)?;
         Ok(out)
     }
 
@@ -414,6 +414,10 @@ impl<'m> Service<'m> {
                 out,
                 "impl Serialize for {rust} {{ fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {{ s.serialize_str(self.as_str()) }} }}\n"
             )?;
+            writeln!(
+                out,
+                "impl crate::runtime::audit::AuditView for {rust} {{ fn audit_view(&self) -> serde_json::Value {{ serde_json::Value::String(self.as_str().to_owned()) }} }}\n"
+            )?;
         }
         Ok(())
     }
@@ -467,6 +471,7 @@ impl<'m> Service<'m> {
                 }
             }
             writeln!(out, "}}\n")?;
+            self.gen_audit_view(out, &rust, shape)?;
             if !self.json && self.output_shapes.contains(name) {
                 self.gen_to_xml(out, &rust, shape)?;
             }
@@ -573,6 +578,7 @@ impl<'m> Service<'m> {
                 )?;
             }
             writeln!(out, "}}\n")?;
+            self.gen_audit_view(&mut out, &rust, shape)?;
             if self.json {
                 writeln!(
                     out,
@@ -1083,114 +1089,38 @@ impl<'m> Service<'m> {
         (input, output)
     }
 
-    /// The structures of the model as the audit trail records them: every structure reachable
-    /// from an operation, its members in order, sensitive ones marked.
-    fn gen_audit_shapes(&self, out: &mut String) -> anyhow::Result<()> {
-        let structs: Vec<&String> = self
-            .model
-            .shapes
-            .iter()
-            .filter(|(n, s)| {
-                s.kind == "structure"
-                    && !s.exception
-                    && (self.input_shapes.contains(*n) || self.output_shapes.contains(*n))
-            })
-            .map(|(n, _)| n)
-            .collect();
-        let index = |name: &str| structs.iter().position(|s| *s == name);
-        writeln!(
-            out,
-            "/// The structures of the model as the audit trail records them (CloudTrail's"
-        )?;
-        writeln!(
-            out,
-            "/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive"
-        )?;
-        writeln!(out, "/// members left out.")?;
-        writeln!(
-            out,
-            "pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &["
-        )?;
-        for name in &structs {
-            let shape = self.shape(name)?;
-            let mut members = Vec::new();
-            for (member, r) in &shape.members {
-                let field = self.audit_field(&r.shape, &index)?;
-                members.push(format!("({member:?}, {field})"));
+    /// `impl AuditView` for a structure (public or wire): its recordable members under their
+    /// lowerCamelCase names. Sensitive and binary members are not read at all.
+    fn gen_audit_view(&self, out: &mut String, rust: &str, shape: &Shape) -> anyhow::Result<()> {
+        let mut members = String::new();
+        for (member, r) in &shape.members {
+            if self.recordable(&r.shape)? {
+                write!(
+                    members,
+                    ".member({:?}, &self.{})",
+                    lower_camel(member),
+                    snake(member)
+                )?;
             }
-            writeln!(
-                out,
-                "    crate::runtime::audit::Shape {{ name: {name:?}, members: &[{}] }},",
-                members.join(", ")
-            )?;
         }
         writeln!(
             out,
-            "];
-"
-        )?;
-        let prefix = self.prefix;
-        writeln!(out, "impl {prefix}Operation {{")?;
-        for (which, pick) in [("input", true), ("output", false)] {
-            writeln!(
-                out,
-                "    /// The index in [`AUDIT_SHAPES`] of the operation's {which} structure."
-            )?;
-            writeln!(
-                out,
-                "    pub fn audit_{which}(self) -> Option<usize> {{ match self {{"
-            )?;
-            for (name, op) in &self.model.operations {
-                let shape = if pick {
-                    op.input.as_ref().map(|i| i.shape.clone())
-                } else {
-                    op.output.as_ref().map(|o| o.shape.clone())
-                };
-                let idx = shape.and_then(|s| index(&s));
-                writeln!(out, "        Self::{name} => {idx:?},")?;
-            }
-            writeln!(out, "    }} }}")?;
-        }
-        writeln!(
-            out,
-            "}}
-"
+            "impl crate::runtime::audit::AuditView for {rust} {{ fn audit_view(&self) -> serde_json::Value {{ crate::runtime::audit::Record::new(){members}.finish() }} }}\n"
         )?;
         Ok(())
     }
 
-    fn audit_field(
-        &self,
-        shape_name: &str,
-        index: &dyn Fn(&str) -> Option<usize>,
-    ) -> anyhow::Result<String> {
-        use crate::model::Shape as _S;
-        let shape: &_S = self.shape(shape_name)?;
-        // Sensitive members never reach the trail; CloudTrail leaves binary members (the
-        // ciphertext blobs) out too.
+    /// Whether the audit trail records a member of this shape: never a sensitive one, and
+    /// (as CloudTrail) never a binary one such as a ciphertext blob.
+    fn recordable(&self, shape_name: &str) -> anyhow::Result<bool> {
+        let shape = self.shape(shape_name)?;
         if shape.sensitive || shape.kind == "blob" {
-            return Ok("crate::runtime::audit::Field::Sensitive".into());
+            return Ok(false);
         }
         Ok(match shape.kind.as_str() {
-            "structure" => match index(shape_name) {
-                Some(i) => format!("crate::runtime::audit::Field::Struct({i})"),
-                None => "crate::runtime::audit::Field::Plain".into(),
-            },
-            "list" => {
-                let member = &shape.member.as_ref().context("list member")?.shape;
-                format!(
-                    "crate::runtime::audit::Field::List(&{})",
-                    self.audit_field(member, index)?
-                )
-            }
-            "map" => {
-                let value = &shape.value.as_ref().context("map value")?.shape;
-                format!(
-                    "crate::runtime::audit::Field::Map(&{})",
-                    self.audit_field(value, index)?
-                )
-            }
-            _ => "crate::runtime::audit::Field::Plain".into(),
+            "list" => self.recordable(&shape.member.as_ref().context("list member")?.shape)?,
+            "map" => self.recordable(&shape.value.as_ref().context("map value")?.shape)?,
+            _ => true,
         })
     }
 
@@ -1213,7 +1143,10 @@ impl<'m> Service<'m> {
             out,
             "    /// What the server knows about the request: caller, region, request id."
         )?;
-        writeln!(out, "    type Context: Send + Sync;\n")?;
+        writeln!(
+            out,
+            "    type Context: Send + Sync + crate::runtime::audit::AuditSink;\n"
+        )?;
         for (name, op) in &self.model.operations {
             let (input, output) = self.op_types(op);
             writeln!(
@@ -1250,14 +1183,14 @@ impl<'m> Service<'m> {
                 let (input, _) = self.op_types(op);
                 let decode = if op.input.is_some() {
                     format!(
-                        "let input = validated(crate::runtime::json::decode::<wire::{input}>(body)?, wire::{input}::validate)?;"
+                        "let wire = crate::runtime::json::decode::<wire::{input}>(body)?; ctx.audit_request(&wire); let input = validated(wire, wire::{input}::validate)?;"
                     )
                 } else {
                     "let input = ();".into()
                 };
                 let encode = if op.output.is_some() {
                     format!(
-                        "crate::runtime::json::encode(&api.{}(ctx, input).await?)",
+                        "let output = api.{}(ctx, input).await?; ctx.audit_response(&output); crate::runtime::json::encode(&output)",
                         snake(name)
                     )
                 } else {
@@ -1296,7 +1229,7 @@ impl<'m> Service<'m> {
                 let (input, _) = self.op_types(op);
                 let decode = if op.input.is_some() {
                     format!(
-                        "let input = validated(wire::{input}::from_query(q, \"\")?, wire::{input}::validate)?;"
+                        "let wire = wire::{input}::from_query(q, \"\")?; ctx.audit_request(&wire); let input = validated(wire, wire::{input}::validate)?;"
                     )
                 } else {
                     "let input = ();".into()

@@ -1,6 +1,15 @@
 //! Rust names for model names.
 
 /// `KeyId` → `key_id`, `AWSAccountId` → `aws_account_id`, `ARN` → `arn`.
+/// `KeyId` → `keyId`, as CloudTrail names request and response members.
+pub fn lower_camel(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
 pub fn snake(name: &str) -> String {
     let chars: Vec<char> = name.chars().collect();
     let mut out = String::with_capacity(name.len() + 4);

@@ -163,42 +163,6 @@ impl Operation {
         }
     }
 
-    /// The audit shapes of the operation's service (see `runtime::audit`).
-    pub fn audit_shapes(self) -> &'static [crate::runtime::audit::Shape] {
-        match self {
-            Self::Kms(_) => kms::AUDIT_SHAPES,
-            Self::SecretsManager(_) => secretsmanager::AUDIT_SHAPES,
-            Self::Ssm(_) => ssm::AUDIT_SHAPES,
-            Self::Sts(_) => sts::AUDIT_SHAPES,
-            Self::Iam(_) => iam::AUDIT_SHAPES,
-            Self::CloudTrail(_) => cloudtrail::AUDIT_SHAPES,
-        }
-    }
-
-    /// The index in [`Self::audit_shapes`] of the operation's input structure.
-    pub fn audit_input(self) -> Option<usize> {
-        match self {
-            Self::Kms(op) => op.audit_input(),
-            Self::SecretsManager(op) => op.audit_input(),
-            Self::Ssm(op) => op.audit_input(),
-            Self::Sts(op) => op.audit_input(),
-            Self::Iam(op) => op.audit_input(),
-            Self::CloudTrail(op) => op.audit_input(),
-        }
-    }
-
-    /// The index in [`Self::audit_shapes`] of the operation's output structure.
-    pub fn audit_output(self) -> Option<usize> {
-        match self {
-            Self::Kms(op) => op.audit_output(),
-            Self::SecretsManager(op) => op.audit_output(),
-            Self::Ssm(op) => op.audit_output(),
-            Self::Sts(op) => op.audit_output(),
-            Self::Iam(op) => op.audit_output(),
-            Self::CloudTrail(op) => op.audit_output(),
-        }
-    }
-
     fn lookup(service: Service, name: &str) -> Option<Self> {
         match service {
             Service::Kms => kms::KmsOperation::from_name(name).map(Self::Kms),

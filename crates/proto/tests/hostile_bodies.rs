@@ -170,6 +170,7 @@ fn a_25000_member_query_list_decodes_whole() {
     let q = QueryParams::parse(body.as_bytes());
 
     let request = sts::wire::AssumeRoleRequest::from_query(&q, "").unwrap();
+    let view = keyhold_proto::runtime::audit::AuditView::audit_view(&request);
     let tags = request.tags.unwrap();
     assert_eq!(tags.len(), n);
     for (i, tag) in (1..=n).zip(&tags) {
@@ -177,8 +178,6 @@ fn a_25000_member_query_list_decodes_whole() {
         assert_eq!(tag.value.as_deref(), Some(format!("v{i}").as_str()));
     }
 
-    let input = sts::StsOperation::AssumeRole.audit_input().unwrap();
-    let view = keyhold_proto::runtime::audit::view_query(sts::AUDIT_SHAPES, input, &q, "");
     let viewed = view["tags"].as_array().unwrap();
     assert_eq!(viewed.len(), n);
     assert_eq!(

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use keyhold_proto::route::Operation;
+use keyhold_proto::runtime::audit::{AuditSink, AuditView};
 
 use crate::arn::Scope;
 
@@ -187,32 +188,10 @@ impl RequestContext {
         }
     }
 
-    /// Records what the audit trail shows of the request and the response.
-    pub fn note_parameters(
-        &self,
-        request: Option<serde_json::Value>,
-        response: Option<serde_json::Value>,
-    ) {
-        if let Ok(mut notes) = self.notes.lock() {
-            notes.request_parameters = request;
-            notes.response_elements = response;
-        }
-    }
-
     /// Records the audit view of the request of a call made in code (another service's call
-    /// on the caller's behalf), as the front end records a wire request's: sensitive
-    /// members left out.
-    pub fn note_request<T: serde::Serialize>(&self, input: &T) {
-        let op = self.operation;
-        let view = op.audit_input().and_then(|shape| {
-            let value = serde_json::to_value(input).ok()?;
-            Some(keyhold_proto::runtime::audit::view(
-                op.audit_shapes(),
-                shape,
-                &value,
-            ))
-        });
-        self.note_parameters(view, None);
+    /// on the caller's behalf), as the generated dispatch records a wire request's.
+    pub fn note_request(&self, input: &impl AuditView) {
+        self.audit_request(input);
     }
 
     /// Records that an authorization decision on `action` was made on `resource`, whatever
@@ -242,5 +221,26 @@ impl RequestContext {
             .lock()
             .map(|mut n| std::mem::take(&mut *n))
             .unwrap_or_default()
+    }
+}
+
+/// What the generated dispatch reports of the call: the request always; the response only
+/// of calls that change something (CloudTrail's `responseElements` are null for reads).
+impl AuditSink for RequestContext {
+    fn audit_request(&self, request: &dyn AuditView) {
+        let view = request.audit_view();
+        if let Ok(mut notes) = self.notes.lock() {
+            notes.request_parameters = Some(view);
+        }
+    }
+
+    fn audit_response(&self, response: &dyn AuditView) {
+        if crate::audit::record::is_read_only(self.operation) {
+            return;
+        }
+        let view = response.audit_view();
+        if let Ok(mut notes) = self.notes.lock() {
+            notes.response_elements = Some(view);
+        }
     }
 }

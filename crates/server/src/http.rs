@@ -186,9 +186,6 @@ async fn handle(
             tracing::error!(request_id = %ctx.request_id, operation = operation.name(), "operation panicked");
             Err(ApiError::internal())
         });
-    let (request_view, response_view) =
-        audit_views(operation, &body, query.as_ref(), result.as_deref().ok());
-    ctx.note_parameters(request_view, response_view);
     state.audit.record(AuditEvent {
         ctx: &ctx,
         notes: ctx.take_notes(),
@@ -235,32 +232,6 @@ fn reject(
             error_message: error.message(),
         });
     error_response(incoming, error)
-}
-
-/// What the audit trail shows of the request and (for calls that change something) the
-/// response: model members in lowerCamelCase, sensitive ones left out.
-fn audit_views(
-    operation: Operation,
-    body: &[u8],
-    query: Option<&QueryParams>,
-    response: Option<&[u8]>,
-) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
-    use keyhold_proto::runtime::audit::{view, view_query};
-    let shapes = operation.audit_shapes();
-    let request = operation.audit_input().map(|i| match query {
-        Some(q) => view_query(shapes, i, q, ""),
-        None => serde_json::from_slice(body)
-            .map(|v| view(shapes, i, &v))
-            .unwrap_or_default(),
-    });
-    let wants_response = query.is_none() && !crate::audit::record::is_read_only(operation);
-    let response = match (wants_response, response, operation.audit_output()) {
-        (true, Some(bytes), Some(i)) => serde_json::from_slice(bytes)
-            .ok()
-            .map(|v| view(shapes, i, &v)),
-        _ => None,
-    };
-    (request, response)
 }
 
 /// Runs one operation through its service's generated dispatch.

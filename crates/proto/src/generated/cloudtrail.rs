@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 
+use crate::runtime::audit::AuditSink;
 use crate::runtime::error::{ApiError, ErrorCode};
 use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
 use crate::runtime::validate::{Path, Validator};
@@ -69,6 +70,12 @@ impl std::fmt::Display for EventCategory {
 impl Serialize for EventCategory {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for EventCategory {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -154,6 +161,12 @@ impl Serialize for LookupAttributeKey {
     }
 }
 
+impl crate::runtime::audit::AuditView for LookupAttributeKey {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `Event` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Event {
@@ -177,6 +190,22 @@ pub struct Event {
     pub username: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for Event {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("accessKeyId", &self.access_key_id)
+            .member("cloudTrailEvent", &self.cloud_trail_event)
+            .member("eventId", &self.event_id)
+            .member("eventName", &self.event_name)
+            .member("eventSource", &self.event_source)
+            .member("eventTime", &self.event_time)
+            .member("readOnly", &self.read_only)
+            .member("resources", &self.resources)
+            .member("username", &self.username)
+            .finish()
+    }
+}
+
 /// The `LookupAttribute` structure of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LookupAttribute {
@@ -184,6 +213,15 @@ pub struct LookupAttribute {
     pub attribute_key: LookupAttributeKey,
     #[serde(rename = "AttributeValue")]
     pub attribute_value: String,
+}
+
+impl crate::runtime::audit::AuditView for LookupAttribute {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("attributeKey", &self.attribute_key)
+            .member("attributeValue", &self.attribute_value)
+            .finish()
+    }
 }
 
 /// The `LookupEventsRequest` structure of the model.
@@ -203,6 +241,19 @@ pub struct LookupEventsRequest {
     pub start_time: Option<Timestamp>,
 }
 
+impl crate::runtime::audit::AuditView for LookupEventsRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("endTime", &self.end_time)
+            .member("eventCategory", &self.event_category)
+            .member("lookupAttributes", &self.lookup_attributes)
+            .member("maxResults", &self.max_results)
+            .member("nextToken", &self.next_token)
+            .member("startTime", &self.start_time)
+            .finish()
+    }
+}
+
 /// The `LookupEventsResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LookupEventsResponse {
@@ -212,6 +263,15 @@ pub struct LookupEventsResponse {
     pub next_token: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for LookupEventsResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("events", &self.events)
+            .member("nextToken", &self.next_token)
+            .finish()
+    }
+}
+
 /// The `Resource` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Resource {
@@ -219,6 +279,15 @@ pub struct Resource {
     pub resource_name: Option<String>,
     #[serde(rename = "ResourceType", skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for Resource {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("resourceName", &self.resource_name)
+            .member("resourceType", &self.resource_type)
+            .finish()
+    }
 }
 
 /// Request structures as they arrive, before validation: every member optional.
@@ -237,6 +306,15 @@ pub mod wire {
         pub attribute_key: Option<String>,
         #[serde(rename = "AttributeValue", default)]
         pub attribute_value: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for LookupAttribute {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("attributeKey", &self.attribute_key)
+                .member("attributeValue", &self.attribute_value)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for LookupAttribute {
@@ -305,6 +383,19 @@ pub mod wire {
         pub next_token: Option<String>,
         #[serde(rename = "StartTime", default)]
         pub start_time: Option<Timestamp>,
+    }
+
+    impl crate::runtime::audit::AuditView for LookupEventsRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("endTime", &self.end_time)
+                .member("eventCategory", &self.event_category)
+                .member("lookupAttributes", &self.lookup_attributes)
+                .member("maxResults", &self.max_results)
+                .member("nextToken", &self.next_token)
+                .member("startTime", &self.start_time)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for LookupEventsRequest {
@@ -489,7 +580,7 @@ impl std::fmt::Display for CloudTrailOperation {
 #[async_trait::async_trait]
 pub trait CloudTrailApi: Send + Sync {
     /// What the server knows about the request: caller, region, request id.
-    type Context: Send + Sync;
+    type Context: Send + Sync + crate::runtime::audit::AuditSink;
 
     async fn lookup_events(
         &self,
@@ -520,87 +611,12 @@ pub async fn dispatch<S: CloudTrailApi + ?Sized>(
 ) -> Result<Vec<u8>, ApiError> {
     match op {
         CloudTrailOperation::LookupEvents => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::LookupEventsRequest>(body)?,
-                wire::LookupEventsRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.lookup_events(ctx, input).await?)
-        }
-    }
-}
-
-/// The structures of the model as the audit trail records them (CloudTrail's
-/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
-/// members left out.
-pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
-    crate::runtime::audit::Shape {
-        name: "Event",
-        members: &[
-            ("AccessKeyId", crate::runtime::audit::Field::Plain),
-            ("CloudTrailEvent", crate::runtime::audit::Field::Plain),
-            ("EventId", crate::runtime::audit::Field::Plain),
-            ("EventName", crate::runtime::audit::Field::Plain),
-            ("EventSource", crate::runtime::audit::Field::Plain),
-            ("EventTime", crate::runtime::audit::Field::Plain),
-            ("ReadOnly", crate::runtime::audit::Field::Plain),
-            (
-                "Resources",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(4)),
-            ),
-            ("Username", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "LookupAttribute",
-        members: &[
-            ("AttributeKey", crate::runtime::audit::Field::Plain),
-            ("AttributeValue", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "LookupEventsRequest",
-        members: &[
-            ("EndTime", crate::runtime::audit::Field::Plain),
-            ("EventCategory", crate::runtime::audit::Field::Plain),
-            (
-                "LookupAttributes",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(1)),
-            ),
-            ("MaxResults", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            ("StartTime", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "LookupEventsResponse",
-        members: &[
-            (
-                "Events",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(0)),
-            ),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "Resource",
-        members: &[
-            ("ResourceName", crate::runtime::audit::Field::Plain),
-            ("ResourceType", crate::runtime::audit::Field::Plain),
-        ],
-    },
-];
-
-impl CloudTrailOperation {
-    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
-    pub fn audit_input(self) -> Option<usize> {
-        match self {
-            Self::LookupEvents => Some(2),
-        }
-    }
-    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
-    pub fn audit_output(self) -> Option<usize> {
-        match self {
-            Self::LookupEvents => Some(3),
+            let wire = crate::runtime::json::decode::<wire::LookupEventsRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::LookupEventsRequest::validate)?;
+            let output = api.lookup_events(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
     }
 }

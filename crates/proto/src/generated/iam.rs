@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 
+use crate::runtime::audit::AuditSink;
 use crate::runtime::error::{ApiError, ErrorCode};
 use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
 use crate::runtime::validate::{Path, Validator};
@@ -71,6 +72,12 @@ impl Serialize for PermissionsBoundaryAttachmentType {
     }
 }
 
+impl crate::runtime::audit::AuditView for PermissionsBoundaryAttachmentType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `statusType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StatusType {
@@ -115,6 +122,12 @@ impl Serialize for StatusType {
     }
 }
 
+impl crate::runtime::audit::AuditView for StatusType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `AccessKey` structure of the model.
 #[derive(Debug)]
 pub struct AccessKey {
@@ -123,6 +136,17 @@ pub struct AccessKey {
     pub secret_access_key: SensitiveString,
     pub status: StatusType,
     pub user_name: String,
+}
+
+impl crate::runtime::audit::AuditView for AccessKey {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("accessKeyId", &self.access_key_id)
+            .member("createDate", &self.create_date)
+            .member("status", &self.status)
+            .member("userName", &self.user_name)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for AccessKey {
@@ -158,6 +182,17 @@ pub struct AccessKeyMetadata {
     pub user_name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for AccessKeyMetadata {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("accessKeyId", &self.access_key_id)
+            .member("createDate", &self.create_date)
+            .member("status", &self.status)
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 impl crate::runtime::xml::ToXml for AccessKeyMetadata {
     fn write_members(&self, w: &mut crate::runtime::xml::XmlWriter) {
         if let Some(v) = &self.access_key_id {
@@ -182,6 +217,15 @@ pub struct AttachedPermissionsBoundary {
     pub permissions_boundary_type: Option<PermissionsBoundaryAttachmentType>,
 }
 
+impl crate::runtime::audit::AuditView for AttachedPermissionsBoundary {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("permissionsBoundaryArn", &self.permissions_boundary_arn)
+            .member("permissionsBoundaryType", &self.permissions_boundary_type)
+            .finish()
+    }
+}
+
 impl crate::runtime::xml::ToXml for AttachedPermissionsBoundary {
     fn write_members(&self, w: &mut crate::runtime::xml::XmlWriter) {
         if let Some(v) = &self.permissions_boundary_arn {
@@ -199,10 +243,26 @@ pub struct CreateAccessKeyRequest {
     pub user_name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for CreateAccessKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `CreateAccessKeyResponse` structure of the model.
 #[derive(Debug)]
 pub struct CreateAccessKeyResponse {
     pub access_key: AccessKey,
+}
+
+impl crate::runtime::audit::AuditView for CreateAccessKeyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("accessKey", &self.access_key)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for CreateAccessKeyResponse {
@@ -229,10 +289,39 @@ pub struct CreateRoleRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl crate::runtime::audit::AuditView for CreateRoleRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member(
+                "assumeRolePolicyDocument",
+                &self.assume_role_policy_document,
+            )
+            .member("description", &self.description)
+            .member("maxSessionDuration", &self.max_session_duration)
+            .member(
+                "maxSigninSessionDuration",
+                &self.max_signin_session_duration,
+            )
+            .member("path", &self.path)
+            .member("permissionsBoundary", &self.permissions_boundary)
+            .member("roleName", &self.role_name)
+            .member("tags", &self.tags)
+            .finish()
+    }
+}
+
 /// The `CreateRoleResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreateRoleResponse {
     pub role: Role,
+}
+
+impl crate::runtime::audit::AuditView for CreateRoleResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("role", &self.role)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for CreateRoleResponse {
@@ -255,10 +344,29 @@ pub struct CreateUserRequest {
     pub user_name: String,
 }
 
+impl crate::runtime::audit::AuditView for CreateUserRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("path", &self.path)
+            .member("permissionsBoundary", &self.permissions_boundary)
+            .member("tags", &self.tags)
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `CreateUserResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CreateUserResponse {
     pub user: Option<User>,
+}
+
+impl crate::runtime::audit::AuditView for CreateUserResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("user", &self.user)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for CreateUserResponse {
@@ -278,6 +386,15 @@ pub struct DeleteAccessKeyRequest {
     pub user_name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for DeleteAccessKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("accessKeyId", &self.access_key_id)
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `DeleteRolePolicyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteRolePolicyRequest {
@@ -285,10 +402,27 @@ pub struct DeleteRolePolicyRequest {
     pub role_name: String,
 }
 
+impl crate::runtime::audit::AuditView for DeleteRolePolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyName", &self.policy_name)
+            .member("roleName", &self.role_name)
+            .finish()
+    }
+}
+
 /// The `DeleteRoleRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteRoleRequest {
     pub role_name: String,
+}
+
+impl crate::runtime::audit::AuditView for DeleteRoleRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("roleName", &self.role_name)
+            .finish()
+    }
 }
 
 /// The `DeleteUserPolicyRequest` structure of the model.
@@ -298,10 +432,27 @@ pub struct DeleteUserPolicyRequest {
     pub user_name: String,
 }
 
+impl crate::runtime::audit::AuditView for DeleteUserPolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyName", &self.policy_name)
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `DeleteUserRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeleteUserRequest {
     pub user_name: String,
+}
+
+impl crate::runtime::audit::AuditView for DeleteUserRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("userName", &self.user_name)
+            .finish()
+    }
 }
 
 /// The `GetRolePolicyRequest` structure of the model.
@@ -311,12 +462,31 @@ pub struct GetRolePolicyRequest {
     pub role_name: String,
 }
 
+impl crate::runtime::audit::AuditView for GetRolePolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyName", &self.policy_name)
+            .member("roleName", &self.role_name)
+            .finish()
+    }
+}
+
 /// The `GetRolePolicyResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetRolePolicyResponse {
     pub policy_document: String,
     pub policy_name: String,
     pub role_name: String,
+}
+
+impl crate::runtime::audit::AuditView for GetRolePolicyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyDocument", &self.policy_document)
+            .member("policyName", &self.policy_name)
+            .member("roleName", &self.role_name)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for GetRolePolicyResponse {
@@ -342,10 +512,26 @@ pub struct GetRoleRequest {
     pub role_name: String,
 }
 
+impl crate::runtime::audit::AuditView for GetRoleRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("roleName", &self.role_name)
+            .finish()
+    }
+}
+
 /// The `GetRoleResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetRoleResponse {
     pub role: Role,
+}
+
+impl crate::runtime::audit::AuditView for GetRoleResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("role", &self.role)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for GetRoleResponse {
@@ -366,12 +552,31 @@ pub struct GetUserPolicyRequest {
     pub user_name: String,
 }
 
+impl crate::runtime::audit::AuditView for GetUserPolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyName", &self.policy_name)
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `GetUserPolicyResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetUserPolicyResponse {
     pub policy_document: String,
     pub policy_name: String,
     pub user_name: String,
+}
+
+impl crate::runtime::audit::AuditView for GetUserPolicyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyDocument", &self.policy_document)
+            .member("policyName", &self.policy_name)
+            .member("userName", &self.user_name)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for GetUserPolicyResponse {
@@ -397,10 +602,26 @@ pub struct GetUserRequest {
     pub user_name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for GetUserRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `GetUserResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetUserResponse {
     pub user: User,
+}
+
+impl crate::runtime::audit::AuditView for GetUserResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("user", &self.user)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for GetUserResponse {
@@ -422,12 +643,32 @@ pub struct ListAccessKeysRequest {
     pub user_name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListAccessKeysRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("marker", &self.marker)
+            .member("maxItems", &self.max_items)
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `ListAccessKeysResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListAccessKeysResponse {
     pub access_key_metadata: Vec<AccessKeyMetadata>,
     pub is_truncated: Option<bool>,
     pub marker: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for ListAccessKeysResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("accessKeyMetadata", &self.access_key_metadata)
+            .member("isTruncated", &self.is_truncated)
+            .member("marker", &self.marker)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for ListAccessKeysResponse {
@@ -459,12 +700,32 @@ pub struct ListRolePoliciesRequest {
     pub role_name: String,
 }
 
+impl crate::runtime::audit::AuditView for ListRolePoliciesRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("marker", &self.marker)
+            .member("maxItems", &self.max_items)
+            .member("roleName", &self.role_name)
+            .finish()
+    }
+}
+
 /// The `ListRolePoliciesResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListRolePoliciesResponse {
     pub is_truncated: Option<bool>,
     pub marker: Option<String>,
     pub policy_names: Vec<String>,
+}
+
+impl crate::runtime::audit::AuditView for ListRolePoliciesResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("isTruncated", &self.is_truncated)
+            .member("marker", &self.marker)
+            .member("policyNames", &self.policy_names)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for ListRolePoliciesResponse {
@@ -494,12 +755,32 @@ pub struct ListRolesRequest {
     pub path_prefix: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListRolesRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("marker", &self.marker)
+            .member("maxItems", &self.max_items)
+            .member("pathPrefix", &self.path_prefix)
+            .finish()
+    }
+}
+
 /// The `ListRolesResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListRolesResponse {
     pub is_truncated: Option<bool>,
     pub marker: Option<String>,
     pub roles: Vec<Role>,
+}
+
+impl crate::runtime::audit::AuditView for ListRolesResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("isTruncated", &self.is_truncated)
+            .member("marker", &self.marker)
+            .member("roles", &self.roles)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for ListRolesResponse {
@@ -531,12 +812,32 @@ pub struct ListUserPoliciesRequest {
     pub user_name: String,
 }
 
+impl crate::runtime::audit::AuditView for ListUserPoliciesRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("marker", &self.marker)
+            .member("maxItems", &self.max_items)
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `ListUserPoliciesResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListUserPoliciesResponse {
     pub is_truncated: Option<bool>,
     pub marker: Option<String>,
     pub policy_names: Vec<String>,
+}
+
+impl crate::runtime::audit::AuditView for ListUserPoliciesResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("isTruncated", &self.is_truncated)
+            .member("marker", &self.marker)
+            .member("policyNames", &self.policy_names)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for ListUserPoliciesResponse {
@@ -566,12 +867,32 @@ pub struct ListUsersRequest {
     pub path_prefix: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListUsersRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("marker", &self.marker)
+            .member("maxItems", &self.max_items)
+            .member("pathPrefix", &self.path_prefix)
+            .finish()
+    }
+}
+
 /// The `ListUsersResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListUsersResponse {
     pub is_truncated: Option<bool>,
     pub marker: Option<String>,
     pub users: Vec<User>,
+}
+
+impl crate::runtime::audit::AuditView for ListUsersResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("isTruncated", &self.is_truncated)
+            .member("marker", &self.marker)
+            .member("users", &self.users)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for ListUsersResponse {
@@ -603,12 +924,32 @@ pub struct PutRolePolicyRequest {
     pub role_name: String,
 }
 
+impl crate::runtime::audit::AuditView for PutRolePolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyDocument", &self.policy_document)
+            .member("policyName", &self.policy_name)
+            .member("roleName", &self.role_name)
+            .finish()
+    }
+}
+
 /// The `PutUserPolicyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PutUserPolicyRequest {
     pub policy_document: String,
     pub policy_name: String,
     pub user_name: String,
+}
+
+impl crate::runtime::audit::AuditView for PutUserPolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyDocument", &self.policy_document)
+            .member("policyName", &self.policy_name)
+            .member("userName", &self.user_name)
+            .finish()
+    }
 }
 
 /// The `Role` structure of the model.
@@ -627,6 +968,32 @@ pub struct Role {
     pub role_name: String,
     pub source_role_template: Option<SourceRoleTemplate>,
     pub tags: Option<Vec<Tag>>,
+}
+
+impl crate::runtime::audit::AuditView for Role {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("arn", &self.arn)
+            .member(
+                "assumeRolePolicyDocument",
+                &self.assume_role_policy_document,
+            )
+            .member("createDate", &self.create_date)
+            .member("description", &self.description)
+            .member("maxSessionDuration", &self.max_session_duration)
+            .member(
+                "maxSigninSessionDuration",
+                &self.max_signin_session_duration,
+            )
+            .member("path", &self.path)
+            .member("permissionsBoundary", &self.permissions_boundary)
+            .member("roleId", &self.role_id)
+            .member("roleLastUsed", &self.role_last_used)
+            .member("roleName", &self.role_name)
+            .member("sourceRoleTemplate", &self.source_role_template)
+            .member("tags", &self.tags)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for Role {
@@ -697,6 +1064,15 @@ pub struct RoleLastUsed {
     pub region: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for RoleLastUsed {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("lastUsedDate", &self.last_used_date)
+            .member("region", &self.region)
+            .finish()
+    }
+}
+
 impl crate::runtime::xml::ToXml for RoleLastUsed {
     fn write_members(&self, w: &mut crate::runtime::xml::XmlWriter) {
         if let Some(v) = &self.last_used_date {
@@ -713,6 +1089,15 @@ impl crate::runtime::xml::ToXml for RoleLastUsed {
 pub struct SourceRoleTemplate {
     pub template_arn: String,
     pub template_minor_version: i32,
+}
+
+impl crate::runtime::audit::AuditView for SourceRoleTemplate {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("templateArn", &self.template_arn)
+            .member("templateMinorVersion", &self.template_minor_version)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for SourceRoleTemplate {
@@ -733,6 +1118,15 @@ impl crate::runtime::xml::ToXml for SourceRoleTemplate {
 pub struct Tag {
     pub key: String,
     pub value: String,
+}
+
+impl crate::runtime::audit::AuditView for Tag {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("key", &self.key)
+            .member("value", &self.value)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for Tag {
@@ -756,11 +1150,30 @@ pub struct UpdateAccessKeyRequest {
     pub user_name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for UpdateAccessKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("accessKeyId", &self.access_key_id)
+            .member("status", &self.status)
+            .member("userName", &self.user_name)
+            .finish()
+    }
+}
+
 /// The `UpdateAssumeRolePolicyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct UpdateAssumeRolePolicyRequest {
     pub policy_document: String,
     pub role_name: String,
+}
+
+impl crate::runtime::audit::AuditView for UpdateAssumeRolePolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyDocument", &self.policy_document)
+            .member("roleName", &self.role_name)
+            .finish()
+    }
 }
 
 /// The `User` structure of the model.
@@ -774,6 +1187,21 @@ pub struct User {
     pub tags: Option<Vec<Tag>>,
     pub user_id: String,
     pub user_name: String,
+}
+
+impl crate::runtime::audit::AuditView for User {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("arn", &self.arn)
+            .member("createDate", &self.create_date)
+            .member("passwordLastUsed", &self.password_last_used)
+            .member("path", &self.path)
+            .member("permissionsBoundary", &self.permissions_boundary)
+            .member("tags", &self.tags)
+            .member("userId", &self.user_id)
+            .member("userName", &self.user_name)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for User {
@@ -883,6 +1311,14 @@ pub mod wire {
         pub user_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for CreateAccessKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("userName", &self.user_name)
+                .finish()
+        }
+    }
+
     impl CreateAccessKeyRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -938,6 +1374,27 @@ pub mod wire {
         pub permissions_boundary: Option<String>,
         pub role_name: Option<String>,
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::audit::AuditView for CreateRoleRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member(
+                    "assumeRolePolicyDocument",
+                    &self.assume_role_policy_document,
+                )
+                .member("description", &self.description)
+                .member("maxSessionDuration", &self.max_session_duration)
+                .member(
+                    "maxSigninSessionDuration",
+                    &self.max_signin_session_duration,
+                )
+                .member("path", &self.path)
+                .member("permissionsBoundary", &self.permissions_boundary)
+                .member("roleName", &self.role_name)
+                .member("tags", &self.tags)
+                .finish()
+        }
     }
 
     impl CreateRoleRequest {
@@ -1139,6 +1596,17 @@ pub mod wire {
         pub user_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for CreateUserRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("path", &self.path)
+                .member("permissionsBoundary", &self.permissions_boundary)
+                .member("tags", &self.tags)
+                .member("userName", &self.user_name)
+                .finish()
+        }
+    }
+
     impl CreateUserRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -1268,6 +1736,15 @@ pub mod wire {
         pub user_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DeleteAccessKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("accessKeyId", &self.access_key_id)
+                .member("userName", &self.user_name)
+                .finish()
+        }
+    }
+
     impl DeleteAccessKeyRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -1336,6 +1813,15 @@ pub mod wire {
     pub struct DeleteRolePolicyRequest {
         pub policy_name: Option<String>,
         pub role_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for DeleteRolePolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyName", &self.policy_name)
+                .member("roleName", &self.role_name)
+                .finish()
+        }
     }
 
     impl DeleteRolePolicyRequest {
@@ -1407,6 +1893,14 @@ pub mod wire {
         pub role_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DeleteRoleRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("roleName", &self.role_name)
+                .finish()
+        }
+    }
+
     impl DeleteRoleRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -1456,6 +1950,15 @@ pub mod wire {
     pub struct DeleteUserPolicyRequest {
         pub policy_name: Option<String>,
         pub user_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for DeleteUserPolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyName", &self.policy_name)
+                .member("userName", &self.user_name)
+                .finish()
+        }
     }
 
     impl DeleteUserPolicyRequest {
@@ -1527,6 +2030,14 @@ pub mod wire {
         pub user_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DeleteUserRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("userName", &self.user_name)
+                .finish()
+        }
+    }
+
     impl DeleteUserRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -1576,6 +2087,15 @@ pub mod wire {
     pub struct GetRolePolicyRequest {
         pub policy_name: Option<String>,
         pub role_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for GetRolePolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyName", &self.policy_name)
+                .member("roleName", &self.role_name)
+                .finish()
+        }
     }
 
     impl GetRolePolicyRequest {
@@ -1647,6 +2167,14 @@ pub mod wire {
         pub role_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for GetRoleRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("roleName", &self.role_name)
+                .finish()
+        }
+    }
+
     impl GetRoleRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::GetRoleRequest> {
@@ -1692,6 +2220,15 @@ pub mod wire {
     pub struct GetUserPolicyRequest {
         pub policy_name: Option<String>,
         pub user_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for GetUserPolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyName", &self.policy_name)
+                .member("userName", &self.user_name)
+                .finish()
+        }
     }
 
     impl GetUserPolicyRequest {
@@ -1763,6 +2300,14 @@ pub mod wire {
         pub user_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for GetUserRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("userName", &self.user_name)
+                .finish()
+        }
+    }
+
     impl GetUserRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::GetUserRequest> {
@@ -1809,6 +2354,16 @@ pub mod wire {
         pub marker: Option<String>,
         pub max_items: Option<i32>,
         pub user_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ListAccessKeysRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("marker", &self.marker)
+                .member("maxItems", &self.max_items)
+                .member("userName", &self.user_name)
+                .finish()
+        }
     }
 
     impl ListAccessKeysRequest {
@@ -1894,6 +2449,16 @@ pub mod wire {
         pub role_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ListRolePoliciesRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("marker", &self.marker)
+                .member("maxItems", &self.max_items)
+                .member("roleName", &self.role_name)
+                .finish()
+        }
+    }
+
     impl ListRolePoliciesRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -1975,6 +2540,16 @@ pub mod wire {
         pub marker: Option<String>,
         pub max_items: Option<i32>,
         pub path_prefix: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ListRolesRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("marker", &self.marker)
+                .member("maxItems", &self.max_items)
+                .member("pathPrefix", &self.path_prefix)
+                .finish()
+        }
     }
 
     impl ListRolesRequest {
@@ -2060,6 +2635,16 @@ pub mod wire {
         pub user_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ListUserPoliciesRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("marker", &self.marker)
+                .member("maxItems", &self.max_items)
+                .member("userName", &self.user_name)
+                .finish()
+        }
+    }
+
     impl ListUserPoliciesRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -2143,6 +2728,16 @@ pub mod wire {
         pub path_prefix: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ListUsersRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("marker", &self.marker)
+                .member("maxItems", &self.max_items)
+                .member("pathPrefix", &self.path_prefix)
+                .finish()
+        }
+    }
+
     impl ListUsersRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -2224,6 +2819,16 @@ pub mod wire {
         pub policy_document: Option<String>,
         pub policy_name: Option<String>,
         pub role_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for PutRolePolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyDocument", &self.policy_document)
+                .member("policyName", &self.policy_name)
+                .member("roleName", &self.role_name)
+                .finish()
+        }
     }
 
     impl PutRolePolicyRequest {
@@ -2319,6 +2924,16 @@ pub mod wire {
         pub user_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for PutUserPolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyDocument", &self.policy_document)
+                .member("policyName", &self.policy_name)
+                .member("userName", &self.user_name)
+                .finish()
+        }
+    }
+
     impl PutUserPolicyRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -2411,6 +3026,15 @@ pub mod wire {
         pub value: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for Tag {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("key", &self.key)
+                .member("value", &self.value)
+                .finish()
+        }
+    }
+
     impl Tag {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(self, v: &mut Validator, path: &Path<'_>) -> Option<super::Tag> {
@@ -2476,6 +3100,16 @@ pub mod wire {
         pub access_key_id: Option<String>,
         pub status: Option<String>,
         pub user_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for UpdateAccessKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("accessKeyId", &self.access_key_id)
+                .member("status", &self.status)
+                .member("userName", &self.user_name)
+                .finish()
+        }
     }
 
     impl UpdateAccessKeyRequest {
@@ -2564,6 +3198,15 @@ pub mod wire {
     pub struct UpdateAssumeRolePolicyRequest {
         pub policy_document: Option<String>,
         pub role_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for UpdateAssumeRolePolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyDocument", &self.policy_document)
+                .member("roleName", &self.role_name)
+                .finish()
+        }
     }
 
     impl UpdateAssumeRolePolicyRequest {
@@ -2831,7 +3474,7 @@ impl std::fmt::Display for IamOperation {
 #[async_trait::async_trait]
 pub trait IamApi: Send + Sync {
     /// What the server knows about the request: caller, region, request id.
-    type Context: Send + Sync;
+    type Context: Send + Sync + crate::runtime::audit::AuditSink;
 
     async fn create_access_key(
         &self,
@@ -3071,10 +3714,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
     let mut w = crate::runtime::xml::XmlWriter::new();
     match op {
         IamOperation::CreateAccessKey => {
-            let input = validated(
-                wire::CreateAccessKeyRequest::from_query(q, "")?,
-                wire::CreateAccessKeyRequest::validate,
-            )?;
+            let wire = wire::CreateAccessKeyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CreateAccessKeyRequest::validate)?;
             let out = api.create_access_key(ctx, input).await?;
             w.open_with_ns(
                 "CreateAccessKeyResponse",
@@ -3089,10 +3731,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("CreateAccessKeyResponse");
         }
         IamOperation::CreateRole => {
-            let input = validated(
-                wire::CreateRoleRequest::from_query(q, "")?,
-                wire::CreateRoleRequest::validate,
-            )?;
+            let wire = wire::CreateRoleRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CreateRoleRequest::validate)?;
             let out = api.create_role(ctx, input).await?;
             w.open_with_ns(
                 "CreateRoleResponse",
@@ -3107,10 +3748,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("CreateRoleResponse");
         }
         IamOperation::CreateUser => {
-            let input = validated(
-                wire::CreateUserRequest::from_query(q, "")?,
-                wire::CreateUserRequest::validate,
-            )?;
+            let wire = wire::CreateUserRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CreateUserRequest::validate)?;
             let out = api.create_user(ctx, input).await?;
             w.open_with_ns(
                 "CreateUserResponse",
@@ -3125,10 +3765,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("CreateUserResponse");
         }
         IamOperation::DeleteAccessKey => {
-            let input = validated(
-                wire::DeleteAccessKeyRequest::from_query(q, "")?,
-                wire::DeleteAccessKeyRequest::validate,
-            )?;
+            let wire = wire::DeleteAccessKeyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteAccessKeyRequest::validate)?;
             api.delete_access_key(ctx, input).await?;
             w.open_with_ns(
                 "DeleteAccessKeyResponse",
@@ -3140,10 +3779,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("DeleteAccessKeyResponse");
         }
         IamOperation::DeleteRole => {
-            let input = validated(
-                wire::DeleteRoleRequest::from_query(q, "")?,
-                wire::DeleteRoleRequest::validate,
-            )?;
+            let wire = wire::DeleteRoleRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteRoleRequest::validate)?;
             api.delete_role(ctx, input).await?;
             w.open_with_ns(
                 "DeleteRoleResponse",
@@ -3155,10 +3793,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("DeleteRoleResponse");
         }
         IamOperation::DeleteRolePolicy => {
-            let input = validated(
-                wire::DeleteRolePolicyRequest::from_query(q, "")?,
-                wire::DeleteRolePolicyRequest::validate,
-            )?;
+            let wire = wire::DeleteRolePolicyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteRolePolicyRequest::validate)?;
             api.delete_role_policy(ctx, input).await?;
             w.open_with_ns(
                 "DeleteRolePolicyResponse",
@@ -3170,10 +3807,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("DeleteRolePolicyResponse");
         }
         IamOperation::DeleteUser => {
-            let input = validated(
-                wire::DeleteUserRequest::from_query(q, "")?,
-                wire::DeleteUserRequest::validate,
-            )?;
+            let wire = wire::DeleteUserRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteUserRequest::validate)?;
             api.delete_user(ctx, input).await?;
             w.open_with_ns(
                 "DeleteUserResponse",
@@ -3185,10 +3821,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("DeleteUserResponse");
         }
         IamOperation::DeleteUserPolicy => {
-            let input = validated(
-                wire::DeleteUserPolicyRequest::from_query(q, "")?,
-                wire::DeleteUserPolicyRequest::validate,
-            )?;
+            let wire = wire::DeleteUserPolicyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteUserPolicyRequest::validate)?;
             api.delete_user_policy(ctx, input).await?;
             w.open_with_ns(
                 "DeleteUserPolicyResponse",
@@ -3200,10 +3835,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("DeleteUserPolicyResponse");
         }
         IamOperation::GetRole => {
-            let input = validated(
-                wire::GetRoleRequest::from_query(q, "")?,
-                wire::GetRoleRequest::validate,
-            )?;
+            let wire = wire::GetRoleRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetRoleRequest::validate)?;
             let out = api.get_role(ctx, input).await?;
             w.open_with_ns(
                 "GetRoleResponse",
@@ -3218,10 +3852,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("GetRoleResponse");
         }
         IamOperation::GetRolePolicy => {
-            let input = validated(
-                wire::GetRolePolicyRequest::from_query(q, "")?,
-                wire::GetRolePolicyRequest::validate,
-            )?;
+            let wire = wire::GetRolePolicyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetRolePolicyRequest::validate)?;
             let out = api.get_role_policy(ctx, input).await?;
             w.open_with_ns(
                 "GetRolePolicyResponse",
@@ -3236,10 +3869,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("GetRolePolicyResponse");
         }
         IamOperation::GetUser => {
-            let input = validated(
-                wire::GetUserRequest::from_query(q, "")?,
-                wire::GetUserRequest::validate,
-            )?;
+            let wire = wire::GetUserRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetUserRequest::validate)?;
             let out = api.get_user(ctx, input).await?;
             w.open_with_ns(
                 "GetUserResponse",
@@ -3254,10 +3886,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("GetUserResponse");
         }
         IamOperation::GetUserPolicy => {
-            let input = validated(
-                wire::GetUserPolicyRequest::from_query(q, "")?,
-                wire::GetUserPolicyRequest::validate,
-            )?;
+            let wire = wire::GetUserPolicyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetUserPolicyRequest::validate)?;
             let out = api.get_user_policy(ctx, input).await?;
             w.open_with_ns(
                 "GetUserPolicyResponse",
@@ -3272,10 +3903,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("GetUserPolicyResponse");
         }
         IamOperation::ListAccessKeys => {
-            let input = validated(
-                wire::ListAccessKeysRequest::from_query(q, "")?,
-                wire::ListAccessKeysRequest::validate,
-            )?;
+            let wire = wire::ListAccessKeysRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListAccessKeysRequest::validate)?;
             let out = api.list_access_keys(ctx, input).await?;
             w.open_with_ns(
                 "ListAccessKeysResponse",
@@ -3290,10 +3920,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("ListAccessKeysResponse");
         }
         IamOperation::ListRolePolicies => {
-            let input = validated(
-                wire::ListRolePoliciesRequest::from_query(q, "")?,
-                wire::ListRolePoliciesRequest::validate,
-            )?;
+            let wire = wire::ListRolePoliciesRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListRolePoliciesRequest::validate)?;
             let out = api.list_role_policies(ctx, input).await?;
             w.open_with_ns(
                 "ListRolePoliciesResponse",
@@ -3308,10 +3937,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("ListRolePoliciesResponse");
         }
         IamOperation::ListRoles => {
-            let input = validated(
-                wire::ListRolesRequest::from_query(q, "")?,
-                wire::ListRolesRequest::validate,
-            )?;
+            let wire = wire::ListRolesRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListRolesRequest::validate)?;
             let out = api.list_roles(ctx, input).await?;
             w.open_with_ns(
                 "ListRolesResponse",
@@ -3326,10 +3954,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("ListRolesResponse");
         }
         IamOperation::ListUserPolicies => {
-            let input = validated(
-                wire::ListUserPoliciesRequest::from_query(q, "")?,
-                wire::ListUserPoliciesRequest::validate,
-            )?;
+            let wire = wire::ListUserPoliciesRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListUserPoliciesRequest::validate)?;
             let out = api.list_user_policies(ctx, input).await?;
             w.open_with_ns(
                 "ListUserPoliciesResponse",
@@ -3344,10 +3971,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("ListUserPoliciesResponse");
         }
         IamOperation::ListUsers => {
-            let input = validated(
-                wire::ListUsersRequest::from_query(q, "")?,
-                wire::ListUsersRequest::validate,
-            )?;
+            let wire = wire::ListUsersRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListUsersRequest::validate)?;
             let out = api.list_users(ctx, input).await?;
             w.open_with_ns(
                 "ListUsersResponse",
@@ -3362,10 +3988,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("ListUsersResponse");
         }
         IamOperation::PutRolePolicy => {
-            let input = validated(
-                wire::PutRolePolicyRequest::from_query(q, "")?,
-                wire::PutRolePolicyRequest::validate,
-            )?;
+            let wire = wire::PutRolePolicyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::PutRolePolicyRequest::validate)?;
             api.put_role_policy(ctx, input).await?;
             w.open_with_ns(
                 "PutRolePolicyResponse",
@@ -3377,10 +4002,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("PutRolePolicyResponse");
         }
         IamOperation::PutUserPolicy => {
-            let input = validated(
-                wire::PutUserPolicyRequest::from_query(q, "")?,
-                wire::PutUserPolicyRequest::validate,
-            )?;
+            let wire = wire::PutUserPolicyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::PutUserPolicyRequest::validate)?;
             api.put_user_policy(ctx, input).await?;
             w.open_with_ns(
                 "PutUserPolicyResponse",
@@ -3392,10 +4016,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("PutUserPolicyResponse");
         }
         IamOperation::UpdateAccessKey => {
-            let input = validated(
-                wire::UpdateAccessKeyRequest::from_query(q, "")?,
-                wire::UpdateAccessKeyRequest::validate,
-            )?;
+            let wire = wire::UpdateAccessKeyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UpdateAccessKeyRequest::validate)?;
             api.update_access_key(ctx, input).await?;
             w.open_with_ns(
                 "UpdateAccessKeyResponse",
@@ -3407,10 +4030,9 @@ pub async fn dispatch<S: IamApi + ?Sized>(
             w.close("UpdateAccessKeyResponse");
         }
         IamOperation::UpdateAssumeRolePolicy => {
-            let input = validated(
-                wire::UpdateAssumeRolePolicyRequest::from_query(q, "")?,
-                wire::UpdateAssumeRolePolicyRequest::validate,
-            )?;
+            let wire = wire::UpdateAssumeRolePolicyRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UpdateAssumeRolePolicyRequest::validate)?;
             api.update_assume_role_policy(ctx, input).await?;
             w.open_with_ns(
                 "UpdateAssumeRolePolicyResponse",
@@ -3423,421 +4045,4 @@ pub async fn dispatch<S: IamApi + ?Sized>(
         }
     }
     Ok(w.finish())
-}
-
-/// The structures of the model as the audit trail records them (CloudTrail's
-/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
-/// members left out.
-pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
-    crate::runtime::audit::Shape {
-        name: "AccessKey",
-        members: &[
-            ("AccessKeyId", crate::runtime::audit::Field::Plain),
-            ("CreateDate", crate::runtime::audit::Field::Plain),
-            ("SecretAccessKey", crate::runtime::audit::Field::Sensitive),
-            ("Status", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "AccessKeyMetadata",
-        members: &[
-            ("AccessKeyId", crate::runtime::audit::Field::Plain),
-            ("CreateDate", crate::runtime::audit::Field::Plain),
-            ("Status", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "AttachedPermissionsBoundary",
-        members: &[
-            (
-                "PermissionsBoundaryArn",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "PermissionsBoundaryType",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateAccessKeyRequest",
-        members: &[("UserName", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateAccessKeyResponse",
-        members: &[("AccessKey", crate::runtime::audit::Field::Struct(0))],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateRoleRequest",
-        members: &[
-            (
-                "AssumeRolePolicyDocument",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("MaxSessionDuration", crate::runtime::audit::Field::Plain),
-            (
-                "MaxSigninSessionDuration",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("Path", crate::runtime::audit::Field::Plain),
-            ("PermissionsBoundary", crate::runtime::audit::Field::Plain),
-            ("RoleName", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(37)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateRoleResponse",
-        members: &[("Role", crate::runtime::audit::Field::Struct(34))],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateUserRequest",
-        members: &[
-            ("Path", crate::runtime::audit::Field::Plain),
-            ("PermissionsBoundary", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(37)),
-            ),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateUserResponse",
-        members: &[("User", crate::runtime::audit::Field::Struct(40))],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteAccessKeyRequest",
-        members: &[
-            ("AccessKeyId", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteRolePolicyRequest",
-        members: &[
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("RoleName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteRoleRequest",
-        members: &[("RoleName", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteUserPolicyRequest",
-        members: &[
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteUserRequest",
-        members: &[("UserName", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetRolePolicyRequest",
-        members: &[
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("RoleName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetRolePolicyResponse",
-        members: &[
-            ("PolicyDocument", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("RoleName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetRoleRequest",
-        members: &[("RoleName", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetRoleResponse",
-        members: &[("Role", crate::runtime::audit::Field::Struct(34))],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetUserPolicyRequest",
-        members: &[
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetUserPolicyResponse",
-        members: &[
-            ("PolicyDocument", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetUserRequest",
-        members: &[("UserName", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetUserResponse",
-        members: &[("User", crate::runtime::audit::Field::Struct(40))],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListAccessKeysRequest",
-        members: &[
-            ("Marker", crate::runtime::audit::Field::Plain),
-            ("MaxItems", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListAccessKeysResponse",
-        members: &[
-            (
-                "AccessKeyMetadata",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(1)),
-            ),
-            ("IsTruncated", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListRolePoliciesRequest",
-        members: &[
-            ("Marker", crate::runtime::audit::Field::Plain),
-            ("MaxItems", crate::runtime::audit::Field::Plain),
-            ("RoleName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListRolePoliciesResponse",
-        members: &[
-            ("IsTruncated", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-            (
-                "PolicyNames",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListRolesRequest",
-        members: &[
-            ("Marker", crate::runtime::audit::Field::Plain),
-            ("MaxItems", crate::runtime::audit::Field::Plain),
-            ("PathPrefix", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListRolesResponse",
-        members: &[
-            ("IsTruncated", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-            (
-                "Roles",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(34)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListUserPoliciesRequest",
-        members: &[
-            ("Marker", crate::runtime::audit::Field::Plain),
-            ("MaxItems", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListUserPoliciesResponse",
-        members: &[
-            ("IsTruncated", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-            (
-                "PolicyNames",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListUsersRequest",
-        members: &[
-            ("Marker", crate::runtime::audit::Field::Plain),
-            ("MaxItems", crate::runtime::audit::Field::Plain),
-            ("PathPrefix", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListUsersResponse",
-        members: &[
-            ("IsTruncated", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-            (
-                "Users",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(40)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutRolePolicyRequest",
-        members: &[
-            ("PolicyDocument", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("RoleName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutUserPolicyRequest",
-        members: &[
-            ("PolicyDocument", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "Role",
-        members: &[
-            ("Arn", crate::runtime::audit::Field::Plain),
-            (
-                "AssumeRolePolicyDocument",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("CreateDate", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("MaxSessionDuration", crate::runtime::audit::Field::Plain),
-            (
-                "MaxSigninSessionDuration",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("Path", crate::runtime::audit::Field::Plain),
-            (
-                "PermissionsBoundary",
-                crate::runtime::audit::Field::Struct(2),
-            ),
-            ("RoleId", crate::runtime::audit::Field::Plain),
-            ("RoleLastUsed", crate::runtime::audit::Field::Struct(35)),
-            ("RoleName", crate::runtime::audit::Field::Plain),
-            (
-                "SourceRoleTemplate",
-                crate::runtime::audit::Field::Struct(36),
-            ),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(37)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RoleLastUsed",
-        members: &[
-            ("LastUsedDate", crate::runtime::audit::Field::Plain),
-            ("Region", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "SourceRoleTemplate",
-        members: &[
-            ("TemplateArn", crate::runtime::audit::Field::Plain),
-            ("TemplateMinorVersion", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "Tag",
-        members: &[
-            ("Key", crate::runtime::audit::Field::Plain),
-            ("Value", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateAccessKeyRequest",
-        members: &[
-            ("AccessKeyId", crate::runtime::audit::Field::Plain),
-            ("Status", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateAssumeRolePolicyRequest",
-        members: &[
-            ("PolicyDocument", crate::runtime::audit::Field::Plain),
-            ("RoleName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "User",
-        members: &[
-            ("Arn", crate::runtime::audit::Field::Plain),
-            ("CreateDate", crate::runtime::audit::Field::Plain),
-            ("PasswordLastUsed", crate::runtime::audit::Field::Plain),
-            ("Path", crate::runtime::audit::Field::Plain),
-            (
-                "PermissionsBoundary",
-                crate::runtime::audit::Field::Struct(2),
-            ),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(37)),
-            ),
-            ("UserId", crate::runtime::audit::Field::Plain),
-            ("UserName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-];
-
-impl IamOperation {
-    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
-    pub fn audit_input(self) -> Option<usize> {
-        match self {
-            Self::CreateAccessKey => Some(3),
-            Self::CreateRole => Some(5),
-            Self::CreateUser => Some(7),
-            Self::DeleteAccessKey => Some(9),
-            Self::DeleteRole => Some(11),
-            Self::DeleteRolePolicy => Some(10),
-            Self::DeleteUser => Some(13),
-            Self::DeleteUserPolicy => Some(12),
-            Self::GetRole => Some(16),
-            Self::GetRolePolicy => Some(14),
-            Self::GetUser => Some(20),
-            Self::GetUserPolicy => Some(18),
-            Self::ListAccessKeys => Some(22),
-            Self::ListRolePolicies => Some(24),
-            Self::ListRoles => Some(26),
-            Self::ListUserPolicies => Some(28),
-            Self::ListUsers => Some(30),
-            Self::PutRolePolicy => Some(32),
-            Self::PutUserPolicy => Some(33),
-            Self::UpdateAccessKey => Some(38),
-            Self::UpdateAssumeRolePolicy => Some(39),
-        }
-    }
-    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
-    pub fn audit_output(self) -> Option<usize> {
-        match self {
-            Self::CreateAccessKey => Some(4),
-            Self::CreateRole => Some(6),
-            Self::CreateUser => Some(8),
-            Self::DeleteAccessKey => None,
-            Self::DeleteRole => None,
-            Self::DeleteRolePolicy => None,
-            Self::DeleteUser => None,
-            Self::DeleteUserPolicy => None,
-            Self::GetRole => Some(17),
-            Self::GetRolePolicy => Some(15),
-            Self::GetUser => Some(21),
-            Self::GetUserPolicy => Some(19),
-            Self::ListAccessKeys => Some(23),
-            Self::ListRolePolicies => Some(25),
-            Self::ListRoles => Some(27),
-            Self::ListUserPolicies => Some(29),
-            Self::ListUsers => Some(31),
-            Self::PutRolePolicy => None,
-            Self::PutUserPolicy => None,
-            Self::UpdateAccessKey => None,
-            Self::UpdateAssumeRolePolicy => None,
-        }
-    }
 }

@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 
+use crate::runtime::audit::AuditSink;
 use crate::runtime::error::{ApiError, ErrorCode};
 use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
 use crate::runtime::validate::{Path, Validator};
@@ -102,6 +103,12 @@ impl std::fmt::Display for AlgorithmSpec {
 impl Serialize for AlgorithmSpec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for AlgorithmSpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -253,6 +260,12 @@ impl Serialize for ConnectionErrorCodeType {
     }
 }
 
+impl crate::runtime::audit::AuditView for ConnectionErrorCodeType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `ConnectionStateType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConnectionStateType {
@@ -317,6 +330,12 @@ impl Serialize for ConnectionStateType {
     }
 }
 
+impl crate::runtime::audit::AuditView for ConnectionStateType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `CustomKeyStoreType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CustomKeyStoreType {
@@ -354,6 +373,12 @@ impl std::fmt::Display for CustomKeyStoreType {
 impl Serialize for CustomKeyStoreType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for CustomKeyStoreType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -469,6 +494,12 @@ impl Serialize for CustomerMasterKeySpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for CustomerMasterKeySpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `DataKeyPairSpec` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DataKeyPairSpec {
@@ -575,6 +606,12 @@ impl Serialize for DataKeyPairSpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for DataKeyPairSpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `DataKeySpec` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DataKeySpec {
@@ -615,6 +652,12 @@ impl Serialize for DataKeySpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for DataKeySpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `DryRunModifierType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DryRunModifierType {
@@ -651,6 +694,12 @@ impl Serialize for DryRunModifierType {
     }
 }
 
+impl crate::runtime::audit::AuditView for DryRunModifierType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `EncapsulationAlgorithmSpec` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EncapsulationAlgorithmSpec {
@@ -684,6 +733,12 @@ impl std::fmt::Display for EncapsulationAlgorithmSpec {
 impl Serialize for EncapsulationAlgorithmSpec {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for EncapsulationAlgorithmSpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -745,6 +800,12 @@ impl Serialize for EncryptionAlgorithmSpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for EncryptionAlgorithmSpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `ExpirationModelType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ExpirationModelType {
@@ -783,6 +844,12 @@ impl std::fmt::Display for ExpirationModelType {
 impl Serialize for ExpirationModelType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for ExpirationModelType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -936,6 +1003,12 @@ impl Serialize for GrantOperation {
     }
 }
 
+impl crate::runtime::audit::AuditView for GrantOperation {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `ImportState` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ImportState {
@@ -973,6 +1046,12 @@ impl std::fmt::Display for ImportState {
 impl Serialize for ImportState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for ImportState {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -1016,6 +1095,12 @@ impl Serialize for ImportType {
     }
 }
 
+impl crate::runtime::audit::AuditView for ImportType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `IncludeKeyMaterial` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IncludeKeyMaterial {
@@ -1056,6 +1141,12 @@ impl Serialize for IncludeKeyMaterial {
     }
 }
 
+impl crate::runtime::audit::AuditView for IncludeKeyMaterial {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `KeyAgreementAlgorithmSpec` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyAgreementAlgorithmSpec {
@@ -1092,6 +1183,12 @@ impl Serialize for KeyAgreementAlgorithmSpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for KeyAgreementAlgorithmSpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `KeyEncryptionMechanism` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyEncryptionMechanism {
@@ -1125,6 +1222,12 @@ impl std::fmt::Display for KeyEncryptionMechanism {
 impl Serialize for KeyEncryptionMechanism {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for KeyEncryptionMechanism {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -1248,6 +1351,12 @@ impl Serialize for KeyLastUsageTrackingOperation {
     }
 }
 
+impl crate::runtime::audit::AuditView for KeyLastUsageTrackingOperation {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `KeyManagerType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyManagerType {
@@ -1285,6 +1394,12 @@ impl std::fmt::Display for KeyManagerType {
 impl Serialize for KeyManagerType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for KeyManagerType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -1345,6 +1460,12 @@ impl std::fmt::Display for KeyMaterialState {
 impl Serialize for KeyMaterialState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for KeyMaterialState {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -1502,6 +1623,12 @@ impl Serialize for KeySpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for KeySpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `KeyState` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyState {
@@ -1584,6 +1711,12 @@ impl Serialize for KeyState {
     }
 }
 
+impl crate::runtime::audit::AuditView for KeyState {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `KeyUsageType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyUsageType {
@@ -1648,6 +1781,12 @@ impl Serialize for KeyUsageType {
     }
 }
 
+impl crate::runtime::audit::AuditView for KeyUsageType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `MacAlgorithmSpec` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MacAlgorithmSpec {
@@ -1706,6 +1845,12 @@ impl Serialize for MacAlgorithmSpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for MacAlgorithmSpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `MessageType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MessageType {
@@ -1750,6 +1895,12 @@ impl Serialize for MessageType {
     }
 }
 
+impl crate::runtime::audit::AuditView for MessageType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `MultiRegionKeyType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MultiRegionKeyType {
@@ -1787,6 +1938,12 @@ impl std::fmt::Display for MultiRegionKeyType {
 impl Serialize for MultiRegionKeyType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for MultiRegionKeyType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -1844,6 +2001,12 @@ impl Serialize for OriginType {
     }
 }
 
+impl crate::runtime::audit::AuditView for OriginType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `ResourceOwnerType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceOwnerType {
@@ -1884,6 +2047,12 @@ impl Serialize for ResourceOwnerType {
     }
 }
 
+impl crate::runtime::audit::AuditView for ResourceOwnerType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `RotationType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RotationType {
@@ -1921,6 +2090,12 @@ impl std::fmt::Display for RotationType {
 impl Serialize for RotationType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for RotationType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -2036,6 +2211,12 @@ impl Serialize for SigningAlgorithmSpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for SigningAlgorithmSpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `WrappingKeySpec` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WrappingKeySpec {
@@ -2084,6 +2265,12 @@ impl Serialize for WrappingKeySpec {
     }
 }
 
+impl crate::runtime::audit::AuditView for WrappingKeySpec {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `XksProxyConnectivityType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum XksProxyConnectivityType {
@@ -2124,6 +2311,12 @@ impl Serialize for XksProxyConnectivityType {
     }
 }
 
+impl crate::runtime::audit::AuditView for XksProxyConnectivityType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `AliasListEntry` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AliasListEntry {
@@ -2139,11 +2332,31 @@ pub struct AliasListEntry {
     pub target_key_id: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for AliasListEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aliasArn", &self.alias_arn)
+            .member("aliasName", &self.alias_name)
+            .member("creationDate", &self.creation_date)
+            .member("lastUpdatedDate", &self.last_updated_date)
+            .member("targetKeyId", &self.target_key_id)
+            .finish()
+    }
+}
+
 /// The `CancelKeyDeletionRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CancelKeyDeletionRequest {
     #[serde(rename = "KeyId")]
     pub key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for CancelKeyDeletionRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `CancelKeyDeletionResponse` structure of the model.
@@ -2153,6 +2366,14 @@ pub struct CancelKeyDeletionResponse {
     pub key_id: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for CancelKeyDeletionResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `ConnectCustomKeyStoreRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ConnectCustomKeyStoreRequest {
@@ -2160,9 +2381,23 @@ pub struct ConnectCustomKeyStoreRequest {
     pub custom_key_store_id: String,
 }
 
+impl crate::runtime::audit::AuditView for ConnectCustomKeyStoreRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .finish()
+    }
+}
+
 /// The `ConnectCustomKeyStoreResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ConnectCustomKeyStoreResponse {}
+
+impl crate::runtime::audit::AuditView for ConnectCustomKeyStoreResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
 
 /// The `CreateAliasRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -2171,6 +2406,15 @@ pub struct CreateAliasRequest {
     pub alias_name: String,
     #[serde(rename = "TargetKeyId")]
     pub target_key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for CreateAliasRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aliasName", &self.alias_name)
+            .member("targetKeyId", &self.target_key_id)
+            .finish()
+    }
 }
 
 /// The `CreateCustomKeyStoreRequest` structure of the model.
@@ -2218,11 +2462,45 @@ pub struct CreateCustomKeyStoreRequest {
     pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for CreateCustomKeyStoreRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("cloudHsmClusterId", &self.cloud_hsm_cluster_id)
+            .member("customKeyStoreName", &self.custom_key_store_name)
+            .member("customKeyStoreType", &self.custom_key_store_type)
+            .member("trustAnchorCertificate", &self.trust_anchor_certificate)
+            .member(
+                "xksProxyAuthenticationCredential",
+                &self.xks_proxy_authentication_credential,
+            )
+            .member("xksProxyConnectivity", &self.xks_proxy_connectivity)
+            .member("xksProxyUriEndpoint", &self.xks_proxy_uri_endpoint)
+            .member("xksProxyUriPath", &self.xks_proxy_uri_path)
+            .member(
+                "xksProxyVpcEndpointServiceName",
+                &self.xks_proxy_vpc_endpoint_service_name,
+            )
+            .member(
+                "xksProxyVpcEndpointServiceOwner",
+                &self.xks_proxy_vpc_endpoint_service_owner,
+            )
+            .finish()
+    }
+}
+
 /// The `CreateCustomKeyStoreResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CreateCustomKeyStoreResponse {
     #[serde(rename = "CustomKeyStoreId", skip_serializing_if = "Option::is_none")]
     pub custom_key_store_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for CreateCustomKeyStoreResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .finish()
+    }
 }
 
 /// The `CreateGrantRequest` structure of the model.
@@ -2256,6 +2534,23 @@ pub struct CreateGrantRequest {
     pub retiring_service_principal: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for CreateGrantRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("constraints", &self.constraints)
+            .member("dryRun", &self.dry_run)
+            .member("grantTokens", &self.grant_tokens)
+            .member("granteePrincipal", &self.grantee_principal)
+            .member("granteeServicePrincipal", &self.grantee_service_principal)
+            .member("keyId", &self.key_id)
+            .member("name", &self.name)
+            .member("operations", &self.operations)
+            .member("retiringPrincipal", &self.retiring_principal)
+            .member("retiringServicePrincipal", &self.retiring_service_principal)
+            .finish()
+    }
+}
+
 /// The `CreateGrantResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CreateGrantResponse {
@@ -2263,6 +2558,15 @@ pub struct CreateGrantResponse {
     pub grant_id: Option<String>,
     #[serde(rename = "GrantToken", skip_serializing_if = "Option::is_none")]
     pub grant_token: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for CreateGrantResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("grantId", &self.grant_id)
+            .member("grantToken", &self.grant_token)
+            .finish()
+    }
 }
 
 /// The `CreateKeyRequest` structure of the model.
@@ -2298,11 +2602,40 @@ pub struct CreateKeyRequest {
     pub xks_key_id: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for CreateKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member(
+                "bypassPolicyLockoutSafetyCheck",
+                &self.bypass_policy_lockout_safety_check,
+            )
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .member("customerMasterKeySpec", &self.customer_master_key_spec)
+            .member("description", &self.description)
+            .member("keySpec", &self.key_spec)
+            .member("keyUsage", &self.key_usage)
+            .member("multiRegion", &self.multi_region)
+            .member("origin", &self.origin)
+            .member("policy", &self.policy)
+            .member("tags", &self.tags)
+            .member("xksKeyId", &self.xks_key_id)
+            .finish()
+    }
+}
+
 /// The `CreateKeyResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CreateKeyResponse {
     #[serde(rename = "KeyMetadata", skip_serializing_if = "Option::is_none")]
     pub key_metadata: Option<KeyMetadata>,
+}
+
+impl crate::runtime::audit::AuditView for CreateKeyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyMetadata", &self.key_metadata)
+            .finish()
+    }
 }
 
 /// The `CustomKeyStoresListEntry` structure of the model.
@@ -2337,6 +2670,22 @@ pub struct CustomKeyStoresListEntry {
     pub xks_proxy_configuration: Option<XksProxyConfigurationType>,
 }
 
+impl crate::runtime::audit::AuditView for CustomKeyStoresListEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("cloudHsmClusterId", &self.cloud_hsm_cluster_id)
+            .member("connectionErrorCode", &self.connection_error_code)
+            .member("connectionState", &self.connection_state)
+            .member("creationDate", &self.creation_date)
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .member("customKeyStoreName", &self.custom_key_store_name)
+            .member("customKeyStoreType", &self.custom_key_store_type)
+            .member("trustAnchorCertificate", &self.trust_anchor_certificate)
+            .member("xksProxyConfiguration", &self.xks_proxy_configuration)
+            .finish()
+    }
+}
+
 /// The `DecapsulateRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecapsulateRequest {
@@ -2352,6 +2701,17 @@ pub struct DecapsulateRequest {
     pub shared_secret_ciphertext_blob: Blob,
 }
 
+impl crate::runtime::audit::AuditView for DecapsulateRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("encapsulationAlgorithm", &self.encapsulation_algorithm)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `DecapsulateResponse` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct DecapsulateResponse {
@@ -2364,6 +2724,15 @@ pub struct DecapsulateResponse {
     pub key_id: Option<String>,
     #[serde(rename = "SharedSecret", skip_serializing_if = "Option::is_none")]
     pub shared_secret: Option<SensitiveBlob>,
+}
+
+impl crate::runtime::audit::AuditView for DecapsulateResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("encapsulationAlgorithm", &self.encapsulation_algorithm)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `DecryptRequest` structure of the model.
@@ -2390,6 +2759,20 @@ pub struct DecryptRequest {
     pub recipient: Option<RecipientInfo>,
 }
 
+impl crate::runtime::audit::AuditView for DecryptRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("dryRunModifiers", &self.dry_run_modifiers)
+            .member("encryptionAlgorithm", &self.encryption_algorithm)
+            .member("encryptionContext", &self.encryption_context)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("recipient", &self.recipient)
+            .finish()
+    }
+}
+
 /// The `DecryptResponse` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct DecryptResponse {
@@ -2411,11 +2794,29 @@ pub struct DecryptResponse {
     pub plaintext: Option<SensitiveBlob>,
 }
 
+impl crate::runtime::audit::AuditView for DecryptResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("encryptionAlgorithm", &self.encryption_algorithm)
+            .member("keyId", &self.key_id)
+            .member("keyMaterialId", &self.key_material_id)
+            .finish()
+    }
+}
+
 /// The `DeleteAliasRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeleteAliasRequest {
     #[serde(rename = "AliasName")]
     pub alias_name: String,
+}
+
+impl crate::runtime::audit::AuditView for DeleteAliasRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aliasName", &self.alias_name)
+            .finish()
+    }
 }
 
 /// The `DeleteCustomKeyStoreRequest` structure of the model.
@@ -2425,9 +2826,23 @@ pub struct DeleteCustomKeyStoreRequest {
     pub custom_key_store_id: String,
 }
 
+impl crate::runtime::audit::AuditView for DeleteCustomKeyStoreRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .finish()
+    }
+}
+
 /// The `DeleteCustomKeyStoreResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeleteCustomKeyStoreResponse {}
+
+impl crate::runtime::audit::AuditView for DeleteCustomKeyStoreResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
 
 /// The `DeleteImportedKeyMaterialRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -2438,6 +2853,15 @@ pub struct DeleteImportedKeyMaterialRequest {
     pub key_material_id: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for DeleteImportedKeyMaterialRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("keyMaterialId", &self.key_material_id)
+            .finish()
+    }
+}
+
 /// The `DeleteImportedKeyMaterialResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeleteImportedKeyMaterialResponse {
@@ -2445,6 +2869,15 @@ pub struct DeleteImportedKeyMaterialResponse {
     pub key_id: Option<String>,
     #[serde(rename = "KeyMaterialId", skip_serializing_if = "Option::is_none")]
     pub key_material_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for DeleteImportedKeyMaterialResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("keyMaterialId", &self.key_material_id)
+            .finish()
+    }
 }
 
 /// The `DeriveSharedSecretRequest` structure of the model.
@@ -2462,6 +2895,18 @@ pub struct DeriveSharedSecretRequest {
     pub public_key: Blob,
     #[serde(rename = "Recipient", skip_serializing_if = "Option::is_none")]
     pub recipient: Option<RecipientInfo>,
+}
+
+impl crate::runtime::audit::AuditView for DeriveSharedSecretRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyAgreementAlgorithm", &self.key_agreement_algorithm)
+            .member("keyId", &self.key_id)
+            .member("recipient", &self.recipient)
+            .finish()
+    }
 }
 
 /// The `DeriveSharedSecretResponse` structure of the model.
@@ -2485,6 +2930,16 @@ pub struct DeriveSharedSecretResponse {
     pub shared_secret: Option<SensitiveBlob>,
 }
 
+impl crate::runtime::audit::AuditView for DeriveSharedSecretResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyAgreementAlgorithm", &self.key_agreement_algorithm)
+            .member("keyId", &self.key_id)
+            .member("keyOrigin", &self.key_origin)
+            .finish()
+    }
+}
+
 /// The `DescribeCustomKeyStoresRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DescribeCustomKeyStoresRequest {
@@ -2498,6 +2953,17 @@ pub struct DescribeCustomKeyStoresRequest {
     pub marker: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for DescribeCustomKeyStoresRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .member("customKeyStoreName", &self.custom_key_store_name)
+            .member("limit", &self.limit)
+            .member("marker", &self.marker)
+            .finish()
+    }
+}
+
 /// The `DescribeCustomKeyStoresResponse` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct DescribeCustomKeyStoresResponse {
@@ -2509,6 +2975,16 @@ pub struct DescribeCustomKeyStoresResponse {
     pub truncated: Option<bool>,
 }
 
+impl crate::runtime::audit::AuditView for DescribeCustomKeyStoresResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("customKeyStores", &self.custom_key_stores)
+            .member("nextMarker", &self.next_marker)
+            .member("truncated", &self.truncated)
+            .finish()
+    }
+}
+
 /// The `DescribeKeyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DescribeKeyRequest {
@@ -2518,11 +2994,28 @@ pub struct DescribeKeyRequest {
     pub key_id: String,
 }
 
+impl crate::runtime::audit::AuditView for DescribeKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `DescribeKeyResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DescribeKeyResponse {
     #[serde(rename = "KeyMetadata", skip_serializing_if = "Option::is_none")]
     pub key_metadata: Option<KeyMetadata>,
+}
+
+impl crate::runtime::audit::AuditView for DescribeKeyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyMetadata", &self.key_metadata)
+            .finish()
+    }
 }
 
 /// The `DisableKeyRequest` structure of the model.
@@ -2532,11 +3025,27 @@ pub struct DisableKeyRequest {
     pub key_id: String,
 }
 
+impl crate::runtime::audit::AuditView for DisableKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `DisableKeyRotationRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DisableKeyRotationRequest {
     #[serde(rename = "KeyId")]
     pub key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for DisableKeyRotationRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `DisconnectCustomKeyStoreRequest` structure of the model.
@@ -2546,15 +3055,37 @@ pub struct DisconnectCustomKeyStoreRequest {
     pub custom_key_store_id: String,
 }
 
+impl crate::runtime::audit::AuditView for DisconnectCustomKeyStoreRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .finish()
+    }
+}
+
 /// The `DisconnectCustomKeyStoreResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DisconnectCustomKeyStoreResponse {}
+
+impl crate::runtime::audit::AuditView for DisconnectCustomKeyStoreResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
 
 /// The `EnableKeyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct EnableKeyRequest {
     #[serde(rename = "KeyId")]
     pub key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for EnableKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `EnableKeyRotationRequest` structure of the model.
@@ -2569,6 +3100,15 @@ pub struct EnableKeyRotationRequest {
     pub rotation_period_in_days: Option<i32>,
 }
 
+impl crate::runtime::audit::AuditView for EnableKeyRotationRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("rotationPeriodInDays", &self.rotation_period_in_days)
+            .finish()
+    }
+}
+
 /// The `EncapsulateRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EncapsulateRequest {
@@ -2580,6 +3120,17 @@ pub struct EncapsulateRequest {
     pub grant_tokens: Option<Vec<String>>,
     #[serde(rename = "KeyId")]
     pub key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for EncapsulateRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("encapsulationAlgorithm", &self.encapsulation_algorithm)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `EncapsulateResponse` structure of the model.
@@ -2599,6 +3150,15 @@ pub struct EncapsulateResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub shared_secret_ciphertext_blob: Option<Blob>,
+}
+
+impl crate::runtime::audit::AuditView for EncapsulateResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("encapsulationAlgorithm", &self.encapsulation_algorithm)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `EncryptRequest` structure of the model.
@@ -2621,6 +3181,18 @@ pub struct EncryptRequest {
     pub plaintext: SensitiveBlob,
 }
 
+impl crate::runtime::audit::AuditView for EncryptRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("encryptionAlgorithm", &self.encryption_algorithm)
+            .member("encryptionContext", &self.encryption_context)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `EncryptResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct EncryptResponse {
@@ -2633,6 +3205,15 @@ pub struct EncryptResponse {
     pub encryption_algorithm: Option<EncryptionAlgorithmSpec>,
     #[serde(rename = "KeyId", skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for EncryptResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("encryptionAlgorithm", &self.encryption_algorithm)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `GenerateDataKeyPairRequest` structure of the model.
@@ -2650,6 +3231,19 @@ pub struct GenerateDataKeyPairRequest {
     pub key_pair_spec: DataKeyPairSpec,
     #[serde(rename = "Recipient", skip_serializing_if = "Option::is_none")]
     pub recipient: Option<RecipientInfo>,
+}
+
+impl crate::runtime::audit::AuditView for GenerateDataKeyPairRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("encryptionContext", &self.encryption_context)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("keyPairSpec", &self.key_pair_spec)
+            .member("recipient", &self.recipient)
+            .finish()
+    }
 }
 
 /// The `GenerateDataKeyPairResponse` structure of the model.
@@ -2680,6 +3274,16 @@ pub struct GenerateDataKeyPairResponse {
     pub public_key: Option<Blob>,
 }
 
+impl crate::runtime::audit::AuditView for GenerateDataKeyPairResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("keyMaterialId", &self.key_material_id)
+            .member("keyPairSpec", &self.key_pair_spec)
+            .finish()
+    }
+}
+
 /// The `GenerateDataKeyPairWithoutPlaintextRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GenerateDataKeyPairWithoutPlaintextRequest {
@@ -2693,6 +3297,18 @@ pub struct GenerateDataKeyPairWithoutPlaintextRequest {
     pub key_id: String,
     #[serde(rename = "KeyPairSpec")]
     pub key_pair_spec: DataKeyPairSpec,
+}
+
+impl crate::runtime::audit::AuditView for GenerateDataKeyPairWithoutPlaintextRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("encryptionContext", &self.encryption_context)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("keyPairSpec", &self.key_pair_spec)
+            .finish()
+    }
 }
 
 /// The `GenerateDataKeyPairWithoutPlaintextResponse` structure of the model.
@@ -2711,6 +3327,16 @@ pub struct GenerateDataKeyPairWithoutPlaintextResponse {
     pub private_key_ciphertext_blob: Option<Blob>,
     #[serde(rename = "PublicKey", skip_serializing_if = "Option::is_none")]
     pub public_key: Option<Blob>,
+}
+
+impl crate::runtime::audit::AuditView for GenerateDataKeyPairWithoutPlaintextResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("keyMaterialId", &self.key_material_id)
+            .member("keyPairSpec", &self.key_pair_spec)
+            .finish()
+    }
 }
 
 /// The `GenerateDataKeyRequest` structure of the model.
@@ -2732,6 +3358,20 @@ pub struct GenerateDataKeyRequest {
     pub recipient: Option<RecipientInfo>,
 }
 
+impl crate::runtime::audit::AuditView for GenerateDataKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("encryptionContext", &self.encryption_context)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("keySpec", &self.key_spec)
+            .member("numberOfBytes", &self.number_of_bytes)
+            .member("recipient", &self.recipient)
+            .finish()
+    }
+}
+
 /// The `GenerateDataKeyResponse` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct GenerateDataKeyResponse {
@@ -2748,6 +3388,15 @@ pub struct GenerateDataKeyResponse {
     pub key_material_id: Option<String>,
     #[serde(rename = "Plaintext", skip_serializing_if = "Option::is_none")]
     pub plaintext: Option<SensitiveBlob>,
+}
+
+impl crate::runtime::audit::AuditView for GenerateDataKeyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("keyMaterialId", &self.key_material_id)
+            .finish()
+    }
 }
 
 /// The `GenerateDataKeyWithoutPlaintextRequest` structure of the model.
@@ -2767,6 +3416,19 @@ pub struct GenerateDataKeyWithoutPlaintextRequest {
     pub number_of_bytes: Option<i32>,
 }
 
+impl crate::runtime::audit::AuditView for GenerateDataKeyWithoutPlaintextRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("encryptionContext", &self.encryption_context)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("keySpec", &self.key_spec)
+            .member("numberOfBytes", &self.number_of_bytes)
+            .finish()
+    }
+}
+
 /// The `GenerateDataKeyWithoutPlaintextResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GenerateDataKeyWithoutPlaintextResponse {
@@ -2776,6 +3438,15 @@ pub struct GenerateDataKeyWithoutPlaintextResponse {
     pub key_id: Option<String>,
     #[serde(rename = "KeyMaterialId", skip_serializing_if = "Option::is_none")]
     pub key_material_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for GenerateDataKeyWithoutPlaintextResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("keyMaterialId", &self.key_material_id)
+            .finish()
+    }
 }
 
 /// The `GenerateMacRequest` structure of the model.
@@ -2793,6 +3464,17 @@ pub struct GenerateMacRequest {
     pub message: SensitiveBlob,
 }
 
+impl crate::runtime::audit::AuditView for GenerateMacRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("macAlgorithm", &self.mac_algorithm)
+            .finish()
+    }
+}
+
 /// The `GenerateMacResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GenerateMacResponse {
@@ -2804,6 +3486,15 @@ pub struct GenerateMacResponse {
     pub mac_algorithm: Option<MacAlgorithmSpec>,
 }
 
+impl crate::runtime::audit::AuditView for GenerateMacResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("macAlgorithm", &self.mac_algorithm)
+            .finish()
+    }
+}
+
 /// The `GenerateRandomRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GenerateRandomRequest {
@@ -2813,6 +3504,16 @@ pub struct GenerateRandomRequest {
     pub number_of_bytes: Option<i32>,
     #[serde(rename = "Recipient", skip_serializing_if = "Option::is_none")]
     pub recipient: Option<RecipientInfo>,
+}
+
+impl crate::runtime::audit::AuditView for GenerateRandomRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .member("numberOfBytes", &self.number_of_bytes)
+            .member("recipient", &self.recipient)
+            .finish()
+    }
 }
 
 /// The `GenerateRandomResponse` structure of the model.
@@ -2827,11 +3528,25 @@ pub struct GenerateRandomResponse {
     pub plaintext: Option<SensitiveBlob>,
 }
 
+impl crate::runtime::audit::AuditView for GenerateRandomResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
+
 /// The `GetKeyLastUsageRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GetKeyLastUsageRequest {
     #[serde(rename = "KeyId")]
     pub key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for GetKeyLastUsageRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `GetKeyLastUsageResponse` structure of the model.
@@ -2847,6 +3562,17 @@ pub struct GetKeyLastUsageResponse {
     pub tracking_start_date: Option<Timestamp>,
 }
 
+impl crate::runtime::audit::AuditView for GetKeyLastUsageResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyCreationDate", &self.key_creation_date)
+            .member("keyId", &self.key_id)
+            .member("keyLastUsage", &self.key_last_usage)
+            .member("trackingStartDate", &self.tracking_start_date)
+            .finish()
+    }
+}
+
 /// The `GetKeyPolicyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GetKeyPolicyRequest {
@@ -2854,6 +3580,15 @@ pub struct GetKeyPolicyRequest {
     pub key_id: String,
     #[serde(rename = "PolicyName", skip_serializing_if = "Option::is_none")]
     pub policy_name: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for GetKeyPolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("policyName", &self.policy_name)
+            .finish()
+    }
 }
 
 /// The `GetKeyPolicyResponse` structure of the model.
@@ -2865,11 +3600,28 @@ pub struct GetKeyPolicyResponse {
     pub policy_name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for GetKeyPolicyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policy", &self.policy)
+            .member("policyName", &self.policy_name)
+            .finish()
+    }
+}
+
 /// The `GetKeyRotationStatusRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GetKeyRotationStatusRequest {
     #[serde(rename = "KeyId")]
     pub key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for GetKeyRotationStatusRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `GetKeyRotationStatusResponse` structure of the model.
@@ -2893,6 +3645,21 @@ pub struct GetKeyRotationStatusResponse {
     pub rotation_period_in_days: Option<i32>,
 }
 
+impl crate::runtime::audit::AuditView for GetKeyRotationStatusResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("keyRotationEnabled", &self.key_rotation_enabled)
+            .member("nextRotationDate", &self.next_rotation_date)
+            .member(
+                "onDemandRotationStartDate",
+                &self.on_demand_rotation_start_date,
+            )
+            .member("rotationPeriodInDays", &self.rotation_period_in_days)
+            .finish()
+    }
+}
+
 /// The `GetParametersForImportRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GetParametersForImportRequest {
@@ -2902,6 +3669,16 @@ pub struct GetParametersForImportRequest {
     pub wrapping_algorithm: AlgorithmSpec,
     #[serde(rename = "WrappingKeySpec")]
     pub wrapping_key_spec: WrappingKeySpec,
+}
+
+impl crate::runtime::audit::AuditView for GetParametersForImportRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("wrappingAlgorithm", &self.wrapping_algorithm)
+            .member("wrappingKeySpec", &self.wrapping_key_spec)
+            .finish()
+    }
 }
 
 /// The `GetParametersForImportResponse` structure of the model.
@@ -2917,6 +3694,15 @@ pub struct GetParametersForImportResponse {
     pub public_key: Option<SensitiveBlob>,
 }
 
+impl crate::runtime::audit::AuditView for GetParametersForImportResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("parametersValidTo", &self.parameters_valid_to)
+            .finish()
+    }
+}
+
 /// The `GetPublicKeyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GetPublicKeyRequest {
@@ -2924,6 +3710,15 @@ pub struct GetPublicKeyRequest {
     pub grant_tokens: Option<Vec<String>>,
     #[serde(rename = "KeyId")]
     pub key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for GetPublicKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `GetPublicKeyResponse` structure of the model.
@@ -2961,6 +3756,21 @@ pub struct GetPublicKeyResponse {
     pub signing_algorithms: Option<Vec<SigningAlgorithmSpec>>,
 }
 
+impl crate::runtime::audit::AuditView for GetPublicKeyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("customerMasterKeySpec", &self.customer_master_key_spec)
+            .member("encapsulationAlgorithms", &self.encapsulation_algorithms)
+            .member("encryptionAlgorithms", &self.encryption_algorithms)
+            .member("keyAgreementAlgorithms", &self.key_agreement_algorithms)
+            .member("keyId", &self.key_id)
+            .member("keySpec", &self.key_spec)
+            .member("keyUsage", &self.key_usage)
+            .member("signingAlgorithms", &self.signing_algorithms)
+            .finish()
+    }
+}
+
 /// The `GrantConstraints` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GrantConstraints {
@@ -2976,6 +3786,16 @@ pub struct GrantConstraints {
     pub encryption_context_subset: Option<BTreeMap<String, String>>,
     #[serde(rename = "SourceArn", skip_serializing_if = "Option::is_none")]
     pub source_arn: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for GrantConstraints {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("encryptionContextEquals", &self.encryption_context_equals)
+            .member("encryptionContextSubset", &self.encryption_context_subset)
+            .member("sourceArn", &self.source_arn)
+            .finish()
+    }
 }
 
 /// The `GrantListEntry` structure of the model.
@@ -3011,6 +3831,24 @@ pub struct GrantListEntry {
     pub retiring_service_principal: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for GrantListEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("constraints", &self.constraints)
+            .member("creationDate", &self.creation_date)
+            .member("grantId", &self.grant_id)
+            .member("granteePrincipal", &self.grantee_principal)
+            .member("granteeServicePrincipal", &self.grantee_service_principal)
+            .member("issuingAccount", &self.issuing_account)
+            .member("keyId", &self.key_id)
+            .member("name", &self.name)
+            .member("operations", &self.operations)
+            .member("retiringPrincipal", &self.retiring_principal)
+            .member("retiringServicePrincipal", &self.retiring_service_principal)
+            .finish()
+    }
+}
+
 /// The `ImportKeyMaterialRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ImportKeyMaterialRequest {
@@ -3035,6 +3873,19 @@ pub struct ImportKeyMaterialRequest {
     pub valid_to: Option<Timestamp>,
 }
 
+impl crate::runtime::audit::AuditView for ImportKeyMaterialRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("expirationModel", &self.expiration_model)
+            .member("importType", &self.import_type)
+            .member("keyId", &self.key_id)
+            .member("keyMaterialDescription", &self.key_material_description)
+            .member("keyMaterialId", &self.key_material_id)
+            .member("validTo", &self.valid_to)
+            .finish()
+    }
+}
+
 /// The `ImportKeyMaterialResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ImportKeyMaterialResponse {
@@ -3042,6 +3893,15 @@ pub struct ImportKeyMaterialResponse {
     pub key_id: Option<String>,
     #[serde(rename = "KeyMaterialId", skip_serializing_if = "Option::is_none")]
     pub key_material_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for ImportKeyMaterialResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("keyMaterialId", &self.key_material_id)
+            .finish()
+    }
 }
 
 /// The `KeyLastUsageData` structure of the model.
@@ -3057,6 +3917,17 @@ pub struct KeyLastUsageData {
     pub timestamp: Option<Timestamp>,
 }
 
+impl crate::runtime::audit::AuditView for KeyLastUsageData {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("cloudTrailEventId", &self.cloud_trail_event_id)
+            .member("kmsRequestId", &self.kms_request_id)
+            .member("operation", &self.operation)
+            .member("timestamp", &self.timestamp)
+            .finish()
+    }
+}
+
 /// The `KeyListEntry` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct KeyListEntry {
@@ -3064,6 +3935,15 @@ pub struct KeyListEntry {
     pub key_arn: Option<String>,
     #[serde(rename = "KeyId", skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for KeyListEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyArn", &self.key_arn)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `KeyMetadata` structure of the model.
@@ -3149,6 +4029,43 @@ pub struct KeyMetadata {
     pub xks_key_configuration: Option<XksKeyConfigurationType>,
 }
 
+impl crate::runtime::audit::AuditView for KeyMetadata {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aWSAccountId", &self.aws_account_id)
+            .member("arn", &self.arn)
+            .member("cloudHsmClusterId", &self.cloud_hsm_cluster_id)
+            .member("creationDate", &self.creation_date)
+            .member("currentKeyMaterialId", &self.current_key_material_id)
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .member("customerMasterKeySpec", &self.customer_master_key_spec)
+            .member("deletionDate", &self.deletion_date)
+            .member("description", &self.description)
+            .member("enabled", &self.enabled)
+            .member("encapsulationAlgorithms", &self.encapsulation_algorithms)
+            .member("encryptionAlgorithms", &self.encryption_algorithms)
+            .member("expirationModel", &self.expiration_model)
+            .member("keyAgreementAlgorithms", &self.key_agreement_algorithms)
+            .member("keyId", &self.key_id)
+            .member("keyManager", &self.key_manager)
+            .member("keySpec", &self.key_spec)
+            .member("keyState", &self.key_state)
+            .member("keyUsage", &self.key_usage)
+            .member("macAlgorithms", &self.mac_algorithms)
+            .member("multiRegion", &self.multi_region)
+            .member("multiRegionConfiguration", &self.multi_region_configuration)
+            .member("origin", &self.origin)
+            .member(
+                "pendingDeletionWindowInDays",
+                &self.pending_deletion_window_in_days,
+            )
+            .member("signingAlgorithms", &self.signing_algorithms)
+            .member("validTo", &self.valid_to)
+            .member("xksKeyConfiguration", &self.xks_key_configuration)
+            .finish()
+    }
+}
+
 /// The `ListAliasesRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListAliasesRequest {
@@ -3160,6 +4077,16 @@ pub struct ListAliasesRequest {
     pub marker: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListAliasesRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("limit", &self.limit)
+            .member("marker", &self.marker)
+            .finish()
+    }
+}
+
 /// The `ListAliasesResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListAliasesResponse {
@@ -3169,6 +4096,16 @@ pub struct ListAliasesResponse {
     pub next_marker: Option<String>,
     #[serde(rename = "Truncated", skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
+}
+
+impl crate::runtime::audit::AuditView for ListAliasesResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aliases", &self.aliases)
+            .member("nextMarker", &self.next_marker)
+            .member("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 /// The `ListGrantsRequest` structure of the model.
@@ -3191,6 +4128,19 @@ pub struct ListGrantsRequest {
     pub marker: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListGrantsRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("grantId", &self.grant_id)
+            .member("granteePrincipal", &self.grantee_principal)
+            .member("granteeServicePrincipal", &self.grantee_service_principal)
+            .member("keyId", &self.key_id)
+            .member("limit", &self.limit)
+            .member("marker", &self.marker)
+            .finish()
+    }
+}
+
 /// The `ListGrantsResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListGrantsResponse {
@@ -3200,6 +4150,16 @@ pub struct ListGrantsResponse {
     pub next_marker: Option<String>,
     #[serde(rename = "Truncated", skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
+}
+
+impl crate::runtime::audit::AuditView for ListGrantsResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("grants", &self.grants)
+            .member("nextMarker", &self.next_marker)
+            .member("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 /// The `ListKeyPoliciesRequest` structure of the model.
@@ -3213,6 +4173,16 @@ pub struct ListKeyPoliciesRequest {
     pub marker: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListKeyPoliciesRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("limit", &self.limit)
+            .member("marker", &self.marker)
+            .finish()
+    }
+}
+
 /// The `ListKeyPoliciesResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListKeyPoliciesResponse {
@@ -3222,6 +4192,16 @@ pub struct ListKeyPoliciesResponse {
     pub policy_names: Option<Vec<String>>,
     #[serde(rename = "Truncated", skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
+}
+
+impl crate::runtime::audit::AuditView for ListKeyPoliciesResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("nextMarker", &self.next_marker)
+            .member("policyNames", &self.policy_names)
+            .member("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 /// The `ListKeyRotationsRequest` structure of the model.
@@ -3237,6 +4217,17 @@ pub struct ListKeyRotationsRequest {
     pub marker: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListKeyRotationsRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("includeKeyMaterial", &self.include_key_material)
+            .member("keyId", &self.key_id)
+            .member("limit", &self.limit)
+            .member("marker", &self.marker)
+            .finish()
+    }
+}
+
 /// The `ListKeyRotationsResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListKeyRotationsResponse {
@@ -3246,6 +4237,16 @@ pub struct ListKeyRotationsResponse {
     pub rotations: Option<Vec<RotationsListEntry>>,
     #[serde(rename = "Truncated", skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
+}
+
+impl crate::runtime::audit::AuditView for ListKeyRotationsResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("nextMarker", &self.next_marker)
+            .member("rotations", &self.rotations)
+            .member("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 /// The `ListKeysRequest` structure of the model.
@@ -3259,6 +4260,16 @@ pub struct ListKeysRequest {
     pub resource_owners: Option<Vec<ResourceOwnerType>>,
 }
 
+impl crate::runtime::audit::AuditView for ListKeysRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("limit", &self.limit)
+            .member("marker", &self.marker)
+            .member("resourceOwners", &self.resource_owners)
+            .finish()
+    }
+}
+
 /// The `ListKeysResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListKeysResponse {
@@ -3268,6 +4279,16 @@ pub struct ListKeysResponse {
     pub next_marker: Option<String>,
     #[serde(rename = "Truncated", skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
+}
+
+impl crate::runtime::audit::AuditView for ListKeysResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keys", &self.keys)
+            .member("nextMarker", &self.next_marker)
+            .member("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 /// The `ListResourceTagsRequest` structure of the model.
@@ -3281,6 +4302,16 @@ pub struct ListResourceTagsRequest {
     pub marker: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListResourceTagsRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("limit", &self.limit)
+            .member("marker", &self.marker)
+            .finish()
+    }
+}
+
 /// The `ListResourceTagsResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListResourceTagsResponse {
@@ -3290,6 +4321,16 @@ pub struct ListResourceTagsResponse {
     pub tags: Option<Vec<Tag>>,
     #[serde(rename = "Truncated", skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
+}
+
+impl crate::runtime::audit::AuditView for ListResourceTagsResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("nextMarker", &self.next_marker)
+            .member("tags", &self.tags)
+            .member("truncated", &self.truncated)
+            .finish()
+    }
 }
 
 /// The `ListRetirableGrantsRequest` structure of the model.
@@ -3308,6 +4349,17 @@ pub struct ListRetirableGrantsRequest {
     pub retiring_service_principal: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ListRetirableGrantsRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("limit", &self.limit)
+            .member("marker", &self.marker)
+            .member("retiringPrincipal", &self.retiring_principal)
+            .member("retiringServicePrincipal", &self.retiring_service_principal)
+            .finish()
+    }
+}
+
 /// The `MultiRegionConfiguration` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct MultiRegionConfiguration {
@@ -3319,6 +4371,16 @@ pub struct MultiRegionConfiguration {
     pub replica_keys: Option<Vec<MultiRegionKey>>,
 }
 
+impl crate::runtime::audit::AuditView for MultiRegionConfiguration {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("multiRegionKeyType", &self.multi_region_key_type)
+            .member("primaryKey", &self.primary_key)
+            .member("replicaKeys", &self.replica_keys)
+            .finish()
+    }
+}
+
 /// The `MultiRegionKey` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct MultiRegionKey {
@@ -3326,6 +4388,15 @@ pub struct MultiRegionKey {
     pub arn: Option<String>,
     #[serde(rename = "Region", skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for MultiRegionKey {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("arn", &self.arn)
+            .member("region", &self.region)
+            .finish()
+    }
 }
 
 /// The `PutKeyPolicyRequest` structure of the model.
@@ -3342,6 +4413,20 @@ pub struct PutKeyPolicyRequest {
     pub policy: String,
     #[serde(rename = "PolicyName", skip_serializing_if = "Option::is_none")]
     pub policy_name: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for PutKeyPolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member(
+                "bypassPolicyLockoutSafetyCheck",
+                &self.bypass_policy_lockout_safety_check,
+            )
+            .member("keyId", &self.key_id)
+            .member("policy", &self.policy)
+            .member("policyName", &self.policy_name)
+            .finish()
+    }
 }
 
 /// The `ReEncryptRequest` structure of the model.
@@ -3381,6 +4466,31 @@ pub struct ReEncryptRequest {
     pub source_key_id: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ReEncryptRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member(
+                "destinationEncryptionAlgorithm",
+                &self.destination_encryption_algorithm,
+            )
+            .member(
+                "destinationEncryptionContext",
+                &self.destination_encryption_context,
+            )
+            .member("destinationKeyId", &self.destination_key_id)
+            .member("dryRun", &self.dry_run)
+            .member("dryRunModifiers", &self.dry_run_modifiers)
+            .member("grantTokens", &self.grant_tokens)
+            .member(
+                "sourceEncryptionAlgorithm",
+                &self.source_encryption_algorithm,
+            )
+            .member("sourceEncryptionContext", &self.source_encryption_context)
+            .member("sourceKeyId", &self.source_key_id)
+            .finish()
+    }
+}
+
 /// The `ReEncryptResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ReEncryptResponse {
@@ -3412,6 +4522,28 @@ pub struct ReEncryptResponse {
     pub source_key_material_id: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ReEncryptResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member(
+                "destinationEncryptionAlgorithm",
+                &self.destination_encryption_algorithm,
+            )
+            .member(
+                "destinationKeyMaterialId",
+                &self.destination_key_material_id,
+            )
+            .member("keyId", &self.key_id)
+            .member(
+                "sourceEncryptionAlgorithm",
+                &self.source_encryption_algorithm,
+            )
+            .member("sourceKeyId", &self.source_key_id)
+            .member("sourceKeyMaterialId", &self.source_key_material_id)
+            .finish()
+    }
+}
+
 /// The `RecipientInfo` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RecipientInfo {
@@ -3425,6 +4557,14 @@ pub struct RecipientInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub key_encryption_algorithm: Option<KeyEncryptionMechanism>,
+}
+
+impl crate::runtime::audit::AuditView for RecipientInfo {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyEncryptionAlgorithm", &self.key_encryption_algorithm)
+            .finish()
+    }
 }
 
 /// The `ReplicateKeyRequest` structure of the model.
@@ -3447,6 +4587,22 @@ pub struct ReplicateKeyRequest {
     pub tags: Option<Vec<Tag>>,
 }
 
+impl crate::runtime::audit::AuditView for ReplicateKeyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member(
+                "bypassPolicyLockoutSafetyCheck",
+                &self.bypass_policy_lockout_safety_check,
+            )
+            .member("description", &self.description)
+            .member("keyId", &self.key_id)
+            .member("policy", &self.policy)
+            .member("replicaRegion", &self.replica_region)
+            .member("tags", &self.tags)
+            .finish()
+    }
+}
+
 /// The `ReplicateKeyResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ReplicateKeyResponse {
@@ -3456,6 +4612,16 @@ pub struct ReplicateKeyResponse {
     pub replica_policy: Option<String>,
     #[serde(rename = "ReplicaTags", skip_serializing_if = "Option::is_none")]
     pub replica_tags: Option<Vec<Tag>>,
+}
+
+impl crate::runtime::audit::AuditView for ReplicateKeyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("replicaKeyMetadata", &self.replica_key_metadata)
+            .member("replicaPolicy", &self.replica_policy)
+            .member("replicaTags", &self.replica_tags)
+            .finish()
+    }
 }
 
 /// The `RetireGrantRequest` structure of the model.
@@ -3471,6 +4637,17 @@ pub struct RetireGrantRequest {
     pub key_id: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for RetireGrantRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("grantId", &self.grant_id)
+            .member("grantToken", &self.grant_token)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `RevokeGrantRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RevokeGrantRequest {
@@ -3482,6 +4659,16 @@ pub struct RevokeGrantRequest {
     pub key_id: String,
 }
 
+impl crate::runtime::audit::AuditView for RevokeGrantRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("grantId", &self.grant_id)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `RotateKeyOnDemandRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RotateKeyOnDemandRequest {
@@ -3489,11 +4676,27 @@ pub struct RotateKeyOnDemandRequest {
     pub key_id: String,
 }
 
+impl crate::runtime::audit::AuditView for RotateKeyOnDemandRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `RotateKeyOnDemandResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RotateKeyOnDemandResponse {
     #[serde(rename = "KeyId", skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for RotateKeyOnDemandResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .finish()
+    }
 }
 
 /// The `RotationsListEntry` structure of the model.
@@ -3522,6 +4725,22 @@ pub struct RotationsListEntry {
     pub valid_to: Option<Timestamp>,
 }
 
+impl crate::runtime::audit::AuditView for RotationsListEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("expirationModel", &self.expiration_model)
+            .member("importState", &self.import_state)
+            .member("keyId", &self.key_id)
+            .member("keyMaterialDescription", &self.key_material_description)
+            .member("keyMaterialId", &self.key_material_id)
+            .member("keyMaterialState", &self.key_material_state)
+            .member("rotationDate", &self.rotation_date)
+            .member("rotationType", &self.rotation_type)
+            .member("validTo", &self.valid_to)
+            .finish()
+    }
+}
+
 /// The `ScheduleKeyDeletionRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ScheduleKeyDeletionRequest {
@@ -3532,6 +4751,15 @@ pub struct ScheduleKeyDeletionRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub pending_window_in_days: Option<i32>,
+}
+
+impl crate::runtime::audit::AuditView for ScheduleKeyDeletionRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("pendingWindowInDays", &self.pending_window_in_days)
+            .finish()
+    }
 }
 
 /// The `ScheduleKeyDeletionResponse` structure of the model.
@@ -3548,6 +4776,17 @@ pub struct ScheduleKeyDeletionResponse {
         skip_serializing_if = "Option::is_none"
     )]
     pub pending_window_in_days: Option<i32>,
+}
+
+impl crate::runtime::audit::AuditView for ScheduleKeyDeletionResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("deletionDate", &self.deletion_date)
+            .member("keyId", &self.key_id)
+            .member("keyState", &self.key_state)
+            .member("pendingWindowInDays", &self.pending_window_in_days)
+            .finish()
+    }
 }
 
 /// The `SignRequest` structure of the model.
@@ -3567,6 +4806,18 @@ pub struct SignRequest {
     pub signing_algorithm: SigningAlgorithmSpec,
 }
 
+impl crate::runtime::audit::AuditView for SignRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("messageType", &self.message_type)
+            .member("signingAlgorithm", &self.signing_algorithm)
+            .finish()
+    }
+}
+
 /// The `SignResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct SignResponse {
@@ -3578,6 +4829,15 @@ pub struct SignResponse {
     pub signing_algorithm: Option<SigningAlgorithmSpec>,
 }
 
+impl crate::runtime::audit::AuditView for SignResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("signingAlgorithm", &self.signing_algorithm)
+            .finish()
+    }
+}
+
 /// The `Tag` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Tag {
@@ -3585,6 +4845,15 @@ pub struct Tag {
     pub tag_key: String,
     #[serde(rename = "TagValue")]
     pub tag_value: String,
+}
+
+impl crate::runtime::audit::AuditView for Tag {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("tagKey", &self.tag_key)
+            .member("tagValue", &self.tag_value)
+            .finish()
+    }
 }
 
 /// The `TagResourceRequest` structure of the model.
@@ -3596,6 +4865,15 @@ pub struct TagResourceRequest {
     pub tags: Vec<Tag>,
 }
 
+impl crate::runtime::audit::AuditView for TagResourceRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("tags", &self.tags)
+            .finish()
+    }
+}
+
 /// The `UntagResourceRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UntagResourceRequest {
@@ -3605,6 +4883,15 @@ pub struct UntagResourceRequest {
     pub tag_keys: Vec<String>,
 }
 
+impl crate::runtime::audit::AuditView for UntagResourceRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("tagKeys", &self.tag_keys)
+            .finish()
+    }
+}
+
 /// The `UpdateAliasRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateAliasRequest {
@@ -3612,6 +4899,15 @@ pub struct UpdateAliasRequest {
     pub alias_name: String,
     #[serde(rename = "TargetKeyId")]
     pub target_key_id: String,
+}
+
+impl crate::runtime::audit::AuditView for UpdateAliasRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aliasName", &self.alias_name)
+            .member("targetKeyId", &self.target_key_id)
+            .finish()
+    }
 }
 
 /// The `UpdateCustomKeyStoreRequest` structure of the model.
@@ -3657,9 +4953,40 @@ pub struct UpdateCustomKeyStoreRequest {
     pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for UpdateCustomKeyStoreRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("cloudHsmClusterId", &self.cloud_hsm_cluster_id)
+            .member("customKeyStoreId", &self.custom_key_store_id)
+            .member("newCustomKeyStoreName", &self.new_custom_key_store_name)
+            .member(
+                "xksProxyAuthenticationCredential",
+                &self.xks_proxy_authentication_credential,
+            )
+            .member("xksProxyConnectivity", &self.xks_proxy_connectivity)
+            .member("xksProxyUriEndpoint", &self.xks_proxy_uri_endpoint)
+            .member("xksProxyUriPath", &self.xks_proxy_uri_path)
+            .member(
+                "xksProxyVpcEndpointServiceName",
+                &self.xks_proxy_vpc_endpoint_service_name,
+            )
+            .member(
+                "xksProxyVpcEndpointServiceOwner",
+                &self.xks_proxy_vpc_endpoint_service_owner,
+            )
+            .finish()
+    }
+}
+
 /// The `UpdateCustomKeyStoreResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateCustomKeyStoreResponse {}
+
+impl crate::runtime::audit::AuditView for UpdateCustomKeyStoreResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
 
 /// The `UpdateKeyDescriptionRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -3670,6 +4997,15 @@ pub struct UpdateKeyDescriptionRequest {
     pub key_id: String,
 }
 
+impl crate::runtime::audit::AuditView for UpdateKeyDescriptionRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("description", &self.description)
+            .member("keyId", &self.key_id)
+            .finish()
+    }
+}
+
 /// The `UpdatePrimaryRegionRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdatePrimaryRegionRequest {
@@ -3677,6 +5013,15 @@ pub struct UpdatePrimaryRegionRequest {
     pub key_id: String,
     #[serde(rename = "PrimaryRegion")]
     pub primary_region: String,
+}
+
+impl crate::runtime::audit::AuditView for UpdatePrimaryRegionRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("primaryRegion", &self.primary_region)
+            .finish()
+    }
 }
 
 /// The `VerifyMacRequest` structure of the model.
@@ -3696,6 +5041,17 @@ pub struct VerifyMacRequest {
     pub message: SensitiveBlob,
 }
 
+impl crate::runtime::audit::AuditView for VerifyMacRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("macAlgorithm", &self.mac_algorithm)
+            .finish()
+    }
+}
+
 /// The `VerifyMacResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct VerifyMacResponse {
@@ -3705,6 +5061,16 @@ pub struct VerifyMacResponse {
     pub mac_algorithm: Option<MacAlgorithmSpec>,
     #[serde(rename = "MacValid", skip_serializing_if = "Option::is_none")]
     pub mac_valid: Option<bool>,
+}
+
+impl crate::runtime::audit::AuditView for VerifyMacResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("macAlgorithm", &self.mac_algorithm)
+            .member("macValid", &self.mac_valid)
+            .finish()
+    }
 }
 
 /// The `VerifyRequest` structure of the model.
@@ -3726,6 +5092,18 @@ pub struct VerifyRequest {
     pub signing_algorithm: SigningAlgorithmSpec,
 }
 
+impl crate::runtime::audit::AuditView for VerifyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("dryRun", &self.dry_run)
+            .member("grantTokens", &self.grant_tokens)
+            .member("keyId", &self.key_id)
+            .member("messageType", &self.message_type)
+            .member("signingAlgorithm", &self.signing_algorithm)
+            .finish()
+    }
+}
+
 /// The `VerifyResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct VerifyResponse {
@@ -3737,11 +5115,29 @@ pub struct VerifyResponse {
     pub signing_algorithm: Option<SigningAlgorithmSpec>,
 }
 
+impl crate::runtime::audit::AuditView for VerifyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("keyId", &self.key_id)
+            .member("signatureValid", &self.signature_valid)
+            .member("signingAlgorithm", &self.signing_algorithm)
+            .finish()
+    }
+}
+
 /// The `XksKeyConfigurationType` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct XksKeyConfigurationType {
     #[serde(rename = "Id", skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for XksKeyConfigurationType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("id", &self.id)
+            .finish()
+    }
 }
 
 /// The `XksProxyAuthenticationCredentialType` structure of the model.
@@ -3751,6 +5147,12 @@ pub struct XksProxyAuthenticationCredentialType {
     pub access_key_id: SensitiveString,
     #[serde(rename = "RawSecretAccessKey")]
     pub raw_secret_access_key: SensitiveString,
+}
+
+impl crate::runtime::audit::AuditView for XksProxyAuthenticationCredentialType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
 }
 
 /// The `XksProxyConfigurationType` structure of the model.
@@ -3774,6 +5176,18 @@ pub struct XksProxyConfigurationType {
         skip_serializing_if = "Option::is_none"
     )]
     pub vpc_endpoint_service_owner: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for XksProxyConfigurationType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("connectivity", &self.connectivity)
+            .member("uriEndpoint", &self.uri_endpoint)
+            .member("uriPath", &self.uri_path)
+            .member("vpcEndpointServiceName", &self.vpc_endpoint_service_name)
+            .member("vpcEndpointServiceOwner", &self.vpc_endpoint_service_owner)
+            .finish()
+    }
 }
 
 /// The model's pattern `[0-9]{12}`, anchored as AWS matches it (whole value).
@@ -3894,6 +5308,14 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for CancelKeyDeletionRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for CancelKeyDeletionRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             CancelKeyDeletionRequest::deserialize(d)
@@ -3934,6 +5356,14 @@ pub mod wire {
     pub struct ConnectCustomKeyStoreRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ConnectCustomKeyStoreRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("customKeyStoreId", &self.custom_key_store_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ConnectCustomKeyStoreRequest {
@@ -3980,6 +5410,15 @@ pub mod wire {
         pub alias_name: Option<String>,
         #[serde(rename = "TargetKeyId", default)]
         pub target_key_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for CreateAliasRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("aliasName", &self.alias_name)
+                .member("targetKeyId", &self.target_key_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for CreateAliasRequest {
@@ -4059,6 +5498,32 @@ pub mod wire {
         pub xks_proxy_vpc_endpoint_service_name: Option<String>,
         #[serde(rename = "XksProxyVpcEndpointServiceOwner", default)]
         pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for CreateCustomKeyStoreRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("cloudHsmClusterId", &self.cloud_hsm_cluster_id)
+                .member("customKeyStoreName", &self.custom_key_store_name)
+                .member("customKeyStoreType", &self.custom_key_store_type)
+                .member("trustAnchorCertificate", &self.trust_anchor_certificate)
+                .member(
+                    "xksProxyAuthenticationCredential",
+                    &self.xks_proxy_authentication_credential,
+                )
+                .member("xksProxyConnectivity", &self.xks_proxy_connectivity)
+                .member("xksProxyUriEndpoint", &self.xks_proxy_uri_endpoint)
+                .member("xksProxyUriPath", &self.xks_proxy_uri_path)
+                .member(
+                    "xksProxyVpcEndpointServiceName",
+                    &self.xks_proxy_vpc_endpoint_service_name,
+                )
+                .member(
+                    "xksProxyVpcEndpointServiceOwner",
+                    &self.xks_proxy_vpc_endpoint_service_owner,
+                )
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for CreateCustomKeyStoreRequest {
@@ -4246,6 +5711,23 @@ pub mod wire {
         pub retiring_principal: Option<String>,
         #[serde(rename = "RetiringServicePrincipal", default)]
         pub retiring_service_principal: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for CreateGrantRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("constraints", &self.constraints)
+                .member("dryRun", &self.dry_run)
+                .member("grantTokens", &self.grant_tokens)
+                .member("granteePrincipal", &self.grantee_principal)
+                .member("granteeServicePrincipal", &self.grantee_service_principal)
+                .member("keyId", &self.key_id)
+                .member("name", &self.name)
+                .member("operations", &self.operations)
+                .member("retiringPrincipal", &self.retiring_principal)
+                .member("retiringServicePrincipal", &self.retiring_service_principal)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for CreateGrantRequest {
@@ -4445,6 +5927,27 @@ pub mod wire {
         pub xks_key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for CreateKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member(
+                    "bypassPolicyLockoutSafetyCheck",
+                    &self.bypass_policy_lockout_safety_check,
+                )
+                .member("customKeyStoreId", &self.custom_key_store_id)
+                .member("customerMasterKeySpec", &self.customer_master_key_spec)
+                .member("description", &self.description)
+                .member("keySpec", &self.key_spec)
+                .member("keyUsage", &self.key_usage)
+                .member("multiRegion", &self.multi_region)
+                .member("origin", &self.origin)
+                .member("policy", &self.policy)
+                .member("tags", &self.tags)
+                .member("xksKeyId", &self.xks_key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for CreateKeyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             CreateKeyRequest::deserialize(d)
@@ -4623,6 +6126,17 @@ pub mod wire {
         pub shared_secret_ciphertext_blob: Option<Blob>,
     }
 
+    impl crate::runtime::audit::AuditView for DecapsulateRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("encapsulationAlgorithm", &self.encapsulation_algorithm)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DecapsulateRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DecapsulateRequest::deserialize(d)
@@ -4722,6 +6236,20 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::audit::AuditView for DecryptRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("dryRunModifiers", &self.dry_run_modifiers)
+                .member("encryptionAlgorithm", &self.encryption_algorithm)
+                .member("encryptionContext", &self.encryption_context)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("recipient", &self.recipient)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for DecryptRequest {
@@ -4842,6 +6370,14 @@ pub mod wire {
         pub alias_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DeleteAliasRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("aliasName", &self.alias_name)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DeleteAliasRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DeleteAliasRequest::deserialize(d)
@@ -4893,6 +6429,14 @@ pub mod wire {
         pub custom_key_store_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DeleteCustomKeyStoreRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("customKeyStoreId", &self.custom_key_store_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DeleteCustomKeyStoreRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DeleteCustomKeyStoreRequest::deserialize(d)
@@ -4937,6 +6481,15 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "KeyMaterialId", default)]
         pub key_material_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for DeleteImportedKeyMaterialRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("keyMaterialId", &self.key_material_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for DeleteImportedKeyMaterialRequest {
@@ -5006,6 +6559,18 @@ pub mod wire {
         pub public_key: Option<Blob>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::audit::AuditView for DeriveSharedSecretRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyAgreementAlgorithm", &self.key_agreement_algorithm)
+                .member("keyId", &self.key_id)
+                .member("recipient", &self.recipient)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for DeriveSharedSecretRequest {
@@ -5109,6 +6674,17 @@ pub mod wire {
         pub marker: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DescribeCustomKeyStoresRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("customKeyStoreId", &self.custom_key_store_id)
+                .member("customKeyStoreName", &self.custom_key_store_name)
+                .member("limit", &self.limit)
+                .member("marker", &self.marker)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DescribeCustomKeyStoresRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DescribeCustomKeyStoresRequest::deserialize(d)
@@ -5186,6 +6762,15 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DescribeKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DescribeKeyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DescribeKeyRequest::deserialize(d)
@@ -5249,6 +6834,14 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DisableKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DisableKeyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DisableKeyRequest::deserialize(d)
@@ -5291,6 +6884,14 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DisableKeyRotationRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DisableKeyRotationRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DisableKeyRotationRequest::deserialize(d)
@@ -5331,6 +6932,14 @@ pub mod wire {
     pub struct DisconnectCustomKeyStoreRequest {
         #[serde(rename = "CustomKeyStoreId", default)]
         pub custom_key_store_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for DisconnectCustomKeyStoreRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("customKeyStoreId", &self.custom_key_store_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for DisconnectCustomKeyStoreRequest {
@@ -5377,6 +6986,14 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for EnableKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for EnableKeyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             EnableKeyRequest::deserialize(d)
@@ -5419,6 +7036,15 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "RotationPeriodInDays", default)]
         pub rotation_period_in_days: Option<i32>,
+    }
+
+    impl crate::runtime::audit::AuditView for EnableKeyRotationRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("rotationPeriodInDays", &self.rotation_period_in_days)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for EnableKeyRotationRequest {
@@ -5477,6 +7103,17 @@ pub mod wire {
         pub grant_tokens: Option<Vec<String>>,
         #[serde(rename = "KeyId", default)]
         pub key_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for EncapsulateRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("encapsulationAlgorithm", &self.encapsulation_algorithm)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for EncapsulateRequest {
@@ -5566,6 +7203,18 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "Plaintext", default)]
         pub plaintext: Option<SensitiveBlob>,
+    }
+
+    impl crate::runtime::audit::AuditView for EncryptRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("encryptionAlgorithm", &self.encryption_algorithm)
+                .member("encryptionContext", &self.encryption_context)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for EncryptRequest {
@@ -5662,6 +7311,19 @@ pub mod wire {
         pub key_pair_spec: Option<String>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::audit::AuditView for GenerateDataKeyPairRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("encryptionContext", &self.encryption_context)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("keyPairSpec", &self.key_pair_spec)
+                .member("recipient", &self.recipient)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for GenerateDataKeyPairRequest {
@@ -5761,6 +7423,18 @@ pub mod wire {
         pub key_pair_spec: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for GenerateDataKeyPairWithoutPlaintextRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("encryptionContext", &self.encryption_context)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("keyPairSpec", &self.key_pair_spec)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GenerateDataKeyPairWithoutPlaintextRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GenerateDataKeyPairWithoutPlaintextRequest::deserialize(d)
@@ -5852,6 +7526,20 @@ pub mod wire {
         pub number_of_bytes: Option<i32>,
         #[serde(rename = "Recipient", default)]
         pub recipient: Option<RecipientInfo>,
+    }
+
+    impl crate::runtime::audit::AuditView for GenerateDataKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("encryptionContext", &self.encryption_context)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("keySpec", &self.key_spec)
+                .member("numberOfBytes", &self.number_of_bytes)
+                .member("recipient", &self.recipient)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for GenerateDataKeyRequest {
@@ -5962,6 +7650,19 @@ pub mod wire {
         pub number_of_bytes: Option<i32>,
     }
 
+    impl crate::runtime::audit::AuditView for GenerateDataKeyWithoutPlaintextRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("encryptionContext", &self.encryption_context)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("keySpec", &self.key_spec)
+                .member("numberOfBytes", &self.number_of_bytes)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GenerateDataKeyWithoutPlaintextRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GenerateDataKeyWithoutPlaintextRequest::deserialize(d)
@@ -6060,6 +7761,17 @@ pub mod wire {
         pub message: Option<SensitiveBlob>,
     }
 
+    impl crate::runtime::audit::AuditView for GenerateMacRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("macAlgorithm", &self.mac_algorithm)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GenerateMacRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GenerateMacRequest::deserialize(d)
@@ -6151,6 +7863,16 @@ pub mod wire {
         pub recipient: Option<RecipientInfo>,
     }
 
+    impl crate::runtime::audit::AuditView for GenerateRandomRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("customKeyStoreId", &self.custom_key_store_id)
+                .member("numberOfBytes", &self.number_of_bytes)
+                .member("recipient", &self.recipient)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GenerateRandomRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GenerateRandomRequest::deserialize(d)
@@ -6211,6 +7933,14 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for GetKeyLastUsageRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GetKeyLastUsageRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GetKeyLastUsageRequest::deserialize(d)
@@ -6253,6 +7983,15 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "PolicyName", default)]
         pub policy_name: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for GetKeyPolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("policyName", &self.policy_name)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for GetKeyPolicyRequest {
@@ -6314,6 +8053,14 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for GetKeyRotationStatusRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GetKeyRotationStatusRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GetKeyRotationStatusRequest::deserialize(d)
@@ -6358,6 +8105,16 @@ pub mod wire {
         pub wrapping_algorithm: Option<String>,
         #[serde(rename = "WrappingKeySpec", default)]
         pub wrapping_key_spec: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for GetParametersForImportRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("wrappingAlgorithm", &self.wrapping_algorithm)
+                .member("wrappingKeySpec", &self.wrapping_key_spec)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for GetParametersForImportRequest {
@@ -6434,6 +8191,15 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for GetPublicKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GetPublicKeyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GetPublicKeyRequest::deserialize(d)
@@ -6499,6 +8265,16 @@ pub mod wire {
         pub encryption_context_subset: Option<BTreeMap<String, String>>,
         #[serde(rename = "SourceArn", default)]
         pub source_arn: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for GrantConstraints {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("encryptionContextEquals", &self.encryption_context_equals)
+                .member("encryptionContextSubset", &self.encryption_context_subset)
+                .member("sourceArn", &self.source_arn)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for GrantConstraints {
@@ -6571,6 +8347,19 @@ pub mod wire {
         pub key_material_id: Option<String>,
         #[serde(rename = "ValidTo", default)]
         pub valid_to: Option<Timestamp>,
+    }
+
+    impl crate::runtime::audit::AuditView for ImportKeyMaterialRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("expirationModel", &self.expiration_model)
+                .member("importType", &self.import_type)
+                .member("keyId", &self.key_id)
+                .member("keyMaterialDescription", &self.key_material_description)
+                .member("keyMaterialId", &self.key_material_id)
+                .member("validTo", &self.valid_to)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ImportKeyMaterialRequest {
@@ -6699,6 +8488,16 @@ pub mod wire {
         pub marker: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ListAliasesRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("limit", &self.limit)
+                .member("marker", &self.marker)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for ListAliasesRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             ListAliasesRequest::deserialize(d)
@@ -6774,6 +8573,19 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ListGrantsRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("grantId", &self.grant_id)
+                .member("granteePrincipal", &self.grantee_principal)
+                .member("granteeServicePrincipal", &self.grantee_service_principal)
+                .member("keyId", &self.key_id)
+                .member("limit", &self.limit)
+                .member("marker", &self.marker)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ListGrantsRequest {
@@ -6888,6 +8700,16 @@ pub mod wire {
         pub marker: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ListKeyPoliciesRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("limit", &self.limit)
+                .member("marker", &self.marker)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for ListKeyPoliciesRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             ListKeyPoliciesRequest::deserialize(d)
@@ -6959,6 +8781,17 @@ pub mod wire {
         pub limit: Option<i32>,
         #[serde(rename = "Marker", default)]
         pub marker: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ListKeyRotationsRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("includeKeyMaterial", &self.include_key_material)
+                .member("keyId", &self.key_id)
+                .member("limit", &self.limit)
+                .member("marker", &self.marker)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ListKeyRotationsRequest {
@@ -7045,6 +8878,16 @@ pub mod wire {
         pub marker: Option<String>,
         #[serde(rename = "ResourceOwners", default)]
         pub resource_owners: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for ListKeysRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("limit", &self.limit)
+                .member("marker", &self.marker)
+                .member("resourceOwners", &self.resource_owners)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ListKeysRequest {
@@ -7135,6 +8978,16 @@ pub mod wire {
         pub marker: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ListResourceTagsRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("limit", &self.limit)
+                .member("marker", &self.marker)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for ListResourceTagsRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             ListResourceTagsRequest::deserialize(d)
@@ -7206,6 +9059,17 @@ pub mod wire {
         pub retiring_principal: Option<String>,
         #[serde(rename = "RetiringServicePrincipal", default)]
         pub retiring_service_principal: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ListRetirableGrantsRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("limit", &self.limit)
+                .member("marker", &self.marker)
+                .member("retiringPrincipal", &self.retiring_principal)
+                .member("retiringServicePrincipal", &self.retiring_service_principal)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ListRetirableGrantsRequest {
@@ -7306,6 +9170,20 @@ pub mod wire {
         pub policy_name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for PutKeyPolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member(
+                    "bypassPolicyLockoutSafetyCheck",
+                    &self.bypass_policy_lockout_safety_check,
+                )
+                .member("keyId", &self.key_id)
+                .member("policy", &self.policy)
+                .member("policyName", &self.policy_name)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for PutKeyPolicyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             PutKeyPolicyRequest::deserialize(d)
@@ -7402,6 +9280,31 @@ pub mod wire {
         pub source_encryption_context: Option<BTreeMap<String, String>>,
         #[serde(rename = "SourceKeyId", default)]
         pub source_key_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ReEncryptRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member(
+                    "destinationEncryptionAlgorithm",
+                    &self.destination_encryption_algorithm,
+                )
+                .member(
+                    "destinationEncryptionContext",
+                    &self.destination_encryption_context,
+                )
+                .member("destinationKeyId", &self.destination_key_id)
+                .member("dryRun", &self.dry_run)
+                .member("dryRunModifiers", &self.dry_run_modifiers)
+                .member("grantTokens", &self.grant_tokens)
+                .member(
+                    "sourceEncryptionAlgorithm",
+                    &self.source_encryption_algorithm,
+                )
+                .member("sourceEncryptionContext", &self.source_encryption_context)
+                .member("sourceKeyId", &self.source_key_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ReEncryptRequest {
@@ -7545,6 +9448,14 @@ pub mod wire {
         pub key_encryption_algorithm: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for RecipientInfo {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyEncryptionAlgorithm", &self.key_encryption_algorithm)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for RecipientInfo {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             RecipientInfo::deserialize(d)
@@ -7608,6 +9519,22 @@ pub mod wire {
         pub replica_region: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::audit::AuditView for ReplicateKeyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member(
+                    "bypassPolicyLockoutSafetyCheck",
+                    &self.bypass_policy_lockout_safety_check,
+                )
+                .member("description", &self.description)
+                .member("keyId", &self.key_id)
+                .member("policy", &self.policy)
+                .member("replicaRegion", &self.replica_region)
+                .member("tags", &self.tags)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ReplicateKeyRequest {
@@ -7724,6 +9651,17 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for RetireGrantRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("grantId", &self.grant_id)
+                .member("grantToken", &self.grant_token)
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for RetireGrantRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             RetireGrantRequest::deserialize(d)
@@ -7790,6 +9728,16 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for RevokeGrantRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("grantId", &self.grant_id)
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for RevokeGrantRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             RevokeGrantRequest::deserialize(d)
@@ -7844,6 +9792,14 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for RotateKeyOnDemandRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for RotateKeyOnDemandRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             RotateKeyOnDemandRequest::deserialize(d)
@@ -7886,6 +9842,15 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "PendingWindowInDays", default)]
         pub pending_window_in_days: Option<i32>,
+    }
+
+    impl crate::runtime::audit::AuditView for ScheduleKeyDeletionRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("pendingWindowInDays", &self.pending_window_in_days)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ScheduleKeyDeletionRequest {
@@ -7948,6 +9913,18 @@ pub mod wire {
         pub message_type: Option<String>,
         #[serde(rename = "SigningAlgorithm", default)]
         pub signing_algorithm: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for SignRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("messageType", &self.message_type)
+                .member("signingAlgorithm", &self.signing_algorithm)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for SignRequest {
@@ -8050,6 +10027,15 @@ pub mod wire {
         pub tag_value: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for Tag {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("tagKey", &self.tag_key)
+                .member("tagValue", &self.tag_value)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for Tag {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             Tag::deserialize(d)
@@ -8098,6 +10084,15 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::audit::AuditView for TagResourceRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("tags", &self.tags)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for TagResourceRequest {
@@ -8165,6 +10160,15 @@ pub mod wire {
         pub tag_keys: Option<Vec<String>>,
     }
 
+    impl crate::runtime::audit::AuditView for UntagResourceRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("tagKeys", &self.tag_keys)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for UntagResourceRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             UntagResourceRequest::deserialize(d)
@@ -8227,6 +10231,15 @@ pub mod wire {
         pub alias_name: Option<String>,
         #[serde(rename = "TargetKeyId", default)]
         pub target_key_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for UpdateAliasRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("aliasName", &self.alias_name)
+                .member("targetKeyId", &self.target_key_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for UpdateAliasRequest {
@@ -8304,6 +10317,31 @@ pub mod wire {
         pub xks_proxy_vpc_endpoint_service_name: Option<String>,
         #[serde(rename = "XksProxyVpcEndpointServiceOwner", default)]
         pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for UpdateCustomKeyStoreRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("cloudHsmClusterId", &self.cloud_hsm_cluster_id)
+                .member("customKeyStoreId", &self.custom_key_store_id)
+                .member("newCustomKeyStoreName", &self.new_custom_key_store_name)
+                .member(
+                    "xksProxyAuthenticationCredential",
+                    &self.xks_proxy_authentication_credential,
+                )
+                .member("xksProxyConnectivity", &self.xks_proxy_connectivity)
+                .member("xksProxyUriEndpoint", &self.xks_proxy_uri_endpoint)
+                .member("xksProxyUriPath", &self.xks_proxy_uri_path)
+                .member(
+                    "xksProxyVpcEndpointServiceName",
+                    &self.xks_proxy_vpc_endpoint_service_name,
+                )
+                .member(
+                    "xksProxyVpcEndpointServiceOwner",
+                    &self.xks_proxy_vpc_endpoint_service_owner,
+                )
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for UpdateCustomKeyStoreRequest {
@@ -8462,6 +10500,15 @@ pub mod wire {
         pub key_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for UpdateKeyDescriptionRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("description", &self.description)
+                .member("keyId", &self.key_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for UpdateKeyDescriptionRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             UpdateKeyDescriptionRequest::deserialize(d)
@@ -8514,6 +10561,15 @@ pub mod wire {
         pub key_id: Option<String>,
         #[serde(rename = "PrimaryRegion", default)]
         pub primary_region: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for UpdatePrimaryRegionRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("keyId", &self.key_id)
+                .member("primaryRegion", &self.primary_region)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for UpdatePrimaryRegionRequest {
@@ -8583,6 +10639,17 @@ pub mod wire {
         pub mac_algorithm: Option<String>,
         #[serde(rename = "Message", default)]
         pub message: Option<SensitiveBlob>,
+    }
+
+    impl crate::runtime::audit::AuditView for VerifyMacRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("macAlgorithm", &self.mac_algorithm)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for VerifyMacRequest {
@@ -8692,6 +10759,18 @@ pub mod wire {
         pub signing_algorithm: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for VerifyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("dryRun", &self.dry_run)
+                .member("grantTokens", &self.grant_tokens)
+                .member("keyId", &self.key_id)
+                .member("messageType", &self.message_type)
+                .member("signingAlgorithm", &self.signing_algorithm)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for VerifyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             VerifyRequest::deserialize(d)
@@ -8798,6 +10877,12 @@ pub mod wire {
         pub access_key_id: Option<SensitiveString>,
         #[serde(rename = "RawSecretAccessKey", default)]
         pub raw_secret_access_key: Option<SensitiveString>,
+    }
+
+    impl crate::runtime::audit::AuditView for XksProxyAuthenticationCredentialType {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new().finish()
+        }
     }
 
     impl crate::runtime::json::Fields for XksProxyAuthenticationCredentialType {
@@ -9443,7 +11528,7 @@ impl std::fmt::Display for KmsOperation {
 #[async_trait::async_trait]
 pub trait KmsApi: Send + Sync {
     /// What the server knows about the request: caller, region, request id.
-    type Context: Send + Sync;
+    type Context: Send + Sync + crate::runtime::audit::AuditSink;
 
     async fn cancel_key_deletion(
         &self,
@@ -10053,1819 +12138,447 @@ pub async fn dispatch<S: KmsApi + ?Sized>(
 ) -> Result<Vec<u8>, ApiError> {
     match op {
         KmsOperation::CancelKeyDeletion => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::CancelKeyDeletionRequest>(body)?,
-                wire::CancelKeyDeletionRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.cancel_key_deletion(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::CancelKeyDeletionRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CancelKeyDeletionRequest::validate)?;
+            let output = api.cancel_key_deletion(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ConnectCustomKeyStore => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ConnectCustomKeyStoreRequest>(body)?,
-                wire::ConnectCustomKeyStoreRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.connect_custom_key_store(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ConnectCustomKeyStoreRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ConnectCustomKeyStoreRequest::validate)?;
+            let output = api.connect_custom_key_store(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::CreateAlias => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::CreateAliasRequest>(body)?,
-                wire::CreateAliasRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::CreateAliasRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CreateAliasRequest::validate)?;
             api.create_alias(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::CreateCustomKeyStore => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::CreateCustomKeyStoreRequest>(body)?,
-                wire::CreateCustomKeyStoreRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.create_custom_key_store(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::CreateCustomKeyStoreRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CreateCustomKeyStoreRequest::validate)?;
+            let output = api.create_custom_key_store(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::CreateGrant => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::CreateGrantRequest>(body)?,
-                wire::CreateGrantRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.create_grant(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::CreateGrantRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CreateGrantRequest::validate)?;
+            let output = api.create_grant(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::CreateKey => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::CreateKeyRequest>(body)?,
-                wire::CreateKeyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.create_key(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::CreateKeyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CreateKeyRequest::validate)?;
+            let output = api.create_key(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::Decapsulate => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DecapsulateRequest>(body)?,
-                wire::DecapsulateRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.decapsulate(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DecapsulateRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DecapsulateRequest::validate)?;
+            let output = api.decapsulate(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::Decrypt => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DecryptRequest>(body)?,
-                wire::DecryptRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.decrypt(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DecryptRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DecryptRequest::validate)?;
+            let output = api.decrypt(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::DeleteAlias => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DeleteAliasRequest>(body)?,
-                wire::DeleteAliasRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::DeleteAliasRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteAliasRequest::validate)?;
             api.delete_alias(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::DeleteCustomKeyStore => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DeleteCustomKeyStoreRequest>(body)?,
-                wire::DeleteCustomKeyStoreRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.delete_custom_key_store(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DeleteCustomKeyStoreRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteCustomKeyStoreRequest::validate)?;
+            let output = api.delete_custom_key_store(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::DeleteImportedKeyMaterial => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DeleteImportedKeyMaterialRequest>(body)?,
-                wire::DeleteImportedKeyMaterialRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.delete_imported_key_material(ctx, input).await?)
+            let wire =
+                crate::runtime::json::decode::<wire::DeleteImportedKeyMaterialRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteImportedKeyMaterialRequest::validate)?;
+            let output = api.delete_imported_key_material(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::DeriveSharedSecret => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DeriveSharedSecretRequest>(body)?,
-                wire::DeriveSharedSecretRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.derive_shared_secret(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DeriveSharedSecretRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeriveSharedSecretRequest::validate)?;
+            let output = api.derive_shared_secret(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::DescribeCustomKeyStores => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DescribeCustomKeyStoresRequest>(body)?,
-                wire::DescribeCustomKeyStoresRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.describe_custom_key_stores(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DescribeCustomKeyStoresRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DescribeCustomKeyStoresRequest::validate)?;
+            let output = api.describe_custom_key_stores(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::DescribeKey => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DescribeKeyRequest>(body)?,
-                wire::DescribeKeyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.describe_key(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DescribeKeyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DescribeKeyRequest::validate)?;
+            let output = api.describe_key(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::DisableKey => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DisableKeyRequest>(body)?,
-                wire::DisableKeyRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::DisableKeyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DisableKeyRequest::validate)?;
             api.disable_key(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::DisableKeyRotation => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DisableKeyRotationRequest>(body)?,
-                wire::DisableKeyRotationRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::DisableKeyRotationRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DisableKeyRotationRequest::validate)?;
             api.disable_key_rotation(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::DisconnectCustomKeyStore => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DisconnectCustomKeyStoreRequest>(body)?,
-                wire::DisconnectCustomKeyStoreRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.disconnect_custom_key_store(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DisconnectCustomKeyStoreRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DisconnectCustomKeyStoreRequest::validate)?;
+            let output = api.disconnect_custom_key_store(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::EnableKey => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::EnableKeyRequest>(body)?,
-                wire::EnableKeyRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::EnableKeyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::EnableKeyRequest::validate)?;
             api.enable_key(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::EnableKeyRotation => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::EnableKeyRotationRequest>(body)?,
-                wire::EnableKeyRotationRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::EnableKeyRotationRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::EnableKeyRotationRequest::validate)?;
             api.enable_key_rotation(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::Encapsulate => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::EncapsulateRequest>(body)?,
-                wire::EncapsulateRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.encapsulate(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::EncapsulateRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::EncapsulateRequest::validate)?;
+            let output = api.encapsulate(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::Encrypt => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::EncryptRequest>(body)?,
-                wire::EncryptRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.encrypt(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::EncryptRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::EncryptRequest::validate)?;
+            let output = api.encrypt(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GenerateDataKey => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GenerateDataKeyRequest>(body)?,
-                wire::GenerateDataKeyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.generate_data_key(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GenerateDataKeyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GenerateDataKeyRequest::validate)?;
+            let output = api.generate_data_key(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GenerateDataKeyPair => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GenerateDataKeyPairRequest>(body)?,
-                wire::GenerateDataKeyPairRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.generate_data_key_pair(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GenerateDataKeyPairRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GenerateDataKeyPairRequest::validate)?;
+            let output = api.generate_data_key_pair(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GenerateDataKeyPairWithoutPlaintext => {
+            let wire = crate::runtime::json::decode::<
+                wire::GenerateDataKeyPairWithoutPlaintextRequest,
+            >(body)?;
+            ctx.audit_request(&wire);
             let input = validated(
-                crate::runtime::json::decode::<wire::GenerateDataKeyPairWithoutPlaintextRequest>(
-                    body,
-                )?,
+                wire,
                 wire::GenerateDataKeyPairWithoutPlaintextRequest::validate,
             )?;
-            crate::runtime::json::encode(
-                &api.generate_data_key_pair_without_plaintext(ctx, input)
-                    .await?,
-            )
+            let output = api
+                .generate_data_key_pair_without_plaintext(ctx, input)
+                .await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GenerateDataKeyWithoutPlaintext => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GenerateDataKeyWithoutPlaintextRequest>(body)?,
-                wire::GenerateDataKeyWithoutPlaintextRequest::validate,
-            )?;
-            crate::runtime::json::encode(
-                &api.generate_data_key_without_plaintext(ctx, input).await?,
-            )
+            let wire =
+                crate::runtime::json::decode::<wire::GenerateDataKeyWithoutPlaintextRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GenerateDataKeyWithoutPlaintextRequest::validate)?;
+            let output = api.generate_data_key_without_plaintext(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GenerateMac => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GenerateMacRequest>(body)?,
-                wire::GenerateMacRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.generate_mac(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GenerateMacRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GenerateMacRequest::validate)?;
+            let output = api.generate_mac(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GenerateRandom => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GenerateRandomRequest>(body)?,
-                wire::GenerateRandomRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.generate_random(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GenerateRandomRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GenerateRandomRequest::validate)?;
+            let output = api.generate_random(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GetKeyLastUsage => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetKeyLastUsageRequest>(body)?,
-                wire::GetKeyLastUsageRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_key_last_usage(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetKeyLastUsageRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetKeyLastUsageRequest::validate)?;
+            let output = api.get_key_last_usage(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GetKeyPolicy => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetKeyPolicyRequest>(body)?,
-                wire::GetKeyPolicyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_key_policy(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetKeyPolicyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetKeyPolicyRequest::validate)?;
+            let output = api.get_key_policy(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GetKeyRotationStatus => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetKeyRotationStatusRequest>(body)?,
-                wire::GetKeyRotationStatusRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_key_rotation_status(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetKeyRotationStatusRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetKeyRotationStatusRequest::validate)?;
+            let output = api.get_key_rotation_status(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GetParametersForImport => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetParametersForImportRequest>(body)?,
-                wire::GetParametersForImportRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_parameters_for_import(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetParametersForImportRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetParametersForImportRequest::validate)?;
+            let output = api.get_parameters_for_import(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::GetPublicKey => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetPublicKeyRequest>(body)?,
-                wire::GetPublicKeyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_public_key(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetPublicKeyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetPublicKeyRequest::validate)?;
+            let output = api.get_public_key(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ImportKeyMaterial => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ImportKeyMaterialRequest>(body)?,
-                wire::ImportKeyMaterialRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.import_key_material(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ImportKeyMaterialRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ImportKeyMaterialRequest::validate)?;
+            let output = api.import_key_material(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ListAliases => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListAliasesRequest>(body)?,
-                wire::ListAliasesRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_aliases(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListAliasesRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListAliasesRequest::validate)?;
+            let output = api.list_aliases(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ListGrants => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListGrantsRequest>(body)?,
-                wire::ListGrantsRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_grants(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListGrantsRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListGrantsRequest::validate)?;
+            let output = api.list_grants(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ListKeyPolicies => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListKeyPoliciesRequest>(body)?,
-                wire::ListKeyPoliciesRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_key_policies(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListKeyPoliciesRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListKeyPoliciesRequest::validate)?;
+            let output = api.list_key_policies(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ListKeyRotations => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListKeyRotationsRequest>(body)?,
-                wire::ListKeyRotationsRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_key_rotations(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListKeyRotationsRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListKeyRotationsRequest::validate)?;
+            let output = api.list_key_rotations(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ListKeys => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListKeysRequest>(body)?,
-                wire::ListKeysRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_keys(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListKeysRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListKeysRequest::validate)?;
+            let output = api.list_keys(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ListResourceTags => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListResourceTagsRequest>(body)?,
-                wire::ListResourceTagsRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_resource_tags(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListResourceTagsRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListResourceTagsRequest::validate)?;
+            let output = api.list_resource_tags(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ListRetirableGrants => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListRetirableGrantsRequest>(body)?,
-                wire::ListRetirableGrantsRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_retirable_grants(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListRetirableGrantsRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListRetirableGrantsRequest::validate)?;
+            let output = api.list_retirable_grants(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::PutKeyPolicy => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::PutKeyPolicyRequest>(body)?,
-                wire::PutKeyPolicyRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::PutKeyPolicyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::PutKeyPolicyRequest::validate)?;
             api.put_key_policy(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::ReEncrypt => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ReEncryptRequest>(body)?,
-                wire::ReEncryptRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.re_encrypt(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ReEncryptRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ReEncryptRequest::validate)?;
+            let output = api.re_encrypt(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ReplicateKey => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ReplicateKeyRequest>(body)?,
-                wire::ReplicateKeyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.replicate_key(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ReplicateKeyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ReplicateKeyRequest::validate)?;
+            let output = api.replicate_key(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::RetireGrant => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::RetireGrantRequest>(body)?,
-                wire::RetireGrantRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::RetireGrantRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::RetireGrantRequest::validate)?;
             api.retire_grant(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::RevokeGrant => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::RevokeGrantRequest>(body)?,
-                wire::RevokeGrantRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::RevokeGrantRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::RevokeGrantRequest::validate)?;
             api.revoke_grant(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::RotateKeyOnDemand => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::RotateKeyOnDemandRequest>(body)?,
-                wire::RotateKeyOnDemandRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.rotate_key_on_demand(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::RotateKeyOnDemandRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::RotateKeyOnDemandRequest::validate)?;
+            let output = api.rotate_key_on_demand(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::ScheduleKeyDeletion => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ScheduleKeyDeletionRequest>(body)?,
-                wire::ScheduleKeyDeletionRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.schedule_key_deletion(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ScheduleKeyDeletionRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ScheduleKeyDeletionRequest::validate)?;
+            let output = api.schedule_key_deletion(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::Sign => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::SignRequest>(body)?,
-                wire::SignRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.sign(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::SignRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::SignRequest::validate)?;
+            let output = api.sign(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::TagResource => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::TagResourceRequest>(body)?,
-                wire::TagResourceRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::TagResourceRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::TagResourceRequest::validate)?;
             api.tag_resource(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::UntagResource => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UntagResourceRequest>(body)?,
-                wire::UntagResourceRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::UntagResourceRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UntagResourceRequest::validate)?;
             api.untag_resource(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::UpdateAlias => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UpdateAliasRequest>(body)?,
-                wire::UpdateAliasRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::UpdateAliasRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UpdateAliasRequest::validate)?;
             api.update_alias(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::UpdateCustomKeyStore => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UpdateCustomKeyStoreRequest>(body)?,
-                wire::UpdateCustomKeyStoreRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.update_custom_key_store(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::UpdateCustomKeyStoreRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UpdateCustomKeyStoreRequest::validate)?;
+            let output = api.update_custom_key_store(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::UpdateKeyDescription => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UpdateKeyDescriptionRequest>(body)?,
-                wire::UpdateKeyDescriptionRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::UpdateKeyDescriptionRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UpdateKeyDescriptionRequest::validate)?;
             api.update_key_description(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::UpdatePrimaryRegion => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UpdatePrimaryRegionRequest>(body)?,
-                wire::UpdatePrimaryRegionRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::UpdatePrimaryRegionRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UpdatePrimaryRegionRequest::validate)?;
             api.update_primary_region(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         KmsOperation::Verify => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::VerifyRequest>(body)?,
-                wire::VerifyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.verify(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::VerifyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::VerifyRequest::validate)?;
+            let output = api.verify(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         KmsOperation::VerifyMac => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::VerifyMacRequest>(body)?,
-                wire::VerifyMacRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.verify_mac(ctx, input).await?)
-        }
-    }
-}
-
-/// The structures of the model as the audit trail records them (CloudTrail's
-/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
-/// members left out.
-pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
-    crate::runtime::audit::Shape {
-        name: "AliasListEntry",
-        members: &[
-            ("AliasArn", crate::runtime::audit::Field::Plain),
-            ("AliasName", crate::runtime::audit::Field::Plain),
-            ("CreationDate", crate::runtime::audit::Field::Plain),
-            ("LastUpdatedDate", crate::runtime::audit::Field::Plain),
-            ("TargetKeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CancelKeyDeletionRequest",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "CancelKeyDeletionResponse",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "ConnectCustomKeyStoreRequest",
-        members: &[("CustomKeyStoreId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "ConnectCustomKeyStoreResponse",
-        members: &[],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateAliasRequest",
-        members: &[
-            ("AliasName", crate::runtime::audit::Field::Plain),
-            ("TargetKeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateCustomKeyStoreRequest",
-        members: &[
-            ("CloudHsmClusterId", crate::runtime::audit::Field::Plain),
-            ("CustomKeyStoreName", crate::runtime::audit::Field::Plain),
-            ("CustomKeyStoreType", crate::runtime::audit::Field::Plain),
-            ("KeyStorePassword", crate::runtime::audit::Field::Sensitive),
-            (
-                "TrustAnchorCertificate",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "XksProxyAuthenticationCredential",
-                crate::runtime::audit::Field::Struct(110),
-            ),
-            ("XksProxyConnectivity", crate::runtime::audit::Field::Plain),
-            ("XksProxyUriEndpoint", crate::runtime::audit::Field::Plain),
-            ("XksProxyUriPath", crate::runtime::audit::Field::Plain),
-            (
-                "XksProxyVpcEndpointServiceName",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "XksProxyVpcEndpointServiceOwner",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateCustomKeyStoreResponse",
-        members: &[("CustomKeyStoreId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateGrantRequest",
-        members: &[
-            ("Constraints", crate::runtime::audit::Field::Struct(60)),
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("GranteePrincipal", crate::runtime::audit::Field::Plain),
-            (
-                "GranteeServicePrincipal",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            (
-                "Operations",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("RetiringPrincipal", crate::runtime::audit::Field::Plain),
-            (
-                "RetiringServicePrincipal",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateGrantResponse",
-        members: &[
-            ("GrantId", crate::runtime::audit::Field::Plain),
-            ("GrantToken", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateKeyRequest",
-        members: &[
-            (
-                "BypassPolicyLockoutSafetyCheck",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
-            ("CustomerMasterKeySpec", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("KeySpec", crate::runtime::audit::Field::Plain),
-            ("KeyUsage", crate::runtime::audit::Field::Plain),
-            ("MultiRegion", crate::runtime::audit::Field::Plain),
-            ("Origin", crate::runtime::audit::Field::Plain),
-            ("Policy", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
-            ),
-            ("XksKeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateKeyResponse",
-        members: &[("KeyMetadata", crate::runtime::audit::Field::Struct(66))],
-    },
-    crate::runtime::audit::Shape {
-        name: "CustomKeyStoresListEntry",
-        members: &[
-            ("CloudHsmClusterId", crate::runtime::audit::Field::Plain),
-            ("ConnectionErrorCode", crate::runtime::audit::Field::Plain),
-            ("ConnectionState", crate::runtime::audit::Field::Plain),
-            ("CreationDate", crate::runtime::audit::Field::Plain),
-            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
-            ("CustomKeyStoreName", crate::runtime::audit::Field::Plain),
-            ("CustomKeyStoreType", crate::runtime::audit::Field::Plain),
-            (
-                "TrustAnchorCertificate",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "XksProxyConfiguration",
-                crate::runtime::audit::Field::Struct(111),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DecapsulateRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "EncapsulationAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            (
-                "SharedSecretCiphertextBlob",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DecapsulateResponse",
-        members: &[
-            (
-                "EncapsulationAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("SharedSecret", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DecryptRequest",
-        members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "DryRunModifiers",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
-            (
-                "EncryptionContext",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Recipient", crate::runtime::audit::Field::Struct(85)),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DecryptResponse",
-        members: &[
-            (
-                "CiphertextForRecipient",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-            ("Plaintext", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteAliasRequest",
-        members: &[("AliasName", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteCustomKeyStoreRequest",
-        members: &[("CustomKeyStoreId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteCustomKeyStoreResponse",
-        members: &[],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteImportedKeyMaterialRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteImportedKeyMaterialResponse",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeriveSharedSecretRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyAgreementAlgorithm", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("PublicKey", crate::runtime::audit::Field::Sensitive),
-            ("Recipient", crate::runtime::audit::Field::Struct(85)),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeriveSharedSecretResponse",
-        members: &[
-            (
-                "CiphertextForRecipient",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            ("KeyAgreementAlgorithm", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyOrigin", crate::runtime::audit::Field::Plain),
-            ("SharedSecret", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DescribeCustomKeyStoresRequest",
-        members: &[
-            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
-            ("CustomKeyStoreName", crate::runtime::audit::Field::Plain),
-            ("Limit", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DescribeCustomKeyStoresResponse",
-        members: &[
-            (
-                "CustomKeyStores",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(12)),
-            ),
-            ("NextMarker", crate::runtime::audit::Field::Plain),
-            ("Truncated", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DescribeKeyRequest",
-        members: &[
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DescribeKeyResponse",
-        members: &[("KeyMetadata", crate::runtime::audit::Field::Struct(66))],
-    },
-    crate::runtime::audit::Shape {
-        name: "DisableKeyRequest",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "DisableKeyRotationRequest",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "DisconnectCustomKeyStoreRequest",
-        members: &[("CustomKeyStoreId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "DisconnectCustomKeyStoreResponse",
-        members: &[],
-    },
-    crate::runtime::audit::Shape {
-        name: "EnableKeyRequest",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "EnableKeyRotationRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("RotationPeriodInDays", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "EncapsulateRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "EncapsulationAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "EncapsulateResponse",
-        members: &[
-            (
-                "EncapsulationAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("SharedSecret", crate::runtime::audit::Field::Sensitive),
-            (
-                "SharedSecretCiphertextBlob",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "EncryptRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
-            (
-                "EncryptionContext",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Plaintext", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "EncryptResponse",
-        members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
-            ("EncryptionAlgorithm", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateDataKeyPairRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "EncryptionContext",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyPairSpec", crate::runtime::audit::Field::Plain),
-            ("Recipient", crate::runtime::audit::Field::Struct(85)),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateDataKeyPairResponse",
-        members: &[
-            (
-                "CiphertextForRecipient",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-            ("KeyPairSpec", crate::runtime::audit::Field::Plain),
-            (
-                "PrivateKeyCiphertextBlob",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            (
-                "PrivateKeyPlaintext",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            ("PublicKey", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateDataKeyPairWithoutPlaintextRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "EncryptionContext",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyPairSpec", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateDataKeyPairWithoutPlaintextResponse",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-            ("KeyPairSpec", crate::runtime::audit::Field::Plain),
-            (
-                "PrivateKeyCiphertextBlob",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            ("PublicKey", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateDataKeyRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "EncryptionContext",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeySpec", crate::runtime::audit::Field::Plain),
-            ("NumberOfBytes", crate::runtime::audit::Field::Plain),
-            ("Recipient", crate::runtime::audit::Field::Struct(85)),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateDataKeyResponse",
-        members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
-            (
-                "CiphertextForRecipient",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-            ("Plaintext", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateDataKeyWithoutPlaintextRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "EncryptionContext",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeySpec", crate::runtime::audit::Field::Plain),
-            ("NumberOfBytes", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateDataKeyWithoutPlaintextResponse",
-        members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateMacRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("MacAlgorithm", crate::runtime::audit::Field::Plain),
-            ("Message", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateMacResponse",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Mac", crate::runtime::audit::Field::Sensitive),
-            ("MacAlgorithm", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateRandomRequest",
-        members: &[
-            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
-            ("NumberOfBytes", crate::runtime::audit::Field::Plain),
-            ("Recipient", crate::runtime::audit::Field::Struct(85)),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GenerateRandomResponse",
-        members: &[
-            (
-                "CiphertextForRecipient",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            ("Plaintext", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetKeyLastUsageRequest",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetKeyLastUsageResponse",
-        members: &[
-            ("KeyCreationDate", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyLastUsage", crate::runtime::audit::Field::Struct(64)),
-            ("TrackingStartDate", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetKeyPolicyRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetKeyPolicyResponse",
-        members: &[
-            ("Policy", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetKeyRotationStatusRequest",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetKeyRotationStatusResponse",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyRotationEnabled", crate::runtime::audit::Field::Plain),
-            ("NextRotationDate", crate::runtime::audit::Field::Plain),
-            (
-                "OnDemandRotationStartDate",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("RotationPeriodInDays", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParametersForImportRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("WrappingAlgorithm", crate::runtime::audit::Field::Plain),
-            ("WrappingKeySpec", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParametersForImportResponse",
-        members: &[
-            ("ImportToken", crate::runtime::audit::Field::Sensitive),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("ParametersValidTo", crate::runtime::audit::Field::Plain),
-            ("PublicKey", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetPublicKeyRequest",
-        members: &[
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetPublicKeyResponse",
-        members: &[
-            ("CustomerMasterKeySpec", crate::runtime::audit::Field::Plain),
-            (
-                "EncapsulationAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "EncryptionAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "KeyAgreementAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeySpec", crate::runtime::audit::Field::Plain),
-            ("KeyUsage", crate::runtime::audit::Field::Plain),
-            ("PublicKey", crate::runtime::audit::Field::Sensitive),
-            (
-                "SigningAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GrantConstraints",
-        members: &[
-            (
-                "EncryptionContextEquals",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "EncryptionContextSubset",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            ("SourceArn", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GrantListEntry",
-        members: &[
-            ("Constraints", crate::runtime::audit::Field::Struct(60)),
-            ("CreationDate", crate::runtime::audit::Field::Plain),
-            ("GrantId", crate::runtime::audit::Field::Plain),
-            ("GranteePrincipal", crate::runtime::audit::Field::Plain),
-            (
-                "GranteeServicePrincipal",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("IssuingAccount", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            (
-                "Operations",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("RetiringPrincipal", crate::runtime::audit::Field::Plain),
-            (
-                "RetiringServicePrincipal",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ImportKeyMaterialRequest",
-        members: &[
-            (
-                "EncryptedKeyMaterial",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            ("ExpirationModel", crate::runtime::audit::Field::Plain),
-            ("ImportToken", crate::runtime::audit::Field::Sensitive),
-            ("ImportType", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            (
-                "KeyMaterialDescription",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-            ("ValidTo", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ImportKeyMaterialResponse",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "KeyLastUsageData",
-        members: &[
-            ("CloudTrailEventId", crate::runtime::audit::Field::Plain),
-            ("KmsRequestId", crate::runtime::audit::Field::Plain),
-            ("Operation", crate::runtime::audit::Field::Plain),
-            ("Timestamp", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "KeyListEntry",
-        members: &[
-            ("KeyArn", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "KeyMetadata",
-        members: &[
-            ("AWSAccountId", crate::runtime::audit::Field::Plain),
-            ("Arn", crate::runtime::audit::Field::Plain),
-            ("CloudHsmClusterId", crate::runtime::audit::Field::Plain),
-            ("CreationDate", crate::runtime::audit::Field::Plain),
-            ("CurrentKeyMaterialId", crate::runtime::audit::Field::Plain),
-            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
-            ("CustomerMasterKeySpec", crate::runtime::audit::Field::Plain),
-            ("DeletionDate", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("Enabled", crate::runtime::audit::Field::Plain),
-            (
-                "EncapsulationAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "EncryptionAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("ExpirationModel", crate::runtime::audit::Field::Plain),
-            (
-                "KeyAgreementAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyManager", crate::runtime::audit::Field::Plain),
-            ("KeySpec", crate::runtime::audit::Field::Plain),
-            ("KeyState", crate::runtime::audit::Field::Plain),
-            ("KeyUsage", crate::runtime::audit::Field::Plain),
-            (
-                "MacAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("MultiRegion", crate::runtime::audit::Field::Plain),
-            (
-                "MultiRegionConfiguration",
-                crate::runtime::audit::Field::Struct(80),
-            ),
-            ("Origin", crate::runtime::audit::Field::Plain),
-            (
-                "PendingDeletionWindowInDays",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "SigningAlgorithms",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("ValidTo", crate::runtime::audit::Field::Plain),
-            (
-                "XksKeyConfiguration",
-                crate::runtime::audit::Field::Struct(109),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListAliasesRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Limit", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListAliasesResponse",
-        members: &[
-            (
-                "Aliases",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(0)),
-            ),
-            ("NextMarker", crate::runtime::audit::Field::Plain),
-            ("Truncated", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListGrantsRequest",
-        members: &[
-            ("GrantId", crate::runtime::audit::Field::Plain),
-            ("GranteePrincipal", crate::runtime::audit::Field::Plain),
-            (
-                "GranteeServicePrincipal",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Limit", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListGrantsResponse",
-        members: &[
-            (
-                "Grants",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(61)),
-            ),
-            ("NextMarker", crate::runtime::audit::Field::Plain),
-            ("Truncated", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListKeyPoliciesRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Limit", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListKeyPoliciesResponse",
-        members: &[
-            ("NextMarker", crate::runtime::audit::Field::Plain),
-            (
-                "PolicyNames",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("Truncated", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListKeyRotationsRequest",
-        members: &[
-            ("IncludeKeyMaterial", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Limit", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListKeyRotationsResponse",
-        members: &[
-            ("NextMarker", crate::runtime::audit::Field::Plain),
-            (
-                "Rotations",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(92)),
-            ),
-            ("Truncated", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListKeysRequest",
-        members: &[
-            ("Limit", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-            (
-                "ResourceOwners",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListKeysResponse",
-        members: &[
-            (
-                "Keys",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(65)),
-            ),
-            ("NextMarker", crate::runtime::audit::Field::Plain),
-            ("Truncated", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListResourceTagsRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Limit", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListResourceTagsResponse",
-        members: &[
-            ("NextMarker", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
-            ),
-            ("Truncated", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListRetirableGrantsRequest",
-        members: &[
-            ("Limit", crate::runtime::audit::Field::Plain),
-            ("Marker", crate::runtime::audit::Field::Plain),
-            ("RetiringPrincipal", crate::runtime::audit::Field::Plain),
-            (
-                "RetiringServicePrincipal",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "MultiRegionConfiguration",
-        members: &[
-            ("MultiRegionKeyType", crate::runtime::audit::Field::Plain),
-            ("PrimaryKey", crate::runtime::audit::Field::Struct(81)),
-            (
-                "ReplicaKeys",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(81)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "MultiRegionKey",
-        members: &[
-            ("Arn", crate::runtime::audit::Field::Plain),
-            ("Region", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutKeyPolicyRequest",
-        members: &[
-            (
-                "BypassPolicyLockoutSafetyCheck",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Policy", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ReEncryptRequest",
-        members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
-            (
-                "DestinationEncryptionAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "DestinationEncryptionContext",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            ("DestinationKeyId", crate::runtime::audit::Field::Plain),
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "DryRunModifiers",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "SourceEncryptionAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "SourceEncryptionContext",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::Plain),
-            ),
-            ("SourceKeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ReEncryptResponse",
-        members: &[
-            ("CiphertextBlob", crate::runtime::audit::Field::Sensitive),
-            (
-                "DestinationEncryptionAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "DestinationKeyMaterialId",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            (
-                "SourceEncryptionAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("SourceKeyId", crate::runtime::audit::Field::Plain),
-            ("SourceKeyMaterialId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RecipientInfo",
-        members: &[
-            (
-                "AttestationDocument",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-            (
-                "KeyEncryptionAlgorithm",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ReplicateKeyRequest",
-        members: &[
-            (
-                "BypassPolicyLockoutSafetyCheck",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Policy", crate::runtime::audit::Field::Plain),
-            ("ReplicaRegion", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ReplicateKeyResponse",
-        members: &[
-            (
-                "ReplicaKeyMetadata",
-                crate::runtime::audit::Field::Struct(66),
-            ),
-            ("ReplicaPolicy", crate::runtime::audit::Field::Plain),
-            (
-                "ReplicaTags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RetireGrantRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            ("GrantId", crate::runtime::audit::Field::Plain),
-            ("GrantToken", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RevokeGrantRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            ("GrantId", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RotateKeyOnDemandRequest",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "RotateKeyOnDemandResponse",
-        members: &[("KeyId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "RotationsListEntry",
-        members: &[
-            ("ExpirationModel", crate::runtime::audit::Field::Plain),
-            ("ImportState", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            (
-                "KeyMaterialDescription",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KeyMaterialId", crate::runtime::audit::Field::Plain),
-            ("KeyMaterialState", crate::runtime::audit::Field::Plain),
-            ("RotationDate", crate::runtime::audit::Field::Plain),
-            ("RotationType", crate::runtime::audit::Field::Plain),
-            ("ValidTo", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ScheduleKeyDeletionRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("PendingWindowInDays", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ScheduleKeyDeletionResponse",
-        members: &[
-            ("DeletionDate", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("KeyState", crate::runtime::audit::Field::Plain),
-            ("PendingWindowInDays", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "SignRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Message", crate::runtime::audit::Field::Sensitive),
-            ("MessageType", crate::runtime::audit::Field::Plain),
-            ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "SignResponse",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Signature", crate::runtime::audit::Field::Sensitive),
-            ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "Tag",
-        members: &[
-            ("TagKey", crate::runtime::audit::Field::Plain),
-            ("TagValue", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "TagResourceRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(97)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UntagResourceRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            (
-                "TagKeys",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateAliasRequest",
-        members: &[
-            ("AliasName", crate::runtime::audit::Field::Plain),
-            ("TargetKeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateCustomKeyStoreRequest",
-        members: &[
-            ("CloudHsmClusterId", crate::runtime::audit::Field::Plain),
-            ("CustomKeyStoreId", crate::runtime::audit::Field::Plain),
-            ("KeyStorePassword", crate::runtime::audit::Field::Sensitive),
-            ("NewCustomKeyStoreName", crate::runtime::audit::Field::Plain),
-            (
-                "XksProxyAuthenticationCredential",
-                crate::runtime::audit::Field::Struct(110),
-            ),
-            ("XksProxyConnectivity", crate::runtime::audit::Field::Plain),
-            ("XksProxyUriEndpoint", crate::runtime::audit::Field::Plain),
-            ("XksProxyUriPath", crate::runtime::audit::Field::Plain),
-            (
-                "XksProxyVpcEndpointServiceName",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "XksProxyVpcEndpointServiceOwner",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateCustomKeyStoreResponse",
-        members: &[],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateKeyDescriptionRequest",
-        members: &[
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdatePrimaryRegionRequest",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("PrimaryRegion", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "VerifyMacRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Mac", crate::runtime::audit::Field::Sensitive),
-            ("MacAlgorithm", crate::runtime::audit::Field::Plain),
-            ("Message", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "VerifyMacResponse",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("MacAlgorithm", crate::runtime::audit::Field::Plain),
-            ("MacValid", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "VerifyRequest",
-        members: &[
-            ("DryRun", crate::runtime::audit::Field::Plain),
-            (
-                "GrantTokens",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Message", crate::runtime::audit::Field::Sensitive),
-            ("MessageType", crate::runtime::audit::Field::Plain),
-            ("Signature", crate::runtime::audit::Field::Sensitive),
-            ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "VerifyResponse",
-        members: &[
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("SignatureValid", crate::runtime::audit::Field::Plain),
-            ("SigningAlgorithm", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "XksKeyConfigurationType",
-        members: &[("Id", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "XksProxyAuthenticationCredentialType",
-        members: &[
-            ("AccessKeyId", crate::runtime::audit::Field::Sensitive),
-            (
-                "RawSecretAccessKey",
-                crate::runtime::audit::Field::Sensitive,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "XksProxyConfigurationType",
-        members: &[
-            ("AccessKeyId", crate::runtime::audit::Field::Sensitive),
-            ("Connectivity", crate::runtime::audit::Field::Plain),
-            ("UriEndpoint", crate::runtime::audit::Field::Plain),
-            ("UriPath", crate::runtime::audit::Field::Plain),
-            (
-                "VpcEndpointServiceName",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "VpcEndpointServiceOwner",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-];
-
-impl KmsOperation {
-    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
-    pub fn audit_input(self) -> Option<usize> {
-        match self {
-            Self::CancelKeyDeletion => Some(1),
-            Self::ConnectCustomKeyStore => Some(3),
-            Self::CreateAlias => Some(5),
-            Self::CreateCustomKeyStore => Some(6),
-            Self::CreateGrant => Some(8),
-            Self::CreateKey => Some(10),
-            Self::Decapsulate => Some(13),
-            Self::Decrypt => Some(15),
-            Self::DeleteAlias => Some(17),
-            Self::DeleteCustomKeyStore => Some(18),
-            Self::DeleteImportedKeyMaterial => Some(20),
-            Self::DeriveSharedSecret => Some(22),
-            Self::DescribeCustomKeyStores => Some(24),
-            Self::DescribeKey => Some(26),
-            Self::DisableKey => Some(28),
-            Self::DisableKeyRotation => Some(29),
-            Self::DisconnectCustomKeyStore => Some(30),
-            Self::EnableKey => Some(32),
-            Self::EnableKeyRotation => Some(33),
-            Self::Encapsulate => Some(34),
-            Self::Encrypt => Some(36),
-            Self::GenerateDataKey => Some(42),
-            Self::GenerateDataKeyPair => Some(38),
-            Self::GenerateDataKeyPairWithoutPlaintext => Some(40),
-            Self::GenerateDataKeyWithoutPlaintext => Some(44),
-            Self::GenerateMac => Some(46),
-            Self::GenerateRandom => Some(48),
-            Self::GetKeyLastUsage => Some(50),
-            Self::GetKeyPolicy => Some(52),
-            Self::GetKeyRotationStatus => Some(54),
-            Self::GetParametersForImport => Some(56),
-            Self::GetPublicKey => Some(58),
-            Self::ImportKeyMaterial => Some(62),
-            Self::ListAliases => Some(67),
-            Self::ListGrants => Some(69),
-            Self::ListKeyPolicies => Some(71),
-            Self::ListKeyRotations => Some(73),
-            Self::ListKeys => Some(75),
-            Self::ListResourceTags => Some(77),
-            Self::ListRetirableGrants => Some(79),
-            Self::PutKeyPolicy => Some(82),
-            Self::ReEncrypt => Some(83),
-            Self::ReplicateKey => Some(86),
-            Self::RetireGrant => Some(88),
-            Self::RevokeGrant => Some(89),
-            Self::RotateKeyOnDemand => Some(90),
-            Self::ScheduleKeyDeletion => Some(93),
-            Self::Sign => Some(95),
-            Self::TagResource => Some(98),
-            Self::UntagResource => Some(99),
-            Self::UpdateAlias => Some(100),
-            Self::UpdateCustomKeyStore => Some(101),
-            Self::UpdateKeyDescription => Some(103),
-            Self::UpdatePrimaryRegion => Some(104),
-            Self::Verify => Some(107),
-            Self::VerifyMac => Some(105),
-        }
-    }
-    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
-    pub fn audit_output(self) -> Option<usize> {
-        match self {
-            Self::CancelKeyDeletion => Some(2),
-            Self::ConnectCustomKeyStore => Some(4),
-            Self::CreateAlias => None,
-            Self::CreateCustomKeyStore => Some(7),
-            Self::CreateGrant => Some(9),
-            Self::CreateKey => Some(11),
-            Self::Decapsulate => Some(14),
-            Self::Decrypt => Some(16),
-            Self::DeleteAlias => None,
-            Self::DeleteCustomKeyStore => Some(19),
-            Self::DeleteImportedKeyMaterial => Some(21),
-            Self::DeriveSharedSecret => Some(23),
-            Self::DescribeCustomKeyStores => Some(25),
-            Self::DescribeKey => Some(27),
-            Self::DisableKey => None,
-            Self::DisableKeyRotation => None,
-            Self::DisconnectCustomKeyStore => Some(31),
-            Self::EnableKey => None,
-            Self::EnableKeyRotation => None,
-            Self::Encapsulate => Some(35),
-            Self::Encrypt => Some(37),
-            Self::GenerateDataKey => Some(43),
-            Self::GenerateDataKeyPair => Some(39),
-            Self::GenerateDataKeyPairWithoutPlaintext => Some(41),
-            Self::GenerateDataKeyWithoutPlaintext => Some(45),
-            Self::GenerateMac => Some(47),
-            Self::GenerateRandom => Some(49),
-            Self::GetKeyLastUsage => Some(51),
-            Self::GetKeyPolicy => Some(53),
-            Self::GetKeyRotationStatus => Some(55),
-            Self::GetParametersForImport => Some(57),
-            Self::GetPublicKey => Some(59),
-            Self::ImportKeyMaterial => Some(63),
-            Self::ListAliases => Some(68),
-            Self::ListGrants => Some(70),
-            Self::ListKeyPolicies => Some(72),
-            Self::ListKeyRotations => Some(74),
-            Self::ListKeys => Some(76),
-            Self::ListResourceTags => Some(78),
-            Self::ListRetirableGrants => Some(70),
-            Self::PutKeyPolicy => None,
-            Self::ReEncrypt => Some(84),
-            Self::ReplicateKey => Some(87),
-            Self::RetireGrant => None,
-            Self::RevokeGrant => None,
-            Self::RotateKeyOnDemand => Some(91),
-            Self::ScheduleKeyDeletion => Some(94),
-            Self::Sign => Some(96),
-            Self::TagResource => None,
-            Self::UntagResource => None,
-            Self::UpdateAlias => None,
-            Self::UpdateCustomKeyStore => Some(102),
-            Self::UpdateKeyDescription => None,
-            Self::UpdatePrimaryRegion => None,
-            Self::Verify => Some(108),
-            Self::VerifyMac => Some(106),
+            let wire = crate::runtime::json::decode::<wire::VerifyMacRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::VerifyMacRequest::validate)?;
+            let output = api.verify_mac(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
     }
 }

@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 
+use crate::runtime::audit::AuditSink;
 use crate::runtime::error::{ApiError, ErrorCode};
 use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
 use crate::runtime::validate::{Path, Validator};
@@ -111,6 +112,12 @@ impl Serialize for FilterNameStringType {
     }
 }
 
+impl crate::runtime::audit::AuditView for FilterNameStringType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `ReplicaRestrictionType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ReplicaRestrictionType {
@@ -148,6 +155,12 @@ impl std::fmt::Display for ReplicaRestrictionType {
 impl Serialize for ReplicaRestrictionType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for ReplicaRestrictionType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -209,6 +222,12 @@ impl Serialize for SortByType {
     }
 }
 
+impl crate::runtime::audit::AuditView for SortByType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `SortOrderType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SortOrderType {
@@ -246,6 +265,12 @@ impl std::fmt::Display for SortOrderType {
 impl Serialize for SortOrderType {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for SortOrderType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -308,6 +333,12 @@ impl Serialize for StatusType {
     }
 }
 
+impl crate::runtime::audit::AuditView for StatusType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `APIErrorType` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct APIErrorType {
@@ -317,6 +348,16 @@ pub struct APIErrorType {
     pub message: Option<String>,
     #[serde(rename = "SecretId", skip_serializing_if = "Option::is_none")]
     pub secret_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for APIErrorType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("errorCode", &self.error_code)
+            .member("message", &self.message)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `AssociateCrossAccountReplicaRequest` structure of the model.
@@ -330,6 +371,17 @@ pub struct AssociateCrossAccountReplicaRequest {
     pub replication_role_arn: Option<String>,
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl crate::runtime::audit::AuditView for AssociateCrossAccountReplicaRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("crossAccountReplicaARN", &self.cross_account_replica_arn)
+            .member("replicaRestriction", &self.replica_restriction)
+            .member("replicationRoleARN", &self.replication_role_arn)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `AssociateCrossAccountReplicaResponse` structure of the model.
@@ -346,6 +398,16 @@ pub struct AssociateCrossAccountReplicaResponse {
     pub replication_status: Option<StatusType>,
 }
 
+impl crate::runtime::audit::AuditView for AssociateCrossAccountReplicaResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("crossAccountReplicaARN", &self.cross_account_replica_arn)
+            .member("replicationStatus", &self.replication_status)
+            .finish()
+    }
+}
+
 /// The `BatchGetSecretValueRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct BatchGetSecretValueRequest {
@@ -359,6 +421,17 @@ pub struct BatchGetSecretValueRequest {
     pub secret_id_list: Option<Vec<String>>,
 }
 
+impl crate::runtime::audit::AuditView for BatchGetSecretValueRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("filters", &self.filters)
+            .member("maxResults", &self.max_results)
+            .member("nextToken", &self.next_token)
+            .member("secretIdList", &self.secret_id_list)
+            .finish()
+    }
+}
+
 /// The `BatchGetSecretValueResponse` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct BatchGetSecretValueResponse {
@@ -370,11 +443,29 @@ pub struct BatchGetSecretValueResponse {
     pub secret_values: Option<Vec<SecretValueEntry>>,
 }
 
+impl crate::runtime::audit::AuditView for BatchGetSecretValueResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("errors", &self.errors)
+            .member("nextToken", &self.next_token)
+            .member("secretValues", &self.secret_values)
+            .finish()
+    }
+}
+
 /// The `CancelRotateSecretRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CancelRotateSecretRequest {
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl crate::runtime::audit::AuditView for CancelRotateSecretRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `CancelRotateSecretResponse` structure of the model.
@@ -386,6 +477,16 @@ pub struct CancelRotateSecretResponse {
     pub name: Option<String>,
     #[serde(rename = "VersionId", skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for CancelRotateSecretResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("versionId", &self.version_id)
+            .finish()
+    }
 }
 
 /// The `CreateSecretRequest` structure of the model.
@@ -421,6 +522,25 @@ pub struct CreateSecretRequest {
     pub r#type: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for CreateSecretRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("addReplicaRegions", &self.add_replica_regions)
+            .member("clientRequestToken", &self.client_request_token)
+            .member("crossAccountPrimaryARN", &self.cross_account_primary_arn)
+            .member("description", &self.description)
+            .member(
+                "forceOverwriteReplicaSecret",
+                &self.force_overwrite_replica_secret,
+            )
+            .member("kmsKeyId", &self.kms_key_id)
+            .member("name", &self.name)
+            .member("tags", &self.tags)
+            .member("type", &self.r#type)
+            .finish()
+    }
+}
+
 /// The `CreateSecretResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CreateSecretResponse {
@@ -434,6 +554,17 @@ pub struct CreateSecretResponse {
     pub version_id: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for CreateSecretResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("replicationStatus", &self.replication_status)
+            .member("versionId", &self.version_id)
+            .finish()
+    }
+}
+
 /// The `CrossAccountPrimaryType` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct CrossAccountPrimaryType {
@@ -443,6 +574,16 @@ pub struct CrossAccountPrimaryType {
     pub replication_status: Option<StatusType>,
     #[serde(rename = "StatusMessage", skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for CrossAccountPrimaryType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("primarySecretARN", &self.primary_secret_arn)
+            .member("replicationStatus", &self.replication_status)
+            .member("statusMessage", &self.status_message)
+            .finish()
+    }
 }
 
 /// The `CrossAccountReplicaEntry` structure of the model.
@@ -458,6 +599,17 @@ pub struct CrossAccountReplicaEntry {
     pub status_message: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for CrossAccountReplicaEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("replicaSecretARN", &self.replica_secret_arn)
+            .member("replicationRoleARN", &self.replication_role_arn)
+            .member("replicationStatus", &self.replication_status)
+            .member("statusMessage", &self.status_message)
+            .finish()
+    }
+}
+
 /// The `DeleteResourcePolicyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeleteResourcePolicyRequest {
@@ -465,6 +617,15 @@ pub struct DeleteResourcePolicyRequest {
     pub policy_name: Option<String>,
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl crate::runtime::audit::AuditView for DeleteResourcePolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyName", &self.policy_name)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `DeleteResourcePolicyResponse` structure of the model.
@@ -476,6 +637,16 @@ pub struct DeleteResourcePolicyResponse {
     pub name: Option<String>,
     #[serde(rename = "PolicyName", skip_serializing_if = "Option::is_none")]
     pub policy_name: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for DeleteResourcePolicyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("policyName", &self.policy_name)
+            .finish()
+    }
 }
 
 /// The `DeleteSecretRequest` structure of the model.
@@ -495,6 +666,19 @@ pub struct DeleteSecretRequest {
     pub secret_id: String,
 }
 
+impl crate::runtime::audit::AuditView for DeleteSecretRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member(
+                "forceDeleteWithoutRecovery",
+                &self.force_delete_without_recovery,
+            )
+            .member("recoveryWindowInDays", &self.recovery_window_in_days)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
+}
+
 /// The `DeleteSecretResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeleteSecretResponse {
@@ -506,11 +690,29 @@ pub struct DeleteSecretResponse {
     pub name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for DeleteSecretResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("deletionDate", &self.deletion_date)
+            .member("name", &self.name)
+            .finish()
+    }
+}
+
 /// The `DescribeSecretRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DescribeSecretRequest {
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl crate::runtime::audit::AuditView for DescribeSecretRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `DescribeSecretResponse` structure of the model.
@@ -576,6 +778,42 @@ pub struct DescribeSecretResponse {
     pub version_ids_to_stages: Option<BTreeMap<String, Vec<String>>>,
 }
 
+impl crate::runtime::audit::AuditView for DescribeSecretResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("createdDate", &self.created_date)
+            .member("crossAccountPrimary", &self.cross_account_primary)
+            .member("crossAccountReplicas", &self.cross_account_replicas)
+            .member("deletedDate", &self.deleted_date)
+            .member("description", &self.description)
+            .member(
+                "externalSecretRotationMetadata",
+                &self.external_secret_rotation_metadata,
+            )
+            .member(
+                "externalSecretRotationRoleArn",
+                &self.external_secret_rotation_role_arn,
+            )
+            .member("kmsKeyId", &self.kms_key_id)
+            .member("lastAccessedDate", &self.last_accessed_date)
+            .member("lastChangedDate", &self.last_changed_date)
+            .member("lastRotatedDate", &self.last_rotated_date)
+            .member("name", &self.name)
+            .member("nextRotationDate", &self.next_rotation_date)
+            .member("owningService", &self.owning_service)
+            .member("primaryRegion", &self.primary_region)
+            .member("replicationStatus", &self.replication_status)
+            .member("rotationEnabled", &self.rotation_enabled)
+            .member("rotationLambdaARN", &self.rotation_lambda_arn)
+            .member("rotationRules", &self.rotation_rules)
+            .member("tags", &self.tags)
+            .member("type", &self.r#type)
+            .member("versionIdsToStages", &self.version_ids_to_stages)
+            .finish()
+    }
+}
+
 /// The `DisassociateCrossAccountReplicaRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DisassociateCrossAccountReplicaRequest {
@@ -583,6 +821,15 @@ pub struct DisassociateCrossAccountReplicaRequest {
     pub cross_account_replica_arn: String,
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl crate::runtime::audit::AuditView for DisassociateCrossAccountReplicaRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("crossAccountReplicaARN", &self.cross_account_replica_arn)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `DisassociateCrossAccountReplicaResponse` structure of the model.
@@ -597,6 +844,15 @@ pub struct DisassociateCrossAccountReplicaResponse {
     pub cross_account_replica_arn: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for DisassociateCrossAccountReplicaResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("crossAccountReplicaARN", &self.cross_account_replica_arn)
+            .finish()
+    }
+}
+
 /// The `ExternalSecretRotationMetadataItem` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ExternalSecretRotationMetadataItem {
@@ -606,6 +862,15 @@ pub struct ExternalSecretRotationMetadataItem {
     pub value: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ExternalSecretRotationMetadataItem {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("key", &self.key)
+            .member("value", &self.value)
+            .finish()
+    }
+}
+
 /// The `Filter` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Filter {
@@ -613,6 +878,15 @@ pub struct Filter {
     pub key: Option<FilterNameStringType>,
     #[serde(rename = "Values", skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+}
+
+impl crate::runtime::audit::AuditView for Filter {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("key", &self.key)
+            .member("values", &self.values)
+            .finish()
+    }
 }
 
 /// The `GetRandomPasswordRequest` structure of the model.
@@ -639,11 +913,32 @@ pub struct GetRandomPasswordRequest {
     pub require_each_included_type: Option<bool>,
 }
 
+impl crate::runtime::audit::AuditView for GetRandomPasswordRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("excludeCharacters", &self.exclude_characters)
+            .member("excludeLowercase", &self.exclude_lowercase)
+            .member("excludeNumbers", &self.exclude_numbers)
+            .member("excludePunctuation", &self.exclude_punctuation)
+            .member("excludeUppercase", &self.exclude_uppercase)
+            .member("includeSpace", &self.include_space)
+            .member("passwordLength", &self.password_length)
+            .member("requireEachIncludedType", &self.require_each_included_type)
+            .finish()
+    }
+}
+
 /// The `GetRandomPasswordResponse` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct GetRandomPasswordResponse {
     #[serde(rename = "RandomPassword", skip_serializing_if = "Option::is_none")]
     pub random_password: Option<SensitiveString>,
+}
+
+impl crate::runtime::audit::AuditView for GetRandomPasswordResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
 }
 
 /// The `GetResourcePolicyRequest` structure of the model.
@@ -653,6 +948,15 @@ pub struct GetResourcePolicyRequest {
     pub policy_name: Option<String>,
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl crate::runtime::audit::AuditView for GetResourcePolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyName", &self.policy_name)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `GetResourcePolicyResponse` structure of the model.
@@ -668,6 +972,17 @@ pub struct GetResourcePolicyResponse {
     pub resource_policy: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for GetResourcePolicyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("policyName", &self.policy_name)
+            .member("resourcePolicy", &self.resource_policy)
+            .finish()
+    }
+}
+
 /// The `GetSecretValueRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct GetSecretValueRequest {
@@ -677,6 +992,16 @@ pub struct GetSecretValueRequest {
     pub version_id: Option<String>,
     #[serde(rename = "VersionStage", skip_serializing_if = "Option::is_none")]
     pub version_stage: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for GetSecretValueRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("secretId", &self.secret_id)
+            .member("versionId", &self.version_id)
+            .member("versionStage", &self.version_stage)
+            .finish()
+    }
 }
 
 /// The `GetSecretValueResponse` structure of the model.
@@ -698,6 +1023,18 @@ pub struct GetSecretValueResponse {
     pub version_stages: Option<Vec<String>>,
 }
 
+impl crate::runtime::audit::AuditView for GetSecretValueResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("createdDate", &self.created_date)
+            .member("name", &self.name)
+            .member("versionId", &self.version_id)
+            .member("versionStages", &self.version_stages)
+            .finish()
+    }
+}
+
 /// The `ListResourcePoliciesRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListResourcePoliciesRequest {
@@ -709,6 +1046,16 @@ pub struct ListResourcePoliciesRequest {
     pub secret_id: String,
 }
 
+impl crate::runtime::audit::AuditView for ListResourcePoliciesRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("maxResults", &self.max_results)
+            .member("nextToken", &self.next_token)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
+}
+
 /// The `ListResourcePoliciesResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListResourcePoliciesResponse {
@@ -716,6 +1063,15 @@ pub struct ListResourcePoliciesResponse {
     pub next_token: Option<String>,
     #[serde(rename = "ResourcePolicies")]
     pub resource_policies: Vec<ResourcePolicySummary>,
+}
+
+impl crate::runtime::audit::AuditView for ListResourcePoliciesResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("nextToken", &self.next_token)
+            .member("resourcePolicies", &self.resource_policies)
+            .finish()
+    }
 }
 
 /// The `ListSecretVersionIdsRequest` structure of the model.
@@ -731,6 +1087,17 @@ pub struct ListSecretVersionIdsRequest {
     pub secret_id: String,
 }
 
+impl crate::runtime::audit::AuditView for ListSecretVersionIdsRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("includeDeprecated", &self.include_deprecated)
+            .member("maxResults", &self.max_results)
+            .member("nextToken", &self.next_token)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
+}
+
 /// The `ListSecretVersionIdsResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListSecretVersionIdsResponse {
@@ -742,6 +1109,17 @@ pub struct ListSecretVersionIdsResponse {
     pub next_token: Option<String>,
     #[serde(rename = "Versions", skip_serializing_if = "Option::is_none")]
     pub versions: Option<Vec<SecretVersionsListEntry>>,
+}
+
+impl crate::runtime::audit::AuditView for ListSecretVersionIdsResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("nextToken", &self.next_token)
+            .member("versions", &self.versions)
+            .finish()
+    }
 }
 
 /// The `ListSecretsRequest` structure of the model.
@@ -764,6 +1142,19 @@ pub struct ListSecretsRequest {
     pub sort_order: Option<SortOrderType>,
 }
 
+impl crate::runtime::audit::AuditView for ListSecretsRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("filters", &self.filters)
+            .member("includePlannedDeletion", &self.include_planned_deletion)
+            .member("maxResults", &self.max_results)
+            .member("nextToken", &self.next_token)
+            .member("sortBy", &self.sort_by)
+            .member("sortOrder", &self.sort_order)
+            .finish()
+    }
+}
+
 /// The `ListSecretsResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListSecretsResponse {
@@ -771,6 +1162,15 @@ pub struct ListSecretsResponse {
     pub next_token: Option<String>,
     #[serde(rename = "SecretList", skip_serializing_if = "Option::is_none")]
     pub secret_list: Option<Vec<SecretListEntry>>,
+}
+
+impl crate::runtime::audit::AuditView for ListSecretsResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("nextToken", &self.next_token)
+            .member("secretList", &self.secret_list)
+            .finish()
+    }
 }
 
 /// The `PutResourcePolicyRequest` structure of the model.
@@ -786,6 +1186,17 @@ pub struct PutResourcePolicyRequest {
     pub secret_id: String,
 }
 
+impl crate::runtime::audit::AuditView for PutResourcePolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("blockPublicPolicy", &self.block_public_policy)
+            .member("policyName", &self.policy_name)
+            .member("resourcePolicy", &self.resource_policy)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
+}
+
 /// The `PutResourcePolicyResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct PutResourcePolicyResponse {
@@ -795,6 +1206,16 @@ pub struct PutResourcePolicyResponse {
     pub name: Option<String>,
     #[serde(rename = "PolicyName", skip_serializing_if = "Option::is_none")]
     pub policy_name: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for PutResourcePolicyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("policyName", &self.policy_name)
+            .finish()
+    }
 }
 
 /// The `PutSecretValueRequest` structure of the model.
@@ -814,6 +1235,16 @@ pub struct PutSecretValueRequest {
     pub version_stages: Option<Vec<String>>,
 }
 
+impl crate::runtime::audit::AuditView for PutSecretValueRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("clientRequestToken", &self.client_request_token)
+            .member("secretId", &self.secret_id)
+            .member("versionStages", &self.version_stages)
+            .finish()
+    }
+}
+
 /// The `PutSecretValueResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct PutSecretValueResponse {
@@ -827,6 +1258,17 @@ pub struct PutSecretValueResponse {
     pub version_stages: Option<Vec<String>>,
 }
 
+impl crate::runtime::audit::AuditView for PutSecretValueResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("versionId", &self.version_id)
+            .member("versionStages", &self.version_stages)
+            .finish()
+    }
+}
+
 /// The `RemoveRegionsFromReplicationRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RemoveRegionsFromReplicationRequest {
@@ -834,6 +1276,15 @@ pub struct RemoveRegionsFromReplicationRequest {
     pub remove_replica_regions: Vec<String>,
     #[serde(rename = "SecretId")]
     pub secret_id: String,
+}
+
+impl crate::runtime::audit::AuditView for RemoveRegionsFromReplicationRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("removeReplicaRegions", &self.remove_replica_regions)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `RemoveRegionsFromReplicationResponse` structure of the model.
@@ -845,6 +1296,15 @@ pub struct RemoveRegionsFromReplicationResponse {
     pub replication_status: Option<Vec<ReplicationStatusType>>,
 }
 
+impl crate::runtime::audit::AuditView for RemoveRegionsFromReplicationResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("replicationStatus", &self.replication_status)
+            .finish()
+    }
+}
+
 /// The `ReplicaRegionType` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ReplicaRegionType {
@@ -852,6 +1312,15 @@ pub struct ReplicaRegionType {
     pub kms_key_id: Option<String>,
     #[serde(rename = "Region", skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for ReplicaRegionType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("kmsKeyId", &self.kms_key_id)
+            .member("region", &self.region)
+            .finish()
+    }
 }
 
 /// The `ReplicateSecretToRegionsRequest` structure of the model.
@@ -868,6 +1337,19 @@ pub struct ReplicateSecretToRegionsRequest {
     pub secret_id: String,
 }
 
+impl crate::runtime::audit::AuditView for ReplicateSecretToRegionsRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("addReplicaRegions", &self.add_replica_regions)
+            .member(
+                "forceOverwriteReplicaSecret",
+                &self.force_overwrite_replica_secret,
+            )
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
+}
+
 /// The `ReplicateSecretToRegionsResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ReplicateSecretToRegionsResponse {
@@ -875,6 +1357,15 @@ pub struct ReplicateSecretToRegionsResponse {
     pub arn: Option<String>,
     #[serde(rename = "ReplicationStatus", skip_serializing_if = "Option::is_none")]
     pub replication_status: Option<Vec<ReplicationStatusType>>,
+}
+
+impl crate::runtime::audit::AuditView for ReplicateSecretToRegionsResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("replicationStatus", &self.replication_status)
+            .finish()
+    }
 }
 
 /// The `ReplicationStatusType` structure of the model.
@@ -892,11 +1383,31 @@ pub struct ReplicationStatusType {
     pub status_message: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ReplicationStatusType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("kmsKeyId", &self.kms_key_id)
+            .member("lastAccessedDate", &self.last_accessed_date)
+            .member("region", &self.region)
+            .member("status", &self.status)
+            .member("statusMessage", &self.status_message)
+            .finish()
+    }
+}
+
 /// The `ResourcePolicySummary` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ResourcePolicySummary {
     #[serde(rename = "PolicyName", skip_serializing_if = "Option::is_none")]
     pub policy_name: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for ResourcePolicySummary {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyName", &self.policy_name)
+            .finish()
+    }
 }
 
 /// The `RestoreSecretRequest` structure of the model.
@@ -906,6 +1417,14 @@ pub struct RestoreSecretRequest {
     pub secret_id: String,
 }
 
+impl crate::runtime::audit::AuditView for RestoreSecretRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
+}
+
 /// The `RestoreSecretResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RestoreSecretResponse {
@@ -913,6 +1432,15 @@ pub struct RestoreSecretResponse {
     pub arn: Option<String>,
     #[serde(rename = "Name", skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for RestoreSecretResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .finish()
+    }
 }
 
 /// The `RotateSecretRequest` structure of the model.
@@ -940,6 +1468,26 @@ pub struct RotateSecretRequest {
     pub secret_id: String,
 }
 
+impl crate::runtime::audit::AuditView for RotateSecretRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("clientRequestToken", &self.client_request_token)
+            .member(
+                "externalSecretRotationMetadata",
+                &self.external_secret_rotation_metadata,
+            )
+            .member(
+                "externalSecretRotationRoleArn",
+                &self.external_secret_rotation_role_arn,
+            )
+            .member("rotateImmediately", &self.rotate_immediately)
+            .member("rotationLambdaARN", &self.rotation_lambda_arn)
+            .member("rotationRules", &self.rotation_rules)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
+}
+
 /// The `RotateSecretResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RotateSecretResponse {
@@ -949,6 +1497,16 @@ pub struct RotateSecretResponse {
     pub name: Option<String>,
     #[serde(rename = "VersionId", skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for RotateSecretResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("versionId", &self.version_id)
+            .finish()
+    }
 }
 
 /// The `RotationRulesType` structure of the model.
@@ -963,6 +1521,16 @@ pub struct RotationRulesType {
     pub duration: Option<String>,
     #[serde(rename = "ScheduleExpression", skip_serializing_if = "Option::is_none")]
     pub schedule_expression: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for RotationRulesType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("automaticallyAfterDays", &self.automatically_after_days)
+            .member("duration", &self.duration)
+            .member("scheduleExpression", &self.schedule_expression)
+            .finish()
+    }
 }
 
 /// The `SecretListEntry` structure of the model.
@@ -1019,6 +1587,39 @@ pub struct SecretListEntry {
     pub r#type: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for SecretListEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("createdDate", &self.created_date)
+            .member("deletedDate", &self.deleted_date)
+            .member("description", &self.description)
+            .member(
+                "externalSecretRotationMetadata",
+                &self.external_secret_rotation_metadata,
+            )
+            .member(
+                "externalSecretRotationRoleArn",
+                &self.external_secret_rotation_role_arn,
+            )
+            .member("kmsKeyId", &self.kms_key_id)
+            .member("lastAccessedDate", &self.last_accessed_date)
+            .member("lastChangedDate", &self.last_changed_date)
+            .member("lastRotatedDate", &self.last_rotated_date)
+            .member("name", &self.name)
+            .member("nextRotationDate", &self.next_rotation_date)
+            .member("owningService", &self.owning_service)
+            .member("primaryRegion", &self.primary_region)
+            .member("rotationEnabled", &self.rotation_enabled)
+            .member("rotationLambdaARN", &self.rotation_lambda_arn)
+            .member("rotationRules", &self.rotation_rules)
+            .member("secretVersionsToStages", &self.secret_versions_to_stages)
+            .member("tags", &self.tags)
+            .member("type", &self.r#type)
+            .finish()
+    }
+}
+
 /// The `SecretValueEntry` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct SecretValueEntry {
@@ -1038,6 +1639,18 @@ pub struct SecretValueEntry {
     pub version_stages: Option<Vec<String>>,
 }
 
+impl crate::runtime::audit::AuditView for SecretValueEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("createdDate", &self.created_date)
+            .member("name", &self.name)
+            .member("versionId", &self.version_id)
+            .member("versionStages", &self.version_stages)
+            .finish()
+    }
+}
+
 /// The `SecretVersionsListEntry` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct SecretVersionsListEntry {
@@ -1053,6 +1666,18 @@ pub struct SecretVersionsListEntry {
     pub version_stages: Option<Vec<String>>,
 }
 
+impl crate::runtime::audit::AuditView for SecretVersionsListEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("createdDate", &self.created_date)
+            .member("kmsKeyIds", &self.kms_key_ids)
+            .member("lastAccessedDate", &self.last_accessed_date)
+            .member("versionId", &self.version_id)
+            .member("versionStages", &self.version_stages)
+            .finish()
+    }
+}
+
 /// The `StopReplicationToReplicaRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct StopReplicationToReplicaRequest {
@@ -1060,11 +1685,27 @@ pub struct StopReplicationToReplicaRequest {
     pub secret_id: String,
 }
 
+impl crate::runtime::audit::AuditView for StopReplicationToReplicaRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
+}
+
 /// The `StopReplicationToReplicaResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct StopReplicationToReplicaResponse {
     #[serde(rename = "ARN", skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for StopReplicationToReplicaResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .finish()
+    }
 }
 
 /// The `Tag` structure of the model.
@@ -1076,6 +1717,15 @@ pub struct Tag {
     pub value: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for Tag {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("key", &self.key)
+            .member("value", &self.value)
+            .finish()
+    }
+}
+
 /// The `TagResourceRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct TagResourceRequest {
@@ -1085,6 +1735,15 @@ pub struct TagResourceRequest {
     pub tags: Vec<Tag>,
 }
 
+impl crate::runtime::audit::AuditView for TagResourceRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("secretId", &self.secret_id)
+            .member("tags", &self.tags)
+            .finish()
+    }
+}
+
 /// The `UntagResourceRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UntagResourceRequest {
@@ -1092,6 +1751,15 @@ pub struct UntagResourceRequest {
     pub secret_id: String,
     #[serde(rename = "TagKeys")]
     pub tag_keys: Vec<String>,
+}
+
+impl crate::runtime::audit::AuditView for UntagResourceRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("secretId", &self.secret_id)
+            .member("tagKeys", &self.tag_keys)
+            .finish()
+    }
 }
 
 /// The `UpdateSecretRequest` structure of the model.
@@ -1113,6 +1781,18 @@ pub struct UpdateSecretRequest {
     pub r#type: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for UpdateSecretRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("clientRequestToken", &self.client_request_token)
+            .member("description", &self.description)
+            .member("kmsKeyId", &self.kms_key_id)
+            .member("secretId", &self.secret_id)
+            .member("type", &self.r#type)
+            .finish()
+    }
+}
+
 /// The `UpdateSecretResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateSecretResponse {
@@ -1122,6 +1802,16 @@ pub struct UpdateSecretResponse {
     pub name: Option<String>,
     #[serde(rename = "VersionId", skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for UpdateSecretResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .member("versionId", &self.version_id)
+            .finish()
+    }
 }
 
 /// The `UpdateSecretVersionStageRequest` structure of the model.
@@ -1140,6 +1830,17 @@ pub struct UpdateSecretVersionStageRequest {
     pub version_stage: String,
 }
 
+impl crate::runtime::audit::AuditView for UpdateSecretVersionStageRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("moveToVersionId", &self.move_to_version_id)
+            .member("removeFromVersionId", &self.remove_from_version_id)
+            .member("secretId", &self.secret_id)
+            .member("versionStage", &self.version_stage)
+            .finish()
+    }
+}
+
 /// The `UpdateSecretVersionStageResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UpdateSecretVersionStageResponse {
@@ -1149,6 +1850,15 @@ pub struct UpdateSecretVersionStageResponse {
     pub name: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for UpdateSecretVersionStageResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("name", &self.name)
+            .finish()
+    }
+}
+
 /// The `ValidateResourcePolicyRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ValidateResourcePolicyRequest {
@@ -1156,6 +1866,15 @@ pub struct ValidateResourcePolicyRequest {
     pub resource_policy: String,
     #[serde(rename = "SecretId", skip_serializing_if = "Option::is_none")]
     pub secret_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for ValidateResourcePolicyRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("resourcePolicy", &self.resource_policy)
+            .member("secretId", &self.secret_id)
+            .finish()
+    }
 }
 
 /// The `ValidateResourcePolicyResponse` structure of the model.
@@ -1170,6 +1889,15 @@ pub struct ValidateResourcePolicyResponse {
     pub validation_errors: Option<Vec<ValidationErrorsEntry>>,
 }
 
+impl crate::runtime::audit::AuditView for ValidateResourcePolicyResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyValidationPassed", &self.policy_validation_passed)
+            .member("validationErrors", &self.validation_errors)
+            .finish()
+    }
+}
+
 /// The `ValidationErrorsEntry` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ValidationErrorsEntry {
@@ -1177,6 +1905,15 @@ pub struct ValidationErrorsEntry {
     pub check_name: Option<String>,
     #[serde(rename = "ErrorMessage", skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for ValidationErrorsEntry {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("checkName", &self.check_name)
+            .member("errorMessage", &self.error_message)
+            .finish()
+    }
 }
 
 /// The model's pattern `[0-9A-Za-z\(\)#\?\*\-\/, ]+`, anchored as AWS matches it (whole value).
@@ -1231,6 +1968,17 @@ pub mod wire {
         pub replication_role_arn: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for AssociateCrossAccountReplicaRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("crossAccountReplicaARN", &self.cross_account_replica_arn)
+                .member("replicaRestriction", &self.replica_restriction)
+                .member("replicationRoleARN", &self.replication_role_arn)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for AssociateCrossAccountReplicaRequest {
@@ -1312,6 +2060,17 @@ pub mod wire {
         pub next_token: Option<String>,
         #[serde(rename = "SecretIdList", default)]
         pub secret_id_list: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for BatchGetSecretValueRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("filters", &self.filters)
+                .member("maxResults", &self.max_results)
+                .member("nextToken", &self.next_token)
+                .member("secretIdList", &self.secret_id_list)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for BatchGetSecretValueRequest {
@@ -1406,6 +2165,14 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for CancelRotateSecretRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for CancelRotateSecretRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             CancelRotateSecretRequest::deserialize(d)
@@ -1468,6 +2235,25 @@ pub mod wire {
         pub tags: Option<Vec<Tag>>,
         #[serde(rename = "Type", default)]
         pub r#type: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for CreateSecretRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("addReplicaRegions", &self.add_replica_regions)
+                .member("clientRequestToken", &self.client_request_token)
+                .member("crossAccountPrimaryARN", &self.cross_account_primary_arn)
+                .member("description", &self.description)
+                .member(
+                    "forceOverwriteReplicaSecret",
+                    &self.force_overwrite_replica_secret,
+                )
+                .member("kmsKeyId", &self.kms_key_id)
+                .member("name", &self.name)
+                .member("tags", &self.tags)
+                .member("type", &self.r#type)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for CreateSecretRequest {
@@ -1622,6 +2408,15 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DeleteResourcePolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyName", &self.policy_name)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DeleteResourcePolicyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DeleteResourcePolicyRequest::deserialize(d)
@@ -1685,6 +2480,19 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DeleteSecretRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member(
+                    "forceDeleteWithoutRecovery",
+                    &self.force_delete_without_recovery,
+                )
+                .member("recoveryWindowInDays", &self.recovery_window_in_days)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DeleteSecretRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DeleteSecretRequest::deserialize(d)
@@ -1733,6 +2541,14 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DescribeSecretRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DescribeSecretRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DescribeSecretRequest::deserialize(d)
@@ -1777,6 +2593,15 @@ pub mod wire {
         pub cross_account_replica_arn: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for DisassociateCrossAccountReplicaRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("crossAccountReplicaARN", &self.cross_account_replica_arn)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for DisassociateCrossAccountReplicaRequest {
@@ -1833,6 +2658,15 @@ pub mod wire {
         pub value: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ExternalSecretRotationMetadataItem {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("key", &self.key)
+                .member("value", &self.value)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for ExternalSecretRotationMetadataItem {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             ExternalSecretRotationMetadataItem::deserialize(d)
@@ -1885,6 +2719,15 @@ pub mod wire {
         pub key: Option<String>,
         #[serde(rename = "Values", default)]
         pub values: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for Filter {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("key", &self.key)
+                .member("values", &self.values)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for Filter {
@@ -1970,6 +2813,21 @@ pub mod wire {
         pub require_each_included_type: Option<bool>,
     }
 
+    impl crate::runtime::audit::AuditView for GetRandomPasswordRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("excludeCharacters", &self.exclude_characters)
+                .member("excludeLowercase", &self.exclude_lowercase)
+                .member("excludeNumbers", &self.exclude_numbers)
+                .member("excludePunctuation", &self.exclude_punctuation)
+                .member("excludeUppercase", &self.exclude_uppercase)
+                .member("includeSpace", &self.include_space)
+                .member("passwordLength", &self.password_length)
+                .member("requireEachIncludedType", &self.require_each_included_type)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GetRandomPasswordRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GetRandomPasswordRequest::deserialize(d)
@@ -2036,6 +2894,15 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for GetResourcePolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("policyName", &self.policy_name)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GetResourcePolicyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GetResourcePolicyRequest::deserialize(d)
@@ -2097,6 +2964,16 @@ pub mod wire {
         pub version_id: Option<String>,
         #[serde(rename = "VersionStage", default)]
         pub version_stage: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for GetSecretValueRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("secretId", &self.secret_id)
+                .member("versionId", &self.version_id)
+                .member("versionStage", &self.version_stage)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for GetSecretValueRequest {
@@ -2163,6 +3040,16 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ListResourcePoliciesRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("maxResults", &self.max_results)
+                .member("nextToken", &self.next_token)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for ListResourcePoliciesRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             ListResourcePoliciesRequest::deserialize(d)
@@ -2227,6 +3114,17 @@ pub mod wire {
         pub next_token: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ListSecretVersionIdsRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("includeDeprecated", &self.include_deprecated)
+                .member("maxResults", &self.max_results)
+                .member("nextToken", &self.next_token)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ListSecretVersionIdsRequest {
@@ -2299,6 +3197,19 @@ pub mod wire {
         pub sort_by: Option<String>,
         #[serde(rename = "SortOrder", default)]
         pub sort_order: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ListSecretsRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("filters", &self.filters)
+                .member("includePlannedDeletion", &self.include_planned_deletion)
+                .member("maxResults", &self.max_results)
+                .member("nextToken", &self.next_token)
+                .member("sortBy", &self.sort_by)
+                .member("sortOrder", &self.sort_order)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ListSecretsRequest {
@@ -2412,6 +3323,17 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for PutResourcePolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("blockPublicPolicy", &self.block_public_policy)
+                .member("policyName", &self.policy_name)
+                .member("resourcePolicy", &self.resource_policy)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for PutResourcePolicyRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             PutResourcePolicyRequest::deserialize(d)
@@ -2489,6 +3411,16 @@ pub mod wire {
         pub secret_string: Option<SensitiveString>,
         #[serde(rename = "VersionStages", default)]
         pub version_stages: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for PutSecretValueRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("clientRequestToken", &self.client_request_token)
+                .member("secretId", &self.secret_id)
+                .member("versionStages", &self.version_stages)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for PutSecretValueRequest {
@@ -2602,6 +3534,15 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for RemoveRegionsFromReplicationRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("removeReplicaRegions", &self.remove_replica_regions)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for RemoveRegionsFromReplicationRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             RemoveRegionsFromReplicationRequest::deserialize(d)
@@ -2667,6 +3608,15 @@ pub mod wire {
         pub region: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ReplicaRegionType {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("kmsKeyId", &self.kms_key_id)
+                .member("region", &self.region)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for ReplicaRegionType {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             ReplicaRegionType::deserialize(d)
@@ -2728,6 +3678,19 @@ pub mod wire {
         pub force_overwrite_replica_secret: Option<bool>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ReplicateSecretToRegionsRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("addReplicaRegions", &self.add_replica_regions)
+                .member(
+                    "forceOverwriteReplicaSecret",
+                    &self.force_overwrite_replica_secret,
+                )
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ReplicateSecretToRegionsRequest {
@@ -2796,6 +3759,14 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for RestoreSecretRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for RestoreSecretRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             RestoreSecretRequest::deserialize(d)
@@ -2850,6 +3821,26 @@ pub mod wire {
         pub rotation_rules: Option<RotationRulesType>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for RotateSecretRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("clientRequestToken", &self.client_request_token)
+                .member(
+                    "externalSecretRotationMetadata",
+                    &self.external_secret_rotation_metadata,
+                )
+                .member(
+                    "externalSecretRotationRoleArn",
+                    &self.external_secret_rotation_role_arn,
+                )
+                .member("rotateImmediately", &self.rotate_immediately)
+                .member("rotationLambdaARN", &self.rotation_lambda_arn)
+                .member("rotationRules", &self.rotation_rules)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for RotateSecretRequest {
@@ -2954,6 +3945,16 @@ pub mod wire {
         pub schedule_expression: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for RotationRulesType {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("automaticallyAfterDays", &self.automatically_after_days)
+                .member("duration", &self.duration)
+                .member("scheduleExpression", &self.schedule_expression)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for RotationRulesType {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             RotationRulesType::deserialize(d)
@@ -3028,6 +4029,14 @@ pub mod wire {
         pub secret_id: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for StopReplicationToReplicaRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for StopReplicationToReplicaRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             StopReplicationToReplicaRequest::deserialize(d)
@@ -3072,6 +4081,15 @@ pub mod wire {
         pub key: Option<String>,
         #[serde(rename = "Value", default)]
         pub value: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for Tag {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("key", &self.key)
+                .member("value", &self.value)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for Tag {
@@ -3122,6 +4140,15 @@ pub mod wire {
         pub secret_id: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::audit::AuditView for TagResourceRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("secretId", &self.secret_id)
+                .member("tags", &self.tags)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for TagResourceRequest {
@@ -3187,6 +4214,15 @@ pub mod wire {
         pub secret_id: Option<String>,
         #[serde(rename = "TagKeys", default)]
         pub tag_keys: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for UntagResourceRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("secretId", &self.secret_id)
+                .member("tagKeys", &self.tag_keys)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for UntagResourceRequest {
@@ -3261,6 +4297,18 @@ pub mod wire {
         pub secret_string: Option<SensitiveString>,
         #[serde(rename = "Type", default)]
         pub r#type: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for UpdateSecretRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("clientRequestToken", &self.client_request_token)
+                .member("description", &self.description)
+                .member("kmsKeyId", &self.kms_key_id)
+                .member("secretId", &self.secret_id)
+                .member("type", &self.r#type)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for UpdateSecretRequest {
@@ -3368,6 +4416,17 @@ pub mod wire {
         pub version_stage: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for UpdateSecretVersionStageRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("moveToVersionId", &self.move_to_version_id)
+                .member("removeFromVersionId", &self.remove_from_version_id)
+                .member("secretId", &self.secret_id)
+                .member("versionStage", &self.version_stage)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for UpdateSecretVersionStageRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             UpdateSecretVersionStageRequest::deserialize(d)
@@ -3436,6 +4495,15 @@ pub mod wire {
         pub resource_policy: Option<String>,
         #[serde(rename = "SecretId", default)]
         pub secret_id: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ValidateResourcePolicyRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("resourcePolicy", &self.resource_policy)
+                .member("secretId", &self.secret_id)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ValidateResourcePolicyRequest {
@@ -3719,7 +4787,7 @@ impl std::fmt::Display for SecretsManagerOperation {
 #[async_trait::async_trait]
 pub trait SecretsManagerApi: Send + Sync {
     /// What the server knows about the request: caller, region, request id.
-    type Context: Send + Sync;
+    type Context: Send + Sync + crate::runtime::audit::AuditSink;
 
     async fn associate_cross_account_replica(
         &self,
@@ -4029,963 +5097,213 @@ pub async fn dispatch<S: SecretsManagerApi + ?Sized>(
 ) -> Result<Vec<u8>, ApiError> {
     match op {
         SecretsManagerOperation::AssociateCrossAccountReplica => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::AssociateCrossAccountReplicaRequest>(body)?,
-                wire::AssociateCrossAccountReplicaRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.associate_cross_account_replica(ctx, input).await?)
+            let wire =
+                crate::runtime::json::decode::<wire::AssociateCrossAccountReplicaRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::AssociateCrossAccountReplicaRequest::validate)?;
+            let output = api.associate_cross_account_replica(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::BatchGetSecretValue => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::BatchGetSecretValueRequest>(body)?,
-                wire::BatchGetSecretValueRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.batch_get_secret_value(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::BatchGetSecretValueRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::BatchGetSecretValueRequest::validate)?;
+            let output = api.batch_get_secret_value(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::CancelRotateSecret => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::CancelRotateSecretRequest>(body)?,
-                wire::CancelRotateSecretRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.cancel_rotate_secret(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::CancelRotateSecretRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CancelRotateSecretRequest::validate)?;
+            let output = api.cancel_rotate_secret(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::CreateSecret => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::CreateSecretRequest>(body)?,
-                wire::CreateSecretRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.create_secret(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::CreateSecretRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::CreateSecretRequest::validate)?;
+            let output = api.create_secret(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::DeleteResourcePolicy => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DeleteResourcePolicyRequest>(body)?,
-                wire::DeleteResourcePolicyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.delete_resource_policy(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DeleteResourcePolicyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteResourcePolicyRequest::validate)?;
+            let output = api.delete_resource_policy(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::DeleteSecret => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DeleteSecretRequest>(body)?,
-                wire::DeleteSecretRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.delete_secret(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DeleteSecretRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteSecretRequest::validate)?;
+            let output = api.delete_secret(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::DescribeSecret => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DescribeSecretRequest>(body)?,
-                wire::DescribeSecretRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.describe_secret(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DescribeSecretRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DescribeSecretRequest::validate)?;
+            let output = api.describe_secret(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::DisassociateCrossAccountReplica => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DisassociateCrossAccountReplicaRequest>(body)?,
-                wire::DisassociateCrossAccountReplicaRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.disassociate_cross_account_replica(ctx, input).await?)
+            let wire =
+                crate::runtime::json::decode::<wire::DisassociateCrossAccountReplicaRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DisassociateCrossAccountReplicaRequest::validate)?;
+            let output = api.disassociate_cross_account_replica(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::GetRandomPassword => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetRandomPasswordRequest>(body)?,
-                wire::GetRandomPasswordRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_random_password(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetRandomPasswordRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetRandomPasswordRequest::validate)?;
+            let output = api.get_random_password(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::GetResourcePolicy => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetResourcePolicyRequest>(body)?,
-                wire::GetResourcePolicyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_resource_policy(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetResourcePolicyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetResourcePolicyRequest::validate)?;
+            let output = api.get_resource_policy(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::GetSecretValue => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetSecretValueRequest>(body)?,
-                wire::GetSecretValueRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_secret_value(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetSecretValueRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetSecretValueRequest::validate)?;
+            let output = api.get_secret_value(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::ListResourcePolicies => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListResourcePoliciesRequest>(body)?,
-                wire::ListResourcePoliciesRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_resource_policies(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListResourcePoliciesRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListResourcePoliciesRequest::validate)?;
+            let output = api.list_resource_policies(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::ListSecretVersionIds => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListSecretVersionIdsRequest>(body)?,
-                wire::ListSecretVersionIdsRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_secret_version_ids(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListSecretVersionIdsRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListSecretVersionIdsRequest::validate)?;
+            let output = api.list_secret_version_ids(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::ListSecrets => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListSecretsRequest>(body)?,
-                wire::ListSecretsRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_secrets(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListSecretsRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListSecretsRequest::validate)?;
+            let output = api.list_secrets(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::PutResourcePolicy => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::PutResourcePolicyRequest>(body)?,
-                wire::PutResourcePolicyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.put_resource_policy(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::PutResourcePolicyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::PutResourcePolicyRequest::validate)?;
+            let output = api.put_resource_policy(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::PutSecretValue => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::PutSecretValueRequest>(body)?,
-                wire::PutSecretValueRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.put_secret_value(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::PutSecretValueRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::PutSecretValueRequest::validate)?;
+            let output = api.put_secret_value(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::RemoveRegionsFromReplication => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::RemoveRegionsFromReplicationRequest>(body)?,
-                wire::RemoveRegionsFromReplicationRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.remove_regions_from_replication(ctx, input).await?)
+            let wire =
+                crate::runtime::json::decode::<wire::RemoveRegionsFromReplicationRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::RemoveRegionsFromReplicationRequest::validate)?;
+            let output = api.remove_regions_from_replication(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::ReplicateSecretToRegions => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ReplicateSecretToRegionsRequest>(body)?,
-                wire::ReplicateSecretToRegionsRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.replicate_secret_to_regions(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ReplicateSecretToRegionsRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ReplicateSecretToRegionsRequest::validate)?;
+            let output = api.replicate_secret_to_regions(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::RestoreSecret => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::RestoreSecretRequest>(body)?,
-                wire::RestoreSecretRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.restore_secret(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::RestoreSecretRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::RestoreSecretRequest::validate)?;
+            let output = api.restore_secret(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::RotateSecret => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::RotateSecretRequest>(body)?,
-                wire::RotateSecretRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.rotate_secret(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::RotateSecretRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::RotateSecretRequest::validate)?;
+            let output = api.rotate_secret(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::StopReplicationToReplica => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::StopReplicationToReplicaRequest>(body)?,
-                wire::StopReplicationToReplicaRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.stop_replication_to_replica(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::StopReplicationToReplicaRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::StopReplicationToReplicaRequest::validate)?;
+            let output = api.stop_replication_to_replica(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::TagResource => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::TagResourceRequest>(body)?,
-                wire::TagResourceRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::TagResourceRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::TagResourceRequest::validate)?;
             api.tag_resource(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         SecretsManagerOperation::UntagResource => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UntagResourceRequest>(body)?,
-                wire::UntagResourceRequest::validate,
-            )?;
+            let wire = crate::runtime::json::decode::<wire::UntagResourceRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UntagResourceRequest::validate)?;
             api.untag_resource(ctx, input).await?;
             Ok(crate::runtime::json::empty())
         }
         SecretsManagerOperation::UpdateSecret => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UpdateSecretRequest>(body)?,
-                wire::UpdateSecretRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.update_secret(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::UpdateSecretRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UpdateSecretRequest::validate)?;
+            let output = api.update_secret(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::UpdateSecretVersionStage => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UpdateSecretVersionStageRequest>(body)?,
-                wire::UpdateSecretVersionStageRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.update_secret_version_stage(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::UpdateSecretVersionStageRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UpdateSecretVersionStageRequest::validate)?;
+            let output = api.update_secret_version_stage(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SecretsManagerOperation::ValidateResourcePolicy => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ValidateResourcePolicyRequest>(body)?,
-                wire::ValidateResourcePolicyRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.validate_resource_policy(ctx, input).await?)
-        }
-    }
-}
-
-/// The structures of the model as the audit trail records them (CloudTrail's
-/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
-/// members left out.
-pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
-    crate::runtime::audit::Shape {
-        name: "APIErrorType",
-        members: &[
-            ("ErrorCode", crate::runtime::audit::Field::Plain),
-            ("Message", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "AssociateCrossAccountReplicaRequest",
-        members: &[
-            (
-                "CrossAccountReplicaARN",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("ReplicaRestriction", crate::runtime::audit::Field::Plain),
-            ("ReplicationRoleARN", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "AssociateCrossAccountReplicaResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            (
-                "CrossAccountReplicaARN",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("ReplicationStatus", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "BatchGetSecretValueRequest",
-        members: &[
-            (
-                "Filters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(20)),
-            ),
-            ("MaxResults", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "SecretIdList",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "BatchGetSecretValueResponse",
-        members: &[
-            (
-                "Errors",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(0)),
-            ),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "SecretValues",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(50)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CancelRotateSecretRequest",
-        members: &[("SecretId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "CancelRotateSecretResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateSecretRequest",
-        members: &[
-            (
-                "AddReplicaRegions",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(39)),
-            ),
-            ("ClientRequestToken", crate::runtime::audit::Field::Plain),
-            (
-                "CrossAccountPrimaryARN",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("Description", crate::runtime::audit::Field::Plain),
-            (
-                "ForceOverwriteReplicaSecret",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KmsKeyId", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
-            ("SecretString", crate::runtime::audit::Field::Sensitive),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(54)),
-            ),
-            ("Type", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CreateSecretResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            (
-                "ReplicationStatus",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(42)),
-            ),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CrossAccountPrimaryType",
-        members: &[
-            ("PrimarySecretARN", crate::runtime::audit::Field::Plain),
-            ("ReplicationStatus", crate::runtime::audit::Field::Plain),
-            ("StatusMessage", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "CrossAccountReplicaEntry",
-        members: &[
-            ("ReplicaSecretARN", crate::runtime::audit::Field::Plain),
-            ("ReplicationRoleARN", crate::runtime::audit::Field::Plain),
-            ("ReplicationStatus", crate::runtime::audit::Field::Plain),
-            ("StatusMessage", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteResourcePolicyRequest",
-        members: &[
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteResourcePolicyResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteSecretRequest",
-        members: &[
-            (
-                "ForceDeleteWithoutRecovery",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("RecoveryWindowInDays", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteSecretResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("DeletionDate", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DescribeSecretRequest",
-        members: &[("SecretId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "DescribeSecretResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("CreatedDate", crate::runtime::audit::Field::Plain),
-            (
-                "CrossAccountPrimary",
-                crate::runtime::audit::Field::Struct(9),
-            ),
-            (
-                "CrossAccountReplicas",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(10)),
-            ),
-            ("DeletedDate", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            (
-                "ExternalSecretRotationMetadata",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(19)),
-            ),
-            (
-                "ExternalSecretRotationRoleArn",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KmsKeyId", crate::runtime::audit::Field::Plain),
-            ("LastAccessedDate", crate::runtime::audit::Field::Plain),
-            ("LastChangedDate", crate::runtime::audit::Field::Plain),
-            ("LastRotatedDate", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("NextRotationDate", crate::runtime::audit::Field::Plain),
-            ("OwningService", crate::runtime::audit::Field::Plain),
-            ("PrimaryRegion", crate::runtime::audit::Field::Plain),
-            (
-                "ReplicationStatus",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(42)),
-            ),
-            ("RotationEnabled", crate::runtime::audit::Field::Plain),
-            ("RotationLambdaARN", crate::runtime::audit::Field::Plain),
-            ("RotationRules", crate::runtime::audit::Field::Struct(48)),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(54)),
-            ),
-            ("Type", crate::runtime::audit::Field::Plain),
-            (
-                "VersionIdsToStages",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::List(
-                    &crate::runtime::audit::Field::Plain,
-                )),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DisassociateCrossAccountReplicaRequest",
-        members: &[
-            (
-                "CrossAccountReplicaARN",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DisassociateCrossAccountReplicaResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            (
-                "CrossAccountReplicaARN",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ExternalSecretRotationMetadataItem",
-        members: &[
-            ("Key", crate::runtime::audit::Field::Plain),
-            ("Value", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "Filter",
-        members: &[
-            ("Key", crate::runtime::audit::Field::Plain),
-            (
-                "Values",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetRandomPasswordRequest",
-        members: &[
-            ("ExcludeCharacters", crate::runtime::audit::Field::Plain),
-            ("ExcludeLowercase", crate::runtime::audit::Field::Plain),
-            ("ExcludeNumbers", crate::runtime::audit::Field::Plain),
-            ("ExcludePunctuation", crate::runtime::audit::Field::Plain),
-            ("ExcludeUppercase", crate::runtime::audit::Field::Plain),
-            ("IncludeSpace", crate::runtime::audit::Field::Plain),
-            ("PasswordLength", crate::runtime::audit::Field::Plain),
-            (
-                "RequireEachIncludedType",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetRandomPasswordResponse",
-        members: &[("RandomPassword", crate::runtime::audit::Field::Sensitive)],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetResourcePolicyRequest",
-        members: &[
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetResourcePolicyResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("ResourcePolicy", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetSecretValueRequest",
-        members: &[
-            ("SecretId", crate::runtime::audit::Field::Plain),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-            ("VersionStage", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetSecretValueResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("CreatedDate", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
-            ("SecretString", crate::runtime::audit::Field::Sensitive),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-            (
-                "VersionStages",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListResourcePoliciesRequest",
-        members: &[
-            ("MaxResults", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListResourcePoliciesResponse",
-        members: &[
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "ResourcePolicies",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(43)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListSecretVersionIdsRequest",
-        members: &[
-            ("IncludeDeprecated", crate::runtime::audit::Field::Plain),
-            ("MaxResults", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListSecretVersionIdsResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "Versions",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(51)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListSecretsRequest",
-        members: &[
-            (
-                "Filters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(20)),
-            ),
-            (
-                "IncludePlannedDeletion",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("MaxResults", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            ("SortBy", crate::runtime::audit::Field::Plain),
-            ("SortOrder", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListSecretsResponse",
-        members: &[
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "SecretList",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(49)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutResourcePolicyRequest",
-        members: &[
-            ("BlockPublicPolicy", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-            ("ResourcePolicy", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutResourcePolicyResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("PolicyName", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutSecretValueRequest",
-        members: &[
-            ("ClientRequestToken", crate::runtime::audit::Field::Plain),
-            ("RotationToken", crate::runtime::audit::Field::Sensitive),
-            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-            ("SecretString", crate::runtime::audit::Field::Sensitive),
-            (
-                "VersionStages",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutSecretValueResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-            (
-                "VersionStages",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RemoveRegionsFromReplicationRequest",
-        members: &[
-            (
-                "RemoveReplicaRegions",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RemoveRegionsFromReplicationResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            (
-                "ReplicationStatus",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(42)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ReplicaRegionType",
-        members: &[
-            ("KmsKeyId", crate::runtime::audit::Field::Plain),
-            ("Region", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ReplicateSecretToRegionsRequest",
-        members: &[
-            (
-                "AddReplicaRegions",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(39)),
-            ),
-            (
-                "ForceOverwriteReplicaSecret",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ReplicateSecretToRegionsResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            (
-                "ReplicationStatus",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(42)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ReplicationStatusType",
-        members: &[
-            ("KmsKeyId", crate::runtime::audit::Field::Plain),
-            ("LastAccessedDate", crate::runtime::audit::Field::Plain),
-            ("Region", crate::runtime::audit::Field::Plain),
-            ("Status", crate::runtime::audit::Field::Plain),
-            ("StatusMessage", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ResourcePolicySummary",
-        members: &[("PolicyName", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "RestoreSecretRequest",
-        members: &[("SecretId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "RestoreSecretResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RotateSecretRequest",
-        members: &[
-            ("ClientRequestToken", crate::runtime::audit::Field::Plain),
-            (
-                "ExternalSecretRotationMetadata",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(19)),
-            ),
-            (
-                "ExternalSecretRotationRoleArn",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("RotateImmediately", crate::runtime::audit::Field::Plain),
-            ("RotationLambdaARN", crate::runtime::audit::Field::Plain),
-            ("RotationRules", crate::runtime::audit::Field::Struct(48)),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RotateSecretResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RotationRulesType",
-        members: &[
-            (
-                "AutomaticallyAfterDays",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("Duration", crate::runtime::audit::Field::Plain),
-            ("ScheduleExpression", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "SecretListEntry",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("CreatedDate", crate::runtime::audit::Field::Plain),
-            ("DeletedDate", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            (
-                "ExternalSecretRotationMetadata",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(19)),
-            ),
-            (
-                "ExternalSecretRotationRoleArn",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("KmsKeyId", crate::runtime::audit::Field::Plain),
-            ("LastAccessedDate", crate::runtime::audit::Field::Plain),
-            ("LastChangedDate", crate::runtime::audit::Field::Plain),
-            ("LastRotatedDate", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("NextRotationDate", crate::runtime::audit::Field::Plain),
-            ("OwningService", crate::runtime::audit::Field::Plain),
-            ("PrimaryRegion", crate::runtime::audit::Field::Plain),
-            ("RotationEnabled", crate::runtime::audit::Field::Plain),
-            ("RotationLambdaARN", crate::runtime::audit::Field::Plain),
-            ("RotationRules", crate::runtime::audit::Field::Struct(48)),
-            (
-                "SecretVersionsToStages",
-                crate::runtime::audit::Field::Map(&crate::runtime::audit::Field::List(
-                    &crate::runtime::audit::Field::Plain,
-                )),
-            ),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(54)),
-            ),
-            ("Type", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "SecretValueEntry",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("CreatedDate", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
-            ("SecretString", crate::runtime::audit::Field::Sensitive),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-            (
-                "VersionStages",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "SecretVersionsListEntry",
-        members: &[
-            ("CreatedDate", crate::runtime::audit::Field::Plain),
-            (
-                "KmsKeyIds",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("LastAccessedDate", crate::runtime::audit::Field::Plain),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-            (
-                "VersionStages",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "StopReplicationToReplicaRequest",
-        members: &[("SecretId", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "StopReplicationToReplicaResponse",
-        members: &[("ARN", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "Tag",
-        members: &[
-            ("Key", crate::runtime::audit::Field::Plain),
-            ("Value", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "TagResourceRequest",
-        members: &[
-            ("SecretId", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(54)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UntagResourceRequest",
-        members: &[
-            ("SecretId", crate::runtime::audit::Field::Plain),
-            (
-                "TagKeys",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateSecretRequest",
-        members: &[
-            ("ClientRequestToken", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("KmsKeyId", crate::runtime::audit::Field::Plain),
-            ("SecretBinary", crate::runtime::audit::Field::Sensitive),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-            ("SecretString", crate::runtime::audit::Field::Sensitive),
-            ("Type", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateSecretResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("VersionId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateSecretVersionStageRequest",
-        members: &[
-            ("MoveToVersionId", crate::runtime::audit::Field::Plain),
-            ("RemoveFromVersionId", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-            ("VersionStage", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UpdateSecretVersionStageResponse",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ValidateResourcePolicyRequest",
-        members: &[
-            ("ResourcePolicy", crate::runtime::audit::Field::Plain),
-            ("SecretId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ValidateResourcePolicyResponse",
-        members: &[
-            (
-                "PolicyValidationPassed",
-                crate::runtime::audit::Field::Plain,
-            ),
-            (
-                "ValidationErrors",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(63)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ValidationErrorsEntry",
-        members: &[
-            ("CheckName", crate::runtime::audit::Field::Plain),
-            ("ErrorMessage", crate::runtime::audit::Field::Plain),
-        ],
-    },
-];
-
-impl SecretsManagerOperation {
-    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
-    pub fn audit_input(self) -> Option<usize> {
-        match self {
-            Self::AssociateCrossAccountReplica => Some(1),
-            Self::BatchGetSecretValue => Some(3),
-            Self::CancelRotateSecret => Some(5),
-            Self::CreateSecret => Some(7),
-            Self::DeleteResourcePolicy => Some(11),
-            Self::DeleteSecret => Some(13),
-            Self::DescribeSecret => Some(15),
-            Self::DisassociateCrossAccountReplica => Some(17),
-            Self::GetRandomPassword => Some(21),
-            Self::GetResourcePolicy => Some(23),
-            Self::GetSecretValue => Some(25),
-            Self::ListResourcePolicies => Some(27),
-            Self::ListSecretVersionIds => Some(29),
-            Self::ListSecrets => Some(31),
-            Self::PutResourcePolicy => Some(33),
-            Self::PutSecretValue => Some(35),
-            Self::RemoveRegionsFromReplication => Some(37),
-            Self::ReplicateSecretToRegions => Some(40),
-            Self::RestoreSecret => Some(44),
-            Self::RotateSecret => Some(46),
-            Self::StopReplicationToReplica => Some(52),
-            Self::TagResource => Some(55),
-            Self::UntagResource => Some(56),
-            Self::UpdateSecret => Some(57),
-            Self::UpdateSecretVersionStage => Some(59),
-            Self::ValidateResourcePolicy => Some(61),
-        }
-    }
-    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
-    pub fn audit_output(self) -> Option<usize> {
-        match self {
-            Self::AssociateCrossAccountReplica => Some(2),
-            Self::BatchGetSecretValue => Some(4),
-            Self::CancelRotateSecret => Some(6),
-            Self::CreateSecret => Some(8),
-            Self::DeleteResourcePolicy => Some(12),
-            Self::DeleteSecret => Some(14),
-            Self::DescribeSecret => Some(16),
-            Self::DisassociateCrossAccountReplica => Some(18),
-            Self::GetRandomPassword => Some(22),
-            Self::GetResourcePolicy => Some(24),
-            Self::GetSecretValue => Some(26),
-            Self::ListResourcePolicies => Some(28),
-            Self::ListSecretVersionIds => Some(30),
-            Self::ListSecrets => Some(32),
-            Self::PutResourcePolicy => Some(34),
-            Self::PutSecretValue => Some(36),
-            Self::RemoveRegionsFromReplication => Some(38),
-            Self::ReplicateSecretToRegions => Some(41),
-            Self::RestoreSecret => Some(45),
-            Self::RotateSecret => Some(47),
-            Self::StopReplicationToReplica => Some(53),
-            Self::TagResource => None,
-            Self::UntagResource => None,
-            Self::UpdateSecret => Some(58),
-            Self::UpdateSecretVersionStage => Some(60),
-            Self::ValidateResourcePolicy => Some(62),
+            let wire = crate::runtime::json::decode::<wire::ValidateResourcePolicyRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ValidateResourcePolicyRequest::validate)?;
+            let output = api.validate_resource_policy(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
     }
 }

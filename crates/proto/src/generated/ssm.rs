@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 
+use crate::runtime::audit::AuditSink;
 use crate::runtime::error::{ApiError, ErrorCode};
 use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
 use crate::runtime::validate::{Path, Validator};
@@ -79,6 +80,12 @@ impl Serialize for ParameterTier {
     }
 }
 
+impl crate::runtime::audit::AuditView for ParameterTier {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `ParameterType` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ParameterType {
@@ -123,6 +130,12 @@ impl Serialize for ParameterType {
     }
 }
 
+impl crate::runtime::audit::AuditView for ParameterType {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `ParametersFilterKey` enum of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ParametersFilterKey {
@@ -164,6 +177,12 @@ impl std::fmt::Display for ParametersFilterKey {
 impl Serialize for ParametersFilterKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl crate::runtime::audit::AuditView for ParametersFilterKey {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
     }
 }
 
@@ -261,6 +280,12 @@ impl Serialize for ResourceTypeForTagging {
     }
 }
 
+impl crate::runtime::audit::AuditView for ResourceTypeForTagging {
+    fn audit_view(&self) -> serde_json::Value {
+        serde_json::Value::String(self.as_str().to_owned())
+    }
+}
+
 /// The `AddTagsToResourceRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AddTagsToResourceRequest {
@@ -272,9 +297,25 @@ pub struct AddTagsToResourceRequest {
     pub tags: Vec<Tag>,
 }
 
+impl crate::runtime::audit::AuditView for AddTagsToResourceRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("resourceId", &self.resource_id)
+            .member("resourceType", &self.resource_type)
+            .member("tags", &self.tags)
+            .finish()
+    }
+}
+
 /// The `AddTagsToResourceResult` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AddTagsToResourceResult {}
+
+impl crate::runtime::audit::AuditView for AddTagsToResourceResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
 
 /// The `DeleteParameterRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -283,15 +324,37 @@ pub struct DeleteParameterRequest {
     pub name: String,
 }
 
+impl crate::runtime::audit::AuditView for DeleteParameterRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("name", &self.name)
+            .finish()
+    }
+}
+
 /// The `DeleteParameterResult` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeleteParameterResult {}
+
+impl crate::runtime::audit::AuditView for DeleteParameterResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
 
 /// The `DeleteParametersRequest` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeleteParametersRequest {
     #[serde(rename = "Names")]
     pub names: Vec<String>,
+}
+
+impl crate::runtime::audit::AuditView for DeleteParametersRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("names", &self.names)
+            .finish()
+    }
 }
 
 /// The `DeleteParametersResult` structure of the model.
@@ -301,6 +364,15 @@ pub struct DeleteParametersResult {
     pub deleted_parameters: Option<Vec<String>>,
     #[serde(rename = "InvalidParameters", skip_serializing_if = "Option::is_none")]
     pub invalid_parameters: Option<Vec<String>>,
+}
+
+impl crate::runtime::audit::AuditView for DeleteParametersResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("deletedParameters", &self.deleted_parameters)
+            .member("invalidParameters", &self.invalid_parameters)
+            .finish()
+    }
 }
 
 /// The `DescribeParametersRequest` structure of the model.
@@ -318,6 +390,18 @@ pub struct DescribeParametersRequest {
     pub shared: Option<bool>,
 }
 
+impl crate::runtime::audit::AuditView for DescribeParametersRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("filters", &self.filters)
+            .member("maxResults", &self.max_results)
+            .member("nextToken", &self.next_token)
+            .member("parameterFilters", &self.parameter_filters)
+            .member("shared", &self.shared)
+            .finish()
+    }
+}
+
 /// The `DescribeParametersResult` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DescribeParametersResult {
@@ -325,6 +409,15 @@ pub struct DescribeParametersResult {
     pub next_token: Option<String>,
     #[serde(rename = "Parameters", skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Vec<ParameterMetadata>>,
+}
+
+impl crate::runtime::audit::AuditView for DescribeParametersResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("nextToken", &self.next_token)
+            .member("parameters", &self.parameters)
+            .finish()
+    }
 }
 
 /// The `GetParameterHistoryRequest` structure of the model.
@@ -340,6 +433,17 @@ pub struct GetParameterHistoryRequest {
     pub with_decryption: Option<bool>,
 }
 
+impl crate::runtime::audit::AuditView for GetParameterHistoryRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("maxResults", &self.max_results)
+            .member("name", &self.name)
+            .member("nextToken", &self.next_token)
+            .member("withDecryption", &self.with_decryption)
+            .finish()
+    }
+}
+
 /// The `GetParameterHistoryResult` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct GetParameterHistoryResult {
@@ -347,6 +451,15 @@ pub struct GetParameterHistoryResult {
     pub next_token: Option<String>,
     #[serde(rename = "Parameters", skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Vec<ParameterHistory>>,
+}
+
+impl crate::runtime::audit::AuditView for GetParameterHistoryResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("nextToken", &self.next_token)
+            .member("parameters", &self.parameters)
+            .finish()
+    }
 }
 
 /// The `GetParameterRequest` structure of the model.
@@ -358,11 +471,28 @@ pub struct GetParameterRequest {
     pub with_decryption: Option<bool>,
 }
 
+impl crate::runtime::audit::AuditView for GetParameterRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("name", &self.name)
+            .member("withDecryption", &self.with_decryption)
+            .finish()
+    }
+}
+
 /// The `GetParameterResult` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct GetParameterResult {
     #[serde(rename = "Parameter", skip_serializing_if = "Option::is_none")]
     pub parameter: Option<Parameter>,
+}
+
+impl crate::runtime::audit::AuditView for GetParameterResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("parameter", &self.parameter)
+            .finish()
+    }
 }
 
 /// The `GetParametersByPathRequest` structure of the model.
@@ -382,6 +512,19 @@ pub struct GetParametersByPathRequest {
     pub with_decryption: Option<bool>,
 }
 
+impl crate::runtime::audit::AuditView for GetParametersByPathRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("maxResults", &self.max_results)
+            .member("nextToken", &self.next_token)
+            .member("parameterFilters", &self.parameter_filters)
+            .member("path", &self.path)
+            .member("recursive", &self.recursive)
+            .member("withDecryption", &self.with_decryption)
+            .finish()
+    }
+}
+
 /// The `GetParametersByPathResult` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct GetParametersByPathResult {
@@ -389,6 +532,15 @@ pub struct GetParametersByPathResult {
     pub next_token: Option<String>,
     #[serde(rename = "Parameters", skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Vec<Parameter>>,
+}
+
+impl crate::runtime::audit::AuditView for GetParametersByPathResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("nextToken", &self.next_token)
+            .member("parameters", &self.parameters)
+            .finish()
+    }
 }
 
 /// The `GetParametersRequest` structure of the model.
@@ -400,6 +552,15 @@ pub struct GetParametersRequest {
     pub with_decryption: Option<bool>,
 }
 
+impl crate::runtime::audit::AuditView for GetParametersRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("names", &self.names)
+            .member("withDecryption", &self.with_decryption)
+            .finish()
+    }
+}
+
 /// The `GetParametersResult` structure of the model.
 #[derive(Debug, Default, Serialize)]
 pub struct GetParametersResult {
@@ -407,6 +568,15 @@ pub struct GetParametersResult {
     pub invalid_parameters: Option<Vec<String>>,
     #[serde(rename = "Parameters", skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Vec<Parameter>>,
+}
+
+impl crate::runtime::audit::AuditView for GetParametersResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("invalidParameters", &self.invalid_parameters)
+            .member("parameters", &self.parameters)
+            .finish()
+    }
 }
 
 /// The `LabelParameterVersionRequest` structure of the model.
@@ -420,6 +590,16 @@ pub struct LabelParameterVersionRequest {
     pub parameter_version: Option<i64>,
 }
 
+impl crate::runtime::audit::AuditView for LabelParameterVersionRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("labels", &self.labels)
+            .member("name", &self.name)
+            .member("parameterVersion", &self.parameter_version)
+            .finish()
+    }
+}
+
 /// The `LabelParameterVersionResult` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct LabelParameterVersionResult {
@@ -427,6 +607,15 @@ pub struct LabelParameterVersionResult {
     pub invalid_labels: Option<Vec<String>>,
     #[serde(rename = "ParameterVersion", skip_serializing_if = "Option::is_none")]
     pub parameter_version: Option<i64>,
+}
+
+impl crate::runtime::audit::AuditView for LabelParameterVersionResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("invalidLabels", &self.invalid_labels)
+            .member("parameterVersion", &self.parameter_version)
+            .finish()
+    }
 }
 
 /// The `ListTagsForResourceRequest` structure of the model.
@@ -438,11 +627,28 @@ pub struct ListTagsForResourceRequest {
     pub resource_type: ResourceTypeForTagging,
 }
 
+impl crate::runtime::audit::AuditView for ListTagsForResourceRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("resourceId", &self.resource_id)
+            .member("resourceType", &self.resource_type)
+            .finish()
+    }
+}
+
 /// The `ListTagsForResourceResult` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ListTagsForResourceResult {
     #[serde(rename = "TagList", skip_serializing_if = "Option::is_none")]
     pub tag_list: Option<Vec<Tag>>,
+}
+
+impl crate::runtime::audit::AuditView for ListTagsForResourceResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("tagList", &self.tag_list)
+            .finish()
+    }
 }
 
 /// The `Parameter` structure of the model.
@@ -466,6 +672,21 @@ pub struct Parameter {
     pub value: Option<SensitiveString>,
     #[serde(rename = "Version", skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
+}
+
+impl crate::runtime::audit::AuditView for Parameter {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("dataType", &self.data_type)
+            .member("lastModifiedDate", &self.last_modified_date)
+            .member("name", &self.name)
+            .member("selector", &self.selector)
+            .member("sourceResult", &self.source_result)
+            .member("type", &self.r#type)
+            .member("version", &self.version)
+            .finish()
+    }
 }
 
 /// The `ParameterHistory` structure of the model.
@@ -499,6 +720,25 @@ pub struct ParameterHistory {
     pub version: Option<i64>,
 }
 
+impl crate::runtime::audit::AuditView for ParameterHistory {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("allowedPattern", &self.allowed_pattern)
+            .member("dataType", &self.data_type)
+            .member("description", &self.description)
+            .member("keyId", &self.key_id)
+            .member("labels", &self.labels)
+            .member("lastModifiedDate", &self.last_modified_date)
+            .member("lastModifiedUser", &self.last_modified_user)
+            .member("name", &self.name)
+            .member("policies", &self.policies)
+            .member("tier", &self.tier)
+            .member("type", &self.r#type)
+            .member("version", &self.version)
+            .finish()
+    }
+}
+
 /// The `ParameterInlinePolicy` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ParameterInlinePolicy {
@@ -508,6 +748,16 @@ pub struct ParameterInlinePolicy {
     pub policy_text: Option<String>,
     #[serde(rename = "PolicyType", skip_serializing_if = "Option::is_none")]
     pub policy_type: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for ParameterInlinePolicy {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("policyStatus", &self.policy_status)
+            .member("policyText", &self.policy_text)
+            .member("policyType", &self.policy_type)
+            .finish()
+    }
 }
 
 /// The `ParameterMetadata` structure of the model.
@@ -539,6 +789,25 @@ pub struct ParameterMetadata {
     pub version: Option<i64>,
 }
 
+impl crate::runtime::audit::AuditView for ParameterMetadata {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("aRN", &self.arn)
+            .member("allowedPattern", &self.allowed_pattern)
+            .member("dataType", &self.data_type)
+            .member("description", &self.description)
+            .member("keyId", &self.key_id)
+            .member("lastModifiedDate", &self.last_modified_date)
+            .member("lastModifiedUser", &self.last_modified_user)
+            .member("name", &self.name)
+            .member("policies", &self.policies)
+            .member("tier", &self.tier)
+            .member("type", &self.r#type)
+            .member("version", &self.version)
+            .finish()
+    }
+}
+
 /// The `ParameterStringFilter` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ParameterStringFilter {
@@ -550,6 +819,16 @@ pub struct ParameterStringFilter {
     pub values: Option<Vec<String>>,
 }
 
+impl crate::runtime::audit::AuditView for ParameterStringFilter {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("key", &self.key)
+            .member("option", &self.option)
+            .member("values", &self.values)
+            .finish()
+    }
+}
+
 /// The `ParametersFilter` structure of the model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParametersFilter {
@@ -557,6 +836,15 @@ pub struct ParametersFilter {
     pub key: ParametersFilterKey,
     #[serde(rename = "Values")]
     pub values: Vec<String>,
+}
+
+impl crate::runtime::audit::AuditView for ParametersFilter {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("key", &self.key)
+            .member("values", &self.values)
+            .finish()
+    }
 }
 
 /// The `PutParameterRequest` structure of the model.
@@ -586,6 +874,23 @@ pub struct PutParameterRequest {
     pub value: SensitiveString,
 }
 
+impl crate::runtime::audit::AuditView for PutParameterRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("allowedPattern", &self.allowed_pattern)
+            .member("dataType", &self.data_type)
+            .member("description", &self.description)
+            .member("keyId", &self.key_id)
+            .member("name", &self.name)
+            .member("overwrite", &self.overwrite)
+            .member("policies", &self.policies)
+            .member("tags", &self.tags)
+            .member("tier", &self.tier)
+            .member("type", &self.r#type)
+            .finish()
+    }
+}
+
 /// The `PutParameterResult` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct PutParameterResult {
@@ -593,6 +898,15 @@ pub struct PutParameterResult {
     pub tier: Option<ParameterTier>,
     #[serde(rename = "Version", skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
+}
+
+impl crate::runtime::audit::AuditView for PutParameterResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("tier", &self.tier)
+            .member("version", &self.version)
+            .finish()
+    }
 }
 
 /// The `RemoveTagsFromResourceRequest` structure of the model.
@@ -606,9 +920,25 @@ pub struct RemoveTagsFromResourceRequest {
     pub tag_keys: Vec<String>,
 }
 
+impl crate::runtime::audit::AuditView for RemoveTagsFromResourceRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("resourceId", &self.resource_id)
+            .member("resourceType", &self.resource_type)
+            .member("tagKeys", &self.tag_keys)
+            .finish()
+    }
+}
+
 /// The `RemoveTagsFromResourceResult` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct RemoveTagsFromResourceResult {}
+
+impl crate::runtime::audit::AuditView for RemoveTagsFromResourceResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
 
 /// The `Tag` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -617,6 +947,15 @@ pub struct Tag {
     pub key: String,
     #[serde(rename = "Value")]
     pub value: String,
+}
+
+impl crate::runtime::audit::AuditView for Tag {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("key", &self.key)
+            .member("value", &self.value)
+            .finish()
+    }
 }
 
 /// The `UnlabelParameterVersionRequest` structure of the model.
@@ -630,6 +969,16 @@ pub struct UnlabelParameterVersionRequest {
     pub parameter_version: i64,
 }
 
+impl crate::runtime::audit::AuditView for UnlabelParameterVersionRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("labels", &self.labels)
+            .member("name", &self.name)
+            .member("parameterVersion", &self.parameter_version)
+            .finish()
+    }
+}
+
 /// The `UnlabelParameterVersionResult` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct UnlabelParameterVersionResult {
@@ -637,6 +986,15 @@ pub struct UnlabelParameterVersionResult {
     pub invalid_labels: Option<Vec<String>>,
     #[serde(rename = "RemovedLabels", skip_serializing_if = "Option::is_none")]
     pub removed_labels: Option<Vec<String>>,
+}
+
+impl crate::runtime::audit::AuditView for UnlabelParameterVersionResult {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("invalidLabels", &self.invalid_labels)
+            .member("removedLabels", &self.removed_labels)
+            .finish()
+    }
 }
 
 /// The model's pattern `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`, anchored as AWS matches it (whole value).
@@ -674,6 +1032,16 @@ pub mod wire {
         pub resource_type: Option<String>,
         #[serde(rename = "Tags", default)]
         pub tags: Option<Vec<Tag>>,
+    }
+
+    impl crate::runtime::audit::AuditView for AddTagsToResourceRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("resourceId", &self.resource_id)
+                .member("resourceType", &self.resource_type)
+                .member("tags", &self.tags)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for AddTagsToResourceRequest {
@@ -748,6 +1116,14 @@ pub mod wire {
         pub name: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for DeleteParameterRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("name", &self.name)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for DeleteParameterRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             DeleteParameterRequest::deserialize(d)
@@ -788,6 +1164,14 @@ pub mod wire {
     pub struct DeleteParametersRequest {
         #[serde(rename = "Names", default)]
         pub names: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for DeleteParametersRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("names", &self.names)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for DeleteParametersRequest {
@@ -849,6 +1233,18 @@ pub mod wire {
         pub parameter_filters: Option<Vec<ParameterStringFilter>>,
         #[serde(rename = "Shared", default)]
         pub shared: Option<bool>,
+    }
+
+    impl crate::runtime::audit::AuditView for DescribeParametersRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("filters", &self.filters)
+                .member("maxResults", &self.max_results)
+                .member("nextToken", &self.next_token)
+                .member("parameterFilters", &self.parameter_filters)
+                .member("shared", &self.shared)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for DescribeParametersRequest {
@@ -945,6 +1341,17 @@ pub mod wire {
         pub with_decryption: Option<bool>,
     }
 
+    impl crate::runtime::audit::AuditView for GetParameterHistoryRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("maxResults", &self.max_results)
+                .member("name", &self.name)
+                .member("nextToken", &self.next_token)
+                .member("withDecryption", &self.with_decryption)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GetParameterHistoryRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GetParameterHistoryRequest::deserialize(d)
@@ -1003,6 +1410,15 @@ pub mod wire {
         pub with_decryption: Option<bool>,
     }
 
+    impl crate::runtime::audit::AuditView for GetParameterRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("name", &self.name)
+                .member("withDecryption", &self.with_decryption)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GetParameterRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GetParameterRequest::deserialize(d)
@@ -1057,6 +1473,19 @@ pub mod wire {
         pub recursive: Option<bool>,
         #[serde(rename = "WithDecryption", default)]
         pub with_decryption: Option<bool>,
+    }
+
+    impl crate::runtime::audit::AuditView for GetParametersByPathRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("maxResults", &self.max_results)
+                .member("nextToken", &self.next_token)
+                .member("parameterFilters", &self.parameter_filters)
+                .member("path", &self.path)
+                .member("recursive", &self.recursive)
+                .member("withDecryption", &self.with_decryption)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for GetParametersByPathRequest {
@@ -1139,6 +1568,15 @@ pub mod wire {
         pub with_decryption: Option<bool>,
     }
 
+    impl crate::runtime::audit::AuditView for GetParametersRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("names", &self.names)
+                .member("withDecryption", &self.with_decryption)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for GetParametersRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             GetParametersRequest::deserialize(d)
@@ -1198,6 +1636,16 @@ pub mod wire {
         pub name: Option<String>,
         #[serde(rename = "ParameterVersion", default)]
         pub parameter_version: Option<i64>,
+    }
+
+    impl crate::runtime::audit::AuditView for LabelParameterVersionRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("labels", &self.labels)
+                .member("name", &self.name)
+                .member("parameterVersion", &self.parameter_version)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for LabelParameterVersionRequest {
@@ -1267,6 +1715,15 @@ pub mod wire {
         pub resource_type: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for ListTagsForResourceRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("resourceId", &self.resource_id)
+                .member("resourceType", &self.resource_type)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for ListTagsForResourceRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             ListTagsForResourceRequest::deserialize(d)
@@ -1321,6 +1778,16 @@ pub mod wire {
         pub option: Option<String>,
         #[serde(rename = "Values", default)]
         pub values: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for ParameterStringFilter {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("key", &self.key)
+                .member("option", &self.option)
+                .member("values", &self.values)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ParameterStringFilter {
@@ -1404,6 +1871,15 @@ pub mod wire {
         pub key: Option<String>,
         #[serde(rename = "Values", default)]
         pub values: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for ParametersFilter {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("key", &self.key)
+                .member("values", &self.values)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for ParametersFilter {
@@ -1493,6 +1969,23 @@ pub mod wire {
         pub r#type: Option<String>,
         #[serde(rename = "Value", default)]
         pub value: Option<SensitiveString>,
+    }
+
+    impl crate::runtime::audit::AuditView for PutParameterRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("allowedPattern", &self.allowed_pattern)
+                .member("dataType", &self.data_type)
+                .member("description", &self.description)
+                .member("keyId", &self.key_id)
+                .member("name", &self.name)
+                .member("overwrite", &self.overwrite)
+                .member("policies", &self.policies)
+                .member("tags", &self.tags)
+                .member("tier", &self.tier)
+                .member("type", &self.r#type)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for PutParameterRequest {
@@ -1645,6 +2138,16 @@ pub mod wire {
         pub tag_keys: Option<Vec<String>>,
     }
 
+    impl crate::runtime::audit::AuditView for RemoveTagsFromResourceRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("resourceId", &self.resource_id)
+                .member("resourceType", &self.resource_type)
+                .member("tagKeys", &self.tag_keys)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for RemoveTagsFromResourceRequest {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             RemoveTagsFromResourceRequest::deserialize(d)
@@ -1720,6 +2223,15 @@ pub mod wire {
         pub value: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for Tag {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("key", &self.key)
+                .member("value", &self.value)
+                .finish()
+        }
+    }
+
     impl crate::runtime::json::Fields for Tag {
         fn from_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             Tag::deserialize(d)
@@ -1784,6 +2296,16 @@ pub mod wire {
         pub name: Option<String>,
         #[serde(rename = "ParameterVersion", default)]
         pub parameter_version: Option<i64>,
+    }
+
+    impl crate::runtime::audit::AuditView for UnlabelParameterVersionRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("labels", &self.labels)
+                .member("name", &self.name)
+                .member("parameterVersion", &self.parameter_version)
+                .finish()
+        }
     }
 
     impl crate::runtime::json::Fields for UnlabelParameterVersionRequest {
@@ -2109,7 +2631,7 @@ impl std::fmt::Display for SsmOperation {
 #[async_trait::async_trait]
 pub trait SsmApi: Send + Sync {
     /// What the server knows about the request: caller, region, request id.
-    type Context: Send + Sync;
+    type Context: Send + Sync + crate::runtime::audit::AuditSink;
 
     async fn add_tags_to_resource(
         &self,
@@ -2278,480 +2800,108 @@ pub async fn dispatch<S: SsmApi + ?Sized>(
 ) -> Result<Vec<u8>, ApiError> {
     match op {
         SsmOperation::AddTagsToResource => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::AddTagsToResourceRequest>(body)?,
-                wire::AddTagsToResourceRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.add_tags_to_resource(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::AddTagsToResourceRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::AddTagsToResourceRequest::validate)?;
+            let output = api.add_tags_to_resource(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::DeleteParameter => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DeleteParameterRequest>(body)?,
-                wire::DeleteParameterRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.delete_parameter(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DeleteParameterRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteParameterRequest::validate)?;
+            let output = api.delete_parameter(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::DeleteParameters => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DeleteParametersRequest>(body)?,
-                wire::DeleteParametersRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.delete_parameters(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DeleteParametersRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DeleteParametersRequest::validate)?;
+            let output = api.delete_parameters(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::DescribeParameters => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::DescribeParametersRequest>(body)?,
-                wire::DescribeParametersRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.describe_parameters(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::DescribeParametersRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::DescribeParametersRequest::validate)?;
+            let output = api.describe_parameters(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::GetParameter => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetParameterRequest>(body)?,
-                wire::GetParameterRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_parameter(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetParameterRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetParameterRequest::validate)?;
+            let output = api.get_parameter(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::GetParameterHistory => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetParameterHistoryRequest>(body)?,
-                wire::GetParameterHistoryRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_parameter_history(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetParameterHistoryRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetParameterHistoryRequest::validate)?;
+            let output = api.get_parameter_history(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::GetParameters => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetParametersRequest>(body)?,
-                wire::GetParametersRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_parameters(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetParametersRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetParametersRequest::validate)?;
+            let output = api.get_parameters(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::GetParametersByPath => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::GetParametersByPathRequest>(body)?,
-                wire::GetParametersByPathRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.get_parameters_by_path(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::GetParametersByPathRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetParametersByPathRequest::validate)?;
+            let output = api.get_parameters_by_path(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::LabelParameterVersion => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::LabelParameterVersionRequest>(body)?,
-                wire::LabelParameterVersionRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.label_parameter_version(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::LabelParameterVersionRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::LabelParameterVersionRequest::validate)?;
+            let output = api.label_parameter_version(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::ListTagsForResource => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::ListTagsForResourceRequest>(body)?,
-                wire::ListTagsForResourceRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.list_tags_for_resource(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::ListTagsForResourceRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::ListTagsForResourceRequest::validate)?;
+            let output = api.list_tags_for_resource(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::PutParameter => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::PutParameterRequest>(body)?,
-                wire::PutParameterRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.put_parameter(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::PutParameterRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::PutParameterRequest::validate)?;
+            let output = api.put_parameter(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::RemoveTagsFromResource => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::RemoveTagsFromResourceRequest>(body)?,
-                wire::RemoveTagsFromResourceRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.remove_tags_from_resource(ctx, input).await?)
+            let wire = crate::runtime::json::decode::<wire::RemoveTagsFromResourceRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::RemoveTagsFromResourceRequest::validate)?;
+            let output = api.remove_tags_from_resource(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
         SsmOperation::UnlabelParameterVersion => {
-            let input = validated(
-                crate::runtime::json::decode::<wire::UnlabelParameterVersionRequest>(body)?,
-                wire::UnlabelParameterVersionRequest::validate,
-            )?;
-            crate::runtime::json::encode(&api.unlabel_parameter_version(ctx, input).await?)
-        }
-    }
-}
-
-/// The structures of the model as the audit trail records them (CloudTrail's
-/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
-/// members left out.
-pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
-    crate::runtime::audit::Shape {
-        name: "AddTagsToResourceRequest",
-        members: &[
-            ("ResourceId", crate::runtime::audit::Field::Plain),
-            ("ResourceType", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(30)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "AddTagsToResourceResult",
-        members: &[],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteParameterRequest",
-        members: &[("Name", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteParameterResult",
-        members: &[],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteParametersRequest",
-        members: &[(
-            "Names",
-            crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-        )],
-    },
-    crate::runtime::audit::Shape {
-        name: "DeleteParametersResult",
-        members: &[
-            (
-                "DeletedParameters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "InvalidParameters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DescribeParametersRequest",
-        members: &[
-            (
-                "Filters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(25)),
-            ),
-            ("MaxResults", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "ParameterFilters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(24)),
-            ),
-            ("Shared", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "DescribeParametersResult",
-        members: &[
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "Parameters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(23)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParameterHistoryRequest",
-        members: &[
-            ("MaxResults", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            ("WithDecryption", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParameterHistoryResult",
-        members: &[
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "Parameters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(21)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParameterRequest",
-        members: &[
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("WithDecryption", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParameterResult",
-        members: &[("Parameter", crate::runtime::audit::Field::Struct(20))],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParametersByPathRequest",
-        members: &[
-            ("MaxResults", crate::runtime::audit::Field::Plain),
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "ParameterFilters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(24)),
-            ),
-            ("Path", crate::runtime::audit::Field::Plain),
-            ("Recursive", crate::runtime::audit::Field::Plain),
-            ("WithDecryption", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParametersByPathResult",
-        members: &[
-            ("NextToken", crate::runtime::audit::Field::Plain),
-            (
-                "Parameters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(20)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParametersRequest",
-        members: &[
-            (
-                "Names",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("WithDecryption", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetParametersResult",
-        members: &[
-            (
-                "InvalidParameters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "Parameters",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(20)),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "LabelParameterVersionRequest",
-        members: &[
-            (
-                "Labels",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("ParameterVersion", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "LabelParameterVersionResult",
-        members: &[
-            (
-                "InvalidLabels",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("ParameterVersion", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListTagsForResourceRequest",
-        members: &[
-            ("ResourceId", crate::runtime::audit::Field::Plain),
-            ("ResourceType", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ListTagsForResourceResult",
-        members: &[(
-            "TagList",
-            crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(30)),
-        )],
-    },
-    crate::runtime::audit::Shape {
-        name: "Parameter",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("DataType", crate::runtime::audit::Field::Plain),
-            ("LastModifiedDate", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("Selector", crate::runtime::audit::Field::Plain),
-            ("SourceResult", crate::runtime::audit::Field::Plain),
-            ("Type", crate::runtime::audit::Field::Plain),
-            ("Value", crate::runtime::audit::Field::Sensitive),
-            ("Version", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ParameterHistory",
-        members: &[
-            ("AllowedPattern", crate::runtime::audit::Field::Plain),
-            ("DataType", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            (
-                "Labels",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("LastModifiedDate", crate::runtime::audit::Field::Plain),
-            ("LastModifiedUser", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            (
-                "Policies",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(22)),
-            ),
-            ("Tier", crate::runtime::audit::Field::Plain),
-            ("Type", crate::runtime::audit::Field::Plain),
-            ("Value", crate::runtime::audit::Field::Sensitive),
-            ("Version", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ParameterInlinePolicy",
-        members: &[
-            ("PolicyStatus", crate::runtime::audit::Field::Plain),
-            ("PolicyText", crate::runtime::audit::Field::Plain),
-            ("PolicyType", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ParameterMetadata",
-        members: &[
-            ("ARN", crate::runtime::audit::Field::Plain),
-            ("AllowedPattern", crate::runtime::audit::Field::Plain),
-            ("DataType", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("LastModifiedDate", crate::runtime::audit::Field::Plain),
-            ("LastModifiedUser", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            (
-                "Policies",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(22)),
-            ),
-            ("Tier", crate::runtime::audit::Field::Plain),
-            ("Type", crate::runtime::audit::Field::Plain),
-            ("Version", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ParameterStringFilter",
-        members: &[
-            ("Key", crate::runtime::audit::Field::Plain),
-            ("Option", crate::runtime::audit::Field::Plain),
-            (
-                "Values",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "ParametersFilter",
-        members: &[
-            ("Key", crate::runtime::audit::Field::Plain),
-            (
-                "Values",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutParameterRequest",
-        members: &[
-            ("AllowedPattern", crate::runtime::audit::Field::Plain),
-            ("DataType", crate::runtime::audit::Field::Plain),
-            ("Description", crate::runtime::audit::Field::Plain),
-            ("KeyId", crate::runtime::audit::Field::Plain),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("Overwrite", crate::runtime::audit::Field::Plain),
-            ("Policies", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(30)),
-            ),
-            ("Tier", crate::runtime::audit::Field::Plain),
-            ("Type", crate::runtime::audit::Field::Plain),
-            ("Value", crate::runtime::audit::Field::Sensitive),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PutParameterResult",
-        members: &[
-            ("Tier", crate::runtime::audit::Field::Plain),
-            ("Version", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RemoveTagsFromResourceRequest",
-        members: &[
-            ("ResourceId", crate::runtime::audit::Field::Plain),
-            ("ResourceType", crate::runtime::audit::Field::Plain),
-            (
-                "TagKeys",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "RemoveTagsFromResourceResult",
-        members: &[],
-    },
-    crate::runtime::audit::Shape {
-        name: "Tag",
-        members: &[
-            ("Key", crate::runtime::audit::Field::Plain),
-            ("Value", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UnlabelParameterVersionRequest",
-        members: &[
-            (
-                "Labels",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            ("Name", crate::runtime::audit::Field::Plain),
-            ("ParameterVersion", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "UnlabelParameterVersionResult",
-        members: &[
-            (
-                "InvalidLabels",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-            (
-                "RemovedLabels",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-];
-
-impl SsmOperation {
-    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
-    pub fn audit_input(self) -> Option<usize> {
-        match self {
-            Self::AddTagsToResource => Some(0),
-            Self::DeleteParameter => Some(2),
-            Self::DeleteParameters => Some(4),
-            Self::DescribeParameters => Some(6),
-            Self::GetParameter => Some(10),
-            Self::GetParameterHistory => Some(8),
-            Self::GetParameters => Some(14),
-            Self::GetParametersByPath => Some(12),
-            Self::LabelParameterVersion => Some(16),
-            Self::ListTagsForResource => Some(18),
-            Self::PutParameter => Some(26),
-            Self::RemoveTagsFromResource => Some(28),
-            Self::UnlabelParameterVersion => Some(31),
-        }
-    }
-    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
-    pub fn audit_output(self) -> Option<usize> {
-        match self {
-            Self::AddTagsToResource => Some(1),
-            Self::DeleteParameter => Some(3),
-            Self::DeleteParameters => Some(5),
-            Self::DescribeParameters => Some(7),
-            Self::GetParameter => Some(11),
-            Self::GetParameterHistory => Some(9),
-            Self::GetParameters => Some(15),
-            Self::GetParametersByPath => Some(13),
-            Self::LabelParameterVersion => Some(17),
-            Self::ListTagsForResource => Some(19),
-            Self::PutParameter => Some(27),
-            Self::RemoveTagsFromResource => Some(29),
-            Self::UnlabelParameterVersion => Some(32),
+            let wire = crate::runtime::json::decode::<wire::UnlabelParameterVersionRequest>(body)?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::UnlabelParameterVersionRequest::validate)?;
+            let output = api.unlabel_parameter_version(ctx, input).await?;
+            ctx.audit_response(&output);
+            crate::runtime::json::encode(&output)
         }
     }
 }

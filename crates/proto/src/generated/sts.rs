@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 
+use crate::runtime::audit::AuditSink;
 use crate::runtime::error::{ApiError, ErrorCode};
 use crate::runtime::types::{Blob, SensitiveBlob, SensitiveString, Timestamp};
 use crate::runtime::validate::{Path, Validator};
@@ -53,6 +54,26 @@ pub struct AssumeRoleRequest {
     pub transitive_tag_keys: Option<Vec<String>>,
 }
 
+impl crate::runtime::audit::AuditView for AssumeRoleRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("durationSeconds", &self.duration_seconds)
+            .member("externalId", &self.external_id)
+            .member("minimumSessionTokenSize", &self.minimum_session_token_size)
+            .member("policy", &self.policy)
+            .member("policyArns", &self.policy_arns)
+            .member("providedContexts", &self.provided_contexts)
+            .member("roleArn", &self.role_arn)
+            .member("roleSessionName", &self.role_session_name)
+            .member("serialNumber", &self.serial_number)
+            .member("sourceIdentity", &self.source_identity)
+            .member("tags", &self.tags)
+            .member("tokenCode", &self.token_code)
+            .member("transitiveTagKeys", &self.transitive_tag_keys)
+            .finish()
+    }
+}
+
 /// The `AssumeRoleResponse` structure of the model.
 #[derive(Debug, Default)]
 pub struct AssumeRoleResponse {
@@ -62,6 +83,19 @@ pub struct AssumeRoleResponse {
     pub session_token_size: Option<i32>,
     pub session_token_utilization: Option<i32>,
     pub source_identity: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for AssumeRoleResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("assumedRoleUser", &self.assumed_role_user)
+            .member("credentials", &self.credentials)
+            .member("packedPolicySize", &self.packed_policy_size)
+            .member("sessionTokenSize", &self.session_token_size)
+            .member("sessionTokenUtilization", &self.session_token_utilization)
+            .member("sourceIdentity", &self.source_identity)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for AssumeRoleResponse {
@@ -98,6 +132,15 @@ pub struct AssumedRoleUser {
     pub assumed_role_id: String,
 }
 
+impl crate::runtime::audit::AuditView for AssumedRoleUser {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("arn", &self.arn)
+            .member("assumedRoleId", &self.assumed_role_id)
+            .finish()
+    }
+}
+
 impl crate::runtime::xml::ToXml for AssumedRoleUser {
     fn write_members(&self, w: &mut crate::runtime::xml::XmlWriter) {
         {
@@ -118,6 +161,16 @@ pub struct Credentials {
     pub expiration: Timestamp,
     pub secret_access_key: SensitiveString,
     pub session_token: String,
+}
+
+impl crate::runtime::audit::AuditView for Credentials {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("accessKeyId", &self.access_key_id)
+            .member("expiration", &self.expiration)
+            .member("sessionToken", &self.session_token)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for Credentials {
@@ -145,12 +198,28 @@ impl crate::runtime::xml::ToXml for Credentials {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetCallerIdentityRequest {}
 
+impl crate::runtime::audit::AuditView for GetCallerIdentityRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new().finish()
+    }
+}
+
 /// The `GetCallerIdentityResponse` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetCallerIdentityResponse {
     pub account: Option<String>,
     pub arn: Option<String>,
     pub user_id: Option<String>,
+}
+
+impl crate::runtime::audit::AuditView for GetCallerIdentityResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("account", &self.account)
+            .member("arn", &self.arn)
+            .member("userId", &self.user_id)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for GetCallerIdentityResponse {
@@ -176,12 +245,33 @@ pub struct GetSessionTokenRequest {
     pub token_code: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for GetSessionTokenRequest {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("durationSeconds", &self.duration_seconds)
+            .member("minimumSessionTokenSize", &self.minimum_session_token_size)
+            .member("serialNumber", &self.serial_number)
+            .member("tokenCode", &self.token_code)
+            .finish()
+    }
+}
+
 /// The `GetSessionTokenResponse` structure of the model.
 #[derive(Debug, Default)]
 pub struct GetSessionTokenResponse {
     pub credentials: Option<Credentials>,
     pub session_token_size: Option<i32>,
     pub session_token_utilization: Option<i32>,
+}
+
+impl crate::runtime::audit::AuditView for GetSessionTokenResponse {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("credentials", &self.credentials)
+            .member("sessionTokenSize", &self.session_token_size)
+            .member("sessionTokenUtilization", &self.session_token_utilization)
+            .finish()
+    }
 }
 
 impl crate::runtime::xml::ToXml for GetSessionTokenResponse {
@@ -206,6 +296,14 @@ pub struct PolicyDescriptorType {
     pub arn: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for PolicyDescriptorType {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("arn", &self.arn)
+            .finish()
+    }
+}
+
 /// The `ProvidedContext` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProvidedContext {
@@ -213,11 +311,29 @@ pub struct ProvidedContext {
     pub provider_arn: Option<String>,
 }
 
+impl crate::runtime::audit::AuditView for ProvidedContext {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("contextAssertion", &self.context_assertion)
+            .member("providerArn", &self.provider_arn)
+            .finish()
+    }
+}
+
 /// The `Tag` structure of the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tag {
     pub key: String,
     pub value: String,
+}
+
+impl crate::runtime::audit::AuditView for Tag {
+    fn audit_view(&self) -> serde_json::Value {
+        crate::runtime::audit::Record::new()
+            .member("key", &self.key)
+            .member("value", &self.value)
+            .finish()
+    }
 }
 
 /// The model's pattern `[\d]*`, anchored as AWS matches it (whole value).
@@ -288,6 +404,26 @@ pub mod wire {
         pub tags: Option<Vec<Tag>>,
         pub token_code: Option<String>,
         pub transitive_tag_keys: Option<Vec<String>>,
+    }
+
+    impl crate::runtime::audit::AuditView for AssumeRoleRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("durationSeconds", &self.duration_seconds)
+                .member("externalId", &self.external_id)
+                .member("minimumSessionTokenSize", &self.minimum_session_token_size)
+                .member("policy", &self.policy)
+                .member("policyArns", &self.policy_arns)
+                .member("providedContexts", &self.provided_contexts)
+                .member("roleArn", &self.role_arn)
+                .member("roleSessionName", &self.role_session_name)
+                .member("serialNumber", &self.serial_number)
+                .member("sourceIdentity", &self.source_identity)
+                .member("tags", &self.tags)
+                .member("tokenCode", &self.token_code)
+                .member("transitiveTagKeys", &self.transitive_tag_keys)
+                .finish()
+        }
     }
 
     impl AssumeRoleRequest {
@@ -644,6 +780,12 @@ pub mod wire {
     #[derive(Debug, Default)]
     pub struct GetCallerIdentityRequest {}
 
+    impl crate::runtime::audit::AuditView for GetCallerIdentityRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new().finish()
+        }
+    }
+
     impl GetCallerIdentityRequest {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -674,6 +816,17 @@ pub mod wire {
         pub minimum_session_token_size: Option<i32>,
         pub serial_number: Option<String>,
         pub token_code: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for GetSessionTokenRequest {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("durationSeconds", &self.duration_seconds)
+                .member("minimumSessionTokenSize", &self.minimum_session_token_size)
+                .member("serialNumber", &self.serial_number)
+                .member("tokenCode", &self.token_code)
+                .finish()
+        }
     }
 
     impl GetSessionTokenRequest {
@@ -769,6 +922,14 @@ pub mod wire {
         pub arn: Option<String>,
     }
 
+    impl crate::runtime::audit::AuditView for PolicyDescriptorType {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("arn", &self.arn)
+                .finish()
+        }
+    }
+
     impl PolicyDescriptorType {
         /// Checks the model's constraints, reporting every violation to `v`.
         pub fn validate(
@@ -809,6 +970,15 @@ pub mod wire {
     pub struct ProvidedContext {
         pub context_assertion: Option<String>,
         pub provider_arn: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for ProvidedContext {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("contextAssertion", &self.context_assertion)
+                .member("providerArn", &self.provider_arn)
+                .finish()
+        }
     }
 
     impl ProvidedContext {
@@ -865,6 +1035,15 @@ pub mod wire {
     pub struct Tag {
         pub key: Option<String>,
         pub value: Option<String>,
+    }
+
+    impl crate::runtime::audit::AuditView for Tag {
+        fn audit_view(&self) -> serde_json::Value {
+            crate::runtime::audit::Record::new()
+                .member("key", &self.key)
+                .member("value", &self.value)
+                .finish()
+        }
     }
 
     impl Tag {
@@ -1029,7 +1208,7 @@ impl std::fmt::Display for StsOperation {
 #[async_trait::async_trait]
 pub trait StsApi: Send + Sync {
     /// What the server knows about the request: caller, region, request id.
-    type Context: Send + Sync;
+    type Context: Send + Sync + crate::runtime::audit::AuditSink;
 
     async fn assume_role(
         &self,
@@ -1086,10 +1265,9 @@ pub async fn dispatch<S: StsApi + ?Sized>(
     let mut w = crate::runtime::xml::XmlWriter::new();
     match op {
         StsOperation::AssumeRole => {
-            let input = validated(
-                wire::AssumeRoleRequest::from_query(q, "")?,
-                wire::AssumeRoleRequest::validate,
-            )?;
+            let wire = wire::AssumeRoleRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::AssumeRoleRequest::validate)?;
             let out = api.assume_role(ctx, input).await?;
             w.open_with_ns(
                 "AssumeRoleResponse",
@@ -1104,10 +1282,9 @@ pub async fn dispatch<S: StsApi + ?Sized>(
             w.close("AssumeRoleResponse");
         }
         StsOperation::GetCallerIdentity => {
-            let input = validated(
-                wire::GetCallerIdentityRequest::from_query(q, "")?,
-                wire::GetCallerIdentityRequest::validate,
-            )?;
+            let wire = wire::GetCallerIdentityRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetCallerIdentityRequest::validate)?;
             let out = api.get_caller_identity(ctx, input).await?;
             w.open_with_ns(
                 "GetCallerIdentityResponse",
@@ -1122,10 +1299,9 @@ pub async fn dispatch<S: StsApi + ?Sized>(
             w.close("GetCallerIdentityResponse");
         }
         StsOperation::GetSessionToken => {
-            let input = validated(
-                wire::GetSessionTokenRequest::from_query(q, "")?,
-                wire::GetSessionTokenRequest::validate,
-            )?;
+            let wire = wire::GetSessionTokenRequest::from_query(q, "")?;
+            ctx.audit_request(&wire);
+            let input = validated(wire, wire::GetSessionTokenRequest::validate)?;
             let out = api.get_session_token(ctx, input).await?;
             w.open_with_ns(
                 "GetSessionTokenResponse",
@@ -1141,145 +1317,4 @@ pub async fn dispatch<S: StsApi + ?Sized>(
         }
     }
     Ok(w.finish())
-}
-
-/// The structures of the model as the audit trail records them (CloudTrail's
-/// `requestParameters` / `responseElements`): members in lowerCamelCase, sensitive
-/// members left out.
-pub static AUDIT_SHAPES: &[crate::runtime::audit::Shape] = &[
-    crate::runtime::audit::Shape {
-        name: "AssumeRoleRequest",
-        members: &[
-            ("DurationSeconds", crate::runtime::audit::Field::Plain),
-            ("ExternalId", crate::runtime::audit::Field::Plain),
-            (
-                "MinimumSessionTokenSize",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("Policy", crate::runtime::audit::Field::Plain),
-            (
-                "PolicyArns",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(8)),
-            ),
-            (
-                "ProvidedContexts",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(9)),
-            ),
-            ("RoleArn", crate::runtime::audit::Field::Plain),
-            ("RoleSessionName", crate::runtime::audit::Field::Plain),
-            ("SerialNumber", crate::runtime::audit::Field::Plain),
-            ("SourceIdentity", crate::runtime::audit::Field::Plain),
-            (
-                "Tags",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Struct(10)),
-            ),
-            ("TokenCode", crate::runtime::audit::Field::Plain),
-            (
-                "TransitiveTagKeys",
-                crate::runtime::audit::Field::List(&crate::runtime::audit::Field::Plain),
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "AssumeRoleResponse",
-        members: &[
-            ("AssumedRoleUser", crate::runtime::audit::Field::Struct(2)),
-            ("Credentials", crate::runtime::audit::Field::Struct(3)),
-            ("PackedPolicySize", crate::runtime::audit::Field::Plain),
-            ("SessionTokenSize", crate::runtime::audit::Field::Plain),
-            (
-                "SessionTokenUtilization",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("SourceIdentity", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "AssumedRoleUser",
-        members: &[
-            ("Arn", crate::runtime::audit::Field::Plain),
-            ("AssumedRoleId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "Credentials",
-        members: &[
-            ("AccessKeyId", crate::runtime::audit::Field::Plain),
-            ("Expiration", crate::runtime::audit::Field::Plain),
-            ("SecretAccessKey", crate::runtime::audit::Field::Sensitive),
-            ("SessionToken", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetCallerIdentityRequest",
-        members: &[],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetCallerIdentityResponse",
-        members: &[
-            ("Account", crate::runtime::audit::Field::Plain),
-            ("Arn", crate::runtime::audit::Field::Plain),
-            ("UserId", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetSessionTokenRequest",
-        members: &[
-            ("DurationSeconds", crate::runtime::audit::Field::Plain),
-            (
-                "MinimumSessionTokenSize",
-                crate::runtime::audit::Field::Plain,
-            ),
-            ("SerialNumber", crate::runtime::audit::Field::Plain),
-            ("TokenCode", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "GetSessionTokenResponse",
-        members: &[
-            ("Credentials", crate::runtime::audit::Field::Struct(3)),
-            ("SessionTokenSize", crate::runtime::audit::Field::Plain),
-            (
-                "SessionTokenUtilization",
-                crate::runtime::audit::Field::Plain,
-            ),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "PolicyDescriptorType",
-        members: &[("arn", crate::runtime::audit::Field::Plain)],
-    },
-    crate::runtime::audit::Shape {
-        name: "ProvidedContext",
-        members: &[
-            ("ContextAssertion", crate::runtime::audit::Field::Plain),
-            ("ProviderArn", crate::runtime::audit::Field::Plain),
-        ],
-    },
-    crate::runtime::audit::Shape {
-        name: "Tag",
-        members: &[
-            ("Key", crate::runtime::audit::Field::Plain),
-            ("Value", crate::runtime::audit::Field::Plain),
-        ],
-    },
-];
-
-impl StsOperation {
-    /// The index in [`AUDIT_SHAPES`] of the operation's input structure.
-    pub fn audit_input(self) -> Option<usize> {
-        match self {
-            Self::AssumeRole => Some(0),
-            Self::GetCallerIdentity => Some(4),
-            Self::GetSessionToken => Some(6),
-        }
-    }
-    /// The index in [`AUDIT_SHAPES`] of the operation's output structure.
-    pub fn audit_output(self) -> Option<usize> {
-        match self {
-            Self::AssumeRole => Some(1),
-            Self::GetCallerIdentity => Some(5),
-            Self::GetSessionToken => Some(7),
-        }
-    }
 }

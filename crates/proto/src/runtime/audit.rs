@@ -1,112 +1,111 @@
 //! How a request or response appears in the audit trail: CloudTrail's `requestParameters`
 //! and `responseElements` name members in lowerCamelCase and never contain a sensitive
-//! value (a plaintext, a secret string, a password). The generated `AUDIT_SHAPES` of each
-//! service describe its structures; [`view`] walks a JSON document along them, keeping
-//! known members, dropping sensitive and unknown ones.
+//! value (a plaintext, a secret string, a password) nor a binary one (a ciphertext blob).
+//!
+//! The generated code implements [`AuditView`] for every structure of a model: the view is
+//! built from the decoded, typed value, so a request body is parsed once, and a sensitive
+//! member is never read into anything but its zeroizing type (the generated views do not
+//! touch it; `SensitiveString`, `SensitiveBlob` and the blob types implement no view at all).
+//! The generated dispatch hands the views to the request's [`AuditSink`].
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::query::QueryParams;
+use super::types::Timestamp;
 
-/// A structure of a model, for the audit trail.
-#[derive(Debug)]
-pub struct Shape {
-    pub name: &'static str,
-    pub members: &'static [(&'static str, Field)],
+/// A value as the audit trail records it.
+pub trait AuditView {
+    fn audit_view(&self) -> Value;
 }
 
-/// What a member holds.
-#[derive(Debug)]
-pub enum Field {
-    /// A value recorded as sent.
-    Plain,
-    /// A value never recorded.
-    Sensitive,
-    /// A structure: the index of its [`Shape`].
-    Struct(usize),
-    List(&'static Field),
-    Map(&'static Field),
+/// Where the generated dispatch reports what the audit trail records of a call: the
+/// request as decoded (before validation, so that a refused request is recorded too) and
+/// the response the operation answered.
+pub trait AuditSink {
+    fn audit_request(&self, request: &dyn AuditView);
+    fn audit_response(&self, response: &dyn AuditView);
 }
 
-/// The audit view of `value`, a JSON document of structure `shapes[index]`.
-pub fn view(shapes: &[Shape], index: usize, value: &Value) -> Value {
-    let (Some(shape), Value::Object(object)) = (shapes.get(index), value) else {
-        return Value::Null;
-    };
-    let mut out = Map::new();
-    for (member, field) in shape.members {
-        if let Some(v) = object.get(*member)
-            && !matches!(field, Field::Sensitive)
-        {
-            out.insert(lower_camel(member), view_field(shapes, field, v));
-        }
+/// A context without an audit trail (tests of the protocol layer alone) records nothing.
+impl AuditSink for () {
+    fn audit_request(&self, _: &dyn AuditView) {}
+    fn audit_response(&self, _: &dyn AuditView) {}
+}
+
+/// Builds the view of one structure (used by the generated impls).
+#[derive(Default)]
+pub struct Record(Map<String, Value>);
+
+impl Record {
+    pub fn new() -> Self {
+        Self::default()
     }
-    Value::Object(out)
+
+    /// Adds `value` under `name` (already in lowerCamelCase), unless it is absent.
+    pub fn member(&mut self, name: &str, value: &impl AuditView) -> &mut Self {
+        let value = value.audit_view();
+        if !value.is_null() {
+            self.0.insert(name.to_owned(), value);
+        }
+        self
+    }
+
+    pub fn finish(&mut self) -> Value {
+        Value::Object(std::mem::take(&mut self.0))
+    }
 }
 
-fn view_field(shapes: &[Shape], field: &Field, value: &Value) -> Value {
-    match (field, value) {
-        (Field::Sensitive, _) => Value::Null,
-        (Field::Plain, v) => v.clone(),
-        (Field::Struct(i), v) => view(shapes, *i, v),
-        (Field::List(inner), Value::Array(items)) => {
-            Value::Array(items.iter().map(|v| view_field(shapes, inner, v)).collect())
-        }
-        (Field::Map(inner), Value::Object(entries)) => Value::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.clone(), view_field(shapes, inner, v)))
+impl<T: AuditView> AuditView for Option<T> {
+    fn audit_view(&self) -> Value {
+        self.as_ref().map_or(Value::Null, AuditView::audit_view)
+    }
+}
+
+impl<T: AuditView> AuditView for Vec<T> {
+    fn audit_view(&self) -> Value {
+        Value::Array(self.iter().map(AuditView::audit_view).collect())
+    }
+}
+
+impl<T: AuditView> AuditView for BTreeMap<String, T> {
+    fn audit_view(&self) -> Value {
+        Value::Object(
+            self.iter()
+                .map(|(k, v)| (k.clone(), v.audit_view()))
                 .collect(),
-        ),
-        (_, _) => Value::Null,
+        )
     }
 }
 
-/// The audit view of an awsQuery request of structure `shapes[index]`: top-level members,
-/// lists of plain values (`Name.member.N`) and nested structures one level down.
-pub fn view_query(shapes: &[Shape], index: usize, params: &QueryParams, prefix: &str) -> Value {
-    let Some(shape) = shapes.get(index) else {
-        return Value::Null;
-    };
-    let mut out = Map::new();
-    for (member, field) in shape.members {
-        let key = format!("{prefix}{member}");
-        let value = match field {
-            Field::Sensitive => continue,
-            Field::Plain => params.get(&key).map(|v| Value::String(v.to_owned())),
-            Field::List(Field::Plain) => params.list_len(&key).map(|n| {
-                Value::Array(
-                    (1..=n)
-                        .filter_map(|i| params.get(&format!("{key}.member.{i}")))
-                        .map(|v| Value::String(v.to_owned()))
-                        .collect(),
-                )
-            }),
-            Field::List(Field::Struct(i)) => params.list_len(&key).map(|n| {
-                Value::Array(
-                    (1..=n)
-                        .map(|j| view_query(shapes, *i, params, &format!("{key}.member.{j}.")))
-                        .collect(),
-                )
-            }),
-            Field::Struct(i) => params
-                .has_prefix(&key)
-                .then(|| view_query(shapes, *i, params, &format!("{key}."))),
-            Field::List(_) | Field::Map(_) => None,
-        };
-        if let Some(value) = value {
-            out.insert(lower_camel(member), value);
-        }
+impl AuditView for String {
+    fn audit_view(&self) -> Value {
+        Value::String(self.clone())
     }
-    Value::Object(out)
 }
 
-/// `KeyId` → `keyId`, as CloudTrail names request members.
-pub fn lower_camel(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
-        None => String::new(),
+impl AuditView for bool {
+    fn audit_view(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+
+impl AuditView for i32 {
+    fn audit_view(&self) -> Value {
+        Value::from(*self)
+    }
+}
+
+impl AuditView for i64 {
+    fn audit_view(&self) -> Value {
+        Value::from(*self)
+    }
+}
+
+/// As the JSON protocols carry it: epoch seconds, fractional when there are milliseconds.
+impl AuditView for Timestamp {
+    fn audit_view(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -114,49 +113,51 @@ pub fn lower_camel(name: &str) -> String {
 mod tests {
     use super::*;
 
-    static SHAPES: &[Shape] = &[
-        Shape {
-            name: "EncryptRequest",
-            members: &[
-                ("EncryptionContext", Field::Map(&Field::Plain)),
-                ("KeyId", Field::Plain),
-                ("Plaintext", Field::Sensitive),
-                ("Tags", Field::List(&Field::Struct(1))),
-            ],
-        },
-        Shape {
-            name: "Tag",
-            members: &[("TagKey", Field::Plain), ("TagValue", Field::Plain)],
-        },
-    ];
+    struct Tag {
+        key: String,
+        value: Option<String>,
+    }
 
-    #[test]
-    fn drops_sensitive_and_unknown_members() {
-        let request = serde_json::json!({
-            "KeyId": "alias/x",
-            "Plaintext": "aHVudGVyMg==",
-            "EncryptionContext": {"Purpose": "test"},
-            "Tags": [{"TagKey": "a", "TagValue": "b"}],
-            "Unknown": 1
-        });
-        assert_eq!(
-            view(SHAPES, 0, &request),
-            serde_json::json!({
-                "keyId": "alias/x",
-                "encryptionContext": {"Purpose": "test"},
-                "tags": [{"tagKey": "a", "tagValue": "b"}]
-            })
-        );
+    impl AuditView for Tag {
+        fn audit_view(&self) -> Value {
+            Record::new()
+                .member("tagKey", &self.key)
+                .member("tagValue", &self.value)
+                .finish()
+        }
     }
 
     #[test]
-    fn query_requests() {
-        let q = QueryParams::parse(
-            b"KeyId=k&Plaintext=secret&Tags.member.1.TagKey=a&Tags.member.1.TagValue=b",
-        );
+    fn absent_members_are_left_out() {
+        let tags = vec![
+            Tag {
+                key: "a".into(),
+                value: Some("b".into()),
+            },
+            Tag {
+                key: "c".into(),
+                value: None,
+            },
+        ];
+        let mut context = BTreeMap::new();
+        context.insert("Purpose".to_owned(), "test".to_owned());
+        let view = Record::new()
+            .member("keyId", &"alias/x".to_owned())
+            .member("grantTokens", &None::<Vec<String>>)
+            .member("encryptionContext", &Some(context))
+            .member("tags", &tags)
+            .member("numberOfBytes", &Some(32i32))
+            .member("date", &Timestamp::from_millis(1_500))
+            .finish();
         assert_eq!(
-            view_query(SHAPES, 0, &q, ""),
-            serde_json::json!({"keyId": "k", "tags": [{"tagKey": "a", "tagValue": "b"}]})
+            view,
+            serde_json::json!({
+                "keyId": "alias/x",
+                "encryptionContext": {"Purpose": "test"},
+                "tags": [{"tagKey": "a", "tagValue": "b"}, {"tagKey": "c"}],
+                "numberOfBytes": 32,
+                "date": 1.5
+            })
         );
     }
 }

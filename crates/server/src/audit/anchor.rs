@@ -48,10 +48,33 @@ struct AnchorJson {
     prune: Option<PruneJson>,
 }
 
+/// A signed prune record as stored and exported: `{"record": "<document>", "signature":
+/// "<base64>"}`.
 #[derive(Serialize, Deserialize)]
-struct PruneJson {
+pub struct PruneJson {
     record: String,
     signature: String,
+}
+
+impl From<&Signed> for PruneJson {
+    fn from(prune: &Signed) -> Self {
+        Self {
+            record: prune.document.clone(),
+            signature: STANDARD.encode(&prune.signature),
+        }
+    }
+}
+
+impl TryFrom<PruneJson> for Signed {
+    type Error = anyhow::Error;
+    fn try_from(json: PruneJson) -> anyhow::Result<Self> {
+        Ok(Self {
+            signature: STANDARD
+                .decode(&json.signature)
+                .context("the prune record's signature is not base64")?,
+            document: json.record,
+        })
+    }
 }
 
 impl Anchor {
@@ -59,10 +82,7 @@ impl Anchor {
         let json = AnchorJson {
             digest: self.digest.document.clone(),
             signature: STANDARD.encode(&self.digest.signature),
-            prune: self.prune.as_ref().map(|p| PruneJson {
-                record: p.document.clone(),
-                signature: STANDARD.encode(&p.signature),
-            }),
+            prune: self.prune.as_ref().map(PruneJson::from),
         };
         serde_json::to_vec(&json).unwrap_or_default()
     }
@@ -80,15 +100,7 @@ impl Anchor {
                 signature: decode(&json.signature)?,
                 document: json.digest,
             },
-            prune: json
-                .prune
-                .map(|p| {
-                    Ok::<_, anyhow::Error>(Signed {
-                        signature: decode(&p.signature)?,
-                        document: p.record,
-                    })
-                })
-                .transpose()?,
+            prune: json.prune.map(Signed::try_from).transpose()?,
         })
     }
 

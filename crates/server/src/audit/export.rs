@@ -9,12 +9,10 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use keyhold_store::audit::{AuditLog, AuditRow, PRUNE_RECORD};
 use serde_json::value::RawValue;
 
-use super::anchor::Signed;
+use super::anchor::{PruneJson, Signed, digest_file_json, digest_file_name, read_digest_file};
 use super::verify::{FoundDigest, FoundEvent};
 
 /// The file holding the latest prune record, when retention pruned the trail's head.
@@ -22,23 +20,14 @@ const PRUNE_FILE: &str = "prune-record.json";
 
 /// A prune record as stored and exported: `{"record": "<document>", "signature": "<base64>"}`.
 pub fn prune_record_json(prune: &Signed) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "record": prune.document,
-        "signature": STANDARD.encode(&prune.signature),
-    }))
-    .unwrap_or_default()
+    serde_json::to_vec(&PruneJson::from(prune)).unwrap_or_default()
 }
 
 /// Reads what [`prune_record_json`] wrote.
 pub fn parse_prune_record(bytes: &[u8]) -> anyhow::Result<Signed> {
-    let value: serde_json::Value =
+    let json: PruneJson =
         serde_json::from_slice(bytes).context("the prune record is not readable")?;
-    Ok(Signed {
-        document: value["record"].as_str().unwrap_or_default().to_owned(),
-        signature: STANDARD
-            .decode(value["signature"].as_str().unwrap_or_default())
-            .context("the prune record's signature is not base64")?,
-    })
+    json.try_into()
 }
 
 /// Writes the trail of `log` under `out`; returns (files written, events written).
@@ -55,14 +44,13 @@ pub fn export(
         let rows = log.events(d.first_seq, d.last_seq)?;
         events += rows.len();
         write_events(&out.join(format!("{:06}-events.json", d.seq)), &rows)?;
-        let digest = serde_json::json!({
-            "digest": d.document,
-            "signature": STANDARD.encode(&d.signature),
-            "publicKey": STANDARD.encode(public_key),
-        });
+        let digest = Signed {
+            document: d.document.clone(),
+            signature: d.signature.clone(),
+        };
         std::fs::write(
-            out.join(format!("{:06}-digest.json", d.seq)),
-            serde_json::to_vec_pretty(&digest)?,
+            out.join(digest_file_name(d.seq)),
+            digest_file_json(&digest, public_key),
         )?;
         files += 2;
     }
@@ -153,20 +141,11 @@ pub fn read(path: &Path) -> anyhow::Result<Exported> {
     let mut digests = Vec::new();
     let mut public_key = None;
     for file in &digest_files {
-        let value: serde_json::Value = serde_json::from_slice(&std::fs::read(file)?)
-            .with_context(|| format!("{} is not a digest file", file.display()))?;
-        let document = value["digest"].as_str().unwrap_or_default().to_owned();
-        let signature = STANDARD
-            .decode(value["signature"].as_str().unwrap_or_default())
-            .unwrap_or_default();
-        if public_key.is_none() {
-            public_key = value["publicKey"]
-                .as_str()
-                .and_then(|k| STANDARD.decode(k).ok());
-        }
+        let (digest, key) = read_digest_file(file)?;
+        public_key = public_key.or(key);
         digests.push(FoundDigest {
-            document,
-            signature,
+            document: digest.document,
+            signature: digest.signature,
         });
     }
     let prune_file = path.join(PRUNE_FILE);
