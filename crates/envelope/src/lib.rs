@@ -439,6 +439,50 @@ impl Envelope {
         })
     }
 
+    /// Encrypts under a caller-supplied data key with no KMS entry: the message cannot be
+    /// decrypted by anyone. Only for measuring the format's own cost (benches/).
+    #[doc(hidden)]
+    pub async fn encrypt_with_raw_data_key_for_benchmarks_only<R, W>(
+        data_key: &[u8; 32],
+        suite: AlgorithmSuite,
+        frame_len: u32,
+        input: &mut R,
+        output: &mut W,
+    ) -> Result<u64, Error>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut context = EncryptionContext::new();
+        let signer = if suite.is_signed() {
+            let (signer, public) = Signer::generate()?;
+            context.insert_reserved(PUBLIC_KEY_KEY, public);
+            Some(signer)
+        } else {
+            None
+        };
+        let edks = vec![EncryptedDataKey {
+            provider_id: "benchmark".into(),
+            provider_info: Vec::new(),
+            ciphertext: vec![0],
+        }];
+        let data_key = crypto::DataKey::from_slice(data_key)?;
+        stream::encrypt(
+            EncryptionMaterials {
+                suite,
+                data_key,
+                edks,
+                context,
+                signer,
+            },
+            frame_len,
+            input,
+            output,
+            None,
+        )
+        .await
+    }
+
     fn signer_into(&self, context: &mut EncryptionContext) -> Result<Option<Signer>, Error> {
         if !self.inner.suite.is_signed() {
             return Ok(None);
