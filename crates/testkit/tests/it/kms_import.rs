@@ -203,7 +203,7 @@ async fn an_external_key_waits_for_its_material_then_works_with_every_wrapping()
         .unwrap();
     assert_eq!(created.origin, Some(OriginType::External));
     assert_eq!(created.key_state, Some(KeyState::PendingImport));
-    assert_eq!(created.enabled, Some(false));
+    assert!(!created.enabled);
     assert_eq!(created.current_key_material_id, None);
     let id = created.key_id.clone();
     let arn = created.arn.unwrap();
