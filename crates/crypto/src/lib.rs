@@ -12,6 +12,7 @@
 //! | [`envelope::DataKey`] | a KMS data key's plaintext; [`envelope`] seals stored values with it |
 //! | [`seal::RootKeyProvider`] | the root of the hierarchy; [`seal::KeyFileRoot`] in dev mode |
 //! | [`seal::DomainKey`] | seals backing key material and other stored secrets |
+//! | [`import::WrappingKey`] | the RSA key of one import token; unwraps imported material |
 //! | [`token::TokenKey`] | tags tokens the server hands out (KMS grant tokens) |
 //! | [`CryptoError`] | every failure; decrypt and unseal failures carry no detail |
 //!
@@ -36,6 +37,7 @@ pub mod context;
 pub mod digest;
 pub mod envelope;
 pub mod error;
+pub mod import;
 pub mod material;
 pub mod random;
 pub mod seal;

@@ -113,7 +113,7 @@ impl MaterialId {
         random::array().map(Self)
     }
 
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 

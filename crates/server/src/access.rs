@@ -121,13 +121,16 @@ fn kms_declaration(op: kms::KmsOperation) -> Option<Declaration> {
         K::GetKeyRotationStatus => checks![("kms:GetKeyRotationStatus", Key)],
         K::RotateKeyOnDemand => checks![("kms:RotateKeyOnDemand", Key)],
         K::ListKeyRotations => checks![("kms:ListKeyRotations", Key)],
+        K::GetParametersForImport => checks![("kms:GetParametersForImport", Key)],
+        K::ImportKeyMaterial => checks![("kms:ImportKeyMaterial", Key)],
+        K::DeleteImportedKeyMaterial => checks![("kms:DeleteImportedKeyMaterial", Key)],
+        K::GetKeyLastUsage => checks![("kms:GetKeyLastUsage", Key)],
         // Not served yet: each needs its declaration here when it lands (the match is
         // exhaustive, so a new operation of the model does not compile without one).
         K::ConnectCustomKeyStore
         | K::CreateCustomKeyStore
         | K::Decapsulate
         | K::DeleteCustomKeyStore
-        | K::DeleteImportedKeyMaterial
         | K::DeriveSharedSecret
         | K::DescribeCustomKeyStores
         | K::DisconnectCustomKeyStore
@@ -135,10 +138,7 @@ fn kms_declaration(op: kms::KmsOperation) -> Option<Declaration> {
         | K::GenerateDataKeyPair
         | K::GenerateDataKeyPairWithoutPlaintext
         | K::GenerateMac
-        | K::GetKeyLastUsage
-        | K::GetParametersForImport
         | K::GetPublicKey
-        | K::ImportKeyMaterial
         | K::ReplicateKey
         | K::Sign
         | K::UpdateCustomKeyStore

@@ -238,6 +238,9 @@ async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bo
                 if let Err(e) = services.kms.sweep_rotations().await {
                     tracing::warn!(error = ?e, "scheduled key rotation failed; will retry");
                 }
+                if let Err(e) = services.kms.sweep_import_expiry().await {
+                    tracing::warn!(error = ?e, "deleting expired imported key material failed; will retry");
+                }
                 if let Err(e) = services.secrets.sweep_deletions().await {
                     tracing::warn!(error = ?e, "scheduled secret deletion failed; will retry");
                 }

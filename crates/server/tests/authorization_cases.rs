@@ -442,6 +442,7 @@ fn grant_allows(
         new_grant: None,
         alias_name: None,
         rotation_period_in_days: None,
+        ..Facts::default()
     };
     let request = GrantRequest {
         caller,

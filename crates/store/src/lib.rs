@@ -18,6 +18,7 @@
 pub mod audit;
 mod grants;
 pub mod iam;
+mod imports;
 mod params;
 pub mod records;
 mod secrets;
@@ -30,6 +31,7 @@ pub use iam::{
     AccessKeyRecord, IamRoleRecord, IamSnapshot, IamStore, IamUserRecord, IamWrite,
     InlinePolicyRecord, SessionRecord,
 };
+pub use imports::{ImportStore, ImportedMaterialRecord};
 pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
 pub use secrets::{SecretStore, SecretWrite};
@@ -136,6 +138,12 @@ pub trait KmsStore: Send + Sync {
 }
 
 /// Everything a Keyhold server stores.
-pub trait Store: MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore {}
+pub trait Store:
+    MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore + ImportStore
+{
+}
 
-impl<T: MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore> Store for T {}
+impl<T: MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore + ImportStore> Store
+    for T
+{
+}

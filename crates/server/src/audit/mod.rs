@@ -75,6 +75,32 @@ pub trait Auditor: Send + Sync {
 
     /// Records a call rejected before dispatch (rate limited; see [`rejection`]).
     fn record_rejection(&self, _rejection: rejection::Rejection<'_>) {}
+
+    /// The newest recorded call of `account` and `region` that named `resource`, was one of
+    /// `names` (of `source`) and succeeded — what KMS's `GetKeyLastUsage` reports. Reads the
+    /// trail's index (blocking: call it off the async threads). `None` for a trail that keeps
+    /// no index.
+    fn last_success(&self, _query: &LastSuccessQuery<'_>) -> Option<LastSuccess> {
+        None
+    }
+}
+
+/// What [`Auditor::last_success`] looks for.
+pub struct LastSuccessQuery<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub source: &'a str,
+    pub resource: &'a str,
+    pub names: &'a [&'a str],
+}
+
+/// The call [`Auditor::last_success`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastSuccess {
+    pub event_id: String,
+    pub request_id: String,
+    pub event_name: String,
+    pub time_ms: i64,
 }
 
 /// The durability receipts of one request's audit events.

@@ -220,6 +220,59 @@ impl Auditor for AuditTrail {
         }
     }
 
+    fn last_success(&self, query: &super::LastSuccessQuery<'_>) -> Option<super::LastSuccess> {
+        /// How many of the resource's newest events to look through before giving up.
+        const SCAN_LIMIT: usize = 10_000;
+        const PAGE: usize = 500;
+        let mut log = self.reader.lock().ok()?;
+        let mut before_seq = None;
+        let mut scanned = 0;
+        while scanned < SCAN_LIMIT {
+            let rows = log
+                .lookup(&keyhold_store::audit::AuditQuery {
+                    account: query.account.to_owned(),
+                    region: query.region.to_owned(),
+                    attribute: Some((
+                        keyhold_store::audit::AuditAttribute::ResourceName,
+                        query.resource.to_owned(),
+                    )),
+                    before_seq,
+                    limit: PAGE,
+                    ..Default::default()
+                })
+                .ok()?;
+            for row in &rows {
+                if row.event_source != query.source
+                    || !query.names.contains(&row.event_name.as_str())
+                {
+                    continue;
+                }
+                let Ok(record) = serde_json::from_str::<serde_json::Value>(&row.record) else {
+                    continue;
+                };
+                if record.get("errorCode").is_some_and(|v| !v.is_null()) {
+                    continue;
+                }
+                return Some(super::LastSuccess {
+                    event_id: row.event_id.clone(),
+                    request_id: record
+                        .get("requestID")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    event_name: row.event_name.clone(),
+                    time_ms: row.time_ms,
+                });
+            }
+            if rows.len() < PAGE {
+                return None;
+            }
+            scanned += rows.len();
+            before_seq = rows.last().map(|r| r.seq);
+        }
+        None
+    }
+
     fn record_rejection(&self, rejection: super::rejection::Rejection<'_>) {
         let Some(suppressed) = self.rejections.admit(rejection.source_ip) else {
             return;

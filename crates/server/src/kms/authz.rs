@@ -60,6 +60,12 @@ pub struct Facts<'a> {
     pub alias_name: Option<&'a str>,
     /// `EnableKeyRotation`: the `RotationPeriodInDays` asked for (`kms:RotationPeriodInDays`).
     pub rotation_period_in_days: Option<i32>,
+    /// `GetParametersForImport`: `kms:WrappingAlgorithm` and `kms:WrappingKeySpec`.
+    pub wrapping_algorithm: Option<&'static str>,
+    pub wrapping_key_spec: Option<&'static str>,
+    /// `ImportKeyMaterial`: `kms:ExpirationModel` and `kms:ValidTo` (epoch seconds).
+    pub expiration_model: Option<&'static str>,
+    pub valid_to_ms: Option<i64>,
 }
 
 impl KmsService {
@@ -379,6 +385,18 @@ impl ConditionContext for Conditions<'_> {
             "kms:keyorigin" => one(key?.origin.as_str().to_owned()),
             "kms:aliasname" => self.facts.alias_name.map(str::to_owned).and_then(one),
             "kms:rotationperiodindays" => one(self.facts.rotation_period_in_days?.to_string()),
+            "kms:wrappingalgorithm" => self
+                .facts
+                .wrapping_algorithm
+                .map(str::to_owned)
+                .and_then(one),
+            "kms:wrappingkeyspec" => self
+                .facts
+                .wrapping_key_spec
+                .map(str::to_owned)
+                .and_then(one),
+            "kms:expirationmodel" => self.facts.expiration_model.map(str::to_owned).and_then(one),
+            "kms:validto" => one((self.facts.valid_to_ms? / 1000).to_string()),
             "kms:resourcealiases" => {
                 let names = key?.aliases.names();
                 (!names.is_empty()).then_some(Cow::Owned(names))

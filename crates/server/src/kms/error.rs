@@ -136,6 +136,41 @@ pub enum KmsError {
         arn: String,
         limit: usize,
     },
+    /// A cryptographic or key-changing operation on a key whose imported material is
+    /// missing.
+    PendingImport {
+        arn: String,
+    },
+    /// An import operation on a key whose origin is not `EXTERNAL`.
+    OriginNotExternal {
+        arn: String,
+        origin: &'static str,
+    },
+    /// A parameter of GetParametersForImport or ImportKeyMaterial AWS refuses (its message).
+    ImportParameter {
+        what: String,
+    },
+    InvalidImportToken,
+    ExpiredImportToken,
+    /// Material that is not the material the import names (or the key's current one).
+    IncorrectKeyMaterial,
+    /// `NEW_KEY_MATERIAL` that the key already has.
+    MaterialAlreadyImported {
+        arn: String,
+    },
+    /// `NEW_KEY_MATERIAL` while other new material waits for its rotation.
+    PendingRotationExists {
+        arn: String,
+    },
+    /// `DeleteImportedKeyMaterial` naming no material of the key.
+    KeyMaterialNotFound {
+        arn: String,
+        material_id: String,
+    },
+    /// `RotateKeyOnDemand` of an imported key with no `NEW_KEY_MATERIAL` to rotate to.
+    NoPendingRotationMaterial {
+        arn: String,
+    },
     /// The store failed; the request may be retried.
     Internal,
 }
@@ -321,6 +356,50 @@ impl From<KmsError> for ApiError {
                 format!(
                     "An on-demand rotation limit was exceeded: {arn} can be rotated on demand \
                      at most {limit} times."
+                ),
+            ),
+            E::PendingImport { arn } => ApiError::new(
+                Code::KMSInvalidStateException,
+                format!("{arn} is pending import."),
+            ),
+            E::OriginNotExternal { arn, origin } => ApiError::new(
+                Code::UnsupportedOperationException,
+                format!("{arn} origin is {origin} which is not valid for this operation."),
+            ),
+            E::ImportParameter { what } => ApiError::validation(what),
+            E::InvalidImportToken => ApiError::new(
+                Code::InvalidImportTokenException,
+                "The import token is invalid or does not belong to this KMS key.",
+            ),
+            E::ExpiredImportToken => ApiError::new(
+                Code::ExpiredImportTokenException,
+                "The import token has expired. Use GetParametersForImport to get a new one.",
+            ),
+            E::IncorrectKeyMaterial => ApiError::new(
+                Code::IncorrectKeyMaterialException,
+                "The key material in the request is not the key material that was previously \
+                 imported into this KMS key.",
+            ),
+            E::MaterialAlreadyImported { arn } => ApiError::new(
+                Code::IncorrectKeyMaterialException,
+                format!("This key material is already associated with {arn}."),
+            ),
+            E::PendingRotationExists { arn } => ApiError::new(
+                Code::KMSInvalidStateException,
+                format!(
+                    "{arn} already has key material pending rotation. Rotate the key or delete \
+                     that key material first."
+                ),
+            ),
+            E::KeyMaterialNotFound { arn, material_id } => ApiError::new(
+                Code::NotFoundException,
+                format!("Key material '{material_id}' of {arn} does not exist."),
+            ),
+            E::NoPendingRotationMaterial { arn } => ApiError::new(
+                Code::KMSInvalidStateException,
+                format!(
+                    "{arn} has no key material pending rotation. Import new key material with \
+                     ImportType NEW_KEY_MATERIAL first."
                 ),
             ),
             E::Internal => ApiError::new(

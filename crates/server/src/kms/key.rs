@@ -17,8 +17,12 @@ use super::grant::KeyGrants;
 
 /// The unsealed backing keys of one KMS key, by material id. Every material a key ever had
 /// stays here, so ciphertexts from before a rotation still decrypt.
+#[derive(Default)]
 pub struct Materials {
     pub by_id: HashMap<MaterialId, Arc<SymmetricKey>>,
+    /// Keys with `EXTERNAL` origin: what each imported material is (import state, expiry),
+    /// in import order. `by_id` holds exactly the ones that are imported.
+    pub imported: Vec<super::import::ImportedMaterial>,
 }
 
 impl Materials {
@@ -26,7 +30,10 @@ impl Materials {
     pub fn with(&self, id: MaterialId, material: SymmetricKey) -> Self {
         let mut by_id = self.by_id.clone();
         by_id.insert(id, Arc::new(material));
-        Self { by_id }
+        Self {
+            by_id,
+            imported: self.imported.clone(),
+        }
     }
 }
 
@@ -108,7 +115,7 @@ impl Key {
             spec: KeySpec::parse(&record.key_spec)?,
             manager: KeyManagerType::parse(&record.key_manager)?,
             origin: OriginType::parse(&record.origin)?,
-            current_material: MaterialId::from_hex(&record.current_material_id)?,
+            current_material: parse_current_material(&record.current_material_id)?,
             record,
             tags,
             materials,
@@ -154,6 +161,9 @@ impl Key {
             KeyState::Disabled => Err(KmsError::Disabled {
                 arn: self.record.arn.clone(),
             }),
+            KeyState::PendingImport => Err(KmsError::PendingImport {
+                arn: self.record.arn.clone(),
+            }),
             _ => Err(KmsError::PendingDeletion {
                 arn: self.record.arn.clone(),
             }),
@@ -184,7 +194,10 @@ impl Key {
 
     pub fn metadata(&self) -> KeyMetadata {
         let r = &self.record;
+        let (expiration_model, valid_to) = super::import::metadata_expiration(self);
         KeyMetadata {
+            expiration_model,
+            valid_to,
             aws_account_id: Some(r.account.clone()),
             key_id: r.key_id.clone(),
             arn: Some(r.arn.clone()),
@@ -202,11 +215,25 @@ impl Key {
             key_spec: Some(self.spec),
             encryption_algorithms: Some(vec![EncryptionAlgorithmSpec::SymmetricDefault]),
             multi_region: Some(false),
-            current_key_material_id: Some(r.current_material_id.clone()),
+            current_key_material_id: (!r.current_material_id.is_empty())
+                .then(|| r.current_material_id.clone()),
             ..KeyMetadata::default()
         }
     }
 }
+
+/// A key's current material id: 64 hex digits, or empty for a key with `EXTERNAL` origin
+/// whose first material was never imported ([`NO_MATERIAL`]).
+fn parse_current_material(text: &str) -> Option<MaterialId> {
+    if text.is_empty() {
+        return Some(NO_MATERIAL);
+    }
+    MaterialId::from_hex(text)
+}
+
+/// The `current_material` of a key that has none yet (no material has this id: ids are
+/// random or derived from the material through HMAC-SHA256).
+pub const NO_MATERIAL: MaterialId = MaterialId::from_bytes([0; 32]);
 
 /// Parses a key id in UUID form (`1234abcd-12ab-34cd-56ef-1234567890ab`, lowercase hex).
 pub fn parse_key_uuid(text: &str) -> Option<KeyId> {

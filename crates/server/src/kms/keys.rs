@@ -43,11 +43,15 @@ pub async fn create_key(
             usage: usage.as_str(),
         });
     }
-    if let Some(origin) = input.origin.filter(|o| *o != OriginType::AwsKms) {
-        return Err(KmsError::Unsupported {
-            what: format!("Origin {origin}"),
-        });
-    }
+    let external = match input.origin {
+        None | Some(OriginType::AwsKms) => false,
+        Some(OriginType::External) => true,
+        Some(origin) => {
+            return Err(KmsError::Unsupported {
+                what: format!("Origin {origin}"),
+            });
+        }
+    };
     if input.multi_region == Some(true) {
         return Err(KmsError::Unsupported {
             what: "multi-Region keys".into(),
@@ -71,7 +75,11 @@ pub async fn create_key(
         new.record.policy = text;
     }
     let _guard = kms.writes.lock().await;
-    let key = kms.insert_key(new, to_store_tags(&tags), None).await?;
+    let key = if external {
+        kms.insert_external_key(new, to_store_tags(&tags)).await?
+    } else {
+        kms.insert_key(new, to_store_tags(&tags), None).await?
+    };
     ctx.note_resource("AWS::KMS::Key", key.arn());
     Ok(CreateKeyResponse {
         key_metadata: Some(key.metadata()),
@@ -157,6 +165,11 @@ async fn set_enabled(
     let key = kms.resolve(ctx, key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, action, &Facts::default())?;
     key.check_not_pending_deletion()?;
+    if key.state == KeyState::PendingImport {
+        return Err(KmsError::PendingImport {
+            arn: key.arn().to_owned(),
+        });
+    }
     let state = if enabled {
         KeyState::Enabled
     } else {
@@ -213,7 +226,13 @@ pub async fn cancel_key_deletion(
         });
     }
     let mut record = key.record.clone();
-    record.state = KeyState::Disabled.as_str().to_owned();
+    // A key whose imported material is missing goes back to waiting for it.
+    let state = if super::import::lacks_material(key.origin, &key.materials.imported) {
+        KeyState::PendingImport
+    } else {
+        KeyState::Disabled
+    };
+    record.state = state.as_str().to_owned();
     record.deletion_ms = None;
     let key = kms.update_key(&key, record, None).await?;
     Ok(CancelKeyDeletionResponse {

@@ -212,7 +212,10 @@ impl KmsService {
         Ok(NewKey {
             record,
             material: material_record,
-            materials: Materials { by_id },
+            materials: Materials {
+                by_id,
+                ..Materials::default()
+            },
         })
     }
 

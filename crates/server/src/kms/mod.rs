@@ -20,8 +20,10 @@ pub mod error;
 pub mod grant;
 mod grant_token;
 mod grants;
+mod import;
 pub mod key;
 mod keys;
+mod last_usage;
 mod managed;
 mod pagination;
 mod policies;
@@ -60,6 +62,8 @@ pub struct KmsService {
     writes: tokio::sync::Mutex<()>,
     /// Tags grant tokens; loaded (or created) on first use.
     token_key: tokio::sync::OnceCell<TokenKey>,
+    /// The outstanding import tokens of `GetParametersForImport`, with their wrapping keys.
+    import_tokens: import::ImportTokens,
 }
 
 /// An alias's identity: account, region, name (`alias/...`).
@@ -86,13 +90,14 @@ impl KmsService {
             aliases: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
             token_key: tokio::sync::OnceCell::new(),
+            import_tokens: import::ImportTokens::default(),
         }
     }
 
     /// The key with this id, from the cache or (once) from the store.
     async fn load(&self, key_id: &str) -> Result<Option<Arc<Key>>, KmsError> {
         if let Some(key) = self.cached(key_id) {
-            return Ok(Some(key));
+            return Ok(Some(self.apply_import_expiry(key)));
         }
         let Some(record) = self.store.get_key(key_id).await? else {
             return Ok(None);
@@ -108,6 +113,11 @@ impl KmsService {
                 .map_err(|_| corrupt("sealed material", key_id))?;
             by_id.insert(id, Arc::new(material));
         }
+        let imported = if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
+            self.load_imported(&record, &mut by_id).await?
+        } else {
+            Vec::new()
+        };
         let grants = self
             .store
             .key_grants(key_id)
@@ -124,9 +134,12 @@ impl KmsService {
             .map(|a| a.name)
             .collect();
         let aliases = Arc::new(KeyAliases::new(aliases));
-        let key = Key::from_parts(record, tags, Arc::new(Materials { by_id }), grants, aliases)
+        let materials = Arc::new(Materials { by_id, imported });
+        let key = Key::from_parts(record, tags, materials, grants, aliases)
             .ok_or_else(|| corrupt("key record", key_id))?;
-        Ok(Some(self.cache_put_if_absent(Arc::new(key))))
+        Ok(Some(self.apply_import_expiry(
+            self.cache_put_if_absent(Arc::new(key)),
+        )))
     }
 
     fn cached(&self, key_id: &str) -> Option<Arc<Key>> {
@@ -208,7 +221,7 @@ impl KmsService {
     }
 }
 
-fn corrupt(what: &str, key_id: &str) -> KmsError {
+pub(super) fn corrupt(what: &str, key_id: &str) -> KmsError {
     tracing::error!(key_id, what, "stored KMS key cannot be read");
     KmsError::Internal
 }
@@ -265,6 +278,10 @@ delegate! {
     EnableKeyRotation: enable_key_rotation(EnableKeyRotationRequest) -> () => rotation::enable_key_rotation;
     DisableKeyRotation: disable_key_rotation(DisableKeyRotationRequest) -> () => rotation::disable_key_rotation;
     GetKeyRotationStatus: get_key_rotation_status(GetKeyRotationStatusRequest) -> GetKeyRotationStatusResponse => rotation::get_key_rotation_status;
+    GetParametersForImport: get_parameters_for_import(GetParametersForImportRequest) -> GetParametersForImportResponse => import::get_parameters_for_import;
+    ImportKeyMaterial: import_key_material(ImportKeyMaterialRequest) -> ImportKeyMaterialResponse => import::import_key_material;
+    DeleteImportedKeyMaterial: delete_imported_key_material(DeleteImportedKeyMaterialRequest) -> DeleteImportedKeyMaterialResponse => import::delete_imported_key_material;
+    GetKeyLastUsage: get_key_last_usage(GetKeyLastUsageRequest) -> GetKeyLastUsageResponse => last_usage::get_key_last_usage;
     RotateKeyOnDemand: rotate_key_on_demand(RotateKeyOnDemandRequest) -> RotateKeyOnDemandResponse => rotation::rotate_key_on_demand;
     ListKeyRotations: list_key_rotations(ListKeyRotationsRequest) -> ListKeyRotationsResponse => rotation::list_key_rotations;
 }

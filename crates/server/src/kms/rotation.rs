@@ -119,6 +119,13 @@ pub async fn rotate_key_on_demand(
     let _guard = kms.writes.lock().await;
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, "kms:RotateKeyOnDemand", &Facts::default())?;
+    if key.origin == OriginType::External && key.spec == KeySpec::SymmetricDefault {
+        let after = super::import::rotate_to_imported(kms, &key).await?;
+        kms.record_rotation(&key, &after, RotationType::OnDemand, Some(ctx.receipts()));
+        return Ok(RotateKeyOnDemandResponse {
+            key_id: Some(after.record.key_id.clone()),
+        });
+    }
     key.check_usable()?;
     check_configurable(&key)?;
     let done = kms
@@ -153,11 +160,14 @@ pub async fn list_key_rotations(
     kms.authorize(ctx, &key, "kms:ListKeyRotations", &Facts::default())?;
     let all = input.include_key_material == Some(IncludeKeyMaterial::AllKeyMaterial);
     let current = key.record.current_material_id.as_str();
+    let imported =
+        (key.origin == OriginType::External).then(|| super::import::rotation_entries(&key, all));
     // Oldest first; the marker is the position, zero-padded so that it sorts as a string.
-    let entries: Vec<(String, RotationsListEntry)> = kms
-        .store
-        .materials(&key.record.key_id)
-        .await?
+    let stored = match imported {
+        Some(_) => Vec::new(),
+        None => kms.store.materials(&key.record.key_id).await?,
+    };
+    let mut entries: Vec<(String, RotationsListEntry)> = stored
         .into_iter()
         .filter(|m| all || m.rotation_type.is_some())
         .enumerate()
@@ -179,6 +189,13 @@ pub async fn list_key_rotations(
             (format!("{i:010}"), entry)
         })
         .collect();
+    if let Some(imported) = imported {
+        entries = imported
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| (format!("{i:010}"), entry))
+            .collect();
+    }
     let page = page(
         List::Rotations,
         entries,
@@ -265,7 +282,7 @@ impl KmsService {
     /// Records a rotation in the audit trail as AWS does: a `RotateKey` service event
     /// (`AwsServiceEvent`, invoked by `AWS Internal`, no caller), the key as its resource,
     /// the rotation type and the materials before and after in `serviceEventDetails`.
-    fn record_rotation(
+    pub(super) fn record_rotation(
         &self,
         before: &Key,
         after: &Key,

@@ -175,6 +175,23 @@ const MIGRATIONS: &[&str] = &[
      UPDATE kms_keys SET rotation_period_days = 365,
         next_rotation_ms = creation_ms + 365 * 86400000
         WHERE key_manager = 'AWS';",
+    // Imported key material (EXTERNAL origin keys): one row per material, sealed while
+    // imported. Independent of other migrations (a new table only).
+    "CREATE TABLE kms_imported_materials (
+        key_id           TEXT NOT NULL REFERENCES kms_keys (key_id),
+        material_id      TEXT NOT NULL,
+        sealed           BLOB,
+        creation_ms      INTEGER NOT NULL,
+        expiration_model TEXT NOT NULL,
+        valid_to_ms      INTEGER,
+        description      TEXT,
+        pending_rotation INTEGER NOT NULL,
+        rotation_type    TEXT,
+        rotation_ms      INTEGER,
+        PRIMARY KEY (key_id, material_id)
+     ) STRICT;
+     CREATE INDEX kms_imported_expiry ON kms_imported_materials (valid_to_ms)
+        WHERE valid_to_ms IS NOT NULL AND sealed IS NOT NULL;",
 ];
 
 pub(super) fn apply(conn: &Connection) -> Result<()> {

@@ -7,6 +7,7 @@
 mod audit;
 mod grants;
 mod iam;
+mod imports;
 mod migrations;
 mod params;
 mod secrets;
@@ -357,6 +358,7 @@ impl KmsStore for SqliteStore {
                 "kms_aliases WHERE target_key_id",
                 "kms_tags WHERE key_id",
                 "kms_materials WHERE key_id",
+                "kms_imported_materials WHERE key_id",
                 "kms_keys WHERE key_id",
             ] {
                 tx.execute(&format!("DELETE FROM {table} = ?1"), [&key_id])

@@ -157,6 +157,20 @@ fn calls(w: &World) -> Vec<Call> {
         kms("GetKeyRotationStatus", format!(r#"{{"KeyId":"{k}"}}"#)),
         kms("RotateKeyOnDemand", format!(r#"{{"KeyId":"{k}"}}"#)),
         kms("ListKeyRotations", format!(r#"{{"KeyId":"{k}"}}"#)),
+        kms(
+            "GetParametersForImport",
+            format!(
+                r#"{{"KeyId":"{k}","WrappingAlgorithm":"RSAES_OAEP_SHA_256","WrappingKeySpec":"RSA_2048"}}"#
+            ),
+        ),
+        kms(
+            "ImportKeyMaterial",
+            format!(
+                r#"{{"KeyId":"{k}","ImportToken":"AAAA","EncryptedKeyMaterial":"AAAA","ExpirationModel":"KEY_MATERIAL_DOES_NOT_EXPIRE"}}"#
+            ),
+        ),
+        kms("DeleteImportedKeyMaterial", format!(r#"{{"KeyId":"{k}"}}"#)),
+        kms("GetKeyLastUsage", format!(r#"{{"KeyId":"{k}"}}"#)),
         // Secrets Manager
         sm(
             "CreateSecret",

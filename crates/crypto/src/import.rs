@@ -1,0 +1,269 @@
+//! Imported key material (BYOK): the RSA wrapping key of `GetParametersForImport` and the
+//! unwrapping of the material `ImportKeyMaterial` receives.
+//!
+//! The wrapping key pair is generated here and its private half never leaves this crate: the
+//! server holds a [`WrappingKey`] (not `Clone`, redacted `Debug`) and hands out only its
+//! public key. Unwrapping produces a [`SymmetricKey`] directly, so imported material never
+//! exists as plain bytes outside this crate either.
+//!
+//! Wrapping algorithms, as AWS KMS defines them:
+//! - `RSAES_OAEP_SHA_1` / `RSAES_OAEP_SHA_256`: the material encrypted with RSA-OAEP (MGF1 with
+//!   the same hash) under the wrapping public key.
+//! - `RSA_AES_KEY_WRAP_SHA_1` / `RSA_AES_KEY_WRAP_SHA_256`: a fresh AES-256 key encrypted with
+//!   RSA-OAEP, followed by the material wrapped under that AES key with AES key wrap with
+//!   padding (RFC 5649, `id-aes256-wrap-pad`, what `openssl enc -id-aes256-wrap-pad` writes).
+//!
+//! An imported material's id is derived from the material itself
+//! ([`imported_material_id`]), so re-importing "the same material" can be checked without
+//! keeping the material once it was deleted or expired.
+
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::hmac;
+use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
+use aws_lc_rs::rsa::{
+    KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
+    PrivateDecryptingKey,
+};
+use zeroize::Zeroizing;
+
+use crate::material::{KEY_LEN, Key256};
+use crate::{CryptoError, KeyId, MaterialId, SymmetricKey};
+
+/// The size of an import wrapping key (`WrappingKeySpec`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrappingKeySpec {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+/// How imported material is wrapped (`WrappingAlgorithm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrappingAlgorithm {
+    RsaesOaepSha1,
+    RsaesOaepSha256,
+    RsaAesKeyWrapSha1,
+    RsaAesKeyWrapSha256,
+}
+
+impl WrappingAlgorithm {
+    fn oaep(self) -> &'static OaepAlgorithm {
+        match self {
+            Self::RsaesOaepSha1 | Self::RsaAesKeyWrapSha1 => &OAEP_SHA1_MGF1SHA1,
+            Self::RsaesOaepSha256 | Self::RsaAesKeyWrapSha256 => &OAEP_SHA256_MGF1SHA256,
+        }
+    }
+
+    fn is_key_wrap(self) -> bool {
+        matches!(self, Self::RsaAesKeyWrapSha1 | Self::RsaAesKeyWrapSha256)
+    }
+}
+
+/// The private RSA key of one `GetParametersForImport` answer.
+///
+/// Lifecycle: generated for one import token, held by the server in memory until the token
+/// is used or expires, then dropped (AWS-LC frees and clears the key).
+pub struct WrappingKey {
+    key: OaepPrivateDecryptingKey,
+    public_der: Vec<u8>,
+}
+
+impl WrappingKey {
+    /// Generates a fresh RSA key pair of `spec`.
+    pub fn generate(spec: WrappingKeySpec) -> Result<Self, CryptoError> {
+        let size = match spec {
+            WrappingKeySpec::Rsa2048 => KeySize::Rsa2048,
+            WrappingKeySpec::Rsa3072 => KeySize::Rsa3072,
+            WrappingKeySpec::Rsa4096 => KeySize::Rsa4096,
+        };
+        let private = PrivateDecryptingKey::generate(size).map_err(|_| CryptoError::Random)?;
+        let public_der = private
+            .public_key()
+            .as_der()
+            .map_err(|_| CryptoError::Encrypt)?
+            .as_ref()
+            .to_vec();
+        let key = OaepPrivateDecryptingKey::new(private).map_err(|_| CryptoError::Encrypt)?;
+        Ok(Self { key, public_der })
+    }
+
+    /// The public key, DER-encoded X.509 `SubjectPublicKeyInfo` (what AWS returns as
+    /// `PublicKey`).
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.public_der
+    }
+
+    /// Unwraps 256-bit symmetric key material wrapped with `algorithm` under this key.
+    ///
+    /// [`CryptoError::InvalidCiphertext`] for anything that does not unwrap, or that unwraps
+    /// to anything but exactly 32 bytes — no detail, as for every ciphertext.
+    pub fn unwrap_symmetric(
+        &self,
+        algorithm: WrappingAlgorithm,
+        wrapped: &[u8],
+    ) -> Result<SymmetricKey, CryptoError> {
+        let rsa_len = self.key.key_size_bytes();
+        let (rsa_part, kwp_part) = if algorithm.is_key_wrap() {
+            if wrapped.len() <= rsa_len {
+                return Err(CryptoError::InvalidCiphertext);
+            }
+            wrapped.split_at(rsa_len)
+        } else {
+            (wrapped, &[][..])
+        };
+        let mut buf = Zeroizing::new(vec![0u8; self.key.min_output_size()]);
+        let first = self
+            .key
+            .decrypt(algorithm.oaep(), rsa_part, &mut buf, None)
+            .map_err(|_| CryptoError::InvalidCiphertext)?;
+        let material = if algorithm.is_key_wrap() {
+            let kek = AesKek::new(&AES_256, first).map_err(|_| CryptoError::InvalidCiphertext)?;
+            let mut out = Zeroizing::new(vec![0u8; kwp_part.len()]);
+            let unwrapped = kek
+                .unwrap_with_padding(kwp_part, &mut out)
+                .map_err(|_| CryptoError::InvalidCiphertext)?;
+            Key256::from_slice(unwrapped)
+        } else {
+            Key256::from_slice(first)
+        };
+        material
+            .map(SymmetricKey::from_key)
+            .ok_or(CryptoError::InvalidCiphertext)
+    }
+}
+
+impl fmt::Debug for WrappingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "WrappingKey(RSA-{} [redacted])",
+            self.key.key_size_bits()
+        )
+    }
+}
+
+/// The material id of imported symmetric material: HMAC-SHA256 keyed with the material over
+/// a label and the KMS key's id. The same material imported into the same key always gets
+/// the same id (that is how a re-import is recognised), and the id reveals nothing about the
+/// material.
+pub fn imported_material_id(material: &SymmetricKey, key_id: &KeyId) -> MaterialId {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, material.expose());
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(b"keyhold imported key material id v1");
+    ctx.update(key_id.as_bytes());
+    let tag = ctx.sign();
+    let mut id = [0u8; 32];
+    id.copy_from_slice(tag.as_ref());
+    MaterialId::from_bytes(id)
+}
+
+/// Wraps `material` for import as a client does (the other half of
+/// [`WrappingKey::unwrap_symmetric`]). For tests and tooling: the server never wraps.
+pub fn wrap_for_import(
+    public_key_der: &[u8],
+    algorithm: WrappingAlgorithm,
+    material: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey};
+    let public = PublicEncryptingKey::from_der(public_key_der).map_err(|_| CryptoError::Encrypt)?;
+    let public = OaepPublicEncryptingKey::new(public).map_err(|_| CryptoError::Encrypt)?;
+    let mut rsa_out = vec![0u8; public.ciphertext_size()];
+    if !algorithm.is_key_wrap() {
+        let out = public
+            .encrypt(algorithm.oaep(), material, &mut rsa_out, None)
+            .map_err(|_| CryptoError::Encrypt)?;
+        return Ok(out.to_vec());
+    }
+    let aes = Key256::generate()?;
+    let mut wrapped = public
+        .encrypt(algorithm.oaep(), aes.expose(), &mut rsa_out, None)
+        .map_err(|_| CryptoError::Encrypt)?
+        .to_vec();
+    let kek = AesKek::new(&AES_256, aes.expose()).map_err(|_| CryptoError::Encrypt)?;
+    let mut out = vec![0u8; material.len() + 16];
+    let kwp = kek
+        .wrap_with_padding(material, &mut out)
+        .map_err(|_| CryptoError::Encrypt)?;
+    wrapped.extend_from_slice(kwp);
+    Ok(wrapped)
+}
+
+/// Length of symmetric material an import accepts.
+pub const MATERIAL_LEN: usize = KEY_LEN;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const ALL: [WrappingAlgorithm; 4] = [
+        WrappingAlgorithm::RsaesOaepSha1,
+        WrappingAlgorithm::RsaesOaepSha256,
+        WrappingAlgorithm::RsaAesKeyWrapSha1,
+        WrappingAlgorithm::RsaAesKeyWrapSha256,
+    ];
+
+    #[test]
+    fn every_algorithm_round_trips_and_ids_follow_the_material() {
+        let wrapping = WrappingKey::generate(WrappingKeySpec::Rsa2048).unwrap();
+        let key_id = KeyId::from_bytes([7; 16]);
+        let material = [42u8; 32];
+        let expected = imported_material_id(&SymmetricKey::dangerous_from_bytes(material), &key_id);
+        for algorithm in ALL {
+            let wrapped = wrap_for_import(wrapping.public_key_der(), algorithm, &material).unwrap();
+            let key = wrapping.unwrap_symmetric(algorithm, &wrapped).unwrap();
+            assert_eq!(key.expose(), &material, "{algorithm:?}");
+            assert_eq!(imported_material_id(&key, &key_id), expected);
+        }
+        let other = imported_material_id(&SymmetricKey::dangerous_from_bytes([43; 32]), &key_id);
+        assert_ne!(other, expected);
+        let other_key = imported_material_id(
+            &SymmetricKey::dangerous_from_bytes(material),
+            &KeyId::from_bytes([8; 16]),
+        );
+        assert_ne!(other_key, expected);
+    }
+
+    #[test]
+    fn wrong_algorithm_length_or_key_is_invalid_ciphertext() {
+        let wrapping = WrappingKey::generate(WrappingKeySpec::Rsa2048).unwrap();
+        let other = WrappingKey::generate(WrappingKeySpec::Rsa2048).unwrap();
+        let sha1 = wrap_for_import(
+            wrapping.public_key_der(),
+            WrappingAlgorithm::RsaesOaepSha1,
+            &[1; 32],
+        )
+        .unwrap();
+        let cases = [
+            (&wrapping, WrappingAlgorithm::RsaesOaepSha256, sha1.clone()),
+            (&other, WrappingAlgorithm::RsaesOaepSha1, sha1.clone()),
+            (&wrapping, WrappingAlgorithm::RsaAesKeyWrapSha1, sha1),
+            (
+                &wrapping,
+                WrappingAlgorithm::RsaesOaepSha256,
+                wrap_for_import(
+                    wrapping.public_key_der(),
+                    WrappingAlgorithm::RsaesOaepSha256,
+                    &[1; 16],
+                )
+                .unwrap(),
+            ),
+            (&wrapping, WrappingAlgorithm::RsaAesKeyWrapSha256, vec![]),
+        ];
+        for (key, algorithm, wrapped) in cases {
+            assert!(matches!(
+                key.unwrap_symmetric(algorithm, &wrapped),
+                Err(CryptoError::InvalidCiphertext)
+            ));
+        }
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let wrapping = WrappingKey::generate(WrappingKeySpec::Rsa2048).unwrap();
+        assert_eq!(format!("{wrapping:?}"), "WrappingKey(RSA-2048 [redacted])");
+    }
+}

@@ -1,0 +1,704 @@
+//! Imported key material (BYOK): CreateKey with `Origin=EXTERNAL`, GetParametersForImport,
+//! ImportKeyMaterial, DeleteImportedKeyMaterial, on-demand rotation to imported material, and
+//! the enforcement of `ValidTo`.
+//!
+//! **Materials.** A key with `EXTERNAL` origin starts without material (`PendingImport`). The
+//! first material imported becomes current and stays associated with the key for good; later
+//! materials are imported with `ImportType=NEW_KEY_MATERIAL` (state `PENDING_ROTATION`) and
+//! made current by `RotateKeyOnDemand`. A material's id is derived from the material
+//! ([`keyhold_crypto::import::imported_material_id`]), so a re-import
+//! (`EXISTING_KEY_MATERIAL`) is checked against the id without keeping deleted material.
+//!
+//! **Expiry.** `ValidTo` is enforced against the server's clock: the moment it passes, the
+//! material is gone from memory (every use of the key goes through
+//! [`KmsService::apply_import_expiry`]) and the key is `PendingImport`; the background sweep
+//! ([`KmsService::sweep_import_expiry`]) then deletes the sealed material from the store. A
+//! key is usable only while every material associated with it is imported, as on AWS.
+//!
+//! **Import tokens.** Each `GetParametersForImport` generates an RSA key pair inside
+//! `keyhold-crypto` and hands out the public key and a random token naming it. The private key
+//! stays in this process's memory only (never stored), for 24 hours or until one
+//! `ImportKeyMaterial` uses it: a token is single-use, and a restart invalidates outstanding
+//! tokens (the caller asks for new parameters).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use keyhold_crypto::import::{WrappingAlgorithm, WrappingKey, WrappingKeySpec as Spec};
+use keyhold_crypto::{MaterialId, SymmetricKey};
+use keyhold_proto::kms::*;
+use keyhold_proto::{Blob, SensitiveBlob, Timestamp};
+use keyhold_store::{ImportedMaterialRecord, KeyRecord, Tag};
+
+use super::KmsService;
+use super::authz::Facts;
+use super::error::KmsError;
+use super::key::{Key, Materials, NO_MATERIAL};
+use super::managed::NewKey;
+use super::resolve::Aliases;
+use crate::context::RequestContext;
+
+/// How long the parameters of `GetParametersForImport` are valid.
+const TOKEN_VALIDITY_MS: i64 = 24 * 3_600_000;
+/// The latest `ValidTo` an import may set: 365 days from the request.
+const MAX_VALID_TO_DAYS: i64 = 365;
+/// How many import tokens may be outstanding at once; past this the oldest is dropped.
+const MAX_OUTSTANDING_TOKENS: usize = 1024;
+/// Length of an import token.
+const TOKEN_LEN: usize = 32;
+
+/// One imported material of a key, as the server holds it (no key bytes: those are in
+/// [`Materials::by_id`] while the material is imported).
+#[derive(Clone, Debug)]
+pub struct ImportedMaterial {
+    pub id: MaterialId,
+    /// Whether the material is in KMS (`IMPORTED`) or was deleted or expired
+    /// (`PENDING_IMPORT`).
+    pub imported: bool,
+    pub creation_ms: i64,
+    pub expiration_model: ExpirationModelType,
+    pub valid_to_ms: Option<i64>,
+    pub description: Option<String>,
+    pub pending_rotation: bool,
+    pub rotation_type: Option<RotationType>,
+    pub rotation_ms: Option<i64>,
+}
+
+impl ImportedMaterial {
+    fn from_record(r: &ImportedMaterialRecord) -> Option<Self> {
+        Some(Self {
+            id: MaterialId::from_hex(&r.material_id)?,
+            imported: r.sealed.is_some(),
+            creation_ms: r.creation_ms,
+            expiration_model: ExpirationModelType::parse(&r.expiration_model)?,
+            valid_to_ms: r.valid_to_ms,
+            description: r.description.clone(),
+            pending_rotation: r.pending_rotation,
+            rotation_type: match &r.rotation_type {
+                Some(t) => Some(RotationType::parse(t)?),
+                None => None,
+            },
+            rotation_ms: r.rotation_ms,
+        })
+    }
+
+    fn to_record(&self, key_id: &str, sealed: Option<Vec<u8>>) -> ImportedMaterialRecord {
+        ImportedMaterialRecord {
+            key_id: key_id.to_owned(),
+            material_id: self.id.to_hex(),
+            sealed,
+            creation_ms: self.creation_ms,
+            expiration_model: self.expiration_model.as_str().to_owned(),
+            valid_to_ms: self.valid_to_ms,
+            description: self.description.clone(),
+            pending_rotation: self.pending_rotation,
+            rotation_type: self.rotation_type.map(|t| t.as_str().to_owned()),
+            rotation_ms: self.rotation_ms,
+        }
+    }
+
+    fn expired(&self, now_ms: i64) -> bool {
+        self.imported && self.valid_to_ms.is_some_and(|t| t <= now_ms)
+    }
+}
+
+/// The outstanding import tokens and their wrapping keys.
+#[derive(Default)]
+pub struct ImportTokens(Mutex<HashMap<[u8; TOKEN_LEN], Outstanding>>);
+
+struct Outstanding {
+    key_id: String,
+    algorithm: WrappingAlgorithm,
+    wrapping: Arc<WrappingKey>,
+    expires_ms: i64,
+}
+
+/// Why a token cannot be used.
+enum TokenProblem {
+    Invalid,
+    Expired,
+}
+
+impl ImportTokens {
+    fn insert(&self, token: [u8; TOKEN_LEN], entry: Outstanding, now_ms: i64) {
+        let Ok(mut tokens) = self.0.lock() else {
+            return;
+        };
+        tokens.retain(|_, t| t.expires_ms > now_ms);
+        while tokens.len() >= MAX_OUTSTANDING_TOKENS {
+            let oldest = tokens
+                .iter()
+                .min_by_key(|(_, t)| t.expires_ms)
+                .map(|(k, _)| *k);
+            match oldest {
+                Some(k) => tokens.remove(&k),
+                None => break,
+            };
+        }
+        tokens.insert(token, entry);
+    }
+
+    /// The wrapping key and algorithm of `token` if it was issued for `key_id` and is still
+    /// valid. An expired token is forgotten.
+    fn get(
+        &self,
+        token: &[u8],
+        key_id: &str,
+        now_ms: i64,
+    ) -> Result<(Arc<WrappingKey>, WrappingAlgorithm), TokenProblem> {
+        let token: [u8; TOKEN_LEN] = token.try_into().map_err(|_| TokenProblem::Invalid)?;
+        let mut tokens = self.0.lock().map_err(|_| TokenProblem::Invalid)?;
+        let entry = tokens.get(&token).ok_or(TokenProblem::Invalid)?;
+        if entry.key_id != key_id {
+            return Err(TokenProblem::Invalid);
+        }
+        if entry.expires_ms <= now_ms {
+            tokens.remove(&token);
+            return Err(TokenProblem::Expired);
+        }
+        Ok((entry.wrapping.clone(), entry.algorithm))
+    }
+
+    /// Uses `token` up (single-use).
+    fn consume(&self, token: &[u8]) {
+        if let (Ok(token), Ok(mut tokens)) = (<[u8; TOKEN_LEN]>::try_from(token), self.0.lock()) {
+            tokens.remove(&token);
+        }
+    }
+}
+
+pub async fn get_parameters_for_import(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: GetParametersForImportRequest,
+) -> Result<GetParametersForImportResponse, KmsError> {
+    let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
+    let facts = Facts {
+        wrapping_algorithm: Some(input.wrapping_algorithm.as_str()),
+        wrapping_key_spec: Some(input.wrapping_key_spec.as_str()),
+        ..Facts::default()
+    };
+    kms.authorize(ctx, &key, "kms:GetParametersForImport", &facts)?;
+    check_external(&key)?;
+    key.check_not_pending_deletion()?;
+    let spec = match input.wrapping_key_spec {
+        WrappingKeySpec::Rsa2048 => Spec::Rsa2048,
+        WrappingKeySpec::Rsa3072 => Spec::Rsa3072,
+        WrappingKeySpec::Rsa4096 => Spec::Rsa4096,
+        other => {
+            return Err(KmsError::ImportParameter {
+                what: format!("WrappingKeySpec {other} is not supported in this region."),
+            });
+        }
+    };
+    let algorithm = wrapping_algorithm(input.wrapping_algorithm)?;
+    let wrapping = tokio::task::spawn_blocking(move || WrappingKey::generate(spec))
+        .await
+        .map_err(|_| KmsError::Internal)?
+        .map_err(|_| KmsError::Internal)?;
+    let public_key = wrapping.public_key_der().to_vec();
+    let mut token = [0u8; TOKEN_LEN];
+    keyhold_crypto::random::fill(&mut token).map_err(|_| KmsError::Internal)?;
+    let now = kms.clock.now().as_millis();
+    let expires_ms = now + TOKEN_VALIDITY_MS;
+    kms.import_tokens.insert(
+        token,
+        Outstanding {
+            key_id: key.record.key_id.clone(),
+            algorithm,
+            wrapping: Arc::new(wrapping),
+            expires_ms,
+        },
+        now,
+    );
+    Ok(GetParametersForImportResponse {
+        key_id: Some(key.arn().to_owned()),
+        import_token: Some(Blob::new(token.to_vec())),
+        public_key: Some(SensitiveBlob::new(public_key)),
+        parameters_valid_to: Some(Timestamp::from_millis(expires_ms)),
+    })
+}
+
+pub async fn import_key_material(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: ImportKeyMaterialRequest,
+) -> Result<ImportKeyMaterialResponse, KmsError> {
+    let _guard = kms.writes.lock().await;
+    let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
+    let model = input
+        .expiration_model
+        .unwrap_or(ExpirationModelType::KeyMaterialExpires);
+    let facts = Facts {
+        expiration_model: Some(model.as_str()),
+        valid_to_ms: input.valid_to.map(Timestamp::as_millis),
+        ..Facts::default()
+    };
+    kms.authorize(ctx, &key, "kms:ImportKeyMaterial", &facts)?;
+    check_external(&key)?;
+    key.check_not_pending_deletion()?;
+    let now = kms.clock.now().as_millis();
+    let valid_to_ms = check_expiration(model, input.valid_to, now)?;
+    let (wrapping, algorithm) = kms
+        .import_tokens
+        .get(input.import_token.as_bytes(), &key.record.key_id, now)
+        .map_err(|p| match p {
+            TokenProblem::Invalid => KmsError::InvalidImportToken,
+            TokenProblem::Expired => KmsError::ExpiredImportToken,
+        })?;
+    let material = wrapping
+        .unwrap_symmetric(algorithm, input.encrypted_key_material.as_bytes())
+        .map_err(|_| KmsError::InvalidCiphertext)?;
+    let id = keyhold_crypto::import::imported_material_id(&material, &key.id);
+
+    let materials = &key.materials.imported;
+    let import_type = input.import_type;
+    let existing = materials.iter().find(|m| m.id == id);
+    let pending_rotation = match (materials.is_empty(), import_type) {
+        // The first material of a key, whichever type the caller named.
+        (true, _) => {
+            if let Some(named) = &input.key_material_id
+                && *named != id.to_hex()
+            {
+                return Err(KmsError::IncorrectKeyMaterial);
+            }
+            false
+        }
+        (false, Some(ImportType::NewKeyMaterial)) => {
+            if input.key_material_id.is_some() {
+                return Err(KmsError::ImportParameter {
+                    what: "KeyMaterialId can be specified only when ImportType is \
+                           EXISTING_KEY_MATERIAL."
+                        .into(),
+                });
+            }
+            if existing.is_some() {
+                return Err(KmsError::MaterialAlreadyImported {
+                    arn: key.arn().to_owned(),
+                });
+            }
+            if materials.iter().any(|m| m.pending_rotation) {
+                return Err(KmsError::PendingRotationExists {
+                    arn: key.arn().to_owned(),
+                });
+            }
+            true
+        }
+        (false, _) => {
+            let target = match &input.key_material_id {
+                Some(named) => MaterialId::from_hex(named).ok_or(KmsError::IncorrectKeyMaterial)?,
+                None => key.current_material,
+            };
+            if target != id || existing.is_none() {
+                return Err(KmsError::IncorrectKeyMaterial);
+            }
+            existing.is_some_and(|m| m.pending_rotation)
+        }
+    };
+    let sealed = kms
+        .domain
+        .seal_material(&material, key.arn(), &id)
+        .map_err(|_| KmsError::Internal)?;
+    let entry = ImportedMaterial {
+        id,
+        imported: true,
+        creation_ms: existing.map_or(now, |m| m.creation_ms),
+        expiration_model: model,
+        valid_to_ms,
+        description: input
+            .key_material_description
+            .or_else(|| existing.and_then(|m| m.description.clone())),
+        pending_rotation,
+        rotation_type: existing.and_then(|m| m.rotation_type),
+        rotation_ms: existing.and_then(|m| m.rotation_ms),
+    };
+    let mut record = key.record.clone();
+    if materials.is_empty() {
+        record.current_material_id = id.to_hex();
+    }
+    let mut imported: Vec<ImportedMaterial> = materials.clone();
+    match imported.iter_mut().find(|m| m.id == id) {
+        Some(slot) => *slot = entry.clone(),
+        None => imported.push(entry.clone()),
+    }
+    record.state = state_after(&record, &imported).as_str().to_owned();
+    let upsert = entry.to_record(&record.key_id, Some(sealed));
+    kms.store
+        .write_imported_materials(&record, &[upsert], &[])
+        .await?;
+    kms.import_tokens.consume(input.import_token.as_bytes());
+    let mut by_id = key.materials.by_id.clone();
+    by_id.insert(id, Arc::new(material));
+    let key = kms.replace_materials(&key, record, Materials { by_id, imported })?;
+    Ok(ImportKeyMaterialResponse {
+        key_id: Some(key.arn().to_owned()),
+        key_material_id: Some(id.to_hex()),
+    })
+}
+
+pub async fn delete_imported_key_material(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: DeleteImportedKeyMaterialRequest,
+) -> Result<DeleteImportedKeyMaterialResponse, KmsError> {
+    let _guard = kms.writes.lock().await;
+    let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
+    kms.authorize(
+        ctx,
+        &key,
+        "kms:DeleteImportedKeyMaterial",
+        &Facts::default(),
+    )?;
+    check_external(&key)?;
+    key.check_not_pending_deletion()?;
+    if key.current_material == NO_MATERIAL && input.key_material_id.is_none() {
+        return Err(KmsError::PendingImport {
+            arn: key.arn().to_owned(),
+        });
+    }
+    let target = match &input.key_material_id {
+        Some(named) => MaterialId::from_hex(named),
+        None => Some(key.current_material),
+    };
+    let Some(target) = target.filter(|t| key.materials.imported.iter().any(|m| m.id == *t)) else {
+        return Err(KmsError::KeyMaterialNotFound {
+            arn: key.arn().to_owned(),
+            material_id: input.key_material_id.unwrap_or_default(),
+        });
+    };
+    let mut imported = key.materials.imported.clone();
+    let mut by_id = key.materials.by_id.clone();
+    by_id.remove(&target);
+    let mut upsert = Vec::new();
+    let mut remove = Vec::new();
+    if let Some(pos) = imported.iter().position(|m| m.id == target) {
+        if imported.get(pos).is_some_and(|m| m.pending_rotation) {
+            // Not yet associated with the key: it goes entirely, and other material may be
+            // imported in its place.
+            imported.remove(pos);
+            remove.push(target.to_hex());
+        } else if let Some(m) = imported.get_mut(pos) {
+            m.imported = false;
+            upsert.push(m.to_record(&key.record.key_id, None));
+        }
+    }
+    let mut record = key.record.clone();
+    record.state = state_after(&record, &imported).as_str().to_owned();
+    kms.store
+        .write_imported_materials(&record, &upsert, &remove)
+        .await?;
+    let key = kms.replace_materials(&key, record, Materials { by_id, imported })?;
+    Ok(DeleteImportedKeyMaterialResponse {
+        key_id: Some(key.arn().to_owned()),
+        key_material_id: Some(target.to_hex()),
+    })
+}
+
+/// `RotateKeyOnDemand` of a key with imported material: the material imported as
+/// `NEW_KEY_MATERIAL` becomes current. Callers hold the write lock and have authorized.
+pub(super) async fn rotate_to_imported(kms: &KmsService, key: &Key) -> Result<Arc<Key>, KmsError> {
+    key.check_usable()?;
+    let done = key
+        .materials
+        .imported
+        .iter()
+        .filter(|m| m.rotation_type == Some(RotationType::OnDemand))
+        .count();
+    if done >= super::rotation::ON_DEMAND_ROTATION_LIMIT {
+        return Err(KmsError::OnDemandRotationLimit {
+            arn: key.arn().to_owned(),
+            limit: super::rotation::ON_DEMAND_ROTATION_LIMIT,
+        });
+    }
+    let now = kms.clock.now().as_millis();
+    let mut imported = key.materials.imported.clone();
+    let Some(next) = imported
+        .iter_mut()
+        .find(|m| m.pending_rotation && m.imported)
+    else {
+        return Err(KmsError::NoPendingRotationMaterial {
+            arn: key.arn().to_owned(),
+        });
+    };
+    next.pending_rotation = false;
+    next.rotation_type = Some(RotationType::OnDemand);
+    next.rotation_ms = Some(now);
+    let upsert = next.to_record(&key.record.key_id, None);
+    let id = next.id;
+    // The sealed material does not change: write the row with the sealed bytes it has.
+    let sealed = kms
+        .store
+        .imported_materials(&key.record.key_id)
+        .await?
+        .into_iter()
+        .find(|r| r.material_id == upsert.material_id)
+        .and_then(|r| r.sealed)
+        .ok_or(KmsError::Internal)?;
+    let upsert = ImportedMaterialRecord {
+        sealed: Some(sealed),
+        ..upsert
+    };
+    let mut record = key.record.clone();
+    record.current_material_id = id.to_hex();
+    kms.store
+        .write_imported_materials(&record, &[upsert], &[])
+        .await?;
+    let by_id = key.materials.by_id.clone();
+    kms.replace_materials(key, record, Materials { by_id, imported })
+}
+
+/// The entries of `ListKeyRotations` for a key with imported material.
+pub(super) fn rotation_entries(key: &Key, all: bool) -> Vec<RotationsListEntry> {
+    key.materials
+        .imported
+        .iter()
+        .filter(|m| all || m.rotation_type.is_some() || m.pending_rotation)
+        .map(|m| {
+            let state = if m.pending_rotation {
+                KeyMaterialState::PendingRotation
+            } else if m.id == key.current_material {
+                KeyMaterialState::Current
+            } else {
+                KeyMaterialState::NonCurrent
+            };
+            RotationsListEntry {
+                key_id: Some(key.record.key_id.clone()),
+                key_material_id: Some(m.id.to_hex()),
+                key_material_description: m.description.clone(),
+                key_material_state: Some(state),
+                import_state: Some(if m.imported {
+                    ImportState::Imported
+                } else {
+                    ImportState::PendingImport
+                }),
+                expiration_model: Some(m.expiration_model),
+                valid_to: m.valid_to_ms.map(Timestamp::from_millis),
+                rotation_date: m.rotation_ms.map(Timestamp::from_millis),
+                rotation_type: m.rotation_type,
+            }
+        })
+        .collect()
+}
+
+/// `ExpirationModel` and `ValidTo` of `DescribeKey`: those of the key's current material,
+/// for keys with imported material that have one.
+pub(super) fn metadata_expiration(key: &Key) -> (Option<ExpirationModelType>, Option<Timestamp>) {
+    if key.origin != OriginType::External {
+        return (None, None);
+    }
+    match key
+        .materials
+        .imported
+        .iter()
+        .find(|m| m.id == key.current_material && m.imported)
+    {
+        Some(m) => (
+            Some(m.expiration_model),
+            m.valid_to_ms.map(Timestamp::from_millis),
+        ),
+        None => (None, None),
+    }
+}
+
+/// Whether a key with `EXTERNAL` origin lacks any material associated with it (so that its
+/// state is `PendingImport` whenever it is not pending deletion).
+pub(super) fn lacks_material(origin: OriginType, imported: &[ImportedMaterial]) -> bool {
+    origin == OriginType::External
+        && (imported.iter().all(|m| m.pending_rotation)
+            || imported.iter().any(|m| !m.pending_rotation && !m.imported))
+}
+
+impl KmsService {
+    /// Stores a new key with `EXTERNAL` origin: no material, `PendingImport`. The material
+    /// `new` was made with is dropped (zeroized) unused.
+    pub(super) async fn insert_external_key(
+        &self,
+        new: NewKey,
+        tags: Vec<Tag>,
+    ) -> Result<Arc<Key>, KmsError> {
+        let mut record = new.record;
+        record.origin = OriginType::External.as_str().to_owned();
+        record.state = KeyState::PendingImport.as_str().to_owned();
+        record.current_material_id = String::new();
+        self.store
+            .insert_key_without_material(&record, &tags)
+            .await?;
+        let key = Key::from_parts(
+            record,
+            tags,
+            Arc::new(Materials::default()),
+            Arc::default(),
+            Arc::default(),
+        )
+        .ok_or(KmsError::Internal)?;
+        let key = Arc::new(key);
+        self.cache_put(key.clone());
+        Ok(key)
+    }
+
+    /// Unseals the imported materials of a key read from the store into `by_id`.
+    pub(super) async fn load_imported(
+        &self,
+        record: &KeyRecord,
+        by_id: &mut HashMap<MaterialId, Arc<SymmetricKey>>,
+    ) -> Result<Vec<ImportedMaterial>, KmsError> {
+        let mut out = Vec::new();
+        for r in self.store.imported_materials(&record.key_id).await? {
+            let m = ImportedMaterial::from_record(&r)
+                .ok_or_else(|| super::corrupt("imported material", &record.key_id))?;
+            if let Some(sealed) = &r.sealed {
+                let material = self
+                    .domain
+                    .unseal_material(sealed, &record.arn, &m.id)
+                    .map_err(|_| super::corrupt("sealed imported material", &record.key_id))?;
+                by_id.insert(m.id, Arc::new(material));
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// `key` as it is now: if an imported material's `ValidTo` has passed, the same key
+    /// without that material and (unless pending deletion) `PendingImport`. Cached, so it is
+    /// built once; the sweep makes it durable.
+    pub(super) fn apply_import_expiry(&self, key: Arc<Key>) -> Arc<Key> {
+        if key.origin != OriginType::External {
+            return key;
+        }
+        let now = self.clock.now().as_millis();
+        if !key.materials.imported.iter().any(|m| m.expired(now)) {
+            return key;
+        }
+        let Some(expired) = expire(&key, now) else {
+            return key;
+        };
+        let expired = Arc::new(expired);
+        self.cache_put(expired.clone());
+        expired
+    }
+
+    /// Deletes expired imported material from the store (the in-memory keys already lack
+    /// it). Returns how many keys it changed.
+    pub async fn sweep_import_expiry(&self) -> Result<usize, KmsError> {
+        let now = self.clock.now().as_millis();
+        let mut changed = 0;
+        for key_id in self.store.keys_with_expired_imports(now).await? {
+            let _guard = self.writes.lock().await;
+            let Some(key) = self.load(&key_id).await? else {
+                continue;
+            };
+            let upsert: Vec<ImportedMaterialRecord> = key
+                .materials
+                .imported
+                .iter()
+                .filter(|m| !m.imported && m.valid_to_ms.is_some_and(|t| t <= now))
+                .map(|m| m.to_record(&key.record.key_id, None))
+                .collect();
+            self.store
+                .write_imported_materials(&key.record, &upsert, &[])
+                .await?;
+            tracing::info!(key_id, "deleted expired imported key material");
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// Caches `key` with a new record and materials (same tags, grants, aliases).
+    fn replace_materials(
+        &self,
+        key: &Key,
+        record: KeyRecord,
+        materials: Materials,
+    ) -> Result<Arc<Key>, KmsError> {
+        let updated = key
+            .with_materials(record, Arc::new(materials))
+            .ok_or(KmsError::Internal)?;
+        let updated = Arc::new(updated);
+        self.cache_put(updated.clone());
+        Ok(updated)
+    }
+}
+
+/// The key once its expired materials are gone.
+fn expire(key: &Key, now: i64) -> Option<Key> {
+    let mut imported = key.materials.imported.clone();
+    let mut by_id = key.materials.by_id.clone();
+    for m in imported.iter_mut().filter(|m| m.expired(now)) {
+        m.imported = false;
+        by_id.remove(&m.id);
+    }
+    let mut record = key.record.clone();
+    record.state = state_after(&record, &imported).as_str().to_owned();
+    key.with_materials(record, Arc::new(Materials { by_id, imported }))
+}
+
+/// A key's state after its imported materials changed.
+fn state_after(record: &KeyRecord, imported: &[ImportedMaterial]) -> KeyState {
+    let state = KeyState::parse(&record.state).unwrap_or(KeyState::PendingImport);
+    if state == KeyState::PendingDeletion {
+        return state;
+    }
+    if lacks_material(OriginType::External, imported) {
+        KeyState::PendingImport
+    } else if state == KeyState::PendingImport {
+        KeyState::Enabled
+    } else {
+        state
+    }
+}
+
+fn check_external(key: &Key) -> Result<(), KmsError> {
+    if key.origin == OriginType::External {
+        Ok(())
+    } else {
+        Err(KmsError::OriginNotExternal {
+            arn: key.arn().to_owned(),
+            origin: key.origin.as_str(),
+        })
+    }
+}
+
+fn wrapping_algorithm(spec: AlgorithmSpec) -> Result<WrappingAlgorithm, KmsError> {
+    Ok(match spec {
+        AlgorithmSpec::RsaesOaepSha1 => WrappingAlgorithm::RsaesOaepSha1,
+        AlgorithmSpec::RsaesOaepSha256 => WrappingAlgorithm::RsaesOaepSha256,
+        AlgorithmSpec::RsaAesKeyWrapSha1 => WrappingAlgorithm::RsaAesKeyWrapSha1,
+        AlgorithmSpec::RsaAesKeyWrapSha256 => WrappingAlgorithm::RsaAesKeyWrapSha256,
+        other => {
+            return Err(KmsError::ImportParameter {
+                what: format!("WrappingAlgorithm {other} is not supported for this KMS key."),
+            });
+        }
+    })
+}
+
+/// `ValidTo` as the expiration model requires: present, in the future and at most 365 days
+/// ahead for `KEY_MATERIAL_EXPIRES`; absent otherwise.
+fn check_expiration(
+    model: ExpirationModelType,
+    valid_to: Option<Timestamp>,
+    now_ms: i64,
+) -> Result<Option<i64>, KmsError> {
+    match (model, valid_to) {
+        (ExpirationModelType::KeyMaterialExpires, None) => Err(KmsError::ImportParameter {
+            what: "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES"
+                .into(),
+        }),
+        (ExpirationModelType::KeyMaterialExpires, Some(t)) => {
+            let t = t.as_millis();
+            if t <= now_ms || t > now_ms + MAX_VALID_TO_DAYS * 86_400_000 {
+                return Err(KmsError::ImportParameter {
+                    what: "The validTo date must be in the future and at most 365 days from \
+                           now."
+                        .into(),
+                });
+            }
+            Ok(Some(t))
+        }
+        (_, Some(_)) => Err(KmsError::ImportParameter {
+            what: "A validTo date is only valid if the ExpirationModel is KEY_MATERIAL_EXPIRES"
+                .into(),
+        }),
+        (_, None) => Ok(None),
+    }
+}
