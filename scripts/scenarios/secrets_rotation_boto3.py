@@ -8,7 +8,9 @@ The version/label dance of the four rotation steps, as a rotation function perfo
 createSecret (PutSecretValue with AWSPENDING, retried with the same token), setSecret and
 testSecret (read AWSPENDING), finishSecret (UpdateSecretVersionStage moving AWSCURRENT, which
 moves AWSPREVIOUS along), then cleanup of AWSPENDING. Also checks that RotateSecret refuses to
-rotate now (Keyhold does not run rotation functions yet) but stores a schedule.
+rotate now with a function the server has no [[rotation_functions]] entry for (AWS's answer for
+a function it cannot invoke) but stores a schedule. Rotations that run a function:
+secrets_rotation_cli.sh.
 
 Exits non-zero at the first failed check; prints "secrets-rotation-boto3: PASS" at the end.
 """
@@ -170,14 +172,20 @@ try:
     listed = sm.list_secret_version_ids(SecretId=name)["Versions"]
     check(sorted(v["VersionId"] for v in listed) == sorted([token, token2]), listed)
 
-    step("RotateSecret: rotating now is refused honestly, a schedule is stored")
+    step("RotateSecret: rotating now with an unknown function is refused, a schedule is stored")
     code, message = error_code(
         sm.rotate_secret,
         SecretId=name,
         RotationLambdaARN="arn:aws:lambda:us-east-1:000000000000:function:rotator",
         RotationRules={"AutomaticallyAfterDays": 30},
     )
-    check(code == "InvalidRequestException" and "Keyhold" in message, (code, message))
+    check(
+        code == "AccessDeniedException"
+        and message
+        == "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function "
+        "policy grants access to the principal secretsmanager.amazonaws.com.",
+        (code, message),
+    )
     sm.rotate_secret(
         SecretId=name,
         RotationLambdaARN="arn:aws:lambda:us-east-1:000000000000:function:rotator",

@@ -24,6 +24,12 @@
 //! access_key_id = "AKIAEXAMPLE0000001"  # (without any, the first strict start creates
 //! secret_access_key = "..."             # the IAM user `admin` and prints its key once)
 //! account_id = "111122223333"
+//!
+//! [[rotation_functions]]                # what a secret's RotationLambdaARN runs
+//! arn = "arn:aws:lambda:us-east-1:111122223333:function:rotate-db"
+//! command = ["python3", "/opt/rotators/shim.py"]  # or url = "http://...", not both
+//! role_arn = "arn:aws:iam::111122223333:role/rotator"  # its temporary credentials
+//! timeout_seconds = 30                  # Lambda-like time limit per step (1-900)
 //! ```
 
 use std::fmt;
@@ -78,6 +84,95 @@ pub struct Config {
     pub allow_plain_http: bool,
     /// Proxies whose `X-Forwarded-For` gives the client address (`aws:SourceIp`).
     pub trusted_proxies: crate::transport::forwarded::TrustedProxies,
+    /// What the Lambda ARNs of rotating secrets run (`[[rotation_functions]]`).
+    pub rotation_functions: Vec<RotationFunction>,
+}
+
+/// The longest a rotation function may run for one step, as Lambda's limit (seconds).
+pub const MAX_ROTATION_TIMEOUT_SECONDS: u64 = 900;
+/// Its default: the timeout AWS's rotation function templates set.
+pub const DEFAULT_ROTATION_TIMEOUT_SECONDS: u64 = 30;
+
+/// One `[[rotation_functions]]` entry: the rotation function a `RotationLambdaARN` names,
+/// run as an HTTP endpoint (`url`) or a local command (`command`), with temporary
+/// credentials for `role_arn`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationFunction {
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`.
+    pub arn: String,
+    /// Receives each step's invocation event as the body of an HTTP POST (`http://` only).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Receives each step's invocation event on stdin (argv; no shell).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The role whose temporary credentials the function calls Keyhold with.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default = "default_rotation_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_rotation_timeout() -> u64 {
+    DEFAULT_ROTATION_TIMEOUT_SECONDS
+}
+
+impl RotationFunction {
+    fn validate(&self, mode: Mode) -> anyhow::Result<()> {
+        let parts: Vec<&str> = self.arn.split(':').collect();
+        let well_formed = matches!(
+            parts.as_slice(),
+            ["arn", partition, "lambda", region, account, "function", name]
+                if !partition.is_empty()
+                    && crate::arn::is_region_name(region)
+                    && is_account_id(account)
+                    && !name.is_empty()
+                    && name.len() <= 64
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        if !well_formed {
+            bail!(
+                "rotation function {:?}: arn must be arn:aws:lambda:REGION:ACCOUNT:function:NAME",
+                self.arn
+            );
+        }
+        match (&self.url, &self.command) {
+            (Some(url), None) => {
+                if !url.starts_with("http://") {
+                    bail!("rotation function {}: url must be an http:// URL", self.arn);
+                }
+            }
+            (None, Some(argv)) if !argv.is_empty() && !argv[0].is_empty() => {}
+            (None, Some(_)) => bail!("rotation function {}: command is empty", self.arn),
+            _ => bail!(
+                "rotation function {}: give exactly one of url and command",
+                self.arn
+            ),
+        }
+        if let Some(role) = &self.role_arn {
+            let ok = role.starts_with("arn:") && role.contains(":iam::") && role.contains(":role/");
+            if !ok {
+                bail!(
+                    "rotation function {}: role_arn {role:?} is not a role ARN",
+                    self.arn
+                );
+            }
+        } else if mode == Mode::Strict {
+            bail!(
+                "rotation function {}: strict mode needs role_arn (the credentials the \
+                 function calls Keyhold with)",
+                self.arn
+            );
+        }
+        if !(1..=MAX_ROTATION_TIMEOUT_SECONDS).contains(&self.timeout_seconds) {
+            bail!(
+                "rotation function {}: timeout_seconds must be between 1 and {MAX_ROTATION_TIMEOUT_SECONDS}",
+                self.arn
+            );
+        }
+        Ok(())
+    }
 }
 
 /// An access key accepted in strict mode; it authenticates as its account's root.
@@ -128,6 +223,7 @@ impl Default for Config {
             tls: None,
             allow_plain_http: false,
             trusted_proxies: Default::default(),
+            rotation_functions: Vec::new(),
         }
     }
 }
@@ -153,6 +249,8 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     allow_plain_http: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
+    #[serde(default)]
+    rotation_functions: Vec<RotationFunction>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +344,7 @@ impl Config {
             self.trusted_proxies = crate::transport::forwarded::TrustedProxies::parse(&proxies)?;
         }
         self.credentials = file.credentials;
+        self.rotation_functions = file.rotation_functions;
         if let Some(audit) = file.audit {
             let a = &mut self.audit;
             a.mode = audit.mode.unwrap_or(a.mode);
@@ -301,6 +400,12 @@ impl Config {
                  terminates TLS",
                 self.listen
             );
+        }
+        for (i, f) in self.rotation_functions.iter().enumerate() {
+            f.validate(self.mode)?;
+            if self.rotation_functions[..i].iter().any(|g| g.arn == f.arn) {
+                bail!("rotation function {} is configured twice", f.arn);
+            }
         }
         if self.max_connections == 0 || u32::try_from(self.max_connections).is_err() {
             bail!("max_connections must be between 1 and 4294967295");
@@ -392,6 +497,47 @@ mod tests {
         assert!(c.apply_file("idle_timeout_seconds = 0").is_err());
         assert!(c.apply_file("trusted_proxies = [\"nope\"]").is_err());
         c.max_connections = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn rotation_functions() {
+        let mut c = Config::default();
+        c.apply_file(
+            r#"
+            mode = "dev"
+            [[rotation_functions]]
+            arn = "arn:aws:lambda:us-east-1:111122223333:function:rotate-db"
+            command = ["python3", "handler.py"]
+            [[rotation_functions]]
+            arn = "arn:aws:lambda:us-east-1:111122223333:function:hook"
+            url = "http://127.0.0.1:9000/rotate"
+            role_arn = "arn:aws:iam::111122223333:role/rotator"
+            timeout_seconds = 5
+        "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.rotation_functions.len(), 2);
+        assert_eq!(c.rotation_functions[0].timeout_seconds, 30);
+        for bad in [
+            "arn = \"arn:aws:lambda:us-east-1:1:function:x\"\ncommand = [\"x\"]",
+            "arn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"",
+            "arn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"\ncommand = []",
+            "arn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"\nurl = \"ftp://h\"",
+            "arn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"\ncommand = [\"x\"]\ntimeout_seconds = 901",
+        ] {
+            let mut c = Config::default();
+            c.apply_file(&format!("mode = \"dev\"\n[[rotation_functions]]\n{bad}"))
+                .unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        // Strict mode: the function needs a role to call back with.
+        let mut c = Config::default();
+        c.apply_file(
+            "[[rotation_functions]]\narn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"\ncommand = [\"x\"]",
+        )
+        .unwrap();
         assert!(c.validate().is_err());
     }
 

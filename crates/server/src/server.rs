@@ -131,6 +131,12 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
+        secrets.install_rotation(crate::secrets::RotationSetup {
+            functions: config.rotation_functions.clone(),
+            iam: iam.clone(),
+            audit: audit.clone(),
+            endpoint: own_endpoint(listener.local_addr()?, tls.is_some()),
+        });
         let state = Arc::new(AppState {
             mode: config.mode,
             max_body_bytes: config.max_body_bytes,
@@ -215,6 +221,18 @@ impl Server {
     }
 }
 
+/// The endpoint rotation functions call back: this server, on loopback when it listens on
+/// every address.
+fn own_endpoint(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip if ip.is_unspecified() => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
+}
+
 /// What the background sweep looks after.
 struct Sweep {
     kms: Arc<KmsService>,
@@ -224,7 +242,7 @@ struct Sweep {
 }
 
 /// Every `interval` (the first time at start), until told to stop: deletes keys and purges
-/// secrets whose deletion date has passed, rotates keys whose automatic rotation is due, deletes parameters whose `Expiration` policy is due, and forgets
+/// secrets whose deletion date has passed, rotates keys whose automatic rotation is due, starts the secret rotations that are due, deletes parameters whose `Expiration` policy is due, and forgets
 /// long-expired STS sessions. A failure is logged and retried on the next tick.
 async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
@@ -243,6 +261,9 @@ async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bo
                 }
                 if let Err(e) = services.secrets.sweep_deletions().await {
                     tracing::warn!(error = ?e, "scheduled secret deletion failed; will retry");
+                }
+                if let Err(e) = services.secrets.sweep_rotations().await {
+                    tracing::warn!(error = ?e, "starting scheduled secret rotations failed; will retry");
                 }
                 if let Err(e) = services.ssm.sweep_expirations().await {
                     tracing::warn!(error = ?e, "parameter expiration failed; will retry");

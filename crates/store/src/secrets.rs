@@ -41,4 +41,8 @@ pub trait SecretStore: Send + Sync {
     async fn secret_versions(&self, arn: &str) -> Result<Vec<SecretVersionRecord>>;
     /// ARNs of secrets scheduled for deletion whose date is at or before `now_ms`.
     async fn secrets_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// ARNs of secrets not scheduled for deletion whose rotation is enabled and due at or
+    /// before `now_ms` (the metadata's `rotation.due_ms`, or `rotation.next_rotation_ms`
+    /// where a secret has none).
+    async fn secrets_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>>;
 }

@@ -107,6 +107,8 @@ pub enum SecretsError {
     InvalidDuration,
     /// A rotation that would run now: Keyhold does not execute rotations yet.
     RotationExecutionUnsupported,
+    /// The `RotationLambdaARN` is no configured rotation function.
+    LambdaNotInvokable,
     MalformedPolicy {
         detail: String,
     },
@@ -320,11 +322,14 @@ impl From<SecretsError> for ApiError {
                     .into(),
             ),
             E::RotationExecutionUnsupported => invalid_request(
-                "Keyhold does not run rotations yet: it stores the rotation configuration \
-                 (call RotateSecret with RotateImmediately set to false) but cannot invoke the \
-                 rotation function. Rotate by hand with PutSecretValue and \
-                 UpdateSecretVersionStage."
+                "Keyhold does not run managed external secret rotations: configure a \
+                 RotationLambdaARN that names one of the server's rotation_functions."
                     .into(),
+            ),
+            E::LambdaNotInvokable => ApiError::new(
+                CommonError::AccessDenied,
+                "Secrets Manager cannot invoke the specified Lambda function. Ensure that the \
+                 function policy grants access to the principal secretsmanager.amazonaws.com.",
             ),
             E::MalformedPolicy { detail } => ApiError::new(
                 Code::MalformedPolicyDocumentException,

@@ -27,6 +27,7 @@ mod password;
 mod policies;
 mod replication;
 mod resolve;
+mod rotate;
 mod rotation;
 mod schedule;
 mod secret;
@@ -48,6 +49,7 @@ use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::kms::KmsService;
 use error::SecretsError;
+pub use rotate::{RotationCounters, RotationSetup};
 use secret::Secret;
 
 /// The Secrets Manager service of one Keyhold server.
@@ -65,6 +67,11 @@ pub struct SecretsService {
     /// Parsed resource policies, by secret ARN (bounded; see `authz`).
     policies: RwLock<HashMap<String, authz::CachedPolicy>>,
     writes: tokio::sync::Mutex<()>,
+    /// The rotation engine, connected at start ([`SecretsService::install_rotation`]).
+    rotation: std::sync::OnceLock<rotate::Engine>,
+    /// The secrets being rotated: one rotation at a time per secret.
+    running: rotate::Running,
+    rotation_counters: RotationCounters,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -107,6 +114,9 @@ impl SecretsService {
             commits: AtomicU64::new(0),
             policies: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
+            rotation: std::sync::OnceLock::new(),
+            running: rotate::Running::default(),
+            rotation_counters: RotationCounters::default(),
         }
     }
 

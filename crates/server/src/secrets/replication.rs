@@ -296,8 +296,19 @@ impl SecretsService {
         let regional = in_region(ctx, &primary.account, &replica.region);
         let mut versions = Vec::with_capacity(primary.versions.len());
         for version in &primary.versions {
-            if let Some(kept) = existing.and_then(|e| e.version(&version.version_id)) {
+            let empty = Secret::is_empty_version(version);
+            if let Some(kept) = existing.and_then(|e| e.version(&version.version_id))
+                && Secret::is_empty_version(kept) == empty
+            {
                 versions.push(kept.clone());
+                continue;
+            }
+            if empty {
+                // A rotation's pending version before its function filled it.
+                versions.push(Arc::new(keyhold_store::SecretVersionRecord {
+                    secret_arn: arn.clone(),
+                    ..(**version).clone()
+                }));
                 continue;
             }
             let value = self.open_version(ctx, version).await?;

@@ -1,20 +1,25 @@
-//! RotateSecret and CancelRotateSecret: the rotation configuration.
+//! RotateSecret and CancelRotateSecret: the rotation configuration, and the start of a
+//! rotation (the engine that runs it is [`super::rotate`]).
 //!
-//! Keyhold stores and validates the configuration (`RotationLambdaARN`, `RotationRules`:
+//! Keyhold validates and stores the configuration (`RotationLambdaARN`, `RotationRules`:
 //! `AutomaticallyAfterDays` 1–1000 or a `ScheduleExpression`, and a `Duration`) and reports
-//! `RotationEnabled`, `NextRotationDate` and `LastRotatedDate` as AWS does. It does not run
-//! rotations yet (the four-step protocol is a separate issue): a `RotateSecret` that would
-//! rotate now — `RotateImmediately` absent or true — is refused with an honest
-//! `InvalidRequestException` and changes nothing. Rotate by hand with `PutSecretValue`
-//! (`AWSPENDING`) and `UpdateSecretVersionStage` (moving `AWSCURRENT`).
+//! `RotationEnabled`, `NextRotationDate` and `LastRotatedDate` as AWS does. A RotateSecret
+//! with `RotateImmediately` absent or true starts a rotation in the background with the
+//! request's `ClientRequestToken` as the new version's id and answers that id; the function
+//! must be one of the config's `[[rotation_functions]]` (otherwise AWS's answer for a
+//! function it cannot invoke). While a rotation runs, or while a failed one left
+//! `AWSPENDING` on a version other than `AWSCURRENT`'s, RotateSecret answers AWS's "A
+//! previous rotation isn't complete. That rotation will be reattempted." — and reattempts
+//! the failed one.
 
 use keyhold_proto::Timestamp;
 use keyhold_proto::secretsmanager::*;
 
 use super::SecretsService;
 use super::error::SecretsError;
+use super::rotate::pending_version;
 use super::schedule::Schedule;
-use super::secret::{AWSCURRENT, AWSPENDING, Meta, Rotation, Secret};
+use super::secret::{Meta, Rotation};
 use crate::context::RequestContext;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -48,11 +53,25 @@ pub async fn rotate_secret(
     if lambda_arn.is_none() && external_role_arn.is_none() {
         return Err(SecretsError::NoRotationFunction);
     }
-    if rotation_in_progress(&secret) {
+    let immediately = input.rotate_immediately != Some(false);
+    let function = match (&lambda_arn, immediately) {
+        (_, false) => None,
+        (Some(lambda), true) => Some(
+            service
+                .rotation_function(lambda)
+                .ok_or(SecretsError::LambdaNotInvokable)?,
+        ),
+        // Managed external secrets (a rotation role, no function): not run by Keyhold.
+        (None, true) => return Err(SecretsError::RotationExecutionUnsupported),
+    };
+    if service.is_rotating(&secret.arn) {
         return Err(SecretsError::RotationInProgress);
     }
-    if input.rotate_immediately != Some(false) {
-        return Err(SecretsError::RotationExecutionUnsupported);
+    if let Some(pending) = pending_version(&secret) {
+        if let Some(function) = function {
+            service.start_rotation(&secret.arn, pending, function);
+        }
+        return Err(SecretsError::RotationInProgress);
     }
     let rules = rules.unwrap_or(Rules {
         after_days: previous.after_days,
@@ -69,6 +88,7 @@ pub async fn rotate_secret(
         duration: rules.duration,
         last_rotated_ms: previous.last_rotated_ms,
         next_rotation_ms: None,
+        due_ms: None,
         external_metadata: input
             .external_secret_rotation_metadata
             .map(|items| {
@@ -80,14 +100,22 @@ pub async fn rotate_secret(
             .or(previous.external_metadata),
         external_role_arn,
     };
-    rotation.next_rotation_ms = next_window_end(&rotation, now);
+    schedule_next(&mut rotation, now);
     next.meta.rotation = Some(rotation);
     next.meta.last_changed_ms = now;
     let stored = service.save(ctx, secret, next).await?;
+    let token = input.client_request_token.unwrap_or_default();
+    let version_id = match function {
+        Some(function) => {
+            service.start_rotation(&stored.arn, &token, function);
+            Some(token)
+        }
+        None => None,
+    };
     Ok(RotateSecretResponse {
         arn: Some(stored.arn.clone()),
         name: Some(stored.name.clone()),
-        version_id: None,
+        version_id,
     })
 }
 
@@ -106,13 +134,12 @@ pub async fn cancel_rotate_secret(
     if !configured {
         return Err(SecretsError::RotationNotConfigured);
     }
-    let pending = rotation_in_progress(&secret)
-        .then(|| secret.version_with(AWSPENDING).map(str::to_owned))
-        .flatten();
+    let pending = pending_version(&secret).map(str::to_owned);
     let mut next = (*secret).clone();
     if let Some(rotation) = next.meta.rotation.as_mut() {
         rotation.enabled = false;
         rotation.next_rotation_ms = None;
+        rotation.due_ms = None;
     }
     next.meta.last_changed_ms = service.now_ms();
     let stored = service.save(ctx, secret, next).await?;
@@ -121,13 +148,6 @@ pub async fn cancel_rotate_secret(
         name: Some(stored.name.clone()),
         version_id: pending,
     })
-}
-
-/// `AWSPENDING` on a version other than the `AWSCURRENT` one: a rotation has not finished.
-fn rotation_in_progress(secret: &Secret) -> bool {
-    secret
-        .version_with(AWSPENDING)
-        .is_some_and(|pending| Some(pending) != secret.version_with(AWSCURRENT))
 }
 
 /// Validated `RotationRules`.
@@ -173,8 +193,22 @@ fn duration_hours(duration: &str) -> Option<i64> {
     duration.strip_suffix('h')?.parse().ok()
 }
 
+/// Sets the next window of an enabled rotation: `NextRotationDate` (its close) and when
+/// the sweep rotates (its opening).
+pub fn schedule_next(rotation: &mut Rotation, now: i64) {
+    let window = next_window(rotation, now);
+    rotation.due_ms = window.map(|(start, _)| start);
+    rotation.next_rotation_ms = window.map(|(_, end)| end);
+}
+
 /// The close of the next rotation window: rotation happens "on or before" it.
+#[cfg(test)]
 fn next_window_end(rotation: &Rotation, now: i64) -> Option<i64> {
+    next_window(rotation, now).map(|(_, end)| end)
+}
+
+/// The next rotation window (opening, close).
+fn next_window(rotation: &Rotation, now: i64) -> Option<(i64, i64)> {
     if !rotation.enabled {
         return None;
     }
@@ -192,14 +226,14 @@ fn next_window_end(rotation: &Rotation, now: i64) -> Option<i64> {
         } else {
             DAY_MS - start.rem_euclid(DAY_MS)
         });
-        return Some(start + window);
+        return Some((start, start + window));
     }
     let days = rotation.after_days?;
     let mut start = base - base.rem_euclid(DAY_MS) + days * DAY_MS;
     while start + DAY_MS <= now {
         start += days * DAY_MS;
     }
-    Some(start + duration.unwrap_or(DAY_MS))
+    Some((start, start + duration.unwrap_or(DAY_MS)))
 }
 
 /// A new current value counts as a rotation for `AutomaticallyAfterDays` schedules: the
@@ -209,13 +243,13 @@ pub fn value_changed(meta: &mut Meta, now: i64) {
         && rotation.enabled
         && rotation.schedule_expression.is_none()
     {
-        rotation.next_rotation_ms = next_window_end(
-            &Rotation {
-                last_rotated_ms: Some(now),
-                ..rotation.clone()
-            },
-            now,
-        );
+        let mut counted = Rotation {
+            last_rotated_ms: Some(now),
+            ..rotation.clone()
+        };
+        schedule_next(&mut counted, now);
+        rotation.next_rotation_ms = counted.next_rotation_ms;
+        rotation.due_ms = counted.due_ms;
     }
 }
 

@@ -75,7 +75,7 @@ pub struct Meta {
     pub cross_account_replicas: Vec<CrossAccountLink>,
 }
 
-/// The rotation configuration (stored; Keyhold does not run rotations yet).
+/// The rotation configuration and schedule.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Rotation {
@@ -92,6 +92,10 @@ pub struct Rotation {
     pub last_rotated_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_rotation_ms: Option<i64>,
+    /// When the scheduled rotation is due: the opening of the window `next_rotation_ms`
+    /// closes (or, after a failed attempt, the retry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_metadata: Option<Vec<(String, String)>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,6 +168,12 @@ impl Secret {
             deletion_ms: self.deletion_ms,
             meta,
         })
+    }
+
+    /// A version a rotation created and its function has not filled yet (AWS's "empty
+    /// secret version"): it has labels but no value.
+    pub fn is_empty_version(version: &SecretVersionRecord) -> bool {
+        version.sealed_value.is_empty()
     }
 
     pub fn is_deleted(&self) -> bool {

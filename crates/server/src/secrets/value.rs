@@ -142,6 +142,11 @@ impl SecretsService {
         ctx: &RequestContext,
         version: &SecretVersionRecord,
     ) -> Result<SecretValue, SecretsError> {
+        if super::secret::Secret::is_empty_version(version) {
+            return Err(SecretsError::NoValueForVersion {
+                version_id: version.version_id.clone(),
+            });
+        }
         refuse_default_key_across_accounts(
             ctx,
             &version.secret_arn,

@@ -145,7 +145,10 @@ pub async fn put_secret_value(
 
     let _guard = service.writes.lock().await;
     let secret = service.resolve_writable(ctx, &input.secret_id).await?;
-    if let Some(existing) = secret.version(&token) {
+    if let Some(existing) = secret
+        .version(&token)
+        .filter(|v| !Secret::is_empty_version(v))
+    {
         // Idempotent retry: the same value under the same token changes nothing.
         let stored = service.open_version(ctx, existing).await?;
         if !stored.same_as(&value) {
@@ -276,6 +279,11 @@ fn select(
             {
                 return Err(SecretsError::StageVersionMismatch);
             }
+            if Secret::is_empty_version(version) {
+                return Err(SecretsError::NoValueForVersion {
+                    version_id: id.to_owned(),
+                });
+            }
             Ok(version.clone())
         }
         (None, stage) => {
@@ -283,6 +291,7 @@ fn select(
             secret
                 .version_with(stage)
                 .and_then(|id| secret.version(id))
+                .filter(|v| !Secret::is_empty_version(v))
                 .cloned()
                 .ok_or_else(|| SecretsError::NoValueForStage {
                     stage: stage.to_owned(),

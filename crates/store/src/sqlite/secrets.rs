@@ -114,6 +114,25 @@ impl SecretStore for SqliteStore {
         })
         .await
     }
+
+    async fn secrets_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>> {
+        // The metadata is a JSON document; rotating secrets are few, so a scan is cheap.
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT arn FROM sm_secrets WHERE deletion_ms IS NULL \
+                     AND json_extract(meta, '$.rotation.enabled') = 1 \
+                     AND COALESCE(json_extract(meta, '$.rotation.due_ms'), \
+                                  json_extract(meta, '$.rotation.next_rotation_ms')) <= ?1 \
+                     ORDER BY created_ms",
+                )
+                .map_err(backend)?;
+            let rows = stmt.query_map([now_ms], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(backend)
+        })
+        .await
+    }
 }
 
 fn put(

@@ -29,6 +29,7 @@ mod secrets_fidelity;
 mod secrets_lifecycle;
 mod secrets_policies_rotation;
 mod secrets_replication;
+mod secrets_rotation;
 mod secrets_versions;
 mod ssm_at_rest;
 mod ssm_labels_tags;

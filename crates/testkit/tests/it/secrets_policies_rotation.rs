@@ -1,7 +1,8 @@
 //! Resource policies (stored, validated, enforced for other accounts and explicit denies),
 //! KMS acting as the caller (a key policy that refuses the caller makes the secret
-//! unreadable), and the rotation configuration (stored and reported; immediate rotation
-//! refused honestly).
+//! unreadable), and the rotation configuration (stored and reported; an immediate rotation
+//! with a function the server has no `[[rotation_functions]]` entry for is refused as AWS
+//! refuses a function it cannot invoke; running rotations: `secrets_rotation`).
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::types::RotationRulesType;
@@ -315,7 +316,7 @@ async fn kms_decrypts_as_the_caller_through_secrets_manager() {
 }
 
 #[tokio::test]
-async fn rotation_configuration_is_stored_and_immediate_rotation_refused() {
+async fn rotation_configuration_is_stored_and_unknown_function_refused() {
     let server = TestServer::start().await;
     let sm = server.secrets_manager();
     sm.create_secret()
@@ -346,7 +347,8 @@ async fn rotation_configuration_is_stored_and_immediate_rotation_refused() {
         .unwrap_err();
     assert_eq!(err(e).0, "InvalidRequestException");
 
-    // Rotating now would need the rotation function: refused, and nothing is stored.
+    // Rotating now needs the rotation function, which this server does not have: refused,
+    // and nothing is stored.
     let e = sm
         .rotate_secret()
         .secret_id("rot")
@@ -359,11 +361,14 @@ async fn rotation_configuration_is_stored_and_immediate_rotation_refused() {
         .send()
         .await
         .unwrap_err();
-    let (code, message) = err(e);
-    assert_eq!(code, "InvalidRequestException");
-    assert!(
-        message.contains("Keyhold does not run rotations yet"),
-        "{message}"
+    assert_eq!(
+        err(e),
+        (
+            "AccessDeniedException".into(),
+            "Secrets Manager cannot invoke the specified Lambda function. Ensure that the \
+             function policy grants access to the principal secretsmanager.amazonaws.com."
+                .into()
+        )
     );
     let d = sm.describe_secret().secret_id("rot").send().await.unwrap();
     assert!(d.rotation_enabled().is_none() && d.rotation_rules().is_none());
