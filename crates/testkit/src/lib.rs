@@ -130,6 +130,7 @@ impl TestServerBuilder {
             .or_else(|| temp.as_ref().map(|t| t.path().join("data")))
             .expect("a data directory");
         self.config.data_dir = dir.clone();
+        self.config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         // Strict mode needs an explicit seal: unless the test chose one, a key file outside
         // the data directory (beside it, so that a restart finds it again).
         if self.config.mode == Mode::Strict && self.config.seal.is_none() {
