@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod seal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,45 @@ enum Command {
         /// Data directory [default: the config file's].
         #[arg(long, env = "KEYHOLD_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Shamir seal: split a new root key into this many shares (at most 255).
+        #[arg(long, requires = "threshold")]
+        shares: Option<u8>,
+        /// Shamir seal: how many shares unseal the server.
+        #[arg(long, requires = "shares")]
+        threshold: Option<u8>,
+        /// Write the shares to DIR/share-<n>.txt (mode 0600) instead of printing them.
+        #[arg(long, requires = "shares")]
+        share_dir: Option<PathBuf>,
+    },
+    /// Enter one unseal share into the running server (from stdin when SHARE is omitted).
+    Unseal {
+        #[arg(long, env = "KEYHOLD_CONFIG")]
+        config: PathBuf,
+        share: Option<String>,
+    },
+    /// Seal the running server: it drops its domain key and every unsealed key, and refuses
+    /// API calls until it is unsealed again.
+    Seal {
+        #[arg(long, env = "KEYHOLD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Show whether the running server is sealed and the unseal progress (exit status 2
+    /// when sealed).
+    Status {
+        #[arg(long, env = "KEYHOLD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Shamir seal: make a new root key and share set from shares of the current set (read
+    /// from stdin, one per line); only the domain key is re-sealed.
+    Rekey {
+        #[arg(long, env = "KEYHOLD_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        shares: u8,
+        #[arg(long)]
+        threshold: u8,
+        #[arg(long)]
+        share_dir: Option<PathBuf>,
     },
     /// Load a server's hot path and report requests/s and latency.
     Bench(bench::BenchArgs),
@@ -87,13 +127,33 @@ fn main() -> anyhow::Result<()> {
             }
             serve(cfg)
         }
-        Command::Init { config, data_dir } => {
+        Command::Init {
+            config,
+            data_dir,
+            shares,
+            threshold,
+            share_dir,
+        } => {
             let mut cfg = Config::load(Some(&config))?;
             if let Some(dir) = data_dir {
                 cfg.data_dir = dir;
             }
-            init(cfg)
+            match (shares, threshold) {
+                (Some(shares), Some(threshold)) => {
+                    seal::init_shamir(&cfg, shares, threshold, share_dir.as_deref())
+                }
+                _ => init(cfg),
+            }
         }
+        Command::Unseal { config, share } => seal::unseal(&Config::load(Some(&config))?, share),
+        Command::Seal { config } => seal::seal(&Config::load(Some(&config))?),
+        Command::Status { config } => seal::status(&Config::load(Some(&config))?),
+        Command::Rekey {
+            config,
+            shares,
+            threshold,
+            share_dir,
+        } => seal::rekey(&Config::load(Some(&config))?, shares, threshold, share_dir),
         Command::Audit(command) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -202,7 +262,7 @@ fn init(config: Config) -> anyhow::Result<()> {
 }
 
 /// Prints the bootstrap administrator's credentials: the only time they are shown.
-fn print_admin(admin: &keyhold_server::iam::bootstrap::AdminCredentials) {
+pub(crate) fn print_admin(admin: &keyhold_server::iam::bootstrap::AdminCredentials) {
     println!(
         "Keyhold created the administrator {}.\n\
          Its credentials are shown this once and never again; store them now:\n\n\

@@ -45,4 +45,18 @@ pub enum CryptoError {
         .path.display()
     )]
     KeyFilePermissions { path: PathBuf, mode: u32 },
+
+    /// Text that is not a `keyhold-share-v1` share (malformed, mistyped or truncated).
+    #[error("not a Keyhold root key share (malformed, mistyped or truncated)")]
+    ShareFormat,
+
+    /// Shamir parameters out of range (1 <= threshold <= shares <= 255), or fewer distinct
+    /// shares than the threshold.
+    #[error("Shamir parameters out of range, or too few distinct shares")]
+    ShamirParameters,
+
+    /// A PKCS#11 token failed (module not loadable, token not found, login refused, key
+    /// missing). The text comes from the token library and holds no key material.
+    #[error("PKCS#11 token: {0}")]
+    Token(String),
 }

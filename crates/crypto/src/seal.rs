@@ -25,6 +25,8 @@
 mod domain;
 #[cfg(unix)]
 mod key_file;
+mod pkcs11;
+mod shamir;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use zeroize::Zeroizing;
@@ -32,13 +34,15 @@ use zeroize::Zeroizing;
 pub use domain::DomainKey;
 #[cfg(unix)]
 pub use key_file::KeyFileRoot;
+pub use pkcs11::{Pkcs11Root, TokenKeyAttributes};
+pub use shamir::{MAX_SHARES, RootShare, ShamirRoot};
 
 use crate::material::{KEY_LEN, Key256};
 use crate::{CryptoError, SecretBytes, random};
 
 /// The root of the key hierarchy: seals and unseals the domain key.
 ///
-/// Implementations: [`KeyFileRoot`] (development); PKCS#11 and Shamir providers to come.
+/// Implementations: [`KeyFileRoot`] (development), [`ShamirRoot`], [`Pkcs11Root`].
 /// Every implementation must pass the provider test suite in `tests/seal.rs`.
 pub trait RootKeyProvider: Send + Sync {
     /// A short name for status output and logs, e.g. `"key-file"`, `"pkcs11"`, `"shamir"`.

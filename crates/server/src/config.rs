@@ -7,8 +7,11 @@
 //! data_dir = "/var/lib/keyhold"
 //! account_id = "111122223333"          # the default account
 //!
-//! [seal]
-//! key_file = "/etc/keyhold/root.key"    # default: <data_dir>/root.key
+//! [seal]                               # strict mode requires one (see docs/seal.md)
+//! kind = "key_file"                    # "key_file" | "shamir" | "pkcs11"
+//! path = "/etc/keyhold/root.key"       # key_file: outside the data directory in strict mode
+//! # kind = "shamir"                    # `keyhold init --shares N --threshold K`, then unseal
+//! # kind = "pkcs11"                    # module, token_label, key_label, pin_file or pin_env
 //!
 //! header_read_timeout_seconds = 10     # a request head must arrive within this
 //! idle_timeout_seconds = 60            # a kept-alive connection idles at most this
@@ -62,8 +65,9 @@ pub struct Config {
     /// How often scheduled deletions, expirations and automatic key rotations are carried
     /// out (and once at start).
     pub deletion_sweep_interval: Duration,
-    /// The dev-mode root key file (default `<data_dir>/root.key`).
-    pub key_file: Option<PathBuf>,
+    /// The root of trust (`[seal]`). `None`: dev mode's key file at `<data_dir>/root.key`;
+    /// strict mode refuses to start without one.
+    pub seal: Option<SealConfig>,
     /// Static credentials, each its account's root (besides the keys IAM issues).
     pub credentials: Vec<StaticCredential>,
     /// The audit trail.
@@ -213,7 +217,7 @@ impl Default for Config {
             account_id: DEFAULT_ACCOUNT.to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY,
             deletion_sweep_interval: Duration::from_secs(60),
-            key_file: None,
+            seal: None,
             credentials: Vec::new(),
             audit: crate::audit::trail::TrailConfig::default(),
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
@@ -267,7 +271,115 @@ struct AuditSection {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SealSection {
+    kind: Option<SealKind>,
+    path: Option<PathBuf>,
+    /// The first config format's spelling of a key file seal's `path`.
     key_file: Option<PathBuf>,
+    module: Option<PathBuf>,
+    token_label: Option<String>,
+    key_label: Option<String>,
+    pin_file: Option<PathBuf>,
+    pin_env: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SealKind {
+    KeyFile,
+    Shamir,
+    Pkcs11,
+}
+
+/// The root of trust, from the config's `[seal]` (docs/seal.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SealConfig {
+    /// A 256-bit root key in a file (created on first start if missing).
+    KeyFile { path: PathBuf },
+    /// The root key exists only as K-of-N shares held by operators (`keyhold init
+    /// --shares N --threshold K`); the server starts sealed until K are entered.
+    Shamir,
+    /// A non-extractable AES-256 key in a PKCS#11 token wraps the domain key; the server
+    /// unseals itself at start with the token user's PIN.
+    Pkcs11(Pkcs11Config),
+}
+
+/// Where a PKCS#11 root key lives and how to log in to its token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pkcs11Config {
+    /// The PKCS#11 module (shared library), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    pub token_label: String,
+    /// The label of the AES-256 key (created non-extractable on first start if missing).
+    pub key_label: String,
+    pub pin: PinSource,
+}
+
+/// Where the token user's PIN comes from; the PIN itself is never in the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PinSource {
+    File(PathBuf),
+    Env(String),
+}
+
+impl SealSection {
+    fn into_config(self) -> anyhow::Result<SealConfig> {
+        let kind = match (self.kind, &self.key_file) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => SealKind::KeyFile,
+            (None, None) => bail!("[seal] needs kind = \"key_file\", \"shamir\" or \"pkcs11\""),
+        };
+        let key_file_fields = self.path.is_some() || self.key_file.is_some();
+        let pkcs11_fields = self.module.is_some()
+            || self.token_label.is_some()
+            || self.key_label.is_some()
+            || self.pin_file.is_some()
+            || self.pin_env.is_some();
+        match kind {
+            SealKind::KeyFile => {
+                if pkcs11_fields {
+                    bail!("[seal] kind = \"key_file\" takes only `path`");
+                }
+                let path = match (self.path, self.key_file) {
+                    (Some(path), None) | (None, Some(path)) => path,
+                    (Some(_), Some(_)) => {
+                        bail!("[seal] has both `path` and `key_file`: keep `path`")
+                    }
+                    (None, None) => bail!("[seal] kind = \"key_file\" needs `path`"),
+                };
+                Ok(SealConfig::KeyFile { path })
+            }
+            SealKind::Shamir => {
+                if key_file_fields || pkcs11_fields {
+                    bail!("[seal] kind = \"shamir\" takes no other settings");
+                }
+                Ok(SealConfig::Shamir)
+            }
+            SealKind::Pkcs11 => {
+                if key_file_fields {
+                    bail!("[seal] kind = \"pkcs11\" takes no `path`");
+                }
+                let pin = match (self.pin_file, self.pin_env) {
+                    (Some(file), None) => PinSource::File(file),
+                    (None, Some(var)) => PinSource::Env(var),
+                    _ => bail!(
+                        "[seal] kind = \"pkcs11\" needs exactly one of `pin_file` and `pin_env`"
+                    ),
+                };
+                Ok(SealConfig::Pkcs11(Pkcs11Config {
+                    module: self
+                        .module
+                        .context("[seal] kind = \"pkcs11\" needs `module`")?,
+                    token_label: self
+                        .token_label
+                        .context("[seal] kind = \"pkcs11\" needs `token_label`")?,
+                    key_label: self
+                        .key_label
+                        .context("[seal] kind = \"pkcs11\" needs `key_label`")?,
+                    pin,
+                }))
+            }
+        }
+    }
 }
 
 impl Config {
@@ -307,7 +419,7 @@ impl Config {
         if let Some(secs) = file.deletion_sweep_seconds {
             self.deletion_sweep_interval = Duration::from_secs(secs.max(1));
         }
-        self.key_file = file.seal.and_then(|s| s.key_file);
+        self.seal = file.seal.map(SealSection::into_config).transpose()?;
         for (value, target, name) in [
             (
                 file.header_read_timeout_seconds,
@@ -410,13 +522,70 @@ impl Config {
         if self.max_connections == 0 || u32::try_from(self.max_connections).is_err() {
             bail!("max_connections must be between 1 and 4294967295");
         }
+        if self.mode == Mode::Strict {
+            match &self.seal {
+                None => bail!(
+                    "strict mode needs an explicit root of trust: add a [seal] section to the \
+                     config file with kind = \"shamir\" (then `keyhold init --shares N \
+                     --threshold K`), kind = \"pkcs11\" (module, token_label, key_label, \
+                     pin_file or pin_env), or kind = \"key_file\" with a path outside the data \
+                     directory; see docs/seal.md"
+                ),
+                Some(SealConfig::KeyFile { path }) if self.is_inside_data_dir(path) => bail!(
+                    "strict mode refuses the root key file {}: it is inside the data directory \
+                     {}, so every copy of the data would carry its key; move it elsewhere \
+                     (e.g. /etc/keyhold/root.key) or use kind = \"shamir\" or \"pkcs11\"",
+                    path.display(),
+                    self.data_dir.display()
+                ),
+                Some(_) => {}
+            }
+        }
         Ok(())
     }
 
-    pub fn key_file_path(&self) -> PathBuf {
-        self.key_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("root.key"))
+    /// Whether `path` is the data directory or lies under it (compared absolutely, with
+    /// symbolic links resolved as far as the paths exist).
+    fn is_inside_data_dir(&self, path: &Path) -> bool {
+        let resolve = |p: &Path| -> PathBuf {
+            let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            // Resolve the longest existing ancestor, then append the rest.
+            let mut existing = absolute.as_path();
+            let mut rest = Vec::new();
+            loop {
+                if let Ok(real) = existing.canonicalize() {
+                    let mut out = real;
+                    for part in rest.iter().rev() {
+                        out.push(part);
+                    }
+                    return out;
+                }
+                match (existing.parent(), existing.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        rest.push(name.to_owned());
+                        existing = parent;
+                    }
+                    _ => return absolute,
+                }
+            }
+        };
+        resolve(path).starts_with(resolve(&self.data_dir))
+    }
+
+    /// The root key file of a key file seal: the configured path, or dev mode's default
+    /// `<data_dir>/root.key` when there is no `[seal]`. `None` for other seals.
+    pub fn key_file_path(&self) -> Option<PathBuf> {
+        match &self.seal {
+            None => Some(self.data_dir.join("root.key")),
+            Some(SealConfig::KeyFile { path }) => Some(path.clone()),
+            Some(_) => None,
+        }
+    }
+
+    /// The token that authenticates the seal administration endpoints (`keyhold unseal`,
+    /// `seal`, `rekey`): written by the server at start, readable by its owner only.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -447,6 +616,8 @@ mod tests {
         c.apply_file(
             r#"
             listen = "127.0.0.1:9000"
+            [seal]
+            kind = "shamir"
             [[credentials]]
             access_key_id = "AKIAEXAMPLE0000001"
             secret_access_key = "secretsecretsecret"
@@ -462,15 +633,21 @@ mod tests {
 
     #[test]
     fn strict_refuses_plain_http_off_loopback() {
+        const SEAL: &str = "\n[seal]\nkind = \"shamir\"";
         let mut c = Config::default();
-        c.apply_file("listen = \"0.0.0.0:4566\"").unwrap();
+        c.apply_file(&format!("listen = \"0.0.0.0:4566\"{SEAL}"))
+            .unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("refuses plain HTTP on 0.0.0.0:4566"), "{err}");
-        c.apply_file("listen = \"0.0.0.0:4566\"\nallow_plain_http = true")
-            .unwrap();
+        c.apply_file(&format!(
+            "listen = \"0.0.0.0:4566\"\nallow_plain_http = true{SEAL}"
+        ))
+        .unwrap();
         c.validate().unwrap();
-        c.apply_file("listen = \"0.0.0.0:4566\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"")
-            .unwrap();
+        c.apply_file(&format!(
+            "listen = \"0.0.0.0:4566\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"{SEAL}"
+        ))
+        .unwrap();
         c.validate().unwrap();
         assert!(c.apply_file("tls_cert = \"c.pem\"").is_err());
         let dev = Config {
@@ -548,10 +725,88 @@ mod tests {
         c.account_id = "123".into();
         assert!(c.validate().is_err());
         let mut c = Config::default();
-        c.apply_file("mode = \"strict\"").unwrap();
+        c.apply_file("mode = \"strict\"\n[seal]\nkind = \"shamir\"")
+            .unwrap();
         assert!(
             c.validate().is_ok(),
             "strict without credentials: the first start creates the administrator"
         );
+    }
+
+    #[test]
+    fn strict_needs_an_explicit_seal_outside_the_data_dir() {
+        let mut c = Config::default();
+        c.apply_file("data_dir = \"/var/lib/keyhold\"").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("strict mode needs an explicit root of trust"),
+            "{err}"
+        );
+        assert!(err.contains("[seal]"), "{err}");
+        for inside in [
+            "/var/lib/keyhold/root.key",
+            "/var/lib/keyhold/x/../root.key",
+        ] {
+            c.apply_file(&format!(
+                "data_dir = \"/var/lib/keyhold\"\n[seal]\nkind = \"key_file\"\npath = \"{inside}\""
+            ))
+            .unwrap();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("inside the data directory"), "{inside}: {err}");
+        }
+        c.apply_file(
+            "data_dir = \"/var/lib/keyhold\"\n[seal]\nkind = \"key_file\"\npath = \"/etc/keyhold/root.key\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.key_file_path(),
+            Some(PathBuf::from("/etc/keyhold/root.key"))
+        );
+        // The first format's spelling still means a key file.
+        c.apply_file("data_dir = \"/d\"\n[seal]\nkey_file = \"/etc/k\"")
+            .unwrap();
+        assert_eq!(
+            c.seal,
+            Some(SealConfig::KeyFile {
+                path: "/etc/k".into()
+            })
+        );
+        // Dev mode keeps its default key file beside the data.
+        let dev = Config::default();
+        dev.validate().unwrap();
+        assert_eq!(dev.key_file_path(), Some(dev.data_dir.join("root.key")));
+    }
+
+    #[test]
+    fn seal_sections() {
+        let mut c = Config::default();
+        c.apply_file(
+            "[seal]\nkind = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
+             token_label = \"keyhold\"\nkey_label = \"root\"\npin_env = \"KEYHOLD_PIN\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.seal,
+            Some(SealConfig::Pkcs11(Pkcs11Config {
+                module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+                token_label: "keyhold".into(),
+                key_label: "root".into(),
+                pin: PinSource::Env("KEYHOLD_PIN".into()),
+            }))
+        );
+        assert_eq!(c.key_file_path(), None);
+        for bad in [
+            "[seal]\n",
+            "[seal]\nkind = \"vault\"",
+            "[seal]\nkind = \"key_file\"",
+            "[seal]\nkind = \"shamir\"\npath = \"/k\"",
+            "[seal]\nkind = \"pkcs11\"\nmodule = \"m\"\ntoken_label = \"t\"\nkey_label = \"k\"",
+            "[seal]\nkind = \"pkcs11\"\nmodule = \"m\"\ntoken_label = \"t\"\nkey_label = \"k\"\npin_env = \"A\"\npin_file = \"/p\"",
+            "[seal]\nkind = \"key_file\"\npath = \"/k\"\nmodule = \"m\"",
+        ] {
+            assert!(c.apply_file(bad).is_err(), "accepted {bad:?}");
+        }
     }
 }

@@ -345,6 +345,38 @@ fn respond(
     response
 }
 
+/// The answer to every API call while the seal is closed: AWS's common `ServiceUnavailable`
+/// (HTTP 503, which every AWS SDK retries), in the request's protocol. No operation runs and
+/// nothing is audited: a sealed server cannot sign or record events.
+pub(crate) fn sealed_response(headers: &HeaderMap) -> Response {
+    let target = header_str(headers, "x-amz-target");
+    let service = match target {
+        Some(target) => route::resolve_target(target).ok().map(|op| op.service()),
+        None => header_str(headers, "authorization")
+            .and_then(scope_service)
+            .and_then(|name| {
+                Service::ALL
+                    .iter()
+                    .copied()
+                    .find(|s| s.signing_name() == name)
+            }),
+    };
+    let incoming = Incoming {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        protocol: if target.is_some() {
+            Protocol::Json
+        } else {
+            Protocol::Query
+        },
+        service,
+    };
+    let error = ApiError::new(
+        CommonError::ServiceUnavailable,
+        "Keyhold is sealed: no key can be used until an operator unseals it (keyhold unseal).",
+    );
+    error_response(&incoming, &error)
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }

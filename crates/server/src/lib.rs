@@ -34,7 +34,7 @@ pub mod iam;
 pub mod kms;
 pub mod pagination;
 pub mod params;
-mod seal;
+pub mod seal;
 pub mod secrets;
 mod server;
 pub mod sts;
@@ -42,4 +42,4 @@ pub mod tags;
 pub mod transport;
 
 pub use config::{Config, Mode};
-pub use server::{Server, initialize};
+pub use server::{Server, initialize, initialize_shamir, rekey_shamir};

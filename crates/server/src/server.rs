@@ -16,23 +16,24 @@ use crate::audit::lookup::CloudTrailService;
 use crate::audit::trail::AuditTrail;
 use crate::auth::Authenticator;
 use crate::clock::Clock;
-use crate::config::{Config, Mode};
-use crate::http::{AppState, router};
+use crate::config::{Config, Mode, SealConfig};
+use crate::http::AppState;
 use crate::iam::IamService;
 use crate::iam::bootstrap::AdminCredentials;
 use crate::kms::KmsService;
 use crate::params::SsmService;
+use crate::seal::admin::SealGate;
 use crate::secrets::SecretsService;
 use crate::sts::StsService;
 use crate::transport::Limits;
 use crate::transport::tls::TlsReload;
+use keyhold_crypto::seal::RootShare;
 
 /// A bound, ready server; [`Server::serve`] runs it.
 pub struct Server {
     listener: TcpListener,
-    state: Arc<AppState>,
+    gate: Arc<SealGate>,
     clock: Clock,
-    sweep_interval: Duration,
     admin: Option<AdminCredentials>,
     limits: Limits,
     tls: Option<TlsReload>,
@@ -43,25 +44,68 @@ pub struct Server {
 /// already has one (whose credentials were shown once, when it was created).
 pub async fn initialize(config: &Config) -> anyhow::Result<Option<AdminCredentials>> {
     config.validate()?;
-    let (store, domain) = open_data(config).await?;
+    if matches!(config.seal, Some(SealConfig::Shamir)) {
+        anyhow::bail!(
+            "a Shamir seal is initialized with `keyhold init --config FILE --shares N --threshold K`"
+        );
+    }
+    let store = open_store(config)?;
+    let domain = crate::seal::open(config, store.as_ref())
+        .await?
+        .context("the seal did not open")?;
     let iam = open_iam(store, Arc::new(domain), Clock::default()).await?;
     iam.bootstrap(&config.account_id)
         .await
         .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))
 }
 
-/// Opens (creating it on first use) the data directory's database and its seal.
-async fn open_data(
+/// `keyhold init --shares N --threshold K` on a Shamir-sealed data directory: creates the
+/// root key (returned only as its shares), the domain key and the first administrator.
+pub async fn initialize_shamir(
     config: &Config,
-) -> anyhow::Result<(Arc<dyn Store>, keyhold_crypto::seal::DomainKey)> {
+    shares: u8,
+    threshold: u8,
+) -> anyhow::Result<(Vec<RootShare>, Option<AdminCredentials>)> {
+    config.validate()?;
+    if !matches!(config.seal, Some(SealConfig::Shamir)) {
+        anyhow::bail!(
+            "--shares and --threshold need a Shamir seal: [seal] kind = \"shamir\" in the config file"
+        );
+    }
+    let store = open_store(config)?;
+    let (domain, split) = crate::seal::initialize_shamir(store.as_ref(), shares, threshold).await?;
+    let iam = open_iam(store, Arc::new(domain), Clock::default()).await?;
+    let admin = iam
+        .bootstrap(&config.account_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?;
+    Ok((split, admin))
+}
+
+/// `keyhold rekey`: a new root key and share set for a Shamir-sealed data directory, given
+/// enough shares of the current set. Only the domain key is re-sealed.
+pub async fn rekey_shamir(
+    config: &Config,
+    current: &[RootShare],
+    shares: u8,
+    threshold: u8,
+) -> anyhow::Result<Vec<RootShare>> {
+    config.validate()?;
+    if !matches!(config.seal, Some(SealConfig::Shamir)) {
+        anyhow::bail!("rekeying is for a Shamir seal ([seal] kind = \"shamir\")");
+    }
+    let store = open_store(config)?;
+    crate::seal::rekey_shamir(store.as_ref(), current, shares, threshold).await
+}
+
+/// Opens (creating it on first use) the data directory's database.
+fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let key_file = config.key_file_path();
-    crate::data_dir::prepare(&config.data_dir, &[key_file.as_path()])?;
+    crate::data_dir::prepare(&config.data_dir, key_file.as_deref().as_slice())?;
     let db = config.database_path();
     crate::data_dir::create_private_file(&db)?;
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
-    let domain = crate::seal::open(config, store.as_ref()).await?;
-    Ok((store, domain))
+    Ok(Arc::new(store))
 }
 
 async fn open_iam(
@@ -74,95 +118,150 @@ async fn open_iam(
         .map_err(|e| anyhow::anyhow!("loading the IAM directory failed: {e:?}"))
 }
 
+/// The services of an unsealed server, built around its domain key. Dropping the last
+/// reference drops (zeroizes) the domain key and every cache of unsealed keys.
+pub(crate) async fn unsealed_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    domain: keyhold_crypto::seal::DomainKey,
+    clock: Clock,
+    bootstrap: bool,
+    endpoint: &str,
+) -> anyhow::Result<(Arc<AppState>, Option<AdminCredentials>)> {
+    let domain = Arc::new(domain);
+    let iam = Arc::new(open_iam(store.clone(), domain.clone(), clock.clone()).await?);
+    // Strict mode without configured credentials: the first start creates the
+    // administrator (once per data directory) so that someone can sign requests.
+    let admin = match (bootstrap, config.mode, config.credentials.is_empty()) {
+        (true, Mode::Strict, true) => iam
+            .bootstrap(&config.account_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?,
+        _ => None,
+    };
+    let trail_path = config.audit_database_path();
+    crate::data_dir::create_private_file(&trail_path)?;
+    let anchor = keyhold_store::SqliteAuditAnchor::open(&config.database_path())
+        .context("opening the audit trail's anchor in the key store")?;
+    let trail_config = crate::audit::trail::TrailConfig {
+        rejections_account: config.account_id.clone(),
+        ..config.audit.clone()
+    };
+    let trail = Arc::new(AuditTrail::open(
+        &trail_path,
+        Box::new(anchor),
+        &domain,
+        trail_config,
+    )?);
+    let audit: Arc<dyn Auditor> = trail.clone();
+    let kms = Arc::new(KmsService::new(
+        store.clone(),
+        domain,
+        clock.clone(),
+        audit.clone(),
+    ));
+    let secrets = Arc::new(SecretsService::new(
+        store.clone(),
+        kms.clone(),
+        clock.clone(),
+    ));
+    let ssm = Arc::new(SsmService::new(
+        store.clone(),
+        kms.clone(),
+        secrets.clone(),
+        audit.clone(),
+        clock.clone(),
+    ));
+    secrets.install_rotation(crate::secrets::RotationSetup {
+        functions: config.rotation_functions.clone(),
+        iam: iam.clone(),
+        audit: audit.clone(),
+        endpoint: endpoint.to_owned(),
+    });
+    let state = Arc::new(AppState {
+        mode: config.mode,
+        max_body_bytes: config.max_body_bytes,
+        trusted_proxies: config.trusted_proxies.clone(),
+        body_read_timeout: config.body_read_timeout,
+        auth: Authenticator::new(config, iam.clone(), clock.clone()),
+        kms,
+        secrets,
+        ssm,
+        sts: Arc::new(StsService::new(iam.clone(), clock.clone())),
+        iam,
+        cloudtrail: Arc::new(CloudTrailService::new(trail.clone())),
+        audit,
+        trail,
+    });
+    Ok((state, admin))
+}
+
+/// Starts the background sweep of an unsealed server; it stops when the sender says so.
+pub(crate) fn start_sweep(
+    state: &AppState,
+    interval: Duration,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(sweep(
+        Sweep {
+            kms: state.kms.clone(),
+            secrets: state.secrets.clone(),
+            ssm: state.ssm.clone(),
+            iam: state.iam.clone(),
+        },
+        interval,
+        stop_rx,
+    ));
+    (stop_tx, sweeper)
+}
+
 impl Server {
-    /// Opens the data directory (database, seal) and binds the listener.
+    /// Opens the data directory (database, seal) and binds the listener. A Shamir-sealed
+    /// server binds sealed: it serves the seal endpoints until its shares are entered.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let (store, domain) = open_data(&config).await?;
+        let store = open_store(&config)?;
+        let domain = crate::seal::open(&config, store.as_ref()).await?;
         let clock = Clock::default();
-        let domain = Arc::new(domain);
-        let iam = Arc::new(open_iam(store.clone(), domain.clone(), clock.clone()).await?);
-        // Strict mode without configured credentials: the first start creates the
-        // administrator (once per data directory) so that someone can sign requests.
-        let admin = match (config.mode, config.credentials.is_empty()) {
-            (Mode::Strict, true) => iam
-                .bootstrap(&config.account_id)
-                .await
-                .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?,
-            _ => None,
-        };
-        let trail_path = config.audit_database_path();
-        crate::data_dir::create_private_file(&trail_path)?;
-        let anchor = keyhold_store::SqliteAuditAnchor::open(&config.database_path())
-            .context("opening the audit trail's anchor in the key store")?;
-        let trail_config = crate::audit::trail::TrailConfig {
-            rejections_account: config.account_id.clone(),
-            ..config.audit.clone()
-        };
-        let trail = Arc::new(AuditTrail::open(
-            &trail_path,
-            Box::new(anchor),
-            &domain,
-            trail_config,
-        )?);
-        let audit: Arc<dyn Auditor> = trail.clone();
-        let kms = Arc::new(KmsService::new(
-            store.clone(),
-            domain,
-            clock.clone(),
-            audit.clone(),
-        ));
-        let secrets = Arc::new(SecretsService::new(
-            store.clone(),
-            kms.clone(),
-            clock.clone(),
-        ));
-        let ssm = Arc::new(SsmService::new(
-            store.clone(),
-            kms.clone(),
-            secrets.clone(),
-            audit.clone(),
-            clock.clone(),
-        ));
-        // The databases are open (their -wal/-shm files exist): one more pass catches any
-        // file that an older version or a copy left readable by others.
-        crate::data_dir::tighten(&config.data_dir, &[config.key_file_path().as_path()])?;
         let tls = config.tls.clone().map(TlsReload::load).transpose()?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
-        secrets.install_rotation(crate::secrets::RotationSetup {
-            functions: config.rotation_functions.clone(),
-            iam: iam.clone(),
-            audit: audit.clone(),
-            endpoint: own_endpoint(listener.local_addr()?, tls.is_some()),
-        });
-        let state = Arc::new(AppState {
-            mode: config.mode,
-            max_body_bytes: config.max_body_bytes,
-            trusted_proxies: config.trusted_proxies.clone(),
-            body_read_timeout: config.body_read_timeout,
-            auth: Authenticator::new(&config, iam.clone(), clock.clone()),
-            kms,
-            secrets,
-            ssm,
-            sts: Arc::new(StsService::new(iam.clone(), clock.clone())),
-            iam,
-            cloudtrail: Arc::new(CloudTrailService::new(trail.clone())),
-            audit,
-            trail,
-        });
+        // Where rotation functions call back into this server.
+        let endpoint = own_endpoint(listener.local_addr()?, tls.is_some());
+        let (live, admin) = match domain {
+            Some(domain) => {
+                let (state, admin) = unsealed_state(
+                    &config,
+                    store.clone(),
+                    domain,
+                    clock.clone(),
+                    true,
+                    &endpoint,
+                )
+                .await?;
+                (Some(state), admin)
+            }
+            None => (None, None),
+        };
+        // The databases are open (their -wal/-shm files exist): one more pass catches any
+        // file that an older version or a copy left readable by others.
+        crate::data_dir::tighten(
+            &config.data_dir,
+            config.key_file_path().as_deref().as_slice(),
+        )?;
+        let limits = Limits {
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+        };
+        let gate = SealGate::new(config, store, clock.clone(), live, endpoint)?;
         Ok(Self {
             listener,
-            state,
+            gate,
             clock,
-            sweep_interval: config.deletion_sweep_interval,
             admin,
-            limits: Limits {
-                header_read_timeout: config.header_read_timeout,
-                idle_timeout: config.idle_timeout,
-                max_connections: config.max_connections,
-            },
+            limits,
             tls,
         })
     }
@@ -171,6 +270,11 @@ impl Server {
     /// credentials): the caller shows its credentials once. `None` ever after.
     pub fn take_admin_credentials(&mut self) -> Option<AdminCredentials> {
         self.admin.take()
+    }
+
+    /// Whether the server is sealed (a Shamir seal before its shares are entered).
+    pub fn is_sealed(&self) -> bool {
+        self.gate.is_sealed()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -194,29 +298,15 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let sweeper = tokio::spawn(sweep(
-            Sweep {
-                kms: self.state.kms.clone(),
-                secrets: self.state.secrets.clone(),
-                ssm: self.state.ssm.clone(),
-                iam: self.state.iam.clone(),
-            },
-            self.sweep_interval,
-            stop_rx,
-        ));
-        let trail = self.state.trail.clone();
         crate::transport::serve(
             self.listener,
-            router(self.state),
+            crate::seal::admin::router(self.gate.clone()),
             self.limits,
             self.tls,
             shutdown,
         )
         .await;
-        let _ = stop_tx.send(true);
-        let _ = sweeper.await;
-        trail.shutdown().await;
+        self.gate.close().await;
         Ok(())
     }
 }

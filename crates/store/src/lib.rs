@@ -62,6 +62,9 @@ pub trait MetaStore: Send + Sync {
     async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Inserts `value` unless `name` exists; returns whether it inserted. Durable on return.
     async fn insert_meta_if_absent(&self, name: &str, value: &[u8]) -> Result<bool>;
+    /// Replaces `name`'s value with `value` only if it is still `expected`; returns whether
+    /// it replaced it. Durable on return.
+    async fn replace_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool>;
 }
 
 /// KMS keys, their sealed backing-key materials, aliases and tags.

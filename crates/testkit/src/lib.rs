@@ -35,9 +35,25 @@ pub struct TestServerBuilder {
     data_dir: Option<PathBuf>,
     tls_ca: Option<Vec<u8>>,
     clock_ahead: Option<std::time::Duration>,
+    shamir: Option<(u8, u8)>,
 }
 
 impl TestServerBuilder {
+    /// A Shamir seal: on a new data directory, `keyhold init --shares N --threshold K` runs
+    /// first ([`TestServer::shares`] hands out the shares, [`TestServer::admin_credentials`]
+    /// the administrator); the server starts sealed ([`TestServer::unseal`]).
+    pub fn shamir(mut self, shares: u8, threshold: u8) -> Self {
+        self.config.seal = Some(keyhold_server::config::SealConfig::Shamir);
+        self.shamir = Some((shares, threshold));
+        self
+    }
+
+    /// The root of trust (`[seal]`), for a data directory initialized some other way.
+    pub fn seal(mut self, seal: keyhold_server::config::SealConfig) -> Self {
+        self.config.seal = Some(seal);
+        self
+    }
+
     /// Strict mode with the given access keys (id, secret, account).
     pub fn strict(mut self, credentials: &[(&str, &str, &str)]) -> Self {
         self.config.mode = Mode::Strict;
@@ -111,19 +127,43 @@ impl TestServerBuilder {
         let dir = self
             .data_dir
             .clone()
-            .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
+            .or_else(|| temp.as_ref().map(|t| t.path().join("data")))
             .expect("a data directory");
         self.config.data_dir = dir.clone();
         self.config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        // Strict mode needs an explicit seal: unless the test chose one, a key file outside
+        // the data directory (beside it, so that a restart finds it again).
+        if self.config.mode == Mode::Strict && self.config.seal.is_none() {
+            self.config.seal = Some(strict_seal(&dir));
+        }
+        let mut shares = Vec::new();
+        let mut initialized_admin = None;
+        if let Some((n, k)) = self.shamir
+            && !dir.join("keyhold.db").exists()
+        {
+            let (split, admin) = keyhold_server::initialize_shamir(&self.config, n, k)
+                .await
+                .expect("keyhold init --shares");
+            shares = split.iter().map(|s| s.to_text().to_string()).collect();
+            initialized_admin = admin.map(|c| {
+                (
+                    c.access_key_id.clone(),
+                    String::from(c.secret_access_key.as_str()),
+                )
+            });
+        }
         let mut server = Server::bind(self.config)
             .await
             .expect("the test server binds");
-        let admin = server.take_admin_credentials().map(|c| {
-            (
-                c.access_key_id.clone(),
-                String::from(c.secret_access_key.as_str()),
-            )
-        });
+        let admin = server
+            .take_admin_credentials()
+            .map(|c| {
+                (
+                    c.access_key_id.clone(),
+                    String::from(c.secret_access_key.as_str()),
+                )
+            })
+            .or(initialized_admin);
         let addr = server.local_addr().expect("a bound address");
         let clock = server.clock();
         let tls_reload = server.tls_reload();
@@ -138,6 +178,7 @@ impl TestServerBuilder {
             addr,
             clock,
             admin,
+            shares,
             tls_ca: self.tls_ca,
             tls_reload,
             data_dir: dir,
@@ -145,6 +186,20 @@ impl TestServerBuilder {
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+}
+
+/// The seal the testkit gives a strict-mode server that does not choose one: the root key
+/// file `.<name>.root.key` beside the data directory `<name>` (outside it, as strict mode
+/// requires). Tests that build a strict [`Config`] themselves use it too.
+pub fn strict_seal(data_dir: &Path) -> keyhold_server::config::SealConfig {
+    let name = data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let parent = data_dir.parent().unwrap_or(Path::new("/tmp"));
+    keyhold_server::config::SealConfig::KeyFile {
+        path: parent.join(format!(".{name}.root.key")),
     }
 }
 
@@ -180,6 +235,7 @@ pub struct TestServer {
     addr: SocketAddr,
     clock: Clock,
     admin: Option<(String, String)>,
+    shares: Vec<String>,
     tls_ca: Option<Vec<u8>>,
     tls_reload: Option<TlsReload>,
     data_dir: PathBuf,
@@ -195,6 +251,7 @@ impl TestServer {
             data_dir: None,
             tls_ca: None,
             clock_ahead: None,
+            shamir: None,
         }
     }
 
@@ -251,6 +308,36 @@ impl TestServer {
     /// ([`TestServerBuilder::strict_bootstrap`], first start).
     pub fn admin_credentials(&self) -> Option<(&str, &str)> {
         self.admin.as_ref().map(|(k, s)| (k.as_str(), s.as_str()))
+    }
+
+    /// The Shamir shares `keyhold init` made when this start initialized the data directory
+    /// ([`TestServerBuilder::shamir`]), in the text form operators hold.
+    pub fn shares(&self) -> &[String] {
+        &self.shares
+    }
+
+    /// The seal status (`GET /_keyhold/seal/status`, what `keyhold status` shows).
+    pub async fn seal_status(&self) -> keyhold_server::seal::client::Answer {
+        keyhold_server::seal::client::status(self.addr)
+            .await
+            .expect("the seal status")
+    }
+
+    /// Enters one share, as `keyhold unseal` does (with the admin token from the data
+    /// directory).
+    pub async fn unseal(&self, share: &str) -> keyhold_server::seal::client::Answer {
+        let token = keyhold_server::seal::client::read_token(&self.data_dir).expect("the token");
+        keyhold_server::seal::client::unseal(self.addr, &token, share)
+            .await
+            .expect("an answer to unseal")
+    }
+
+    /// Seals the server, as `keyhold seal` does.
+    pub async fn seal(&self) -> keyhold_server::seal::client::Answer {
+        let token = keyhold_server::seal::client::read_token(&self.data_dir).expect("the token");
+        keyhold_server::seal::client::seal(self.addr, &token)
+            .await
+            .expect("an answer to seal")
     }
 
     /// SDK configuration for `access_key` / `secret` in `region`.

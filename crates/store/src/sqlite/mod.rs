@@ -240,6 +240,20 @@ impl MetaStore for SqliteStore {
         })
         .await
     }
+
+    async fn replace_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool> {
+        let (name, expected, value) = (name.to_owned(), expected.to_vec(), value.to_vec());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE meta SET value = ?3 WHERE name = ?1 AND value = ?2",
+                    params![name, expected, value],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
 }
 
 #[async_trait]
