@@ -4,29 +4,56 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use keyhold_crypto::asymmetric::PrivateKey;
 use keyhold_crypto::{KeyId, MaterialId, SymmetricKey};
 use keyhold_proto::Timestamp;
 use keyhold_proto::kms::{
-    EncryptionAlgorithmSpec, KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType,
-    OriginType,
+    EncapsulationAlgorithmSpec, EncryptionAlgorithmSpec, KeyAgreementAlgorithmSpec, KeyManagerType,
+    KeyMetadata, KeySpec, KeyState, KeyUsageType, MacAlgorithmSpec, OriginType,
+    SigningAlgorithmSpec,
 };
 use keyhold_store::{KeyRecord, Tag};
 
 use super::error::KmsError;
 use super::grant::KeyGrants;
 
-/// The unsealed backing keys of one KMS key, by material id. Every material a key ever had
-/// stays here, so ciphertexts from before a rotation still decrypt.
+/// The unsealed material of one KMS key.
+///
+/// - `by_id`: a symmetric encryption key's backing keys, by material id. Every material a
+///   key ever had stays here, so ciphertexts from before a rotation still decrypt.
+/// - `private`: the one material of an asymmetric, HMAC or post-quantum key (stored as the
+///   key's one material row), parsed once when the key is loaded: Sign, Decrypt, GenerateMac
+///   and the rest use it from memory, never parsing or reading the store per request.
 pub struct Materials {
     pub by_id: HashMap<MaterialId, Arc<SymmetricKey>>,
+    pub private: Option<Arc<PrivateKey>>,
 }
 
 impl Materials {
+    /// The materials of a symmetric encryption key.
+    pub fn symmetric(by_id: HashMap<MaterialId, Arc<SymmetricKey>>) -> Self {
+        Self {
+            by_id,
+            private: None,
+        }
+    }
+
+    /// The material of an asymmetric, HMAC or post-quantum key.
+    pub fn private(key: PrivateKey) -> Self {
+        Self {
+            by_id: HashMap::new(),
+            private: Some(Arc::new(key)),
+        }
+    }
+
     /// These materials and one more (a rotation's).
     pub fn with(&self, id: MaterialId, material: SymmetricKey) -> Self {
         let mut by_id = self.by_id.clone();
         by_id.insert(id, Arc::new(material));
-        Self { by_id }
+        Self {
+            by_id,
+            private: self.private.clone(),
+        }
     }
 }
 
@@ -182,8 +209,72 @@ impl Key {
         Ok(())
     }
 
+    /// The usage check of the operations of asymmetric, HMAC and post-quantum keys.
+    pub fn check_usage(
+        &self,
+        wanted: KeyUsageType,
+        operation: &'static str,
+    ) -> Result<(), KmsError> {
+        if self.usage != wanted {
+            return Err(KmsError::InvalidKeyUsage {
+                arn: self.record.arn.clone(),
+                usage: self.usage.as_str(),
+                operation,
+            });
+        }
+        Ok(())
+    }
+
+    /// The parsed private material of an asymmetric, HMAC or post-quantum key.
+    pub fn private(&self) -> Result<&PrivateKey, KmsError> {
+        self.materials.private.as_deref().ok_or(KmsError::Internal)
+    }
+
+    /// The algorithm lists of `DescribeKey` and `GetPublicKey` (each present only for the
+    /// usage it belongs to, as AWS answers).
+    pub fn algorithms(&self) -> Algorithms {
+        let crypto = super::specs::crypto_spec(self.spec);
+        let mut out = Algorithms::default();
+        match self.usage {
+            KeyUsageType::EncryptDecrypt if self.spec == KeySpec::SymmetricDefault => {
+                out.encryption = Some(vec![EncryptionAlgorithmSpec::SymmetricDefault]);
+            }
+            KeyUsageType::EncryptDecrypt => {
+                out.encryption = Some(vec![
+                    EncryptionAlgorithmSpec::RsaesOaepSha1,
+                    EncryptionAlgorithmSpec::RsaesOaepSha256,
+                ]);
+            }
+            KeyUsageType::SignVerify => {
+                out.signing = Some(
+                    crypto
+                        .map(|s| {
+                            s.signing_algorithms()
+                                .iter()
+                                .map(|a| super::specs::signing_to_wire(*a))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                );
+            }
+            KeyUsageType::GenerateVerifyMac => {
+                out.mac = crypto
+                    .and_then(|s| s.mac_algorithm())
+                    .map(|a| vec![super::specs::mac_to_wire(a)]);
+            }
+            KeyUsageType::KeyAgreement => {
+                out.key_agreement = Some(vec![KeyAgreementAlgorithmSpec::Ecdh]);
+            }
+            KeyUsageType::EncapsulateDecapsulate => {
+                out.encapsulation = Some(vec![EncapsulationAlgorithmSpec::MlKem]);
+            }
+        }
+        out
+    }
+
     pub fn metadata(&self) -> KeyMetadata {
         let r = &self.record;
+        let algorithms = self.algorithms();
         KeyMetadata {
             aws_account_id: Some(r.account.clone()),
             key_id: r.key_id.clone(),
@@ -200,12 +291,28 @@ impl Key {
                 self.spec.as_str(),
             ),
             key_spec: Some(self.spec),
-            encryption_algorithms: Some(vec![EncryptionAlgorithmSpec::SymmetricDefault]),
+            encryption_algorithms: algorithms.encryption,
+            signing_algorithms: algorithms.signing,
+            mac_algorithms: algorithms.mac,
+            key_agreement_algorithms: algorithms.key_agreement,
+            encapsulation_algorithms: algorithms.encapsulation,
             multi_region: Some(false),
-            current_key_material_id: Some(r.current_material_id.clone()),
+            // Only symmetric encryption keys have key material ids on AWS.
+            current_key_material_id: (self.spec == KeySpec::SymmetricDefault)
+                .then(|| r.current_material_id.clone()),
             ..KeyMetadata::default()
         }
     }
+}
+
+/// The algorithm lists of one key; `None` where its usage has no such list.
+#[derive(Default)]
+pub struct Algorithms {
+    pub encryption: Option<Vec<EncryptionAlgorithmSpec>>,
+    pub signing: Option<Vec<SigningAlgorithmSpec>>,
+    pub mac: Option<Vec<MacAlgorithmSpec>>,
+    pub key_agreement: Option<Vec<KeyAgreementAlgorithmSpec>>,
+    pub encapsulation: Option<Vec<EncapsulationAlgorithmSpec>>,
 }
 
 /// Parses a key id in UUID form (`1234abcd-12ab-34cd-56ef-1234567890ab`, lowercase hex).
