@@ -603,6 +603,7 @@ async fn sign_verify_errors_are_aws_errors() {
 }
 
 #[tokio::test]
+#[allow(deprecated)] // CustomerMasterKeySpec, which clients still send
 async fn create_key_checks_spec_and_usage_as_aws() {
     let server = TestServer::start().await;
     let kms = server.kms();
