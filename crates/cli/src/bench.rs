@@ -23,6 +23,10 @@ pub enum BenchOperation {
     GetSecretValue,
     /// Parameter Store GetParameter of a SecureString, with decryption.
     GetParameter,
+    /// KMS Sign of a 32-byte message with a `--key-spec` key (RAW).
+    Sign,
+    /// KMS Verify of a valid signature with a `--key-spec` key (RAW).
+    Verify,
 }
 
 impl BenchOperation {
@@ -33,6 +37,8 @@ impl BenchOperation {
             Self::GenerateDataKey => "TrentService.GenerateDataKey",
             Self::GetSecretValue => "secretsmanager.GetSecretValue",
             Self::GetParameter => "AmazonSSM.GetParameter",
+            Self::Sign => "TrentService.Sign",
+            Self::Verify => "TrentService.Verify",
         }
     }
 }
@@ -44,6 +50,12 @@ pub struct BenchArgs {
     endpoint: Option<String>,
     #[arg(long, value_enum, default_value = "decrypt")]
     operation: BenchOperation,
+    /// The key spec of `sign` and `verify` (`RSA_2048`, `ECC_NIST_P256`, `ML_DSA_65`, ...).
+    #[arg(long, default_value = "ECC_NIST_P256")]
+    key_spec: String,
+    /// The signing algorithm of `sign` and `verify`; default: the spec's first (PSS for RSA).
+    #[arg(long)]
+    signing_algorithm: Option<String>,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 32)]
     connections: usize,
@@ -148,9 +160,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         format!("{:?}", args.audit).to_lowercase()
     };
+    let label = match args.operation {
+        BenchOperation::Sign | BenchOperation::Verify => {
+            format!("{:?} {}", args.operation, args.key_spec)
+        }
+        other => format!("{other:?}"),
+    };
     println!(
-        "{:?} ({audit} audit): {:.0} requests/s over {}s, {} connections; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; {} errors",
-        args.operation,
+        "{label} ({audit} audit): {:.0} requests/s over {}s, {} connections; latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; {} errors",
         n as f64 / measure.as_secs_f64(),
         measure.as_secs(),
         args.connections,
@@ -169,6 +186,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// Creates a key and builds the body the benchmark sends.
 async fn prepare(addr: SocketAddr, args: &BenchArgs, signer: &Signer) -> anyhow::Result<String> {
     let mut conn = Connection::open(addr).await?;
+    if matches!(
+        args.operation,
+        BenchOperation::Sign | BenchOperation::Verify
+    ) {
+        return prepare_signature(&mut conn, args, signer).await;
+    }
     let (status, body) = conn
         .call(
             signer,
@@ -213,6 +236,7 @@ async fn prepare(addr: SocketAddr, args: &BenchArgs, signer: &Signer) -> anyhow:
             }
             serde_json::json!({"Name": "/keyhold/bench", "WithDecryption": true}).to_string()
         }
+        BenchOperation::Sign | BenchOperation::Verify => unreachable!("prepared above"),
         BenchOperation::Encrypt => encrypt,
         BenchOperation::GenerateDataKey => {
             serde_json::json!({"KeyId": key_id, "KeySpec": "AES_256", "EncryptionContext": context})
@@ -230,6 +254,50 @@ async fn prepare(addr: SocketAddr, args: &BenchArgs, signer: &Signer) -> anyhow:
             serde_json::json!({"CiphertextBlob": blob, "EncryptionContext": context}).to_string()
         }
     })
+}
+
+/// Creates a `--key-spec` signing key and builds the Sign (or Verify) body.
+async fn prepare_signature(
+    conn: &mut Connection,
+    args: &BenchArgs,
+    signer: &Signer,
+) -> anyhow::Result<String> {
+    let spec = args.key_spec.as_str();
+    let create = serde_json::json!({"Description": "keyhold bench", "KeySpec": spec, "KeyUsage": "SIGN_VERIFY"});
+    let (status, body) = conn
+        .call(signer, "TrentService.CreateKey", &create.to_string())
+        .await?;
+    if status != 200 {
+        bail!("CreateKey of a {spec} signing key failed: {status} {body}");
+    }
+    let created: serde_json::Value = serde_json::from_str(&body)?;
+    let key_id = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .context("CreateKey returned no KeyId")?
+        .to_owned();
+    let algorithm = match &args.signing_algorithm {
+        Some(a) => a.clone(),
+        None => created["KeyMetadata"]["SigningAlgorithms"][0]
+            .as_str()
+            .context("the key has no signing algorithm")?
+            .to_owned(),
+    };
+    let message = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let sign =
+        serde_json::json!({"KeyId": key_id, "Message": message, "SigningAlgorithm": algorithm})
+            .to_string();
+    if matches!(args.operation, BenchOperation::Sign) {
+        return Ok(sign);
+    }
+    let (status, body) = conn.call(signer, "TrentService.Sign", &sign).await?;
+    if status != 200 {
+        bail!("Sign failed: {status} {body}");
+    }
+    let out: serde_json::Value = serde_json::from_str(&body)?;
+    let signature = out["Signature"]
+        .as_str()
+        .context("Sign returned no Signature")?;
+    Ok(serde_json::json!({"KeyId": key_id, "Message": message, "Signature": signature, "SigningAlgorithm": algorithm}).to_string())
 }
 
 fn endpoint_addr(url: &str) -> anyhow::Result<SocketAddr> {

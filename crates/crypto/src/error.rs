@@ -23,6 +23,21 @@ pub enum CryptoError {
     #[error("encryption failed")]
     Encrypt,
 
+    /// A signature could not be made (AWS-LC refused; never the caller's input).
+    #[error("signing failed")]
+    Sign,
+
+    /// An input the key or algorithm does not take: another algorithm or message type, a
+    /// digest of the wrong length, a peer public key that is not DER SubjectPublicKeyInfo on
+    /// the key's curve, a plaintext over the RSAES-OAEP limit. The caller checks these first
+    /// and answers AWS's own error; this is the boundary's refusal, without detail.
+    #[error("invalid input for this key")]
+    InvalidInput,
+
+    /// A valid request this build cannot carry out (no safe interface in `aws-lc-rs`).
+    #[error("not supported")]
+    Unsupported,
+
     /// The system random number generator failed.
     #[error("the system random number generator failed")]
     Random,

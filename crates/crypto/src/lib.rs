@@ -11,6 +11,8 @@
 //! | [`blob`] | the symmetric ciphertext blob (version 1) that `Encrypt` returns |
 //! | [`envelope::DataKey`] | a KMS data key's plaintext; [`envelope`] seals stored values with it |
 //! | [`seal::RootKeyProvider`] | the root of the hierarchy; [`seal::KeyFileRoot`] in dev mode |
+//! | [`asymmetric::PrivateKey`] | the material of an RSA, ECC, Ed25519, ML-DSA, ML-KEM or HMAC key |
+//! | [`asymmetric::generate_data_key_pair`] | data key pairs (PKCS#8 and SubjectPublicKeyInfo DER) |
 //! | [`seal::DomainKey`] | seals backing key material and other stored secrets |
 //! | [`import::WrappingKey`] | the RSA key of one import token; unwraps imported material |
 //! | [`token::TokenKey`] | tags tokens the server hands out (KMS grant tokens) |
@@ -32,6 +34,7 @@
 //!   dev-mode [`seal::KeyFileRoot`] stored beside the data it protects (it protects nothing at
 //!   rest, and says so). All primitives come from AWS-LC via `aws-lc-rs`; none is hand-rolled.
 
+pub mod asymmetric;
 pub mod blob;
 pub mod context;
 pub mod digest;

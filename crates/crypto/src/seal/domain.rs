@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::{RootKeyProvider, seal_with_key, unseal_key, unseal_with_key};
+use crate::asymmetric::{KeySpec, KeyUse, PrivateKey};
 use crate::context::put_len_prefixed;
 use crate::material::Key256;
 use crate::{CryptoError, MaterialId, SecretBytes, SymmetricKey};
@@ -62,6 +63,36 @@ impl DomainKey {
         unseal_key(unsealed).map(SymmetricKey::from_key)
     }
 
+    /// Seals the material of an asymmetric, HMAC or post-quantum key for storage, bound to
+    /// the key, its material id, its spec and its use: AAD = `len-prefixed("keyhold-private-key-v1")
+    /// ‖ len-prefixed(key_arn) ‖ material_id ‖ len-prefixed(spec) ‖ len-prefixed(use)`. The
+    /// label keeps it from ever opening as symmetric material (and the other way round).
+    pub fn seal_private_key(
+        &self,
+        key: &PrivateKey,
+        key_arn: &str,
+        material_id: &MaterialId,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let aad = private_key_aad(key_arn, material_id, key.spec(), key.key_use());
+        seal_with_key(&self.0, key.document().expose_secret(), &aad)
+    }
+
+    /// Opens and parses material sealed by [`DomainKey::seal_private_key`] with the same
+    /// ARN, material id, spec and use; [`CryptoError::Unseal`] otherwise. Parsing (an RSA key
+    /// check, say) happens here, once: callers cache the result.
+    pub fn unseal_private_key(
+        &self,
+        sealed: &[u8],
+        key_arn: &str,
+        material_id: &MaterialId,
+        spec: KeySpec,
+        key_use: KeyUse,
+    ) -> Result<PrivateKey, CryptoError> {
+        let aad = private_key_aad(key_arn, material_id, spec, key_use);
+        let document = unseal_with_key(&self.0, sealed, &aad)?;
+        PrivateKey::from_document(spec, key_use, document)
+    }
+
     /// Seals another secret (an IAM secret access key, say) for storage, bound to what it is
     /// and whose it is: AAD = `len-prefixed(purpose) ‖ len-prefixed(id)`. `purpose` is a
     /// constant naming the kind of secret, e.g. `"iam-secret-access-key"`.
@@ -95,12 +126,28 @@ impl fmt::Debug for DomainKey {
 /// Labels that keep a sealed material and a sealed secret from ever sharing an AAD.
 const MATERIAL_LABEL: &[u8] = b"keyhold-material-v1";
 const SECRET_LABEL: &[u8] = b"keyhold-secret-v1";
+const PRIVATE_KEY_LABEL: &[u8] = b"keyhold-private-key-v1";
 
 fn material_aad(key_arn: &str, material_id: &MaterialId) -> Vec<u8> {
     let mut aad = Vec::with_capacity(8 + MATERIAL_LABEL.len() + key_arn.len() + 32);
     put_len_prefixed(&mut aad, MATERIAL_LABEL);
     put_len_prefixed(&mut aad, key_arn.as_bytes());
     aad.extend_from_slice(material_id.as_bytes());
+    aad
+}
+
+fn private_key_aad(
+    key_arn: &str,
+    material_id: &MaterialId,
+    spec: KeySpec,
+    key_use: KeyUse,
+) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(96 + key_arn.len());
+    put_len_prefixed(&mut aad, PRIVATE_KEY_LABEL);
+    put_len_prefixed(&mut aad, key_arn.as_bytes());
+    aad.extend_from_slice(material_id.as_bytes());
+    put_len_prefixed(&mut aad, spec.name().as_bytes());
+    put_len_prefixed(&mut aad, key_use.name().as_bytes());
     aad
 }
 
@@ -147,6 +194,54 @@ mod tests {
         let opened = domain.unseal_material(&sealed, "arn:k", &id).unwrap();
         assert_eq!(opened.expose(), material.expose());
         assert!(!sealed.windows(32).any(|w| w == material.expose()));
+    }
+
+    #[test]
+    fn private_keys_round_trip_and_are_bound_to_their_key() {
+        let domain = DomainKey::generate().unwrap();
+        let id = MaterialId::random().unwrap();
+        let key = PrivateKey::generate(KeySpec::EccNistP256, KeyUse::SignVerify).unwrap();
+        let sealed = domain.seal_private_key(&key, "arn:k", &id).unwrap();
+        let opened = domain
+            .unseal_private_key(
+                &sealed,
+                "arn:k",
+                &id,
+                KeySpec::EccNistP256,
+                KeyUse::SignVerify,
+            )
+            .unwrap();
+        assert_eq!(opened.public_key_der(), key.public_key_der());
+        let other = MaterialId::random().unwrap();
+        for (arn, id, spec, key_use) in [
+            ("arn:j", id, KeySpec::EccNistP256, KeyUse::SignVerify),
+            ("arn:k", other, KeySpec::EccNistP256, KeyUse::SignVerify),
+            ("arn:k", id, KeySpec::EccNistP384, KeyUse::SignVerify),
+            ("arn:k", id, KeySpec::EccNistP256, KeyUse::KeyAgreement),
+        ] {
+            assert!(matches!(
+                domain.unseal_private_key(&sealed, arn, &id, spec, key_use),
+                Err(CryptoError::Unseal)
+            ));
+        }
+        // Nor does it open as symmetric material, or symmetric material as a private key.
+        assert!(domain.unseal_material(&sealed, "arn:k", &id).is_err());
+        let hmac = PrivateKey::generate(KeySpec::Hmac256, KeyUse::GenerateVerifyMac).unwrap();
+        let sealed = domain.seal_private_key(&hmac, "arn:k", &id).unwrap();
+        assert!(domain.unseal_material(&sealed, "arn:k", &id).is_err());
+        let material = SymmetricKey::generate().unwrap();
+        let sealed = domain.seal_material(&material, "arn:k", &id).unwrap();
+        assert!(
+            domain
+                .unseal_private_key(
+                    &sealed,
+                    "arn:k",
+                    &id,
+                    KeySpec::Hmac256,
+                    KeyUse::GenerateVerifyMac
+                )
+                .is_err()
+        );
     }
 
     #[test]

@@ -122,7 +122,8 @@ pub async fn update_alias(
         .await?;
     kms.authorize(ctx, &key, ACTION, &facts)?;
     key.check_not_pending_deletion()?;
-    if old.usage != key.usage || old.spec != key.spec {
+    // Same type (symmetric, asymmetric or HMAC) and usage; RSA ↔ ECC is allowed.
+    if old.usage != key.usage || key_type(old.spec) != key_type(key.spec) {
         return Err(KmsError::AliasKeyTypeMismatch);
     }
     let existing = kms
@@ -316,5 +317,14 @@ fn alias_id(ctx: &RequestContext, name: &str) -> AliasId {
         account: ctx.scope.account.clone(),
         region: ctx.scope.region.clone(),
         name: name.to_owned(),
+    }
+}
+
+/// A key's type for `UpdateAlias`: symmetric encryption, HMAC, or asymmetric.
+fn key_type(spec: KeySpec) -> u8 {
+    match spec {
+        KeySpec::SymmetricDefault => 0,
+        KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => 1,
+        _ => 2,
     }
 }

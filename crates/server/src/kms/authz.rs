@@ -29,9 +29,11 @@ use crate::context::{Principal, PrincipalKind, RequestContext};
 /// policies say (KMS Developer Guide, "Allowing users in other accounts to use a KMS key").
 const CROSS_ACCOUNT_ACTIONS: &[&str] = &[
     "kms:CreateGrant",
+    "kms:Decapsulate",
     "kms:Decrypt",
     "kms:DeriveSharedSecret",
     "kms:DescribeKey",
+    "kms:Encapsulate",
     "kms:Encrypt",
     "kms:GenerateDataKey",
     "kms:GenerateDataKeyPair",

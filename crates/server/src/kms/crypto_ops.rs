@@ -1,9 +1,11 @@
-//! The cryptographic operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey,
-//! GenerateDataKeyWithoutPlaintext, GenerateRandom. None reads the store in steady state.
+//! The cryptographic operations: Encrypt, Decrypt, ReEncrypt (with symmetric keys and with
+//! RSA keys, RSAES-OAEP), GenerateDataKey, GenerateDataKeyWithoutPlaintext, GenerateRandom.
+//! None reads the store in steady state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use keyhold_crypto::asymmetric::{OaepAlgorithm, PrivateKey};
 use keyhold_crypto::{EncryptionContext, SecretBytes, blob};
 use keyhold_proto::kms::*;
 use keyhold_proto::{Blob, SensitiveBlob};
@@ -13,6 +15,7 @@ use super::authz::Facts;
 use super::error::KmsError;
 use super::key::{Key, format_key_uuid};
 use super::resolve::Aliases;
+use super::specs;
 use crate::context::RequestContext;
 
 pub async fn encrypt(
@@ -29,13 +32,15 @@ pub async fn encrypt(
         ..Facts::default()
     };
     kms.authorize(ctx, &key, "kms:Encrypt", &facts)?;
-    check_symmetric(&key, "Encrypt", input.encryption_algorithm)?;
+    let cipher = cipher(&key, "Encrypt", input.encryption_algorithm, &context)?;
+    let plaintext = input.plaintext.expose_secret();
+    cipher.check_plaintext(plaintext)?;
     dry_run(input.dry_run)?;
-    let ciphertext = seal(&key, &context, input.plaintext.expose_secret())?;
+    let ciphertext = cipher.encrypt(&key, &context, plaintext)?;
     Ok(EncryptResponse {
         ciphertext_blob: Some(Blob::new(ciphertext)),
         key_id: Some(key.arn().to_owned()),
-        encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
+        encryption_algorithm: Some(cipher.algorithm()),
     })
 }
 
@@ -70,8 +75,8 @@ pub async fn decrypt(
         plaintext: Some(SensitiveBlob::new(
             opened.plaintext.expose_secret().to_vec(),
         )),
-        encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
-        key_material_id: Some(opened.material_id),
+        encryption_algorithm: Some(opened.algorithm),
+        key_material_id: opened.material_id,
         ..DecryptResponse::default()
     })
 }
@@ -105,25 +110,31 @@ pub async fn re_encrypt(
         ..Facts::default()
     };
     kms.authorize(ctx, &destination, "kms:ReEncryptTo", &facts)?;
-    check_symmetric(
+    let cipher = cipher(
         &destination,
         "ReEncrypt",
         input.destination_encryption_algorithm,
+        &destination_context,
     )?;
+    cipher.check_plaintext(opened.plaintext.expose_secret())?;
     dry_run(input.dry_run)?;
-    let ciphertext = seal(
+    let ciphertext = cipher.encrypt(
         &destination,
         &destination_context,
         opened.plaintext.expose_secret(),
     )?;
+    let destination_material = match cipher {
+        Cipher::Symmetric => Some(destination.current_material.to_hex()),
+        Cipher::Oaep(..) => None,
+    };
     Ok(ReEncryptResponse {
         ciphertext_blob: Some(Blob::new(ciphertext)),
         source_key_id: Some(opened.key.arn().to_owned()),
         key_id: Some(destination.arn().to_owned()),
-        source_encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
-        destination_encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
-        source_key_material_id: Some(opened.material_id),
-        destination_key_material_id: Some(destination.current_material.to_hex()),
+        source_encryption_algorithm: Some(opened.algorithm),
+        destination_encryption_algorithm: Some(cipher.algorithm()),
+        source_key_material_id: opened.material_id,
+        destination_key_material_id: destination_material,
     })
 }
 
@@ -218,7 +229,9 @@ pub async fn generate_random(
 struct Opened {
     key: Arc<Key>,
     plaintext: SecretBytes,
-    material_id: String,
+    /// The material id of a symmetric ciphertext (asymmetric keys have none on the wire).
+    material_id: Option<String>,
+    algorithm: EncryptionAlgorithmSpec,
 }
 
 /// Finds the key a ciphertext names, checks it against `key_id` if given, authorizes
@@ -234,11 +247,39 @@ async fn open(
     operation: &'static str,
     algorithm: Option<EncryptionAlgorithmSpec>,
 ) -> Result<Opened, KmsError> {
-    let header = blob::parse_header(ciphertext).map_err(|_| KmsError::InvalidCiphertext)?;
+    let header = blob::parse_header(ciphertext);
+    if header.is_err() && key_id.is_none() {
+        return Err(KmsError::InvalidCiphertext);
+    }
     let named = match key_id {
         Some(id) => Some(kms.resolve(ctx, id, Aliases::Allowed).await?),
         None => None,
     };
+    // A ciphertext of an asymmetric key carries no header: the key named decrypts it.
+    if let Some(named) = named
+        .as_ref()
+        .filter(|k| k.spec != KeySpec::SymmetricDefault)
+    {
+        let facts = Facts {
+            encryption_context: Some(context),
+            ..Facts::default()
+        };
+        kms.authorize(ctx, named, action, &facts)?;
+        let cipher = cipher(named, operation, algorithm, context)?;
+        let Cipher::Oaep(private, oaep, wire) = cipher else {
+            return Err(KmsError::Internal);
+        };
+        let plaintext = private
+            .decrypt(oaep, ciphertext)
+            .map_err(|_| KmsError::InvalidCiphertext)?;
+        return Ok(Opened {
+            key: named.clone(),
+            plaintext,
+            material_id: None,
+            algorithm: wire,
+        });
+    }
+    let header = header.map_err(|_| KmsError::InvalidCiphertext)?;
     let embedded_id = format_key_uuid(&header.key_id);
     let key = match named {
         Some(named) if named.record.key_id != embedded_id => return Err(KmsError::IncorrectKey),
@@ -269,7 +310,8 @@ async fn open(
     Ok(Opened {
         key,
         plaintext,
-        material_id,
+        material_id: Some(material_id),
+        algorithm: EncryptionAlgorithmSpec::SymmetricDefault,
     })
 }
 
@@ -319,7 +361,7 @@ async fn data_key(
 }
 
 /// State, usage and algorithm checks shared by the symmetric operations.
-fn check_symmetric(
+pub(super) fn check_symmetric(
     key: &Key,
     operation: &'static str,
     algorithm: Option<EncryptionAlgorithmSpec>,
@@ -329,13 +371,85 @@ fn check_symmetric(
     match algorithm {
         None | Some(EncryptionAlgorithmSpec::SymmetricDefault) => Ok(()),
         Some(other) => Err(KmsError::IncompatibleAlgorithm {
-            arn: key.arn().to_owned(),
             algorithm: other.as_str(),
+            spec: key.spec.as_str(),
         }),
     }
 }
 
-fn seal(
+/// How a key encrypts and decrypts, its checks passed: the symmetric blob, or RSAES-OAEP
+/// with the key's (cached, parsed) RSA key.
+enum Cipher<'k> {
+    Symmetric,
+    Oaep(&'k PrivateKey, OaepAlgorithm, EncryptionAlgorithmSpec),
+}
+
+/// The state, usage and algorithm checks of Encrypt, Decrypt and ReEncrypt, for either kind
+/// of key. An RSA key takes only the RSAES-OAEP algorithms (the default, `SYMMETRIC_DEFAULT`,
+/// is "incompatible with key spec RSA_2048", as AWS answers) and no encryption context.
+fn cipher<'k>(
+    key: &'k Key,
+    operation: &'static str,
+    algorithm: Option<EncryptionAlgorithmSpec>,
+    context: &BTreeMap<String, String>,
+) -> Result<Cipher<'k>, KmsError> {
+    if key.spec == KeySpec::SymmetricDefault {
+        check_symmetric(key, operation, algorithm)?;
+        return Ok(Cipher::Symmetric);
+    }
+    key.check_usable()?;
+    key.check_usage(KeyUsageType::EncryptDecrypt, operation)?;
+    let wire = algorithm.unwrap_or(EncryptionAlgorithmSpec::SymmetricDefault);
+    let oaep = specs::oaep(wire).ok_or(KmsError::IncompatibleAlgorithm {
+        algorithm: wire.as_str(),
+        spec: key.spec.as_str(),
+    })?;
+    if !context.is_empty() {
+        return Err(KmsError::EncryptionContextNotSupported);
+    }
+    Ok(Cipher::Oaep(key.private()?, oaep, wire))
+}
+
+impl Cipher<'_> {
+    fn algorithm(&self) -> EncryptionAlgorithmSpec {
+        match self {
+            Self::Symmetric => EncryptionAlgorithmSpec::SymmetricDefault,
+            Self::Oaep(_, _, wire) => *wire,
+        }
+    }
+
+    /// AWS's RSAES-OAEP plaintext limit (`k - 2·hLen - 2` bytes).
+    fn check_plaintext(&self, plaintext: &[u8]) -> Result<(), KmsError> {
+        let Self::Oaep(private, oaep, wire) = self else {
+            return Ok(());
+        };
+        let limit = private.max_plaintext_len(*oaep).ok_or(KmsError::Internal)?;
+        if plaintext.len() > limit {
+            return Err(KmsError::PlaintextTooLarge {
+                algorithm: wire.as_str(),
+                spec: private.spec().name(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn encrypt(
+        &self,
+        key: &Key,
+        context: &BTreeMap<String, String>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KmsError> {
+        match self {
+            Self::Symmetric => seal(key, context, plaintext),
+            Self::Oaep(private, oaep, _) => private
+                .encrypt(*oaep, plaintext)
+                .map_err(|_| KmsError::Internal),
+        }
+    }
+}
+
+pub(super) fn seal(
     key: &Key,
     context: &BTreeMap<String, String>,
     plaintext: &[u8],

@@ -79,10 +79,46 @@ pub enum KmsError {
         spec: &'static str,
         usage: &'static str,
     },
-    /// An encryption algorithm the key does not support.
+    /// An encryption, signing or MAC algorithm the key's spec does not support.
     IncompatibleAlgorithm {
-        arn: String,
         algorithm: &'static str,
+        spec: &'static str,
+    },
+    /// `CreateKey` of a spec other than `SYMMETRIC_DEFAULT` without a `KeyUsage`.
+    KeyUsageRequired,
+    /// A value the region's model leaves out of an enum (`SM2` outside China).
+    NotOfferedInRegion {
+        member: &'static str,
+        value: &'static str,
+        set: String,
+    },
+    /// `MessageType: DIGEST` with a message of the wrong length for the algorithm.
+    DigestLength {
+        algorithm: &'static str,
+    },
+    /// A `MessageType` the signing algorithm does not take.
+    MessageType {
+        algorithm: &'static str,
+        message_type: &'static str,
+    },
+    /// Verify of a signature that does not verify.
+    InvalidSignature,
+    /// VerifyMac of a MAC that does not verify.
+    InvalidMac,
+    /// Encrypt with RSAES-OAEP of a plaintext over the limit of the key and algorithm.
+    PlaintextTooLarge {
+        algorithm: &'static str,
+        spec: &'static str,
+        limit: usize,
+    },
+    /// DeriveSharedSecret with a public key that is not DER SubjectPublicKeyInfo on the key's
+    /// curve (AWS answers this without a message).
+    InvalidPublicKey,
+    /// An encryption context on an operation of an asymmetric key.
+    EncryptionContextNotSupported,
+    /// GetPublicKey of a key that has none (symmetric encryption and HMAC keys).
+    NoPublicKey {
+        arn: String,
     },
     /// A valid AWS request Keyhold does not implement (yet).
     Unsupported {
@@ -285,12 +321,46 @@ impl From<KmsError> for ApiError {
                 "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. \
                  CustomerMasterKeySpec parameter is deprecated. Use KeySpec parameter instead.",
             ),
-            E::IncompatibleUsage { spec, usage } => {
-                ApiError::validation(format!("KeySpec {spec} is not valid for KeyUsage {usage}"))
-            }
-            E::IncompatibleAlgorithm { arn, algorithm } => ApiError::new(
+            E::IncompatibleUsage { spec, usage } => ApiError::validation(format!(
+                "KeyUsage {usage} is not compatible with KeySpec {spec}"
+            )),
+            E::IncompatibleAlgorithm { algorithm, spec } => ApiError::new(
                 Code::InvalidKeyUsageException,
-                format!("{arn} does not support the {algorithm} encryption algorithm."),
+                format!("Algorithm {algorithm} is incompatible with key spec {spec}."),
+            ),
+            E::KeyUsageRequired => ApiError::validation(
+                "You must specify a KeyUsage value for all KMS keys except for symmetric \
+                 encryption keys.",
+            ),
+            E::NotOfferedInRegion { member, value, set } => ApiError::validation(format!(
+                "1 validation error detected: Value '{value}' at '{member}' failed to satisfy \
+                 constraint: Member must satisfy enum value set: [{set}]"
+            )),
+            E::DigestLength { algorithm } => ApiError::validation(format!(
+                "Digest is invalid length for algorithm {algorithm}."
+            )),
+            E::MessageType {
+                algorithm,
+                message_type,
+            } => ApiError::validation(format!(
+                "MessageType {message_type} is not valid for signing algorithm {algorithm}."
+            )),
+            E::InvalidSignature => ApiError::bare(Code::KMSInvalidSignatureException),
+            E::InvalidMac => ApiError::bare(Code::KMSInvalidMacException),
+            E::PlaintextTooLarge {
+                algorithm,
+                spec,
+                limit,
+            } => ApiError::validation(format!(
+                "Algorithm {algorithm} and key spec {spec} cannot encrypt data larger than {limit} bytes."
+            )),
+            E::InvalidPublicKey => ApiError::bare(keyhold_proto::CommonError::Validation),
+            E::EncryptionContextNotSupported => {
+                ApiError::validation("EncryptionContext is not supported for asymmetric KMS keys.")
+            }
+            E::NoPublicKey { arn } => ApiError::new(
+                Code::UnsupportedOperationException,
+                format!("{arn} is not an asymmetric KMS key: it has no public key."),
             ),
             E::Unsupported { what } => ApiError::new(
                 Code::UnsupportedOperationException,

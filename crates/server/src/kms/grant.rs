@@ -155,7 +155,10 @@ pub fn supports(operation: GrantOperation, spec: KeySpec, usage: KeyUsageType) -
             matches!(operation, Op::DeriveSharedSecret | Op::GetPublicKey)
         }
         KeyUsageType::EncapsulateDecapsulate => {
-            matches!(operation, Op::Decapsulate | Op::GetPublicKey)
+            matches!(
+                operation,
+                Op::Encapsulate | Op::Decapsulate | Op::GetPublicKey
+            )
         }
     }
 }

@@ -4,28 +4,52 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use keyhold_crypto::asymmetric::PrivateKey;
 use keyhold_crypto::{KeyId, MaterialId, SymmetricKey};
 use keyhold_proto::Timestamp;
 use keyhold_proto::kms::{
-    EncryptionAlgorithmSpec, KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType,
-    OriginType,
+    EncapsulationAlgorithmSpec, EncryptionAlgorithmSpec, KeyAgreementAlgorithmSpec, KeyManagerType,
+    KeyMetadata, KeySpec, KeyState, KeyUsageType, MacAlgorithmSpec, OriginType,
+    SigningAlgorithmSpec,
 };
 use keyhold_store::{KeyRecord, Tag};
 
 use super::error::KmsError;
 use super::grant::KeyGrants;
 
-/// The unsealed backing keys of one KMS key, by material id. Every material a key ever had
-/// stays here, so ciphertexts from before a rotation still decrypt.
+/// The unsealed material of one KMS key.
+///
+/// - `by_id`: a symmetric encryption key's backing keys, by material id. Every material a
+///   key ever had stays here, so ciphertexts from before a rotation still decrypt.
+/// - `imported`: keys with `EXTERNAL` origin: what each imported material is (import
+///   state, expiry), in import order. `by_id` holds exactly the ones that are imported.
+/// - `private`: the one material of an asymmetric, HMAC or post-quantum key (stored as the
+///   key's one material row), parsed once when the key is loaded: Sign, Decrypt, GenerateMac
+///   and the rest use it from memory, never parsing or reading the store per request.
 #[derive(Default)]
 pub struct Materials {
     pub by_id: HashMap<MaterialId, Arc<SymmetricKey>>,
-    /// Keys with `EXTERNAL` origin: what each imported material is (import state, expiry),
-    /// in import order. `by_id` holds exactly the ones that are imported.
     pub imported: Vec<super::import::ImportedMaterial>,
+    pub private: Option<Arc<PrivateKey>>,
 }
 
 impl Materials {
+    /// The materials of a symmetric encryption key.
+    pub fn symmetric(by_id: HashMap<MaterialId, Arc<SymmetricKey>>) -> Self {
+        Self {
+            by_id,
+            ..Self::default()
+        }
+    }
+
+    /// The material of an asymmetric, HMAC or post-quantum key.
+    pub fn private(key: PrivateKey) -> Self {
+        Self {
+            private: Some(Arc::new(key)),
+            ..Self::default()
+        }
+    }
+
     /// These materials and one more (a rotation's).
     pub fn with(&self, id: MaterialId, material: SymmetricKey) -> Self {
         let mut by_id = self.by_id.clone();
@@ -33,6 +57,7 @@ impl Materials {
         Self {
             by_id,
             imported: self.imported.clone(),
+            private: self.private.clone(),
         }
     }
 }
@@ -192,9 +217,73 @@ impl Key {
         Ok(())
     }
 
+    /// The usage check of the operations of asymmetric, HMAC and post-quantum keys.
+    pub fn check_usage(
+        &self,
+        wanted: KeyUsageType,
+        operation: &'static str,
+    ) -> Result<(), KmsError> {
+        if self.usage != wanted {
+            return Err(KmsError::InvalidKeyUsage {
+                arn: self.record.arn.clone(),
+                usage: self.usage.as_str(),
+                operation,
+            });
+        }
+        Ok(())
+    }
+
+    /// The parsed private material of an asymmetric, HMAC or post-quantum key.
+    pub fn private(&self) -> Result<&PrivateKey, KmsError> {
+        self.materials.private.as_deref().ok_or(KmsError::Internal)
+    }
+
+    /// The algorithm lists of `DescribeKey` and `GetPublicKey` (each present only for the
+    /// usage it belongs to, as AWS answers).
+    pub fn algorithms(&self) -> Algorithms {
+        let crypto = super::specs::crypto_spec(self.spec);
+        let mut out = Algorithms::default();
+        match self.usage {
+            KeyUsageType::EncryptDecrypt if self.spec == KeySpec::SymmetricDefault => {
+                out.encryption = Some(vec![EncryptionAlgorithmSpec::SymmetricDefault]);
+            }
+            KeyUsageType::EncryptDecrypt => {
+                out.encryption = Some(vec![
+                    EncryptionAlgorithmSpec::RsaesOaepSha1,
+                    EncryptionAlgorithmSpec::RsaesOaepSha256,
+                ]);
+            }
+            KeyUsageType::SignVerify => {
+                out.signing = Some(
+                    crypto
+                        .map(|s| {
+                            s.signing_algorithms()
+                                .iter()
+                                .map(|a| super::specs::signing_to_wire(*a))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                );
+            }
+            KeyUsageType::GenerateVerifyMac => {
+                out.mac = crypto
+                    .and_then(|s| s.mac_algorithm())
+                    .map(|a| vec![super::specs::mac_to_wire(a)]);
+            }
+            KeyUsageType::KeyAgreement => {
+                out.key_agreement = Some(vec![KeyAgreementAlgorithmSpec::Ecdh]);
+            }
+            KeyUsageType::EncapsulateDecapsulate => {
+                out.encapsulation = Some(vec![EncapsulationAlgorithmSpec::MlKem]);
+            }
+        }
+        out
+    }
+
     pub fn metadata(&self) -> KeyMetadata {
         let r = &self.record;
         let (expiration_model, valid_to) = super::import::metadata_expiration(self);
+        let algorithms = self.algorithms();
         KeyMetadata {
             expiration_model,
             valid_to,
@@ -213,9 +302,16 @@ impl Key {
                 self.spec.as_str(),
             ),
             key_spec: Some(self.spec),
-            encryption_algorithms: Some(vec![EncryptionAlgorithmSpec::SymmetricDefault]),
+            encryption_algorithms: algorithms.encryption,
+            signing_algorithms: algorithms.signing,
+            mac_algorithms: algorithms.mac,
+            key_agreement_algorithms: algorithms.key_agreement,
+            encapsulation_algorithms: algorithms.encapsulation,
             multi_region: Some(false),
-            current_key_material_id: (!r.current_material_id.is_empty())
+            // Only symmetric encryption keys have key material ids on AWS (and an imported
+            // key has none until its first material arrives).
+            current_key_material_id: (self.spec == KeySpec::SymmetricDefault
+                && !r.current_material_id.is_empty())
                 .then(|| r.current_material_id.clone()),
             ..KeyMetadata::default()
         }
@@ -234,6 +330,16 @@ fn parse_current_material(text: &str) -> Option<MaterialId> {
 /// The `current_material` of a key that has none yet (no material has this id: ids are
 /// random or derived from the material through HMAC-SHA256).
 pub const NO_MATERIAL: MaterialId = MaterialId::from_bytes([0; 32]);
+
+/// The algorithm lists of one key; `None` where its usage has no such list.
+#[derive(Default)]
+pub struct Algorithms {
+    pub encryption: Option<Vec<EncryptionAlgorithmSpec>>,
+    pub signing: Option<Vec<SigningAlgorithmSpec>>,
+    pub mac: Option<Vec<MacAlgorithmSpec>>,
+    pub key_agreement: Option<Vec<KeyAgreementAlgorithmSpec>>,
+    pub encapsulation: Option<Vec<EncapsulationAlgorithmSpec>>,
+}
 
 /// Parses a key id in UUID form (`1234abcd-12ab-34cd-56ef-1234567890ab`, lowercase hex).
 pub fn parse_key_uuid(text: &str) -> Option<KeyId> {

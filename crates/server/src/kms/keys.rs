@@ -1,6 +1,7 @@
 //! Key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey,
 //! ScheduleKeyDeletion, CancelKeyDeletion, UpdateKeyDescription.
 
+use keyhold_crypto::asymmetric::PrivateKey;
 use keyhold_proto::kms::*;
 
 use super::KmsService;
@@ -10,6 +11,7 @@ use super::managed::default_key_policy;
 use super::pagination::List;
 use super::policies::validate_new_policy;
 use super::resolve::Aliases;
+use super::specs::{check_create, crypto_spec, crypto_use};
 use super::tags::{merge_tags, to_store_tags};
 use crate::context::RequestContext;
 
@@ -31,24 +33,14 @@ pub async fn create_key(
         (None, Some(cmk)) => KeySpec::parse(cmk.as_str()).ok_or(KmsError::SpecConflict)?,
         (None, None) => KeySpec::SymmetricDefault,
     };
-    let usage = input.key_usage.unwrap_or(KeyUsageType::EncryptDecrypt);
-    if spec != KeySpec::SymmetricDefault {
-        return Err(KmsError::Unsupported {
-            what: format!("KeySpec {spec}"),
-        });
-    }
-    if usage != KeyUsageType::EncryptDecrypt {
-        return Err(KmsError::IncompatibleUsage {
-            spec: spec.as_str(),
-            usage: usage.as_str(),
-        });
-    }
+    let usage = check_create(spec, input.key_usage)?;
     let external = match input.origin {
         None | Some(OriginType::AwsKms) => false,
-        Some(OriginType::External) => true,
+        // Imported material is served for symmetric encryption keys only.
+        Some(OriginType::External) if spec == KeySpec::SymmetricDefault => true,
         Some(origin) => {
             return Err(KmsError::Unsupported {
-                what: format!("Origin {origin}"),
+                what: format!("Origin {origin} with KeySpec {spec}"),
             });
         }
     };
@@ -63,11 +55,23 @@ pub async fn create_key(
         });
     }
     let tags = merge_tags(&[], input.tags.as_deref().unwrap_or_default())?;
-    let mut new = kms.new_symmetric_key(
+    let private = match (crypto_spec(spec), crypto_use(spec, usage)) {
+        (Some(spec), Some(key_use)) => {
+            // RSA key generation takes up to a second: off the async workers.
+            let generated =
+                tokio::task::spawn_blocking(move || PrivateKey::generate(spec, key_use))
+                    .await
+                    .map_err(|_| KmsError::Internal)?;
+            Some(generated.map_err(|_| KmsError::Internal)?)
+        }
+        _ => None,
+    };
+    let mut new = kms.new_key(
         &ctx.scope,
         input.description.unwrap_or_default(),
         default_key_policy(&ctx.scope),
         KeyManagerType::Customer,
+        private,
     )?;
     if let Some(text) = input.policy {
         let bypass = input.bypass_policy_lockout_safety_check == Some(true);

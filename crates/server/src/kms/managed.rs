@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use keyhold_crypto::asymmetric::PrivateKey;
 use keyhold_crypto::{MaterialId, SymmetricKey};
 use keyhold_proto::kms::{KeyManagerType, KeySpec, KeyState, KeyUsageType, OriginType};
 use keyhold_store::{AliasRecord, KeyRecord, MaterialRecord, Tag};
@@ -167,16 +168,53 @@ impl KmsService {
         policy: String,
         manager: KeyManagerType,
     ) -> Result<NewKey, KmsError> {
+        self.new_key(scope, description, policy, manager, None)
+    }
+
+    /// Seals the material of a new key and builds its record: a fresh symmetric backing key
+    /// for `private: None`, else the given asymmetric, HMAC or post-quantum material (its
+    /// spec and use come with it), stored as the key's one material row.
+    pub(super) fn new_key(
+        &self,
+        scope: &Scope,
+        description: String,
+        policy: String,
+        manager: KeyManagerType,
+        private: Option<PrivateKey>,
+    ) -> Result<NewKey, KmsError> {
         let key_id = format_key_uuid(&keyhold_crypto::KeyId::from_bytes(
             *uuid::Uuid::new_v4().as_bytes(),
         ));
         let arn = scope.arn("kms", format_args!("key/{key_id}"));
         let material_id = MaterialId::random().map_err(|_| KmsError::Internal)?;
-        let material = SymmetricKey::generate().map_err(|_| KmsError::Internal)?;
-        let sealed = self
-            .domain
-            .seal_material(&material, &arn, &material_id)
-            .map_err(|_| KmsError::Internal)?;
+        let (spec, usage, sealed, materials) = match private {
+            None => {
+                let material = SymmetricKey::generate().map_err(|_| KmsError::Internal)?;
+                let sealed = self
+                    .domain
+                    .seal_material(&material, &arn, &material_id)
+                    .map_err(|_| KmsError::Internal)?;
+                let mut by_id = std::collections::HashMap::new();
+                by_id.insert(material_id, Arc::new(material));
+                let materials = Materials::symmetric(by_id);
+                (
+                    KeySpec::SymmetricDefault,
+                    KeyUsageType::EncryptDecrypt,
+                    sealed,
+                    materials,
+                )
+            }
+            Some(private) => {
+                let spec = KeySpec::parse(private.spec().name()).ok_or(KmsError::Internal)?;
+                let usage =
+                    KeyUsageType::parse(private.key_use().name()).ok_or(KmsError::Internal)?;
+                let sealed = self
+                    .domain
+                    .seal_private_key(&private, &arn, &material_id)
+                    .map_err(|_| KmsError::Internal)?;
+                (spec, usage, sealed, Materials::private(private))
+            }
+        };
         let now = self.clock.now().as_millis();
         let mut record = KeyRecord {
             key_id: key_id.clone(),
@@ -185,8 +223,8 @@ impl KmsService {
             arn,
             creation_ms: now,
             description,
-            key_usage: KeyUsageType::EncryptDecrypt.as_str().to_owned(),
-            key_spec: KeySpec::SymmetricDefault.as_str().to_owned(),
+            key_usage: usage.as_str().to_owned(),
+            key_spec: spec.as_str().to_owned(),
             origin: OriginType::AwsKms.as_str().to_owned(),
             key_manager: manager.as_str().to_owned(),
             state: KeyState::Enabled.as_str().to_owned(),
@@ -207,15 +245,10 @@ impl KmsService {
             creation_ms: now,
             rotation_type: None,
         };
-        let mut by_id = std::collections::HashMap::new();
-        by_id.insert(material_id, Arc::new(material));
         Ok(NewKey {
             record,
             material: material_record,
-            materials: Materials {
-                by_id,
-                ..Materials::default()
-            },
+            materials,
         })
     }
 

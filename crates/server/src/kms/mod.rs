@@ -1,9 +1,9 @@
-//! The KMS service: symmetric keys, aliases, tags, key policies, and the cryptographic
-//! operations.
+//! The KMS service: symmetric, asymmetric, HMAC and post-quantum keys, aliases, tags, key
+//! policies, grants, rotation, and the cryptographic operations.
 //!
 //! - [`KmsService`] implements the generated [`KmsApi`] trait; each operation family lives in
-//!   its own file (`keys`, `crypto_ops`, `aliases`, `tags`, `policies`, `grants`,
-//!   `rotation`) as a
+//!   its own file (`keys`, `crypto_ops`, `asymmetric_ops`, `aliases`, `tags`, `policies`,
+//!   `grants`, `rotation`) as a
 //!   function taking the service, the request context and the validated input.
 //! - Keys are cached in memory with their unsealed backing keys and their grants
 //!   ([`key::Key`], [`grant::KeyGrants`]), so the cryptographic operations and their
@@ -14,6 +14,7 @@
 //!   included); `RetireGrant` is decided by the grant it retires.
 
 mod aliases;
+mod asymmetric_ops;
 pub mod authz;
 mod crypto_ops;
 pub mod error;
@@ -30,6 +31,7 @@ mod policies;
 mod resolve;
 mod rotation;
 mod service_calls;
+mod specs;
 mod tags;
 
 use std::collections::HashMap;
@@ -103,21 +105,10 @@ impl KmsService {
             return Ok(None);
         };
         let tags = self.store.list_tags(key_id).await?;
-        let mut by_id = HashMap::new();
-        for m in self.store.materials(key_id).await? {
-            let id = MaterialId::from_hex(&m.material_id)
-                .ok_or_else(|| corrupt("material id", key_id))?;
-            let material = self
-                .domain
-                .unseal_material(&m.sealed, &record.arn, &id)
-                .map_err(|_| corrupt("sealed material", key_id))?;
-            by_id.insert(id, Arc::new(material));
+        let mut materials = self.unseal_materials(&record).await?;
+        if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
+            materials.imported = self.load_imported(&record, &mut materials.by_id).await?;
         }
-        let imported = if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
-            self.load_imported(&record, &mut by_id).await?
-        } else {
-            Vec::new()
-        };
         let grants = self
             .store
             .key_grants(key_id)
@@ -134,12 +125,50 @@ impl KmsService {
             .map(|a| a.name)
             .collect();
         let aliases = Arc::new(KeyAliases::new(aliases));
-        let materials = Arc::new(Materials { by_id, imported });
-        let key = Key::from_parts(record, tags, materials, grants, aliases)
+        let key = Key::from_parts(record, tags, Arc::new(materials), grants, aliases)
             .ok_or_else(|| corrupt("key record", key_id))?;
         Ok(Some(self.apply_import_expiry(
             self.cache_put_if_absent(Arc::new(key)),
         )))
+    }
+
+    /// Unseals a stored key's materials: every backing key of a symmetric encryption key, or
+    /// the one (parsed) private material of any other key. An RSA key is parsed and checked
+    /// here, off the async workers, once per load.
+    async fn unseal_materials(&self, record: &KeyRecord) -> Result<Materials, KmsError> {
+        let key_id = record.key_id.as_str();
+        let spec = KeySpec::parse(&record.key_spec).ok_or_else(|| corrupt("key spec", key_id))?;
+        let stored = self.store.materials(key_id).await?;
+        if let Some(crypto_spec) = specs::crypto_spec(spec) {
+            let usage = KeyUsageType::parse(&record.key_usage)
+                .and_then(|u| specs::crypto_use(spec, u))
+                .ok_or_else(|| corrupt("key usage", key_id))?;
+            let [m] = stored.as_slice() else {
+                return Err(corrupt("materials of an asymmetric key", key_id));
+            };
+            let id = MaterialId::from_hex(&m.material_id)
+                .ok_or_else(|| corrupt("material id", key_id))?;
+            let domain = self.domain.clone();
+            let (sealed, arn) = (m.sealed.clone(), record.arn.clone());
+            let private = tokio::task::spawn_blocking(move || {
+                domain.unseal_private_key(&sealed, &arn, &id, crypto_spec, usage)
+            })
+            .await
+            .map_err(|_| KmsError::Internal)?
+            .map_err(|_| corrupt("sealed private key", key_id))?;
+            return Ok(Materials::private(private));
+        }
+        let mut by_id = HashMap::new();
+        for m in stored {
+            let id = MaterialId::from_hex(&m.material_id)
+                .ok_or_else(|| corrupt("material id", key_id))?;
+            let material = self
+                .domain
+                .unseal_material(&m.sealed, &record.arn, &id)
+                .map_err(|_| corrupt("sealed material", key_id))?;
+            by_id.insert(id, Arc::new(material));
+        }
+        Ok(Materials::symmetric(by_id))
     }
 
     fn cached(&self, key_id: &str) -> Option<Arc<Key>> {
@@ -284,4 +313,14 @@ delegate! {
     GetKeyLastUsage: get_key_last_usage(GetKeyLastUsageRequest) -> GetKeyLastUsageResponse => last_usage::get_key_last_usage;
     RotateKeyOnDemand: rotate_key_on_demand(RotateKeyOnDemandRequest) -> RotateKeyOnDemandResponse => rotation::rotate_key_on_demand;
     ListKeyRotations: list_key_rotations(ListKeyRotationsRequest) -> ListKeyRotationsResponse => rotation::list_key_rotations;
+    Sign: sign(SignRequest) -> SignResponse => asymmetric_ops::sign;
+    Verify: verify(VerifyRequest) -> VerifyResponse => asymmetric_ops::verify;
+    GetPublicKey: get_public_key(GetPublicKeyRequest) -> GetPublicKeyResponse => asymmetric_ops::get_public_key;
+    GenerateMac: generate_mac(GenerateMacRequest) -> GenerateMacResponse => asymmetric_ops::generate_mac;
+    VerifyMac: verify_mac(VerifyMacRequest) -> VerifyMacResponse => asymmetric_ops::verify_mac;
+    DeriveSharedSecret: derive_shared_secret(DeriveSharedSecretRequest) -> DeriveSharedSecretResponse => asymmetric_ops::derive_shared_secret;
+    Encapsulate: encapsulate(EncapsulateRequest) -> EncapsulateResponse => asymmetric_ops::encapsulate;
+    Decapsulate: decapsulate(DecapsulateRequest) -> DecapsulateResponse => asymmetric_ops::decapsulate;
+    GenerateDataKeyPair: generate_data_key_pair(GenerateDataKeyPairRequest) -> GenerateDataKeyPairResponse => asymmetric_ops::generate_data_key_pair;
+    GenerateDataKeyPairWithoutPlaintext: generate_data_key_pair_without_plaintext(GenerateDataKeyPairWithoutPlaintextRequest) -> GenerateDataKeyPairWithoutPlaintextResponse => asymmetric_ops::generate_data_key_pair_without_plaintext;
 }

@@ -21,6 +21,14 @@ const ACCOUNT: &str = "000000000000";
 /// What the administrator made for the calls to name.
 struct World {
     key: String,
+    /// An ECC_NIST_P256 SIGN_VERIFY key, an HMAC_256 key, an ECC_NIST_P256 KEY_AGREEMENT
+    /// key (and its public key, base64), and an ML_KEM_768 key (and a ciphertext, base64).
+    sign_key: String,
+    mac_key: String,
+    agreement_key: String,
+    agreement_public: String,
+    kem_key: String,
+    kem_ciphertext: String,
     ciphertext: String,
     grant: String,
     secret_version: String,
@@ -46,6 +54,13 @@ fn json(operation: &'static str, service: &'static str, body: String) -> Call {
 fn calls(w: &World) -> Vec<Call> {
     let k = &w.key;
     let ct = &w.ciphertext;
+    let (sk, mk, ak, ap) = (
+        &w.sign_key,
+        &w.mac_key,
+        &w.agreement_key,
+        &w.agreement_public,
+    );
+    let (kk, kc) = (&w.kem_key, &w.kem_ciphertext);
     let grant = &w.grant;
     let user = format!("arn:aws:iam::{ACCOUNT}:user/victim");
     let policy = serde_json::to_string(&w.key_policy).unwrap();
@@ -171,6 +186,51 @@ fn calls(w: &World) -> Vec<Call> {
         ),
         kms("DeleteImportedKeyMaterial", format!(r#"{{"KeyId":"{k}"}}"#)),
         kms("GetKeyLastUsage", format!(r#"{{"KeyId":"{k}"}}"#)),
+        kms(
+            "Sign",
+            format!(r#"{{"KeyId":"{sk}","Message":"eA==","SigningAlgorithm":"ECDSA_SHA_256"}}"#),
+        ),
+        kms(
+            "Verify",
+            format!(
+                r#"{{"KeyId":"{sk}","Message":"eA==","Signature":"eA==","SigningAlgorithm":"ECDSA_SHA_256"}}"#
+            ),
+        ),
+        kms("GetPublicKey", format!(r#"{{"KeyId":"{sk}"}}"#)),
+        kms(
+            "GenerateMac",
+            format!(r#"{{"KeyId":"{mk}","Message":"eA==","MacAlgorithm":"HMAC_SHA_256"}}"#),
+        ),
+        kms(
+            "VerifyMac",
+            format!(
+                r#"{{"KeyId":"{mk}","Message":"eA==","Mac":"eA==","MacAlgorithm":"HMAC_SHA_256"}}"#
+            ),
+        ),
+        kms(
+            "DeriveSharedSecret",
+            format!(
+                r#"{{"KeyId":"{ak}","KeyAgreementAlgorithm":"ECDH","PublicKey":"{ap}"}}"#
+            ),
+        ),
+        kms(
+            "Encapsulate",
+            format!(r#"{{"KeyId":"{kk}","EncapsulationAlgorithm":"ML_KEM"}}"#),
+        ),
+        kms(
+            "Decapsulate",
+            format!(
+                r#"{{"KeyId":"{kk}","SharedSecretCiphertextBlob":"{kc}","EncapsulationAlgorithm":"ML_KEM"}}"#
+            ),
+        ),
+        kms(
+            "GenerateDataKeyPair",
+            format!(r#"{{"KeyId":"{k}","KeyPairSpec":"ECC_NIST_P256"}}"#),
+        ),
+        kms(
+            "GenerateDataKeyPairWithoutPlaintext",
+            format!(r#"{{"KeyId":"{k}","KeyPairSpec":"ECC_NIST_P256"}}"#),
+        ),
         // Secrets Manager
         sm(
             "CreateSecret",
@@ -458,8 +518,51 @@ async fn world(server: &TestServer) -> World {
         .send()
         .await
         .unwrap();
+    use aws_sdk_kms::types::{EncapsulationAlgorithmSpec, KeySpec, KeyUsageType};
     use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let make = |spec: KeySpec, usage: KeyUsageType| {
+        let kms = kms.clone();
+        async move {
+            kms.create_key()
+                .key_spec(spec)
+                .key_usage(usage)
+                .send()
+                .await
+                .unwrap()
+                .key_metadata
+                .unwrap()
+                .key_id
+        }
+    };
+    let sign_key = make(KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    let mac_key = make(KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
+    let agreement_key = make(KeySpec::EccNistP256, KeyUsageType::KeyAgreement).await;
+    let kem_key = make(KeySpec::MlKem768, KeyUsageType::EncapsulateDecapsulate).await;
+    let agreement_public = kms
+        .get_public_key()
+        .key_id(&agreement_key)
+        .send()
+        .await
+        .unwrap()
+        .public_key
+        .unwrap();
+    let kem_ciphertext = kms
+        .encapsulate()
+        .key_id(&kem_key)
+        .encapsulation_algorithm(EncapsulationAlgorithmSpec::MlKem)
+        .send()
+        .await
+        .unwrap()
+        .shared_secret_ciphertext_blob
+        .unwrap();
     World {
+        sign_key,
+        mac_key,
+        agreement_public: b64(agreement_public.as_ref()),
+        agreement_key,
+        kem_key,
+        kem_ciphertext: b64(kem_ciphertext.as_ref()),
         key,
         ciphertext: base64::engine::general_purpose::STANDARD.encode(ciphertext.as_ref()),
         grant,

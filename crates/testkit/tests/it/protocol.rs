@@ -127,8 +127,8 @@ async fn unsupported_operations_say_so() {
     let server = TestServer::start().await;
     let r = server
         .raw_json(
-            "TrentService.Sign",
-            r#"{"KeyId":"k","Message":"aGk=","SigningAlgorithm":"ECDSA_SHA_256"}"#,
+            "TrentService.ConnectCustomKeyStore",
+            r#"{"CustomKeyStoreId":"cks-1234567890abcdef0"}"#,
         )
         .await;
     assert_eq!(r.status, 400);
