@@ -78,6 +78,12 @@ pub struct Config {
     pub allow_plain_http: bool,
     /// Proxies whose `X-Forwarded-For` gives the client address (`aws:SourceIp`).
     pub trusted_proxies: crate::transport::forwarded::TrustedProxies,
+    /// A seed file applied at start (`--seed`, `seed`): see [`crate::ops::seed`].
+    pub seed: Option<PathBuf>,
+    /// Where `/metrics` (and the health checks) are served; `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// AWS's request quotas (`[quotas]`).
+    pub quotas: crate::ops::quotas::QuotaConfig,
 }
 
 /// An access key accepted in strict mode; it authenticates as its account's root.
@@ -128,6 +134,9 @@ impl Default for Config {
             tls: None,
             allow_plain_http: false,
             trusted_proxies: Default::default(),
+            seed: None,
+            metrics_listen: None,
+            quotas: Default::default(),
         }
     }
 }
@@ -153,6 +162,18 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     allow_plain_http: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
+    seed: Option<PathBuf>,
+    metrics_listen: Option<SocketAddr>,
+    quotas: Option<QuotaSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaSection {
+    enabled: Option<bool>,
+    ssm_high_throughput: Option<bool>,
+    #[serde(default)]
+    rates: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +267,26 @@ impl Config {
             self.trusted_proxies = crate::transport::forwarded::TrustedProxies::parse(&proxies)?;
         }
         self.credentials = file.credentials;
+        if let Some(seed) = file.seed {
+            self.seed = Some(seed);
+        }
+        if let Some(addr) = file.metrics_listen {
+            self.metrics_listen = Some(addr);
+        }
+        if let Some(q) = file.quotas {
+            for (name, rate) in &q.rates {
+                if !(rate.is_finite() && *rate > 0.0) {
+                    bail!(
+                        "[quotas.rates] {name} = {rate}: a rate must be a positive number of requests per second"
+                    );
+                }
+            }
+            self.quotas = crate::ops::quotas::QuotaConfig {
+                enabled: q.enabled,
+                ssm_high_throughput: q.ssm_high_throughput.unwrap_or(false),
+                rates: q.rates,
+            };
+        }
         if let Some(audit) = file.audit {
             let a = &mut self.audit;
             a.mode = audit.mode.unwrap_or(a.mode);

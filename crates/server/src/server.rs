@@ -30,6 +30,8 @@ use crate::transport::tls::TlsReload;
 /// A bound, ready server; [`Server::serve`] runs it.
 pub struct Server {
     listener: TcpListener,
+    /// `/metrics` and the health checks (`metrics_listen`).
+    metrics_listener: Option<TcpListener>,
     state: Arc<AppState>,
     clock: Clock,
     sweep_interval: Duration,
@@ -131,6 +133,32 @@ impl Server {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
+        let seed = config
+            .seed
+            .as_deref()
+            .map(crate::ops::seed::SeedFile::read)
+            .transpose()?
+            .map(Arc::new);
+        if let Some(seed) = &seed {
+            seed.check(config.mode)?;
+        }
+        let metrics = Arc::new(crate::ops::metrics::Metrics::new());
+        kms.attach_metrics(metrics.clone());
+        secrets.attach_metrics(metrics.clone());
+        let observed = metrics.clone();
+        trail
+            .health()
+            .observe_batches(Box::new(move |events, commit| {
+                observed.audit_batch(events, commit);
+            }));
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
         let state = Arc::new(AppState {
             mode: config.mode,
             max_body_bytes: config.max_body_bytes,
@@ -145,9 +173,23 @@ impl Server {
             cloudtrail: Arc::new(CloudTrailService::new(trail.clone())),
             audit,
             trail,
+            ops: crate::ops::Ops {
+                seed,
+                default_account: config.account_id.clone(),
+                store: store.clone(),
+                metrics,
+                quotas: crate::ops::quotas::Quotas::new(config.quotas.clone(), config.mode),
+                ready_checks: Vec::new(),
+            },
         });
+        if let Some(seed) = &state.ops.seed {
+            crate::ops::seed::apply(&state, seed, &config.account_id)
+                .await
+                .context("applying the seed file")?;
+        }
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             clock,
             sweep_interval: config.deletion_sweep_interval,
@@ -169,6 +211,13 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics listener's address, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The TLS certificate handle (when serving HTTPS): [`TlsReload::reload`] re-reads the
@@ -200,6 +249,20 @@ impl Server {
             stop_rx,
         ));
         let trail = self.state.trail.clone();
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = crate::ops::metrics_router(self.state.clone());
+            let mut stop = stop_tx.subscribe();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
         crate::transport::serve(
             self.listener,
             router(self.state),
@@ -210,6 +273,9 @@ impl Server {
         .await;
         let _ = stop_tx.send(true);
         let _ = sweeper.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         trail.shutdown().await;
         Ok(())
     }

@@ -33,7 +33,7 @@ pub use iam::{
 pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
 pub use secrets::{SecretStore, SecretWrite};
-pub use sqlite::{SqliteAuditAnchor, SqliteAuditLog, SqliteStore};
+pub use sqlite::{SqliteAuditAnchor, SqliteAuditLog, SqliteStore, snapshot_sqlite};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,11 @@ pub trait MetaStore: Send + Sync {
     async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Inserts `value` unless `name` exists; returns whether it inserted. Durable on return.
     async fn insert_meta_if_absent(&self, name: &str, value: &[u8]) -> Result<bool>;
+    /// Deletes every resource (KMS keys with their materials, aliases, tags and grants;
+    /// secrets; parameters; IAM users, roles, keys and sessions) in one durable
+    /// transaction, keeping the server's own values (the sealed domain key, the audit
+    /// anchor). Returns how many rows it deleted. For `POST /_keyhold/reset` (dev mode).
+    async fn erase_resources(&self) -> Result<usize>;
 }
 
 /// KMS keys, their sealed backing-key materials, aliases and tags.

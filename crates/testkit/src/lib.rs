@@ -125,6 +125,7 @@ impl TestServerBuilder {
             )
         });
         let addr = server.local_addr().expect("a bound address");
+        let metrics_addr = server.metrics_addr();
         let clock = server.clock();
         let tls_reload = server.tls_reload();
         if let Some(by) = self.clock_ahead {
@@ -136,6 +137,7 @@ impl TestServerBuilder {
         }));
         TestServer {
             addr,
+            metrics_addr,
             clock,
             admin,
             tls_ca: self.tls_ca,
@@ -178,6 +180,8 @@ pub struct Clients {
 /// A running server; dropped, it stops (call [`TestServer::stop`] to wait for it).
 pub struct TestServer {
     addr: SocketAddr,
+    /// The metrics listener (`metrics_listen` set through `configure`).
+    metrics_addr: Option<SocketAddr>,
     clock: Clock,
     admin: Option<(String, String)>,
     tls_ca: Option<Vec<u8>>,
@@ -237,6 +241,11 @@ impl TestServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The metrics listener's address, when the test configured `metrics_listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn data_dir(&self) -> &Path {

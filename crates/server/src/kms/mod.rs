@@ -27,6 +27,7 @@ mod pagination;
 mod policies;
 mod resolve;
 mod rotation;
+pub mod seed;
 mod service_calls;
 mod tags;
 
@@ -60,6 +61,8 @@ pub struct KmsService {
     writes: tokio::sync::Mutex<()>,
     /// Tags grant tokens; loaded (or created) on first use.
     token_key: tokio::sync::OnceCell<TokenKey>,
+    /// Where cache lookups and rotations are counted (`crate::ops::metrics`).
+    metrics: std::sync::OnceLock<Arc<crate::ops::metrics::Metrics>>,
 }
 
 /// An alias's identity: account, region, name (`alias/...`).
@@ -86,14 +89,17 @@ impl KmsService {
             aliases: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
             token_key: tokio::sync::OnceCell::new(),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
     /// The key with this id, from the cache or (once) from the store.
     async fn load(&self, key_id: &str) -> Result<Option<Arc<Key>>, KmsError> {
         if let Some(key) = self.cached(key_id) {
+            self.note_cache(true);
             return Ok(Some(key));
         }
+        self.note_cache(false);
         let Some(record) = self.store.get_key(key_id).await? else {
             return Ok(None);
         };

@@ -26,6 +26,7 @@ mod pagination;
 mod password;
 mod policies;
 mod replication;
+mod reset;
 mod resolve;
 mod rotation;
 mod schedule;
@@ -65,6 +66,8 @@ pub struct SecretsService {
     /// Parsed resource policies, by secret ARN (bounded; see `authz`).
     policies: RwLock<HashMap<String, authz::CachedPolicy>>,
     writes: tokio::sync::Mutex<()>,
+    /// Where cache lookups are counted (`crate::ops::metrics`).
+    metrics: std::sync::OnceLock<Arc<crate::ops::metrics::Metrics>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -107,6 +110,7 @@ impl SecretsService {
             commits: AtomicU64::new(0),
             policies: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -117,8 +121,10 @@ impl SecretsService {
     /// The secret with this ARN, from the cache or (once) from the store.
     async fn load_arn(&self, arn: &str) -> Result<Option<Arc<Secret>>, SecretsError> {
         if let Some(secret) = self.cached(arn) {
+            self.note_cache(true);
             return Ok(Some(secret));
         }
+        self.note_cache(false);
         let epoch = self.commits.load(Ordering::Acquire);
         let Some(record) = self.store.get_secret(arn).await? else {
             return Ok(None);
