@@ -57,7 +57,7 @@ fn completions_for_each_shell() {
         let out = keyhold().args(["completions", shell]).output().unwrap();
         assert!(out.status.success(), "{shell}");
         let script = String::from_utf8(out.stdout).unwrap();
-        for word in ["keyhold", "backup", "restore", "--log-format"] {
+        for word in ["keyhold", "backup", "restore", "log-format"] {
             assert!(script.contains(word), "{shell} completions lack {word}");
         }
     }
