@@ -3,6 +3,7 @@
 //! unthrottled unless quotas are turned on.
 
 use aws_sdk_kms::config::retry::RetryConfig;
+use aws_sdk_kms::error::ProvideErrorMetadata as _;
 use aws_sdk_kms::primitives::Blob;
 use keyhold_testkit::{DEFAULT_ACCOUNT, DEFAULT_REGION, TestServer, raw};
 

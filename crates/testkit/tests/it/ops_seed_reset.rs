@@ -1,6 +1,7 @@
 //! Seed files (`keyhold serve --seed`) and `POST /_keyhold/reset`, as a test suite uses
 //! them: fixtures that stay valid across fresh data directories, and per-test isolation.
 
+use aws_sdk_kms::error::ProvideErrorMetadata as _;
 use aws_sdk_kms::primitives::Blob;
 use keyhold_testkit::{Creds, TestServer, raw};
 
