@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod ops;
 mod seal;
 
 use std::net::SocketAddr;
@@ -14,12 +15,27 @@ use keyhold_server::{Config, Server};
 #[derive(Parser)]
 #[command(
     name = "keyhold",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYHOLD_GIT_REV"), ")"),
     about = "Self-hosted key management and secrets, speaking the AWS KMS, Secrets Manager and SSM Parameter Store APIs"
 )]
 struct Cli {
+    /// Log lines as human-readable text (the default) or JSON, one object per line.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYHOLD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -41,6 +57,13 @@ enum Command {
         /// Prints the CA file to use as AWS_CA_BUNDLE and the SHA-256 fingerprints.
         #[arg(long)]
         tls_self_signed: bool,
+        /// A seed file (YAML, or JSON when it ends in .json) whose keys, aliases, secrets,
+        /// parameters and IAM users are created at start unless they exist (docs/operations.md).
+        #[arg(long, env = "KEYHOLD_SEED")]
+        seed: Option<PathBuf>,
+        /// Serve /metrics (Prometheus) and /health/* on this address as well [default: off].
+        #[arg(long, env = "KEYHOLD_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Create the first administrator (IAM user `admin` with an `AdministratorAccess`
     /// inline policy) in the default account of a data directory, and print its access key
@@ -97,23 +120,41 @@ enum Command {
     /// Verify or export the tamper-evident audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Ask a running server whether it is ready (GET /health/ready); exits non-zero if not.
+    Health(ops::HealthArgs),
+    /// Write a consistent online snapshot of a data directory's state and audit trail to
+    /// one file (still sealed: the root key is never in it).
+    Backup {
+        #[command(flatten)]
+        target: ops::DataDirArgs,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a backup (hashes, audit trail, seal) and, if it holds, make it the data
+    /// directory's state; the databases it replaces are kept aside. Stop the server first.
+    Restore {
+        #[command(flatten)]
+        target: ops::DataDirArgs,
+        /// The backup file.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEYHOLD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format);
     match cli.command {
         Command::Serve {
             config,
             listen,
             data_dir,
             tls_self_signed,
+            seed,
+            metrics_listen,
         } => {
             let mut cfg = Config::load(config.as_deref())?;
             if let Some(listen) = listen {
@@ -121,6 +162,12 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(dir) = data_dir {
                 cfg.data_dir = dir;
+            }
+            if let Some(seed) = seed {
+                cfg.seed = Some(seed);
+            }
+            if let Some(addr) = metrics_listen {
+                cfg.metrics_listen = Some(addr);
             }
             if tls_self_signed {
                 use_self_signed(&mut cfg)?;
@@ -160,6 +207,17 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(audit::run(command))
         }
+        Command::Health(args) => current_thread()?.block_on(ops::health(args)),
+        Command::Backup { target, out } => current_thread()?.block_on(ops::backup(target, out)),
+        Command::Restore { target, input } => {
+            current_thread()?.block_on(ops::restore(target, input))
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "keyhold", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Bench(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -167,6 +225,32 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench::run(args))
         }
     }
+}
+
+/// Logs to stderr: text (coloured on a terminal) or JSON lines. A request's lines carry its
+/// request id (the `request` span).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYHOLD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

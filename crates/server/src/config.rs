@@ -90,6 +90,12 @@ pub struct Config {
     pub trusted_proxies: crate::transport::forwarded::TrustedProxies,
     /// What the Lambda ARNs of rotating secrets run (`[[rotation_functions]]`).
     pub rotation_functions: Vec<RotationFunction>,
+    /// A seed file applied at start (`--seed`, `seed`): see [`crate::ops::seed`].
+    pub seed: Option<PathBuf>,
+    /// Where `/metrics` (and the health checks) are served; `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// AWS's request quotas (`[quotas]`).
+    pub quotas: crate::ops::quotas::QuotaConfig,
 }
 
 /// The longest a rotation function may run for one step, as Lambda's limit (seconds).
@@ -228,6 +234,9 @@ impl Default for Config {
             allow_plain_http: false,
             trusted_proxies: Default::default(),
             rotation_functions: Vec::new(),
+            seed: None,
+            metrics_listen: None,
+            quotas: Default::default(),
         }
     }
 }
@@ -255,6 +264,18 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     rotation_functions: Vec<RotationFunction>,
+    seed: Option<PathBuf>,
+    metrics_listen: Option<SocketAddr>,
+    quotas: Option<QuotaSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaSection {
+    enabled: Option<bool>,
+    ssm_high_throughput: Option<bool>,
+    #[serde(default)]
+    rates: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Deserialize)]
@@ -457,6 +478,26 @@ impl Config {
         }
         self.credentials = file.credentials;
         self.rotation_functions = file.rotation_functions;
+        if let Some(seed) = file.seed {
+            self.seed = Some(seed);
+        }
+        if let Some(addr) = file.metrics_listen {
+            self.metrics_listen = Some(addr);
+        }
+        if let Some(q) = file.quotas {
+            for (name, rate) in &q.rates {
+                if !(rate.is_finite() && *rate > 0.0) {
+                    bail!(
+                        "[quotas.rates] {name} = {rate}: a rate must be a positive number of requests per second"
+                    );
+                }
+            }
+            self.quotas = crate::ops::quotas::QuotaConfig {
+                enabled: q.enabled,
+                ssm_high_throughput: q.ssm_high_throughput.unwrap_or(false),
+                rates: q.rates,
+            };
+        }
         if let Some(audit) = file.audit {
             let a = &mut self.audit;
             a.mode = audit.mode.unwrap_or(a.mode);

@@ -48,12 +48,19 @@ pub struct AppState {
     pub cloudtrail: Arc<crate::audit::lookup::CloudTrailService>,
     pub audit: Arc<dyn Auditor>,
     pub trail: Arc<crate::audit::trail::AuditTrail>,
+    /// Operator features: seeding, reset (see [`crate::ops`]).
+    pub ops: crate::ops::Ops,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/_keyhold/health", get(health))
+        .merge(crate::ops::routes())
         .fallback(handle)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ops::metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -85,14 +92,30 @@ struct Incoming {
     request_id: String,
     protocol: Protocol,
     service: Option<Service>,
+    /// Once resolved: what the metrics count the answer under.
+    operation: Option<Operation>,
 }
 
+/// Every log line of a request carries its request id (the span's field).
 async fn handle(
+    state: State<Arc<AppState>>,
+    peer: ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    use tracing::Instrument as _;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    handle_request(state, peer, request, request_id)
+        .instrument(span)
+        .await
+}
+
+async fn handle_request(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
+    request_id: String,
 ) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let target = header_str(&parts.headers, "x-amz-target").map(str::to_owned);
     let mut incoming = Incoming {
@@ -103,6 +126,7 @@ async fn handle(
             Protocol::Query
         },
         service: None,
+        operation: None,
     };
     let body = match crate::transport::body::read(
         body,
@@ -147,6 +171,7 @@ async fn handle(
         }
     };
     incoming.service = Some(operation.service());
+    incoming.operation = Some(operation);
 
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let signed = SignedRequest::new(parts.method.as_str(), path_and_query, &parts.headers, &body);
@@ -179,13 +204,17 @@ async fn handle(
     if let Err(e) = state.audit.admit() {
         return error_response(&incoming, &e);
     }
-    let result = AssertUnwindSafe(dispatch(&state, &ctx, operation, &body, query.as_ref()))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!(request_id = %ctx.request_id, operation = operation.name(), "operation panicked");
-            Err(ApiError::internal())
-        });
+    // AWS's request quotas (when on): a throttled call is refused before it runs.
+    let result = match crate::ops::quotas::admit(&state, &ctx, &body) {
+        Err(e) => Err(e),
+        Ok(()) => AssertUnwindSafe(dispatch(&state, &ctx, operation, &body, query.as_ref()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(request_id = %ctx.request_id, operation = operation.name(), "operation panicked");
+                Err(ApiError::internal())
+            }),
+    };
     state.audit.record(AuditEvent {
         ctx: &ctx,
         notes: ctx.take_notes(),
@@ -199,6 +228,28 @@ async fn handle(
     match result {
         Ok(body) => success_response(&incoming, body),
         Err(e) => error_response(&incoming, &e),
+    }
+}
+
+/// Runs an operation made in code (a seed file's), not received over the wire: dispatched
+/// and audited like a request, answered once its audit event is durable.
+pub(crate) async fn call_in_process(
+    state: &AppState,
+    ctx: &RequestContext,
+    body: &[u8],
+    query: Option<&QueryParams>,
+) -> Result<Vec<u8>, ApiError> {
+    let operation = ctx.operation;
+    state.audit.admit()?;
+    let result = dispatch(state, ctx, operation, body, query).await;
+    state.audit.record(AuditEvent {
+        ctx,
+        notes: ctx.take_notes(),
+        error: result.as_ref().err(),
+    });
+    match (result, ctx.receipts().wait().await) {
+        (Ok(_), Err(e)) => Err(e),
+        (result, _) => result,
     }
 }
 
@@ -301,15 +352,35 @@ fn success_response(incoming: &Incoming, body: Vec<u8>) -> Response {
         Protocol::Json => "application/x-amz-json-1.1",
         Protocol::Query => "text/xml",
     };
-    respond(
+    let mut response = respond(
         StatusCode::OK,
         content_type,
         &incoming.request_id,
         Bytes::from(body),
-    )
+    );
+    if let Some(operation) = incoming.operation {
+        let served = crate::ops::metrics::Served {
+            operation,
+            error: None,
+        };
+        response.extensions_mut().insert(served);
+    }
+    response
 }
 
 fn error_response(incoming: &Incoming, error: &ApiError) -> Response {
+    let mut response = error_body(incoming, error);
+    if let Some(operation) = incoming.operation {
+        let served = crate::ops::metrics::Served {
+            operation,
+            error: Some(error.code()),
+        };
+        response.extensions_mut().insert(served);
+    }
+    response
+}
+
+fn error_body(incoming: &Incoming, error: &ApiError) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     match incoming.protocol {
         Protocol::Json => {
@@ -369,6 +440,7 @@ pub(crate) fn sealed_response(headers: &HeaderMap) -> Response {
             Protocol::Query
         },
         service,
+        operation: None,
     };
     let error = ApiError::new(
         CommonError::ServiceUnavailable,

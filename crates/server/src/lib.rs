@@ -17,6 +17,7 @@
 //! - [`access`] declares, once per operation, the authorization it must pass; [`authz`] is
 //!   the one engine every decision goes through, recorded per request and checked against
 //!   that declaration before an answer goes out.
+//! - [`ops`]: what operators and test suites use beside the AWS APIs (seed files, reset).
 //! - [`config::Config`]: defaults ← config file ← environment ← flags.
 
 pub mod access;
@@ -32,6 +33,7 @@ pub mod data_dir;
 pub mod http;
 pub mod iam;
 pub mod kms;
+pub mod ops;
 pub mod pagination;
 pub mod params;
 pub mod seal;

@@ -33,6 +33,8 @@ use keyhold_crypto::seal::RootShare;
 pub struct Server {
     listener: TcpListener,
     gate: Arc<SealGate>,
+    /// `/metrics` and the health checks (`metrics_listen`).
+    metrics_listener: Option<TcpListener>,
     clock: Clock,
     admin: Option<AdminCredentials>,
     limits: Limits,
@@ -127,6 +129,7 @@ pub(crate) async fn unsealed_state(
     clock: Clock,
     bootstrap: bool,
     endpoint: &str,
+    metrics: &Arc<crate::ops::metrics::Metrics>,
 ) -> anyhow::Result<(Arc<AppState>, Option<AdminCredentials>)> {
     let domain = Arc::new(domain);
     let iam = Arc::new(open_iam(store.clone(), domain.clone(), clock.clone()).await?);
@@ -172,6 +175,23 @@ pub(crate) async fn unsealed_state(
         audit.clone(),
         clock.clone(),
     ));
+    let seed = config
+        .seed
+        .as_deref()
+        .map(crate::ops::seed::SeedFile::read)
+        .transpose()?
+        .map(Arc::new);
+    if let Some(seed) = &seed {
+        seed.check(config.mode)?;
+    }
+    kms.attach_metrics(metrics.clone());
+    secrets.attach_metrics(metrics.clone());
+    let observed = metrics.clone();
+    trail
+        .health()
+        .observe_batches(Box::new(move |events, commit| {
+            observed.audit_batch(events, commit);
+        }));
     secrets.install_rotation(crate::secrets::RotationSetup {
         functions: config.rotation_functions.clone(),
         iam: iam.clone(),
@@ -192,7 +212,20 @@ pub(crate) async fn unsealed_state(
         cloudtrail: Arc::new(CloudTrailService::new(trail.clone())),
         audit,
         trail,
+        ops: crate::ops::Ops {
+            seed,
+            default_account: config.account_id.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            quotas: crate::ops::quotas::Quotas::new(config.quotas.clone(), config.mode),
+            ready_checks: Vec::new(),
+        },
     });
+    if let Some(seed) = &state.ops.seed {
+        crate::ops::seed::apply(&state, seed, &config.account_id)
+            .await
+            .context("applying the seed file")?;
+    }
     Ok((state, admin))
 }
 
@@ -229,6 +262,16 @@ impl Server {
             .with_context(|| format!("listening on {}", config.listen))?;
         // Where rotation functions call back into this server.
         let endpoint = own_endpoint(listener.local_addr()?, tls.is_some());
+        // One registry for the life of the process: it outlives a seal and an unseal.
+        let metrics = Arc::new(crate::ops::metrics::Metrics::new());
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
         let (live, admin) = match domain {
             Some(domain) => {
                 let (state, admin) = unsealed_state(
@@ -238,6 +281,7 @@ impl Server {
                     clock.clone(),
                     true,
                     &endpoint,
+                    &metrics,
                 )
                 .await?;
                 (Some(state), admin)
@@ -255,10 +299,11 @@ impl Server {
             idle_timeout: config.idle_timeout,
             max_connections: config.max_connections,
         };
-        let gate = SealGate::new(config, store, clock.clone(), live, endpoint)?;
+        let gate = SealGate::new(config, store, clock.clone(), live, endpoint, metrics)?;
         Ok(Self {
             listener,
             gate,
+            metrics_listener,
             clock,
             admin,
             limits,
@@ -281,6 +326,13 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The metrics listener's address, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The TLS certificate handle (when serving HTTPS): [`TlsReload::reload`] re-reads the
     /// certificate files for new connections (`keyhold serve` calls it on SIGHUP).
     pub fn tls_reload(&self) -> Option<TlsReload> {
@@ -298,6 +350,21 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (stop_tx, _) = watch::channel(false);
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = crate::seal::admin::metrics_router(self.gate.clone());
+            let mut stop = stop_tx.subscribe();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
         crate::transport::serve(
             self.listener,
             crate::seal::admin::router(self.gate.clone()),
@@ -306,6 +373,10 @@ impl Server {
             shutdown,
         )
         .await;
+        let _ = stop_tx.send(true);
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         self.gate.close().await;
         Ok(())
     }

@@ -35,7 +35,7 @@ pub use imports::{ImportStore, ImportedMaterialRecord};
 pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
 pub use secrets::{SecretStore, SecretWrite};
-pub use sqlite::{SqliteAuditAnchor, SqliteAuditLog, SqliteStore};
+pub use sqlite::{SqliteAuditAnchor, SqliteAuditLog, SqliteStore, snapshot_sqlite};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,11 @@ pub trait MetaStore: Send + Sync {
     /// Replaces `name`'s value with `value` only if it is still `expected`; returns whether
     /// it replaced it. Durable on return.
     async fn replace_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool>;
+    /// Deletes every resource (KMS keys with their materials, aliases, tags and grants;
+    /// secrets; parameters; IAM users, roles, keys and sessions) in one durable
+    /// transaction, keeping the server's own values (the sealed domain key, the audit
+    /// anchor). Returns how many rows it deleted. For `POST /_keyhold/reset` (dev mode).
+    async fn erase_resources(&self) -> Result<usize>;
 }
 
 /// KMS keys, their sealed backing-key materials, aliases and tags.

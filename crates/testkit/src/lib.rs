@@ -165,6 +165,7 @@ impl TestServerBuilder {
             })
             .or(initialized_admin);
         let addr = server.local_addr().expect("a bound address");
+        let metrics_addr = server.metrics_addr();
         let clock = server.clock();
         let tls_reload = server.tls_reload();
         if let Some(by) = self.clock_ahead {
@@ -176,6 +177,7 @@ impl TestServerBuilder {
         }));
         TestServer {
             addr,
+            metrics_addr,
             clock,
             admin,
             shares,
@@ -233,6 +235,8 @@ pub struct Clients {
 /// A running server; dropped, it stops (call [`TestServer::stop`] to wait for it).
 pub struct TestServer {
     addr: SocketAddr,
+    /// The metrics listener (`metrics_listen` set through `configure`).
+    metrics_addr: Option<SocketAddr>,
     clock: Clock,
     admin: Option<(String, String)>,
     shares: Vec<String>,
@@ -294,6 +298,11 @@ impl TestServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The metrics listener's address, when the test configured `metrics_listen`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn data_dir(&self) -> &Path {

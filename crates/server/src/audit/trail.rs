@@ -85,13 +85,31 @@ enum Msg {
 }
 
 /// Whether the trail can be written.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Health {
     failing: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Told the size and the commit (fsync) time of every batch written (metrics).
+    observer: std::sync::OnceLock<BatchObserver>,
+}
+
+/// What [`Health::observe_batches`] calls: events in the batch, time its commit took.
+pub type BatchObserver = Box<dyn Fn(usize, Duration) + Send + Sync>;
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("failing", &self.failing)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Health {
+    /// Calls `observer` after every batch written (once set, for the trail's life).
+    pub fn observe_batches(&self, observer: BatchObserver) {
+        let _ = self.observer.set(observer);
+    }
+
     pub fn error(&self) -> Option<String> {
         if !self.failing.load(Ordering::Relaxed) {
             return None;
@@ -528,8 +546,12 @@ impl Writer {
         let due = seq - self.digest_last_event >= self.config.digest_every_events
             || self.last_digest_at.elapsed() >= self.config.digest_interval;
         let digest = due.then(|| self.make_digest(seq, &prev));
+        let started = Instant::now();
         match self.log.append(&rows, digest.as_ref().map(|(row, _)| row)) {
             Ok(()) => {
+                if let Some(observe) = self.health.observer.get() {
+                    observe(rows.len(), started.elapsed());
+                }
                 self.tail_seq = seq;
                 self.tail_hash = prev;
                 if let Some((row, hash)) = digest {

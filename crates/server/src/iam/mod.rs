@@ -23,6 +23,7 @@ pub mod names;
 mod pagination;
 mod policies;
 mod roles;
+pub mod seed;
 mod users;
 
 use std::sync::{Arc, RwLock};

@@ -329,7 +329,15 @@ pub async fn import_key_material(
     kms.import_tokens.consume(input.import_token.as_bytes());
     let mut by_id = key.materials.by_id.clone();
     by_id.insert(id, Arc::new(material));
-    let key = kms.replace_materials(&key, record, Materials { by_id, imported, private: None })?;
+    let key = kms.replace_materials(
+        &key,
+        record,
+        Materials {
+            by_id,
+            imported,
+            private: None,
+        },
+    )?;
     Ok(ImportKeyMaterialResponse {
         key_id: Some(key.arn().to_owned()),
         key_material_id: Some(id.to_hex()),
@@ -387,7 +395,15 @@ pub async fn delete_imported_key_material(
     kms.store
         .write_imported_materials(&record, &upsert, &remove)
         .await?;
-    let key = kms.replace_materials(&key, record, Materials { by_id, imported, private: None })?;
+    let key = kms.replace_materials(
+        &key,
+        record,
+        Materials {
+            by_id,
+            imported,
+            private: None,
+        },
+    )?;
     Ok(DeleteImportedKeyMaterialResponse {
         key_id: Some(key.arn().to_owned()),
         key_material_id: Some(target.to_hex()),
@@ -444,7 +460,15 @@ pub(super) async fn rotate_to_imported(kms: &KmsService, key: &Key) -> Result<Ar
         .write_imported_materials(&record, &[upsert], &[])
         .await?;
     let by_id = key.materials.by_id.clone();
-    kms.replace_materials(key, record, Materials { by_id, imported, private: None })
+    kms.replace_materials(
+        key,
+        record,
+        Materials {
+            by_id,
+            imported,
+            private: None,
+        },
+    )
 }
 
 /// The entries of `ListKeyRotations` for a key with imported material.
@@ -629,7 +653,14 @@ fn expire(key: &Key, now: i64) -> Option<Key> {
     }
     let mut record = key.record.clone();
     record.state = state_after(&record, &imported).as_str().to_owned();
-    key.with_materials(record, Arc::new(Materials { by_id, imported, private: None }))
+    key.with_materials(
+        record,
+        Arc::new(Materials {
+            by_id,
+            imported,
+            private: None,
+        }),
+    )
 }
 
 /// A key's state after its imported materials changed.

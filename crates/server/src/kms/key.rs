@@ -312,7 +312,7 @@ impl Key {
             // key has none until its first material arrives).
             current_key_material_id: (self.spec == KeySpec::SymmetricDefault
                 && !r.current_material_id.is_empty())
-                .then(|| r.current_material_id.clone()),
+            .then(|| r.current_material_id.clone()),
             ..KeyMetadata::default()
         }
     }

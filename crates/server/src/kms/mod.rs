@@ -30,6 +30,7 @@ mod pagination;
 mod policies;
 mod resolve;
 mod rotation;
+pub mod seed;
 mod service_calls;
 mod specs;
 mod tags;
@@ -66,6 +67,8 @@ pub struct KmsService {
     token_key: tokio::sync::OnceCell<TokenKey>,
     /// The outstanding import tokens of `GetParametersForImport`, with their wrapping keys.
     import_tokens: import::ImportTokens,
+    /// Where cache lookups and rotations are counted (`crate::ops::metrics`).
+    metrics: std::sync::OnceLock<Arc<crate::ops::metrics::Metrics>>,
 }
 
 /// An alias's identity: account, region, name (`alias/...`).
@@ -93,14 +96,17 @@ impl KmsService {
             writes: tokio::sync::Mutex::new(()),
             token_key: tokio::sync::OnceCell::new(),
             import_tokens: import::ImportTokens::default(),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
     /// The key with this id, from the cache or (once) from the store.
     async fn load(&self, key_id: &str) -> Result<Option<Arc<Key>>, KmsError> {
         if let Some(key) = self.cached(key_id) {
+            self.note_cache(true);
             return Ok(Some(self.apply_import_expiry(key)));
         }
+        self.note_cache(false);
         let Some(record) = self.store.get_key(key_id).await? else {
             return Ok(None);
         };

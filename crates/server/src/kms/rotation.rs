@@ -245,9 +245,13 @@ impl KmsService {
             // after an upgrade) does not hold up other writes, and one key that cannot be
             // rotated does not stop the rest: it is retried at the next sweep.
             match self.rotate_if_due(&key_id, now).await {
-                Ok(true) => rotated += 1,
+                Ok(true) => {
+                    rotated += 1;
+                    self.note_rotation(false);
+                }
                 Ok(false) => {}
                 Err(e) => {
+                    self.note_rotation(true);
                     tracing::warn!(key_id, error = ?e, "scheduled rotation failed; retried at the next sweep")
                 }
             }

@@ -29,6 +29,7 @@ mod param;
 mod policies;
 mod put;
 mod reference;
+mod reset;
 mod tags;
 mod value;
 

@@ -45,6 +45,7 @@ const MAX_SHARE_BODY: usize = 1024;
 struct Live {
     state: Arc<AppState>,
     router: Router,
+    metrics_router: Router,
     stop: watch::Sender<bool>,
     sweeper: tokio::task::JoinHandle<()>,
 }
@@ -56,6 +57,7 @@ pub struct SealGate {
     clock: Clock,
     /// Where rotation functions call back into this server.
     endpoint: String,
+    metrics: Arc<crate::ops::metrics::Metrics>,
     token: Zeroizing<String>,
     live: RwLock<Option<Arc<Live>>>,
     /// Serializes seal and unseal; holds the shares entered so far.
@@ -70,6 +72,7 @@ impl SealGate {
         clock: Clock,
         state: Option<Arc<AppState>>,
         endpoint: String,
+        metrics: Arc<crate::ops::metrics::Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let token = write_admin_token(&config)?;
         let gate = Arc::new(Self {
@@ -78,6 +81,7 @@ impl SealGate {
             store,
             clock,
             endpoint,
+            metrics,
             token,
             progress: Mutex::new(ShamirUnseal::default()),
         });
@@ -94,6 +98,7 @@ impl SealGate {
         let (stop, sweeper) = crate::server::start_sweep(&state, config.deletion_sweep_interval);
         Live {
             router: crate::http::router(state.clone()),
+            metrics_router: crate::ops::metrics_router(state.clone()),
             state,
             stop,
             sweeper,
@@ -234,6 +239,7 @@ impl SealGate {
             self.clock.clone(),
             false,
             &self.endpoint,
+            &self.metrics,
         )
         .await
         .map_err(|e| {
@@ -293,6 +299,25 @@ pub(crate) fn router(gate: Arc<SealGate>) -> Router {
         .route(SEAL_PATH, post(seal))
         .fallback(forward)
         .with_state(gate)
+}
+
+/// The metrics listener's router: `/metrics` and the health checks of the live services.
+/// While sealed only liveness answers yes; readiness and metrics answer 503.
+pub(crate) fn metrics_router(gate: Arc<SealGate>) -> Router {
+    Router::new().fallback(forward_metrics).with_state(gate)
+}
+
+async fn forward_metrics(State(gate): State<Arc<SealGate>>, request: Request) -> Response {
+    let router = gate.current().map(|live| live.metrics_router.clone());
+    drop(gate);
+    match router {
+        Some(mut router) => match tower_service::Service::call(&mut router, request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        None if request.uri().path() == crate::ops::health::LIVE => StatusCode::OK.into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "sealed").into_response(),
+    }
 }
 
 async fn forward(State(gate): State<Arc<SealGate>>, request: Request) -> Response {

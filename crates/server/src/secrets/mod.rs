@@ -26,6 +26,7 @@ mod pagination;
 mod password;
 mod policies;
 mod replication;
+mod reset;
 mod resolve;
 mod rotate;
 mod rotation;
@@ -72,6 +73,8 @@ pub struct SecretsService {
     /// The secrets being rotated: one rotation at a time per secret.
     running: rotate::Running,
     rotation_counters: RotationCounters,
+    /// Where cache lookups are counted (`crate::ops::metrics`).
+    metrics: std::sync::OnceLock<Arc<crate::ops::metrics::Metrics>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -117,6 +120,7 @@ impl SecretsService {
             rotation: std::sync::OnceLock::new(),
             running: rotate::Running::default(),
             rotation_counters: RotationCounters::default(),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -127,8 +131,10 @@ impl SecretsService {
     /// The secret with this ARN, from the cache or (once) from the store.
     async fn load_arn(&self, arn: &str) -> Result<Option<Arc<Secret>>, SecretsError> {
         if let Some(secret) = self.cached(arn) {
+            self.note_cache(true);
             return Ok(Some(secret));
         }
+        self.note_cache(false);
         let epoch = self.commits.load(Ordering::Acquire);
         let Some(record) = self.store.get_secret(arn).await? else {
             return Ok(None);

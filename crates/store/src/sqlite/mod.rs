@@ -61,6 +61,31 @@ impl SqliteStore {
     }
 }
 
+/// Copies the SQLite database at `source` to `target` (a new file) with SQLite's online
+/// backup API: a consistent snapshot taken in one step under a read transaction, while
+/// other connections (a running server) go on writing. Blocking.
+pub fn snapshot_sqlite(source: &Path, target: &Path) -> Result<()> {
+    let src = Connection::open_with_flags(
+        source,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend)?;
+    src.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    let mut dst = Connection::open(target).map_err(backend)?;
+    {
+        let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(backend)?;
+        // -1: every page in one step, so that no write in between restarts the copy.
+        backup
+            .run_to_completion(-1, std::time::Duration::from_millis(10), None)
+            .map_err(backend)?;
+    }
+    // A self-contained file: no -wal beside it.
+    dst.pragma_update(None, "journal_mode", "DELETE")
+        .map_err(backend)?;
+    Ok(())
+}
+
 async fn run<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T>
 where
     T: Send + 'static,
@@ -251,6 +276,41 @@ impl MetaStore for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn erase_resources(&self) -> Result<usize> {
+        self.write(|c| {
+            let tx = c.transaction().map_err(backend)?;
+            // Every table of a service, whichever migration added it: a table added later
+            // is erased too. Foreign keys are checked at commit, so the order is free.
+            tx.pragma_update(None, "defer_foreign_keys", "ON")
+                .map_err(backend)?;
+            let tables: Vec<String> = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT name FROM sqlite_schema WHERE type = 'table' AND (name GLOB 'kms_*' \
+                         OR name GLOB 'sm_*' OR name GLOB 'ssm_*' OR name GLOB 'iam_*')",
+                    )
+                    .map_err(backend)?;
+                stmt.query_map([], |r| r.get(0))
+                    .map_err(backend)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(backend)?
+            };
+            let mut deleted = 0;
+            for table in tables {
+                // The names come from the schema and match [a-z_]+ by the filter above.
+                if !table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()) {
+                    return Err(StoreError::Corrupt("unexpected table name"));
+                }
+                deleted += tx
+                    .execute(&format!("DELETE FROM {table}"), [])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(deleted)
         })
         .await
     }

@@ -1,0 +1,16 @@
+//! Forgetting every parameter when the state is reset (`POST /_keyhold/reset`, dev mode).
+
+use super::SsmService;
+
+impl SsmService {
+    /// Waits for the writers of this service and keeps them out while the guard lives.
+    pub(crate) async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
+    }
+
+    /// Forgets every loaded scope (the store has been erased): the next request of a scope
+    /// loads it again, empty. The caller holds [`Self::lock_writes`].
+    pub(crate) fn forget_all(&self) {
+        super::write(&self.scopes).clear();
+    }
+}

@@ -1,0 +1,40 @@
+//! Forgetting every secret when the state is reset (`POST /_keyhold/reset`, dev mode).
+
+use std::sync::atomic::Ordering;
+
+use super::SecretsService;
+
+impl SecretsService {
+    /// Counts cache lookups in `metrics` from now on.
+    pub fn attach_metrics(&self, metrics: std::sync::Arc<crate::ops::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    pub(super) fn note_cache(&self, hit: bool) {
+        if let Some(m) = self.metrics.get() {
+            m.cache_lookup("secrets", hit);
+        }
+    }
+
+    /// Waits for the writers of this service and keeps them out while the guard lives.
+    pub(crate) async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
+    }
+
+    /// Forgets every cached secret (the store has been erased). The caller holds
+    /// [`Self::lock_writes`]. Counts as a commit, so that a reader that loaded a secret
+    /// before the erasure does not cache it.
+    pub(crate) fn forget_all(&self) {
+        self.commits.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut secrets) = self.secrets.write() {
+            secrets.clear();
+        }
+        if let Ok(mut names) = self.names.write() {
+            names.clear();
+        }
+        if let Ok(mut policies) = self.policies.write() {
+            policies.clear();
+        }
+        self.commits.fetch_add(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,174 @@
+//! `keyhold backup` / `keyhold restore`: a backup taken under a write load restores into
+//! a server that decrypts every ciphertext made before it, and its audit trail verifies;
+//! a backup that does not hold (wrong seal, damaged) replaces nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_kms::primitives::Blob;
+use keyhold_server::audit::offline::{KeyTrust, verify_data_dir_with};
+use keyhold_server::ops::backup;
+use keyhold_testkit::TestServer;
+
+fn config_for(dir: &std::path::Path) -> keyhold_server::Config {
+    keyhold_server::Config {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_under_load_restores_and_verifies() {
+    let source = tempfile::tempdir().unwrap();
+    let server = TestServer::builder().data_dir(source.path()).start().await;
+    let kms = server.kms();
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_owned();
+    let mut before = Vec::new();
+    for i in 0..20 {
+        let plaintext = format!("before the backup {i}");
+        let ct = kms
+            .encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(plaintext.clone().into_bytes()))
+            .send()
+            .await
+            .unwrap();
+        before.push((plaintext, ct.ciphertext_blob().unwrap().clone()));
+    }
+
+    // A write load (new keys, secrets, encryptions) runs while the backup is taken.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, kms, sm) = (stop.clone(), server.kms(), server.secrets_manager());
+        let key_id = key_id.clone();
+        tokio::spawn(async move {
+            let mut writes = 0u32;
+            while !stop.load(Ordering::Relaxed) && writes < 2_000 {
+                kms.create_key().send().await.unwrap();
+                sm.create_secret()
+                    .name(format!("load/{writes}"))
+                    .secret_string("v")
+                    .send()
+                    .await
+                    .unwrap();
+                kms.encrypt()
+                    .key_id(&key_id)
+                    .plaintext(Blob::new(b"load".to_vec()))
+                    .send()
+                    .await
+                    .unwrap();
+                writes += 1;
+            }
+            writes
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let files = tempfile::tempdir().unwrap();
+    let out = files.path().join("keyhold.backup");
+    let summary = backup::backup(source.path(), &out).await.unwrap();
+    assert_eq!(summary.members.len(), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let writes = load.await.unwrap();
+    assert!(writes > 0, "the load ran");
+    server.stop().await;
+
+    // Restore into a fresh data directory that has the same seal (the root key file).
+    let target = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        source.path().join("root.key"),
+        target.path().join("root.key"),
+    )
+    .unwrap();
+    let restored = backup::restore(&config_for(target.path()), &out)
+        .await
+        .unwrap();
+    assert!(restored.audit_events > 20);
+
+    // `keyhold audit verify` on the restored data directory.
+    let verified = verify_data_dir_with(target.path(), None, None, &[])
+        .await
+        .unwrap();
+    assert!(verified.report.ok(), "{:?}", verified.report.problems);
+    assert!(matches!(verified.trust, KeyTrust::Unsealed));
+
+    let server = TestServer::builder().data_dir(target.path()).start().await;
+    for (plaintext, blob) in before {
+        let answer = server
+            .kms()
+            .decrypt()
+            .ciphertext_blob(blob)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.plaintext().unwrap().as_ref(), plaintext.as_bytes());
+    }
+    server.stop().await;
+    // The restored server went on with the trail: it still verifies.
+    let verified = verify_data_dir_with(target.path(), None, None, &[])
+        .await
+        .unwrap();
+    assert!(verified.report.ok(), "{:?}", verified.report.problems);
+}
+
+#[tokio::test]
+async fn a_backup_that_does_not_hold_replaces_nothing() {
+    let source = tempfile::tempdir().unwrap();
+    let server = TestServer::builder().data_dir(source.path()).start().await;
+    server.kms().create_key().send().await.unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let out = files.path().join("keyhold.backup");
+    backup::backup(source.path(), &out).await.unwrap();
+    server.stop().await;
+    assert!(
+        backup::backup(source.path(), &out).await.is_err(),
+        "an existing file is not overwritten"
+    );
+
+    // Another seal: a data directory with its own root key and state.
+    let other = tempfile::tempdir().unwrap();
+    let server = TestServer::builder().data_dir(other.path()).start().await;
+    let kept = server.kms().create_key().send().await.unwrap();
+    server.stop().await;
+    let before = std::fs::read(other.path().join("keyhold.db")).unwrap();
+    let err = backup::restore(&config_for(other.path()), &out)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("root key"), "{err:#}");
+    assert_eq!(
+        std::fs::read(other.path().join("keyhold.db")).unwrap(),
+        before
+    );
+
+    // A damaged backup.
+    let mut bytes = std::fs::read(&out).unwrap();
+    let last = bytes.len() - 100;
+    bytes[last] ^= 1;
+    let damaged = files.path().join("damaged.backup");
+    std::fs::write(&damaged, bytes).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        source.path().join("root.key"),
+        target.path().join("root.key"),
+    )
+    .unwrap();
+    let err = backup::restore(&config_for(target.path()), &damaged)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("does not match its hash"),
+        "{err:#}"
+    );
+    assert!(!target.path().join("keyhold.db").exists());
+
+    // The untouched data directory still serves its key.
+    let server = TestServer::builder().data_dir(other.path()).start().await;
+    server
+        .kms()
+        .describe_key()
+        .key_id(kept.key_metadata().unwrap().key_id())
+        .send()
+        .await
+        .unwrap();
+}
