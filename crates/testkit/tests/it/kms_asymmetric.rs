@@ -982,7 +982,7 @@ async fn asymmetric_keys_survive_a_restart() {
         .public_key
         .unwrap();
     drop(kms);
-    drop(server);
+    server.stop().await;
     let server = TestServer::builder().data_dir(dir.path()).start().await;
     let kms = server.kms();
     let again = kms
