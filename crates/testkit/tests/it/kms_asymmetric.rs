@@ -704,6 +704,20 @@ async fn asymmetric_keys_do_not_rotate() {
             .unwrap_err()
             .code()
             .map(str::to_owned),
+        kms.disable_key_rotation()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_owned),
+        kms.list_key_rotations()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_owned),
     ] {
         assert_eq!(e.as_deref(), Some("UnsupportedOperationException"));
     }
