@@ -17,7 +17,9 @@
 //!
 //! Only customer-managed symmetric encryption keys with `AWS_KMS` origin can be configured;
 //! AWS-managed keys rotate every year on their own (`GetKeyRotationStatus` says `true`).
-//! Keyhold creates no other kind of key, so the refusal for other kinds is defensive.
+//! Asymmetric, HMAC and post-quantum keys never rotate: the configuring operations,
+//! `RotateKeyOnDemand` and `ListKeyRotations` answer `UnsupportedOperationException`, and
+//! `GetKeyRotationStatus` says `false`, as on AWS.
 
 use keyhold_crypto::{MaterialId, SymmetricKey};
 use keyhold_proto::Timestamp;
@@ -158,6 +160,12 @@ pub async fn list_key_rotations(
 ) -> Result<ListKeyRotationsResponse, KmsError> {
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, "kms:ListKeyRotations", &Facts::default())?;
+    // Asymmetric, HMAC and post-quantum keys have one material and never rotate.
+    if key.spec != KeySpec::SymmetricDefault {
+        return Err(KmsError::RotationUnsupported {
+            arn: key.arn().to_owned(),
+        });
+    }
     let all = input.include_key_material == Some(IncludeKeyMaterial::AllKeyMaterial);
     let current = key.record.current_material_id.as_str();
     let imported =

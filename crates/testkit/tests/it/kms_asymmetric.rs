@@ -704,6 +704,20 @@ async fn asymmetric_keys_do_not_rotate() {
             .unwrap_err()
             .code()
             .map(str::to_owned),
+        kms.disable_key_rotation()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_owned),
+        kms.list_key_rotations()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap_err()
+            .code()
+            .map(str::to_owned),
     ] {
         assert_eq!(e.as_deref(), Some("UnsupportedOperationException"));
     }
@@ -982,7 +996,7 @@ async fn asymmetric_keys_survive_a_restart() {
         .public_key
         .unwrap();
     drop(kms);
-    drop(server);
+    server.stop().await;
     let server = TestServer::builder().data_dir(dir.path()).start().await;
     let kms = server.kms();
     let again = kms

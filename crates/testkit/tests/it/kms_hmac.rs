@@ -263,7 +263,7 @@ async fn hmac_keys_survive_a_restart() {
         .mac
         .unwrap();
     drop(kms);
-    drop(server);
+    server.stop().await;
     let server = TestServer::builder().data_dir(dir.path()).start().await;
     let ok = server
         .kms()
