@@ -245,7 +245,9 @@ pub async fn apply(
     }
     for (i, secret) in seed.secrets.iter().enumerate() {
         let scope = place(&secret.account, &secret.region);
-        let mut input = json!({"Name": secret.name});
+        // As the SDKs do: a fresh idempotency token for the first version.
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut input = json!({"Name": secret.name, "ClientRequestToken": token});
         let fields = [
             ("Description", secret.description.clone()),
             ("KmsKeyId", secret.kms_key_id.clone()),

@@ -75,10 +75,14 @@ pub fn snapshot_sqlite(source: &Path, target: &Path) -> Result<()> {
     let mut dst = Connection::open(target).map_err(backend)?;
     {
         let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(backend)?;
-        // -1: every page in one step, so that no write in between restarts the copy.
-        backup
-            .run_to_completion(-1, std::time::Duration::from_millis(10), None)
-            .map_err(backend)?;
+        // -1: every page in one step, so that no write in between restarts the copy
+        // (`run_to_completion` takes only a positive page count).
+        loop {
+            match backup.step(-1).map_err(backend)? {
+                rusqlite::backup::StepResult::Done => break,
+                _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
     }
     // A self-contained file: no -wal beside it.
     dst.pragma_update(None, "journal_mode", "DELETE")

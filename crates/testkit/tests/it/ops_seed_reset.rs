@@ -381,6 +381,7 @@ async fn fixed_material_is_refused_in_strict_mode() {
         data_dir: data.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         seed: Some(seed),
+        seal: Some(keyhold_testkit::strict_seal(data.path())),
         ..Default::default()
     };
     config
