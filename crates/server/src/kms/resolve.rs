@@ -66,6 +66,26 @@ impl KmsService {
         }
     }
 
+    /// The key spec of the key `ident` names, from memory only (the request quotas must not
+    /// cost a store lookup): `None` when the key or its alias is not cached, or `ident` is
+    /// not a valid key reference for the caller.
+    pub fn key_spec_hint(&self, ctx: &RequestContext, ident: &str) -> Option<String> {
+        let (scope, key_id) = match parse_ref(ctx, ident).ok()? {
+            KeyRef::Key { scope, key_id, .. } => (scope, key_id),
+            KeyRef::Alias { scope, name } => {
+                let target = self.alias_cached(&AliasId {
+                    account: scope.account.clone(),
+                    region: scope.region.clone(),
+                    name,
+                })?;
+                (scope, target)
+            }
+        };
+        self.cached(&key_id)
+            .filter(|key| key.record.account == scope.account && key.record.region == scope.region)
+            .map(|key| key.record.key_spec.clone())
+    }
+
     async fn resolve_alias(
         &self,
         ctx: &RequestContext,

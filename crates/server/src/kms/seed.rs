@@ -92,25 +92,6 @@ impl KmsService {
         Ok(SeedKeyOutcome::Created(key.record.key_id.clone()))
     }
 
-    /// The key spec of the key `key_id` names (a key id, key ARN, alias name or alias ARN)
-    /// in `scope`, from the caches only — for the request quotas, before the request runs.
-    pub fn key_spec_hint(&self, scope: &Scope, key_id: &str) -> Option<String> {
-        let tail = match key_id.starts_with("arn:") {
-            true => key_id.rsplit(':').next()?,
-            false => key_id,
-        };
-        let id = match tail.strip_prefix("key/") {
-            Some(id) => id.to_owned(),
-            None if tail.starts_with("alias/") => self.alias_cached(&super::AliasId {
-                account: scope.account.clone(),
-                region: scope.region.clone(),
-                name: tail.to_owned(),
-            })?,
-            None => tail.to_owned(),
-        };
-        self.cached(&id).map(|key| key.record.key_spec.clone())
-    }
-
     /// Counts cache lookups and scheduled rotations in `metrics` from now on.
     pub fn attach_metrics(&self, metrics: Arc<crate::ops::metrics::Metrics>) {
         let _ = self.metrics.set(metrics);

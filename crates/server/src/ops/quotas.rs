@@ -213,7 +213,7 @@ fn key_class(state: &AppState, ctx: &RequestContext, body: &[u8]) -> KeyClass {
     serde_json::from_slice::<Named<'_>>(body)
         .ok()
         .and_then(|n| n.key_id)
-        .and_then(|id| state.kms.key_spec_hint(&ctx.scope, &id))
+        .and_then(|id| state.kms.key_spec_hint(ctx, &id))
         .map_or(KeyClass::Symmetric, |spec| KeyClass::of_spec(&spec))
 }
 
