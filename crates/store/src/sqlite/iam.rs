@@ -22,7 +22,7 @@ impl IamStore for SqliteStore {
     async fn write_iam(&self, writes: &[IamWrite]) -> Result<()> {
         let writes = writes.to_vec();
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             for write in &writes {
                 apply(&tx, write)?;
             }

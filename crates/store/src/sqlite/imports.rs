@@ -15,7 +15,7 @@ impl ImportStore for SqliteStore {
     async fn insert_key_without_material(&self, key: &KeyRecord, tags: &[Tag]) -> Result<()> {
         let (key, tags) = (key.clone(), tags.to_vec());
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             tx.execute(
                 &format!(
                     "INSERT INTO kms_keys ({KEY_COLUMNS}) \
@@ -85,7 +85,7 @@ impl ImportStore for SqliteStore {
     ) -> Result<()> {
         let (key, upsert, remove) = (key.clone(), upsert.to_vec(), remove.to_vec());
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             for m in &upsert {
                 // An upsert that keeps the row (and so its position in the listing).
                 tx.execute(

@@ -1,8 +1,14 @@
 //! The embedded SQLite store.
 //!
-//! One writer connection and one reader connection (WAL lets reads proceed during a write),
-//! each behind a mutex and used from Tokio's blocking pool. `synchronous=FULL` makes every
-//! commit durable before the call returns.
+//! One writer connection and one reader connection (WAL lets reads proceed during a write).
+//! `synchronous=FULL` makes every commit durable before the call returns.
+//!
+//! Writes are **group-committed**: a writer thread owns the writer connection, takes every
+//! write queued (up to [`GROUP`]), runs each in a savepoint of one transaction (a write that
+//! fails is rolled back alone) and commits once — one fsync for the group — before it
+//! answers any of them. No lock is held across an await, and concurrent writers share a
+//! commit instead of queueing for one each. Reads use the reader connection from Tokio's
+//! blocking pool.
 
 mod audit;
 mod grants;
@@ -26,9 +32,17 @@ pub use audit::{SqliteAuditAnchor, SqliteAuditLog};
 /// SQLite-backed [`crate::Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Arc<Mutex<Connection>>,
+    writes: std::sync::mpsc::Sender<WriteJob>,
     reader: Arc<Mutex<Connection>>,
 }
+
+/// Writes committed together at most.
+const GROUP: usize = 256;
+
+/// One queued write: runs in the group's transaction and says whether it succeeded, and
+/// what to do once the group's commit is known.
+type WriteJob = Box<dyn FnOnce(&mut Connection) -> (bool, Completion) + Send>;
+type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -38,18 +52,43 @@ impl SqliteStore {
         migrations::apply(&writer)?;
         let reader = Connection::open(path).map_err(backend)?;
         configure(&reader)?;
+        let (writes, jobs) = std::sync::mpsc::channel::<WriteJob>();
+        std::thread::Builder::new()
+            .name("keyhold-store-writer".into())
+            .spawn(move || group_commit(writer, &jobs))
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writes,
             reader: Arc::new(Mutex::new(reader)),
         })
     }
 
+    /// Runs `f` in the next group commit; returns its result once the group is durable.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        run(self.writer.clone(), f).await
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: WriteJob = Box::new(move |conn| match f(conn) {
+            Ok(value) => (
+                true,
+                Box::new(move |committed| {
+                    let _ = tx.send(committed.map(|()| value).map_err(|e| {
+                        StoreError::Backend(format!("the commit failed: {e}").into())
+                    }));
+                }),
+            ),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                (false, Box::new(|_| {}))
+            }
+        });
+        self.writes
+            .send(job)
+            .map_err(|_| StoreError::Backend("the store's writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("the write was not committed".into()))?
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -88,6 +127,65 @@ pub fn snapshot_sqlite(source: &Path, target: &Path) -> Result<()> {
     dst.pragma_update(None, "journal_mode", "DELETE")
         .map_err(backend)?;
     Ok(())
+}
+
+/// The writer thread: one transaction (one fsync) per group of queued writes, each write
+/// in its own savepoint so that one that fails is undone alone.
+fn group_commit(mut conn: Connection, jobs: &std::sync::mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut done = Vec::with_capacity(group.len());
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Not run: dropping a job answers its caller that the write was not committed.
+            tracing::error!(error = %e, writes = group.len(), "the store cannot begin a write transaction");
+            continue;
+        }
+        for job in group {
+            done.push(in_savepoint(&mut conn, job));
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        });
+        for complete in done {
+            complete(committed.clone());
+        }
+    }
+}
+
+/// Runs a job inside a savepoint of the open transaction; undoes it if it failed or
+/// panicked.
+fn in_savepoint(conn: &mut Connection, job: WriteJob) -> Completion {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        tracing::error!(error = %e, "the store cannot open a savepoint for a write");
+        return Box::new(move |_| drop(job));
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+    match outcome {
+        Ok((true, complete)) => {
+            if let Err(e) = conn.execute_batch("RELEASE job") {
+                let reason = e.to_string();
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                return Box::new(move |_| complete(Err(reason)));
+            }
+            complete
+        }
+        Ok((false, complete)) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            complete
+        }
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            tracing::error!("a store write panicked; it was rolled back");
+            Box::new(|_| {})
+        }
+    }
 }
 
 async fn run<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T>
@@ -286,7 +384,7 @@ impl MetaStore for SqliteStore {
 
     async fn erase_resources(&self) -> Result<usize> {
         self.write(|c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             // Every table of a service, whichever migration added it: a table added later
             // is erased too. Foreign keys are checked at commit, so the order is free.
             tx.pragma_update(None, "defer_foreign_keys", "ON")
@@ -332,7 +430,7 @@ impl KmsStore for SqliteStore {
         let (key, material, tags, alias) =
             (key.clone(), material.clone(), tags.to_vec(), alias.cloned());
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             tx.execute(
                 &format!(
                     "INSERT INTO kms_keys ({KEY_COLUMNS}) \
@@ -390,7 +488,7 @@ impl KmsStore for SqliteStore {
     async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()> {
         let (key, material) = (key.clone(), material.clone());
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             insert_material_row(&tx, &material)?;
             update_key_row(&tx, &key)?;
             tx.commit().map_err(backend)
@@ -418,7 +516,7 @@ impl KmsStore for SqliteStore {
     async fn delete_key_if_due(&self, key_id: &str, now_ms: i64) -> Result<bool> {
         let key_id = key_id.to_owned();
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             let due: bool = tx
                 .query_row(
                     "SELECT EXISTS(SELECT 1 FROM kms_keys WHERE key_id = ?1 \
@@ -620,7 +718,7 @@ impl KmsStore for SqliteStore {
     async fn put_tags(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
         let (key_id, tags) = (key_id.to_owned(), tags.to_vec());
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             upsert_tags(&tx, &key_id, &tags)?;
             tx.commit().map_err(backend)
         })
@@ -630,7 +728,7 @@ impl KmsStore for SqliteStore {
     async fn remove_tags(&self, key_id: &str, tag_keys: &[String]) -> Result<()> {
         let (key_id, tag_keys) = (key_id.to_owned(), tag_keys.to_vec());
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             {
                 let mut stmt = tx
                     .prepare_cached("DELETE FROM kms_tags WHERE key_id = ?1 AND tag_key = ?2")

@@ -15,7 +15,7 @@ impl ParamStore for SqliteStore {
     async fn write_params(&self, writes: &[ParamWrite]) -> Result<()> {
         let writes = writes.to_vec();
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             for write in &writes {
                 match write {
                     ParamWrite::Put {

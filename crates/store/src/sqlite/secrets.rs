@@ -16,7 +16,7 @@ impl SecretStore for SqliteStore {
     async fn write_secrets(&self, writes: &[SecretWrite]) -> Result<()> {
         let writes = writes.to_vec();
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = c.savepoint().map_err(backend)?;
             for write in &writes {
                 match write {
                     SecretWrite::Put {
