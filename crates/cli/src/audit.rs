@@ -1,4 +1,4 @@
-//! `keyhold audit verify` and `keyhold audit export`.
+//! `keyhold audit verify`, `export`, `reanchor` and `reindex`.
 
 use std::path::PathBuf;
 
@@ -33,8 +33,14 @@ pub enum AuditCommand {
     },
     /// Accept a data directory's trail as it is now after it lost events from its end: the
     /// key store's anchor is set to the trail's last digest, so the server starts again.
-    /// Preserve the damaged audit.db first; run with the server stopped.
+    /// Preserve the damaged trail (<data-dir>/audit/) first; run with the server stopped.
     Reanchor {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Rebuild the index LookupEvents reads (<data-dir>/audit/index.db) from the trail's
+    /// segments; run with the server stopped.
+    Reindex {
         #[arg(long)]
         data_dir: PathBuf,
     },
@@ -67,6 +73,11 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
                 _ => bail!("give either --data-dir DIR or a PATH of exported files"),
             };
             report(&verified)
+        }
+        AuditCommand::Reindex { data_dir } => {
+            let events = offline::reindex(&data_dir)?;
+            println!("indexed {events} audit events");
+            Ok(())
         }
         AuditCommand::Reanchor { data_dir } => {
             match offline::reanchor(&data_dir)? {

@@ -68,12 +68,16 @@ async fn verify_catches_a_truncated_tail_and_reanchor_recovers() {
     );
 
     // Delete the second session's events and its digest.
-    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
-    conn.execute_batch(
-        "DELETE FROM audit_events WHERE seq > 3; DELETE FROM audit_resources WHERE seq > 3; DELETE FROM audit_digests WHERE seq > 1;",
-    )
-    .unwrap();
-    drop(conn);
+    let trail = dir.path().join("audit");
+    let mut events = keyhold_store::segment::read_events(&trail).unwrap();
+    events.retain(|e| e.seq <= 3);
+    keyhold_store::segment::replace_events(&trail, &events).unwrap();
+    let mut log =
+        keyhold_store::segment::SegmentLog::open(&trail, keyhold_store::segment::Mode::Read)
+            .unwrap();
+    let mut kept = keyhold_store::audit::AuditLog::digests(&mut log).unwrap();
+    kept.retain(|d| d.seq <= 1);
+    keyhold_store::segment::replace_digests(&trail, &kept).unwrap();
     let failed = keyhold(&["audit", "verify", "--data-dir", data, "--digest", digests]);
     assert!(!failed.status.success());
     let out = text(&failed);

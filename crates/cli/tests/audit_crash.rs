@@ -134,13 +134,11 @@ async fn acknowledged_calls_survive_kill_9() {
         .unwrap();
     server.wait().unwrap();
 
-    let conn = rusqlite::Connection::open(dir.path().join("audit.db")).unwrap();
-    let mut stmt = conn.prepare("SELECT record FROM audit_events").unwrap();
-    let recorded: HashSet<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
+    let recorded: HashSet<String> = keyhold_store::segment::read_events(&dir.path().join("audit"))
         .unwrap()
+        .into_iter()
         .map(|r| {
-            serde_json::from_str::<serde_json::Value>(&r.unwrap()).unwrap()["requestID"]
+            serde_json::from_str::<serde_json::Value>(&r.record).unwrap()["requestID"]
                 .as_str()
                 .unwrap()
                 .to_owned()

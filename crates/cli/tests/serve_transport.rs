@@ -134,14 +134,26 @@ fn the_data_directory_is_private_under_umask_000() {
             .status()
             .is_ok_and(|s| s.success())
     });
-    assert_eq!(mode(&dir), 0o700);
+    let names = assert_private(&dir);
+    assert!(names.iter().any(|n| n == "keyhold.db-wal"), "{names:?}");
+    assert!(names.iter().any(|n| n == "audit"), "{names:?}");
+}
+
+/// Checks `dir` is 0700 and everything under it 0600 (directories 0700); returns the names
+/// directly in it.
+fn assert_private(dir: &std::path::Path) -> Vec<String> {
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         names.push(entry.file_name().to_string_lossy().into_owned());
-        assert_eq!(mode(&entry.path()), 0o600, "{:?}", entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            assert_private(&entry.path());
+        } else {
+            assert_eq!(mode(&entry.path()), 0o600, "{}", entry.path().display());
+        }
     }
-    assert!(names.iter().any(|n| n == "keyhold.db-wal"), "{names:?}");
+    names
 }
 
 #[test]

@@ -287,6 +287,8 @@ struct AuditSection {
     digest_every_events: Option<i64>,
     retention_days: Option<u64>,
     digest_dir: Option<PathBuf>,
+    segment_megabytes: Option<u64>,
+    segment_hours: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -512,6 +514,12 @@ impl Config {
             if let Some(dir) = audit.digest_dir {
                 a.digest_dir = Some(dir);
             }
+            if let Some(mb) = audit.segment_megabytes {
+                a.segment_bytes = mb.clamp(1, 4096) << 20;
+            }
+            if let Some(hours) = audit.segment_hours {
+                a.segment_age = Duration::from_secs(hours.max(1) * 3600);
+            }
             a.retention = audit
                 .retention_days
                 .filter(|d| *d > 0)
@@ -633,7 +641,12 @@ impl Config {
         self.data_dir.join("keyhold.db")
     }
 
-    /// The audit trail's database.
+    /// The audit trail: its segment log, digests and index.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.data_dir.join("audit")
+    }
+
+    /// Where the trail's first format (one SQLite file) was; converted at start.
     pub fn audit_database_path(&self) -> PathBuf {
         self.data_dir.join("audit.db")
     }

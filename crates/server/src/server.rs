@@ -142,8 +142,6 @@ pub(crate) async fn unsealed_state(
             .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?,
         _ => None,
     };
-    let trail_path = config.audit_database_path();
-    crate::data_dir::create_private_file(&trail_path)?;
     let anchor = keyhold_store::SqliteAuditAnchor::open(&config.database_path())
         .context("opening the audit trail's anchor in the key store")?;
     let trail_config = crate::audit::trail::TrailConfig {
@@ -151,11 +149,18 @@ pub(crate) async fn unsealed_state(
         ..config.audit.clone()
     };
     let trail = Arc::new(AuditTrail::open(
-        &trail_path,
+        &config.audit_dir(),
+        &config.audit_database_path(),
         Box::new(anchor),
         &domain,
         trail_config,
     )?);
+    for sub in ["", "segments", "meta", "torn"] {
+        let dir = config.audit_dir().join(sub);
+        if dir.is_dir() {
+            crate::data_dir::tighten(&dir, &[])?;
+        }
+    }
     let audit: Arc<dyn Auditor> = trail.clone();
     let kms = Arc::new(KmsService::new(
         store.clone(),

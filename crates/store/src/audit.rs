@@ -1,9 +1,11 @@
 //! The audit trail's storage: an append-only, hash-chained sequence of CloudTrail records
 //! and the signed digests that seal it.
 //!
-//! The trail lives apart from the rest of the store (its own SQLite file for the embedded
-//! backend) so that its group commits never queue behind key writes, and its API is
-//! synchronous: one dedicated writer thread owns it (see `keyhold-server`'s audit trail).
+//! The trail lives apart from the rest of the store, in segment files of its own
+//! ([`crate::segment`]), so that its group commits never queue behind key writes, and its API
+//! is synchronous: one dedicated writer thread owns it (see `keyhold-server`'s audit trail).
+//! Lookups read an index derived from the segments (SQLite, [`crate::SqliteAuditLog`]),
+//! which can be rebuilt from them.
 
 use crate::Result;
 
@@ -86,7 +88,6 @@ pub trait AuditLog: Send {
     fn digests(&mut self) -> Result<Vec<DigestRow>>;
     /// The digest with sequence `seq`, if stored.
     fn digest(&mut self, seq: i64) -> Result<Option<DigestRow>>;
-    fn lookup(&mut self, query: &AuditQuery) -> Result<Vec<AuditRow>>;
     fn get_meta(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
     fn put_meta(&mut self, name: &str, value: &[u8]) -> Result<()>;
     /// Deletes the events and digests older than digest `keep_from_digest` (its events stay),

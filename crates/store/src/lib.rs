@@ -22,6 +22,7 @@ mod imports;
 mod params;
 pub mod records;
 mod secrets;
+pub mod segment;
 mod sqlite;
 
 use async_trait::async_trait;

@@ -11,6 +11,7 @@
 //! # }
 //! ```
 
+pub mod audit_files;
 pub mod identity;
 pub mod raw;
 
@@ -493,4 +494,26 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// Every file under `data_dir` (recursively) with its bytes, but the root key file: what
+/// tests scan for secrets that must not be stored in the clear.
+pub fn data_files(data_dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![data_dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("the data directory lists") {
+            let entry = entry.expect("an entry");
+            let path = entry.path();
+            if entry.file_type().expect("a file type").is_dir() {
+                dirs.push(path);
+            } else if path.file_name().is_some_and(|n| n != "root.key") {
+                // A file may go between the listing and the read (SQLite's -shm).
+                if let Ok(bytes) = std::fs::read(&path) {
+                    files.push((path, bytes));
+                }
+            }
+        }
+    }
+    files
 }

@@ -1,4 +1,4 @@
-//! What anchors the trail outside `audit.db`, so that deleting its newest events together
+//! What anchors the trail outside its own files, so that deleting its newest events together
 //! with the digests that cover them (tail truncation) is detected, and what tells a pruned
 //! head from a deleted one.
 //!

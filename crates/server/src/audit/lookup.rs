@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyhold_proto::cloudtrail::*;
 use keyhold_proto::{ApiError, CommonError, Timestamp};
-use keyhold_store::audit::{AuditAttribute, AuditLog, AuditQuery};
+use keyhold_store::audit::{AuditAttribute, AuditQuery};
 
 use super::trail::AuditTrail;
 use crate::authz::{Access, Denied, RequestConditions, ResourceRule, decide};
@@ -88,16 +88,11 @@ impl CloudTrailService {
             before_seq,
             limit: limit + 1,
         };
-        let reader = self.trail.reader();
-        let mut rows = tokio::task::spawn_blocking(move || {
-            reader
-                .lock()
-                .map_err(|_| ())
-                .and_then(|mut log| log.lookup(&query).map_err(|_| ()))
-        })
-        .await
-        .map_err(|_| CloudTrailError::Internal)?
-        .map_err(|()| CloudTrailError::Internal)?;
+        let index = self.trail.index();
+        let mut rows = tokio::task::spawn_blocking(move || index.lookup(&query).map_err(|_| ()))
+            .await
+            .map_err(|_| CloudTrailError::Internal)?
+            .map_err(|()| CloudTrailError::Internal)?;
         let next_token = (rows.len() > limit).then(|| {
             rows.truncate(limit);
             rows.last().map(|r| encode_token(r.seq))

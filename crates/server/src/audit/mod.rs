@@ -10,11 +10,14 @@
 //!   written and signed.
 //! - [`verify`] walks a trail (a data directory or exported files) and reports the first
 //!   event that was changed, removed, inserted or reordered, and any gap in the digests.
+//! - [`index`] keeps the SQLite index lookups read, derived from the segment log.
 //! - [`lookup`] serves CloudTrail's `LookupEvents`; [`export`] writes CloudTrail-shaped files.
 
 pub mod anchor;
 pub mod chain;
 pub mod export;
+pub mod index;
+mod legacy;
 pub mod lookup;
 pub mod offline;
 pub mod record;
@@ -28,6 +31,12 @@ use keyhold_proto::{ApiError, CommonError};
 use tokio::sync::oneshot;
 
 use crate::context::{AuditNotes, RequestContext};
+
+/// Converts a trail of the first format (`audit.db`) at `legacy` into a segment log at
+/// `dir`, unless `dir` holds one already (see [`legacy`]).
+pub fn convert_first_format(legacy: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<()> {
+    legacy::convert_if_needed(legacy, dir)
+}
 
 /// One finished call.
 pub struct AuditEvent<'a> {

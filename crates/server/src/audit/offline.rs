@@ -7,7 +7,8 @@ use anyhow::{Context as _, bail};
 use keyhold_crypto::digest::sha256;
 use keyhold_crypto::seal::{DomainKey, KeyFileRoot};
 use keyhold_store::audit::{AuditAnchor, AuditLog, PRUNE_RECORD};
-use keyhold_store::{MetaStore, SqliteAuditAnchor, SqliteAuditLog, SqliteStore};
+use keyhold_store::segment::{Mode, Position, SegmentLog};
+use keyhold_store::{MetaStore, SqliteAuditAnchor, SqliteStore};
 
 use super::anchor::{self, Anchor, Signed};
 use super::verify::{self, Evidence, FoundDigest, FoundEvent, Report};
@@ -75,11 +76,7 @@ pub async fn verify_data_dir_with(
     pinned: Option<&str>,
     digest_paths: &[PathBuf],
 ) -> anyhow::Result<Verified> {
-    let path = data_dir.join("audit.db");
-    if !path.exists() {
-        bail!("no audit trail at {}", path.display());
-    }
-    let mut log = SqliteAuditLog::open_read_only(&path)?;
+    let mut log = open_trail(data_dir)?;
     let stored = trail::stored_public_key(&mut log)?.context("the trail has no signing key")?;
     let pinned = pinned.map(Pin::parse).transpose()?;
     if pinned.as_ref().is_some_and(|p| !p.matches(&stored)) {
@@ -239,15 +236,14 @@ pub enum Reanchored {
 /// trail is preserved; it is the one way to make a truncated trail acceptable again, and
 /// digest files kept elsewhere still show what was lost. Run it with the server stopped.
 pub fn reanchor(data_dir: &Path) -> anyhow::Result<Reanchored> {
-    let path = data_dir.join("audit.db");
     let db = data_dir.join("keyhold.db");
     if !db.exists() {
         bail!("{} has no keyhold.db", data_dir.display());
     }
     let mut store =
         SqliteAuditAnchor::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    let mut log = if path.exists() {
-        Some(SqliteAuditLog::open_read_only(&path)?)
+    let mut log = if SegmentLog::exists(&data_dir.join("audit")) {
+        Some(open_trail(data_dir)?)
     } else {
         None
     };
@@ -282,7 +278,7 @@ pub fn reanchor(data_dir: &Path) -> anyhow::Result<Reanchored> {
 
 /// Exports the trail of `data_dir` to `out`; returns (files, events).
 pub fn export_data_dir(data_dir: &Path, out: &Path) -> anyhow::Result<(usize, usize)> {
-    let mut log = SqliteAuditLog::open_read_only(&data_dir.join("audit.db"))?;
+    let mut log = open_trail(data_dir)?;
     let public_key = trail::stored_public_key(&mut log)?.context("the trail has no signing key")?;
     export::export(&mut log, &public_key, out)
 }
@@ -309,7 +305,7 @@ impl Pin {
 async fn unsealed_public_key(
     data_dir: &Path,
     key_file: Option<PathBuf>,
-    log: &mut SqliteAuditLog,
+    log: &mut SegmentLog,
 ) -> anyhow::Result<Option<Vec<u8>>> {
     let key_file = match key_file {
         Some(given) => given,
@@ -349,21 +345,43 @@ async fn unsealed_public_key(
     Ok(Some(key.public_key()))
 }
 
-/// The events of a trail in sequence order, read a page at a time. A read that fails ends
+/// The trail of `data_dir`, opened to read.
+fn open_trail(data_dir: &Path) -> anyhow::Result<SegmentLog> {
+    let dir = data_dir.join("audit");
+    if !SegmentLog::exists(&dir) {
+        if data_dir.join("audit.db").exists() {
+            bail!(
+                "the audit trail of {} is still in its first format (audit.db): start the server once to convert it",
+                data_dir.display()
+            );
+        }
+        bail!("no audit trail at {}", dir.display());
+    }
+    SegmentLog::open(&dir, Mode::Read).with_context(|| format!("opening {}", dir.display()))
+}
+
+/// Rebuilds the lookup index of `data_dir`'s trail from its segments (`keyhold audit
+/// reindex`, server stopped); returns how many events it indexed.
+pub fn reindex(data_dir: &Path) -> anyhow::Result<usize> {
+    open_trail(data_dir)?;
+    super::index::rebuild(&data_dir.join("audit"))
+}
+
+/// The events of a trail in stored order, read a page at a time. A read that fails ends
 /// the stream and is kept in `error`: the caller must not take the end for the trail's end.
 struct EventStream<'a> {
-    log: &'a mut SqliteAuditLog,
-    next: i64,
+    log: &'a mut SegmentLog,
+    next: Position,
     buffer: std::vec::IntoIter<FoundEvent>,
     done: bool,
     error: Option<anyhow::Error>,
 }
 
 impl<'a> EventStream<'a> {
-    fn new(log: &'a mut SqliteAuditLog) -> Self {
+    fn new(log: &'a mut SegmentLog) -> Self {
         Self {
             log,
-            next: 1,
+            next: Position::default(),
             buffer: Vec::new().into_iter(),
             done: false,
             error: None,
@@ -382,14 +400,13 @@ impl Iterator for EventStream<'_> {
             if self.done {
                 return None;
             }
-            // Pages by stored position, so gaps and out-of-place rows are seen as stored.
-            let rows = match self.log.events_after(self.next - 1, 10_000) {
-                Ok(rows) => rows,
+            // Pages by stored position, so gaps and out-of-place events are seen as stored.
+            let (rows, next) = match self.log.read_page(self.next, 10_000) {
+                Ok(page) => page,
                 Err(e) => {
-                    let after = self.next - 1;
-                    self.error = Some(anyhow::Error::new(e).context(format!(
-                        "reading the trail's events after stored position {after}"
-                    )));
+                    self.error = Some(
+                        anyhow::Error::new(e).context("reading the trail's events in stored order"),
+                    );
                     self.done = true;
                     return None;
                 }
@@ -398,7 +415,7 @@ impl Iterator for EventStream<'_> {
                 self.done = true;
                 return None;
             }
-            self.next = rows.last().map_or(self.next, |r| r.seq + 1);
+            self.next = next;
             self.buffer = rows
                 .into_iter()
                 .map(|r| FoundEvent {

@@ -1,15 +1,20 @@
-//! The durable audit trail: a writer thread that appends events in group commits.
+//! The durable audit trail: a writer thread that appends events to the segment log in
+//! pipelined group commits.
 //!
 //! Requests hand their events to one writer thread over a bounded queue. The writer takes
 //! everything queued (up to a batch limit), links each event into the chain, appends the
-//! batch (with a signed digest when one is due) in one transaction — one fsync — and then
-//! releases every waiting request. In `durable` mode (the default) a response waits for its
-//! events' receipts; in `spool` mode it does not, and a full queue refuses calls.
+//! batch to the newest segment and hands it to a syncer thread, which makes it durable
+//! (one `fdatasync`) and releases every waiting request; meanwhile the writer links and
+//! appends the next batch. A signed digest, when due, is appended once the events it
+//! covers are durable, and segments rotate right after a digest. In `durable` mode (the
+//! default) a response waits for its events' receipts; in `spool` mode it does not, and a
+//! full queue refuses calls. An indexer ([`super::index`]) follows the log for lookups.
 //!
 //! Fail closed: if the trail cannot be written, the calls whose events were lost get
 //! `ServiceUnavailable`, new calls are refused until a write succeeds again, and the health
 //! endpoint says why.
 
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -19,12 +24,13 @@ use anyhow::Context as _;
 use keyhold_crypto::seal::DomainKey;
 use keyhold_crypto::signing::SigningKey;
 use keyhold_proto::{ApiError, Timestamp};
-use keyhold_store::SqliteAuditLog;
 use keyhold_store::audit::{AuditAnchor, AuditLog, AuditRow, DigestRow, PRUNE_RECORD};
+use keyhold_store::segment::{self, Mode, SegmentLog};
 use tokio::sync::oneshot;
 
 use super::anchor::{self, Anchor, Signed};
 use super::chain::{self, DigestDocument, GENESIS, PruneDocument};
+use super::index::Index;
 use super::record::{self, Pending};
 use super::{AuditEvent, Auditor, ServiceEvent, unavailable};
 
@@ -58,8 +64,15 @@ pub struct TrailConfig {
     /// server's default account.
     pub rejections_account: String,
     /// How long one write waits for the database (a lock held elsewhere) before it counts
-    /// as failed: calls are refused and the write retried.
+    /// as failed: calls are refused and the write retried. (The segment log takes no lock;
+    /// kept for configurations that set it.)
     pub write_timeout: Duration,
+    /// A segment is closed (at the next digest) once it holds this many bytes...
+    pub segment_bytes: u64,
+    /// ... or is this old.
+    pub segment_age: Duration,
+    /// Fault injection for tests: while set, every append fails as a full disk would.
+    pub fail_writes: Option<Arc<AtomicBool>>,
 }
 
 impl Default for TrailConfig {
@@ -74,6 +87,9 @@ impl Default for TrailConfig {
             write_timeout: Duration::from_secs(10),
             rejection_limits: super::rejection::RejectionLimits::default(),
             rejections_account: "000000000000".to_owned(),
+            segment_bytes: 64 << 20,
+            segment_age: Duration::from_secs(3600),
+            fail_writes: None,
         }
     }
 }
@@ -136,35 +152,44 @@ pub struct AuditTrail {
     rejections_account: String,
     mode: AuditMode,
     health: Arc<Health>,
-    reader: Arc<Mutex<SqliteAuditLog>>,
+    index: Arc<Index>,
 }
 
 /// The trail's meta entry holding its signing key, sealed under the domain key.
-const SIGNING_KEY: &str = "signing_key.sealed";
+pub(crate) const SIGNING_KEY: &str = "signing_key.sealed";
 /// The trail's meta entry holding the signing key's public half.
-const PUBLIC_KEY: &str = "signing_key.public";
+pub(crate) const PUBLIC_KEY: &str = "signing_key.public";
 /// The purpose and id the signing key is sealed under (its additional data).
 const SIGNING_KEY_AAD: (&str, &str) = ("audit-signing-key", "ed25519");
 
 impl AuditTrail {
-    /// Opens (creating if needed) the trail at `path` and starts its writer. `anchor` is
-    /// where the trail is anchored outside `audit.db` (the key store's database); a trail
-    /// that ends before its anchor is refused.
+    /// Opens (creating if needed) the trail in the directory `dir` and starts its writer,
+    /// syncer and indexer. A trail still in the first format (`legacy`, the SQLite
+    /// `audit.db`) is converted first. `anchor` is where the trail is anchored outside its
+    /// own files (the key store's database); a trail that ends before its anchor is refused.
     pub fn open(
-        path: &std::path::Path,
+        dir: &std::path::Path,
+        legacy: &std::path::Path,
         anchor: Box<dyn AuditAnchor>,
         domain: &DomainKey,
         config: TrailConfig,
     ) -> anyhow::Result<Self> {
-        let mut log =
-            SqliteAuditLog::open(path).with_context(|| format!("opening {}", path.display()))?;
-        log.set_busy_timeout(config.write_timeout)?;
+        super::legacy::convert_if_needed(legacy, dir)?;
+        let mut log = SegmentLog::open(dir, Mode::Write)
+            .with_context(|| format!("opening the audit trail in {}", dir.display()))?;
         let key = signing_key(&mut log, domain)?;
-        let reader = SqliteAuditLog::open_read_only(path)?;
+        let index = Index::start(dir, log.tail().map_or(0, |(seq, _)| seq))?;
         let health = Arc::new(Health::default());
         let (tx, rx) = sync_channel(config.queue_capacity.max(1));
-        let mut writer = Writer::new(log, key, config.clone(), health.clone(), Some(anchor))
-            .with_context(|| format!("opening the audit trail {}", path.display()))?;
+        let mut writer = Writer::new(
+            log,
+            key,
+            config.clone(),
+            health.clone(),
+            Some(anchor),
+            index.clone(),
+        )
+        .with_context(|| format!("opening the audit trail in {}", dir.display()))?;
         std::thread::Builder::new()
             .name("keyhold-audit".into())
             .spawn(move || writer.run(rx))
@@ -175,7 +200,7 @@ impl AuditTrail {
             rejections_account: config.rejections_account.clone(),
             mode: config.mode,
             health,
-            reader: Arc::new(Mutex::new(reader)),
+            index,
         })
     }
 
@@ -183,8 +208,9 @@ impl AuditTrail {
         &self.health
     }
 
-    pub(crate) fn reader(&self) -> Arc<Mutex<SqliteAuditLog>> {
-        self.reader.clone()
+    /// The trail's index (lookups).
+    pub(crate) fn index(&self) -> Arc<Index> {
+        self.index.clone()
     }
 
     /// Writes a digest covering every event so far (returns once it is durable).
@@ -242,11 +268,11 @@ impl Auditor for AuditTrail {
         /// How many of the resource's newest events to look through before giving up.
         const SCAN_LIMIT: usize = 10_000;
         const PAGE: usize = 500;
-        let mut log = self.reader.lock().ok()?;
         let mut before_seq = None;
         let mut scanned = 0;
         while scanned < SCAN_LIMIT {
-            let rows = log
+            let rows = self
+                .index
                 .lookup(&keyhold_store::audit::AuditQuery {
                     account: query.account.to_owned(),
                     region: query.region.to_owned(),
@@ -301,7 +327,7 @@ impl Auditor for AuditTrail {
     }
 }
 
-fn signing_key(log: &mut SqliteAuditLog, domain: &DomainKey) -> anyhow::Result<SigningKey> {
+fn signing_key(log: &mut SegmentLog, domain: &DomainKey) -> anyhow::Result<SigningKey> {
     if let Some(key) = stored_signing_key(log, domain)? {
         return Ok(key);
     }
@@ -339,11 +365,12 @@ pub fn stored_public_key(log: &mut dyn AuditLog) -> anyhow::Result<Option<Vec<u8
 
 /// The writer thread's state.
 struct Writer {
-    log: SqliteAuditLog,
+    log: SegmentLog,
     key: SigningKey,
     config: TrailConfig,
     health: Arc<Health>,
-    /// The last written event.
+    index: Arc<Index>,
+    /// The last durable event.
     tail_seq: i64,
     tail_hash: [u8; 32],
     /// The last written digest.
@@ -352,17 +379,69 @@ struct Writer {
     digest_hash: Option<String>,
     last_digest_at: Instant,
     last_prune_at: Option<Instant>,
+    /// When the segment being appended to was started.
+    segment_started: Instant,
     /// The last written digest and the latest prune record, signed: what the anchor holds.
     last_digest: Option<Signed>,
     prune: Option<Signed>,
-    /// Where the trail is anchored outside `audit.db`.
+    /// Where the trail is anchored outside its own files.
     anchor: Option<Box<dyn AuditAnchor>>,
     /// Events linked after the tail whose append failed: retried, in order, before (and
     /// with) anything newer, so an event is never lost to a passing failure.
     unwritten: Vec<AuditRow>,
+    /// The batch appended and handed to the syncer, not yet known durable.
+    inflight: Option<Inflight>,
+    syncer: SyncSender<SyncJob>,
+    synced: Receiver<Result<Duration, String>>,
     /// While the trail cannot be written: when to try again, and the backoff.
     retry_at: Option<Instant>,
     backoff: Duration,
+}
+
+/// A batch appended to the newest segment and handed to the syncer.
+struct Inflight {
+    /// Where the segment ended, and its tail, before the batch: what a failed sync
+    /// rewinds to.
+    start_len: u64,
+    prev_tail: Option<(i64, [u8; 32])>,
+    rows: Vec<AuditRow>,
+    /// The digest covering the batch, appended once the batch is durable.
+    digest: Option<(DigestRow, String)>,
+}
+
+/// What the syncer makes durable: a segment up to what was written to it, and the
+/// receipts released once it is.
+struct SyncJob {
+    file: Arc<File>,
+    last_seq: i64,
+    receipts: Vec<oneshot::Sender<bool>>,
+}
+
+/// The syncer: one `fdatasync` per job, then the job's receipts, then the index learns the
+/// events are durable, then the writer hears how it went.
+fn sync_loop(jobs: &Receiver<SyncJob>, done: &SyncSender<Result<Duration, String>>, index: &Index) {
+    for job in jobs {
+        let started = Instant::now();
+        let result = segment::sync(&job.file);
+        let ok = result.is_ok();
+        for r in job.receipts {
+            let _ = r.send(ok);
+        }
+        if ok {
+            index.durable(job.last_seq);
+        }
+        let outcome = result.map(|()| started.elapsed()).map_err(|e| {
+            format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )
+        });
+        if done.send(outcome).is_err() {
+            return;
+        }
+    }
 }
 
 /// The first retry after a failed write, and the longest wait between retries.
@@ -371,15 +450,18 @@ const RETRY_MAX: Duration = Duration::from_secs(1);
 
 const BATCH: usize = 4096;
 
+type Batch = Vec<(Box<Pending>, Option<oneshot::Sender<bool>>)>;
+
 impl Writer {
     fn new(
-        mut log: SqliteAuditLog,
+        mut log: SegmentLog,
         key: SigningKey,
         config: TrailConfig,
         health: Arc<Health>,
         mut anchor: Option<Box<dyn AuditAnchor>>,
+        index: Arc<Index>,
     ) -> anyhow::Result<Self> {
-        // The tail's hash is recomputed from its record, not read from the hash column.
+        // The tail's hash is recomputed from its record, not taken from the stored hash.
         let (tail_seq, tail_hash) = match log.last_event()? {
             Some(row) => (
                 row.seq,
@@ -392,8 +474,13 @@ impl Writer {
             Some(d) => (d.seq, d.last_seq, Some(chain::digest_hash(&d.document))),
             None => (0, 0, None),
         };
-        // Only a prune record this trail's key signed may excuse a missing head: audit.db is
-        // what is being checked, so an unsigned (or forged) record there proves nothing.
+        if digest_last_event > tail_seq {
+            anyhow::bail!(
+                "the audit trail ends at event {tail_seq} but its digest {digest_seq} covers events up to {digest_last_event}: events were removed from the end of the trail. Keyhold does not continue a truncated audit trail. Preserve the trail for investigation and accept the loss with `keyhold audit reanchor --data-dir DIR` (docs/audit.md, \"Recovery\")"
+            );
+        }
+        // Only a prune record this trail's key signed may excuse a missing head: the trail
+        // is what is being checked, so an unsigned (or forged) record there proves nothing.
         let public_key = key.public_key();
         let prune = log
             .get_meta(PRUNE_RECORD)?
@@ -409,11 +496,25 @@ impl Writer {
         if let Some(anchor) = anchor.as_mut() {
             check_anchor(anchor.as_mut(), &mut log, tail_seq, prune.as_ref())?;
         }
+        // A trail whose every event is sealed by a digest continues in a new segment, so
+        // that retention can drop what came before it as a whole.
+        if tail_seq > 0 && digest_last_event == tail_seq {
+            log.rotate()
+                .context("starting a new segment of the audit trail")?;
+        }
+        let (syncer, jobs) = sync_channel::<SyncJob>(1);
+        let (done, synced) = sync_channel(1);
+        let sync_index = index.clone();
+        std::thread::Builder::new()
+            .name("keyhold-audit-sync".into())
+            .spawn(move || sync_loop(&jobs, &done, &sync_index))
+            .context("starting the audit syncer")?;
         Ok(Self {
             log,
             key,
             config,
             health,
+            index,
             tail_seq,
             tail_hash,
             digest_seq,
@@ -421,6 +522,7 @@ impl Writer {
             digest_hash,
             last_digest_at: Instant::now(),
             last_prune_at: None,
+            segment_started: Instant::now(),
             last_digest: last.map(|d| Signed {
                 document: d.document,
                 signature: d.signature,
@@ -428,6 +530,9 @@ impl Writer {
             prune,
             anchor,
             unwritten: Vec::new(),
+            inflight: None,
+            syncer,
+            synced,
             retry_at: None,
             backoff: RETRY_FIRST,
         })
@@ -435,12 +540,18 @@ impl Writer {
 
     fn run(&mut self, rx: Receiver<Msg>) {
         loop {
-            // While failing, wake up for the next retry: the writer recovers by itself, not
-            // only when a call comes (calls are refused meanwhile, so none would).
-            let wait = self.retry_at.map_or(Duration::from_millis(500), |at| {
-                at.saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(500))
-            });
+            // While a batch is being synced, look for more work only briefly: the next batch
+            // is linked and appended while the disk works, and an idle writer settles the
+            // batch in flight. While failing, wake up for the next retry: the writer
+            // recovers by itself, not only when a call comes (calls are refused meanwhile).
+            let wait = if self.inflight.is_some() {
+                Duration::from_micros(200)
+            } else {
+                self.retry_at.map_or(Duration::from_millis(500), |at| {
+                    at.saturating_duration_since(Instant::now())
+                        .min(Duration::from_millis(500))
+                })
+            };
             match rx.recv_timeout(wait) {
                 Ok(Msg::Event(pending, receipt)) => {
                     let mut batch = vec![(pending, receipt)];
@@ -469,6 +580,9 @@ impl Writer {
                     self.digest_now();
                     let _ = done.send(());
                 }
+                Err(RecvTimeoutError::Timeout) if self.inflight.is_some() => {
+                    self.settle();
+                }
                 Err(RecvTimeoutError::Timeout) if self.retry_at.is_some() => {
                     if self.retry_at.is_some_and(|at| Instant::now() >= at) {
                         self.retry();
@@ -483,10 +597,12 @@ impl Writer {
                     self.prune();
                 }
                 Err(RecvTimeoutError::Disconnected) => {
+                    self.settle();
                     if !self.unwritten.is_empty() {
                         self.write(Vec::new());
                     }
                     self.digest_now();
+                    self.index.close();
                     return;
                 }
             }
@@ -494,14 +610,17 @@ impl Writer {
     }
 
     /// Links and appends a batch (after any events still unwritten from a failed attempt),
-    /// with a digest when one is due; releases its receipts.
-    fn write(&mut self, batch: Vec<(Box<Pending>, Option<oneshot::Sender<bool>>)>) {
+    /// hands it to the syncer, and settles the batch before it; with a digest when one is
+    /// due (then the batch is settled at once, its digest appended, and a full segment
+    /// rotated).
+    fn write(&mut self, batch: Batch) {
         let mut rows = std::mem::take(&mut self.unwritten);
         rows.reserve(batch.len());
         let mut receipts = Vec::with_capacity(batch.len());
-        let (mut seq, mut prev) = rows
-            .last()
-            .map_or((self.tail_seq, self.tail_hash), |r| (r.seq, r.hash));
+        let (mut seq, mut prev) = match rows.last() {
+            Some(r) => (r.seq, r.hash),
+            None => self.log.tail().unwrap_or((0, GENESIS)),
+        };
         for (pending, receipt) in batch {
             seq += 1;
             let Pending {
@@ -535,42 +654,142 @@ impl Writer {
                 record: text,
                 hash,
             });
-            receipts.push(receipt);
+            receipts.extend(receipt);
             prev = hash;
         }
         if rows.is_empty() {
             return;
         }
-        // Due by count, or by time: a trail that is never idle is still sealed as often as
-        // `digest_interval` says, in the same transaction as the batch.
-        let due = seq - self.digest_last_event >= self.config.digest_every_events
-            || self.last_digest_at.elapsed() >= self.config.digest_interval;
-        let digest = due.then(|| self.make_digest(seq, &prev));
-        let started = Instant::now();
-        match self.log.append(&rows, digest.as_ref().map(|(row, _)| row)) {
-            Ok(()) => {
-                if let Some(observe) = self.health.observer.get() {
-                    observe(rows.len(), started.elapsed());
-                }
-                self.tail_seq = seq;
-                self.tail_hash = prev;
-                if let Some((row, hash)) = digest {
-                    self.digest_written(row, hash);
-                }
-                self.recovered();
-                for r in receipts.into_iter().flatten() {
-                    let _ = r.send(true);
-                }
-            }
+        let start_len = self.log.active_len();
+        let prev_tail = self.log.tail();
+        let written = if self
+            .config
+            .fail_writes
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            Err(anyhow::anyhow!("injected write failure"))
+        } else {
+            self.log.write_events(&rows).map_err(anyhow::Error::new)
+        };
+        let file = match written {
+            Ok(file) => file,
             Err(e) => {
-                tracing::error!(error = %e, source = ?std::error::Error::source(&e), events = rows.len(), "the audit trail cannot be written: refusing calls until it can; retrying");
-                self.failed(format!("the audit trail cannot be written: {e}"));
-                // The calls waiting on these events are answered now (refused); their
-                // events stay queued for the retry: a call refused after it ran may have
-                // taken effect, and its event is still worth recording.
+                let _ = self.log.rewind(start_len, prev_tail);
+                return self.write_failed(&e, rows, receipts);
+            }
+        };
+        // The batch before this one must be durable before this one can count.
+        if !self.settle() {
+            // That batch failed, and the segment was cut back to before it (this batch
+            // went with it): retry both, in order.
+            self.unwritten.extend(rows);
+            for r in receipts {
+                let _ = r.send(false);
+            }
+            return;
+        }
+        let full = self.log.active_len() >= self.config.segment_bytes
+            || self.segment_started.elapsed() >= self.config.segment_age;
+        // Due by count, or by time (a trail that is never idle is still sealed as often as
+        // `digest_interval` says), or because the segment is full and closes at a digest.
+        let due = seq - self.digest_last_event >= self.config.digest_every_events
+            || self.last_digest_at.elapsed() >= self.config.digest_interval
+            || full;
+        let digest = due.then(|| self.make_digest(seq, &prev));
+        let has_digest = digest.is_some();
+        self.inflight = Some(Inflight {
+            start_len,
+            prev_tail,
+            rows,
+            digest,
+        });
+        let job = SyncJob {
+            file,
+            last_seq: seq,
+            receipts,
+        };
+        if self.syncer.send(job).is_err() {
+            self.inflight = None;
+            return;
+        }
+        if has_digest {
+            self.settle();
+        }
+    }
+
+    /// An append failed: the calls waiting on these events are answered now (refused);
+    /// their events stay queued for the retry (a call refused after it ran may have taken
+    /// effect, and its event is still worth recording).
+    fn write_failed(
+        &mut self,
+        e: &anyhow::Error,
+        rows: Vec<AuditRow>,
+        receipts: Vec<oneshot::Sender<bool>>,
+    ) {
+        tracing::error!(error = %format!("{e:#}"), events = rows.len(), "the audit trail cannot be written: refusing calls until it can; retrying");
+        self.failed(format!("the audit trail cannot be written: {e:#}"));
+        self.unwritten = rows;
+        for r in receipts {
+            let _ = r.send(false);
+        }
+    }
+
+    /// Waits for the batch in flight (if any) to be durable; then appends its digest and
+    /// rotates a full segment. `false` when it could not be made durable: the segment is
+    /// cut back to before it and its events wait in `unwritten`.
+    fn settle(&mut self) -> bool {
+        let Some(inflight) = self.inflight.take() else {
+            return true;
+        };
+        let outcome = self
+            .synced
+            .recv()
+            .unwrap_or_else(|_| Err("the audit syncer stopped".into()));
+        let elapsed = match outcome {
+            Ok(elapsed) => elapsed,
+            Err(reason) => {
+                tracing::error!(error = %reason, events = inflight.rows.len(), "the audit trail cannot be synced: refusing calls until it can; retrying");
+                if let Err(e) = self.log.rewind(inflight.start_len, inflight.prev_tail) {
+                    tracing::error!(error = %e, "the audit trail cannot cut back a failed append");
+                }
+                self.failed(format!("the audit trail cannot be written: {reason}"));
+                let mut rows = inflight.rows;
+                rows.append(&mut self.unwritten);
                 self.unwritten = rows;
-                for r in receipts.into_iter().flatten() {
-                    let _ = r.send(false);
+                return false;
+            }
+        };
+        if let Some(observe) = self.health.observer.get() {
+            observe(inflight.rows.len(), elapsed);
+        }
+        if let Some(last) = inflight.rows.last() {
+            self.tail_seq = last.seq;
+            self.tail_hash = last.hash;
+        }
+        self.recovered();
+        if let Some((row, hash)) = inflight.digest {
+            self.append_digest(row, hash);
+        }
+        true
+    }
+
+    /// Appends a digest over durable events, anchors it, and rotates a full segment.
+    fn append_digest(&mut self, row: DigestRow, hash: String) {
+        if let Err(e) = self.log.append_digest(&row) {
+            tracing::error!(error = %e, "the audit trail cannot write a digest; retrying");
+            self.failed(format!("the audit trail cannot write a digest: {e}"));
+            return;
+        }
+        self.digest_written(row, hash);
+        self.recovered();
+        let full = self.log.active_len() >= self.config.segment_bytes
+            || self.segment_started.elapsed() >= self.config.segment_age;
+        if full {
+            match self.log.rotate() {
+                Ok(()) => self.segment_started = Instant::now(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a new audit segment; appending to the current one");
                 }
             }
         }
@@ -663,24 +882,15 @@ impl Writer {
         if !self.unwritten.is_empty() {
             // Events waiting for a retry go first; a digest never skips them.
             self.write(Vec::new());
-            if !self.unwritten.is_empty() {
-                return;
-            }
+        }
+        if !self.settle() || !self.unwritten.is_empty() {
+            return;
         }
         if self.tail_seq <= self.digest_last_event {
             return;
         }
         let (row, hash) = self.make_digest(self.tail_seq, &self.tail_hash);
-        match self.log.append(&[], Some(&row)) {
-            Ok(()) => {
-                self.digest_written(row, hash);
-                self.recovered();
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the audit trail cannot write a digest; retrying");
-                self.failed(format!("the audit trail cannot write a digest: {e}"));
-            }
-        }
+        self.append_digest(row, hash);
     }
 
     /// Drops whole digest periods older than the retention period (hourly).
@@ -698,14 +908,25 @@ impl Writer {
             return;
         }
         self.last_prune_at = Some(Instant::now());
+        if !self.settle() {
+            return;
+        }
         let cutoff =
             Timestamp::now().as_millis() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let digests = match self.log.digests() {
             Ok(d) => d,
             Err(e) => return tracing::warn!(error = %e, "audit retention: cannot list digests"),
         };
-        // Keep from the first digest that is not entirely older than the cutoff.
+        // Keep from the first digest that is not entirely older than the cutoff, moved back
+        // to the start of its segment: whole segments go.
         let Some(keep) = digests.iter().position(|d| d.time_ms >= cutoff) else {
+            return;
+        };
+        let starts = self.log.segment_starts();
+        let Some(keep) = (0..=keep)
+            .rev()
+            .find(|&i| starts.contains(&digests[i].first_seq))
+        else {
             return;
         };
         let Some(last_pruned) = keep.checked_sub(1).map(|i| &digests[i]) else {
@@ -736,6 +957,7 @@ impl Writer {
                     through_event = record.pruned_through_event_sequence,
                     "audit retention pruned the trail's head"
                 );
+                self.index.pruned(record.pruned_through_event_sequence);
                 self.prune = Some(signed);
                 self.write_anchor();
             }
@@ -745,7 +967,7 @@ impl Writer {
 }
 
 /// Refuses to continue a trail that ends before its anchor (events removed from its end, or
-/// `audit.db` put back from an older copy), or that has digests but no anchor (the anchor
+/// the trail put back from an older copy), or that has digests but no anchor (the anchor
 /// was removed). A digest the anchor names that retention pruned is fine.
 fn check_anchor(
     store: &mut dyn AuditAnchor,
@@ -753,7 +975,7 @@ fn check_anchor(
     tail_seq: i64,
     prune: Option<&Signed>,
 ) -> anyhow::Result<()> {
-    const RECOVERY: &str = "Keyhold does not continue a truncated audit trail. Restore audit.db from a copy that reaches the anchor, or preserve this audit.db for investigation and accept the loss with `keyhold audit reanchor --data-dir DIR` (docs/audit.md, \"Recovery\")";
+    const RECOVERY: &str = "Keyhold does not continue a truncated audit trail. Restore the trail (<data-dir>/audit/) from a copy that reaches the anchor, or preserve it for investigation and accept the loss with `keyhold audit reanchor --data-dir DIR` (docs/audit.md, \"Recovery\")";
     let last_digest = log.last_digest()?;
     let Some(bytes) = store.load()? else {
         return match last_digest {
@@ -777,7 +999,7 @@ fn check_anchor(
     let (trail_digest, trail_events) = last_digest.map_or((0, 0), |d| (d.seq, d.last_seq));
     let truncated = || {
         anyhow::anyhow!(
-            "the audit trail ends at event {tail_seq} (digest {trail_digest} over events up to {trail_events}) but the key store's anchor records digest {} over events up to {}: events were removed from the end of the trail, or audit.db was restored from an older copy. {RECOVERY}",
+            "the audit trail ends at event {tail_seq} (digest {trail_digest} over events up to {trail_events}) but the key store's anchor records digest {} over events up to {}: events were removed from the end of the trail, or the trail was restored from an older copy. {RECOVERY}",
             doc.digest_sequence,
             doc.last_event_sequence
         )
@@ -785,7 +1007,7 @@ fn check_anchor(
     match log.digest(doc.digest_sequence)? {
         None => return Err(truncated()),
         Some(held) if held.document != anchor.digest.document => anyhow::bail!(
-            "the audit trail's digest {} is not the one the key store's anchor records: audit.db was replaced. {RECOVERY}",
+            "the audit trail's digest {} is not the one the key store's anchor records: the trail was replaced. {RECOVERY}",
             doc.digest_sequence
         ),
         Some(_) if tail_seq < doc.last_event_sequence => return Err(truncated()),
@@ -797,8 +1019,6 @@ fn check_anchor(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    type Batch = Vec<(Box<Pending>, Option<oneshot::Sender<bool>>)>;
 
     fn events(n: usize) -> Batch {
         (0..n)
@@ -822,22 +1042,81 @@ mod tests {
             .collect()
     }
 
+    fn writer(dir: &std::path::Path, config: TrailConfig) -> Writer {
+        let log = SegmentLog::open(dir, Mode::Write).unwrap();
+        let index = Index::start(dir, 0).unwrap();
+        let (key, _) = SigningKey::generate().unwrap();
+        Writer::new(log, key, config, Arc::default(), None, index).unwrap()
+    }
+
     #[test]
     fn a_trail_that_is_never_idle_is_still_digested_on_time() {
         let dir = tempfile::tempdir().unwrap();
-        let log = SqliteAuditLog::open(&dir.path().join("audit.db")).unwrap();
-        let (key, _) = SigningKey::generate().unwrap();
         let config = TrailConfig {
             digest_every_events: i64::MAX,
             digest_interval: Duration::ZERO,
             ..TrailConfig::default()
         };
-        let mut writer = Writer::new(log, key, config, Arc::default(), None).unwrap();
+        let mut writer = writer(dir.path(), config);
         // Back-to-back batches: the writer never waits long enough to time out.
         writer.write(events(3));
         writer.write(events(2));
+        writer.settle();
         let digests = writer.log.digests().unwrap();
         let covered: Vec<(i64, i64)> = digests.iter().map(|d| (d.first_seq, d.last_seq)).collect();
         assert_eq!(covered, [(1, 3), (4, 5)]);
+    }
+
+    #[test]
+    fn full_segments_close_at_a_digest_and_the_next_starts_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TrailConfig {
+            digest_every_events: i64::MAX,
+            digest_interval: Duration::from_secs(3600),
+            segment_bytes: 1,
+            ..TrailConfig::default()
+        };
+        let mut writer = writer(dir.path(), config);
+        writer.write(events(3));
+        writer.write(events(2));
+        writer.settle();
+        assert_eq!(writer.log.segment_starts(), [1, 4, 6]);
+        let covered: Vec<(i64, i64)> = writer
+            .log
+            .digests()
+            .unwrap()
+            .iter()
+            .map(|d| (d.first_seq, d.last_seq))
+            .collect();
+        assert_eq!(covered, [(1, 3), (4, 5)]);
+    }
+
+    #[test]
+    fn a_failed_append_is_retried_in_order_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let config = TrailConfig {
+            fail_writes: Some(fail.clone()),
+            digest_interval: Duration::from_secs(3600),
+            ..TrailConfig::default()
+        };
+        let mut writer = writer(dir.path(), config);
+        writer.write(events(2));
+        fail.store(true, Ordering::Relaxed);
+        writer.write(events(3));
+        assert!(writer.health.error().is_some());
+        fail.store(false, Ordering::Relaxed);
+        writer.retry();
+        writer.digest_now();
+        assert!(writer.health.error().is_none());
+        let seqs: Vec<i64> = writer
+            .log
+            .events_after(0, 100)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        assert_eq!(writer.log.last_digest().unwrap().unwrap().last_seq, 5);
     }
 }

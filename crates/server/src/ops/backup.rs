@@ -1,6 +1,6 @@
 //! `keyhold backup` and `keyhold restore`: an online, consistent snapshot of a data
-//! directory's state (`keyhold.db`) and audit trail (`audit.db`) in one file, and its
-//! checked restoration.
+//! directory's state (`keyhold.db`) and audit trail (the files of `audit/` but its index)
+//! in one file, and its checked restoration.
 //!
 //! A backup holds what the databases hold: metadata and *sealed* blobs. It never holds the
 //! root key (the key file, the Shamir shares or the HSM key): a backup without its seal
@@ -8,9 +8,13 @@
 //!
 //! The file: the line `KEYHOLD-BACKUP 1`, one line of JSON (the manifest: each member's
 //! name, length and SHA-256, and when and from where the backup was taken), then the
-//! members' bytes in manifest order. `keyhold.db` is copied before `audit.db` (each with
-//! SQLite's online backup API, while the server runs), so the trail in the backup reaches
-//! at least as far as the anchor the key store holds.
+//! members' bytes in manifest order. `keyhold.db` is copied first (with SQLite's online
+//! backup API, while the server runs), then the trail's meta files, its digests, and its
+//! segments, oldest first: so the trail in the backup reaches at least as far as the anchor
+//! the key store holds, and every digest in it covers events it holds. (The newest segment
+//! may end in a record being appended during the copy: it was not acknowledged when the
+//! copy began, and the restored trail cuts it at start.) A backup of the first format
+//! (`KEYHOLD-BACKUP 1`: `keyhold.db` and `audit.db`) still restores; the trail is converted.
 //!
 //! Restore checks everything before it replaces anything: the members' hashes, the audit
 //! trail (hash chain, signed digests, the anchor) and the seal (the configured root key
@@ -26,9 +30,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 
-const MAGIC: &str = "KEYHOLD-BACKUP 1";
-/// The members of a backup, in the order they are taken.
-const MEMBERS: [&str; 2] = ["keyhold.db", "audit.db"];
+const MAGIC: &str = "KEYHOLD-BACKUP 2";
+/// The first format: the trail was one SQLite file.
+const MAGIC_V1: &str = "KEYHOLD-BACKUP 1";
+const MEMBERS_V1: [&str; 2] = ["keyhold.db", "audit.db"];
+/// The key store, the first member; the rest are the trail's files under [`AUDIT`].
+const STORE: &str = "keyhold.db";
+const AUDIT: &str = "audit";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {
@@ -66,17 +74,29 @@ fn backup_blocking(data_dir: &Path, out: &Path) -> anyhow::Result<Summary> {
         .unwrap_or(Path::new("."));
     let staging = tempfile::tempdir_in(parent)
         .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
-    let mut members = Vec::new();
-    for name in MEMBERS {
-        let source = data_dir.join(name);
-        if !source.exists() {
-            bail!("{} has no {name}", data_dir.display());
-        }
-        let copy = staging.path().join(name);
-        keyhold_store::snapshot_sqlite(&source, &copy)
-            .with_context(|| format!("taking a snapshot of {}", source.display()))?;
-        let bytes = std::fs::read(&copy)?;
-        members.push((name, bytes));
+    let source = data_dir.join(STORE);
+    if !source.exists() {
+        bail!("{} has no {STORE}", data_dir.display());
+    }
+    let copy = staging.path().join(STORE);
+    keyhold_store::snapshot_sqlite(&source, &copy)
+        .with_context(|| format!("taking a snapshot of {}", source.display()))?;
+    let mut members = vec![(STORE.to_owned(), std::fs::read(&copy)?)];
+    let trail = data_dir.join(AUDIT);
+    if !keyhold_store::segment::SegmentLog::exists(&trail) {
+        bail!(
+            "{} has no audit trail in {AUDIT}/ (a data directory of the first format is converted when the server starts)",
+            data_dir.display()
+        );
+    }
+    for name in trail_files(&trail)? {
+        let bytes = std::fs::read(trail.join(&name)).with_context(|| {
+            format!(
+                "copying {} (was the trail pruned during the backup? retry)",
+                name.display()
+            )
+        })?;
+        members.push((format!("{AUDIT}/{}", name.display()), bytes));
     }
     let manifest = Manifest {
         created: keyhold_proto::Timestamp::now().to_iso8601(),
@@ -87,7 +107,7 @@ fn backup_blocking(data_dir: &Path, out: &Path) -> anyhow::Result<Summary> {
         members: members
             .iter()
             .map(|(name, bytes)| Member {
-                name: (*name).to_owned(),
+                name: name.clone(),
                 len: bytes.len() as u64,
                 sha256: hex::encode(keyhold_crypto::digest::sha256(bytes)),
             })
@@ -111,7 +131,7 @@ fn backup_blocking(data_dir: &Path, out: &Path) -> anyhow::Result<Summary> {
     Ok(Summary {
         members: members
             .iter()
-            .map(|(n, b)| ((*n).to_owned(), b.len() as u64))
+            .map(|(n, b)| (n.clone(), b.len() as u64))
             .collect(),
     })
 }
@@ -133,7 +153,11 @@ pub async fn restore(config: &Config, input: &Path) -> anyhow::Result<Restored> 
     let staging = tempfile::tempdir_in(&data_dir)?;
     let input = input.to_path_buf();
     let dir = staging.path().to_path_buf();
-    tokio::task::spawn_blocking(move || unpack(&input, &dir)).await??;
+    tokio::task::spawn_blocking(move || {
+        unpack(&input, &dir)?;
+        crate::audit::convert_first_format(&dir.join("audit.db"), &dir.join(AUDIT))
+    })
+    .await??;
 
     // The seal: the configured root key must be there (never created here) and open the
     // backup; the audit trail must verify, its signing key unsealed by that root key.
@@ -172,7 +196,7 @@ pub async fn restore(config: &Config, input: &Path) -> anyhow::Result<Restored> 
     let stamp = keyhold_proto::Timestamp::now().as_millis();
     let aside = data_dir.join(format!("pre-restore-{stamp}"));
     let mut moved = false;
-    for name in MEMBERS {
+    for name in [STORE, "audit.db", AUDIT] {
         for suffix in ["", "-wal", "-shm"] {
             let current = data_dir.join(format!("{name}{suffix}"));
             if current.exists() {
@@ -182,7 +206,7 @@ pub async fn restore(config: &Config, input: &Path) -> anyhow::Result<Restored> 
             }
         }
     }
-    for name in MEMBERS {
+    for name in [STORE, AUDIT] {
         std::fs::rename(staging.path().join(name), data_dir.join(name))?;
     }
     Ok(Restored {
@@ -198,15 +222,22 @@ fn unpack(input: &Path, dir: &Path) -> anyhow::Result<()> {
     let mut r = BufReader::new(file);
     let mut line = String::new();
     r.read_line(&mut line)?;
-    if line.trim_end() != MAGIC {
-        bail!("{} is not a Keyhold backup", input.display());
-    }
+    let first_format = match line.trim_end() {
+        MAGIC => false,
+        MAGIC_V1 => true,
+        _ => bail!("{} is not a Keyhold backup", input.display()),
+    };
     line.clear();
     r.read_line(&mut line)?;
     let manifest: Manifest = serde_json::from_str(&line).context("the backup's manifest")?;
     let names: Vec<&str> = manifest.members.iter().map(|m| m.name.as_str()).collect();
-    if names != MEMBERS {
-        bail!("the backup holds {names:?}, not {MEMBERS:?}");
+    let well_formed = if first_format {
+        names == MEMBERS_V1
+    } else {
+        names.first() == Some(&STORE) && names[1..].iter().all(|n| is_trail_member(n))
+    };
+    if !well_formed {
+        bail!("the backup holds members this Keyhold does not restore: {names:?}");
     }
     for member in &manifest.members {
         let mut bytes = Vec::new();
@@ -218,6 +249,9 @@ fn unpack(input: &Path, dir: &Path) -> anyhow::Result<()> {
             bail!("{} in the backup does not match its hash", member.name);
         }
         let path = dir.join(&member.name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         crate::data_dir::create_private_file(&path)?;
         std::fs::write(&path, &bytes)?;
     }
@@ -225,4 +259,44 @@ fn unpack(input: &Path, dir: &Path) -> anyhow::Result<()> {
         bail!("the backup has bytes after its last member");
     }
     Ok(())
+}
+
+/// The trail's files to copy, relative to its directory, in the order that keeps the copy
+/// consistent: meta files, the digests, then the segments oldest first (never the index).
+fn trail_files(trail: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for sub in ["meta", "segments"] {
+        if sub == "segments" {
+            files.push(PathBuf::from("digests.log"));
+        }
+        let mut names: Vec<String> = std::fs::read_dir(trail.join(sub))
+            .with_context(|| format!("listing {}", trail.join(sub).display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.ends_with(".tmp"))
+            .collect();
+        names.sort();
+        files.extend(names.into_iter().map(|n| Path::new(sub).join(n)));
+    }
+    Ok(files)
+}
+
+/// Whether a backup member names a trail file as [`trail_files`] lists them (no other path
+/// is written on restore).
+fn is_trail_member(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("audit/") else {
+        return false;
+    };
+    let plain = |n: &str| {
+        !n.is_empty()
+            && n != "."
+            && n != ".."
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    rest == "digests.log"
+        || rest
+            .split_once('/')
+            .is_some_and(|(dir, n)| matches!(dir, "meta" | "segments") && plain(n))
 }

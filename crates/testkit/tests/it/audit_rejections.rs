@@ -15,14 +15,7 @@ const SECRET: &str = "rejections-secret-0000000000000001";
 const ACCOUNT: &str = "111122223333";
 
 fn records(dir: &Path) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT record FROM audit_events ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| serde_json::from_str(&r.unwrap()).unwrap())
-        .collect()
+    keyhold_testkit::audit_files::records(dir)
 }
 
 async fn strict(dir: &Path) -> TestServer {

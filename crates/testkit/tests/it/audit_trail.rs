@@ -6,19 +6,12 @@ use aws_sdk_kms::error::ProvideErrorMetadata as _;
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine as _;
 use keyhold_server::audit::offline;
-use keyhold_testkit::{TestServer, identity};
+use keyhold_testkit::{TestServer, audit_files, identity};
 use serde_json::{Value, json};
 
 /// Every stored record, in order, parsed.
 fn records(server: &TestServer) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(server.data_dir().join("audit.db")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT record FROM audit_events ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| serde_json::from_str(&r.unwrap()).unwrap())
-        .collect()
+    audit_files::records(server.data_dir())
 }
 
 async fn lookup(server: &TestServer, body: Value) -> Value {
@@ -449,9 +442,12 @@ async fn verify(dir: &std::path::Path) -> offline::Verified {
     offline::verify_data_dir(dir, None, None).await.unwrap()
 }
 
-fn tamper(dir: &std::path::Path, sql: &str) {
-    let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
-    conn.execute_batch(sql).unwrap();
+/// Edits the stored record of event `seq`.
+fn edit_record(dir: &std::path::Path, seq: i64, edit: impl Fn(&str) -> String) {
+    audit_files::rewrite_events(dir, |rows| {
+        let row = rows.iter_mut().find(|r| r.seq == seq).unwrap();
+        row.record = edit(&row.record);
+    });
 }
 
 #[tokio::test]
@@ -515,10 +511,7 @@ async fn a_data_dir_is_pinned_by_the_printed_key_and_a_wrong_root_key_is_an_erro
 #[tokio::test]
 async fn an_unreadable_event_fails_verification_instead_of_ending_the_trail() {
     let dir = sealed_trail().await;
-    tamper(
-        dir.path(),
-        "UPDATE audit_events SET record = CAST(X'FFFE' AS TEXT) WHERE seq = 11",
-    );
+    audit_files::damage_event(dir.path(), 11);
     let error = offline::verify_data_dir(dir.path(), None, None)
         .await
         .err()
@@ -532,10 +525,7 @@ async fn an_unreadable_event_fails_verification_instead_of_ending_the_trail() {
 #[tokio::test]
 async fn a_changed_event_is_detected() {
     let dir = sealed_trail().await;
-    tamper(
-        dir.path(),
-        "UPDATE audit_events SET record = replace(record, '\"Encrypt\"', '\"Decrypt\"') WHERE seq = 5",
-    );
+    edit_record(dir.path(), 5, |r| r.replace("\"Encrypt\"", "\"Decrypt\""));
     let v = verify(dir.path()).await;
     assert_eq!(
         v.report.problems.first().map(String::as_str),
@@ -548,10 +538,7 @@ async fn a_changed_event_is_detected() {
 #[tokio::test]
 async fn a_changed_last_event_is_caught_by_its_digest() {
     let dir = sealed_trail().await;
-    tamper(
-        dir.path(),
-        "UPDATE audit_events SET record = replace(record, 'us-east-1', 'us-west-2') WHERE seq = 11",
-    );
+    edit_record(dir.path(), 11, |r| r.replace("us-east-1", "us-west-2"));
     let v = verify(dir.path()).await;
     assert!(
         v.report.problems[0].starts_with("event 11 was changed: digest"),
@@ -563,14 +550,14 @@ async fn a_changed_last_event_is_caught_by_its_digest() {
 #[tokio::test]
 async fn a_removed_event_is_detected() {
     let dir = sealed_trail().await;
-    tamper(dir.path(), "DELETE FROM audit_events WHERE seq = 4");
+    audit_files::rewrite_events(dir.path(), |rows| rows.retain(|r| r.seq != 4));
     let v = verify(dir.path()).await;
     assert_eq!(
         v.report.problems[0],
         "events 4..4 are missing: they were removed"
     );
     let dir = sealed_trail().await;
-    tamper(dir.path(), "DELETE FROM audit_events WHERE seq >= 10");
+    audit_files::rewrite_events(dir.path(), |rows| rows.retain(|r| r.seq < 10));
     let v = verify(dir.path()).await;
     assert!(
         v.report.problems[0].starts_with("events 10..11 are missing: they were removed (digest"),
@@ -582,10 +569,13 @@ async fn a_removed_event_is_detected() {
 #[tokio::test]
 async fn reordered_events_are_detected() {
     let dir = sealed_trail().await;
-    tamper(
-        dir.path(),
-        "UPDATE audit_events SET seq = -1 WHERE seq = 3; UPDATE audit_events SET seq = 3 WHERE seq = 4; UPDATE audit_events SET seq = 4 WHERE seq = -1;",
-    );
+    // Events 3 and 4 trade places, each stored under the other's sequence number.
+    audit_files::rewrite_events(dir.path(), |rows| {
+        let at = rows.iter().position(|r| r.seq == 3).unwrap();
+        rows.swap(at, at + 1);
+        rows[at].seq = 3;
+        rows[at + 1].seq = 4;
+    });
     let v = verify(dir.path()).await;
     assert!(!v.report.ok());
     assert!(
@@ -598,11 +588,11 @@ async fn reordered_events_are_detected() {
 #[tokio::test]
 async fn an_inserted_event_is_detected() {
     let dir = sealed_trail().await;
-    tamper(
-        dir.path(),
-        "INSERT INTO audit_events (seq, event_id, account, recipient, region, time_ms, event_name, event_source, read_only, record, hash) \
-         SELECT 100, event_id, account, recipient, region, time_ms, event_name, event_source, read_only, record, hash FROM audit_events WHERE seq = 2",
-    );
+    audit_files::rewrite_events(dir.path(), |rows| {
+        let mut copy = rows.iter().find(|r| r.seq == 2).unwrap().clone();
+        copy.seq = 100;
+        rows.push(copy);
+    });
     let v = verify(dir.path()).await;
     assert!(
         v.report.problems[0].contains("inserted or reordered"),
@@ -614,10 +604,13 @@ async fn an_inserted_event_is_detected() {
 #[tokio::test]
 async fn a_forged_digest_is_detected() {
     let dir = sealed_trail().await;
-    tamper(
-        dir.path(),
-        "UPDATE audit_digests SET document = replace(document, '\"lastEventSequence\":11', '\"lastEventSequence\":12')",
-    );
+    audit_files::rewrite_digests(dir.path(), |digests| {
+        for d in digests {
+            d.document = d
+                .document
+                .replace("\"lastEventSequence\":11", "\"lastEventSequence\":12");
+        }
+    });
     let v = verify(dir.path()).await;
     assert!(
         v.report
@@ -702,15 +695,13 @@ async fn every_operation_of_every_json_service_is_audited_once() {
     );
 }
 
-/// Truncation, head deletion and retention: the trail is anchored outside `audit.db`.
+/// Truncation, head deletion and retention: the trail is anchored outside its own files.
 mod anchoring {
     use std::path::Path;
     use std::time::Duration;
 
     use keyhold_server::audit::offline;
-    use keyhold_testkit::TestServer;
-
-    use super::tamper;
+    use keyhold_testkit::{TestServer, audit_files};
 
     /// One server start on `dir` with `calls` audited calls, stopped (which seals the trail).
     async fn session(
@@ -732,13 +723,9 @@ mod anchoring {
 
     /// The trail's digests as (sequence, first event, last event).
     fn digests(dir: &Path) -> Vec<(i64, i64, i64)> {
-        let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT seq, first_seq, last_seq FROM audit_digests ORDER BY seq")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
+        audit_files::digests(dir)
+            .iter()
+            .map(|d| (d.seq, d.first_seq, d.last_seq))
             .collect()
     }
 
@@ -764,12 +751,8 @@ mod anchoring {
     /// Deletes every event after `last_kept` and every digest that covers one of them: a
     /// truncation that leaves a chain that is consistent in itself.
     fn truncate_after(dir: &Path, last_kept: i64) {
-        tamper(
-            dir,
-            &format!(
-                "DELETE FROM audit_events WHERE seq > {last_kept}; DELETE FROM audit_resources WHERE seq > {last_kept}; DELETE FROM audit_digests WHERE last_seq > {last_kept};"
-            ),
-        );
+        audit_files::rewrite_events(dir, |rows| rows.retain(|r| r.seq <= last_kept));
+        audit_files::rewrite_digests(dir, |d| d.retain(|d| d.last_seq <= last_kept));
     }
 
     async fn verify(dir: &Path) -> offline::Verified {
@@ -920,12 +903,8 @@ mod anchoring {
         let (_, _, second_end) = all[1];
         // What retention used to leave: the digest before the first kept event as the
         // chain's anchor. Without a signed prune record, this is a deletion.
-        tamper(
-            dir.path(),
-            &format!(
-                "DELETE FROM audit_events WHERE seq <= {second_end}; DELETE FROM audit_digests WHERE seq < 2;"
-            ),
-        );
+        audit_files::rewrite_events(dir.path(), |rows| rows.retain(|r| r.seq > second_end));
+        audit_files::rewrite_digests(dir.path(), |d| d.retain(|d| d.seq >= 2));
         let v = verify(dir.path()).await;
         assert!(
             v.report.problems.iter().any(|p| p
@@ -977,10 +956,7 @@ mod anchoring {
         assert!(exported.report.ok(), "{:?}", exported.report.problems);
 
         // Deleting more of the head than retention pruned is caught.
-        tamper(
-            dir.path(),
-            &format!("DELETE FROM audit_events WHERE seq <= {}", first_end + 2),
-        );
+        audit_files::rewrite_events(dir.path(), |rows| rows.retain(|r| r.seq > first_end + 2));
         let v = verify(dir.path()).await;
         assert!(
             v.report.problems.iter().any(|p| p
@@ -1011,18 +987,19 @@ mod recovery {
     #[tokio::test]
     async fn a_failing_trail_refuses_calls_and_recovers_without_losing_an_event() {
         let dir = tempfile::tempdir().unwrap();
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fail = failing.clone();
         let server = TestServer::builder()
             .data_dir(dir.path())
-            .audit(|a| a.write_timeout = Duration::from_millis(200))
+            .audit(move |a| a.fail_writes = Some(fail))
             .start()
             .await;
         let id = |r: &raw::RawResponse| r.header("x-amzn-requestid").unwrap().to_owned();
         let before = server.raw_json("TrentService.ListKeys", "{}").await;
         assert_eq!(before.status, 200);
 
-        // A real failure: another connection holds audit.db's write lock.
-        let lock = rusqlite::Connection::open(server.data_dir().join("audit.db")).unwrap();
-        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // Every append fails from now on, as on a full disk.
+        failing.store(true, std::sync::atomic::Ordering::Relaxed);
         let lost = server.raw_json("TrentService.CreateKey", "{}").await;
         assert_eq!(lost.status, 503, "{}", lost.body_text());
         assert_eq!(lost.json()["__type"], "ServiceUnavailable");
@@ -1045,8 +1022,7 @@ mod recovery {
         );
 
         // The failure clears: the writer's own retry brings the trail back, no call needed.
-        lock.execute_batch("ROLLBACK").unwrap();
-        drop(lock);
+        failing.store(false, std::sync::atomic::Ordering::Relaxed);
         let deadline = Instant::now() + Duration::from_secs(5);
         while health(&server).await.status != 200 {
             assert!(Instant::now() < deadline, "the trail recovered");
@@ -1072,5 +1048,125 @@ mod recovery {
             .await
             .unwrap();
         assert!(v.report.ok(), "{:?}", v.report.problems);
+    }
+}
+
+/// The trail's storage: segment files, a torn tail after a crash, the derived index, and
+/// the conversion of a trail of the first format (one SQLite file).
+mod segments {
+    use std::io::Write as _;
+
+    use keyhold_server::audit::offline;
+    use keyhold_store::audit::AuditLog as _;
+    use keyhold_testkit::{TestServer, audit_files};
+    use serde_json::json;
+
+    async fn session(dir: &std::path::Path, calls: usize) {
+        let server = TestServer::builder().data_dir(dir).start().await;
+        for _ in 0..calls {
+            server.kms().list_keys().send().await.unwrap();
+        }
+        server.stop().await;
+    }
+
+    fn newest_segment(dir: &std::path::Path) -> std::path::PathBuf {
+        let mut all: Vec<_> = std::fs::read_dir(dir.join("audit/segments"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        all.sort();
+        all.pop().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_at_start_and_kept_and_the_trail_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        session(dir.path(), 3).await;
+        // A crash in the middle of an append: half a frame after the last whole one.
+        let newest = newest_segment(dir.path());
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&newest)
+            .unwrap();
+        file.write_all(&[200, 1, 0, 0, 7, 7, 7, 7, 1, 2, 3])
+            .unwrap();
+        drop(file);
+        let before = audit_files::rows(dir.path()).len();
+
+        session(dir.path(), 2).await;
+        let torn: Vec<_> = std::fs::read_dir(dir.path().join("audit/torn"))
+            .unwrap()
+            .collect();
+        assert_eq!(torn.len(), 1, "the cut bytes are kept for inspection");
+        let v = offline::verify_data_dir(dir.path(), None, None)
+            .await
+            .unwrap();
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+        assert_eq!(audit_files::rows(dir.path()).len(), before + 2);
+    }
+
+    #[tokio::test]
+    async fn lookups_read_an_index_that_is_rebuilt_from_the_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        session(dir.path(), 4).await;
+        let index = dir.path().join("audit/index.db");
+        std::fs::remove_file(&index).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("audit/index.db-wal"));
+        let _ = std::fs::remove_file(dir.path().join("audit/index.db-shm"));
+        let indexed = offline::reindex(dir.path()).unwrap();
+        assert_eq!(indexed, audit_files::rows(dir.path()).len());
+
+        // A damaged index is rebuilt at start too; either way every call is found, newest
+        // first, right after it was made.
+        std::fs::write(&index, b"not a database").unwrap();
+        let server = TestServer::builder().data_dir(dir.path()).start().await;
+        for _ in 0..3 {
+            server.kms().list_keys().send().await.unwrap();
+        }
+        let r = server
+            .raw_json(
+                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+                &json!({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "ListKeys"}], "MaxResults": 50})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body_text());
+        assert_eq!(r.json()["Events"].as_array().unwrap().len(), 4 + 3);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_trail_of_the_first_format_is_converted_at_start_and_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        session(dir.path(), 3).await;
+        session(dir.path(), 2).await;
+        // Write the trail back in its first format (one SQLite file), as an older Keyhold
+        // left it, and remove the segment log.
+        let trail = dir.path().join("audit");
+        let rows = audit_files::rows(dir.path());
+        let digests = audit_files::digests(dir.path());
+        {
+            let mut old =
+                keyhold_store::SqliteAuditLog::open(&dir.path().join("audit.db")).unwrap();
+            for name in ["signing_key.sealed", "signing_key.public"] {
+                let value = std::fs::read(trail.join("meta").join(name)).unwrap();
+                old.put_meta(name, &value).unwrap();
+            }
+            old.append(&rows, None).unwrap();
+            for d in &digests {
+                old.append(&[], Some(d)).unwrap();
+            }
+        }
+        std::fs::remove_dir_all(&trail).unwrap();
+
+        session(dir.path(), 1).await;
+        assert!(dir.path().join("audit.db.converted").exists());
+        assert!(!dir.path().join("audit.db").exists());
+        let v = offline::verify_data_dir(dir.path(), None, None)
+            .await
+            .unwrap();
+        assert!(v.report.ok(), "{:?}", v.report.problems);
+        assert_eq!(v.report.events as usize, rows.len() + 1);
+        assert!(matches!(v.trust, offline::KeyTrust::Unsealed));
     }
 }

@@ -87,13 +87,8 @@ async fn decrypt(kms: &aws_sdk_kms::Client, blob: &Blob) -> (Vec<u8>, String) {
 
 /// The trail's `RotateKey` service events, parsed.
 fn rotate_key_events(dir: &std::path::Path) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT record FROM audit_events ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| serde_json::from_str::<Value>(&r.unwrap()).unwrap())
+    keyhold_testkit::audit_files::records(dir)
+        .into_iter()
         .filter(|r| r["eventName"] == "RotateKey")
         .collect()
 }

@@ -67,7 +67,19 @@ async fn backup_under_load_restores_and_verifies() {
     let files = tempfile::tempdir().unwrap();
     let out = files.path().join("keyhold.backup");
     let summary = backup::backup(source.path(), &out).await.unwrap();
-    assert_eq!(summary.members.len(), 2);
+    let names: Vec<&str> = summary.members.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[0], "keyhold.db", "the key store first: {names:?}");
+    let digests = names
+        .iter()
+        .position(|n| *n == "audit/digests.log")
+        .unwrap();
+    assert!(
+        names[digests + 1..]
+            .iter()
+            .all(|n| n.starts_with("audit/segments/")),
+        "the digests before the segments: {names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("index")), "{names:?}");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
     let writes = load.await.unwrap();

@@ -9,13 +9,8 @@ use serde_json::Value;
 
 /// The audit trail's service events, parsed, in order.
 fn service_events(server: &TestServer) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(server.data_dir().join("audit.db")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT record FROM audit_events ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| serde_json::from_str::<Value>(&r.unwrap()).unwrap())
+    keyhold_testkit::audit_files::records(server.data_dir())
+        .into_iter()
         .filter(|r| r["eventType"] == "AwsServiceEvent")
         .collect()
 }

@@ -58,13 +58,8 @@ fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
 /// The trail's rotation service events (`RotationStarted`, `RotationSucceeded`,
 /// `RotationFailed`) for `arn`, parsed.
 fn rotation_events(dir: &Path, arn: &str) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(dir.join("audit.db")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT record FROM audit_events ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| serde_json::from_str::<Value>(&r.unwrap()).unwrap())
+    keyhold_testkit::audit_files::records(dir)
+        .into_iter()
         .filter(|r| {
             r["eventName"]
                 .as_str()
@@ -527,16 +522,12 @@ async fn the_function_calls_back_with_its_roles_credentials_and_keyhold_enforces
             let (current, _) = value(sm, &arn, "AWSCURRENT").await;
             assert_ne!(current, first);
             // The callbacks were made by the role's session, named after the function.
-            let conn = rusqlite::Connection::open(server.data_dir().join("audit.db")).unwrap();
-            let put: String = conn
-                .query_row(
-                    "SELECT record FROM audit_events WHERE record LIKE '%\"PutSecretValue\"%' \
-                     AND record LIKE ?1 ORDER BY seq DESC LIMIT 1",
-                    [format!("%{arn}%")],
-                    |r| r.get(0),
-                )
+            let put: Value = keyhold_testkit::audit_files::rows(server.data_dir())
+                .into_iter()
+                .rev()
+                .find(|r| r.record.contains("\"PutSecretValue\"") && r.record.contains(&arn))
+                .map(|r| serde_json::from_str(&r.record).unwrap())
                 .unwrap();
-            let put: Value = serde_json::from_str(&put).unwrap();
             assert_eq!(
                 put["userIdentity"]["arn"],
                 format!("arn:aws:sts::{ACCOUNT}:assumed-role/rotator/rotate")
