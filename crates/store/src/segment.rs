@@ -458,24 +458,7 @@ impl SegmentLog {
         } else if !Self::exists(dir) {
             return Err(StoreError::NotFound);
         }
-        let mut segments = Vec::new();
-        for entry in fs::read_dir(dir.join("segments")).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = entry.file_name();
-            let Some(first) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".seg"))
-                .and_then(|n| n.parse::<i64>().ok())
-            else {
-                continue;
-            };
-            segments.push(Segment {
-                first_seq: first,
-                path: entry.path(),
-                sparse: Vec::new(),
-            });
-        }
-        segments.sort_by_key(|s| s.first_seq);
+        let segments = list_segments(dir)?;
         let mut log = Self {
             dir: dir.to_owned(),
             mode,
@@ -744,7 +727,10 @@ impl SegmentLog {
                         }
                     }
                     Frame::End => break,
-                    Frame::Incomplete if newest => break,
+                    // The newest segment may be being appended to: a frame not yet wholly
+                    // written reads as incomplete or damaged; what follows is not readable
+                    // yet. (Verification reads with `read_page`, which reports damage.)
+                    Frame::Incomplete | Frame::Damaged if newest => break,
                     Frame::Incomplete | Frame::Damaged => {
                         return Err(StoreError::Corrupt(
                             "an audit event is unreadable (its record is damaged)",
@@ -816,23 +802,17 @@ impl SegmentLog {
         }
     }
 
-    /// Re-reads which segments exist and which digests were written (a reader following
-    /// a log another handle appends to).
+    /// Re-reads which segments exist (a reader following a log another handle appends to
+    /// and rotates); keeps what it learnt about positions in them. Digests and the tail are
+    /// not re-read.
     pub fn refresh(&mut self) -> Result<()> {
-        let fresh = Self::open(&self.dir, Mode::Read)?;
-        let old = std::mem::take(&mut self.segments);
-        self.segments = fresh
-            .segments
-            .into_iter()
-            .map(|mut s| {
-                if let Some(o) = old.iter().find(|o| o.first_seq == s.first_seq) {
-                    s.sparse.clone_from(&o.sparse);
-                }
-                s
-            })
-            .collect();
-        self.digests = fresh.digests;
-        self.tail = fresh.tail;
+        let mut fresh = list_segments(&self.dir)?;
+        for s in &mut fresh {
+            if let Some(o) = self.segments.iter().find(|o| o.first_seq == s.first_seq) {
+                s.sparse.clone_from(&o.sparse);
+            }
+        }
+        self.segments = fresh;
         Ok(())
     }
 
@@ -858,6 +838,29 @@ impl SegmentLog {
         }
         files
     }
+}
+
+/// The segments in `dir`, oldest first.
+fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir.join("segments")).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let Some(first) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        segments.push(Segment {
+            first_seq: first,
+            path: entry.path(),
+            sparse: Vec::new(),
+        });
+    }
+    segments.sort_by_key(|s| s.first_seq);
+    Ok(segments)
 }
 
 fn meta_name_ok(name: &str) -> bool {
