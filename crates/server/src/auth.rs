@@ -15,6 +15,15 @@
 //! accepted without a signature check, a 12-digit numeric access key id selects that account (anything
 //! else the default account), and the caller is that account's root. **Strict mode**
 //! refuses unknown keys.
+//!
+//! Nothing is rebuilt per request: what an access key resolves to (its secret and its
+//! [`Principal`] as an `Arc`, with the compiled identity policies) is cached by access key
+//! id, stamped with the credential source's [`CredentialSource::version`], which every IAM
+//! and STS change moves on, so a deleted or deactivated key, a changed policy or a deleted
+//! user takes effect on the very next request. Account roots (static keys, dev mode) are
+//! cached likewise; derived signing keys per secret, date, region and service
+//! ([`SigningKeyCache`]). Signatures and session tokens are still compared in constant time
+//! on every request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +35,7 @@ use keyhold_proto::sigv4::{self, AuthError, ParsedAuth, SignedRequest, SigningKe
 use zeroize::Zeroizing;
 
 use crate::arn::{Scope, is_account_id, is_region_name, partition_of};
+use crate::cache::BoundedCache;
 use crate::clock::Clock;
 use crate::config::{Config, Mode};
 use crate::context::{Principal, PrincipalKind};
@@ -39,7 +49,15 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub trait CredentialSource: Send + Sync {
     /// What `access_key_id` is; principals' ARNs in `partition`.
     fn lookup(&self, access_key_id: &str, partition: &str) -> Lookup;
+
+    /// A counter that moves on with every change to what [`CredentialSource::lookup`]
+    /// answers, once the change is visible to it: a lookup made after reading version `v`
+    /// is current for as long as the version is still `v`.
+    fn version(&self) -> u64;
 }
+
+/// Access keys whose resolution is cached, at most (and account roots likewise).
+const PRINCIPALS_CACHED: usize = 10_000;
 
 /// What a [`CredentialSource`] knows of an access key id.
 pub enum Lookup {
@@ -71,6 +89,29 @@ pub struct Authenticator {
     issued: Arc<dyn CredentialSource>,
     clock: Clock,
     cache: SigningKeyCache,
+    /// What issued access keys resolve to, by access key id.
+    credentials: BoundedCache<String, Arc<CachedCredential>>,
+    /// Account roots by access key id (static keys; dev mode's keys), and the root of
+    /// unsigned dev-mode requests.
+    roots: BoundedCache<String, (&'static str, Arc<Principal>)>,
+    unsigned_root: Arc<Principal>,
+}
+
+/// An issued access key's resolution, as of a version of the credential source.
+struct CachedCredential {
+    version: u64,
+    partition: &'static str,
+    resolution: Resolution,
+}
+
+enum Resolution {
+    Unknown,
+    Refused,
+    Found {
+        secret: Arc<Secret>,
+        principal: Arc<Principal>,
+        session: Option<SessionCheck>,
+    },
 }
 
 struct StaticKey {
@@ -81,7 +122,7 @@ struct StaticKey {
 /// The outcome of authentication.
 #[derive(Debug)]
 pub struct Authenticated {
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     pub scope: Scope,
 }
 
@@ -99,6 +140,7 @@ impl Authenticator {
                 (c.access_key_id.clone(), key)
             })
             .collect();
+        let unsigned_scope = Scope::new(config.account_id.clone(), DEFAULT_REGION);
         Self {
             mode: config.mode,
             default_account: config.account_id.clone(),
@@ -106,6 +148,9 @@ impl Authenticator {
             issued,
             clock,
             cache: SigningKeyCache::default(),
+            credentials: BoundedCache::new(PRINCIPALS_CACHED),
+            roots: BoundedCache::new(PRINCIPALS_CACHED),
+            unsigned_root: Arc::new(Principal::root(&unsigned_scope, None)),
         }
     }
 
@@ -126,10 +171,11 @@ impl Authenticator {
                 if self.keys.contains_key(key) {
                     None
                 } else {
-                    match self.issued.lookup(key, partition_of(region)) {
-                        Lookup::Unknown => return Ok(self.dev(authorization)),
-                        lookup => Some(lookup),
+                    let cached = self.resolve(key, partition_of(region));
+                    if let Resolution::Unknown = cached.resolution {
+                        return Ok(self.dev(authorization));
                     }
+                    Some(cached)
                 }
             }
         };
@@ -137,27 +183,79 @@ impl Authenticator {
     }
 
     fn dev(&self, authorization: Option<&str>) -> Authenticated {
-        let (access_key, region) = authorization.and_then(lenient_credential).unzip();
-        let account = access_key
-            .filter(|k| is_account_id(k))
-            .unwrap_or(&self.default_account)
-            .to_owned();
-        let region = region
-            .filter(|r| is_region_name(r))
-            .unwrap_or(DEFAULT_REGION);
+        let Some((access_key, region)) = authorization.and_then(lenient_credential) else {
+            let scope = Scope::new(self.default_account.clone(), DEFAULT_REGION);
+            return Authenticated {
+                principal: self.unsigned_root.clone(),
+                scope,
+            };
+        };
+        let account = if is_account_id(access_key) {
+            access_key
+        } else {
+            &self.default_account
+        };
+        let region = if is_region_name(region) {
+            region
+        } else {
+            DEFAULT_REGION
+        };
         let scope = Scope::new(account, region);
-        let principal = Principal::root(&scope, access_key.map(str::to_owned));
+        let principal = self.root(&scope, access_key);
         Authenticated { principal, scope }
     }
 
+    /// The root of `scope`'s account as the caller signing with `access_key_id`.
+    fn root(&self, scope: &Scope, access_key_id: &str) -> Arc<Principal> {
+        if let Some((partition, root)) = self.roots.get(access_key_id)
+            && partition == scope.partition
+            && root.account == scope.account
+        {
+            return root;
+        }
+        let root = Arc::new(Principal::root(scope, Some(access_key_id.to_owned())));
+        self.roots
+            .insert(access_key_id.to_owned(), (scope.partition, root.clone()));
+        root
+    }
+
+    /// What an issued access key resolves to, from the cache while the credential source
+    /// has not changed since it was cached.
+    fn resolve(&self, access_key_id: &str, partition: &'static str) -> Arc<CachedCredential> {
+        let version = self.issued.version();
+        if let Some(cached) = self.credentials.get(access_key_id)
+            && cached.version == version
+            && cached.partition == partition
+        {
+            return cached;
+        }
+        let resolution = match self.issued.lookup(access_key_id, partition) {
+            Lookup::Unknown => Resolution::Unknown,
+            Lookup::Refused => Resolution::Refused,
+            Lookup::Found(issued) => Resolution::Found {
+                secret: issued.secret,
+                principal: Arc::new(issued.principal),
+                session: issued.session,
+            },
+        };
+        let cached = Arc::new(CachedCredential {
+            version,
+            partition,
+            resolution,
+        });
+        self.credentials
+            .insert(access_key_id.to_owned(), cached.clone());
+        cached
+    }
+
     /// Verifies the signature with the key's secret (and its session token, if temporary).
-    /// `known` is the issued credential's lookup when the caller already made it.
+    /// `known` is the issued credential's resolution when the caller already made it.
     fn verified(
         &self,
         request: &SignedRequest<'_>,
         service: Service,
         now: SystemTime,
-        known: Option<Lookup>,
+        known: Option<Arc<CachedCredential>>,
     ) -> Result<Authenticated, AuthError> {
         let auth = sigv4::parse(request, service.signing_name(), now)?;
         if let Some(key) = self.keys.get(auth.access_key_id()) {
@@ -167,34 +265,40 @@ impl Authenticator {
             }
             auth.verify(&key.secret, &self.cache)?;
             let scope = Scope::new(key.account.clone(), auth.region());
-            let principal = Principal::root(&scope, Some(auth.access_key_id().to_owned()));
+            let principal = self.root(&scope, auth.access_key_id());
             return Ok(Authenticated { principal, scope });
         }
-        let lookup = known.unwrap_or_else(|| {
-            self.issued
-                .lookup(auth.access_key_id(), partition_of(auth.region()))
-        });
-        let issued = match lookup {
-            Lookup::Found(issued) => *issued,
-            Lookup::Unknown | Lookup::Refused => return Err(AuthError::UnrecognizedClient),
+        let cached = known
+            .unwrap_or_else(|| self.resolve(auth.access_key_id(), partition_of(auth.region())));
+        let Resolution::Found {
+            secret,
+            principal,
+            session,
+        } = &cached.resolution
+        else {
+            return Err(AuthError::UnrecognizedClient);
         };
-        self.check_session(&issued, &auth)?;
-        let session_token_credentials = issued.principal.temporary_credentials
-            && !matches!(issued.principal.kind, PrincipalKind::AssumedRole { .. });
+        self.check_session(session.as_ref(), &auth)?;
+        let session_token_credentials = principal.temporary_credentials
+            && !matches!(principal.kind, PrincipalKind::AssumedRole { .. });
         if session_token_credentials && service == Service::Iam {
             return Err(AuthError::UnrecognizedClient);
         }
-        auth.verify(issued.secret.expose(), &self.cache)?;
-        let scope = Scope::new(issued.principal.account.clone(), auth.region());
+        auth.verify(secret.expose(), &self.cache)?;
+        let scope = Scope::new(principal.account.clone(), auth.region());
         Ok(Authenticated {
-            principal: issued.principal,
+            principal: principal.clone(),
             scope,
         })
     }
 
     /// A long-term key takes no session token; a temporary one requires its own, unexpired.
-    fn check_session(&self, issued: &Issued, auth: &ParsedAuth<'_>) -> Result<(), AuthError> {
-        match (&issued.session, auth.security_token()) {
+    fn check_session(
+        &self,
+        session: Option<&SessionCheck>,
+        auth: &ParsedAuth<'_>,
+    ) -> Result<(), AuthError> {
+        match (session, auth.security_token()) {
             (None, None) => Ok(()),
             (None, Some(_)) | (Some(_), None) => Err(AuthError::UnrecognizedClient),
             (Some(session), Some(token)) => {
@@ -238,6 +342,10 @@ mod tests {
     impl CredentialSource for NothingIssued {
         fn lookup(&self, _: &str, _: &str) -> Lookup {
             Lookup::Unknown
+        }
+
+        fn version(&self) -> u64 {
+            0
         }
     }
 

@@ -96,6 +96,32 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// AWS's request quotas (`[quotas]`).
     pub quotas: crate::ops::quotas::QuotaConfig,
+    /// The bounds of the in-memory caches (`[cache]`).
+    pub cache: CacheConfig,
+}
+
+/// How many entries each in-memory cache holds at most (`[cache]`). An entry evicted
+/// (least recently used first, approximately) is loaded again from the store on its next
+/// use, its key material unsealed again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// KMS keys, each with its unsealed backing keys (and, as many again, key aliases).
+    pub kms_keys: usize,
+    /// Secrets Manager secrets (metadata and sealed versions; no plaintext).
+    pub secrets: usize,
+    /// Parameter Store parameters, held by account and Region (a scope is loaded and
+    /// evicted whole).
+    pub parameters: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            kms_keys: 100_000,
+            secrets: 100_000,
+            parameters: 100_000,
+        }
+    }
 }
 
 /// The longest a rotation function may run for one step, as Lambda's limit (seconds).
@@ -237,6 +263,7 @@ impl Default for Config {
             seed: None,
             metrics_listen: None,
             quotas: Default::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -267,6 +294,15 @@ struct FileConfig {
     seed: Option<PathBuf>,
     metrics_listen: Option<SocketAddr>,
     quotas: Option<QuotaSection>,
+    cache: Option<CacheSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheSection {
+    kms_keys: Option<usize>,
+    secrets: Option<usize>,
+    parameters: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -500,6 +536,21 @@ impl Config {
                 rates: q.rates,
             };
         }
+        if let Some(c) = file.cache {
+            for (name, size) in [
+                ("kms_keys", c.kms_keys),
+                ("secrets", c.secrets),
+                ("parameters", c.parameters),
+            ] {
+                if size == Some(0) {
+                    bail!("[cache] {name} = 0: a cache holds at least one entry");
+                }
+            }
+            let d = &mut self.cache;
+            d.kms_keys = c.kms_keys.unwrap_or(d.kms_keys);
+            d.secrets = c.secrets.unwrap_or(d.secrets);
+            d.parameters = c.parameters.unwrap_or(d.parameters);
+        }
         if let Some(audit) = file.audit {
             let a = &mut self.audit;
             a.mode = audit.mode.unwrap_or(a.mode);
@@ -663,6 +714,29 @@ fn seconds(secs: f64) -> anyhow::Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_bounds() {
+        let mut c = Config::default();
+        assert_eq!(c.cache, CacheConfig::default());
+        c.apply_file(
+            r#"
+            [seal]
+            kind = "shamir"
+            [cache]
+            kms_keys = 2
+            parameters = 50
+        "#,
+        )
+        .unwrap();
+        assert_eq!(c.cache.kms_keys, 2);
+        assert_eq!(c.cache.secrets, CacheConfig::default().secrets);
+        assert_eq!(c.cache.parameters, 50);
+        let e = Config::default()
+            .apply_file("[cache]\nsecrets = 0\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("at least one entry"), "{e}");
+    }
 
     #[test]
     fn file_means_strict() {

@@ -88,7 +88,8 @@ impl Principal {
 pub struct RequestContext {
     pub request_id: String,
     pub operation: Operation,
-    pub caller: Principal,
+    /// Shared with every request of the same access key (authentication caches it).
+    pub caller: Arc<Principal>,
     /// The caller's account in the request's region: where new resources are created.
     pub scope: Scope,
     pub source_ip: IpAddr,
@@ -121,7 +122,7 @@ impl RequestContext {
     pub fn new(
         request_id: String,
         operation: Operation,
-        caller: Principal,
+        caller: impl Into<Arc<Principal>>,
         scope: Scope,
         source_ip: IpAddr,
         user_agent: String,
@@ -129,7 +130,7 @@ impl RequestContext {
         Self {
             request_id,
             operation,
-            caller,
+            caller: caller.into(),
             scope,
             source_ip,
             user_agent,

@@ -205,7 +205,7 @@ async fn handle_request(
         return error_response(&incoming, &e);
     }
     // AWS's request quotas (when on): a throttled call is refused before it runs.
-    let result = match crate::ops::quotas::admit(&state, &ctx, &body) {
+    let result = match crate::ops::quotas::admit(&state, &ctx) {
         Err(e) => Err(e),
         Ok(()) => AssertUnwindSafe(dispatch(&state, &ctx, operation, &body, query.as_ref()))
             .catch_unwind()

@@ -25,6 +25,7 @@ pub mod arn;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod cache;
 pub mod clock;
 pub mod compat;
 pub mod config;

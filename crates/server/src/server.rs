@@ -167,11 +167,13 @@ pub(crate) async fn unsealed_state(
         domain,
         clock.clone(),
         audit.clone(),
+        config.cache.kms_keys,
     ));
     let secrets = Arc::new(SecretsService::new(
         store.clone(),
         kms.clone(),
         clock.clone(),
+        config.cache.secrets,
     ));
     let ssm = Arc::new(SsmService::new(
         store.clone(),
@@ -179,6 +181,7 @@ pub(crate) async fn unsealed_state(
         secrets.clone(),
         audit.clone(),
         clock.clone(),
+        config.cache.parameters,
     ));
     let seed = config
         .seed
@@ -190,6 +193,10 @@ pub(crate) async fn unsealed_state(
         seed.check(config.mode)?;
     }
     kms.attach_metrics(metrics.clone());
+    let quotas = crate::ops::quotas::Quotas::new(config.quotas.clone(), config.mode).map(Arc::new);
+    if let Some(quotas) = &quotas {
+        kms.attach_quotas(quotas.clone());
+    }
     secrets.attach_metrics(metrics.clone());
     let observed = metrics.clone();
     trail
@@ -222,7 +229,7 @@ pub(crate) async fn unsealed_state(
             default_account: config.account_id.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
-            quotas: crate::ops::quotas::Quotas::new(config.quotas.clone(), config.mode),
+            quotas,
             ready_checks: Vec::new(),
         },
     });

@@ -26,6 +26,7 @@ mod roles;
 pub mod seed;
 mod users;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use keyhold_crypto::seal::DomainKey;
@@ -51,6 +52,9 @@ pub struct IamService {
     domain: Arc<DomainKey>,
     clock: Clock,
     directory: RwLock<Directory>,
+    /// Moves on with every change to the directory, once it is applied
+    /// ([`CredentialSource::version`]).
+    version: AtomicU64,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -76,6 +80,7 @@ impl IamService {
             domain,
             clock,
             directory: RwLock::new(directory),
+            version: AtomicU64::new(0),
             writes: tokio::sync::Mutex::new(()),
         })
     }
@@ -96,6 +101,9 @@ impl IamService {
         self.store.write_iam(writes).await?;
         let mut directory = self.directory.write().map_err(|_| IamError::Internal)?;
         change(&mut directory);
+        // While the directory is still locked: a lookup that read the old version sees the
+        // new directory only after this.
+        self.version.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -203,6 +211,10 @@ impl CredentialSource for IamService {
             Ok(directory) => directory.lookup(access_key_id, partition),
             Err(_) => Lookup::Refused,
         }
+    }
+
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
     }
 }
 

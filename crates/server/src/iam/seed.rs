@@ -103,6 +103,8 @@ impl IamService {
     pub(crate) fn forget_all(&self) {
         if let Ok(mut directory) = self.directory.write() {
             *directory = Directory::default();
+            self.version
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }

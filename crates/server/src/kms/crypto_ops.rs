@@ -13,7 +13,7 @@ use keyhold_proto::{Blob, SensitiveBlob};
 use super::KmsService;
 use super::authz::Facts;
 use super::error::KmsError;
-use super::key::{Key, format_key_uuid};
+use super::key::Key;
 use super::resolve::Aliases;
 use super::specs;
 use crate::context::RequestContext;
@@ -280,12 +280,11 @@ async fn open(
         });
     }
     let header = header.map_err(|_| KmsError::InvalidCiphertext)?;
-    let embedded_id = format_key_uuid(&header.key_id);
     let key = match named {
-        Some(named) if named.record.key_id != embedded_id => return Err(KmsError::IncorrectKey),
+        Some(named) if named.id != header.key_id => return Err(KmsError::IncorrectKey),
         Some(named) => named,
         None => kms
-            .load(&embedded_id)
+            .load_id(header.key_id)
             .await?
             .ok_or(KmsError::InvalidCiphertext)?,
     };

@@ -582,23 +582,38 @@ impl KmsService {
         Ok(out)
     }
 
-    /// `key` as it is now: if an imported material's `ValidTo` has passed, the same key
-    /// without that material and (unless pending deletion) `PendingImport`. Cached, so it is
-    /// built once; the sweep makes it durable.
+    /// `key` (a cached key) as it is now: if an imported material's `ValidTo` has passed,
+    /// the same key without that material and (unless pending deletion) `PendingImport`.
+    /// Cached in place of `key` (if that is still the cached one), so it is built once; the
+    /// sweep makes it durable.
     pub(super) fn apply_import_expiry(&self, key: Arc<Key>) -> Arc<Key> {
+        let original = key.clone();
+        match self.expired_view(key) {
+            Ok(expired) => {
+                self.keys
+                    .replace_if(&expired.id, expired.clone(), |cached| {
+                        Arc::ptr_eq(cached, &original)
+                    });
+                expired
+            }
+            Err(key) => key,
+        }
+    }
+
+    /// `Ok` with the key without its expired imported materials, if it has any; `Err` with
+    /// `key` itself otherwise.
+    pub(super) fn expired_view(&self, key: Arc<Key>) -> Result<Arc<Key>, Arc<Key>> {
         if key.origin != OriginType::External {
-            return key;
+            return Err(key);
         }
         let now = self.clock.now().as_millis();
         if !key.materials.imported.iter().any(|m| m.expired(now)) {
-            return key;
+            return Err(key);
         }
-        let Some(expired) = expire(&key, now) else {
-            return key;
-        };
-        let expired = Arc::new(expired);
-        self.cache_put(expired.clone());
-        expired
+        match expire(&key, now) {
+            Some(expired) => Ok(Arc::new(expired)),
+            None => Err(key),
+        }
     }
 
     /// Deletes expired imported material from the store (the in-memory keys already lack

@@ -348,27 +348,22 @@ pub fn parse_key_uuid(text: &str) -> Option<KeyId> {
         return None;
     }
     let mut out = [0u8; 16];
-    let mut nibbles = Vec::with_capacity(32);
-    for (i, &b) in bytes.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if b != b'-' {
-                return None;
-            }
-            continue;
+    let mut digits = bytes.iter().enumerate().filter_map(|(i, &b)| {
+        let dash = matches!(i, 8 | 13 | 18 | 23);
+        match (dash, b) {
+            (true, b'-') => None,
+            (true, _) => Some(None),
+            (false, b'0'..=b'9') => Some(Some(b - b'0')),
+            (false, b'a'..=b'f') => Some(Some(b - b'a' + 10)),
+            (false, _) => Some(None),
         }
-        let v = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => return None,
-        };
-        nibbles.push(v);
+    });
+    for slot in &mut out {
+        let hi = digits.next()??;
+        let lo = digits.next()??;
+        *slot = (hi << 4) | lo;
     }
-    for (i, pair) in nibbles.chunks(2).enumerate() {
-        if let ([hi, lo], Some(slot)) = (pair, out.get_mut(i)) {
-            *slot = (hi << 4) | lo;
-        }
-    }
-    Some(KeyId::from_bytes(out))
+    digits.next().is_none().then_some(KeyId::from_bytes(out))
 }
 
 /// Formats key-id bytes as a UUID string.

@@ -6,10 +6,18 @@
 //!   `grants`, `rotation`) as a
 //!   function taking the service, the request context and the validated input.
 //! - Keys are cached in memory with their unsealed backing keys and their grants
-//!   ([`key::Key`], [`grant::KeyGrants`]), so the cryptographic operations and their
-//!   authorization read nothing from the store in steady state. Changes go to the store
-//!   first (durably) and then to the cache; they are serialized by one write lock, since
-//!   they are rare and each costs an fsync anyway.
+//!   ([`key::Key`], [`grant::KeyGrants`]), by their 16-byte id, so the cryptographic
+//!   operations and their authorization read nothing from the store in steady state. The
+//!   cache is bounded (`[cache] kms_keys`, CLOCK eviction, [`crate::cache`]): an evicted key
+//!   is read and unsealed again on its next use. Key ids the store does not have are
+//!   remembered too (a bounded negative cache), so a stream of requests naming a missing
+//!   key costs no store read each.
+//! - Changes go to the store first (durably) and then to the cache; they are serialized by
+//!   one write lock ([`WriteLock`]), since they are rare and each costs an fsync anyway. The
+//!   lock counts its holders: a key (or a missing key, or an alias) read from the store is
+//!   cached only if no writer held the lock while it was read, so the cache never holds
+//!   anything older than the store, and every write (a key created or imported included)
+//!   forgets the negative cache.
 //! - Every operation makes exactly one authorization decision through [`authz`] (grants
 //!   included); `RetireGrant` is decided by the grant it retires.
 
@@ -36,11 +44,12 @@ mod specs;
 mod tags;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use keyhold_crypto::MaterialId;
 use keyhold_crypto::seal::DomainKey;
 use keyhold_crypto::token::TokenKey;
+use keyhold_crypto::{KeyId, MaterialId};
 use keyhold_proto::ApiError;
 use keyhold_proto::kms::*;
 use keyhold_store::{KeyRecord, Store, Tag};
@@ -48,11 +57,15 @@ use keyhold_store::{KeyRecord, Store, Tag};
 pub use service_calls::{DataKey, Decrypted};
 
 use crate::audit::Auditor;
+use crate::cache::BoundedCache;
 use crate::clock::Clock;
 use crate::context::RequestContext;
 use error::KmsError;
 use grant::{Grant, KeyGrants};
-use key::{Key, KeyAliases, Materials};
+use key::{Key, KeyAliases, Materials, parse_key_uuid};
+
+/// Key ids remembered as missing from the store, at most.
+const UNKNOWN_KEYS_CACHED: usize = 10_000;
 
 /// The KMS service of one Keyhold server.
 pub struct KmsService {
@@ -60,15 +73,23 @@ pub struct KmsService {
     domain: Arc<DomainKey>,
     clock: Clock,
     audit: Arc<dyn Auditor>,
-    keys: RwLock<HashMap<String, Arc<Key>>>,
-    aliases: RwLock<HashMap<AliasId, String>>,
-    writes: tokio::sync::Mutex<()>,
+    /// The cached keys, by id (bounded).
+    keys: BoundedCache<KeyId, Arc<Key>>,
+    /// Key ids the store did not have, with the write generation ([`WriteLock`]) at which
+    /// that was read: valid while the generation is unchanged.
+    unknown: BoundedCache<KeyId, u64>,
+    /// Alias targets (key ids), by alias (bounded like the keys).
+    aliases: BoundedCache<AliasId, String>,
+    writes: WriteLock,
     /// Tags grant tokens; loaded (or created) on first use.
     token_key: tokio::sync::OnceCell<TokenKey>,
     /// The outstanding import tokens of `GetParametersForImport`, with their wrapping keys.
     import_tokens: import::ImportTokens,
     /// Where cache lookups and rotations are counted (`crate::ops::metrics`).
     metrics: std::sync::OnceLock<Arc<crate::ops::metrics::Metrics>>,
+    /// The request quotas, when they are on: the cryptographic operations are admitted here,
+    /// once their `KeyId` is decoded.
+    quotas: std::sync::OnceLock<Arc<crate::ops::quotas::Quotas>>,
 }
 
 /// An alias's identity: account, region, name (`alias/...`).
@@ -79,37 +100,138 @@ struct AliasId {
     name: String,
 }
 
+/// The lock that serializes KMS writers, and their count: `generation` is odd while a
+/// writer holds the lock and moves on with every writer. A reader that saw the same even
+/// generation before and after reading the store read a state no writer was changing.
+pub(crate) struct WriteLock {
+    mutex: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+}
+
+/// A held [`WriteLock`].
+pub(crate) struct WriteGuard<'a> {
+    lock: &'a WriteLock,
+    _held: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl WriteLock {
+    fn new() -> Self {
+        Self {
+            mutex: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) async fn lock(&self) -> WriteGuard<'_> {
+        let held = self.mutex.lock().await;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        WriteGuard {
+            lock: self,
+            _held: held,
+        }
+    }
+
+    /// The generation now: read it before reading the store, then pass it to
+    /// [`WriteLock::quiet_since`].
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether no writer held the lock at any time since `generation` was read.
+    fn quiet_since(&self, generation: u64) -> bool {
+        generation.is_multiple_of(2) && self.generation() == generation
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // Before the mutex is released (fields drop after this).
+        self.lock.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 impl KmsService {
+    /// `cached_keys`: how many keys (and aliases) the caches hold at most.
     pub fn new(
         store: Arc<dyn Store>,
         domain: Arc<DomainKey>,
         clock: Clock,
         audit: Arc<dyn Auditor>,
+        cached_keys: usize,
     ) -> Self {
         Self {
             store,
             domain,
             clock,
             audit,
-            keys: RwLock::default(),
-            aliases: RwLock::default(),
-            writes: tokio::sync::Mutex::new(()),
+            keys: BoundedCache::new(cached_keys),
+            unknown: BoundedCache::new(UNKNOWN_KEYS_CACHED),
+            aliases: BoundedCache::new(cached_keys),
+            writes: WriteLock::new(),
             token_key: tokio::sync::OnceCell::new(),
             import_tokens: import::ImportTokens::default(),
             metrics: std::sync::OnceLock::new(),
+            quotas: std::sync::OnceLock::new(),
         }
     }
 
-    /// The key with this id, from the cache or (once) from the store.
+    /// Admits the cryptographic operations under the quotas from now on.
+    pub fn attach_quotas(&self, quotas: Arc<crate::ops::quotas::Quotas>) {
+        let _ = self.quotas.set(quotas);
+    }
+
+    /// Takes a request of `operation` from the shared cryptographic quota of the class of
+    /// key `named` names (symmetric when it names none or a key not in memory: the quota is
+    /// decided without a store read), or answers `ThrottlingException`.
+    fn admit_crypto(
+        &self,
+        ctx: &RequestContext,
+        operation: KmsOperation,
+        named: Option<&str>,
+    ) -> Result<(), ApiError> {
+        use crate::ops::quotas::{KeyClass, depends_on_key};
+        let Some(quotas) = self.quotas.get() else {
+            return Ok(());
+        };
+        if !depends_on_key(keyhold_proto::route::Operation::Kms(operation)) {
+            return Ok(());
+        }
+        let class = || {
+            named
+                .and_then(|id| self.key_spec_hint(ctx, id))
+                .map_or(KeyClass::Symmetric, |spec| KeyClass::of_spec(spec.as_str()))
+        };
+        quotas.admit(ctx, class, self.metrics.get().map(|m| &**m))
+    }
+
+    /// The key with this id (text form), from the cache or from the store.
     async fn load(&self, key_id: &str) -> Result<Option<Arc<Key>>, KmsError> {
-        if let Some(key) = self.cached(key_id) {
+        match parse_key_uuid(key_id) {
+            Some(id) => self.load_id(id).await,
+            // Every key has a UUID id: anything else names no key.
+            None => Ok(None),
+        }
+    }
+
+    /// The key with this id, from the cache or (then cached) from the store.
+    async fn load_id(&self, id: KeyId) -> Result<Option<Arc<Key>>, KmsError> {
+        if let Some(key) = self.keys.get(&id) {
             self.note_cache(true);
             return Ok(Some(self.apply_import_expiry(key)));
         }
+        let generation = self.writes.generation();
+        if self.unknown.get(&id) == Some(generation) && generation.is_multiple_of(2) {
+            self.note_cache(true);
+            return Ok(None);
+        }
         self.note_cache(false);
-        let Some(record) = self.store.get_key(key_id).await? else {
+        let key_id = key::format_key_uuid(&id);
+        let Some(record) = self.store.get_key(&key_id).await? else {
+            self.unknown
+                .get_or_insert_if(id, generation, || self.writes.quiet_since(generation));
             return Ok(None);
         };
+        let key_id = key_id.as_str();
         let tags = self.store.list_tags(key_id).await?;
         let mut materials = self.unseal_materials(&record).await?;
         if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
@@ -133,9 +255,13 @@ impl KmsService {
         let aliases = Arc::new(KeyAliases::new(aliases));
         let key = Key::from_parts(record, tags, Arc::new(materials), grants, aliases)
             .ok_or_else(|| corrupt("key record", key_id))?;
-        Ok(Some(self.apply_import_expiry(
-            self.cache_put_if_absent(Arc::new(key)),
-        )))
+        let key = self.expired_view(Arc::new(key)).unwrap_or_else(|key| key);
+        // Cached unless a writer ran meanwhile (what was read may then be older than what
+        // the writer cached), or another reader cached it first (then that one is used:
+        // grants change in place on the cached key).
+        Ok(Some(self.keys.get_or_insert_if(id, key, || {
+            self.writes.quiet_since(generation)
+        })))
     }
 
     /// Unseals a stored key's materials: every backing key of a symmetric encryption key, or
@@ -178,48 +304,39 @@ impl KmsService {
     }
 
     fn cached(&self, key_id: &str) -> Option<Arc<Key>> {
-        self.keys.read().ok()?.get(key_id).cloned()
+        self.keys.get(&parse_key_uuid(key_id)?)
     }
 
-    /// Caches a key just read from the store, unless a writer cached one meanwhile: the
-    /// cached one is then at least as new (writers go to the store first), and its grants
-    /// are the ones writers change, so it wins.
-    fn cache_put_if_absent(&self, key: Arc<Key>) -> Arc<Key> {
-        match self.keys.write() {
-            Ok(mut keys) => keys.entry(key.record.key_id.clone()).or_insert(key).clone(),
-            Err(_) => key,
-        }
-    }
-
+    /// Caches a key a writer (holding the write lock) just stored.
     fn cache_put(&self, key: Arc<Key>) {
-        if let Ok(mut keys) = self.keys.write() {
-            keys.insert(key.record.key_id.clone(), key);
-        }
+        self.keys.insert(key.id, key);
     }
 
     fn cache_remove(&self, key_id: &str) {
-        if let Ok(mut keys) = self.keys.write() {
-            keys.remove(key_id);
+        if let Some(id) = parse_key_uuid(key_id) {
+            self.keys.remove(&id);
         }
-        if let Ok(mut aliases) = self.aliases.write() {
-            aliases.retain(|_, target| target != key_id);
-        }
+        self.aliases.retain(|_, target| target != key_id);
     }
 
     fn alias_cached(&self, id: &AliasId) -> Option<String> {
-        self.aliases.read().ok()?.get(id).cloned()
+        self.aliases.get(id)
     }
 
+    /// Caches an alias a writer (holding the write lock) just stored.
     fn alias_cache_put(&self, id: AliasId, key_id: String) {
-        if let Ok(mut aliases) = self.aliases.write() {
-            aliases.insert(id, key_id);
-        }
+        self.aliases.insert(id, key_id);
+    }
+
+    /// Caches an alias read from the store when the write generation was `generation`,
+    /// unless a writer ran since.
+    fn alias_cache_loaded(&self, id: AliasId, key_id: String, generation: u64) {
+        self.aliases
+            .get_or_insert_if(id, key_id, || self.writes.quiet_since(generation));
     }
 
     fn alias_cache_remove(&self, id: &AliasId) {
-        if let Ok(mut aliases) = self.aliases.write() {
-            aliases.remove(id);
-        }
+        self.aliases.remove(id);
     }
 
     /// Applies `change` to a key's record and tags, durably, and caches the result.
@@ -261,8 +378,44 @@ pub(super) fn corrupt(what: &str, key_id: &str) -> KmsError {
     KmsError::Internal
 }
 
+/// The `KeyId` of a request, for the quota of the class of key it uses (`None`: the request
+/// names no key, and counts as symmetric, as the blob of a symmetric `Decrypt` names it).
+macro_rules! named_key {
+    (Decrypt, $input:ident) => {
+        $input.key_id.as_deref()
+    };
+    (Encrypt, $input:ident) => {
+        Some($input.key_id.as_str())
+    };
+    (GenerateDataKey, $input:ident) => {
+        Some($input.key_id.as_str())
+    };
+    (GenerateDataKeyWithoutPlaintext, $input:ident) => {
+        Some($input.key_id.as_str())
+    };
+    (GenerateMac, $input:ident) => {
+        Some($input.key_id.as_str())
+    };
+    (VerifyMac, $input:ident) => {
+        Some($input.key_id.as_str())
+    };
+    (Sign, $input:ident) => {
+        Some($input.key_id.as_str())
+    };
+    (Verify, $input:ident) => {
+        Some($input.key_id.as_str())
+    };
+    (DeriveSharedSecret, $input:ident) => {
+        Some($input.key_id.as_str())
+    };
+    ($other:ident, $input:ident) => {
+        None
+    };
+}
+
 /// Implements each listed operation by its function, and lists them in [`SUPPORTED`] (the
-/// rest answer "unsupported").
+/// rest answer "unsupported"). A request over the cryptographic quota of its key's class is
+/// refused here, before it runs (the other quotas are taken before dispatch).
 macro_rules! delegate {
     ($($op:ident: $method:ident($input:ty) -> $output:ty => $path:path;)*) => {
         #[async_trait::async_trait]
@@ -270,6 +423,7 @@ macro_rules! delegate {
             type Context = RequestContext;
             $(
                 async fn $method(&self, ctx: &RequestContext, input: $input) -> Result<$output, ApiError> {
+                    self.admit_crypto(ctx, KmsOperation::$op, named_key!($op, input))?;
                     Ok($path(self, ctx, input).await?)
                 }
             )*

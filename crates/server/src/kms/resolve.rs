@@ -1,5 +1,6 @@
 //! From a `KeyId` parameter (key id, key ARN, alias name, alias ARN) to a key.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::error::KmsError;
@@ -7,6 +8,7 @@ use super::key::{Key, parse_key_uuid};
 use super::{AliasId, KmsService};
 use crate::arn::{Arn, Scope};
 use crate::context::RequestContext;
+use keyhold_proto::kms::KeySpec;
 
 /// Whether an operation accepts aliases in its `KeyId`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -15,16 +17,17 @@ pub enum Aliases {
     NotAllowed,
 }
 
-/// What a `KeyId` parameter names, before lookup.
-enum KeyRef {
+/// What a `KeyId` parameter names, before lookup: in the caller's scope (borrowed) or the
+/// one an ARN names.
+enum KeyRef<'a> {
     Key {
-        scope: Scope,
-        key_id: String,
+        scope: Cow<'a, Scope>,
+        key_id: &'a str,
         arn_given: bool,
     },
     Alias {
-        scope: Scope,
-        name: String,
+        scope: Cow<'a, Scope>,
+        name: &'a str,
     },
 }
 
@@ -46,12 +49,16 @@ impl KmsService {
                 let missing = || KmsError::KeyNotFound {
                     arn: scope.arn("kms", format_args!("key/{key_id}")),
                 };
-                if !arn_given && parse_key_uuid(&key_id).is_none() && !is_multi_region_id(&key_id) {
-                    return Err(KmsError::InvalidKeyId {
-                        value: ident.to_owned(),
-                    });
-                }
-                let key = self.load(&key_id).await?.ok_or_else(missing)?;
+                let key = match parse_key_uuid(key_id) {
+                    Some(id) => self.load_id(id).await?.ok_or_else(missing)?,
+                    // A well-formed multi-Region key id: none exists here.
+                    None if arn_given || is_multi_region_id(key_id) => return Err(missing()),
+                    None => {
+                        return Err(KmsError::InvalidKeyId {
+                            value: ident.to_owned(),
+                        });
+                    }
+                };
                 if key.record.account != scope.account || key.record.region != scope.region {
                     return Err(missing());
                 }
@@ -61,7 +68,8 @@ impl KmsService {
                 if aliases == Aliases::NotAllowed {
                     return Err(KmsError::AliasNotSupported);
                 }
-                self.resolve_alias(ctx, scope, name).await
+                self.resolve_alias(ctx, scope.into_owned(), name.to_owned())
+                    .await
             }
         }
     }
@@ -69,21 +77,20 @@ impl KmsService {
     /// The key spec of the key `ident` names, from memory only (the request quotas must not
     /// cost a store lookup): `None` when the key or its alias is not cached, or `ident` is
     /// not a valid key reference for the caller.
-    pub fn key_spec_hint(&self, ctx: &RequestContext, ident: &str) -> Option<String> {
-        let (scope, key_id) = match parse_ref(ctx, ident).ok()? {
-            KeyRef::Key { scope, key_id, .. } => (scope, key_id),
+    pub fn key_spec_hint(&self, ctx: &RequestContext, ident: &str) -> Option<KeySpec> {
+        let (scope, key) = match parse_ref(ctx, ident).ok()? {
+            KeyRef::Key { scope, key_id, .. } => (scope, self.cached(key_id)?),
             KeyRef::Alias { scope, name } => {
                 let target = self.alias_cached(&AliasId {
                     account: scope.account.clone(),
                     region: scope.region.clone(),
-                    name,
+                    name: name.to_owned(),
                 })?;
-                (scope, target)
+                (scope, self.cached(&target)?)
             }
         };
-        self.cached(&key_id)
-            .filter(|key| key.record.account == scope.account && key.record.region == scope.region)
-            .map(|key| key.record.key_spec.clone())
+        (key.record.account == scope.account && key.record.region == scope.region)
+            .then_some(key.spec)
     }
 
     async fn resolve_alias(
@@ -92,21 +99,22 @@ impl KmsService {
         scope: Scope,
         name: String,
     ) -> Result<Arc<Key>, KmsError> {
-        let alias_arn = scope.arn("kms", &name);
         let id = AliasId {
             account: scope.account.clone(),
             region: scope.region.clone(),
             name,
         };
+        let alias_arn = || scope.arn("kms", &id.name);
         let target = match self.alias_cached(&id) {
             Some(target) => Some(target),
             None => {
+                let generation = self.writes.generation();
                 let record = self
                     .store
                     .get_alias(&id.account, &id.region, &id.name)
                     .await?;
                 record.map(|r| {
-                    self.alias_cache_put(id.clone(), r.target_key_id.clone());
+                    self.alias_cache_loaded(id.clone(), r.target_key_id.clone(), generation);
                     r.target_key_id
                 })
             }
@@ -116,28 +124,38 @@ impl KmsService {
             None if scope.account == ctx.scope.account => {
                 match super::managed::ManagedKey::for_alias(&id.name) {
                     Some(managed) => return self.create_managed_key(&scope, managed).await,
-                    None => return Err(KmsError::AliasNotFound { alias_arn }),
+                    None => {
+                        return Err(KmsError::AliasNotFound {
+                            alias_arn: alias_arn(),
+                        });
+                    }
                 }
             }
-            None => return Err(KmsError::AliasNotFound { alias_arn }),
+            None => {
+                return Err(KmsError::AliasNotFound {
+                    alias_arn: alias_arn(),
+                });
+            }
         };
         self.load(&target)
             .await?
-            .ok_or(KmsError::AliasNotFound { alias_arn })
+            .ok_or_else(|| KmsError::AliasNotFound {
+                alias_arn: alias_arn(),
+            })
     }
 }
 
-fn parse_ref(ctx: &RequestContext, ident: &str) -> Result<KeyRef, KmsError> {
+fn parse_ref<'a>(ctx: &'a RequestContext, ident: &'a str) -> Result<KeyRef<'a>, KmsError> {
     if ident.starts_with("alias/") {
         return Ok(KeyRef::Alias {
-            scope: ctx.scope.clone(),
-            name: ident.to_owned(),
+            scope: Cow::Borrowed(&ctx.scope),
+            name: ident,
         });
     }
     if !ident.starts_with("arn:") {
         return Ok(KeyRef::Key {
-            scope: ctx.scope.clone(),
-            key_id: ident.to_owned(),
+            scope: Cow::Borrowed(&ctx.scope),
+            key_id: ident,
             arn_given: false,
         });
     }
@@ -150,25 +168,27 @@ fn parse_ref(ctx: &RequestContext, ident: &str) -> Result<KeyRef, KmsError> {
             region: arn.region.to_owned(),
         });
     }
-    let scope = Scope::new(arn.account, arn.region);
-    if scope.partition != arn.partition {
-        return Err(KmsError::InvalidArn);
-    }
+    let scope = if arn.account == ctx.scope.account && arn.partition == ctx.scope.partition {
+        Cow::Borrowed(&ctx.scope)
+    } else {
+        let scope = Scope::new(arn.account, arn.region);
+        if scope.partition != arn.partition {
+            return Err(KmsError::InvalidArn);
+        }
+        Cow::Owned(scope)
+    };
     if let Some(key_id) = arn.resource.strip_prefix("key/") {
         if parse_key_uuid(key_id).is_none() && !is_multi_region_id(key_id) {
             return Err(KmsError::InvalidArn);
         }
         return Ok(KeyRef::Key {
             scope,
-            key_id: key_id.to_owned(),
+            key_id,
             arn_given: true,
         });
     }
-    if arn.resource.starts_with("alias/") {
-        return Ok(KeyRef::Alias {
-            scope,
-            name: arn.resource.to_owned(),
-        });
+    if let Some(name) = arn.resource.strip_prefix("alias/").map(|_| arn.resource) {
+        return Ok(KeyRef::Alias { scope, name });
     }
     Err(KmsError::InvalidArn)
 }

@@ -110,19 +110,16 @@ impl KmsService {
     }
 
     /// Waits for the writers of this service and keeps them out while the guard lives.
-    pub(crate) async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn lock_writes(&self) -> super::WriteGuard<'_> {
         self.writes.lock().await
     }
 
     /// Forgets every cached key and alias (the store has been erased). The caller holds
-    /// [`Self::lock_writes`].
+    /// [`Self::lock_writes`], which also forgets the key ids remembered as missing.
     pub(crate) fn forget_all(&self) {
-        if let Ok(mut keys) = self.keys.write() {
-            keys.clear();
-        }
-        if let Ok(mut aliases) = self.aliases.write() {
-            aliases.clear();
-        }
+        self.keys.clear();
+        self.aliases.clear();
+        self.unknown.clear();
     }
 }
 

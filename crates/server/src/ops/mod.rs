@@ -38,7 +38,7 @@ pub struct Ops {
     pub store: Arc<dyn keyhold_store::Store>,
     pub metrics: Arc<metrics::Metrics>,
     /// `None` when request quotas are off.
-    pub quotas: Option<quotas::Quotas>,
+    pub quotas: Option<std::sync::Arc<quotas::Quotas>>,
     /// Conditions of readiness beside the store and the audit trail (the seal's).
     pub ready_checks: Vec<Arc<dyn health::ReadyCheck>>,
 }

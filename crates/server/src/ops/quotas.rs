@@ -174,47 +174,63 @@ const fn quota(name: &'static str, default_rate: f64) -> Option<Quota> {
 }
 
 /// Admits the request, or answers `ThrottlingException` when its quota is used up. Does
-/// nothing when quotas are off.
-pub fn admit(state: &AppState, ctx: &RequestContext, body: &[u8]) -> Result<(), ApiError> {
+/// nothing when quotas are off, and nothing for the KMS operations whose quota depends on
+/// the key they use ([`depends_on_key`]): KMS admits those once it has decoded the
+/// request's `KeyId` ([`Quotas::admit`]), so the body is parsed once.
+pub fn admit(state: &AppState, ctx: &RequestContext) -> Result<(), ApiError> {
     let Some(quotas) = &state.ops.quotas else {
         return Ok(());
     };
-    let operation = ctx.operation;
-    let class = || key_class(state, ctx, body);
-    let Some(quota) = quota_of(
-        operation,
-        &ctx.scope.region,
-        quotas.config.ssm_high_throughput,
-        class,
-    ) else {
-        return Ok(());
-    };
-    if quotas.take(&ctx.scope.account, &ctx.scope.region, quota) {
+    if depends_on_key(ctx.operation) {
         return Ok(());
     }
-    let service = operation.service().signing_name();
-    state.ops.metrics.throttled(service, quota.name);
-    tracing::debug!(quota = quota.name, "request throttled");
-    let message = match operation {
-        Operation::Kms(_) => KMS_MESSAGE,
-        _ => RATE_EXCEEDED,
-    };
-    Err(ApiError::new(CommonError::Throttling, message))
+    quotas.admit(ctx, || KeyClass::Symmetric, Some(&state.ops.metrics))
 }
 
-/// The key class of a KMS request that names a key (`KeyId`), from the KMS caches only:
-/// symmetric when the key is not cached or not named (a symmetric `Decrypt`).
-fn key_class(state: &AppState, ctx: &RequestContext, body: &[u8]) -> KeyClass {
-    #[derive(serde::Deserialize)]
-    struct Named<'a> {
-        #[serde(rename = "KeyId", borrow)]
-        key_id: Option<std::borrow::Cow<'a, str>>,
+/// Whether the quota of `operation` is the shared cryptographic quota of the class of key
+/// it uses.
+pub fn depends_on_key(operation: Operation) -> bool {
+    let mut asked = false;
+    let _ = quota_of(operation, "us-east-1", false, || {
+        asked = true;
+        KeyClass::Symmetric
+    });
+    asked
+}
+
+impl Quotas {
+    /// Takes one request of `ctx`'s operation from its bucket (the shared cryptographic
+    /// quota of `class()` for the KMS operations that use one), or answers
+    /// `ThrottlingException`, counted in `metrics`.
+    pub fn admit(
+        &self,
+        ctx: &RequestContext,
+        class: impl FnOnce() -> KeyClass,
+        metrics: Option<&crate::ops::metrics::Metrics>,
+    ) -> Result<(), ApiError> {
+        let operation = ctx.operation;
+        let Some(quota) = quota_of(
+            operation,
+            &ctx.scope.region,
+            self.config.ssm_high_throughput,
+            class,
+        ) else {
+            return Ok(());
+        };
+        if self.take(&ctx.scope.account, &ctx.scope.region, quota) {
+            return Ok(());
+        }
+        let service = operation.service().signing_name();
+        if let Some(metrics) = metrics {
+            metrics.throttled(service, quota.name);
+        }
+        tracing::debug!(quota = quota.name, "request throttled");
+        let message = match operation {
+            Operation::Kms(_) => KMS_MESSAGE,
+            _ => RATE_EXCEEDED,
+        };
+        Err(ApiError::new(CommonError::Throttling, message))
     }
-    serde_json::from_slice::<Named<'_>>(body)
-        .ok()
-        .and_then(|n| n.key_id)
-        .and_then(|id| state.kms.key_spec_hint(ctx, &id))
-        .map_or(KeyClass::Symmetric, |spec| KeyClass::of_spec(&spec))
 }
 
 /// The quota a request counts against, if any.
@@ -383,6 +399,17 @@ mod tests {
         use crate::config::Mode;
         assert!(Quotas::new(QuotaConfig::default(), Mode::Dev).is_none());
         assert!(Quotas::new(QuotaConfig::default(), Mode::Strict).is_some());
+    }
+
+    #[test]
+    fn the_crypto_operations_depend_on_the_key() {
+        assert!(depends_on_key(Operation::Kms(KmsOperation::Decrypt)));
+        assert!(depends_on_key(Operation::Kms(KmsOperation::Sign)));
+        assert!(depends_on_key(Operation::Kms(KmsOperation::GenerateRandom)));
+        assert!(!depends_on_key(Operation::Kms(KmsOperation::CreateKey)));
+        assert!(!depends_on_key(Operation::Kms(
+            KmsOperation::GenerateDataKeyPair
+        )));
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //!   so `GetParameter` reads nothing from the store in steady state. Changes go to the store
 //!   first (one durable transaction) and then replace the cached parameters; they are
 //!   serialized by one write lock, since each costs an fsync anyway.
+//! - Memory is bounded (`[cache] parameters`): when the loaded scopes hold more parameters
+//!   than that, the least recently used other scopes are evicted whole, and loaded again on
+//!   their next use (a single scope larger than the bound is still loaded whole). A scope
+//!   read from the store while a change was being committed is used but not kept, so the
+//!   cache never holds a state older than the store.
 //! - SecureString values are sealed as described in [`value`]; the store never sees a
 //!   plaintext. `Expiration` policies are enforced by [`SsmService::sweep_expirations`],
 //!   which the server's background task runs.
@@ -34,6 +39,7 @@ mod tags;
 mod value;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use keyhold_proto::ApiError;
@@ -58,6 +64,13 @@ pub struct SsmService {
     clock: Clock,
     /// The loaded scopes (account, region), each with its parameters by key.
     scopes: RwLock<HashMap<Scope, Arc<ScopeParams>>>,
+    /// How many parameters the loaded scopes may hold before others are evicted.
+    max_cached: usize,
+    /// Bumped when a commit starts and when it ends (odd while one runs), so that a scope
+    /// read from the store while a commit ran is not cached.
+    commits: AtomicU64,
+    /// The clock of the scopes' last use (for eviction).
+    uses: AtomicU64,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -65,6 +78,8 @@ pub struct SsmService {
 #[derive(Default)]
 struct ScopeParams {
     state: RwLock<ScopeState>,
+    /// When it was last used ([`SsmService::uses`]).
+    last_used: AtomicU64,
 }
 
 #[derive(Default)]
@@ -112,6 +127,7 @@ impl SsmService {
         secrets: Arc<SecretsService>,
         audit: Arc<dyn Auditor>,
         clock: Clock,
+        max_cached: usize,
     ) -> Self {
         Self {
             store,
@@ -120,6 +136,9 @@ impl SsmService {
             audit,
             clock,
             scopes: RwLock::default(),
+            max_cached,
+            commits: AtomicU64::new(0),
+            uses: AtomicU64::new(0),
             writes: tokio::sync::Mutex::new(()),
         }
     }
@@ -130,9 +149,12 @@ impl SsmService {
 
     /// The parameters of `scope`, loaded from the store the first time.
     async fn scope_params(&self, scope: &Scope) -> Result<Arc<ScopeParams>, SsmError> {
+        let tick = self.uses.fetch_add(1, Ordering::Relaxed);
         if let Some(loaded) = read(&self.scopes).get(scope) {
+            loaded.last_used.store(tick, Ordering::Relaxed);
             return Ok(loaded.clone());
         }
+        let epoch = self.commits.load(Ordering::SeqCst);
         let (records, all_versions) = self
             .store
             .load_params(&scope.account, &scope.region)
@@ -148,13 +170,23 @@ impl SsmService {
             state.counts.add(&param);
             state.by_key.insert(param.key.clone(), Arc::new(param));
         }
+        let size = state.by_key.len();
         let loaded = Arc::new(ScopeParams {
             state: RwLock::new(state),
+            last_used: AtomicU64::new(tick),
         });
         // A concurrent first load may have won: keep the one that is cached (writes only
         // ever change a cached scope, so the cached one is never older than ours).
         let mut scopes = write(&self.scopes);
-        Ok(scopes.entry(scope.clone()).or_insert(loaded).clone())
+        if let Some(cached) = scopes.get(scope) {
+            return Ok(cached.clone());
+        }
+        if epoch % 2 == 1 || self.commits.load(Ordering::SeqCst) != epoch {
+            return Ok(loaded);
+        }
+        evict_for(&mut scopes, size, self.max_cached);
+        scopes.insert(scope.clone(), loaded.clone());
+        Ok(loaded)
     }
 
     /// The parameter with `key` in `scope`.
@@ -178,6 +210,17 @@ impl SsmService {
     /// Stores `changes` in one durable transaction, then caches the results (in order).
     /// Callers hold the write lock.
     async fn commit(
+        &self,
+        scope: &Scope,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Arc<Param>>, SsmError> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        let result = self.commit_inner(scope, changes).await;
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    async fn commit_inner(
         &self,
         scope: &Scope,
         changes: Vec<Change>,
@@ -267,6 +310,24 @@ fn put_write(scope: &Scope, old: Option<&Param>, new: &Param) -> Result<ParamWri
         versions,
         removed_versions,
     })
+}
+
+/// Evicts the least recently used scopes until `incoming` more parameters fit under `max`
+/// (or none is left).
+fn evict_for(scopes: &mut HashMap<Scope, Arc<ScopeParams>>, incoming: usize, max: usize) {
+    let mut held: usize = scopes.values().map(|s| read(&s.state).by_key.len()).sum();
+    while held.saturating_add(incoming) > max {
+        let Some(oldest) = scopes
+            .iter()
+            .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
+            .map(|(scope, _)| scope.clone())
+        else {
+            return;
+        };
+        if let Some(evicted) = scopes.remove(&oldest) {
+            held = held.saturating_sub(read(&evicted.state).by_key.len());
+        }
+    }
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -8,7 +8,9 @@
 //! - [`secret::Secret`]s are cached in memory, metadata and sealed versions alike, so that
 //!   `GetSecretValue` reads nothing from the store in steady state: it finds the secret in
 //!   the cache and asks KMS (itself cached) to decrypt the version's data key. Its one write
-//!   is the access date, at most once a day per secret.
+//!   is the access date, at most once a day per secret. The cache is bounded
+//!   (`[cache] secrets`, CLOCK eviction, [`crate::cache`]): an evicted secret is read from
+//!   the store again on its next use.
 //! - Changes go to the store first (one durable transaction, replicas included) and then
 //!   replace the cached secrets; they are serialized by one write lock, since they are rare
 //!   and each costs an fsync anyway.
@@ -42,6 +44,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::cache::BoundedCache;
+
 use keyhold_proto::ApiError;
 use keyhold_proto::secretsmanager::*;
 use keyhold_store::{SecretWrite, Store, StoreError};
@@ -58,10 +62,10 @@ pub struct SecretsService {
     store: Arc<dyn Store>,
     kms: Arc<KmsService>,
     clock: Clock,
-    /// Secrets by ARN, with their versions.
-    secrets: RwLock<HashMap<String, Arc<Secret>>>,
-    /// ARN by (account, region, name).
-    names: RwLock<HashMap<NameKey, String>>,
+    /// Secrets by ARN, with their versions (bounded).
+    secrets: BoundedCache<String, Arc<Secret>>,
+    /// ARN by (account, region, name) (bounded likewise).
+    names: BoundedCache<NameKey, String>,
     /// Bumped when a commit starts and when it ends, so that a reader that loaded a secret
     /// from the store while a commit ran does not cache what it read.
     commits: AtomicU64,
@@ -107,13 +111,19 @@ enum Change {
 }
 
 impl SecretsService {
-    pub fn new(store: Arc<dyn Store>, kms: Arc<KmsService>, clock: Clock) -> Self {
+    /// `cached_secrets`: how many secrets the cache holds at most.
+    pub fn new(
+        store: Arc<dyn Store>,
+        kms: Arc<KmsService>,
+        clock: Clock,
+        cached_secrets: usize,
+    ) -> Self {
         Self {
             store,
             kms,
             clock,
-            secrets: RwLock::default(),
-            names: RwLock::default(),
+            secrets: BoundedCache::new(cached_secrets),
+            names: BoundedCache::new(cached_secrets),
             commits: AtomicU64::new(0),
             policies: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
@@ -149,7 +159,7 @@ impl SecretsService {
             region: region.to_owned(),
             name: name.to_owned(),
         };
-        let arn = self.names.read().ok()?.get(&key).cloned()?;
+        let arn = self.names.get(&key)?;
         self.cached(&arn)
     }
 
@@ -179,49 +189,36 @@ impl SecretsService {
     ) -> Result<Arc<Secret>, SecretsError> {
         let versions = self.store.secret_versions(&record.arn).await?;
         let secret = Arc::new(Secret::from_records(record, versions)?);
-        let Ok(mut secrets) = self.secrets.write() else {
-            return Ok(secret);
-        };
-        if epoch % 2 == 1 || self.commits.load(Ordering::Acquire) != epoch {
+        let quiet = || epoch.is_multiple_of(2) && self.commits.load(Ordering::Acquire) == epoch;
+        let cached = self
+            .secrets
+            .get_or_insert_if(secret.arn.clone(), secret.clone(), quiet);
+        if Arc::ptr_eq(&cached, &secret) && !quiet() {
+            // Not cached: a commit ran meanwhile.
             return Ok(secret);
         }
-        let cached = secrets
-            .entry(secret.arn.clone())
-            .or_insert_with(|| secret.clone())
-            .clone();
-        drop(secrets);
-        if let Ok(mut names) = self.names.write() {
-            names.insert(NameKey::of(&cached), cached.arn.clone());
-        }
+        self.names.insert(NameKey::of(&cached), cached.arn.clone());
         Ok(cached)
     }
 
     fn cached(&self, arn: &str) -> Option<Arc<Secret>> {
-        self.secrets.read().ok()?.get(arn).cloned()
+        self.secrets.get(arn)
     }
 
     fn cache_put(&self, secret: Arc<Secret>) {
         // No forget_policy here: parsed policies are used only while their text matches the
         // secret's, so a changed policy is never served stale.
-        if let Ok(mut names) = self.names.write() {
-            names.insert(NameKey::of(&secret), secret.arn.clone());
-        }
-        if let Ok(mut secrets) = self.secrets.write() {
-            secrets.insert(secret.arn.clone(), secret);
-        }
+        self.names.insert(NameKey::of(&secret), secret.arn.clone());
+        self.secrets.insert(secret.arn.clone(), secret);
     }
 
     fn cache_remove(&self, secret: &Secret) {
         self.forget_policy(&secret.arn);
-        if let Ok(mut names) = self.names.write() {
-            let key = NameKey::of(secret);
-            if names.get(&key) == Some(&secret.arn) {
-                names.remove(&key);
-            }
+        let key = NameKey::of(secret);
+        if self.names.get(&key).as_ref() == Some(&secret.arn) {
+            self.names.remove(&key);
         }
-        if let Ok(mut secrets) = self.secrets.write() {
-            secrets.remove(&secret.arn);
-        }
+        self.secrets.remove(&secret.arn);
     }
 
     /// Stores `changes` in one durable transaction, then caches the results (in order).

@@ -26,12 +26,8 @@ impl SecretsService {
     /// before the erasure does not cache it.
     pub(crate) fn forget_all(&self) {
         self.commits.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut secrets) = self.secrets.write() {
-            secrets.clear();
-        }
-        if let Ok(mut names) = self.names.write() {
-            names.clear();
-        }
+        self.secrets.clear();
+        self.names.clear();
         if let Ok(mut policies) = self.policies.write() {
             policies.clear();
         }

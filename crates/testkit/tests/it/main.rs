@@ -7,6 +7,7 @@ mod at_rest;
 mod audit_rejections;
 mod audit_trail;
 mod authorization_every_operation;
+mod caches;
 mod compatibility;
 mod data_dir_permissions;
 mod iam_access_keys;

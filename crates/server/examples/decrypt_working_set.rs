@@ -1,0 +1,221 @@
+//! Decrypt throughput over a working set of many keys, against a running dev-mode server.
+//!
+//! Creates `--keys` KMS keys (CreateKey, then one Encrypt under each), then sends unsigned
+//! `Decrypt` requests for ciphertexts of keys chosen at random, over `--connections`
+//! keep-alive connections, for `--seconds` after one second of warm-up, and prints
+//! requests/s and latency percentiles. `keyhold bench` loads one key; this shows what a
+//! large working set costs (the key cache's bound is the server's `[cache] kms_keys`).
+//!
+//! ```text
+//! keyhold serve --config dev.toml   # mode = "dev", optionally [cache] kms_keys = N
+//! cargo run --release -p keyhold-server --example decrypt_working_set -- \
+//!     --endpoint 127.0.0.1:4566 --keys 100000 --connections 32 --seconds 8
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+struct Args {
+    endpoint: SocketAddr,
+    keys: usize,
+    connections: usize,
+    seconds: u64,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        endpoint: "127.0.0.1:4566".parse()?,
+        keys: 10,
+        connections: 32,
+        seconds: 8,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--endpoint" => args.endpoint = value.parse()?,
+            "--keys" => args.keys = value.parse()?,
+            "--connections" => args.connections = value.parse()?,
+            "--seconds" => args.seconds = value.parse()?,
+            _ => anyhow::bail!("unknown flag {flag}"),
+        }
+    }
+    Ok(args)
+}
+
+/// One keep-alive HTTP/1.1 connection sending JSON 1.1 requests.
+struct Connection {
+    stream: BufReader<TcpStream>,
+    endpoint: SocketAddr,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(endpoint: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(endpoint).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+            endpoint,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends one request; returns the status and body.
+    async fn call(&mut self, target: &str, body: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: {target}\r\nContent-Length: {}\r\n\r\n",
+            self.endpoint,
+            body.len()
+        );
+        let stream = self.stream.get_mut();
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        self.buf.clear();
+        // The head, up to the blank line.
+        loop {
+            let mut byte = [0u8; 1];
+            self.stream.read_exact(&mut byte).await?;
+            self.buf.push(byte[0]);
+            if self.buf.ends_with(b"\r\n\r\n") {
+                break;
+            }
+        }
+        let head = String::from_utf8_lossy(&self.buf).to_ascii_lowercase();
+        let status: u16 = head
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no status line"))?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no content-length"))?;
+        let mut body = vec![0u8; length];
+        self.stream.read_exact(&mut body).await?;
+        Ok((status, body))
+    }
+}
+
+fn field(body: &[u8], name: &str) -> anyhow::Result<String> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    value
+        .pointer(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no {name} in {}", String::from_utf8_lossy(body)))
+}
+
+/// Creates `count` keys and one ciphertext under each (a Decrypt request body).
+async fn prepare(args: &Args) -> anyhow::Result<Vec<String>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.connections {
+        let (next, endpoint, keys) = (next.clone(), args.endpoint, args.keys);
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Connection::open(endpoint).await?;
+            let mut bodies = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < keys {
+                let (status, body) = conn.call("TrentService.CreateKey", "{}").await?;
+                anyhow::ensure!(
+                    status == 200,
+                    "CreateKey: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                let key_id = field(&body, "/KeyMetadata/KeyId")?;
+                let request = format!(
+                    r#"{{"KeyId":"{key_id}","Plaintext":"{}"}}"#,
+                    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+                );
+                let (status, body) = conn.call("TrentService.Encrypt", &request).await?;
+                anyhow::ensure!(status == 200, "Encrypt: {}", String::from_utf8_lossy(&body));
+                let blob = field(&body, "/CiphertextBlob")?;
+                bodies.push(format!(r#"{{"CiphertextBlob":"{blob}"}}"#));
+            }
+            anyhow::Ok(bodies)
+        }));
+    }
+    let mut all = Vec::with_capacity(args.keys);
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let started = Instant::now();
+    let bodies = Arc::new(prepare(&args).await?);
+    let prepared = started.elapsed();
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for worker in 0..args.connections {
+        let (bodies, measuring, stop) = (bodies.clone(), measuring.clone(), stop.clone());
+        let endpoint = args.endpoint;
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Connection::open(endpoint).await?;
+            // xorshift64*, seeded per worker: which key each request uses.
+            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (worker as u64 + 1).wrapping_mul(0xD1B5);
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                let pick =
+                    (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % bodies.len() as u64) as usize;
+                let body = bodies.get(pick).map_or("", String::as_str);
+                let t = Instant::now();
+                let (status, _) = conn.call("TrentService.Decrypt", body).await?;
+                if measuring.load(Ordering::Relaxed) {
+                    if status == 200 {
+                        latencies.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            anyhow::Ok((latencies, errors))
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = window.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await??;
+        latencies.extend(l);
+        errors += e;
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
+        latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "keys={} connections={} prepared_in={:.1}s decrypt/s={:.0} p50_ms={:.2} p99_ms={:.2} errors={}",
+        args.keys,
+        args.connections,
+        prepared.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        errors
+    );
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! A bounded, thread-safe cache for the hot path: the KMS keys (with their unsealed
+//! backing keys), key aliases, unknown key ids, secrets and authenticated principals.
+//!
+//! Eviction is CLOCK (second chance), the usual approximation of LRU: every entry has a
+//! "referenced" bit that a lookup sets; when the cache is full, a hand sweeps the entries,
+//! clearing set bits and evicting the first entry whose bit was already clear, i.e. one not
+//! used since the hand last passed it. Lookups take only a shared lock (setting the bit is an
+//! atomic store), so concurrent readers of hot entries never serialize; inserts and
+//! removals take the exclusive lock.
+//!
+//! What the cache holds is a copy of what the store holds: an evicted entry is simply loaded
+//! again on its next use. Values are usually `Arc`s, so an entry evicted while a request
+//! still uses it lives (and its zeroizing material with it) until that request ends.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// A cache of at most `capacity` entries (CLOCK eviction).
+pub struct BoundedCache<K, V> {
+    capacity: usize,
+    inner: RwLock<Inner<K, V>>,
+}
+
+struct Inner<K, V> {
+    index: HashMap<K, usize>,
+    slots: Vec<Slot<K, V>>,
+    /// Slots emptied by `remove`, reused before anything is evicted.
+    free: Vec<usize>,
+    hand: usize,
+}
+
+struct Slot<K, V> {
+    entry: Option<(K, V)>,
+    referenced: AtomicBool,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
+    /// A cache holding at most `capacity` entries (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: RwLock::new(Inner {
+                index: HashMap::new(),
+                slots: Vec::new(),
+                free: Vec::new(),
+                hand: 0,
+            }),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of `key`, marking it used.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let inner = self.read();
+        let slot = inner.slots.get(*inner.index.get(key)?)?;
+        slot.referenced.store(true, Ordering::Relaxed);
+        slot.entry.as_ref().map(|(_, v)| v.clone())
+    }
+
+    /// Inserts or replaces `key`'s value.
+    pub fn insert(&self, key: K, value: V) {
+        let mut inner = self.write();
+        inner.put(self.capacity, key, value);
+    }
+
+    /// The cached value of `key` if there is one; otherwise caches `value` if `allowed()`
+    /// (decided under the exclusive lock, so no writer interleaves) and returns it.
+    pub fn get_or_insert_if(&self, key: K, value: V, allowed: impl FnOnce() -> bool) -> V {
+        let mut inner = self.write();
+        if let Some(slot) = inner.index.get(&key).and_then(|&i| inner.slots.get(i))
+            && let Some((_, cached)) = &slot.entry
+        {
+            slot.referenced.store(true, Ordering::Relaxed);
+            return cached.clone();
+        }
+        if allowed() {
+            inner.put(self.capacity, key, value.clone());
+        }
+        value
+    }
+
+    /// Replaces `key`'s value with `value` only if `is_current` accepts the value cached
+    /// now (nothing is inserted when the key is not cached). Returns whether it replaced.
+    pub fn replace_if(&self, key: &K, value: V, is_current: impl FnOnce(&V) -> bool) -> bool {
+        let mut inner = self.write();
+        let Some(&i) = inner.index.get(key) else {
+            return false;
+        };
+        match inner.slots.get_mut(i).and_then(|s| s.entry.as_mut()) {
+            Some((_, cached)) if is_current(cached) => {
+                *cached = value;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut inner = self.write();
+        let i = inner.index.remove(key)?;
+        let (_, value) = inner.slots.get_mut(i)?.entry.take()?;
+        inner.free.push(i);
+        Some(value)
+    }
+
+    /// Keeps only the entries for which `keep` is true.
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        let mut inner = self.write();
+        let Inner {
+            index, slots, free, ..
+        } = &mut *inner;
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if let Some((k, v)) = &slot.entry
+                && !keep(k, v)
+            {
+                index.remove(k);
+                slot.entry = None;
+                free.push(i);
+            }
+        }
+    }
+
+    pub fn clear(&self) {
+        let mut inner = self.write();
+        inner.index.clear();
+        inner.slots.clear();
+        inner.free.clear();
+        inner.hand = 0;
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner<K, V>> {
+        // Every update leaves the index and the slots consistent before it can panic.
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner<K, V>> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Inner<K, V> {
+    fn put(&mut self, capacity: usize, key: K, value: V) {
+        if let Some(slot) = self.index.get(&key).and_then(|&i| self.slots.get_mut(i)) {
+            slot.entry = Some((key, value));
+            slot.referenced.store(true, Ordering::Relaxed);
+            return;
+        }
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None if self.slots.len() < capacity => {
+                self.slots.push(Slot {
+                    entry: None,
+                    referenced: AtomicBool::new(false),
+                });
+                self.slots.len() - 1
+            }
+            None => self.evict(),
+        };
+        self.index.insert(key.clone(), i);
+        if let Some(slot) = self.slots.get_mut(i) {
+            // A new entry starts unreferenced: it must be used again to earn a second chance.
+            slot.entry = Some((key, value));
+            slot.referenced.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Empties the slot the CLOCK hand stops at and returns it. Called only when every slot
+    /// is occupied (the free list is empty and the cache is at capacity).
+    fn evict(&mut self) -> usize {
+        let n = self.slots.len();
+        // Two sweeps at most: the first clears every bit it passes.
+        for _ in 0..=2 * n {
+            let i = self.hand % n;
+            self.hand = (i + 1) % n;
+            let Some(slot) = self.slots.get_mut(i) else {
+                continue;
+            };
+            if slot.referenced.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            if let Some((old, _)) = slot.entry.take() {
+                self.index.remove(&old);
+            }
+            return i;
+        }
+        // Unreachable with n > 0; stay correct anyway by evicting the slot under the hand.
+        let i = self.hand % n;
+        if let Some((old, _)) = self.slots.get_mut(i).and_then(|s| s.entry.take()) {
+            self.index.remove(&old);
+        }
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_at_most_its_capacity() {
+        let cache = BoundedCache::new(3);
+        for i in 0..100 {
+            cache.insert(i, i * 10);
+            assert!(cache.len() <= 3);
+            assert_eq!(cache.get(&i), Some(i * 10));
+        }
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn a_used_entry_gets_a_second_chance() {
+        let cache = BoundedCache::new(2);
+        cache.insert("hot", 1);
+        cache.insert("cold", 2);
+        assert_eq!(cache.get("hot"), Some(1));
+        cache.insert("new", 3);
+        assert_eq!(cache.get("hot"), Some(1), "the used entry stays");
+        assert_eq!(cache.get("cold"), None, "the unused one is evicted");
+        assert_eq!(cache.get("new"), Some(3));
+    }
+
+    #[test]
+    fn remove_frees_a_slot_and_retain_filters() {
+        let cache = BoundedCache::new(2);
+        cache.insert(1, "a");
+        cache.insert(2, "b");
+        assert_eq!(cache.remove(&1), Some("a"));
+        cache.insert(3, "c");
+        assert_eq!(cache.get(&2), Some("b"), "a freed slot is reused first");
+        cache.retain(|k, _| *k != 2);
+        assert_eq!(cache.get(&2), None);
+        assert_eq!(cache.len(), 1);
+        cache.clear();
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn conditional_inserts() {
+        let cache = BoundedCache::new(4);
+        assert_eq!(cache.get_or_insert_if(1, "a", || false), "a");
+        assert_eq!(cache.get(&1), None, "not allowed: not cached");
+        assert_eq!(cache.get_or_insert_if(1, "b", || true), "b");
+        assert_eq!(
+            cache.get_or_insert_if(1, "c", || true),
+            "b",
+            "the cached one wins"
+        );
+        assert!(!cache.replace_if(&1, "d", |v| *v == "x"));
+        assert!(cache.replace_if(&1, "d", |v| *v == "b"));
+        assert_eq!(cache.get(&1), Some("d"));
+        assert!(
+            !cache.replace_if(&2, "e", |_| true),
+            "absent keys are not inserted"
+        );
+    }
+}
