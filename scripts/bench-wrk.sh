@@ -2,7 +2,7 @@
 # bench-wrk.sh — requests/s from a second process (wrk: 1 thread, 32 keep-alive connections,
 # the same SigV4-signed request replayed, 8 s) against a release Keyhold in dev mode with the
 # durable audit trail, beside the bare HTTP stack (examples/bare_axum.rs) in the same run.
-#   cargo build --release -p keyhold -p keyhold-server --example bare_axum && scripts/bench-wrk.sh
+#   cargo build --release -p keyhold --bin keyhold -p keyhold-server --example bare_axum && scripts/bench-wrk.sh
 # Needs wrk (apt-get install wrk), the aws CLI and botocore (pip install awscli).
 set -euo pipefail
 T=${CARGO_TARGET_DIR:-$HOME/.cache/keyhold-target}/release

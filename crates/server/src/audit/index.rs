@@ -160,6 +160,7 @@ fn remove_index(path: &Path) -> anyhow::Result<()> {
 /// The indexer: waits for durable events the index lacks, reads them from the log, adds
 /// them; ends when the index is closed or dropped.
 fn run(index: &std::sync::Weak<Index>, mut log: SegmentLog) {
+    lower_priority();
     loop {
         let Some(index) = index.upgrade() else {
             return;
@@ -215,6 +216,15 @@ fn run(index: &std::sync::Weak<Index>, mut log: SegmentLog) {
                 let _ = log.refresh();
             }
         }
+    }
+}
+
+/// The index is derived and may lag: its thread yields the CPU to requests (nice 10) when
+/// the machine is busy, and catches up when it is not.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "cannot lower the audit indexer's priority");
     }
 }
 
