@@ -9,6 +9,7 @@ mod audit_trail;
 mod authorization_every_operation;
 mod compatibility;
 mod data_dir_permissions;
+mod envelope;
 mod iam_access_keys;
 mod iam_at_rest;
 mod iam_roles_policies;
