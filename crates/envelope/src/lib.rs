@@ -483,6 +483,30 @@ impl Envelope {
         .await
     }
 
+    /// Decrypts a message made by [`Self::encrypt_with_raw_data_key_for_benchmarks_only`]
+    /// with the same caller-supplied data key (no KMS call). Only for measuring the
+    /// format's own cost (benches/).
+    #[doc(hidden)]
+    pub async fn decrypt_with_raw_data_key_for_benchmarks_only<R, W>(
+        data_key: &[u8; 32],
+        input: &mut R,
+        output: &mut W,
+    ) -> Result<u64, Error>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let raw = header::read_header(
+            input,
+            ReadLimits {
+                max_edks: None,
+                max_frame_len: DEFAULT_MAX_DECRYPT_FRAME_LEN,
+            },
+        )
+        .await?;
+        stream::decrypt(&raw, crypto::DataKey::from_slice(data_key)?, input, output).await
+    }
+
     fn signer_into(&self, context: &mut EncryptionContext) -> Result<Option<Signer>, Error> {
         if !self.inner.suite.is_signed() {
             return Ok(None);

@@ -10,6 +10,7 @@ mod authorization_every_operation;
 mod caches;
 mod compatibility;
 mod data_dir_permissions;
+mod envelope;
 mod iam_access_keys;
 mod iam_at_rest;
 mod iam_roles_policies;

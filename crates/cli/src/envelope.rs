@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use keyhold_envelope::{AlgorithmSuite, EncryptOptions, EncryptionContext, Envelope, Error, ObjectId};
+use keyhold_envelope::{
+    AlgorithmSuite, EncryptOptions, EncryptionContext, Envelope, Error, ObjectId,
+};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 #[derive(Subcommand)]
@@ -80,7 +82,9 @@ enum Progress {
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
     Ok((k.to_owned(), v.to_owned()))
 }
 
@@ -92,7 +96,9 @@ pub async fn run(command: EnvelopeCommand) -> i32 {
             eprintln!("keyhold envelope: {e}");
             match e {
                 Error::Kms { .. } | Error::KmsResponse(_) | Error::NoDecryptableKey { .. } => 3,
-                Error::InvalidCiphertext | Error::TooManyEncryptedDataKeys { .. } | Error::Unsupported(_) => 4,
+                Error::InvalidCiphertext
+                | Error::TooManyEncryptedDataKeys { .. }
+                | Error::Unsupported(_) => 4,
                 Error::ContextMismatch => 5,
                 Error::InvalidInput(_) => 2,
                 Error::Io(_) | Error::Crypto => 1,
@@ -122,7 +128,9 @@ impl From<Error> for Failure {
 }
 
 async fn execute(command: EnvelopeCommand) -> Result<(), Failure> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
     let kms = aws_sdk_kms::Client::new(&sdk);
     match command {
         EnvelopeCommand::Encrypt(args) => {
@@ -145,19 +153,39 @@ async fn execute(command: EnvelopeCommand) -> Result<(), Failure> {
                     let object = match (&args.object_id, stdio_path(&c.input)) {
                         (Some(id), _) => id.clone(),
                         (None, Some(p)) => p.to_string_lossy().into_owned(),
-                        (None, None) => return Err(Failure::Usage("--bucket-key on stdin needs --object-id".into())),
+                        (None, None) => {
+                            return Err(Failure::Usage(
+                                "--bucket-key on stdin needs --object-id".into(),
+                            ));
+                        }
                     };
-                    Some(ObjectId { bucket: bucket.clone(), object })
+                    Some(ObjectId {
+                        bucket: bucket.clone(),
+                        object,
+                    })
                 }
             };
             let (mut input, len) = open_input(&c.input).await?;
-            let options = EncryptOptions { context, plaintext_len: len, object };
-            with_output(&c.output, c.progress, len, &mut input, &Op::Encrypt(env, options)).await
+            let options = EncryptOptions {
+                context,
+                plaintext_len: len,
+                object,
+            };
+            with_output(
+                &c.output,
+                c.progress,
+                len,
+                &mut input,
+                &Op::Encrypt(env, options),
+            )
+            .await
         }
         EnvelopeCommand::Decrypt(args) => {
             let c = &args.common;
             if c.key_ids.is_empty() && !args.discovery {
-                return Err(Failure::Usage("decrypt needs --key-id (key ARN or id) or --discovery".into()));
+                return Err(Failure::Usage(
+                    "decrypt needs --key-id (key ARN or id) or --discovery".into(),
+                ));
             }
             let mut b = Envelope::builder(kms).discovery(args.discovery);
             for k in &c.key_ids {
@@ -169,7 +197,14 @@ async fn execute(command: EnvelopeCommand) -> Result<(), Failure> {
             let env = b.build()?;
             let expected = EncryptionContext::try_from(c.context.clone())?;
             let (mut input, len) = open_input(&c.input).await?;
-            with_output(&c.output, c.progress, len, &mut input, &Op::Decrypt(env, expected)).await
+            with_output(
+                &c.output,
+                c.progress,
+                len,
+                &mut input,
+                &Op::Decrypt(env, expected),
+            )
+            .await
         }
     }
 }
@@ -183,10 +218,20 @@ type Input = Box<dyn AsyncRead + Unpin + Send>;
 
 async fn open_input(path: &Option<PathBuf>) -> Result<(Input, Option<u64>), Failure> {
     match stdio_path(path) {
-        None => Ok((Box::new(tokio::fs::File::from_std(stdio_file(StdStream::In)?)), None)),
+        None => Ok((
+            Box::new(tokio::fs::File::from_std(stdio_file(StdStream::In)?)),
+            None,
+        )),
         Some(p) => {
-            let f = tokio::fs::File::open(p).await.map_err(|e| Failure::Io(format!("cannot open {}", p.display()), e))?;
-            let len = f.metadata().await.ok().filter(|m| m.is_file()).map(|m| m.len());
+            let f = tokio::fs::File::open(p)
+                .await
+                .map_err(|e| Failure::Io(format!("cannot open {}", p.display()), e))?;
+            let len = f
+                .metadata()
+                .await
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
             Ok((Box::new(f), len))
         }
     }
@@ -206,12 +251,15 @@ fn stdio_file(which: StdStream) -> Result<std::fs::File, Failure> {
         StdStream::In => std::io::stdin().as_fd().try_clone_to_owned(),
         StdStream::Out => std::io::stdout().as_fd().try_clone_to_owned(),
     };
-    fd.map(std::fs::File::from).map_err(|e| Failure::Io("cannot use stdin/stdout".into(), e))
+    fd.map(std::fs::File::from)
+        .map_err(|e| Failure::Io("cannot use stdin/stdout".into(), e))
 }
 
 #[cfg(not(unix))]
 fn stdio_file(_: StdStream) -> Result<std::fs::File, Failure> {
-    Err(Failure::Usage("stdin/stdout are supported on Unix only; name the files".into()))
+    Err(Failure::Usage(
+        "stdin/stdout are supported on Unix only; name the files".into(),
+    ))
 }
 
 /// Runs `op` from `input` to the output; a file output appears only on success.
@@ -221,7 +269,11 @@ enum Op {
 }
 
 impl Op {
-    async fn run<W: AsyncWrite + Unpin>(&self, r: &mut Counting<'_>, w: &mut W) -> Result<(), Error> {
+    async fn run<W: AsyncWrite + Unpin>(
+        &self,
+        r: &mut Counting<'_>,
+        w: &mut W,
+    ) -> Result<(), Error> {
         match self {
             Op::Encrypt(env, options) => env.encrypt_stream(r, w, options).await.map(|_| ()),
             Op::Decrypt(env, expected) => env.decrypt_stream(r, w, expected).await.map(|_| ()),
@@ -229,13 +281,25 @@ impl Op {
     }
 }
 
-async fn with_output(out: &Option<PathBuf>, progress: Progress, len: Option<u64>, input: &mut Input, op: &Op) -> Result<(), Failure> {
+async fn with_output(
+    out: &Option<PathBuf>,
+    progress: Progress,
+    len: Option<u64>,
+    input: &mut Input,
+    op: &Op,
+) -> Result<(), Failure> {
     let bar = progress_bar(progress, len);
-    let mut counting = Counting { inner: input, bar: bar.clone() };
+    let mut counting = Counting {
+        inner: input,
+        bar: bar.clone(),
+    };
     let result = match stdio_path(out) {
         None => {
             let mut stdout = tokio::fs::File::from_std(stdio_file(StdStream::Out)?);
-            let result = op.run(&mut counting, &mut stdout).await.map_err(Failure::from);
+            let result = op
+                .run(&mut counting, &mut stdout)
+                .await
+                .map_err(Failure::from);
             // A file's writes complete in the background; wait for them before exiting.
             match stdout.flush().await {
                 Ok(()) => result,
@@ -243,17 +307,28 @@ async fn with_output(out: &Option<PathBuf>, progress: Progress, len: Option<u64>
             }
         }
         Some(path) => {
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let tmp = tempfile::Builder::new()
                 .prefix(".keyhold-envelope-")
                 .tempfile_in(dir)
-                .map_err(|e| Failure::Io(format!("cannot create a file in {}", dir.display()), e))?;
-            let std_file = tmp.reopen().map_err(|e| Failure::Io("cannot open the temporary file".into(), e))?;
+                .map_err(|e| {
+                    Failure::Io(format!("cannot create a file in {}", dir.display()), e)
+                })?;
+            let std_file = tmp
+                .reopen()
+                .map_err(|e| Failure::Io("cannot open the temporary file".into(), e))?;
             let mut file = tokio::fs::File::from_std(std_file);
             match op.run(&mut counting, &mut file).await {
                 Ok(()) => {
-                    file.sync_all().await.map_err(|e| Failure::Io("cannot write the output".into(), e))?;
-                    tmp.persist(path).map_err(|e| Failure::Io(format!("cannot write {}", path.display()), e.error))?;
+                    file.sync_all()
+                        .await
+                        .map_err(|e| Failure::Io("cannot write the output".into(), e))?;
+                    tmp.persist(path).map_err(|e| {
+                        Failure::Io(format!("cannot write {}", path.display()), e.error)
+                    })?;
                     Ok(())
                 }
                 // The temporary file is deleted on drop: nothing partial is left behind.
@@ -279,11 +354,14 @@ fn progress_bar(progress: Progress, len: Option<u64>) -> Option<ProgressBar> {
     }
     let bar = match len {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
     bar.enable_steady_tick(Duration::from_millis(200));
@@ -297,7 +375,11 @@ pub struct Counting<'a> {
 }
 
 impl AsyncRead for Counting<'_> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
         let poll = Pin::new(&mut **this.inner).poll_read(cx, buf);
