@@ -30,7 +30,9 @@
 //!
 //! [[rotation_functions]]                # what a secret's RotationLambdaARN runs
 //! arn = "arn:aws:lambda:us-east-1:111122223333:function:rotate-db"
-//! command = ["python3", "/opt/rotators/shim.py"]  # or url = "http://...", not both
+//! command = ["python3", "/opt/rotators/shim.py"]  # or url = "http://...", or builtin
+//! # builtin = "postgres-single-user"  # | postgres-alternating-users | mysql-single-user
+//! #                                   # | mysql-alternating-users (docs/secrets-manager.md)
 //! role_arn = "arn:aws:iam::111122223333:role/rotator"  # its temporary credentials
 //! timeout_seconds = 30                  # Lambda-like time limit per step (1-900)
 //! ```
@@ -130,8 +132,8 @@ pub const MAX_ROTATION_TIMEOUT_SECONDS: u64 = 900;
 pub const DEFAULT_ROTATION_TIMEOUT_SECONDS: u64 = 30;
 
 /// One `[[rotation_functions]]` entry: the rotation function a `RotationLambdaARN` names,
-/// run as an HTTP endpoint (`url`) or a local command (`command`), with temporary
-/// credentials for `role_arn`.
+/// run as an HTTP endpoint (`url`), a local command (`command`) or one of Keyhold's
+/// built-in database rotators (`builtin`), with temporary credentials for `role_arn`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotationFunction {
@@ -143,11 +145,38 @@ pub struct RotationFunction {
     /// Receives each step's invocation event on stdin (argv; no shell).
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// A rotator built into Keyhold (AWS's published database rotation functions).
+    #[serde(default)]
+    pub builtin: Option<BuiltinRotator>,
     /// The role whose temporary credentials the function calls Keyhold with.
     #[serde(default)]
     pub role_arn: Option<String>,
     #[serde(default = "default_rotation_timeout")]
     pub timeout_seconds: u64,
+}
+
+/// The rotators built into Keyhold: AWS's published rotation functions for PostgreSQL and
+/// MySQL/MariaDB, single-user and alternating-users strategies
+/// (`crate::secrets::rotate_builtin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuiltinRotator {
+    PostgresSingleUser,
+    PostgresAlternatingUsers,
+    MysqlSingleUser,
+    MysqlAlternatingUsers,
+}
+
+impl BuiltinRotator {
+    /// The name the config gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PostgresSingleUser => "postgres-single-user",
+            Self::PostgresAlternatingUsers => "postgres-alternating-users",
+            Self::MysqlSingleUser => "mysql-single-user",
+            Self::MysqlAlternatingUsers => "mysql-alternating-users",
+        }
+    }
 }
 
 fn default_rotation_timeout() -> u64 {
@@ -173,16 +202,17 @@ impl RotationFunction {
                 self.arn
             );
         }
-        match (&self.url, &self.command) {
-            (Some(url), None) => {
+        match (&self.url, &self.command, &self.builtin) {
+            (Some(url), None, None) => {
                 if !url.starts_with("http://") {
                     bail!("rotation function {}: url must be an http:// URL", self.arn);
                 }
             }
-            (None, Some(argv)) if !argv.is_empty() && !argv[0].is_empty() => {}
-            (None, Some(_)) => bail!("rotation function {}: command is empty", self.arn),
+            (None, Some(argv), None) if !argv.is_empty() && !argv[0].is_empty() => {}
+            (None, Some(_), None) => bail!("rotation function {}: command is empty", self.arn),
+            (None, None, Some(_)) => {}
             _ => bail!(
-                "rotation function {}: give exactly one of url and command",
+                "rotation function {}: give exactly one of url, command and builtin",
                 self.arn
             ),
         }
@@ -819,11 +849,18 @@ mod tests {
             url = "http://127.0.0.1:9000/rotate"
             role_arn = "arn:aws:iam::111122223333:role/rotator"
             timeout_seconds = 5
+            [[rotation_functions]]
+            arn = "arn:aws:lambda:us-east-1:111122223333:function:pg"
+            builtin = "postgres-alternating-users"
         "#,
         )
         .unwrap();
         c.validate().unwrap();
-        assert_eq!(c.rotation_functions.len(), 2);
+        assert_eq!(c.rotation_functions.len(), 3);
+        assert_eq!(
+            c.rotation_functions[2].builtin,
+            Some(BuiltinRotator::PostgresAlternatingUsers)
+        );
         assert_eq!(c.rotation_functions[0].timeout_seconds, 30);
         for bad in [
             "arn = \"arn:aws:lambda:us-east-1:1:function:x\"\ncommand = [\"x\"]",
@@ -831,6 +868,7 @@ mod tests {
             "arn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"\ncommand = []",
             "arn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"\nurl = \"ftp://h\"",
             "arn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"\ncommand = [\"x\"]\ntimeout_seconds = 901",
+            "arn = \"arn:aws:lambda:us-east-1:111122223333:function:x\"\ncommand = [\"x\"]\nbuiltin = \"mysql-single-user\"",
         ] {
             let mut c = Config::default();
             c.apply_file(&format!("mode = \"dev\"\n[[rotation_functions]]\n{bad}"))

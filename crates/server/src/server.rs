@@ -233,6 +233,9 @@ pub(crate) async fn unsealed_state(
             ready_checks: Vec::new(),
         },
     });
+    state
+        .secrets
+        .attach_rotation_dispatcher(Arc::downgrade(&state));
     if let Some(seed) = &state.ops.seed {
         crate::ops::seed::apply(&state, seed, &config.account_id)
             .await

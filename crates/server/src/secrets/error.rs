@@ -308,13 +308,13 @@ impl From<SecretsError> for ApiError {
                 "A previous rotation isn't complete. That rotation will be reattempted.".into(),
             ),
             E::BothRotationSchedules => invalid_parameter(
-                "You can't specify both AutomaticallyAfterDays and ScheduleExpression in \
-                 RotationRules."
+                "You cannot specify both rotation frequency and schedule expression together."
                     .into(),
             ),
             E::InvalidSchedule { expression } => invalid_parameter(format!(
                 "The schedule expression {expression} is not valid: use rate(N hours), \
-                 rate(N days) or a six-field cron() expression, at most every four hours."
+                 rate(N days) or a six-field cron() expression with 0 minutes and * for the \
+                 year, at most every four hours."
             )),
             E::InvalidDuration => invalid_parameter(
                 "The rotation window (Duration) must be at least 1 hour, must not extend into \

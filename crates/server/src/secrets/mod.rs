@@ -31,6 +31,8 @@ mod replication;
 mod reset;
 mod resolve;
 mod rotate;
+mod rotate_builtin;
+mod rotate_db;
 mod rotation;
 mod schedule;
 mod secret;

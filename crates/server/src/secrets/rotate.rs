@@ -29,7 +29,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use keyhold_proto::route::Operation;
@@ -44,8 +44,10 @@ use super::labels::attach;
 use super::secret::{AWSCURRENT, AWSPENDING, Secret};
 use crate::arn::Scope;
 use crate::audit::{Auditor, ServiceEvent};
+use crate::auth::{CredentialSource, Lookup};
 use crate::config::RotationFunction;
 use crate::context::{Principal, RequestContext};
+use crate::http::AppState;
 use crate::iam::IamService;
 use crate::iam::directory::SessionKind;
 
@@ -77,6 +79,9 @@ pub(super) struct Engine {
     audit: Arc<dyn Auditor>,
     endpoint: String,
     service: Weak<SecretsService>,
+    /// The server the built-in rotators call in process (set once it exists:
+    /// [`SecretsService::attach_rotation_dispatcher`]).
+    app: OnceLock<Weak<AppState>>,
 }
 
 /// Rotations counted since start.
@@ -102,7 +107,16 @@ impl SecretsService {
             audit: setup.audit,
             endpoint: setup.endpoint,
             service: Arc::downgrade(self),
+            app: OnceLock::new(),
         });
+    }
+
+    /// Gives the built-in rotators the dispatcher they call Secrets Manager through, as a
+    /// Lambda function calls its endpoint (the server calls this once its state exists).
+    pub fn attach_rotation_dispatcher(&self, app: Weak<AppState>) {
+        if let Some(engine) = self.rotation.get() {
+            let _ = engine.app.set(app);
+        }
     }
 
     /// The rotation counters (started, succeeded, failed).
@@ -395,6 +409,20 @@ impl SecretsService {
                 .await
                 .map_err(|_| timed_out())?;
         }
+        if let Some(kind) = function.builtin {
+            let caller = self.builtin_caller(engine, function, secret, kind).await?;
+            let field = |name: &str| event.get(name).and_then(|v| v.as_str()).unwrap_or("");
+            let step = super::rotate_builtin::run_step(
+                kind,
+                &caller,
+                field("Step"),
+                field("SecretId"),
+                field("ClientRequestToken"),
+            );
+            return tokio::time::timeout(limit, step)
+                .await
+                .map_err(|_| timed_out())?;
+        }
         let argv = function.command.clone().unwrap_or_default();
         let env = self.environment(engine, function, secret).await?;
         let run = tokio::task::spawn_blocking(move || run_command(&argv, &env, &body, limit));
@@ -404,6 +432,56 @@ impl SecretsService {
             Ok(Err(CommandError::Failed(e))) => Err(e),
             Err(_) => Err("the rotation function's runner panicked".to_owned()),
         }
+    }
+
+    /// What a built-in rotator calls Secrets Manager as: the session of the function's role
+    /// (as Lambda runs a function with its execution role), or in dev mode without one the
+    /// root of the function's account; in the function's Region.
+    async fn builtin_caller(
+        &self,
+        engine: &Engine,
+        function: &RotationFunction,
+        secret: &Secret,
+        kind: crate::config::BuiltinRotator,
+    ) -> Result<super::rotate_builtin::Caller, String> {
+        let app = engine
+            .app
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or("the server is not running")?;
+        let parts: Vec<&str> = function.arn.split(':').collect();
+        let field = |i: usize| parts.get(i).copied().unwrap_or_default();
+        let region = if field(3).is_empty() {
+            secret.region.as_str()
+        } else {
+            field(3)
+        };
+        let (principal, account) = match &function.role_arn {
+            Some(role_arn) => {
+                let issued = role_session(&engine.iam, role_arn, field(6)).await?;
+                match engine.iam.lookup(&issued.access_key_id, field(1)) {
+                    Lookup::Found(found) => {
+                        let account = found.principal.account.clone();
+                        (found.principal, account)
+                    }
+                    Lookup::Unknown | Lookup::Refused => {
+                        return Err(format!(
+                            "the credentials of the rotation function's role {role_arn} were refused"
+                        ));
+                    }
+                }
+            }
+            None => {
+                let scope = Scope::new(field(4), region);
+                (Principal::root(&scope, None), field(4).to_owned())
+            }
+        };
+        Ok(super::rotate_builtin::Caller::new(
+            app,
+            principal,
+            Scope::new(account, region),
+            kind,
+        ))
     }
 
     /// The environment of a command: the endpoint, the Region, and credentials.

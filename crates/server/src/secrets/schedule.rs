@@ -1,11 +1,11 @@
 //! Rotation schedules: `rate(N hours|days)` and six-field `cron(...)` expressions, as
-//! Secrets Manager accepts them (UTC; at most one rotation every four hours; exactly one of
-//! day-of-month and day-of-week is `?`), and the windows they open.
+//! Secrets Manager accepts them (UTC; at most one rotation every four hours; minutes `0` and
+//! year `*`; exactly one of day-of-month and day-of-week is `?`), and the windows they open.
 //!
 //! Windows: a `rate()` in days opens at midnight; a `cron()` at its time. Without a
 //! `Duration`, a window in hours closes after one hour and a window in days at the end of the
 //! UTC day. Keyhold computes `NextRotationDate` (the window's close, "on or before" which
-//! rotation happens) from this; it does not run rotations yet.
+//! rotation happens) from this, and the sweep rotates when the window opens.
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -152,21 +152,22 @@ impl Cron {
         let [minute, hour, dom, month, dow, year] = fields.as_slice() else {
             return None;
         };
-        let minutes = values(minute, 0, 59, &[])?;
+        // Rotation windows open on the hour, and schedules repeat within a year: the
+        // minutes are 0 and the year is `*`.
+        if *minute != "0" || *year != "*" {
+            return None;
+        }
+        let minutes = vec![0];
         let hours = values(hour, 0, 23, &[])?;
         let months = values(month, 1, 12, &MONTHS)?;
         let day_of_month = day_field(dom, 1, 31, &[], false)?;
         let day_of_week = day_field(dow, 1, 7, &WEEKDAYS, true)?;
-        let years = if *year == "*" {
-            None
-        } else {
-            Some(values(year, 1970, 2199, &[])?)
-        };
+        let years = None;
         // Exactly one of the day fields is '?', and rotations are at least four hours apart.
         if (day_of_month == Day::Any) == (day_of_week == Day::Any) {
             return None;
         }
-        if minutes.len() != 1 || hours.windows(2).any(|w| matches!(w, [a, b] if b - a < 4)) {
+        if hours.windows(2).any(|w| matches!(w, [a, b] if b - a < 4)) {
             return None;
         }
         Some(Cron {
@@ -367,6 +368,10 @@ mod tests {
         assert!(Schedule::parse("cron(0 8 L * ? *)").is_some());
         assert!(Schedule::parse("cron(0 25 * * ? *)").is_none());
         assert!(Schedule::parse("cron(0 8 * *)").is_none());
+        // Windows open on the hour; schedules repeat within a year.
+        assert!(Schedule::parse("cron(30 8 ? * MON *)").is_none());
+        assert!(Schedule::parse("cron(0 8 ? * MON 2030)").is_none());
+        assert!(Schedule::parse("cron(0 4/12 * * ? *)").is_some());
         // First Monday of February 2024 is the 5th.
         let s = Schedule::parse("cron(0 8 ? * 2#1 *)").unwrap();
         assert_eq!(s.next_start(0, at(2024, 2, 1, 0)), Some(at(2024, 2, 5, 8)));

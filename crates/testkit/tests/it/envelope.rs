@@ -35,13 +35,8 @@ fn data(len: usize) -> Vec<u8> {
 
 /// KMS calls of one operation in the audit trail.
 fn audited(server: &TestServer, operation: &str) -> usize {
-    let conn = rusqlite::Connection::open(server.data_dir().join("audit.db")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT record FROM audit_events ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|r| serde_json::from_str::<Value>(&r.unwrap()).unwrap())
+    keyhold_testkit::audit_files::records(server.data_dir())
+        .into_iter()
         .filter(|r| r["eventName"] == operation && r["errorCode"].is_null())
         .count()
 }

@@ -42,6 +42,7 @@ mod secrets_lifecycle;
 mod secrets_policies_rotation;
 mod secrets_replication;
 mod secrets_rotation;
+mod secrets_rotation_databases;
 mod secrets_versions;
 mod ssm_at_rest;
 mod ssm_labels_tags;

@@ -36,6 +36,7 @@ fn template_function(arn: &str, role_arn: Option<&str>) -> RotationFunction {
                 .display()
                 .to_string(),
         ]),
+        builtin: None,
         role_arn: role_arn.map(str::to_owned),
         timeout_seconds: 60,
     }
@@ -57,7 +58,7 @@ fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
 
 /// The trail's rotation service events (`RotationStarted`, `RotationSucceeded`,
 /// `RotationFailed`) for `arn`, parsed.
-fn rotation_events(dir: &Path, arn: &str) -> Vec<Value> {
+pub(crate) fn rotation_events(dir: &Path, arn: &str) -> Vec<Value> {
     keyhold_testkit::audit_files::records(dir)
         .into_iter()
         .filter(|r| {
@@ -70,7 +71,7 @@ fn rotation_events(dir: &Path, arn: &str) -> Vec<Value> {
 }
 
 /// Waits (polling, at most a minute) until the trail has `n` events named `name` for `arn`.
-async fn wait_for_events(dir: &Path, arn: &str, name: &str, n: usize) -> Vec<Value> {
+pub(crate) async fn wait_for_events(dir: &Path, arn: &str, name: &str, n: usize) -> Vec<Value> {
     for _ in 0..600 {
         let events: Vec<Value> = rotation_events(dir, arn)
             .into_iter()
@@ -360,6 +361,7 @@ async fn one_rotation_at_a_time_and_a_lambda_like_time_limit() {
         arn: SLOW.to_owned(),
         url: None,
         command: Some(vec!["sleep".to_owned(), "30".to_owned()]),
+        builtin: None,
         role_arn: None,
         timeout_seconds: 2,
     };
