@@ -9,7 +9,6 @@ use keyhold_envelope::{
     Error, KMS_PROVIDER_ID, ObjectId,
 };
 use keyhold_testkit::TestServer;
-use serde_json::Value;
 
 const SUITES: [AlgorithmSuite; 2] = [
     AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
