@@ -137,10 +137,23 @@ impl TestServerBuilder {
         if self.config.mode == Mode::Strict && self.config.seal.is_none() {
             self.config.seal = Some(strict_seal(&dir));
         }
+        // KEYHOLD_TEST_STORAGE=postgres://...: the store in PostgreSQL, in a schema of this
+        // data directory's own (a restart on the same directory finds its state again).
+        if self.config.storage.is_none()
+            && let Some(url) = test_storage()
+        {
+            self.config.storage = Some(postgres_schema_for(&url, &dir).await);
+        }
+        // A Shamir server is initialized once: before its data directory (and store) exists.
+        let first_start = if self.config.storage.is_some() {
+            !dir.exists()
+        } else {
+            !dir.join("keyhold.db").exists()
+        };
         let mut shares = Vec::new();
         let mut initialized_admin = None;
         if let Some((n, k)) = self.shamir
-            && !dir.join("keyhold.db").exists()
+            && first_start
         {
             let (split, admin) = keyhold_server::initialize_shamir(&self.config, n, k)
                 .await
@@ -190,6 +203,42 @@ impl TestServerBuilder {
             task: Some(task),
         }
     }
+}
+
+/// `KEYHOLD_TEST_STORAGE`, when it names a PostgreSQL database: every test server keeps its
+/// store there (each in a schema of its own) instead of SQLite in its data directory.
+pub fn test_storage() -> Option<String> {
+    std::env::var("KEYHOLD_TEST_STORAGE")
+        .ok()
+        .filter(|url| keyhold_store::is_postgres_url(url))
+}
+
+/// The `storage` URL of a fresh (or, for the same data directory, the same) schema in the
+/// PostgreSQL database `url`: the schema is named after the data directory's path and
+/// created if missing, and the URL sets the connection's `search_path` to it.
+pub async fn postgres_schema_for(url: &str, data_dir: &Path) -> keyhold_server::config::StorageUrl {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut hasher);
+    let schema = format!("keyhold_test_{:016x}", hasher.finish());
+    let config = keyhold_store::parse_postgres_url(url).expect("KEYHOLD_TEST_STORAGE is a URL");
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("KEYHOLD_TEST_STORAGE: the database is reachable");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await
+        .expect("a schema for the test server");
+    drop(client);
+    let _ = driver.await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    keyhold_server::config::StorageUrl::parse(&format!(
+        "{url}{separator}options=-c%20search_path%3D{schema}"
+    ))
+    .expect("a storage URL")
+    .expect("a PostgreSQL storage URL")
 }
 
 /// The seal the testkit gives a strict-mode server that does not choose one: the root key
