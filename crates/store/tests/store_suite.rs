@@ -171,6 +171,7 @@ suite!(
     erase_resources_keeps_server_values,
     the_audit_anchor_stores_loads_and_clears,
     a_second_store_on_the_same_database_sees_every_write,
+    lookups_of_names_with_a_nul_find_nothing,
 );
 
 fn key(key_id: &str) -> KeyRecord {
@@ -1297,4 +1298,28 @@ async fn a_second_store_on_the_same_database_sees_every_write(f: &Fixture) {
             .await,
         Err(StoreError::AlreadyExists)
     ));
+}
+
+async fn lookups_of_names_with_a_nul_find_nothing(f: &Fixture) {
+    let s = f.store.as_ref();
+    insert(s, "k1").await;
+    let nul = "alias/\u{0}";
+    assert_eq!(s.get_alias(ACCOUNT, REGION, nul).await.unwrap(), None);
+    assert_eq!(s.get_key("k\u{0}").await.unwrap(), None);
+    assert!(
+        s.list_aliases(ACCOUNT, REGION, Some(nul))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.get_meta(nul).await.unwrap(), None);
+    assert!(s.materials(nul).await.unwrap().is_empty());
+    assert!(s.list_tags(nul).await.unwrap().is_empty());
+    assert!(s.key_grants(nul).await.unwrap().is_empty());
+    assert!(s.imported_materials(nul).await.unwrap().is_empty());
+    assert_eq!(s.get_secret(nul).await.unwrap(), None);
+    assert_eq!(s.find_secret(ACCOUNT, REGION, nul).await.unwrap(), None);
+    assert!(s.secret_versions(nul).await.unwrap().is_empty());
+    assert!(s.load_params(ACCOUNT, nul).await.unwrap().0.is_empty());
+    assert!(s.list_keys(nul, REGION, None, 10).await.unwrap().is_empty());
 }

@@ -134,6 +134,13 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// Whether a lookup value holds a NUL character: PostgreSQL's TEXT cannot hold one (it
+/// refuses the parameter), so no stored row can match it — the lookup finds nothing, as it
+/// does on SQLite, instead of failing.
+pub(crate) fn has_nul(values: &[&str]) -> bool {
+    values.iter().any(|v| v.contains('\0'))
+}
+
 fn limit_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -312,6 +319,9 @@ const RESOURCE_TABLES: &[&str] = &[
 #[async_trait]
 impl MetaStore for PgStore {
     async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        if has_nul(&[name]) {
+            return Ok(None);
+        }
         let c = self.client().await?;
         let row = c
             .query_opt("SELECT value FROM meta WHERE name = $1", &[&name])
@@ -380,6 +390,9 @@ impl KmsStore for PgStore {
     }
 
     async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
+        if has_nul(&[key_id]) {
+            return Ok(None);
+        }
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(&format!(
@@ -436,6 +449,9 @@ impl KmsStore for PgStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<KeyRecord>> {
+        if has_nul(&[account, region, after.unwrap_or("")]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let after = after.unwrap_or("");
         let found = c
@@ -465,6 +481,9 @@ impl KmsStore for PgStore {
     }
 
     async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>> {
+        if has_nul(&[key_id]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
@@ -557,6 +576,9 @@ impl KmsStore for PgStore {
         region: &str,
         name: &str,
     ) -> Result<Option<AliasRecord>> {
+        if has_nul(&[account, region, name]) {
+            return Ok(None);
+        }
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -575,6 +597,9 @@ impl KmsStore for PgStore {
         region: &str,
         key_id: Option<&str>,
     ) -> Result<Vec<AliasRecord>> {
+        if has_nul(&[account, region, key_id.unwrap_or("")]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let found = c
             .query(
@@ -607,6 +632,9 @@ impl KmsStore for PgStore {
     }
 
     async fn list_tags(&self, key_id: &str) -> Result<Vec<Tag>> {
+        if has_nul(&[key_id]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let found = c
             .query(

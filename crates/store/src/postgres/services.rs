@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::{IsolationLevel, Row};
 
-use super::{PgStore, insert_key_row, pg, rows, update_key_row, upsert_tags};
+use super::{PgStore, has_nul, insert_key_row, pg, rows, update_key_row, upsert_tags};
 use crate::grants::{GrantRecord, GrantStore};
 use crate::params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 use crate::records::{KeyRecord, SecretRecord, SecretVersionRecord, Tag};
@@ -71,6 +71,9 @@ impl GrantStore for PgStore {
     }
 
     async fn key_grants(&self, key_id: &str) -> Result<Vec<GrantRecord>> {
+        if has_nul(&[key_id]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(&format!(
@@ -87,6 +90,9 @@ impl GrantStore for PgStore {
         retiring_principal: &str,
         region: &str,
     ) -> Result<Vec<GrantRecord>> {
+        if has_nul(&[retiring_principal, region]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let columns = GRANT_COLUMNS
             .split(", ")
@@ -121,6 +127,9 @@ impl ImportStore for PgStore {
     }
 
     async fn imported_materials(&self, key_id: &str) -> Result<Vec<ImportedMaterialRecord>> {
+        if has_nul(&[key_id]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let found = c
             .query(
@@ -325,6 +334,9 @@ impl SecretStore for PgStore {
     }
 
     async fn get_secret(&self, arn: &str) -> Result<Option<SecretRecord>> {
+        if has_nul(&[arn]) {
+            return Ok(None);
+        }
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -342,6 +354,9 @@ impl SecretStore for PgStore {
         region: &str,
         name: &str,
     ) -> Result<Option<SecretRecord>> {
+        if has_nul(&[account, region, name]) {
+            return Ok(None);
+        }
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -357,6 +372,9 @@ impl SecretStore for PgStore {
     }
 
     async fn list_secrets(&self, account: &str, region: &str) -> Result<Vec<SecretRecord>> {
+        if has_nul(&[account, region]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let found = c
             .query(
@@ -372,6 +390,9 @@ impl SecretStore for PgStore {
     }
 
     async fn secret_versions(&self, arn: &str) -> Result<Vec<SecretVersionRecord>> {
+        if has_nul(&[arn]) {
+            return Ok(Vec::new());
+        }
         let c = self.client().await?;
         let found = c
             .query(
@@ -514,6 +535,9 @@ impl ParamStore for PgStore {
     }
 
     async fn load_params(&self, account: &str, region: &str) -> Result<ScopeParams> {
+        if has_nul(&[account, region]) {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let mut c = self.client().await?;
         // One snapshot for both queries.
         let tx = c
