@@ -914,4 +914,33 @@ mod tests {
             assert!(c.apply_file(bad).is_err(), "accepted {bad:?}");
         }
     }
+
+    #[test]
+    fn storage_is_sqlite_or_a_postgres_url_never_shown_whole() {
+        let mut c = Config::default();
+        assert!(c.storage.is_none());
+        c.apply_file("mode = \"dev\"\nstorage = \"postgres://keyhold:s3cret@db.internal:5432/kh\"")
+            .unwrap();
+        let storage = c.storage.clone().unwrap();
+        assert_eq!(
+            storage.as_str(),
+            "postgres://keyhold:s3cret@db.internal:5432/kh"
+        );
+        let shown = format!("{storage:?} {c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("keyhold:"),
+            "{shown}"
+        );
+        assert!(shown.contains("db.internal:5432/kh"), "{shown}");
+        c.apply_file("mode = \"dev\"\nstorage = \"sqlite\"")
+            .unwrap();
+        assert!(c.storage.is_none());
+        for bad in [
+            "storage = \"mysql://db/kh\"",
+            "storage = \"/var/lib/keyhold.db\"",
+            "storage = \"postgres://h:notaport/kh\"",
+        ] {
+            assert!(c.apply_file(bad).is_err(), "accepted {bad:?}");
+        }
+    }
 }
