@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod envelope;
+mod migrate;
 mod ops;
 mod seal;
 
@@ -147,6 +148,12 @@ enum Command {
         #[arg(long = "in", value_name = "FILE")]
         input: PathBuf,
     },
+    /// Bring the store's schema up to date (`storage` in the config file or
+    /// KEYHOLD_STORAGE; SQLite in the data directory by default) without serving.
+    Migrate {
+        #[arg(long, env = "KEYHOLD_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -228,6 +235,7 @@ fn main() -> anyhow::Result<()> {
         Command::Restore { target, input } => {
             current_thread()?.block_on(ops::restore(target, input))
         }
+        Command::Migrate { config } => migrate::run(&Config::load(config.as_deref())?),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut command = Cli::command();

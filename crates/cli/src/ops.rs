@@ -25,6 +25,20 @@ pub struct DataDirArgs {
 }
 
 impl DataDirArgs {
+    /// The configuration of a server whose store is SQLite in its data directory: backup
+    /// and restore do not cover a PostgreSQL store yet.
+    fn sqlite_config(&self) -> anyhow::Result<Config> {
+        let config = self.config()?;
+        if let Some(storage) = &config.storage {
+            bail!(
+                "the store is in PostgreSQL ({storage:?}): back it up with the database's own tools \
+                 (pg_dump), and the data directory's audit/ with it; `keyhold backup` and \
+                 `restore` cover the SQLite store only (docs/storage.md)"
+            );
+        }
+        Ok(config)
+    }
+
     fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(self.config.as_deref())?;
         if let Some(dir) = &self.data_dir {
@@ -64,7 +78,7 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<()> {
 
 /// `keyhold backup --out FILE`.
 pub async fn backup(args: DataDirArgs, out: PathBuf) -> anyhow::Result<()> {
-    let config = args.config()?;
+    let config = args.sqlite_config()?;
     let summary = keyhold_server::ops::backup::backup(&config.data_dir, &out).await?;
     for (name, len) in summary.members {
         println!("{name}: {len} bytes");
@@ -78,7 +92,7 @@ pub async fn backup(args: DataDirArgs, out: PathBuf) -> anyhow::Result<()> {
 
 /// `keyhold restore --in FILE`.
 pub async fn restore(args: DataDirArgs, input: PathBuf) -> anyhow::Result<()> {
-    let config = args.config()?;
+    let config = args.sqlite_config()?;
     let restored = keyhold_server::ops::backup::restore(&config, &input).await?;
     println!(
         "restored {} into {}: audit trail verified ({} events), seal opened",

@@ -5,6 +5,7 @@
 //! # keyhold.toml — a config file means strict mode unless it says `mode = "dev"`
 //! listen = "127.0.0.1:4566"
 //! data_dir = "/var/lib/keyhold"
+//! storage = "postgres://keyhold@db.internal:5432/keyhold"  # default: SQLite in data_dir
 //! account_id = "111122223333"          # the default account
 //!
 //! [seal]                               # strict mode requires one (see docs/seal.md)
@@ -60,6 +61,9 @@ pub struct Config {
     pub mode: Mode,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where the key store lives: a PostgreSQL database, or (`None`) SQLite in `data_dir`
+    /// (`storage` in the config file, `KEYHOLD_STORAGE` in the environment).
+    pub storage: Option<StorageUrl>,
     /// The account of requests that do not name one (12 digits).
     pub account_id: String,
     /// The largest request body accepted.
@@ -250,6 +254,45 @@ pub struct StaticCredential {
     pub account_id: String,
 }
 
+/// A `postgres://` (or `postgresql://`) connection string. Its `Debug` never shows it whole
+/// (it may hold a password): only the part after the last `@`, that is host, port and
+/// database.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageUrl(String);
+
+impl StorageUrl {
+    /// `sqlite` (or an empty value) means the default, SQLite in the data directory
+    /// (`None`); a `postgres://` URL names a PostgreSQL database.
+    pub fn parse(value: &str) -> anyhow::Result<Option<Self>> {
+        let value = value.trim();
+        if value.is_empty() || value == "sqlite" {
+            return Ok(None);
+        }
+        if !keyhold_store::is_postgres_url(value) {
+            bail!(
+                "storage must be \"sqlite\" or a postgres:// URL (postgres://USER@HOST:PORT/DATABASE)"
+            );
+        }
+        keyhold_store::parse_postgres_url(value).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Some(Self(value.to_owned())))
+    }
+
+    /// The whole connection string (never to be logged).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StorageUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.0.split("://").next().unwrap_or("postgres");
+        let rest = self.0.rsplit('@').next().unwrap_or("");
+        let rest = rest.rsplit("://").next().unwrap_or("");
+        let rest = rest.split('?').next().unwrap_or("");
+        write!(f, "{scheme}://…@{rest}")
+    }
+}
+
 impl fmt::Debug for StaticCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticCredential")
@@ -276,6 +319,7 @@ impl Default for Config {
             mode: Mode::Dev,
             listen: SocketAddr::from(([127, 0, 0, 1], 4566)),
             data_dir: PathBuf::from("./keyhold-data"),
+            storage: None,
             account_id: DEFAULT_ACCOUNT.to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY,
             deletion_sweep_interval: Duration::from_secs(60),
@@ -304,6 +348,7 @@ struct FileConfig {
     mode: Option<Mode>,
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    storage: Option<String>,
     account_id: Option<String>,
     max_body_bytes: Option<usize>,
     deletion_sweep_seconds: Option<u64>,
@@ -486,6 +531,9 @@ impl Config {
         if let Ok(account) = std::env::var("KEYHOLD_ACCOUNT_ID") {
             config.account_id = account;
         }
+        if let Ok(storage) = std::env::var("KEYHOLD_STORAGE") {
+            config.storage = StorageUrl::parse(&storage).context("in KEYHOLD_STORAGE")?;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -498,6 +546,9 @@ impl Config {
         }
         if let Some(dir) = file.data_dir {
             self.data_dir = dir;
+        }
+        if let Some(storage) = file.storage {
+            self.storage = StorageUrl::parse(&storage).context("storage")?;
         }
         if let Some(account) = file.account_id {
             self.account_id = account;
@@ -971,6 +1022,35 @@ mod tests {
             "[seal]\nkind = \"pkcs11\"\nmodule = \"m\"\ntoken_label = \"t\"\nkey_label = \"k\"",
             "[seal]\nkind = \"pkcs11\"\nmodule = \"m\"\ntoken_label = \"t\"\nkey_label = \"k\"\npin_env = \"A\"\npin_file = \"/p\"",
             "[seal]\nkind = \"key_file\"\npath = \"/k\"\nmodule = \"m\"",
+        ] {
+            assert!(c.apply_file(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn storage_is_sqlite_or_a_postgres_url_never_shown_whole() {
+        let mut c = Config::default();
+        assert!(c.storage.is_none());
+        c.apply_file("mode = \"dev\"\nstorage = \"postgres://keyhold:s3cret@db.internal:5432/kh\"")
+            .unwrap();
+        let storage = c.storage.clone().unwrap();
+        assert_eq!(
+            storage.as_str(),
+            "postgres://keyhold:s3cret@db.internal:5432/kh"
+        );
+        let shown = format!("{storage:?} {c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("keyhold:"),
+            "{shown}"
+        );
+        assert!(shown.contains("db.internal:5432/kh"), "{shown}");
+        c.apply_file("mode = \"dev\"\nstorage = \"sqlite\"")
+            .unwrap();
+        assert!(c.storage.is_none());
+        for bad in [
+            "storage = \"mysql://db/kh\"",
+            "storage = \"/var/lib/keyhold.db\"",
+            "storage = \"postgres://h:notaport/kh\"",
         ] {
             assert!(c.apply_file(bad).is_err(), "accepted {bad:?}");
         }

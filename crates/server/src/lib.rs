@@ -45,4 +45,4 @@ pub mod tags;
 pub mod transport;
 
 pub use config::{Config, Mode};
-pub use server::{Server, initialize, initialize_shamir, rekey_shamir};
+pub use server::{Server, initialize, initialize_shamir, migrate_store, rekey_shamir};

@@ -51,7 +51,7 @@ pub async fn initialize(config: &Config) -> anyhow::Result<Option<AdminCredentia
             "a Shamir seal is initialized with `keyhold init --config FILE --shares N --threshold K`"
         );
     }
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let domain = crate::seal::open(config, store.as_ref())
         .await?
         .context("the seal did not open")?;
@@ -74,7 +74,7 @@ pub async fn initialize_shamir(
             "--shares and --threshold need a Shamir seal: [seal] kind = \"shamir\" in the config file"
         );
     }
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let (domain, split) = crate::seal::initialize_shamir(store.as_ref(), shares, threshold).await?;
     let iam = open_iam(store, Arc::new(domain), Clock::default()).await?;
     let admin = iam
@@ -96,14 +96,56 @@ pub async fn rekey_shamir(
     if !matches!(config.seal, Some(SealConfig::Shamir)) {
         anyhow::bail!("rekeying is for a Shamir seal ([seal] kind = \"shamir\")");
     }
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     crate::seal::rekey_shamir(store.as_ref(), current, shares, threshold).await
 }
 
-/// Opens (creating it on first use) the data directory's database.
-fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// `keyhold migrate`: brings the store's schema up to date without serving (a server also
+/// does it at start; on PostgreSQL under an advisory lock, so that this may run while nodes
+/// start). Returns what it did, for the operator.
+pub async fn migrate_store(config: &Config) -> anyhow::Result<String> {
+    config.validate()?;
+    match &config.storage {
+        Some(storage) => {
+            let applied = keyhold_store::PgStore::migrate_url(storage.as_str())
+                .await
+                .map_err(anyhow::Error::new)
+                .with_context(|| format!("migrating the PostgreSQL store {storage:?}"))?;
+            Ok(format!(
+                "PostgreSQL store {storage:?}: applied {applied} migration(s); the schema is at version {}",
+                keyhold_store::PgStore::latest_schema_version()
+            ))
+        }
+        None => {
+            let db = config.database_path();
+            if !db.exists() {
+                anyhow::bail!(
+                    "{} does not exist: the first `keyhold serve` (or `keyhold init`) creates it",
+                    db.display()
+                );
+            }
+            // Opening the SQLite store applies what it lacks.
+            SqliteStore::open(&db)
+                .map_err(anyhow::Error::new)
+                .with_context(|| format!("migrating {}", db.display()))?;
+            Ok(format!("{}: the schema is up to date", db.display()))
+        }
+    }
+}
+
+/// Opens the store: the database `storage` names (PostgreSQL, its schema brought up to
+/// date), or else (creating it on first use) the data directory's SQLite database. The data
+/// directory is prepared either way: it keeps the audit trail and the seal's files.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let key_file = config.key_file_path();
     crate::data_dir::prepare(&config.data_dir, key_file.as_deref().as_slice())?;
+    if let Some(storage) = &config.storage {
+        let store = keyhold_store::PgStore::connect(storage.as_str())
+            .await
+            .map_err(anyhow::Error::new)
+            .with_context(|| format!("opening the PostgreSQL store {storage:?}"))?;
+        return Ok(Arc::new(store));
+    }
     let db = config.database_path();
     crate::data_dir::create_private_file(&db)?;
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
@@ -142,8 +184,17 @@ pub(crate) async fn unsealed_state(
             .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?,
         _ => None,
     };
-    let anchor = keyhold_store::SqliteAuditAnchor::open(&config.database_path())
-        .context("opening the audit trail's anchor in the key store")?;
+    // The anchor lives with the key store: in its database, wherever that is.
+    let anchor: Box<dyn keyhold_store::audit::AuditAnchor> = match &config.storage {
+        Some(storage) => Box::new(
+            keyhold_store::PgAuditAnchor::connect(storage.as_str())
+                .context("opening the audit trail's anchor in the key store")?,
+        ),
+        None => Box::new(
+            keyhold_store::SqliteAuditAnchor::open(&config.database_path())
+                .context("opening the audit trail's anchor in the key store")?,
+        ),
+    };
     let trail_config = crate::audit::trail::TrailConfig {
         rejections_account: config.account_id.clone(),
         ..config.audit.clone()
@@ -151,7 +202,7 @@ pub(crate) async fn unsealed_state(
     let trail = Arc::new(AuditTrail::open(
         &config.audit_dir(),
         &config.audit_database_path(),
-        Box::new(anchor),
+        anchor,
         &domain,
         trail_config,
     )?);
@@ -268,7 +319,7 @@ impl Server {
     /// server binds sealed: it serves the seal endpoints until its shares are entered.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let store = open_store(&config)?;
+        let store = open_store(&config).await?;
         let domain = crate::seal::open(&config, store.as_ref()).await?;
         let clock = Clock::default();
         let tls = config.tls.clone().map(TlsReload::load).transpose()?;

@@ -11,6 +11,9 @@
 //!   policies, access keys with sealed secrets, STS sessions), [`GrantStore`] (KMS grants).
 //! - [`SqliteStore`] is the embedded default: WAL journal, `synchronous=FULL`, so a call that
 //!   creates or changes key material is acknowledged only once its commit is on disk.
+//! - [`PgStore`] keeps the same tables in PostgreSQL (`storage = "postgres://..."`): one
+//!   transaction per write, committed before the call returns; races are settled by the
+//!   database's constraints and row locks, so that several processes may share it.
 //! - [`records`] are the plain rows the traits exchange.
 //!
 //! Every implementation runs the same test suite (`tests/store_suite.rs`).
@@ -20,6 +23,7 @@ mod grants;
 pub mod iam;
 mod imports;
 mod params;
+mod postgres;
 pub mod records;
 mod secrets;
 pub mod segment;
@@ -34,6 +38,7 @@ pub use iam::{
 };
 pub use imports::{ImportStore, ImportedMaterialRecord};
 pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
+pub use postgres::{PgAuditAnchor, PgStore, is_postgres_url, parse_postgres_url};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
 pub use secrets::{SecretStore, SecretWrite};
 pub use sqlite::{SqliteAuditAnchor, SqliteAuditLog, SqliteStore, snapshot_sqlite};

@@ -345,6 +345,7 @@ async fn the_bootstrap_administrator_can_do_everything_once() {
     // `keyhold init` on an initialized directory does nothing either.
     let mut config = keyhold_server::Config {
         data_dir: dir.path().to_path_buf(),
+        storage: keyhold_testkit::test_storage_for(dir.path()).await,
         seal: Some(keyhold_testkit::strict_seal(dir.path())),
         ..keyhold_server::Config::default()
     };
@@ -358,6 +359,7 @@ async fn keyhold_init_creates_the_administrator_once() {
     let config = keyhold_server::Config {
         mode: keyhold_server::Mode::Strict,
         data_dir: dir.path().to_path_buf(),
+        storage: keyhold_testkit::test_storage_for(dir.path()).await,
         seal: Some(keyhold_testkit::strict_seal(dir.path())),
         account_id: "210987654321".into(),
         ..keyhold_server::Config::default()

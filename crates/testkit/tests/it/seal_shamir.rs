@@ -260,6 +260,7 @@ async fn a_restart_is_sealed_and_rekey_replaces_the_share_set() {
 
     let config = keyhold_server::Config {
         data_dir: dir.path().to_path_buf(),
+        storage: keyhold_testkit::test_storage_for(dir.path()).await,
         seal: Some(SealConfig::Shamir),
         ..keyhold_server::Config::default()
     };

@@ -1,0 +1,779 @@
+//! The PostgreSQL store (`storage = "postgres://..."`).
+//!
+//! A pool of connections (deadpool-postgres); every write is one transaction on one pooled
+//! connection, committed before the call returns (with PostgreSQL's default
+//! `synchronous_commit = on`, a commit is on disk — and on synchronous replicas — when it is
+//! acknowledged). Writes that must not race rely on the database, not on a process lock:
+//! uniqueness on constraints (a violation is [`StoreError::AlreadyExists`]), conditional
+//! changes on `UPDATE ... WHERE` and row locks (`SELECT ... FOR UPDATE`), so that several
+//! processes sharing one database keep the same guarantees as one.
+//!
+//! The schema is versioned ([`migrations`]) and brought up to date when the store opens.
+//! Connections are plain TCP for now (no TLS to the database: run it on a trusted network
+//! or over a local socket; see docs/storage.md).
+
+mod iam;
+mod migrations;
+mod services;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use crate::audit::AuditAnchor;
+use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
+use crate::{KmsStore, MetaStore, Result, StoreError};
+
+/// Connections the pool keeps open at most.
+const POOL_SIZE: usize = 16;
+
+/// PostgreSQL-backed [`crate::Store`]. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the connection string: it may hold a password.
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+/// Whether a `storage` setting names a PostgreSQL database.
+pub fn is_postgres_url(storage: &str) -> bool {
+    storage.starts_with("postgres://") || storage.starts_with("postgresql://")
+}
+
+/// Parses a `postgres://` URL (or a `key=value` connection string) without ever putting it
+/// (it may hold a password) into the error.
+pub fn parse_postgres_url(url: &str) -> Result<tokio_postgres::Config> {
+    tokio_postgres::Config::from_str(url).map_err(|e| {
+        StoreError::Backend(format!("the PostgreSQL connection string is invalid: {e}").into())
+    })
+}
+
+impl PgStore {
+    /// Connects to the database `url` names and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_config(parse_postgres_url(url)?).await
+    }
+
+    /// Connects with an already parsed configuration and brings the schema up to date.
+    pub async fn connect_config(config: tokio_postgres::Config) -> Result<Self> {
+        let store = Self::open_without_migrating(config)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    fn open_without_migrating(mut config: tokio_postgres::Config) -> Result<Self> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("keyhold");
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(15)))
+            .build()
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(Self { pool, config })
+    }
+
+    /// Applies the migrations this database lacks (under an advisory lock, so that nodes
+    /// starting together apply each once). Returns how many it applied.
+    pub async fn migrate(&self) -> Result<usize> {
+        let mut client = self.client().await?;
+        migrations::apply(&mut client).await
+    }
+
+    /// Connects to the database `url` names and applies the migrations it lacks, without
+    /// keeping the pool (`keyhold migrate`). Returns how many it applied.
+    pub async fn migrate_url(url: &str) -> Result<usize> {
+        Self::open_without_migrating(parse_postgres_url(url)?)?
+            .migrate()
+            .await
+    }
+
+    /// The number of the newest migration this Keyhold knows.
+    pub fn latest_schema_version() -> usize {
+        migrations::MIGRATIONS.len()
+    }
+
+    async fn client(&self) -> Result<Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Backend(format!("no database connection: {e}").into()))
+    }
+}
+
+/// Maps a database error: only a uniqueness violation means "already exists"; a foreign
+/// key, NOT NULL or CHECK failure is a backend error.
+pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        StoreError::AlreadyExists
+    } else {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// Whether a lookup value holds a NUL character: PostgreSQL's TEXT cannot hold one (it
+/// refuses the parameter), so no stored row can match it — the lookup finds nothing, as it
+/// does on SQLite, instead of failing.
+pub(crate) fn has_nul(values: &[&str]) -> bool {
+    values.iter().any(|v| v.contains('\0'))
+}
+
+fn limit_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+const KEY_COLUMNS: &str = "key_id, account, region, arn, creation_ms, description, key_usage, \
+     key_spec, origin, key_manager, state, deletion_ms, policy, current_material_id, \
+     rotation_period_days, next_rotation_ms";
+
+fn key_from_row(row: &Row) -> Result<KeyRecord> {
+    Ok(KeyRecord {
+        key_id: row.try_get(0).map_err(pg)?,
+        account: row.try_get(1).map_err(pg)?,
+        region: row.try_get(2).map_err(pg)?,
+        arn: row.try_get(3).map_err(pg)?,
+        creation_ms: row.try_get(4).map_err(pg)?,
+        description: row.try_get(5).map_err(pg)?,
+        key_usage: row.try_get(6).map_err(pg)?,
+        key_spec: row.try_get(7).map_err(pg)?,
+        origin: row.try_get(8).map_err(pg)?,
+        key_manager: row.try_get(9).map_err(pg)?,
+        state: row.try_get(10).map_err(pg)?,
+        deletion_ms: row.try_get(11).map_err(pg)?,
+        policy: row.try_get(12).map_err(pg)?,
+        current_material_id: row.try_get(13).map_err(pg)?,
+        rotation_period_days: row.try_get(14).map_err(pg)?,
+        next_rotation_ms: row.try_get(15).map_err(pg)?,
+    })
+}
+
+fn alias_from_row(row: &Row) -> Result<AliasRecord> {
+    Ok(AliasRecord {
+        account: row.try_get(0).map_err(pg)?,
+        region: row.try_get(1).map_err(pg)?,
+        name: row.try_get(2).map_err(pg)?,
+        target_key_id: row.try_get(3).map_err(pg)?,
+        creation_ms: row.try_get(4).map_err(pg)?,
+        updated_ms: row.try_get(5).map_err(pg)?,
+    })
+}
+
+fn rows<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(f).collect()
+}
+
+async fn insert_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
+    c.execute(
+        &format!(
+            "INSERT INTO kms_keys ({KEY_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ),
+        &[
+            &key.key_id,
+            &key.account,
+            &key.region,
+            &key.arn,
+            &key.creation_ms,
+            &key.description,
+            &key.key_usage,
+            &key.key_spec,
+            &key.origin,
+            &key.key_manager,
+            &key.state,
+            &key.deletion_ms,
+            &key.policy,
+            &key.current_material_id,
+            &key.rotation_period_days,
+            &key.next_rotation_ms,
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+async fn update_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
+    let n = c
+        .execute(
+            "UPDATE kms_keys SET description = $2, state = $3, deletion_ms = $4, policy = $5, \
+             current_material_id = $6, rotation_period_days = $7, next_rotation_ms = $8 \
+             WHERE key_id = $1",
+            &[
+                &key.key_id,
+                &key.description,
+                &key.state,
+                &key.deletion_ms,
+                &key.policy,
+                &key.current_material_id,
+                &key.rotation_period_days,
+                &key.next_rotation_ms,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+async fn insert_material_row(c: &impl GenericClient, m: &MaterialRecord) -> Result<()> {
+    c.execute(
+        "INSERT INTO kms_materials (key_id, material_id, sealed, creation_ms, rotation_type) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &m.key_id,
+            &m.material_id,
+            &m.sealed,
+            &m.creation_ms,
+            &m.rotation_type,
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+async fn insert_alias_row(c: &impl GenericClient, a: &AliasRecord) -> Result<()> {
+    c.execute(
+        "INSERT INTO kms_aliases (account, region, name, target_key_id, creation_ms, updated_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &a.account,
+            &a.region,
+            &a.name,
+            &a.target_key_id,
+            &a.creation_ms,
+            &a.updated_ms,
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+async fn upsert_tags(c: &impl GenericClient, key_id: &str, tags: &[Tag]) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let stmt = c
+        .prepare(
+            "INSERT INTO kms_tags (key_id, tag_key, tag_value) VALUES ($1, $2, $3) \
+             ON CONFLICT (key_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+        )
+        .await
+        .map_err(pg)?;
+    for tag in tags {
+        c.execute(&stmt, &[&key_id, &tag.key, &tag.value])
+            .await
+            .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// The tables `erase_resources` empties, children before their parents (foreign keys are
+/// checked per statement). A migration that adds a service table must add it here.
+const RESOURCE_TABLES: &[&str] = &[
+    "kms_grants",
+    "kms_aliases",
+    "kms_tags",
+    "kms_materials",
+    "kms_imported_materials",
+    "kms_keys",
+    "sm_versions",
+    "sm_secrets",
+    "ssm_versions",
+    "ssm_params",
+    "iam_access_keys",
+    "iam_policies",
+    "iam_sessions",
+    "iam_retired_keys",
+    "iam_users",
+    "iam_roles",
+];
+
+#[async_trait]
+impl MetaStore for PgStore {
+    async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        if has_nul(&[name]) {
+            return Ok(None);
+        }
+        let c = self.client().await?;
+        let row = c
+            .query_opt("SELECT value FROM meta WHERE name = $1", &[&name])
+            .await
+            .map_err(pg)?;
+        row.map(|r| r.try_get(0).map_err(pg)).transpose()
+    }
+
+    async fn insert_meta_if_absent(&self, name: &str, value: &[u8]) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &value],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn replace_meta(&self, name: &str, expected: &[u8], value: &[u8]) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE meta SET value = $3 WHERE name = $1 AND value = $2",
+                &[&name, &expected, &value],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    async fn erase_resources(&self) -> Result<usize> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let mut deleted = 0u64;
+        for table in RESOURCE_TABLES {
+            deleted += tx
+                .execute(&format!("DELETE FROM {table}"), &[])
+                .await
+                .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+}
+
+#[async_trait]
+impl KmsStore for PgStore {
+    async fn insert_key(
+        &self,
+        key: &KeyRecord,
+        material: &MaterialRecord,
+        tags: &[Tag],
+        alias: Option<&AliasRecord>,
+    ) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        insert_key_row(&tx, key).await?;
+        insert_material_row(&tx, material).await?;
+        upsert_tags(&tx, &key.key_id, tags).await?;
+        if let Some(alias) = alias {
+            insert_alias_row(&tx, alias).await?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
+        if has_nul(&[key_id]) {
+            return Ok(None);
+        }
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = $1"
+            ))
+            .await
+            .map_err(pg)?;
+        let row = c.query_opt(&stmt, &[&key_id]).await.map_err(pg)?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn update_key(&self, key: &KeyRecord) -> Result<()> {
+        let c = self.client().await?;
+        update_key_row(&c, key).await
+    }
+
+    async fn delete_key_if_due(&self, key_id: &str, now_ms: i64) -> Result<bool> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // The row lock makes a concurrent CancelKeyDeletion either wait for this deletion
+        // or (having committed first) make the key no longer due when the lock is granted.
+        let due = tx
+            .query_opt(
+                "SELECT key_id FROM kms_keys WHERE key_id = $1 AND state = 'PendingDeletion' \
+                 AND deletion_ms IS NOT NULL AND deletion_ms <= $2 FOR UPDATE",
+                &[&key_id, &now_ms],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        if !due {
+            return Ok(false);
+        }
+        for table in [
+            "kms_grants WHERE key_id",
+            "kms_aliases WHERE target_key_id",
+            "kms_tags WHERE key_id",
+            "kms_materials WHERE key_id",
+            "kms_imported_materials WHERE key_id",
+            "kms_keys WHERE key_id",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} = $1"), &[&key_id])
+                .await
+                .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+
+    async fn list_keys(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyRecord>> {
+        if has_nul(&[account, region, after.unwrap_or("")]) {
+            return Ok(Vec::new());
+        }
+        let c = self.client().await?;
+        let after = after.unwrap_or("");
+        let found = c
+            .query(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM kms_keys WHERE account = $1 AND region = $2 \
+                     AND key_id > $3 ORDER BY key_id LIMIT $4"
+                ),
+                &[&account, &region, &after, &limit_i64(limit)],
+            )
+            .await
+            .map_err(pg)?;
+        rows(found, key_from_row)
+    }
+
+    async fn keys_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>> {
+        let c = self.client().await?;
+        let found = c
+            .query(
+                "SELECT key_id FROM kms_keys WHERE state = 'PendingDeletion' \
+                 AND deletion_ms IS NOT NULL AND deletion_ms <= $1 ORDER BY deletion_ms, key_id",
+                &[&now_ms],
+            )
+            .await
+            .map_err(pg)?;
+        rows(found, |r| r.try_get(0).map_err(pg))
+    }
+
+    async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>> {
+        if has_nul(&[key_id]) {
+            return Ok(Vec::new());
+        }
+        let c = self.client().await?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT key_id, material_id, sealed, creation_ms, rotation_type \
+                 FROM kms_materials WHERE key_id = $1 ORDER BY creation_ms, seq",
+            )
+            .await
+            .map_err(pg)?;
+        let found = c.query(&stmt, &[&key_id]).await.map_err(pg)?;
+        rows(found, |r| {
+            Ok(MaterialRecord {
+                key_id: r.try_get(0).map_err(pg)?,
+                material_id: r.try_get(1).map_err(pg)?,
+                sealed: r.try_get(2).map_err(pg)?,
+                creation_ms: r.try_get(3).map_err(pg)?,
+                rotation_type: r.try_get(4).map_err(pg)?,
+            })
+        })
+    }
+
+    async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        insert_material_row(&tx, material).await?;
+        update_key_row(&tx, key).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn keys_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>> {
+        let c = self.client().await?;
+        let found = c
+            .query(
+                "SELECT key_id FROM kms_keys WHERE next_rotation_ms IS NOT NULL \
+                 AND next_rotation_ms <= $1 AND state = 'Enabled' ORDER BY key_id",
+                &[&now_ms],
+            )
+            .await
+            .map_err(pg)?;
+        rows(found, |r| r.try_get(0).map_err(pg))
+    }
+
+    async fn insert_alias(&self, alias: &AliasRecord) -> Result<()> {
+        let c = self.client().await?;
+        insert_alias_row(&c, alias).await
+    }
+
+    async fn update_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        target_key_id: &str,
+        updated_ms: i64,
+    ) -> Result<()> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE kms_aliases SET target_key_id = $4, updated_ms = $5 \
+                 WHERE account = $1 AND region = $2 AND name = $3",
+                &[&account, &region, &name, &target_key_id, &updated_ms],
+            )
+            .await
+            .map_err(pg)?;
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn delete_alias(&self, account: &str, region: &str, name: &str) -> Result<()> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "DELETE FROM kms_aliases WHERE account = $1 AND region = $2 AND name = $3",
+                &[&account, &region, &name],
+            )
+            .await
+            .map_err(pg)?;
+        if n == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn get_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<AliasRecord>> {
+        if has_nul(&[account, region, name]) {
+            return Ok(None);
+        }
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT account, region, name, target_key_id, creation_ms, updated_ms \
+                 FROM kms_aliases WHERE account = $1 AND region = $2 AND name = $3",
+                &[&account, &region, &name],
+            )
+            .await
+            .map_err(pg)?;
+        row.as_ref().map(alias_from_row).transpose()
+    }
+
+    async fn list_aliases(
+        &self,
+        account: &str,
+        region: &str,
+        key_id: Option<&str>,
+    ) -> Result<Vec<AliasRecord>> {
+        if has_nul(&[account, region, key_id.unwrap_or("")]) {
+            return Ok(Vec::new());
+        }
+        let c = self.client().await?;
+        let found = c
+            .query(
+                "SELECT account, region, name, target_key_id, creation_ms, updated_ms \
+                 FROM kms_aliases WHERE account = $1 AND region = $2 \
+                 AND ($3::TEXT IS NULL OR target_key_id = $3) ORDER BY name",
+                &[&account, &region, &key_id],
+            )
+            .await
+            .map_err(pg)?;
+        rows(found, alias_from_row)
+    }
+
+    async fn put_tags(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        upsert_tags(&tx, key_id, tags).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn remove_tags(&self, key_id: &str, tag_keys: &[String]) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM kms_tags WHERE key_id = $1 AND tag_key = ANY($2)",
+            &[&key_id, &tag_keys],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn list_tags(&self, key_id: &str) -> Result<Vec<Tag>> {
+        if has_nul(&[key_id]) {
+            return Ok(Vec::new());
+        }
+        let c = self.client().await?;
+        let found = c
+            .query(
+                "SELECT tag_key, tag_value FROM kms_tags WHERE key_id = $1 ORDER BY tag_key",
+                &[&key_id],
+            )
+            .await
+            .map_err(pg)?;
+        rows(found, |r| {
+            Ok(Tag {
+                key: r.try_get(0).map_err(pg)?,
+                value: r.try_get(1).map_err(pg)?,
+            })
+        })
+    }
+}
+
+/// The audit trail's anchor in the PostgreSQL store: the row `audit.anchor` of its `meta`
+/// table. The trail's writer calls it synchronously, so it runs on a thread of its own
+/// with its own connection (and a small runtime that drives it only while it answers).
+pub struct PgAuditAnchor {
+    requests: std::sync::mpsc::Sender<AnchorRequest>,
+}
+
+/// The key store's meta entry that holds the audit trail's anchor (as in SQLite).
+const ANCHOR: &str = "audit.anchor";
+
+type AnchorRequest = (AnchorOp, std::sync::mpsc::Sender<Result<Option<Vec<u8>>>>);
+
+enum AnchorOp {
+    Load,
+    Store(Vec<u8>),
+    Clear,
+}
+
+impl PgAuditAnchor {
+    /// The anchor of `store`'s database (whose schema the store has made).
+    pub fn open(store: &PgStore) -> Result<Self> {
+        Self::with_config(store.config.clone())
+    }
+
+    /// The anchor in the database `url` names (whose schema a [`PgStore`] has made). Connects
+    /// on first use.
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::with_config(parse_postgres_url(url)?)
+    }
+
+    /// The anchor in the database `config` names.
+    pub fn with_config(config: tokio_postgres::Config) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let (requests, incoming) = std::sync::mpsc::channel::<AnchorRequest>();
+        std::thread::Builder::new()
+            .name("keyhold-audit-anchor".into())
+            .spawn(move || {
+                let mut client: Option<tokio_postgres::Client> = None;
+                while let Ok((op, reply)) = incoming.recv() {
+                    let answer = runtime.block_on(anchor_op(&config, &mut client, op));
+                    if answer.is_err() {
+                        // Reconnect for the next request.
+                        client = None;
+                    }
+                    let _ = reply.send(answer);
+                }
+            })
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(Self { requests })
+    }
+
+    fn ask(&self, op: AnchorOp) -> Result<Option<Vec<u8>>> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.requests
+            .send((op, reply))
+            .map_err(|_| StoreError::Backend("the audit anchor's thread has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Backend("the audit anchor's thread has stopped".into()))?
+    }
+}
+
+async fn anchor_op(
+    config: &tokio_postgres::Config,
+    client: &mut Option<tokio_postgres::Client>,
+    op: AnchorOp,
+) -> Result<Option<Vec<u8>>> {
+    if client
+        .as_ref()
+        .is_none_or(tokio_postgres::Client::is_closed)
+    {
+        let (c, connection) = config.connect(NoTls).await.map_err(pg)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "the audit anchor's database connection failed");
+            }
+        });
+        *client = Some(c);
+    }
+    let Some(c) = client.as_ref() else {
+        return Err(StoreError::Backend("no database connection".into()));
+    };
+    match op {
+        AnchorOp::Load => {
+            let row = c
+                .query_opt("SELECT value FROM meta WHERE name = $1", &[&ANCHOR])
+                .await
+                .map_err(pg)?;
+            row.map(|r| r.try_get(0).map_err(pg)).transpose()
+        }
+        AnchorOp::Store(value) => {
+            c.execute(
+                "INSERT INTO meta (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[&ANCHOR, &value],
+            )
+            .await
+            .map_err(pg)?;
+            Ok(None)
+        }
+        AnchorOp::Clear => {
+            c.execute("DELETE FROM meta WHERE name = $1", &[&ANCHOR])
+                .await
+                .map_err(pg)?;
+            Ok(None)
+        }
+    }
+}
+
+impl AuditAnchor for PgAuditAnchor {
+    fn load(&mut self) -> Result<Option<Vec<u8>>> {
+        self.ask(AnchorOp::Load)
+    }
+
+    fn store(&mut self, value: &[u8]) -> Result<()> {
+        self.ask(AnchorOp::Store(value.to_vec())).map(|_| ())
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        self.ask(AnchorOp::Clear).map(|_| ())
+    }
+}

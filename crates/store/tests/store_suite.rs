@@ -1,0 +1,1325 @@
+//! The store contract, run against every backend: each case runs once on a fresh SQLite
+//! file and once on a fresh PostgreSQL schema.
+//!
+//! PostgreSQL: `KEYHOLD_TEST_POSTGRES` (a `postgres://` URL; default
+//! `postgres://postgres@127.0.0.1:5432/test`). Each case creates a schema of its own, points
+//! the store's `search_path` at it and drops it afterwards. When the database cannot be
+//! reached, the PostgreSQL half fails if `CI` or `KEYHOLD_TEST_POSTGRES` is set, and is
+//! skipped with a notice otherwise.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use keyhold_store::audit::AuditAnchor;
+use keyhold_store::*;
+
+const ACCOUNT: &str = "111122223333";
+const REGION: &str = "us-east-1";
+
+/// One store under test, and what to clean up after it.
+struct Fixture {
+    store: Arc<dyn Store>,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres {
+        admin: tokio_postgres::Client,
+        schema: String,
+        config: Box<tokio_postgres::Config>,
+    },
+}
+
+impl Fixture {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("keyhold.db")).unwrap();
+        Self {
+            store: Arc::new(store),
+            backend: Backend::Sqlite(dir),
+        }
+    }
+
+    /// `None`: PostgreSQL is unreachable and may be skipped here.
+    async fn postgres() -> Option<Self> {
+        let explicit = std::env::var("KEYHOLD_TEST_POSTGRES").ok();
+        let url = explicit
+            .clone()
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let config = parse_postgres_url(&url).unwrap();
+        let admin = match config.connect(tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                client
+            }
+            Err(e) => {
+                if explicit.is_some() || std::env::var_os("CI").is_some() {
+                    panic!(
+                        "PostgreSQL is unreachable ({e}) and CI or KEYHOLD_TEST_POSTGRES is set"
+                    );
+                }
+                eprintln!(
+                    "NOTICE: PostgreSQL unreachable ({e}); the PostgreSQL half of the store suite is skipped"
+                );
+                return None;
+            }
+        };
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!(
+            "keyhold_suite_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let mut config = config;
+        config.options(format!("-c search_path={schema}"));
+        let store = PgStore::connect_config(config.clone()).await.unwrap();
+        Some(Self {
+            store: Arc::new(store),
+            backend: Backend::Postgres {
+                admin,
+                schema,
+                config: Box::new(config),
+            },
+        })
+    }
+
+    fn anchor(&self) -> Box<dyn AuditAnchor> {
+        match &self.backend {
+            Backend::Sqlite(dir) => {
+                Box::new(SqliteAuditAnchor::open(&dir.path().join("keyhold.db")).unwrap())
+            }
+            Backend::Postgres { config, .. } => {
+                Box::new(PgAuditAnchor::with_config((**config).clone()).unwrap())
+            }
+        }
+    }
+
+    /// A second store on the same database (another node, or a restart).
+    async fn reopen(&self) -> Arc<dyn Store> {
+        match &self.backend {
+            Backend::Sqlite(dir) => {
+                Arc::new(SqliteStore::open(&dir.path().join("keyhold.db")).unwrap())
+            }
+            Backend::Postgres { config, .. } => {
+                Arc::new(PgStore::connect_config((**config).clone()).await.unwrap())
+            }
+        }
+    }
+
+    async fn finish(self) {
+        drop(self.store);
+        if let Backend::Postgres { admin, schema, .. } = self.backend {
+            admin
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let fixture = super::Fixture::sqlite().await;
+                    super::$case(&fixture).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(fixture) = super::Fixture::postgres().await else { return };
+                    super::$case(&fixture).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    meta_inserts_once_and_replaces_only_the_expected_value,
+    concurrent_conditional_meta_writes_have_one_winner,
+    keys_round_trip_and_duplicates_change_nothing,
+    key_listing_is_scoped_ordered_and_paginated,
+    deletion_is_conditional_and_takes_everything_of_the_key,
+    rotation_adds_material_and_schedule_together,
+    aliases_are_unique_per_scope_and_report_missing_ones,
+    tags_upsert_remove_and_list_in_order,
+    grants_round_trip_and_go_with_their_key,
+    imported_materials_upsert_in_place_and_expire,
+    secrets_and_versions_round_trip,
+    secrets_due_for_rotation_read_the_metadata,
+    params_and_versions_round_trip,
+    iam_state_round_trips_and_names_are_unique_ignoring_case,
+    iam_meta_markers_and_sessions_insert_once,
+    erase_resources_keeps_server_values,
+    the_audit_anchor_stores_loads_and_clears,
+    a_second_store_on_the_same_database_sees_every_write,
+    lookups_of_names_with_a_nul_find_nothing,
+);
+
+fn key(key_id: &str) -> KeyRecord {
+    key_in(key_id, ACCOUNT, REGION)
+}
+
+fn key_in(key_id: &str, account: &str, region: &str) -> KeyRecord {
+    KeyRecord {
+        key_id: key_id.into(),
+        account: account.into(),
+        region: region.into(),
+        arn: format!("arn:aws:kms:{region}:{account}:key/{key_id}"),
+        creation_ms: 1,
+        description: "d".into(),
+        key_usage: "ENCRYPT_DECRYPT".into(),
+        key_spec: "SYMMETRIC_DEFAULT".into(),
+        origin: "AWS_KMS".into(),
+        key_manager: "CUSTOMER".into(),
+        state: "Enabled".into(),
+        deletion_ms: None,
+        policy: "{}".into(),
+        current_material_id: "00".repeat(32),
+        rotation_period_days: None,
+        next_rotation_ms: None,
+    }
+}
+
+fn material(key_id: &str, id: &str, at: i64, rotation: Option<&str>) -> MaterialRecord {
+    MaterialRecord {
+        key_id: key_id.into(),
+        material_id: id.repeat(32),
+        sealed: vec![0, 1, 2, 255],
+        creation_ms: at,
+        rotation_type: rotation.map(str::to_owned),
+    }
+}
+
+fn alias(name: &str, target: &str) -> AliasRecord {
+    AliasRecord {
+        account: ACCOUNT.into(),
+        region: REGION.into(),
+        name: name.into(),
+        target_key_id: target.into(),
+        creation_ms: 5,
+        updated_ms: 5,
+    }
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag {
+        key: k.into(),
+        value: v.into(),
+    }
+}
+
+async fn insert(store: &dyn Store, key_id: &str) {
+    store
+        .insert_key(&key(key_id), &material(key_id, "00", 1, None), &[], None)
+        .await
+        .unwrap();
+}
+
+async fn meta_inserts_once_and_replaces_only_the_expected_value(f: &Fixture) {
+    let s = f.store.as_ref();
+    assert_eq!(s.get_meta("m").await.unwrap(), None);
+    assert!(s.insert_meta_if_absent("m", b"one").await.unwrap());
+    assert!(!s.insert_meta_if_absent("m", b"two").await.unwrap());
+    assert_eq!(s.get_meta("m").await.unwrap(), Some(b"one".to_vec()));
+    assert!(!s.replace_meta("m", b"two", b"three").await.unwrap());
+    assert!(!s.replace_meta("absent", b"one", b"three").await.unwrap());
+    assert!(s.replace_meta("m", b"one", b"three").await.unwrap());
+    assert_eq!(s.get_meta("m").await.unwrap(), Some(b"three".to_vec()));
+    // Binary values survive as they are.
+    let bytes: Vec<u8> = (0..=255).collect();
+    assert!(s.insert_meta_if_absent("bin", &bytes).await.unwrap());
+    assert_eq!(s.get_meta("bin").await.unwrap(), Some(bytes));
+}
+
+async fn concurrent_conditional_meta_writes_have_one_winner(f: &Fixture) {
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.insert_meta_if_absent("race", &[i]).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    let start = f.store.get_meta("race").await.unwrap().unwrap();
+    let mut tasks = Vec::new();
+    for i in 100..116u8 {
+        let (store, start) = (f.store.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            store.replace_meta("race", &start, &[i]).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1, "a compare-and-swap has one winner");
+}
+
+async fn keys_round_trip_and_duplicates_change_nothing(f: &Fixture) {
+    let s = f.store.as_ref();
+    let mut k = key("k1");
+    k.rotation_period_days = Some(90);
+    k.next_rotation_ms = Some(1000);
+    k.deletion_ms = None;
+    s.insert_key(
+        &k,
+        &material("k1", "00", 1, None),
+        &[tag("b", "2"), tag("a", "1")],
+        Some(&alias("alias/aws/ebs", "k1")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(k.clone()));
+    assert_eq!(s.get_key("nope").await.unwrap(), None);
+    assert_eq!(
+        s.list_tags("k1").await.unwrap(),
+        vec![tag("a", "1"), tag("b", "2")]
+    );
+    assert_eq!(
+        s.get_alias(ACCOUNT, REGION, "alias/aws/ebs").await.unwrap(),
+        Some(alias("alias/aws/ebs", "k1"))
+    );
+    let m = s.materials("k1").await.unwrap();
+    assert_eq!(m, vec![material("k1", "00", 1, None)]);
+
+    // The same id again fails as a whole: no alias or tag of the second attempt lands.
+    let err = s
+        .insert_key(
+            &key("k1"),
+            &material("k1", "11", 2, None),
+            &[tag("c", "3")],
+            Some(&alias("alias/other", "k1")),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
+    assert_eq!(
+        s.get_alias(ACCOUNT, REGION, "alias/other").await.unwrap(),
+        None
+    );
+    assert_eq!(s.list_tags("k1").await.unwrap().len(), 2);
+    assert_eq!(s.materials("k1").await.unwrap().len(), 1);
+
+    // update_key replaces the mutable fields only.
+    let mut changed = k.clone();
+    changed.description = "new".into();
+    changed.state = "Disabled".into();
+    changed.policy = "{\"Version\":\"2012-10-17\"}".into();
+    changed.rotation_period_days = None;
+    changed.next_rotation_ms = None;
+    s.update_key(&changed).await.unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(changed));
+    assert!(matches!(
+        s.update_key(&key("missing")).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn key_listing_is_scoped_ordered_and_paginated(f: &Fixture) {
+    let s = f.store.as_ref();
+    for id in ["k3", "k1", "k5", "k2", "k4"] {
+        insert(s, id).await;
+    }
+    let other = key_in("k0", "444455556666", REGION);
+    s.insert_key(&other, &material("k0", "00", 1, None), &[], None)
+        .await
+        .unwrap();
+    let elsewhere = key_in("k9", ACCOUNT, "eu-west-1");
+    s.insert_key(&elsewhere, &material("k9", "00", 1, None), &[], None)
+        .await
+        .unwrap();
+    let ids = |v: Vec<KeyRecord>| v.into_iter().map(|k| k.key_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.list_keys(ACCOUNT, REGION, None, 100).await.unwrap()),
+        ["k1", "k2", "k3", "k4", "k5"]
+    );
+    assert_eq!(
+        ids(s.list_keys(ACCOUNT, REGION, None, 2).await.unwrap()),
+        ["k1", "k2"]
+    );
+    assert_eq!(
+        ids(s.list_keys(ACCOUNT, REGION, Some("k2"), 2).await.unwrap()),
+        ["k3", "k4"]
+    );
+    assert_eq!(
+        ids(s.list_keys(ACCOUNT, REGION, Some("k5"), 2).await.unwrap()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(s
+            .list_keys("444455556666", REGION, None, usize::MAX)
+            .await
+            .unwrap()),
+        ["k0"]
+    );
+    assert_eq!(
+        ids(s.list_keys(ACCOUNT, "eu-west-1", None, 10).await.unwrap()),
+        ["k9"]
+    );
+}
+
+async fn deletion_is_conditional_and_takes_everything_of_the_key(f: &Fixture) {
+    let s = f.store.as_ref();
+    insert(s, "k1").await;
+    insert(s, "k2").await;
+    s.put_tags("k1", &[tag("t", "v")]).await.unwrap();
+    s.insert_alias(&alias("alias/one", "k1")).await.unwrap();
+    s.insert_grant(&grant("g1", "k1", None)).await.unwrap();
+    s.write_imported_materials(&key("k1"), &[imported("k1", "aa", 1, Some(50))], &[])
+        .await
+        .unwrap();
+
+    assert!(
+        !s.delete_key_if_due("k1", 100).await.unwrap(),
+        "not pending"
+    );
+    let mut pending = key("k1");
+    pending.state = "PendingDeletion".into();
+    pending.deletion_ms = Some(10);
+    s.update_key(&pending).await.unwrap();
+    let mut later = key("k2");
+    later.state = "PendingDeletion".into();
+    later.deletion_ms = Some(5);
+    s.update_key(&later).await.unwrap();
+    assert!(s.keys_due_for_deletion(4).await.unwrap().is_empty());
+    assert_eq!(s.keys_due_for_deletion(10).await.unwrap(), ["k2", "k1"]);
+    assert!(!s.delete_key_if_due("k1", 9).await.unwrap(), "not yet due");
+    assert!(!s.delete_key_if_due("absent", 9).await.unwrap());
+
+    assert!(s.delete_key_if_due("k1", 10).await.unwrap());
+    assert_eq!(s.get_key("k1").await.unwrap(), None);
+    assert!(s.materials("k1").await.unwrap().is_empty());
+    assert!(s.list_tags("k1").await.unwrap().is_empty());
+    assert!(s.key_grants("k1").await.unwrap().is_empty());
+    assert!(s.imported_materials("k1").await.unwrap().is_empty());
+    assert_eq!(
+        s.get_alias(ACCOUNT, REGION, "alias/one").await.unwrap(),
+        None
+    );
+    assert!(!s.delete_key_if_due("k1", 10).await.unwrap(), "only once");
+    assert_eq!(s.keys_due_for_deletion(10).await.unwrap(), ["k2"]);
+
+    // A cancelled deletion is not carried out.
+    s.update_key(&key("k2")).await.unwrap();
+    assert!(!s.delete_key_if_due("k2", 10).await.unwrap());
+    assert!(s.get_key("k2").await.unwrap().is_some());
+
+    // Concurrent deletions of one due key: exactly one deletes it.
+    let mut due = key("k2");
+    due.state = "PendingDeletion".into();
+    due.deletion_ms = Some(1);
+    s.update_key(&due).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.delete_key_if_due("k2", 10).await.unwrap()
+        }));
+    }
+    let mut deleted = 0;
+    for t in tasks {
+        deleted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(deleted, 1);
+}
+
+async fn rotation_adds_material_and_schedule_together(f: &Fixture) {
+    let s = f.store.as_ref();
+    let mut k = key("k1");
+    k.rotation_period_days = Some(90);
+    k.next_rotation_ms = Some(100);
+    s.insert_key(&k, &material("k1", "00", 1, None), &[], None)
+        .await
+        .unwrap();
+    let mut off = key("k2");
+    off.rotation_period_days = Some(90);
+    off.next_rotation_ms = Some(50);
+    off.state = "Disabled".into();
+    s.insert_key(&off, &material("k2", "00", 1, None), &[], None)
+        .await
+        .unwrap();
+    assert!(s.keys_due_for_rotation(99).await.unwrap().is_empty());
+    assert_eq!(s.keys_due_for_rotation(100).await.unwrap(), ["k1"]);
+
+    let mut rotated = k.clone();
+    rotated.current_material_id = "11".repeat(32);
+    rotated.next_rotation_ms = Some(200);
+    s.rotate_key(&rotated, &material("k1", "11", 150, Some("AUTOMATIC")))
+        .await
+        .unwrap();
+    // Same creation time as the next one: the insertion order decides.
+    let mut again = rotated.clone();
+    again.current_material_id = "22".repeat(32);
+    s.rotate_key(&again, &material("k1", "22", 150, Some("ON_DEMAND")))
+        .await
+        .unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(again.clone()));
+    let history: Vec<_> = s
+        .materials("k1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.material_id, m.rotation_type))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("00".repeat(32), None),
+            ("11".repeat(32), Some("AUTOMATIC".to_owned())),
+            ("22".repeat(32), Some("ON_DEMAND".to_owned())),
+        ]
+    );
+    assert!(s.keys_due_for_rotation(199).await.unwrap().is_empty());
+
+    // A repeated material fails the whole rotation: the key is unchanged.
+    let mut bad = again.clone();
+    bad.next_rotation_ms = Some(5000);
+    let err = s
+        .rotate_key(&bad, &material("k1", "11", 160, Some("ON_DEMAND")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(again));
+    // A rotation of a key that does not exist adds nothing.
+    assert!(
+        s.rotate_key(&key("ghost"), &material("ghost", "33", 1, None))
+            .await
+            .is_err()
+    );
+    assert!(s.materials("ghost").await.unwrap().is_empty());
+}
+
+async fn aliases_are_unique_per_scope_and_report_missing_ones(f: &Fixture) {
+    let s = f.store.as_ref();
+    insert(s, "k1").await;
+    insert(s, "k2").await;
+    s.insert_alias(&alias("alias/b", "k1")).await.unwrap();
+    s.insert_alias(&alias("alias/a", "k2")).await.unwrap();
+    s.insert_alias(&alias("alias/c", "k1")).await.unwrap();
+    assert!(matches!(
+        s.insert_alias(&alias("alias/b", "k2")).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    let mut elsewhere = alias("alias/b", "k1");
+    elsewhere.region = "eu-west-1".into();
+    s.insert_alias(&elsewhere).await.unwrap();
+
+    let names = |v: Vec<AliasRecord>| v.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.list_aliases(ACCOUNT, REGION, None).await.unwrap()),
+        ["alias/a", "alias/b", "alias/c"]
+    );
+    assert_eq!(
+        names(s.list_aliases(ACCOUNT, REGION, Some("k1")).await.unwrap()),
+        ["alias/b", "alias/c"]
+    );
+
+    s.update_alias(ACCOUNT, REGION, "alias/b", "k2", 9)
+        .await
+        .unwrap();
+    let moved = s
+        .get_alias(ACCOUNT, REGION, "alias/b")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            moved.target_key_id.as_str(),
+            moved.creation_ms,
+            moved.updated_ms
+        ),
+        ("k2", 5, 9)
+    );
+    assert!(matches!(
+        s.update_alias(ACCOUNT, REGION, "alias/none", "k2", 9).await,
+        Err(StoreError::NotFound)
+    ));
+    // An alias cannot point at a key that does not exist (and that is not "exists").
+    let err = s
+        .update_alias(ACCOUNT, REGION, "alias/b", "ghost", 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+
+    s.delete_alias(ACCOUNT, REGION, "alias/b").await.unwrap();
+    assert!(matches!(
+        s.delete_alias(ACCOUNT, REGION, "alias/b").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        s.get_alias("eu-west-1", ACCOUNT, "alias/b")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.get_alias(ACCOUNT, "eu-west-1", "alias/b")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn tags_upsert_remove_and_list_in_order(f: &Fixture) {
+    let s = f.store.as_ref();
+    insert(s, "k1").await;
+    s.put_tags("k1", &[tag("z", "1"), tag("a", "1")])
+        .await
+        .unwrap();
+    s.put_tags("k1", &[tag("a", "2"), tag("m", "3")])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.list_tags("k1").await.unwrap(),
+        vec![tag("a", "2"), tag("m", "3"), tag("z", "1")]
+    );
+    s.remove_tags("k1", &["z".into(), "absent".into(), "a".into()])
+        .await
+        .unwrap();
+    assert_eq!(s.list_tags("k1").await.unwrap(), vec![tag("m", "3")]);
+    s.remove_tags("k1", &[]).await.unwrap();
+    s.put_tags("k1", &[]).await.unwrap();
+    assert_eq!(s.list_tags("k1").await.unwrap().len(), 1);
+    assert!(s.list_tags("nope").await.unwrap().is_empty());
+}
+
+fn grant(grant_id: &str, key_id: &str, retiring: Option<&str>) -> GrantRecord {
+    GrantRecord {
+        grant_id: grant_id.into(),
+        key_id: key_id.into(),
+        name: Some("n".into()),
+        grantee_principal: "arn:aws:iam::444455556666:root".into(),
+        retiring_principal: retiring.map(str::to_owned),
+        operations: "Decrypt".into(),
+        constraints: None,
+        issuing_account: ACCOUNT.into(),
+        creation_ms: 5,
+    }
+}
+
+async fn grants_round_trip_and_go_with_their_key(f: &Fixture) {
+    let s = f.store.as_ref();
+    insert(s, "k1").await;
+    s.insert_key(
+        &key_in("k2", ACCOUNT, "eu-west-1"),
+        &material("k2", "00", 1, None),
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+    let admin = "arn:aws:iam::111122223333:user/admin";
+    let mut b = grant("aa", "k1", None);
+    b.constraints = Some("{\"EncryptionContextEquals\":{}}".into());
+    b.name = None;
+    let (a, c) = (
+        grant("bb", "k1", Some(admin)),
+        grant("cc", "k2", Some(admin)),
+    );
+    for g in [&a, &b, &c] {
+        s.insert_grant(g).await.unwrap();
+    }
+    assert!(matches!(
+        s.insert_grant(&a).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        s.key_grants("k1").await.unwrap(),
+        vec![b.clone(), a.clone()]
+    );
+    assert_eq!(
+        s.retirable_grants(admin, REGION).await.unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        s.retirable_grants(admin, "eu-west-1").await.unwrap(),
+        vec![c.clone()]
+    );
+    assert!(
+        s.retirable_grants("nobody", REGION)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.delete_grant("k2", "aa").await,
+        Err(StoreError::NotFound)
+    ));
+    s.delete_grant("k1", "aa").await.unwrap();
+    assert_eq!(s.key_grants("k1").await.unwrap(), vec![a]);
+}
+
+fn imported(key_id: &str, id: &str, at: i64, valid_to: Option<i64>) -> ImportedMaterialRecord {
+    ImportedMaterialRecord {
+        key_id: key_id.into(),
+        material_id: id.repeat(32),
+        sealed: Some(vec![9, 9]),
+        creation_ms: at,
+        expiration_model: if valid_to.is_some() {
+            "KEY_MATERIAL_EXPIRES".into()
+        } else {
+            "KEY_MATERIAL_DOES_NOT_EXPIRE".into()
+        },
+        valid_to_ms: valid_to,
+        description: Some("first".into()),
+        pending_rotation: false,
+        rotation_type: None,
+        rotation_ms: None,
+    }
+}
+
+async fn imported_materials_upsert_in_place_and_expire(f: &Fixture) {
+    let s = f.store.as_ref();
+    let mut k = key("ext");
+    k.origin = "EXTERNAL".into();
+    k.state = "PendingImport".into();
+    s.insert_key_without_material(&k, &[tag("t", "1")])
+        .await
+        .unwrap();
+    assert_eq!(s.get_key("ext").await.unwrap(), Some(k.clone()));
+    assert_eq!(s.list_tags("ext").await.unwrap(), vec![tag("t", "1")]);
+    assert!(s.materials("ext").await.unwrap().is_empty());
+    assert!(matches!(
+        s.insert_key_without_material(&k, &[]).await,
+        Err(StoreError::AlreadyExists)
+    ));
+
+    let first = imported("ext", "aa", 10, Some(100));
+    let mut second = imported("ext", "bb", 10, None);
+    second.pending_rotation = true;
+    k.state = "Enabled".into();
+    s.write_imported_materials(&k, &[first.clone(), second.clone()], &[])
+        .await
+        .unwrap();
+    assert_eq!(s.get_key("ext").await.unwrap().unwrap().state, "Enabled");
+    assert_eq!(
+        s.imported_materials("ext").await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert!(s.keys_with_expired_imports(99).await.unwrap().is_empty());
+    assert_eq!(s.keys_with_expired_imports(100).await.unwrap(), ["ext"]);
+
+    // Re-importing the first keeps its place; deleting a material keeps its row unsealed.
+    let mut reimported = first.clone();
+    reimported.sealed = None;
+    reimported.description = Some("again".into());
+    reimported.rotation_type = Some("ON_DEMAND".into());
+    reimported.rotation_ms = Some(77);
+    s.write_imported_materials(&k, &[reimported.clone()], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.imported_materials("ext").await.unwrap(),
+        vec![reimported.clone(), second.clone()]
+    );
+    assert!(s.keys_with_expired_imports(1000).await.unwrap().is_empty());
+
+    s.write_imported_materials(&k, &[], &["bb".repeat(32)])
+        .await
+        .unwrap();
+    assert_eq!(s.imported_materials("ext").await.unwrap(), vec![reimported]);
+    // The key must exist: the whole write fails otherwise.
+    let ghost = key("ghost");
+    assert!(matches!(
+        s.write_imported_materials(&ghost, &[], &[]).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+fn secret(arn: &str, name: &str, created: i64) -> SecretRecord {
+    SecretRecord {
+        arn: arn.into(),
+        account: ACCOUNT.into(),
+        region: REGION.into(),
+        name: name.into(),
+        created_ms: created,
+        deletion_ms: None,
+        meta: "{}".into(),
+    }
+}
+
+fn version(arn: &str, id: &str, created_ms: i64) -> SecretVersionRecord {
+    SecretVersionRecord {
+        secret_arn: arn.into(),
+        version_id: id.into(),
+        created_ms,
+        last_accessed_ms: None,
+        kms_key_id: Some("alias/k".into()),
+        kms_key_arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
+        data_key: vec![1, 2, 3],
+        sealed_value: vec![4, 5, 6, 0],
+    }
+}
+
+fn put_secret(
+    s: SecretRecord,
+    versions: Vec<SecretVersionRecord>,
+    removed: &[&str],
+) -> SecretWrite {
+    SecretWrite::Put {
+        secret: s,
+        versions,
+        removed_versions: removed.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+async fn secrets_and_versions_round_trip(f: &Fixture) {
+    let s = f.store.as_ref();
+    let a = secret("arn:a-AAAAAA", "a", 2);
+    let z = secret("arn:z-ZZZZZZ", "z", 1);
+    s.write_secrets(&[
+        put_secret(
+            a.clone(),
+            vec![version(&a.arn, "v2", 2), version(&a.arn, "v1", 1)],
+            &[],
+        ),
+        put_secret(z.clone(), vec![], &[]),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.get_secret(&a.arn).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_secret("arn:none").await.unwrap(), None);
+    assert_eq!(
+        s.find_secret(ACCOUNT, REGION, "a").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        s.find_secret(ACCOUNT, "eu-west-1", "a").await.unwrap(),
+        None
+    );
+    let ids: Vec<String> = s
+        .secret_versions(&a.arn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version_id)
+        .collect();
+    assert_eq!(ids, ["v1", "v2"]);
+    assert_eq!(
+        s.list_secrets(ACCOUNT, REGION).await.unwrap(),
+        vec![z.clone(), a.clone()],
+        "ordered by creation"
+    );
+
+    // Another secret with the same name is refused, and nothing of that batch lands.
+    let b = secret("arn:a-BBBBBB", "a", 3);
+    let c = secret("arn:c-CCCCCC", "c", 3);
+    let err = s
+        .write_secrets(&[
+            put_secret(c.clone(), vec![], &[]),
+            put_secret(b.clone(), vec![version(&b.arn, "v9", 9)], &[]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
+    assert_eq!(s.get_secret(&b.arn).await.unwrap(), None);
+    assert_eq!(s.get_secret(&c.arn).await.unwrap(), None);
+
+    // A put replaces the row and named versions, and removes others.
+    let mut scheduled = a.clone();
+    scheduled.deletion_ms = Some(50);
+    scheduled.meta = "{\"description\":\"x\"}".into();
+    let mut v2 = version(&a.arn, "v2", 2);
+    v2.last_accessed_ms = Some(86_400_000);
+    v2.kms_key_id = None;
+    s.write_secrets(&[put_secret(
+        scheduled.clone(),
+        vec![v2.clone()],
+        &["v1", "absent"],
+    )])
+    .await
+    .unwrap();
+    assert_eq!(s.secret_versions(&a.arn).await.unwrap(), vec![v2]);
+    assert!(s.secrets_due_for_deletion(49).await.unwrap().is_empty());
+    assert_eq!(
+        s.secrets_due_for_deletion(50).await.unwrap(),
+        [a.arn.as_str()]
+    );
+    assert_eq!(s.get_secret(&a.arn).await.unwrap(), Some(scheduled));
+
+    s.write_secrets(&[
+        SecretWrite::Delete { arn: a.arn.clone() },
+        SecretWrite::Delete {
+            arn: "arn:none".into(),
+        },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.get_secret(&a.arn).await.unwrap(), None);
+    assert!(s.secret_versions(&a.arn).await.unwrap().is_empty());
+    // The name is free again.
+    s.write_secrets(&[put_secret(b.clone(), vec![], &[])])
+        .await
+        .unwrap();
+    assert_eq!(s.find_secret(ACCOUNT, REGION, "a").await.unwrap(), Some(b));
+}
+
+async fn secrets_due_for_rotation_read_the_metadata(f: &Fixture) {
+    let s = f.store.as_ref();
+    let with = |arn: &str, created: i64, meta: &str| {
+        let mut r = secret(arn, arn, created);
+        r.meta = meta.into();
+        r
+    };
+    let next = with(
+        "arn:next",
+        1,
+        r#"{"rotation":{"enabled":true,"next_rotation_ms":100}}"#,
+    );
+    let due = with(
+        "arn:due",
+        2,
+        r#"{"rotation":{"enabled":true,"due_ms":50,"next_rotation_ms":500}}"#,
+    );
+    let off = with(
+        "arn:off",
+        3,
+        r#"{"rotation":{"enabled":false,"next_rotation_ms":10}}"#,
+    );
+    let none = with("arn:none", 4, r#"{"description":"no rotation"}"#);
+    let mut deleting = with(
+        "arn:deleting",
+        5,
+        r#"{"rotation":{"enabled":true,"next_rotation_ms":10}}"#,
+    );
+    deleting.deletion_ms = Some(1000);
+    let writes: Vec<_> = [next, due, off, none, deleting]
+        .into_iter()
+        .map(|r| put_secret(r, vec![], &[]))
+        .collect();
+    s.write_secrets(&writes).await.unwrap();
+    assert!(s.secrets_due_for_rotation(49).await.unwrap().is_empty());
+    assert_eq!(s.secrets_due_for_rotation(50).await.unwrap(), ["arn:due"]);
+    assert_eq!(
+        s.secrets_due_for_rotation(100).await.unwrap(),
+        ["arn:next", "arn:due"]
+    );
+}
+
+fn param(name: &str, expires: Option<i64>) -> ParamRecord {
+    ParamRecord {
+        arn: format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name}"),
+        account: ACCOUNT.into(),
+        region: REGION.into(),
+        name: name.into(),
+        created_ms: 1,
+        expires_ms: expires,
+        meta: "{}".into(),
+    }
+}
+
+fn param_version(p: &ParamRecord, version: i64) -> ParamVersionRecord {
+    ParamVersionRecord {
+        param_arn: p.arn.clone(),
+        version,
+        modified_ms: version * 10,
+        value: format!("value {version}").into_bytes(),
+        meta: "{\"type\":\"String\"}".into(),
+    }
+}
+
+async fn params_and_versions_round_trip(f: &Fixture) {
+    let s = f.store.as_ref();
+    let a = param("a", None);
+    let b = param("b", Some(500));
+    let mut other = param("o", None);
+    other.region = "eu-west-1".into();
+    other.arn = "arn:aws:ssm:eu-west-1:111122223333:parameter/o".into();
+    s.write_params(&[
+        ParamWrite::Put {
+            param: b.clone(),
+            versions: vec![param_version(&b, 1)],
+            removed_versions: vec![],
+        },
+        ParamWrite::Put {
+            param: a.clone(),
+            versions: vec![param_version(&a, 2), param_version(&a, 1)],
+            removed_versions: vec![],
+        },
+        ParamWrite::Put {
+            param: other.clone(),
+            versions: vec![param_version(&other, 1)],
+            removed_versions: vec![],
+        },
+    ])
+    .await
+    .unwrap();
+    let (params, versions) = s.load_params(ACCOUNT, REGION).await.unwrap();
+    assert_eq!(params, vec![a.clone(), b.clone()]);
+    assert_eq!(
+        versions,
+        vec![
+            param_version(&a, 1),
+            param_version(&a, 2),
+            param_version(&b, 1)
+        ]
+    );
+
+    let mut v2 = param_version(&a, 2);
+    v2.value = vec![0, 159, 146, 150];
+    s.write_params(&[ParamWrite::Put {
+        param: a.clone(),
+        versions: vec![v2.clone()],
+        removed_versions: vec![1, 99],
+    }])
+    .await
+    .unwrap();
+    let (_, versions) = s.load_params(ACCOUNT, REGION).await.unwrap();
+    assert_eq!(versions, vec![v2, param_version(&b, 1)]);
+
+    assert!(s.params_due_for_expiration(499).await.unwrap().is_empty());
+    assert_eq!(
+        s.params_due_for_expiration(500).await.unwrap(),
+        vec![b.clone()]
+    );
+
+    s.write_params(&[ParamWrite::Delete { arn: b.arn.clone() }])
+        .await
+        .unwrap();
+    let (params, versions) = s.load_params(ACCOUNT, REGION).await.unwrap();
+    assert_eq!(params, vec![a]);
+    assert_eq!(versions.len(), 1);
+    let (params, _) = s.load_params(ACCOUNT, "eu-west-1").await.unwrap();
+    assert_eq!(params, vec![other]);
+}
+
+fn user(id: &str, name: &str) -> IamUserRecord {
+    IamUserRecord {
+        user_id: id.into(),
+        account: ACCOUNT.into(),
+        name: name.into(),
+        path: "/".into(),
+        created_ms: 1,
+        meta: "{}".into(),
+    }
+}
+
+fn role(id: &str, name: &str) -> IamRoleRecord {
+    IamRoleRecord {
+        role_id: id.into(),
+        account: ACCOUNT.into(),
+        name: name.into(),
+        path: "/svc/".into(),
+        created_ms: 1,
+        trust_policy: "{}".into(),
+        meta: "{}".into(),
+    }
+}
+
+fn access_key(id: &str, user_id: &str) -> AccessKeyRecord {
+    AccessKeyRecord {
+        access_key_id: id.into(),
+        account: ACCOUNT.into(),
+        user_id: user_id.into(),
+        status: "Active".into(),
+        created_ms: 2,
+        sealed_secret: vec![1, 2, 3],
+    }
+}
+
+fn session(id: &str) -> SessionRecord {
+    SessionRecord {
+        access_key_id: id.into(),
+        account: ACCOUNT.into(),
+        owner_id: "AROA1".into(),
+        created_ms: 1,
+        expires_ms: 3_600_000,
+        token_sha256: vec![7; 32],
+        sealed_secret: vec![8; 40],
+        meta: "{}".into(),
+    }
+}
+
+async fn iam_state_round_trips_and_names_are_unique_ignoring_case(f: &Fixture) {
+    let s = f.store.as_ref();
+    let alice = user("AIDA1", "Alice");
+    let policy = InlinePolicyRecord {
+        owner_id: "AIDA1".into(),
+        account: ACCOUNT.into(),
+        name: "p".into(),
+        document: "{}".into(),
+    };
+    s.write_iam(&[
+        IamWrite::PutUser(alice.clone()),
+        IamWrite::PutRole(role("AROA1", "Deployer")),
+        IamWrite::PutAccessKey(access_key("AKIA2", "AIDA1")),
+        IamWrite::PutAccessKey(access_key("AKIA1", "AIDA1")),
+        IamWrite::PutPolicy(policy.clone()),
+        IamWrite::PutSession(session("ASIA1")),
+    ])
+    .await
+    .unwrap();
+    let snap = s.load_iam().await.unwrap();
+    assert_eq!(snap.users, vec![alice.clone()]);
+    assert_eq!(snap.roles, vec![role("AROA1", "Deployer")]);
+    assert_eq!(
+        snap.access_keys,
+        vec![access_key("AKIA1", "AIDA1"), access_key("AKIA2", "AIDA1")]
+    );
+    assert_eq!(snap.policies, vec![policy.clone()]);
+    assert_eq!(snap.sessions, vec![session("ASIA1")]);
+
+    // Names are unique per account ignoring case; a failed transaction changes nothing.
+    for clash in [
+        IamWrite::PutUser(user("AIDA2", "ALICE")),
+        IamWrite::PutRole(role("AROA2", "deployer")),
+    ] {
+        let e = s
+            .write_iam(&[
+                IamWrite::PutPolicy(InlinePolicyRecord {
+                    name: "q".into(),
+                    ..policy.clone()
+                }),
+                clash,
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::AlreadyExists), "{e:?}");
+    }
+    assert_eq!(s.load_iam().await.unwrap().policies.len(), 1);
+    // Another account may use the name; a rename of the same user is an update.
+    let mut elsewhere = user("AIDA3", "alice");
+    elsewhere.account = "444455556666".into();
+    let mut renamed = alice.clone();
+    renamed.name = "ALICE".into();
+    renamed.meta = "{\"tags\":[]}".into();
+    let mut inactive = access_key("AKIA1", "AIDA1");
+    inactive.status = "Inactive".into();
+    s.write_iam(&[
+        IamWrite::PutUser(elsewhere.clone()),
+        IamWrite::PutUser(renamed.clone()),
+        IamWrite::PutAccessKey(inactive.clone()),
+        IamWrite::PutPolicy(InlinePolicyRecord {
+            document: "{\"v\":2}".into(),
+            ..policy.clone()
+        }),
+    ])
+    .await
+    .unwrap();
+    let snap = s.load_iam().await.unwrap();
+    assert_eq!(snap.users, vec![renamed, elsewhere]);
+    assert_eq!(snap.access_keys[0], inactive);
+    assert_eq!(snap.policies[0].document, "{\"v\":2}");
+
+    // An access key needs its user.
+    assert!(
+        s.write_iam(&[IamWrite::PutAccessKey(access_key("AKIA9", "AIDA9"))])
+            .await
+            .is_err()
+    );
+
+    s.write_iam(&[
+        IamWrite::DeleteAccessKey {
+            access_key_id: "AKIA1".into(),
+        },
+        IamWrite::DeleteAccessKey {
+            access_key_id: "AKIA2".into(),
+        },
+        IamWrite::Retire {
+            access_key_id: "AKIA1".into(),
+            retired_ms: 3,
+        },
+        IamWrite::Retire {
+            access_key_id: "AKIA1".into(),
+            retired_ms: 4,
+        },
+        IamWrite::DeletePolicy {
+            owner_id: "AIDA1".into(),
+            name: "p".into(),
+        },
+        IamWrite::DeleteUser {
+            user_id: "AIDA1".into(),
+        },
+        IamWrite::DeleteRole {
+            role_id: "AROA1".into(),
+        },
+        IamWrite::DeleteSession {
+            access_key_id: "ASIA1".into(),
+        },
+    ])
+    .await
+    .unwrap();
+    let snap = s.load_iam().await.unwrap();
+    assert_eq!(snap.users.len(), 1);
+    assert!(snap.roles.is_empty() && snap.access_keys.is_empty());
+    assert!(snap.policies.is_empty() && snap.sessions.is_empty());
+    assert_eq!(snap.retired, vec!["AKIA1".to_owned()]);
+}
+
+async fn iam_meta_markers_and_sessions_insert_once(f: &Fixture) {
+    let s = f.store.as_ref();
+    let mark = || IamWrite::InsertMeta {
+        name: "m".into(),
+        value: b"1".to_vec(),
+    };
+    s.write_iam(&[mark()]).await.unwrap();
+    assert_eq!(s.get_meta("m").await.unwrap(), Some(b"1".to_vec()));
+    assert!(matches!(
+        s.write_iam(&[mark()]).await.unwrap_err(),
+        StoreError::AlreadyExists
+    ));
+    s.write_iam(&[IamWrite::PutSession(session("ASIA1"))])
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.write_iam(&[IamWrite::PutSession(session("ASIA1"))])
+            .await
+            .unwrap_err(),
+        StoreError::AlreadyExists
+    ));
+}
+
+async fn erase_resources_keeps_server_values(f: &Fixture) {
+    let s = f.store.as_ref();
+    s.insert_meta_if_absent("domain", b"sealed").await.unwrap();
+    let mut anchor = f.anchor();
+    tokio::task::block_in_place(|| anchor.store(b"anchor")).unwrap();
+    s.insert_key(
+        &key("k1"),
+        &material("k1", "00", 1, None),
+        &[tag("a", "1")],
+        Some(&alias("alias/x", "k1")),
+    )
+    .await
+    .unwrap();
+    s.insert_grant(&grant("g", "k1", None)).await.unwrap();
+    s.write_imported_materials(&key("k1"), &[imported("k1", "aa", 1, None)], &[])
+        .await
+        .unwrap();
+    let sec = secret("arn:s", "s", 1);
+    s.write_secrets(&[put_secret(
+        sec.clone(),
+        vec![version(&sec.arn, "v", 1)],
+        &[],
+    )])
+    .await
+    .unwrap();
+    let p = param("p", None);
+    s.write_params(&[ParamWrite::Put {
+        param: p.clone(),
+        versions: vec![param_version(&p, 1)],
+        removed_versions: vec![],
+    }])
+    .await
+    .unwrap();
+    s.write_iam(&[
+        IamWrite::PutUser(user("AIDA1", "u")),
+        IamWrite::PutRole(role("AROA1", "r")),
+        IamWrite::PutAccessKey(access_key("AKIA1", "AIDA1")),
+        IamWrite::PutPolicy(InlinePolicyRecord {
+            owner_id: "AIDA1".into(),
+            account: ACCOUNT.into(),
+            name: "p".into(),
+            document: "{}".into(),
+        }),
+        IamWrite::PutSession(session("ASIA1")),
+        IamWrite::Retire {
+            access_key_id: "AKIA0".into(),
+            retired_ms: 1,
+        },
+    ])
+    .await
+    .unwrap();
+    // key, material, tag, alias, grant, imported; secret, version; param, version; user,
+    // role, access key, policy, session, retired.
+    assert_eq!(s.erase_resources().await.unwrap(), 16);
+    assert_eq!(s.get_key("k1").await.unwrap(), None);
+    assert!(s.list_secrets(ACCOUNT, REGION).await.unwrap().is_empty());
+    assert!(s.load_params(ACCOUNT, REGION).await.unwrap().0.is_empty());
+    let snap = s.load_iam().await.unwrap();
+    assert!(snap.users.is_empty() && snap.retired.is_empty() && snap.sessions.is_empty());
+    assert_eq!(
+        s.get_meta("domain").await.unwrap(),
+        Some(b"sealed".to_vec())
+    );
+    assert_eq!(
+        tokio::task::block_in_place(|| anchor.load()).unwrap(),
+        Some(b"anchor".to_vec())
+    );
+    assert_eq!(s.erase_resources().await.unwrap(), 0);
+}
+
+async fn the_audit_anchor_stores_loads_and_clears(f: &Fixture) {
+    let mut anchor = f.anchor();
+    tokio::task::block_in_place(|| {
+        assert_eq!(anchor.load().unwrap(), None);
+        anchor.store(b"first").unwrap();
+        anchor.store(&[0, 255, 1]).unwrap();
+        assert_eq!(anchor.load().unwrap(), Some(vec![0, 255, 1]));
+    });
+    // It is the store's meta entry, seen by the store and by a second anchor.
+    assert_eq!(
+        f.store.get_meta("audit.anchor").await.unwrap(),
+        Some(vec![0, 255, 1])
+    );
+    let mut other = f.anchor();
+    tokio::task::block_in_place(|| {
+        assert_eq!(other.load().unwrap(), Some(vec![0, 255, 1]));
+        anchor.clear().unwrap();
+        assert_eq!(other.load().unwrap(), None);
+        anchor.clear().unwrap();
+    });
+}
+
+async fn a_second_store_on_the_same_database_sees_every_write(f: &Fixture) {
+    insert(f.store.as_ref(), "k1").await;
+    f.store.insert_meta_if_absent("m", b"1").await.unwrap();
+    // Opening again (a restart, or another node) applies no migration twice and loses
+    // nothing.
+    let second = f.reopen().await;
+    assert_eq!(second.get_key("k1").await.unwrap(), Some(key("k1")));
+    assert!(!second.insert_meta_if_absent("m", b"2").await.unwrap());
+    assert!(matches!(
+        second
+            .insert_key(&key("k1"), &material("k1", "11", 1, None), &[], None)
+            .await,
+        Err(StoreError::AlreadyExists)
+    ));
+}
+
+async fn lookups_of_names_with_a_nul_find_nothing(f: &Fixture) {
+    let s = f.store.as_ref();
+    insert(s, "k1").await;
+    let nul = "alias/\u{0}";
+    assert_eq!(s.get_alias(ACCOUNT, REGION, nul).await.unwrap(), None);
+    assert_eq!(s.get_key("k\u{0}").await.unwrap(), None);
+    assert!(
+        s.list_aliases(ACCOUNT, REGION, Some(nul))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.get_meta(nul).await.unwrap(), None);
+    assert!(s.materials(nul).await.unwrap().is_empty());
+    assert!(s.list_tags(nul).await.unwrap().is_empty());
+    assert!(s.key_grants(nul).await.unwrap().is_empty());
+    assert!(s.imported_materials(nul).await.unwrap().is_empty());
+    assert_eq!(s.get_secret(nul).await.unwrap(), None);
+    assert_eq!(s.find_secret(ACCOUNT, REGION, nul).await.unwrap(), None);
+    assert!(s.secret_versions(nul).await.unwrap().is_empty());
+    assert!(s.load_params(ACCOUNT, nul).await.unwrap().0.is_empty());
+    assert!(s.list_keys(nul, REGION, None, 10).await.unwrap().is_empty());
+}
