@@ -11,6 +11,7 @@
 //! | `keyhold_audit_commit_seconds` | — | time of each audit batch commit (its fsync) |
 //! | `keyhold_cache_lookups_total` | cache, result | in-memory cache lookups (`hit`, `miss`) of KMS keys and secrets |
 //! | `keyhold_key_rotations_total` | outcome | scheduled KMS key rotations (`run`, `failed`) |
+//! | `keyhold_secret_rotations_total` | outcome | Secrets Manager rotations (`started`, `succeeded`, `failed`) |
 //! | `keyhold_ready` | — | 1 while `/health/ready` would answer 200 |
 //!
 //! Labels come from closed sets (operation names of the models, fixed outcomes): no value
@@ -85,6 +86,7 @@ pub struct Metrics {
     audit_commit: Histogram,
     cache: Family<CacheLabels, Counter>,
     rotations: Family<OutcomeLabels, Counter>,
+    secret_rotations: Family<OutcomeLabels, Counter>,
     ready: Gauge,
 }
 
@@ -141,6 +143,12 @@ impl Metrics {
             "Scheduled KMS key rotations",
             rotations.clone(),
         );
+        let secret_rotations = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "secret_rotations",
+            "Secrets Manager rotations started, succeeded and failed",
+            secret_rotations.clone(),
+        );
         let ready = Gauge::default();
         registry.register(
             "ready",
@@ -156,6 +164,7 @@ impl Metrics {
             audit_commit,
             cache,
             rotations,
+            secret_rotations,
             ready,
         }
     }
@@ -205,6 +214,13 @@ impl Metrics {
         self.rotations
             .get_or_create(&OutcomeLabels { outcome })
             .inc_by(1);
+    }
+
+    /// Counts a secret rotation `started`, `succeeded` or `failed`.
+    pub fn secret_rotation(&self, outcome: &'static str) {
+        self.secret_rotations
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn set_ready(&self, ready: bool) {

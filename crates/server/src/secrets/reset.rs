@@ -10,6 +10,12 @@ impl SecretsService {
         let _ = self.metrics.set(metrics);
     }
 
+    pub(super) fn note_rotation(&self, outcome: &'static str) {
+        if let Some(m) = self.metrics.get() {
+            m.secret_rotation(outcome);
+        }
+    }
+
     pub(super) fn note_cache(&self, hit: bool) {
         if let Some(m) = self.metrics.get() {
             m.cache_lookup("secrets", hit);

@@ -159,6 +159,7 @@ impl SecretsService {
         self.rotation_counters
             .started
             .fetch_add(1, Ordering::Relaxed);
+        self.note_rotation("started");
         let (arn, token) = (arn.to_owned(), token.to_owned());
         tokio::spawn(async move {
             service.run_rotation(&arn, &token, &function).await;
@@ -228,6 +229,7 @@ impl SecretsService {
                 self.rotation_counters
                     .succeeded
                     .fetch_add(1, Ordering::Relaxed);
+                self.note_rotation("succeeded");
                 self.service_event(&secret, "RotationSucceeded", token, None);
                 tracing::info!(arn, version_id = token, "rotated secret");
             }
@@ -339,6 +341,7 @@ impl SecretsService {
         self.rotation_counters
             .failed
             .fetch_add(1, Ordering::Relaxed);
+        self.note_rotation("failed");
         tracing::warn!(
             arn = secret.arn,
             version_id = token,

@@ -267,7 +267,8 @@ async fn a_failed_step_keeps_awscurrent_and_leaves_awspending_for_the_retry() {
     std::fs::write(&marker, "").unwrap();
     std::fs::write(&password_file, "initial-password").unwrap();
     let server = with_functions(
-        TestServer::builder(),
+        TestServer::builder()
+            .configure(|cfg| cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap())),
         vec![template_function(FUNCTION, None)],
     )
     .start()
@@ -302,6 +303,15 @@ async fn a_failed_step_keeps_awscurrent_and_leaves_awspending_for_the_retry() {
         "{details}"
     );
     assert_eq!(failed[0]["eventType"], "AwsServiceEvent");
+    // ... and counted.
+    let metrics =
+        keyhold_testkit::raw::request(server.metrics_addr().unwrap(), "GET", "/metrics", &[], b"")
+            .await
+            .body_text();
+    assert!(
+        metrics.contains("keyhold_secret_rotations_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
 
     // AWSCURRENT is untouched and still the one that works; AWSPENDING holds the new value.
     let (current_id, current) = value(&sm, &arn, "AWSCURRENT").await;
