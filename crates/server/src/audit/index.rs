@@ -210,6 +210,7 @@ fn run(index: &std::sync::Weak<Index>, mut log: SegmentLog) {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
+            Err(_) if !log.dir().exists() => return, // the data directory went away
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "the audit indexer failed; retrying");
                 std::thread::sleep(Duration::from_millis(500));
