@@ -131,11 +131,6 @@ impl WriteLock {
         }
     }
 
-    /// Waits until no writer holds the lock (without counting as a writer).
-    async fn wait_idle(&self) {
-        drop(self.mutex.lock().await);
-    }
-
     /// The generation now: read it before reading the store, then pass it to
     /// [`WriteLock::quiet_since`].
     fn generation(&self) -> u64 {
@@ -230,43 +225,10 @@ impl KmsService {
             return Ok(None);
         }
         self.note_cache(false);
-        // The key is read in several queries: a writer that ran meanwhile (the import
-        // expiry sweep, say) may have changed some of what was read. Read again once the
-        // writer is done, a few times at most; the last read is answered, not cached.
-        let mut generation = generation;
-        for attempt in 0..3 {
-            let read = self.read_key(id).await?;
-            if self.writes.quiet_since(generation) || attempt == 2 {
-                return Ok(self.remember_read(id, generation, read));
-            }
-            self.writes.wait_idle().await;
-            generation = self.writes.generation();
-        }
-        Ok(None)
-    }
-
-    /// Caches what [`Self::read_key`] read (a key, or that there is none) unless a writer
-    /// ran since `generation`; returns it.
-    fn remember_read(&self, id: KeyId, generation: u64, read: Option<Key>) -> Option<Arc<Key>> {
-        let Some(key) = read else {
-            self.unknown
-                .get_or_insert_if(id, generation, || self.writes.quiet_since(generation));
-            return None;
-        };
-        let key = self.expired_view(Arc::new(key)).unwrap_or_else(|key| key);
-        // Cached unless a writer ran meanwhile (what was read may then be older than what
-        // the writer cached), or another reader cached it first (then that one is used:
-        // grants change in place on the cached key).
-        Some(
-            self.keys
-                .get_or_insert_if(id, key, || self.writes.quiet_since(generation)),
-        )
-    }
-
-    /// Reads the key with this id from the store, its materials unsealed.
-    async fn read_key(&self, id: KeyId) -> Result<Option<Key>, KmsError> {
         let key_id = key::format_key_uuid(&id);
         let Some(record) = self.store.get_key(&key_id).await? else {
+            self.unknown
+                .get_or_insert_if(id, generation, || self.writes.quiet_since(generation));
             return Ok(None);
         };
         let key_id = key_id.as_str();
@@ -291,9 +253,15 @@ impl KmsService {
             .map(|a| a.name)
             .collect();
         let aliases = Arc::new(KeyAliases::new(aliases));
-        Key::from_parts(record, tags, Arc::new(materials), grants, aliases)
-            .map(Some)
-            .ok_or_else(|| corrupt("key record", key_id))
+        let key = Key::from_parts(record, tags, Arc::new(materials), grants, aliases)
+            .ok_or_else(|| corrupt("key record", key_id))?;
+        let key = self.expired_view(Arc::new(key)).unwrap_or_else(|key| key);
+        // Cached unless a writer ran meanwhile (what was read may then be older than what
+        // the writer cached), or another reader cached it first (then that one is used:
+        // grants change in place on the cached key).
+        Ok(Some(self.keys.get_or_insert_if(id, key, || {
+            self.writes.quiet_since(generation)
+        })))
     }
 
     /// Unseals a stored key's materials: every backing key of a symmetric encryption key, or
