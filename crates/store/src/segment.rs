@@ -166,9 +166,8 @@ fn encode_digest(buf: &mut Vec<u8>, row: &DigestRow) {
     });
 }
 
-/// A whole segment file holding `rows` (for tools that write a trail's files themselves:
-/// tests that play an attacker who knows the format).
-pub fn encode_segment(rows: &[AuditRow]) -> Vec<u8> {
+/// A whole segment file holding `rows` (what [`replace_events`] writes).
+fn encode_segment(rows: &[AuditRow]) -> Vec<u8> {
     let mut buf = header(SEGMENT_MAGIC).to_vec();
     for row in rows {
         encode_event(&mut buf, row);
@@ -176,18 +175,13 @@ pub fn encode_segment(rows: &[AuditRow]) -> Vec<u8> {
     buf
 }
 
-/// A whole `digests.log` holding `digests` (see [`encode_segment`]).
-pub fn encode_digest_log(digests: &[DigestRow]) -> Vec<u8> {
+/// A whole `digests.log` holding `digests`.
+fn encode_digest_log(digests: &[DigestRow]) -> Vec<u8> {
     let mut buf = header(DIGEST_MAGIC).to_vec();
     for d in digests {
         encode_digest(&mut buf, d);
     }
     buf
-}
-
-/// The file name of the segment whose first event is `first_seq`.
-pub fn segment_file_name(first_seq: i64) -> String {
-    segment_name(first_seq)
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -820,24 +814,28 @@ impl SegmentLog {
     pub fn segment_starts(&self) -> Vec<i64> {
         self.segments.iter().map(|s| s.first_seq).collect()
     }
+}
 
-    /// Every file of the trail except the index, relative to its directory (for backups).
-    pub fn files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self
-            .segments
+/// The trail's files but its index, relative to `dir`, in the order a copy taken while the
+/// trail is written stays consistent in: the meta files, the digests, then the segments,
+/// oldest first (every digest copied covers events copied after it).
+pub fn files_in_copy_order(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut meta: Vec<PathBuf> = fs::read_dir(dir.join("meta"))
+        .map_err(io)?
+        .filter_map(std::result::Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| PathBuf::from(e.file_name()))
+        .filter(|n| n.extension().is_none_or(|x| x != "tmp"))
+        .map(|n| Path::new("meta").join(n))
+        .collect();
+    meta.sort();
+    meta.push("digests.log".into());
+    meta.extend(
+        list_segments(dir)?
             .iter()
-            .filter_map(|s| s.path.strip_prefix(&self.dir).ok().map(Path::to_path_buf))
-            .collect();
-        files.push("digests.log".into());
-        if let Ok(entries) = fs::read_dir(self.dir.join("meta")) {
-            for e in entries.flatten() {
-                if e.path().extension().is_none_or(|x| x != "tmp") {
-                    files.push(Path::new("meta").join(e.file_name()));
-                }
-            }
-        }
-        files
-    }
+            .filter_map(|s| s.path.strip_prefix(dir).ok().map(Path::to_path_buf)),
+    );
+    Ok(meta)
 }
 
 /// The segments in `dir`, oldest first.

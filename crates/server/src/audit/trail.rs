@@ -63,10 +63,6 @@ pub struct TrailConfig {
     /// The account rejected calls are recorded in (they have no verified caller): the
     /// server's default account.
     pub rejections_account: String,
-    /// How long one write waits for the database (a lock held elsewhere) before it counts
-    /// as failed: calls are refused and the write retried. (The segment log takes no lock;
-    /// kept for configurations that set it.)
-    pub write_timeout: Duration,
     /// A segment is closed (at the next digest) once it holds this many bytes...
     pub segment_bytes: u64,
     /// ... or is this old.
@@ -84,7 +80,6 @@ impl Default for TrailConfig {
             digest_interval: Duration::from_secs(10),
             retention: None,
             digest_dir: None,
-            write_timeout: Duration::from_secs(10),
             rejection_limits: super::rejection::RejectionLimits::default(),
             rejections_account: "000000000000".to_owned(),
             segment_bytes: 64 << 20,
@@ -689,8 +684,7 @@ impl Writer {
             }
             return;
         }
-        let full = self.log.active_len() >= self.config.segment_bytes
-            || self.segment_started.elapsed() >= self.config.segment_age;
+        let full = self.segment_full();
         // Due by count, or by time (a trail that is never idle is still sealed as often as
         // `digest_interval` says), or because the segment is full and closes at a digest.
         let due = seq - self.digest_last_event >= self.config.digest_every_events
@@ -783,9 +777,7 @@ impl Writer {
         }
         self.digest_written(row, hash);
         self.recovered();
-        let full = self.log.active_len() >= self.config.segment_bytes
-            || self.segment_started.elapsed() >= self.config.segment_age;
-        if full {
+        if self.segment_full() {
             match self.log.rotate() {
                 Ok(()) => self.segment_started = Instant::now(),
                 Err(e) => {
@@ -793,6 +785,13 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Whether the segment being appended to has reached its size or age limit (it is
+    /// closed at the next digest).
+    fn segment_full(&self) -> bool {
+        self.log.active_len() >= self.config.segment_bytes
+            || self.segment_started.elapsed() >= self.config.segment_age
     }
 
     /// Tries the failed write again (or the failed digest, if no event is pending).

@@ -89,7 +89,7 @@ fn backup_blocking(data_dir: &Path, out: &Path) -> anyhow::Result<Summary> {
             data_dir.display()
         );
     }
-    for name in trail_files(&trail)? {
+    for name in keyhold_store::segment::files_in_copy_order(&trail)? {
         let bytes = std::fs::read(trail.join(&name)).with_context(|| {
             format!(
                 "copying {} (was the trail pruned during the backup? retry)",
@@ -261,28 +261,7 @@ fn unpack(input: &Path, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The trail's files to copy, relative to its directory, in the order that keeps the copy
-/// consistent: meta files, the digests, then the segments oldest first (never the index).
-fn trail_files(trail: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for sub in ["meta", "segments"] {
-        if sub == "segments" {
-            files.push(PathBuf::from("digests.log"));
-        }
-        let mut names: Vec<String> = std::fs::read_dir(trail.join(sub))
-            .with_context(|| format!("listing {}", trail.join(sub).display()))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.ends_with(".tmp"))
-            .collect();
-        names.sort();
-        files.extend(names.into_iter().map(|n| Path::new(sub).join(n)));
-    }
-    Ok(files)
-}
-
-/// Whether a backup member names a trail file as [`trail_files`] lists them (no other path
+/// Whether a backup member names a trail file as `files_in_copy_order` lists them (no other path
 /// is written on restore).
 fn is_trail_member(name: &str) -> bool {
     let Some(rest) = name.strip_prefix("audit/") else {
