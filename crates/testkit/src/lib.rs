@@ -586,3 +586,19 @@ pub fn data_files(data_dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     files
 }
+
+/// An AWS error's code and message as the SDK parsed them (any service's error).
+pub fn code_and_message<E: aws_sdk_kms::error::ProvideErrorMetadata>(e: &E) -> (String, String) {
+    (
+        e.code().unwrap_or_default().to_owned(),
+        e.message().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The machine's real time, in Unix seconds (not a test server's clock).
+pub fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(since.as_secs()).expect("seconds fit an i64")
+}

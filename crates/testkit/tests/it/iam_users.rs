@@ -8,13 +8,6 @@ use keyhold_testkit::identity::{access_key, put_user_policy};
 
 const ACCOUNT: &str = "000000000000";
 
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
-
 #[tokio::test]
 async fn user_lifecycle() {
     let server = TestServer::start().await;
@@ -64,7 +57,7 @@ async fn user_lifecycle() {
         .into_service_error();
     assert!(e.is_no_such_entity_exception());
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "NoSuchEntity".into(),
             "The user with name alice cannot be found.".into()
@@ -87,7 +80,7 @@ async fn user_errors_are_aws_shaped() {
         .into_service_error();
     assert!(e.is_entity_already_exists_exception());
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "EntityAlreadyExists".into(),
             "User with name Bob already exists.".into()

@@ -5,13 +5,6 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::Tag;
 use keyhold_testkit::TestServer;
 
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
-
 fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().tag_key(k).tag_value(v).build().unwrap()
 }
@@ -37,7 +30,7 @@ async fn alias_lifecycle_and_errors() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "AlreadyExistsException".into(),
             "An alias with the name arn:aws:kms:us-east-1:000000000000:alias/app already exists"
@@ -52,7 +45,7 @@ async fn alias_lifecycle_and_errors() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html".into()
@@ -106,7 +99,7 @@ async fn alias_lifecycle_and_errors() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "NotFoundException".into(),
             "Alias arn:aws:kms:us-east-1:000000000000:alias/nope is not found.".into()
@@ -172,7 +165,7 @@ async fn alias_pattern_is_validated_with_aws_wording() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "1 validation error detected: Value 'alias/bad name!' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$".into()
@@ -271,7 +264,7 @@ async fn tags_lifecycle_and_rules() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         ("TagException".into(), "Duplicate tag keys".into())
     );
     let e = kms
@@ -282,7 +275,7 @@ async fn tags_lifecycle_and_rules() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "TagException".into(),
             "Tags beginning with aws: are reserved".into()
@@ -294,7 +287,7 @@ async fn tags_lifecycle_and_rules() {
     }
     let e = req.send().await.unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         ("TagException".into(), "Too many tags".into()),
         "50 new + 1 existing > 50"
     );
@@ -351,7 +344,7 @@ async fn default_key_policy_is_aws_text() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         ("NotFoundException".into(), "No such policy exists".into())
     );
 }
@@ -393,7 +386,7 @@ async fn key_policies_govern_cross_account_use() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "AccessDeniedException".into(),
             format!(
@@ -492,7 +485,7 @@ async fn policy_checks() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "MalformedPolicyDocumentException".into(),
             "The new key policy will not allow you to update the key policy in the future.".into()
@@ -528,7 +521,7 @@ async fn policy_checks() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         ("MalformedPolicyDocumentException".into(), String::new())
     );
     let huge = format!(

@@ -6,13 +6,6 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, EncryptionAlgorithmSpec};
 use keyhold_testkit::TestServer;
 
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
-
 #[tokio::test]
 async fn encrypt_decrypt_round_trip_with_context() {
     let server = TestServer::start().await;
@@ -72,7 +65,7 @@ async fn encrypt_decrypt_round_trip_with_context() {
             .await
             .unwrap_err();
         assert_eq!(
-            code_and_message(&e),
+            keyhold_testkit::code_and_message(&e),
             ("InvalidCiphertextException".into(), String::new())
         );
     }
@@ -128,7 +121,7 @@ async fn tampered_ciphertexts_all_fail_the_same_way() {
             .await
             .unwrap_err();
         assert_eq!(
-            code_and_message(&e),
+            keyhold_testkit::code_and_message(&e),
             ("InvalidCiphertextException".into(), String::new()),
             "byte {i}"
         );
@@ -170,7 +163,7 @@ async fn decrypt_with_the_wrong_key_id() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "IncorrectKeyException".into(),
             "The key ID in the request does not identify a CMK that can perform this operation."
@@ -331,7 +324,10 @@ async fn generate_data_key_variants() {
         .send()
         .await
         .unwrap_err();
-    for e in [code_and_message(&neither), code_and_message(&both)] {
+    for e in [
+        keyhold_testkit::code_and_message(&neither),
+        keyhold_testkit::code_and_message(&both),
+    ] {
         assert_eq!(
             e,
             (
@@ -348,7 +344,7 @@ async fn generate_data_key_variants() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "1 validation error detected: Value '1025' at 'numberOfBytes' failed to satisfy constraint: Member must have value less than or equal to 1024".into()
@@ -403,7 +399,7 @@ async fn generate_random_bounds() {
     );
     let e = kms.generate_random().send().await.unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "NumberOfBytes is required.".into()
@@ -430,7 +426,7 @@ async fn plaintext_size_limit() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096".into()
@@ -452,7 +448,7 @@ async fn dry_run_checks_everything_then_refuses() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "DryRunOperationException".into(),
             "The request would have succeeded, but the DryRun option is set.".into()

@@ -4,7 +4,7 @@
 //! (moved forward, never slept through).
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::{Blob, DateTime};
@@ -16,23 +16,6 @@ use keyhold_crypto::import::{WrappingAlgorithm, wrap_for_import};
 use keyhold_testkit::TestServer;
 
 const DAY: u64 = 86_400;
-
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
-
-fn real_now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
 
 fn local(algorithm: &AlgorithmSpec) -> WrappingAlgorithm {
     match algorithm {
@@ -161,7 +144,7 @@ async fn decrypt(
             out.plaintext.unwrap().into_inner(),
             out.key_material_id.unwrap(),
         )),
-        Err(e) => Err(code_and_message(&e.into_service_error())),
+        Err(e) => Err(keyhold_testkit::code_and_message(&e.into_service_error())),
     }
 }
 
@@ -218,7 +201,7 @@ async fn an_external_key_waits_for_its_material_then_works_with_every_wrapping()
         .unwrap_err()
         .into_service_error();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "KMSInvalidStateException".into(),
             format!("{arn} is pending import.")
@@ -320,7 +303,7 @@ async fn import_tokens_are_single_use_bound_to_their_key_and_valid_for_24_hours(
         .unwrap();
     let valid_to = params.parameters_valid_to.unwrap().secs();
     assert!(
-        (valid_to - (real_now() + 86_400)).abs() < 60,
+        (valid_to - (keyhold_testkit::unix_now() + 86_400)).abs() < 60,
         "valid for 24 hours"
     );
     let wrapped = wrap_for_import(
@@ -425,7 +408,7 @@ async fn bad_material_and_bad_parameters_are_refused_as_aws_refuses_them() {
     }
 
     // The expiration parameters.
-    let now = real_now();
+    let now = keyhold_testkit::unix_now();
     for (model, valid_to, message) in [
         (
             Some(ExpirationModelType::KeyMaterialExpires),
@@ -465,7 +448,7 @@ async fn bad_material_and_bad_parameters_are_refused_as_aws_refuses_them() {
             .unwrap_err()
             .into_service_error();
         assert_eq!(
-            code_and_message(&e),
+            keyhold_testkit::code_and_message(&e),
             ("ValidationException".into(), message.into())
         );
     }
@@ -503,7 +486,7 @@ async fn bad_material_and_bad_parameters_are_refused_as_aws_refuses_them() {
         .await
         .unwrap_err()
         .into_service_error();
-    assert_eq!(code_and_message(&e), expected);
+    assert_eq!(keyhold_testkit::code_and_message(&e), expected);
     let e = kms
         .import_key_material()
         .key_id(&generated.key_id)
@@ -514,7 +497,7 @@ async fn bad_material_and_bad_parameters_are_refused_as_aws_refuses_them() {
         .await
         .unwrap_err()
         .into_service_error();
-    assert_eq!(code_and_message(&e), expected);
+    assert_eq!(keyhold_testkit::code_and_message(&e), expected);
     let e = kms
         .delete_imported_key_material()
         .key_id(&generated.key_id)
@@ -522,7 +505,7 @@ async fn bad_material_and_bad_parameters_are_refused_as_aws_refuses_them() {
         .await
         .unwrap_err()
         .into_service_error();
-    assert_eq!(code_and_message(&e), expected);
+    assert_eq!(keyhold_testkit::code_and_message(&e), expected);
 
     // Aliases are not accepted, unknown keys are not found.
     kms.create_alias()
@@ -559,7 +542,7 @@ async fn bad_material_and_bad_parameters_are_refused_as_aws_refuses_them() {
         .unwrap_err()
         .into_service_error();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "KMSInvalidStateException".into(),
             format!("{} is pending import.", arn_of(&kms, &id).await)
@@ -576,7 +559,7 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
     let kms = server.kms();
     let id = external_key(&kms).await;
     let material = [0x11u8; 32];
-    let valid_to = real_now() + 2 * 86_400;
+    let valid_to = keyhold_testkit::unix_now() + 2 * 86_400;
     let material_id = import(&kms, &id, &material, Some(valid_to), None, None)
         .await
         .unwrap()
@@ -628,7 +611,7 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
         .unwrap_err()
         .into_service_error();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "IncorrectKeyMaterialException".into(),
             "The key material in the request is not the key material that was previously \
@@ -719,7 +702,7 @@ async fn deleted_material_leaves_the_key_pending_import_until_reimported() {
         .unwrap_err()
         .into_service_error();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "KMSInvalidStateException".into(),
             format!("{} is pending deletion.", arn_of(&kms, &id).await)
@@ -851,7 +834,7 @@ async fn new_key_material_becomes_current_by_on_demand_rotation() {
         &kms,
         &id,
         &m1,
-        Some(real_now() + 30 * 86_400),
+        Some(keyhold_testkit::unix_now() + 30 * 86_400),
         Some(ImportType::ExistingKeyMaterial),
         Some(&id1),
     )
@@ -906,7 +889,7 @@ async fn imported_material_survives_a_restart_and_expires_while_the_server_is_do
             &kms,
             &expiring,
             &material,
-            Some(real_now() + 86_400),
+            Some(keyhold_testkit::unix_now() + 86_400),
             None,
             None,
         )

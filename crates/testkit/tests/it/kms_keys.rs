@@ -8,13 +8,6 @@ use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::types::{KeyManagerType, KeySpec, KeyState, KeyUsageType, OriginType};
 use keyhold_testkit::TestServer;
 
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
-
 #[tokio::test]
 async fn create_key_returns_aws_shaped_metadata() {
     let server = TestServer::start().await;
@@ -82,7 +75,7 @@ async fn describe_key_not_found_messages() {
     let missing = "11111111-2222-3333-4444-555555555555";
     let e = kms.describe_key().key_id(missing).send().await.unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "NotFoundException".into(),
             format!("Key 'arn:aws:kms:us-east-1:000000000000:key/{missing}' does not exist")
@@ -95,7 +88,7 @@ async fn describe_key_not_found_messages() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "NotFoundException".into(),
             "Invalid keyId 'not-a-key'".into()
@@ -108,7 +101,7 @@ async fn describe_key_not_found_messages() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "NotFoundException".into(),
             "Alias arn:aws:kms:us-east-1:000000000000:alias/nope is not found.".into()
@@ -121,7 +114,7 @@ async fn describe_key_not_found_messages() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         ("NotFoundException".into(), "Invalid arn us-west-2".into())
     );
 }
@@ -237,7 +230,7 @@ async fn enable_and_disable() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "DisabledException".into(),
             format!("{} is disabled.", key.arn().unwrap())
@@ -257,7 +250,7 @@ async fn enable_and_disable() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "InvalidArnException".into(),
             "Key Aliases are not supported for this operation.".into()
@@ -281,7 +274,7 @@ async fn schedule_and_cancel_deletion() {
             .await
             .unwrap_err();
         assert_eq!(
-            code_and_message(&e),
+            keyhold_testkit::code_and_message(&e),
             (
                 "ValidationException".into(),
                 "PendingWindowInDays must be between 7 and 30".into()
@@ -295,7 +288,7 @@ async fn schedule_and_cancel_deletion() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "KMSInvalidStateException".into(),
             format!("{arn} is not pending deletion.")
@@ -334,7 +327,7 @@ async fn schedule_and_cancel_deletion() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "KMSInvalidStateException".into(),
             format!("{arn} is pending deletion.")
@@ -348,7 +341,7 @@ async fn schedule_and_cancel_deletion() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "KMSInvalidStateException".into(),
             format!("{arn} is pending deletion.")

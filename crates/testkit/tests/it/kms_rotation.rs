@@ -3,7 +3,7 @@
 //! scheduled rotations of the background sweep (with the server's clock moved forward, and
 //! across a restart with the server down over the due date).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
@@ -12,23 +12,6 @@ use keyhold_testkit::TestServer;
 use serde_json::Value;
 
 const DAY: i64 = 86_400;
-
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
-
-fn real_now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
 
 async fn current_material(kms: &aws_sdk_kms::Client, key_id: &str) -> String {
     kms.describe_key()
@@ -123,7 +106,7 @@ async fn enable_and_disable_key_rotation_and_the_status_they_show() {
     assert_eq!(s.rotation_period_in_days(), Some(365));
     let next = s.next_rotation_date().unwrap().secs();
     assert!(
-        (next - (real_now() + 365 * DAY)).abs() < 60,
+        (next - (keyhold_testkit::unix_now() + 365 * DAY)).abs() < 60,
         "365 days from now"
     );
 
@@ -142,7 +125,7 @@ async fn enable_and_disable_key_rotation_and_the_status_they_show() {
     assert_eq!(s.rotation_period_in_days(), Some(90));
     let next = s.next_rotation_date().unwrap().secs();
     assert!(
-        (next - (real_now() + 90 * DAY)).abs() < 60,
+        (next - (keyhold_testkit::unix_now() + 90 * DAY)).abs() < 60,
         "90 days from now"
     );
 
@@ -178,7 +161,7 @@ async fn enable_and_disable_key_rotation_and_the_status_they_show() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(e.as_service_error().unwrap()),
+        keyhold_testkit::code_and_message(e.as_service_error().unwrap()),
         (
             "NotFoundException".into(),
             format!("Key '{missing}' does not exist")
@@ -280,7 +263,7 @@ async fn on_demand_rotation_moves_new_ciphertexts_to_new_material_and_old_ones_s
     assert_eq!(entry.key_material_id(), Some(second.as_str()));
     assert_eq!(entry.key_material_state(), Some(&KeyMaterialState::Current));
     let date = entry.rotation_date().unwrap().secs();
-    assert!((date - real_now()).abs() < 60);
+    assert!((date - keyhold_testkit::unix_now()).abs() < 60);
 
     // All key material: the first one too, without a rotation.
     let all = kms
@@ -323,7 +306,7 @@ async fn on_demand_rotations_stop_at_25_and_list_in_pages() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(e.as_service_error().unwrap()),
+        keyhold_testkit::code_and_message(e.as_service_error().unwrap()),
         (
             "LimitExceededException".into(),
             format!(
@@ -392,21 +375,30 @@ async fn disabled_and_pending_deletion_keys_refuse_rotation_changes() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(e.as_service_error().unwrap()), disabled);
+    assert_eq!(
+        keyhold_testkit::code_and_message(e.as_service_error().unwrap()),
+        disabled
+    );
     let e = kms
         .disable_key_rotation()
         .key_id(id)
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(e.as_service_error().unwrap()), disabled);
+    assert_eq!(
+        keyhold_testkit::code_and_message(e.as_service_error().unwrap()),
+        disabled
+    );
     let e = kms
         .rotate_key_on_demand()
         .key_id(id)
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(e.as_service_error().unwrap()), disabled);
+    assert_eq!(
+        keyhold_testkit::code_and_message(e.as_service_error().unwrap()),
+        disabled
+    );
     // The status does not change while the key is disabled, and the history is readable.
     let s = kms
         .get_key_rotation_status()
@@ -433,21 +425,30 @@ async fn disabled_and_pending_deletion_keys_refuse_rotation_changes() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(e.as_service_error().unwrap()), pending);
+    assert_eq!(
+        keyhold_testkit::code_and_message(e.as_service_error().unwrap()),
+        pending
+    );
     let e = kms
         .disable_key_rotation()
         .key_id(id)
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(e.as_service_error().unwrap()), pending);
+    assert_eq!(
+        keyhold_testkit::code_and_message(e.as_service_error().unwrap()),
+        pending
+    );
     let e = kms
         .rotate_key_on_demand()
         .key_id(id)
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(e.as_service_error().unwrap()), pending);
+    assert_eq!(
+        keyhold_testkit::code_and_message(e.as_service_error().unwrap()),
+        pending
+    );
     // Pending deletion: the status is false; cancelling restores it.
     let s = kms
         .get_key_rotation_status()
@@ -498,7 +499,7 @@ async fn aws_managed_keys_rotate_yearly_and_cannot_be_configured() {
     assert!(s.key_rotation_enabled());
     assert_eq!(s.rotation_period_in_days(), Some(365));
     let next = s.next_rotation_date().unwrap().secs();
-    assert!((next - (real_now() + 365 * DAY)).abs() < 60);
+    assert!((next - (keyhold_testkit::unix_now() + 365 * DAY)).abs() < 60);
     assert!(rotations(&kms, id).await.is_empty());
 
     // Its policy allows only reading metadata directly: configuring it is refused.
@@ -578,7 +579,7 @@ async fn a_due_rotation_happens_once_on_schedule() {
         .unwrap();
     let next = s.next_rotation_date().unwrap().secs();
     assert!(
-        (next - (real_now() + 290 * DAY)).abs() < 60,
+        (next - (keyhold_testkit::unix_now() + 290 * DAY)).abs() < 60,
         "the next rotation is one period after this one"
     );
     assert_eq!(
@@ -675,7 +676,7 @@ async fn a_rotation_due_while_the_server_was_down_happens_once_at_start() {
         .next_rotation_date
         .unwrap()
         .secs();
-    assert!((next - (real_now() + 490 * DAY)).abs() < 60);
+    assert!((next - (keyhold_testkit::unix_now() + 490 * DAY)).abs() < 60);
     assert_eq!(decrypt(&kms, &before).await, (b"before".to_vec(), first));
     server.stop().await;
 
@@ -877,7 +878,7 @@ async fn aws_managed_keys_rotate_after_a_year_and_old_secrets_still_read() {
         .next_rotation_date
         .unwrap()
         .secs();
-    assert!((next - (real_now() + (366 + 365) * DAY)).abs() < 60);
+    assert!((next - (keyhold_testkit::unix_now() + (366 + 365) * DAY)).abs() < 60);
     let value = secrets
         .get_secret_value()
         .secret_id("db")

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::types::RotationRulesType;
 use keyhold_server::config::RotationFunction;
 use keyhold_testkit::{TestServer, TestServerBuilder};
@@ -47,13 +46,6 @@ fn with_functions(
     functions: Vec<RotationFunction>,
 ) -> TestServerBuilder {
     builder.configure(move |c| c.rotation_functions = functions)
-}
-
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
 }
 
 /// The trail's rotation service events (`RotationStarted`, `RotationSucceeded`,
@@ -345,7 +337,7 @@ async fn a_failed_step_keeps_awscurrent_and_leaves_awspending_for_the_retry() {
         .unwrap_err()
         .into_service_error();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "InvalidRequestException".to_owned(),
             "A previous rotation isn't complete. That rotation will be reattempted.".to_owned()
@@ -398,7 +390,7 @@ async fn one_rotation_at_a_time_and_a_lambda_like_time_limit() {
             .unwrap_err()
             .into_service_error();
         assert_eq!(
-            code_and_message(&e).1,
+            keyhold_testkit::code_and_message(&e).1,
             "A previous rotation isn't complete. That rotation will be reattempted."
         );
     }
@@ -452,7 +444,7 @@ async fn an_unknown_function_is_refused_as_aws_refuses_one_it_cannot_invoke() {
         .unwrap_err()
         .into_service_error();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "AccessDeniedException".to_owned(),
             "Secrets Manager cannot invoke the specified Lambda function. Ensure that the \

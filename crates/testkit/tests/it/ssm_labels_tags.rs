@@ -2,16 +2,8 @@
 //! UnlabelParameterVersion, `name:label` selectors, AddTagsToResource,
 //! RemoveTagsFromResource, ListTagsForResource.
 
-use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterType, ResourceTypeForTagging, Tag};
 use keyhold_testkit::TestServer;
-
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
 
 async fn three_versions(ssm: &aws_sdk_ssm::Client, name: &str) {
     for v in ["one", "two", "three"] {
@@ -99,7 +91,10 @@ async fn labels_attach_move_and_select() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterVersionNotFound");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ParameterVersionNotFound"
+    );
 
     // Labels do not make versions.
     let p = ssm.get_parameter().name("/l").send().await.unwrap();
@@ -125,7 +120,10 @@ async fn label_limits_and_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterVersionLabelLimitExceeded");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ParameterVersionLabelLimitExceeded"
+    );
     // Eleven in one request is the model's limit.
     let eleven: Vec<String> = (0..11).map(|i| format!("x{i}")).collect();
     let e = ssm
@@ -135,7 +133,10 @@ async fn label_limits_and_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
     let e = ssm
         .label_parameter_version()
         .name("/l")
@@ -143,7 +144,10 @@ async fn label_limits_and_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
     let e = ssm
         .label_parameter_version()
         .name("/l")
@@ -153,7 +157,7 @@ async fn label_limits_and_errors() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ParameterVersionNotFound".into(),
             "Systems Manager could not find version 9 of /l. Verify the version and try again."
@@ -167,7 +171,7 @@ async fn label_limits_and_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterNotFound");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "ParameterNotFound");
 }
 
 #[tokio::test]
@@ -203,7 +207,10 @@ async fn unlabel_reports_removed_and_invalid() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterVersionNotFound");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ParameterVersionNotFound"
+    );
     let e = ssm
         .unlabel_parameter_version()
         .name("/nope")
@@ -212,7 +219,7 @@ async fn unlabel_reports_removed_and_invalid() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterNotFound");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "ParameterNotFound");
 }
 
 fn tag(k: &str, v: &str) -> Tag {
@@ -289,7 +296,7 @@ async fn tags_add_remove_list() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "TooManyTagsError");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "TooManyTagsError");
 
     let e = ssm
         .list_tags_for_resource()
@@ -298,7 +305,7 @@ async fn tags_add_remove_list() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "InvalidResourceId");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "InvalidResourceId");
     let e = ssm
         .add_tags_to_resource()
         .resource_type(ResourceTypeForTagging::Document)
@@ -307,7 +314,7 @@ async fn tags_add_remove_list() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "InvalidResourceId");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "InvalidResourceId");
     let r = server
         .raw_json(
             "AmazonSSM.ListTagsForResource",

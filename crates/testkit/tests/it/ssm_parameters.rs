@@ -2,17 +2,9 @@
 //! GetParameters, DeleteParameter, DeleteParameters, GetParameterHistory — types, names,
 //! ARNs, selectors, versions, SecureString through KMS, persistence.
 
-use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType, Tag};
 use base64::Engine as _;
 use keyhold_testkit::TestServer;
-
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
 
 const ARN_PREFIX: &str = "arn:aws:ssm:us-east-1:000000000000:parameter";
 
@@ -85,7 +77,10 @@ async fn put_and_get_with_aws_shaped_answers_and_arns() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterAlreadyExists");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ParameterAlreadyExists"
+    );
 
     // An ARN of another region names nothing here.
     let e = ssm
@@ -94,7 +89,7 @@ async fn put_and_get_with_aws_shaped_answers_and_arns() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterNotFound");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "ParameterNotFound");
 }
 
 #[tokio::test]
@@ -103,7 +98,7 @@ async fn not_found_is_parameter_not_found_without_a_message() {
     let ssm = server.ssm();
     let e = ssm.get_parameter().name("/nope").send().await.unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         ("ParameterNotFound".into(), String::new())
     );
     let raw = server
@@ -120,7 +115,7 @@ async fn not_found_is_parameter_not_found_without_a_message() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterNotFound");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "ParameterNotFound");
 }
 
 #[tokio::test]
@@ -145,7 +140,7 @@ async fn overwrite_makes_versions_and_inherits_what_it_leaves_out() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ParameterAlreadyExists".into(),
             "The parameter already exists. To overwrite this value, set the overwrite option in \
@@ -172,7 +167,7 @@ async fn overwrite_makes_versions_and_inherits_what_it_leaves_out() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ParameterPatternMismatchException".into(),
             "Parameter value, cannot be validated against allowedPattern: [0-9]+".into()
@@ -209,7 +204,7 @@ async fn overwrite_makes_versions_and_inherits_what_it_leaves_out() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ParameterVersionNotFound".into(),
             "Systems Manager could not find version 9 of /svc/port. Verify the version and try \
@@ -223,7 +218,10 @@ async fn overwrite_makes_versions_and_inherits_what_it_leaves_out() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
 
     let e = ssm
         .put_parameter()
@@ -233,7 +231,7 @@ async fn overwrite_makes_versions_and_inherits_what_it_leaves_out() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "A parameter type is required when you create a parameter.".into()
@@ -249,9 +247,12 @@ async fn overwrite_makes_versions_and_inherits_what_it_leaves_out() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
     assert!(
-        code_and_message(&e)
+        keyhold_testkit::code_and_message(&e)
             .1
             .starts_with("Invalid request: tags and overwrite")
     );
@@ -263,7 +264,10 @@ async fn overwrite_makes_versions_and_inherits_what_it_leaves_out() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
 }
 
 #[tokio::test]
@@ -287,7 +291,7 @@ async fn names_follow_aws_rules() {
     for bad in ["a b", "a/b", "/a//b", "/a/", "a*b", "/é"] {
         let e = try_put(bad.into()).await.unwrap_err();
         assert_eq!(
-            code_and_message(&e),
+            keyhold_testkit::code_and_message(&e),
             ("ValidationException".into(), rules.into()),
             "{bad}"
         );
@@ -295,7 +299,7 @@ async fn names_follow_aws_rules() {
     for reserved in ["awsTestParameter", "SSM-testparameter", "/aws"] {
         let e = try_put(reserved.into()).await.unwrap_err();
         assert_eq!(
-            code_and_message(&e),
+            keyhold_testkit::code_and_message(&e),
             (
                 "ValidationException".into(),
                 "Parameter name: can't be prefixed with \"aws\" or \"ssm\" (case-insensitive)."
@@ -306,20 +310,23 @@ async fn names_follow_aws_rules() {
     }
     let e = try_put("/aws/testparam1".into()).await.unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "AccessDeniedException".into(),
             "No access to reserved parameter name: /aws/testparam1.".into()
         )
     );
     let e = try_put("/ssm/x".into()).await.unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
 
     let fifteen: String = (1..=15).map(|i| format!("/L{i}")).collect();
     try_put(fifteen.clone()).await.unwrap();
     let e = try_put(format!("{fifteen}/x")).await.unwrap_err();
     assert_eq!(
-        code_and_message(&e).0,
+        keyhold_testkit::code_and_message(&e).0,
         "HierarchyLevelLimitExceededException"
     );
 
@@ -327,7 +334,10 @@ async fn names_follow_aws_rules() {
     let room = 1011 - format!("{ARN_PREFIX}/").len();
     try_put("n".repeat(room)).await.unwrap();
     let e = try_put("m".repeat(room + 1)).await.unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
 
     // Spaces around a name are removed.
     try_put("  trimmed  ".into()).await.unwrap();
@@ -360,7 +370,10 @@ async fn string_lists_and_allowed_patterns() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterPatternMismatchException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ParameterPatternMismatchException"
+    );
     let e = ssm
         .put_parameter()
         .name("/re")
@@ -370,7 +383,10 @@ async fn string_lists_and_allowed_patterns() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "InvalidAllowedPatternException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "InvalidAllowedPatternException"
+    );
 }
 
 #[tokio::test]
@@ -412,7 +428,7 @@ async fn data_types() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "The following data type is not supported: Text (Data type names are all lowercase.)"
@@ -483,7 +499,7 @@ async fn secure_strings_are_encrypted_under_the_aws_managed_key() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "KeyId is required for SecureString type parameter only.".into()
@@ -535,7 +551,7 @@ async fn secure_strings_under_a_customer_key_follow_the_key() {
     // InvalidKeyId, with KMS's message); the ciphertext is still served.
     kms.disable_key().key_id(&key_id).send().await.unwrap();
     let e = read().await.unwrap_err();
-    let (code, message) = code_and_message(&e);
+    let (code, message) = keyhold_testkit::code_and_message(&e);
     assert_eq!(code, "InvalidKeyId");
     assert!(message.ends_with("is disabled."), "{message}");
     ssm.get_parameter().name("/cmk").send().await.unwrap();
@@ -554,7 +570,7 @@ async fn secure_strings_under_a_customer_key_follow_the_key() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "InvalidKeyId");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "InvalidKeyId");
 }
 
 #[tokio::test]
@@ -592,7 +608,10 @@ async fn get_parameters_lists_what_it_cannot_answer() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
 }
 
 #[tokio::test]
@@ -605,7 +624,7 @@ async fn delete_one_or_many() {
     put(&ssm, "/d/1", "v2", ParameterType::String).await;
     ssm.delete_parameter().name("/d/1").send().await.unwrap();
     let e = ssm.get_parameter().name("/d/1").send().await.unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterNotFound");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "ParameterNotFound");
     // A parameter created again starts over at version 1.
     assert_eq!(put(&ssm, "/d/1", "again", ParameterType::String).await, 1);
 
@@ -685,14 +704,14 @@ async fn history_keeps_the_latest_100_versions() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "InvalidNextToken");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "InvalidNextToken");
     let e = ssm
         .get_parameter_history()
         .name("/nope")
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterNotFound");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "ParameterNotFound");
 
     // The 101st version drops the oldest ...
     for i in 4..=101 {
@@ -719,7 +738,7 @@ async fn history_keeps_the_latest_100_versions() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ParameterMaxVersionLimitExceeded".into(),
             "You attempted to create a new version of /h by calling the PutParameter API with \
@@ -778,7 +797,7 @@ async fn accounts_and_regions_are_separate() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ParameterNotFound");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "ParameterNotFound");
     put(&other, "/shared-name", "other", ParameterType::String).await;
     let west = server.ssm_for("000000000000", "eu-west-1");
     assert!(

@@ -2,18 +2,10 @@
 //! ParameterFilters, WithDecryption, MaxResults/NextToken) and DescribeParameters (the
 //! ParameterFilters keys and options, the deprecated Filters, pagination, their errors).
 
-use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{
     ParameterStringFilter, ParameterTier, ParameterType, ParametersFilter, ParametersFilterKey, Tag,
 };
 use keyhold_testkit::TestServer;
-
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
 
 /// A filter; no values leaves `Values` out (the model refuses an empty list).
 fn filter(key: &str, option: Option<&str>, values: &[&str]) -> ParameterStringFilter {
@@ -223,7 +215,7 @@ async fn get_parameters_by_path_errors() {
         .send()
         .await
         .unwrap_err();
-    let (code, message) = code_and_message(&e);
+    let (code, message) = keyhold_testkit::code_and_message(&e);
     assert_eq!(code, "ValidationException");
     assert!(message.starts_with("The parameter doesn't meet the parameter name requirements."));
     for key in ["Name", "Path", "Tier", "DataType", "tag:team"] {
@@ -234,7 +226,11 @@ async fn get_parameters_by_path_errors() {
             .send()
             .await
             .unwrap_err();
-        assert_eq!(code_and_message(&e).0, "InvalidFilterKey", "{key}");
+        assert_eq!(
+            keyhold_testkit::code_and_message(&e).0,
+            "InvalidFilterKey",
+            "{key}"
+        );
     }
     let e = ssm
         .get_parameters_by_path()
@@ -243,7 +239,10 @@ async fn get_parameters_by_path_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "InvalidFilterOption");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "InvalidFilterOption"
+    );
     let e = ssm
         .get_parameters_by_path()
         .path("/")
@@ -251,7 +250,10 @@ async fn get_parameters_by_path_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
     let e = ssm
         .get_parameters_by_path()
         .path("/")
@@ -259,7 +261,7 @@ async fn get_parameters_by_path_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "InvalidNextToken");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "InvalidNextToken");
 }
 
 async fn describe(ssm: &aws_sdk_ssm::Client, filters: Vec<ParameterStringFilter>) -> Vec<String> {
@@ -421,14 +423,17 @@ async fn describe_parameters_pages() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
     let e = ssm
         .describe_parameters()
         .next_token("bad")
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "InvalidNextToken");
+    assert_eq!(keyhold_testkit::code_and_message(&e).0, "InvalidNextToken");
 }
 
 #[tokio::test]
@@ -444,7 +449,7 @@ async fn describe_parameters_filter_errors() {
                 .send()
                 .await
                 .unwrap_err();
-            code_and_message(&e)
+            keyhold_testkit::code_and_message(&e)
         }
     };
     assert_eq!(
@@ -517,7 +522,7 @@ async fn describe_parameters_filter_errors() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ValidationException".into(),
             "You can use either Filters or ParameterFilters in a single request.".into()

@@ -2,17 +2,9 @@
 //! secret's value as Parameter Store serves it (WithDecryption required), version selectors,
 //! and the errors.
 
-use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::primitives::Blob;
 use aws_sdk_ssm::types::ParameterType;
 use keyhold_testkit::TestServer;
-
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
 
 const PREFIX: &str = "/aws/reference/secretsmanager/";
 
@@ -98,7 +90,7 @@ async fn reference_errors() {
                 .send()
                 .await
                 .unwrap_err();
-            code_and_message(&e)
+            keyhold_testkit::code_and_message(&e)
         }
     };
     let needs = (
@@ -209,5 +201,8 @@ async fn get_parameters_mixes_references_and_parameters() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "AccessDeniedException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "AccessDeniedException"
+    );
 }

@@ -4,16 +4,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use keyhold_testkit::TestServer;
-
-fn code_and_message<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
-}
 
 async fn put_tier(
     ssm: &aws_sdk_ssm::Client,
@@ -30,7 +22,7 @@ async fn put_tier(
         .send()
         .await
         .map(|o| (o.version(), o.tier().cloned().unwrap()))
-        .map_err(|e| code_and_message(&e))
+        .map_err(|e| keyhold_testkit::code_and_message(&e))
 }
 
 #[tokio::test]
@@ -127,7 +119,10 @@ async fn policies_on_advanced_parameters_only() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "ValidationException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "ValidationException"
+    );
 
     let all = r#"[
       {"Type":"Expiration","Version":"1.0","Attributes":{"Timestamp":"2099-12-02T21:34:33.000Z"}},
@@ -194,7 +189,7 @@ async fn policies_on_advanced_parameters_only() {
                 .send()
                 .await
                 .unwrap_err();
-            code_and_message(&e).0
+            keyhold_testkit::code_and_message(&e).0
         }
     };
     assert_eq!(
@@ -226,7 +221,10 @@ async fn policies_on_advanced_parameters_only() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&e).0, "PoliciesLimitExceededException");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e).0,
+        "PoliciesLimitExceededException"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +268,7 @@ async fn expiration_deletes_the_parameter_when_due() {
     let mut gone = false;
     for _ in 0..100 {
         match ssm.get_parameter().name("/temp/token").send().await {
-            Err(e) if code_and_message(&e).0 == "ParameterNotFound" => {
+            Err(e) if keyhold_testkit::code_and_message(&e).0 == "ParameterNotFound" => {
                 gone = true;
                 break;
             }
@@ -285,7 +283,10 @@ async fn expiration_deletes_the_parameter_when_due() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code_and_message(&history).0, "ParameterNotFound");
+    assert_eq!(
+        keyhold_testkit::code_and_message(&history).0,
+        "ParameterNotFound"
+    );
 }
 
 #[tokio::test]
@@ -319,7 +320,7 @@ async fn the_standard_parameter_limit_is_10000_per_account_and_region() {
         .await
         .unwrap_err();
     assert_eq!(
-        code_and_message(&e),
+        keyhold_testkit::code_and_message(&e),
         (
             "ParameterLimitExceeded".into(),
             "You have reached the maximum number of standard parameters for this AWS account and \
