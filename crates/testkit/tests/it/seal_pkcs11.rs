@@ -27,23 +27,20 @@ pub struct Token {
 impl Token {
     pub fn new() -> Self {
         let label = format!("kh-{}", &uuid_like()[..12]);
-        let status = Command::new("softhsm2-util")
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                &label,
-                "--pin",
-                PIN,
-                "--so-pin",
-                "9876-so-pin",
-            ])
-            .output()
-            .expect("softhsm2-util (apt-get install softhsm2)");
+        let output = softhsm2_util(&[
+            "--init-token",
+            "--free",
+            "--label",
+            &label,
+            "--pin",
+            PIN,
+            "--so-pin",
+            "9876-so-pin",
+        ]);
         assert!(
-            status.status.success(),
+            output.status.success(),
             "softhsm2-util --init-token: {}",
-            String::from_utf8_lossy(&status.stderr)
+            String::from_utf8_lossy(&output.stderr)
         );
         let dir = tempfile::tempdir().unwrap();
         let pin_file = dir.path().join("pin");
@@ -67,10 +64,23 @@ impl Token {
 
 impl Drop for Token {
     fn drop(&mut self) {
-        let _ = Command::new("softhsm2-util")
-            .args(["--delete-token", "--token", &self.label])
-            .output();
+        let _ = softhsm2_util(&["--delete-token", "--token", &self.label]);
     }
+}
+
+/// Runs `softhsm2-util`, one at a time in this process: SoftHSM keeps each token in a
+/// directory of the shared token directory, and an `--init-token` that scans the slots while
+/// another test's `--delete-token` removes a directory fails with "Could not get info about
+/// the token in slot N" (seen in CI). Other processes are not expected to touch the tokens.
+fn softhsm2_util(args: &[&str]) -> std::process::Output {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Command::new("softhsm2-util")
+        .args(args)
+        .output()
+        .expect("softhsm2-util (apt-get install softhsm2)")
 }
 
 fn uuid_like() -> String {
