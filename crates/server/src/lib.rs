@@ -43,6 +43,7 @@ mod server;
 pub mod sts;
 pub mod tags;
 pub mod transport;
+mod write_locks;
 
 pub use config::{Config, Mode};
 pub use server::{Server, initialize, initialize_shamir, migrate_store, rekey_shamir};

@@ -151,13 +151,48 @@ pub trait KmsStore: Send + Sync {
     async fn list_tags(&self, key_id: &str) -> Result<Vec<Tag>>;
 }
 
+/// A KMS key with everything stored about it, as of one moment.
+#[derive(Debug, Clone)]
+pub struct KeySnapshot {
+    pub record: KeyRecord,
+    pub tags: Vec<Tag>,
+    pub materials: Vec<MaterialRecord>,
+    pub imported: Vec<ImportedMaterialRecord>,
+    pub grants: Vec<GrantRecord>,
+    pub aliases: Vec<AliasRecord>,
+}
+
+/// Reads of a key that must not be torn by a concurrent write.
+#[async_trait]
+pub trait KeySnapshotStore: Send + Sync {
+    /// The key with its tags, materials, imported materials, grants and aliases, all read
+    /// in one read transaction: a write that changes the record and the materials together
+    /// (an expiry sweep, a rotation, an import) is seen entirely or not at all.
+    async fn key_snapshot(&self, key_id: &str) -> Result<Option<KeySnapshot>>;
+}
+
 /// Everything a Keyhold server stores.
 pub trait Store:
-    MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore + ImportStore
+    MetaStore
+    + KmsStore
+    + KeySnapshotStore
+    + SecretStore
+    + ParamStore
+    + IamStore
+    + GrantStore
+    + ImportStore
 {
 }
 
-impl<T: MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore + ImportStore> Store
-    for T
+impl<
+    T: MetaStore
+        + KmsStore
+        + KeySnapshotStore
+        + SecretStore
+        + ParamStore
+        + IamStore
+        + GrantStore
+        + ImportStore,
+> Store for T
 {
 }

@@ -547,6 +547,7 @@ impl KmsService {
         self.store
             .insert_key_without_material(&record, &tags)
             .await?;
+        self.writes.note_write();
         let key = Key::from_parts(
             record,
             tags,
@@ -561,13 +562,16 @@ impl KmsService {
     }
 
     /// Unseals the imported materials of a key read from the store into `by_id`.
-    pub(super) async fn load_imported(
+    /// A key's imported materials as stored (`stored`), those still imported unsealed into
+    /// `by_id`.
+    pub(super) fn unseal_imported(
         &self,
         record: &KeyRecord,
+        stored: Vec<ImportedMaterialRecord>,
         by_id: &mut HashMap<MaterialId, Arc<SymmetricKey>>,
     ) -> Result<Vec<ImportedMaterial>, KmsError> {
         let mut out = Vec::new();
-        for r in self.store.imported_materials(&record.key_id).await? {
+        for r in stored {
             let m = ImportedMaterial::from_record(&r)
                 .ok_or_else(|| super::corrupt("imported material", &record.key_id))?;
             if let Some(sealed) = &r.sealed {

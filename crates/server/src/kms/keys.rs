@@ -78,7 +78,8 @@ pub async fn create_key(
         validate_new_policy(ctx, kms.clock.now(), &text, bypass, &new.record.arn)?;
         new.record.policy = text;
     }
-    let _guard = kms.writes.lock().await;
+    // No write lock: the key's id is new and random, so no other writer can touch it yet;
+    // the insert marks the write for readers (see `WriteLocks::note_write`).
     let key = if external {
         kms.insert_external_key(new, to_store_tags(&tags)).await?
     } else {

@@ -252,7 +252,8 @@ impl KmsService {
         })
     }
 
-    /// Stores a new key durably and caches it.
+    /// Stores a new key durably and caches it. Callers need not hold the write lock for a
+    /// key with a fresh random id (`CreateKey`).
     pub(super) async fn insert_key(
         &self,
         new: NewKey,
@@ -262,6 +263,7 @@ impl KmsService {
         self.store
             .insert_key(&new.record, &new.material, &tags, alias)
             .await?;
+        self.writes.note_write();
         let aliases = alias.map(|a| vec![a.name.clone()]).unwrap_or_default();
         let key = Key::from_parts(
             new.record,

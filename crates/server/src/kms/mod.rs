@@ -12,12 +12,12 @@
 //!   is read and unsealed again on its next use. Key ids the store does not have are
 //!   remembered too (a bounded negative cache), so a stream of requests naming a missing
 //!   key costs no store read each.
-//! - Changes go to the store first (durably) and then to the cache; they are serialized by
-//!   one write lock ([`WriteLock`]), since they are rare and each costs an fsync anyway. The
-//!   lock counts its holders: a key (or a missing key, or an alias) read from the store is
-//!   cached only if no writer held the lock while it was read, so the cache never holds
-//!   anything older than the store, and every write (a key created or imported included)
-//!   forgets the negative cache.
+//! - Changes go to the store first (durably) and then to the cache, under the service's
+//!   write lock ([`WriteLocks`]): `CreateKey` takes none (its key id is new and random),
+//!   every other write locks the whole service. The locks count writes: a key (or a missing
+//!   key, or an alias) read from the store is cached only if no write ran while it was read,
+//!   so the cache never holds anything older than the store, and every write (a key created
+//!   or imported included) forgets the negative cache.
 //! - Every operation makes exactly one authorization decision through [`authz`] (grants
 //!   included); `RetireGrant` is decided by the grant it retires.
 
@@ -45,14 +45,15 @@ mod tags;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyhold_crypto::seal::DomainKey;
 use keyhold_crypto::token::TokenKey;
 use keyhold_crypto::{KeyId, MaterialId};
 use keyhold_proto::ApiError;
 use keyhold_proto::kms::*;
-use keyhold_store::{KeyRecord, Store, Tag};
+use keyhold_store::{KeyRecord, KeySnapshot, MaterialRecord, Store, Tag};
+
+use crate::write_locks::WriteLocks;
 
 pub use service_calls::{DataKey, Decrypted};
 
@@ -75,12 +76,12 @@ pub struct KmsService {
     audit: Arc<dyn Auditor>,
     /// The cached keys, by id (bounded).
     keys: BoundedCache<KeyId, Arc<Key>>,
-    /// Key ids the store did not have, with the write generation ([`WriteLock`]) at which
+    /// Key ids the store did not have, with the write generation ([`WriteLocks`]) at which
     /// that was read: valid while the generation is unchanged.
     unknown: BoundedCache<KeyId, u64>,
     /// Alias targets (key ids), by alias (bounded like the keys).
     aliases: BoundedCache<AliasId, String>,
-    writes: WriteLock,
+    writes: WriteLocks,
     /// Tags grant tokens; loaded (or created) on first use.
     token_key: tokio::sync::OnceCell<TokenKey>,
     /// The outstanding import tokens of `GetParametersForImport`, with their wrapping keys.
@@ -100,56 +101,6 @@ struct AliasId {
     name: String,
 }
 
-/// The lock that serializes KMS writers, and their count: `generation` is odd while a
-/// writer holds the lock and moves on with every writer. A reader that saw the same even
-/// generation before and after reading the store read a state no writer was changing.
-pub(crate) struct WriteLock {
-    mutex: tokio::sync::Mutex<()>,
-    generation: AtomicU64,
-}
-
-/// A held [`WriteLock`].
-pub(crate) struct WriteGuard<'a> {
-    lock: &'a WriteLock,
-    _held: tokio::sync::MutexGuard<'a, ()>,
-}
-
-impl WriteLock {
-    fn new() -> Self {
-        Self {
-            mutex: tokio::sync::Mutex::new(()),
-            generation: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) async fn lock(&self) -> WriteGuard<'_> {
-        let held = self.mutex.lock().await;
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        WriteGuard {
-            lock: self,
-            _held: held,
-        }
-    }
-
-    /// The generation now: read it before reading the store, then pass it to
-    /// [`WriteLock::quiet_since`].
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    /// Whether no writer held the lock at any time since `generation` was read.
-    fn quiet_since(&self, generation: u64) -> bool {
-        generation.is_multiple_of(2) && self.generation() == generation
-    }
-}
-
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        // Before the mutex is released (fields drop after this).
-        self.lock.generation.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 impl KmsService {
     /// `cached_keys`: how many keys (and aliases) the caches hold at most.
     pub fn new(
@@ -167,7 +118,7 @@ impl KmsService {
             keys: BoundedCache::new(cached_keys),
             unknown: BoundedCache::new(UNKNOWN_KEYS_CACHED),
             aliases: BoundedCache::new(cached_keys),
-            writes: WriteLock::new(),
+            writes: WriteLocks::new(),
             token_key: tokio::sync::OnceCell::new(),
             import_tokens: import::ImportTokens::default(),
             metrics: std::sync::OnceLock::new(),
@@ -226,33 +177,34 @@ impl KmsService {
         }
         self.note_cache(false);
         let key_id = key::format_key_uuid(&id);
-        let Some(record) = self.store.get_key(&key_id).await? else {
+        // Everything about the key from one read transaction: read piecemeal, a concurrent
+        // write (the import-expiry sweep, a rotation) could be seen half-done.
+        let Some(snapshot) = self.store.key_snapshot(&key_id).await? else {
             self.unknown
                 .get_or_insert_if(id, generation, || self.writes.quiet_since(generation));
             return Ok(None);
         };
         let key_id = key_id.as_str();
-        let tags = self.store.list_tags(key_id).await?;
-        let mut materials = self.unseal_materials(&record).await?;
+        let KeySnapshot {
+            record,
+            tags,
+            materials: stored,
+            imported,
+            grants,
+            aliases,
+        } = snapshot;
+        let mut materials = self.unseal_materials(&record, stored).await?;
         if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
-            materials.imported = self.load_imported(&record, &mut materials.by_id).await?;
+            materials.imported = self.unseal_imported(&record, imported, &mut materials.by_id)?;
         }
-        let grants = self
-            .store
-            .key_grants(key_id)
-            .await?
+        let grants = grants
             .into_iter()
             .map(|r| Grant::from_record(r).ok_or_else(|| corrupt("grant", key_id)))
             .collect::<Result<Vec<_>, _>>()?;
         let grants = Arc::new(KeyGrants::new(grants));
-        let aliases = self
-            .store
-            .list_aliases(&record.account, &record.region, Some(key_id))
-            .await?
-            .into_iter()
-            .map(|a| a.name)
-            .collect();
-        let aliases = Arc::new(KeyAliases::new(aliases));
+        let aliases = Arc::new(KeyAliases::new(
+            aliases.into_iter().map(|a| a.name).collect(),
+        ));
         let key = Key::from_parts(record, tags, Arc::new(materials), grants, aliases)
             .ok_or_else(|| corrupt("key record", key_id))?;
         let key = self.expired_view(Arc::new(key)).unwrap_or_else(|key| key);
@@ -267,10 +219,13 @@ impl KmsService {
     /// Unseals a stored key's materials: every backing key of a symmetric encryption key, or
     /// the one (parsed) private material of any other key. An RSA key is parsed and checked
     /// here, off the async workers, once per load.
-    async fn unseal_materials(&self, record: &KeyRecord) -> Result<Materials, KmsError> {
+    async fn unseal_materials(
+        &self,
+        record: &KeyRecord,
+        stored: Vec<MaterialRecord>,
+    ) -> Result<Materials, KmsError> {
         let key_id = record.key_id.as_str();
         let spec = KeySpec::parse(&record.key_spec).ok_or_else(|| corrupt("key spec", key_id))?;
-        let stored = self.store.materials(key_id).await?;
         if let Some(crypto_spec) = specs::crypto_spec(spec) {
             let usage = KeyUsageType::parse(&record.key_usage)
                 .and_then(|u| specs::crypto_use(spec, u))

@@ -110,7 +110,7 @@ impl KmsService {
     }
 
     /// Waits for the writers of this service and keeps them out while the guard lives.
-    pub(crate) async fn lock_writes(&self) -> super::WriteGuard<'_> {
+    pub(crate) async fn lock_writes(&self) -> crate::write_locks::WriteGuard<'_> {
         self.writes.lock().await
     }
 

@@ -52,6 +52,7 @@ use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::kms::KmsService;
 use crate::secrets::SecretsService;
+use crate::write_locks::WriteLocks;
 use error::SsmError;
 use param::Param;
 
@@ -66,12 +67,11 @@ pub struct SsmService {
     scopes: RwLock<HashMap<Scope, Arc<ScopeParams>>>,
     /// How many parameters the loaded scopes may hold before others are evicted.
     max_cached: usize,
-    /// Bumped when a commit starts and when it ends (odd while one runs), so that a scope
-    /// read from the store while a commit ran is not cached.
-    commits: AtomicU64,
     /// The clock of the scopes' last use (for eviction).
     uses: AtomicU64,
-    writes: tokio::sync::Mutex<()>,
+    /// Writes lock their parameter or the whole service; a scope read from the store while
+    /// a write ran is not cached.
+    writes: WriteLocks,
 }
 
 /// The parameters of one account and region.
@@ -137,9 +137,8 @@ impl SsmService {
             clock,
             scopes: RwLock::default(),
             max_cached,
-            commits: AtomicU64::new(0),
             uses: AtomicU64::new(0),
-            writes: tokio::sync::Mutex::new(()),
+            writes: WriteLocks::new(),
         }
     }
 
@@ -154,7 +153,7 @@ impl SsmService {
             loaded.last_used.store(tick, Ordering::Relaxed);
             return Ok(loaded.clone());
         }
-        let epoch = self.commits.load(Ordering::SeqCst);
+        let generation = self.writes.generation();
         let (records, all_versions) = self
             .store
             .load_params(&scope.account, &scope.region)
@@ -181,7 +180,7 @@ impl SsmService {
         if let Some(cached) = scopes.get(scope) {
             return Ok(cached.clone());
         }
-        if epoch % 2 == 1 || self.commits.load(Ordering::SeqCst) != epoch {
+        if !self.writes.quiet_since(generation) {
             return Ok(loaded);
         }
         evict_for(&mut scopes, size, self.max_cached);
@@ -208,19 +207,8 @@ impl SsmService {
     }
 
     /// Stores `changes` in one durable transaction, then caches the results (in order).
-    /// Callers hold the write lock.
+    /// Callers hold the write lock of every parameter `changes` touch (or the service's).
     async fn commit(
-        &self,
-        scope: &Scope,
-        changes: Vec<Change>,
-    ) -> Result<Vec<Arc<Param>>, SsmError> {
-        self.commits.fetch_add(1, Ordering::SeqCst);
-        let result = self.commit_inner(scope, changes).await;
-        self.commits.fetch_add(1, Ordering::SeqCst);
-        result
-    }
-
-    async fn commit_inner(
         &self,
         scope: &Scope,
         changes: Vec<Change>,

@@ -21,6 +21,7 @@ use super::value::DEFAULT_KEY;
 use super::{Change, SsmService};
 use crate::audit::ServiceEvent;
 use crate::context::RequestContext;
+use crate::write_locks::WriteGuard;
 
 /// Largest value of a standard parameter, and of an advanced one (characters).
 const STANDARD_MAX_CHARS: usize = 4096;
@@ -59,8 +60,8 @@ pub async fn put_parameter(
     // Tags given with a new parameter follow the rules of AddTagsToResource.
     let new_tags = tags::merge(&[], &new_tags)?;
 
-    let _guard = svc.writes.lock().await;
     let key = key_of(&name);
+    let _guard = lock_for_put(svc, ctx, key, input.tier.as_ref()).await?;
     let existing = svc.find(&ctx.scope, key).await?;
     if existing.is_some() && !overwrite {
         return Err(SsmError::AlreadyExists);
@@ -192,6 +193,40 @@ pub async fn put_parameter(
 /// The tier a put lands in. Without `Tier`, a parameter keeps its tier (a new one is
 /// standard); `Intelligent-Tiering` picks advanced when the value, the policies or the
 /// standard-parameter limit need it, or when the parameter already is advanced.
+/// The write lock a PutParameter needs: only the parameter's own when it exists and keeps
+/// its tier (so that no tier count can change), the whole service's otherwise — a new
+/// parameter or a tier change is checked against the counts of every parameter.
+async fn lock_for_put<'a>(
+    svc: &'a SsmService,
+    ctx: &RequestContext,
+    key: &str,
+    requested: Option<&ParameterTier>,
+) -> Result<WriteGuard<'a>, SsmError> {
+    let keeps_tier = |param: &Param| {
+        param.current().is_ok_and(|current| {
+            current.tier == ParameterTier::Advanced
+                || matches!(requested, None | Some(ParameterTier::Standard))
+        })
+    };
+    if svc
+        .find(&ctx.scope, key)
+        .await?
+        .is_some_and(|p| keeps_tier(&p))
+    {
+        let resource = format!("{}/{}/{key}", ctx.scope.account, ctx.scope.region);
+        let guard = svc.writes.lock_resource(&resource).await;
+        // Deletions lock the whole service, so the parameter found now stays.
+        if svc
+            .find(&ctx.scope, key)
+            .await?
+            .is_some_and(|p| keeps_tier(&p))
+        {
+            return Ok(guard);
+        }
+    }
+    Ok(svc.writes.lock().await)
+}
+
 fn resolve_tier(
     requested: Option<ParameterTier>,
     current: Option<ParameterTier>,

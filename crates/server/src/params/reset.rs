@@ -4,7 +4,7 @@ use super::SsmService;
 
 impl SsmService {
     /// Waits for the writers of this service and keeps them out while the guard lives.
-    pub(crate) async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn lock_writes(&self) -> crate::write_locks::WriteGuard<'_> {
         self.writes.lock().await
     }
 

@@ -43,7 +43,6 @@ mod value;
 mod values;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::cache::BoundedCache;
@@ -55,6 +54,7 @@ use keyhold_store::{SecretWrite, Store, StoreError};
 use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::kms::KmsService;
+use crate::write_locks::{WriteGuard, WriteLocks};
 use error::SecretsError;
 pub use rotate::{RotationCounters, RotationSetup};
 use secret::Secret;
@@ -68,12 +68,11 @@ pub struct SecretsService {
     secrets: BoundedCache<String, Arc<Secret>>,
     /// ARN by (account, region, name) (bounded likewise).
     names: BoundedCache<NameKey, String>,
-    /// Bumped when a commit starts and when it ends, so that a reader that loaded a secret
-    /// from the store while a commit ran does not cache what it read.
-    commits: AtomicU64,
     /// Parsed resource policies, by secret ARN (bounded; see `authz`).
     policies: RwLock<HashMap<String, authz::CachedPolicy>>,
-    writes: tokio::sync::Mutex<()>,
+    /// Writes lock their secret or the whole service; a secret read from the store while a
+    /// write ran is not cached.
+    writes: WriteLocks,
     /// The rotation engine, connected at start ([`SecretsService::install_rotation`]).
     rotation: std::sync::OnceLock<rotate::Engine>,
     /// The secrets being rotated: one rotation at a time per secret.
@@ -126,9 +125,8 @@ impl SecretsService {
             clock,
             secrets: BoundedCache::new(cached_secrets),
             names: BoundedCache::new(cached_secrets),
-            commits: AtomicU64::new(0),
             policies: RwLock::default(),
-            writes: tokio::sync::Mutex::new(()),
+            writes: WriteLocks::new(),
             rotation: std::sync::OnceLock::new(),
             running: rotate::Running::default(),
             rotation_counters: RotationCounters::default(),
@@ -147,11 +145,11 @@ impl SecretsService {
             return Ok(Some(secret));
         }
         self.note_cache(false);
-        let epoch = self.commits.load(Ordering::Acquire);
+        let generation = self.writes.generation();
         let Some(record) = self.store.get_secret(arn).await? else {
             return Ok(None);
         };
-        self.load_record(record, epoch).await.map(Some)
+        self.load_record(record, generation).await.map(Some)
     }
 
     /// The cached secret of this name in the account and region.
@@ -175,23 +173,23 @@ impl SecretsService {
         if let Some(secret) = self.cached_name(account, region, name) {
             return Ok(Some(secret));
         }
-        let epoch = self.commits.load(Ordering::Acquire);
+        let generation = self.writes.generation();
         let Some(record) = self.store.find_secret(account, region, name).await? else {
             return Ok(None);
         };
-        self.load_record(record, epoch).await.map(Some)
+        self.load_record(record, generation).await.map(Some)
     }
 
-    /// Builds a secret read from the store (when the commit counter read `epoch`) and
-    /// caches it, unless a commit ran meanwhile or a writer already cached a newer state.
+    /// Builds a secret read from the store (when the write generation was `generation`) and
+    /// caches it, unless a write ran meanwhile or a writer already cached a newer state.
     async fn load_record(
         &self,
         record: keyhold_store::SecretRecord,
-        epoch: u64,
+        generation: u64,
     ) -> Result<Arc<Secret>, SecretsError> {
         let versions = self.store.secret_versions(&record.arn).await?;
         let secret = Arc::new(Secret::from_records(record, versions)?);
-        let quiet = || epoch.is_multiple_of(2) && self.commits.load(Ordering::Acquire) == epoch;
+        let quiet = || self.writes.quiet_since(generation);
         let cached = self
             .secrets
             .get_or_insert_if(secret.arn.clone(), secret.clone(), quiet);
@@ -224,15 +222,8 @@ impl SecretsService {
     }
 
     /// Stores `changes` in one durable transaction, then caches the results (in order).
-    /// Callers hold the write lock.
+    /// Callers hold the write lock of every secret `changes` touch (or the service's).
     async fn commit(&self, changes: Vec<Change>) -> Result<Vec<Arc<Secret>>, SecretsError> {
-        self.commits.fetch_add(1, Ordering::AcqRel);
-        let result = self.commit_inner(changes).await;
-        self.commits.fetch_add(1, Ordering::AcqRel);
-        result
-    }
-
-    async fn commit_inner(&self, changes: Vec<Change>) -> Result<Vec<Arc<Secret>>, SecretsError> {
         let mut writes = Vec::with_capacity(changes.len());
         for change in &changes {
             writes.push(match change {
@@ -290,6 +281,29 @@ impl SecretsService {
             return Err(SecretsError::Internal);
         }
         Ok(stored.swap_remove(0))
+    }
+
+    /// Locks the writes of the secret `id` names: of that secret alone if it exists and is
+    /// still the one `id` names once locked, of the whole service otherwise (then the caller
+    /// goes on to answer whatever error the name deserves). Writes that rename, create or
+    /// delete secrets lock the whole service, so what `id` names cannot change under the
+    /// returned guard.
+    pub(super) async fn lock_secret(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<WriteGuard<'_>, SecretsError> {
+        if let Some(found) = self.find(ctx, id).await? {
+            let guard = self.writes.lock_resource(&found.arn).await;
+            if self
+                .find(ctx, id)
+                .await?
+                .is_some_and(|now| now.arn == found.arn)
+            {
+                return Ok(guard);
+            }
+        }
+        Ok(self.writes.lock().await)
     }
 
     /// Purges the secrets whose recovery window has ended. Returns how many it purged.

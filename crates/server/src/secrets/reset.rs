@@ -1,7 +1,5 @@
 //! Forgetting every secret when the state is reset (`POST /_keyhold/reset`, dev mode).
 
-use std::sync::atomic::Ordering;
-
 use super::SecretsService;
 
 impl SecretsService {
@@ -23,20 +21,18 @@ impl SecretsService {
     }
 
     /// Waits for the writers of this service and keeps them out while the guard lives.
-    pub(crate) async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn lock_writes(&self) -> crate::write_locks::WriteGuard<'_> {
         self.writes.lock().await
     }
 
     /// Forgets every cached secret (the store has been erased). The caller holds
-    /// [`Self::lock_writes`]. Counts as a commit, so that a reader that loaded a secret
-    /// before the erasure does not cache it.
+    /// [`Self::lock_writes`], which counts as a write: a reader that loaded a secret before
+    /// the erasure does not cache it.
     pub(crate) fn forget_all(&self) {
-        self.commits.fetch_add(1, Ordering::AcqRel);
         self.secrets.clear();
         self.names.clear();
         if let Ok(mut policies) = self.policies.write() {
             policies.clear();
         }
-        self.commits.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -143,7 +143,7 @@ pub async fn put_secret_value(
         .version_stages
         .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
 
-    let _guard = service.writes.lock().await;
+    let _guard = service.lock_secret(ctx, &input.secret_id).await?;
     let secret = service.resolve_writable(ctx, &input.secret_id).await?;
     if let Some(existing) = secret
         .version(&token)
@@ -233,7 +233,7 @@ impl SecretsService {
         if self.cached(arn).is_none_or(|s| fresh(&s)) {
             return;
         }
-        let Ok(_guard) = self.writes.try_lock() else {
+        let Some(_guard) = self.writes.try_lock() else {
             return;
         };
         let Some(secret) = self.cached(arn) else {

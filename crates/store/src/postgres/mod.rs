@@ -27,7 +27,7 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::audit::AuditAnchor;
 use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
-use crate::{KmsStore, MetaStore, Result, StoreError};
+use crate::{KeySnapshot, KeySnapshotStore, KmsStore, MetaStore, Result, StoreError};
 
 /// Connections the pool keeps open at most.
 const POOL_SIZE: usize = 16;
@@ -183,6 +183,71 @@ fn alias_from_row(row: &Row) -> Result<AliasRecord> {
 
 fn rows<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
     rows.iter().map(f).collect()
+}
+
+async fn key_row(c: &impl GenericClient, key_id: &str) -> Result<Option<KeyRecord>> {
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = $1"
+        ))
+        .await
+        .map_err(pg)?;
+    let row = c.query_opt(&stmt, &[&key_id]).await.map_err(pg)?;
+    row.as_ref().map(key_from_row).transpose()
+}
+
+async fn material_rows(c: &impl GenericClient, key_id: &str) -> Result<Vec<MaterialRecord>> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT key_id, material_id, sealed, creation_ms, rotation_type \
+             FROM kms_materials WHERE key_id = $1 ORDER BY creation_ms, seq",
+        )
+        .await
+        .map_err(pg)?;
+    let found = c.query(&stmt, &[&key_id]).await.map_err(pg)?;
+    rows(found, |r| {
+        Ok(MaterialRecord {
+            key_id: r.try_get(0).map_err(pg)?,
+            material_id: r.try_get(1).map_err(pg)?,
+            sealed: r.try_get(2).map_err(pg)?,
+            creation_ms: r.try_get(3).map_err(pg)?,
+            rotation_type: r.try_get(4).map_err(pg)?,
+        })
+    })
+}
+
+async fn alias_rows(
+    c: &impl GenericClient,
+    account: &str,
+    region: &str,
+    key_id: Option<&str>,
+) -> Result<Vec<AliasRecord>> {
+    let found = c
+        .query(
+            "SELECT account, region, name, target_key_id, creation_ms, updated_ms \
+             FROM kms_aliases WHERE account = $1 AND region = $2 \
+             AND ($3::TEXT IS NULL OR target_key_id = $3) ORDER BY name",
+            &[&account, &region, &key_id],
+        )
+        .await
+        .map_err(pg)?;
+    rows(found, alias_from_row)
+}
+
+async fn tag_rows(c: &impl GenericClient, key_id: &str) -> Result<Vec<Tag>> {
+    let found = c
+        .query(
+            "SELECT tag_key, tag_value FROM kms_tags WHERE key_id = $1 ORDER BY tag_key",
+            &[&key_id],
+        )
+        .await
+        .map_err(pg)?;
+    rows(found, |r| {
+        Ok(Tag {
+            key: r.try_get(0).map_err(pg)?,
+            value: r.try_get(1).map_err(pg)?,
+        })
+    })
 }
 
 async fn insert_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
@@ -393,15 +458,7 @@ impl KmsStore for PgStore {
         if has_nul(&[key_id]) {
             return Ok(None);
         }
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = $1"
-            ))
-            .await
-            .map_err(pg)?;
-        let row = c.query_opt(&stmt, &[&key_id]).await.map_err(pg)?;
-        row.as_ref().map(key_from_row).transpose()
+        key_row(&self.client().await?, key_id).await
     }
 
     async fn update_key(&self, key: &KeyRecord) -> Result<()> {
@@ -484,24 +541,7 @@ impl KmsStore for PgStore {
         if has_nul(&[key_id]) {
             return Ok(Vec::new());
         }
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(
-                "SELECT key_id, material_id, sealed, creation_ms, rotation_type \
-                 FROM kms_materials WHERE key_id = $1 ORDER BY creation_ms, seq",
-            )
-            .await
-            .map_err(pg)?;
-        let found = c.query(&stmt, &[&key_id]).await.map_err(pg)?;
-        rows(found, |r| {
-            Ok(MaterialRecord {
-                key_id: r.try_get(0).map_err(pg)?,
-                material_id: r.try_get(1).map_err(pg)?,
-                sealed: r.try_get(2).map_err(pg)?,
-                creation_ms: r.try_get(3).map_err(pg)?,
-                rotation_type: r.try_get(4).map_err(pg)?,
-            })
-        })
+        material_rows(&self.client().await?, key_id).await
     }
 
     async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()> {
@@ -600,17 +640,7 @@ impl KmsStore for PgStore {
         if has_nul(&[account, region, key_id.unwrap_or("")]) {
             return Ok(Vec::new());
         }
-        let c = self.client().await?;
-        let found = c
-            .query(
-                "SELECT account, region, name, target_key_id, creation_ms, updated_ms \
-                 FROM kms_aliases WHERE account = $1 AND region = $2 \
-                 AND ($3::TEXT IS NULL OR target_key_id = $3) ORDER BY name",
-                &[&account, &region, &key_id],
-            )
-            .await
-            .map_err(pg)?;
-        rows(found, alias_from_row)
+        alias_rows(&self.client().await?, account, region, key_id).await
     }
 
     async fn put_tags(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
@@ -635,20 +665,7 @@ impl KmsStore for PgStore {
         if has_nul(&[key_id]) {
             return Ok(Vec::new());
         }
-        let c = self.client().await?;
-        let found = c
-            .query(
-                "SELECT tag_key, tag_value FROM kms_tags WHERE key_id = $1 ORDER BY tag_key",
-                &[&key_id],
-            )
-            .await
-            .map_err(pg)?;
-        rows(found, |r| {
-            Ok(Tag {
-                key: r.try_get(0).map_err(pg)?,
-                value: r.try_get(1).map_err(pg)?,
-            })
-        })
+        tag_rows(&self.client().await?, key_id).await
     }
 }
 
@@ -775,5 +792,36 @@ impl AuditAnchor for PgAuditAnchor {
 
     fn clear(&mut self) -> Result<()> {
         self.ask(AnchorOp::Clear).map(|_| ())
+    }
+}
+
+#[async_trait]
+impl KeySnapshotStore for PgStore {
+    async fn key_snapshot(&self, key_id: &str) -> Result<Option<KeySnapshot>> {
+        if has_nul(&[key_id]) {
+            return Ok(None);
+        }
+        let mut c = self.client().await?;
+        // One snapshot for every SELECT: a concurrent write is seen entirely or not at all.
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        let Some(record) = key_row(&tx, key_id).await? else {
+            return Ok(None);
+        };
+        let snapshot = KeySnapshot {
+            tags: tag_rows(&tx, key_id).await?,
+            materials: material_rows(&tx, key_id).await?,
+            imported: services::imported_rows(&tx, key_id).await?,
+            grants: services::grant_rows(&tx, key_id).await?,
+            aliases: alias_rows(&tx, &record.account, &record.region, Some(key_id)).await?,
+            record,
+        };
+        tx.commit().await.map_err(pg)?;
+        Ok(Some(snapshot))
     }
 }

@@ -14,6 +14,47 @@ use crate::{ImportStore, ImportedMaterialRecord, Result, SecretStore, SecretWrit
 const GRANT_COLUMNS: &str = "grant_id, key_id, name, grantee_principal, retiring_principal, \
      operations, constraints, issuing_account, creation_ms";
 
+pub(super) async fn imported_rows(
+    c: &impl GenericClient,
+    key_id: &str,
+) -> Result<Vec<ImportedMaterialRecord>> {
+    let found = c
+        .query(
+            &format!(
+                "SELECT {IMPORT_COLUMNS} FROM kms_imported_materials WHERE key_id = $1 \
+                 ORDER BY creation_ms, seq"
+            ),
+            &[&key_id],
+        )
+        .await
+        .map_err(pg)?;
+    rows(found, |r| {
+        Ok(ImportedMaterialRecord {
+            key_id: r.try_get(0).map_err(pg)?,
+            material_id: r.try_get(1).map_err(pg)?,
+            sealed: r.try_get(2).map_err(pg)?,
+            creation_ms: r.try_get(3).map_err(pg)?,
+            expiration_model: r.try_get(4).map_err(pg)?,
+            valid_to_ms: r.try_get(5).map_err(pg)?,
+            description: r.try_get(6).map_err(pg)?,
+            pending_rotation: r.try_get(7).map_err(pg)?,
+            rotation_type: r.try_get(8).map_err(pg)?,
+            rotation_ms: r.try_get(9).map_err(pg)?,
+        })
+    })
+}
+
+pub(super) async fn grant_rows(c: &impl GenericClient, key_id: &str) -> Result<Vec<GrantRecord>> {
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT {GRANT_COLUMNS} FROM kms_grants WHERE key_id = $1 ORDER BY grant_id"
+        ))
+        .await
+        .map_err(pg)?;
+    let found = c.query(&stmt, &[&key_id]).await.map_err(pg)?;
+    rows(found, grant_from_row)
+}
+
 fn grant_from_row(row: &Row) -> Result<GrantRecord> {
     Ok(GrantRecord {
         grant_id: row.try_get(0).map_err(pg)?,
@@ -74,15 +115,7 @@ impl GrantStore for PgStore {
         if has_nul(&[key_id]) {
             return Ok(Vec::new());
         }
-        let c = self.client().await?;
-        let stmt = c
-            .prepare_cached(&format!(
-                "SELECT {GRANT_COLUMNS} FROM kms_grants WHERE key_id = $1 ORDER BY grant_id"
-            ))
-            .await
-            .map_err(pg)?;
-        let found = c.query(&stmt, &[&key_id]).await.map_err(pg)?;
-        rows(found, grant_from_row)
+        grant_rows(&self.client().await?, key_id).await
     }
 
     async fn retirable_grants(
@@ -130,31 +163,7 @@ impl ImportStore for PgStore {
         if has_nul(&[key_id]) {
             return Ok(Vec::new());
         }
-        let c = self.client().await?;
-        let found = c
-            .query(
-                &format!(
-                    "SELECT {IMPORT_COLUMNS} FROM kms_imported_materials WHERE key_id = $1 \
-                     ORDER BY creation_ms, seq"
-                ),
-                &[&key_id],
-            )
-            .await
-            .map_err(pg)?;
-        rows(found, |r| {
-            Ok(ImportedMaterialRecord {
-                key_id: r.try_get(0).map_err(pg)?,
-                material_id: r.try_get(1).map_err(pg)?,
-                sealed: r.try_get(2).map_err(pg)?,
-                creation_ms: r.try_get(3).map_err(pg)?,
-                expiration_model: r.try_get(4).map_err(pg)?,
-                valid_to_ms: r.try_get(5).map_err(pg)?,
-                description: r.try_get(6).map_err(pg)?,
-                pending_rotation: r.try_get(7).map_err(pg)?,
-                rotation_type: r.try_get(8).map_err(pg)?,
-                rotation_ms: r.try_get(9).map_err(pg)?,
-            })
-        })
+        imported_rows(&self.client().await?, key_id).await
     }
 
     async fn write_imported_materials(

@@ -58,16 +58,7 @@ impl GrantStore for SqliteStore {
 
     async fn key_grants(&self, key_id: &str) -> Result<Vec<GrantRecord>> {
         let key_id = key_id.to_owned();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {GRANT_COLUMNS} FROM kms_grants WHERE key_id = ?1 ORDER BY grant_id"
-                ))
-                .map_err(backend)?;
-            let rows = stmt.query_map([key_id], grant_from_row).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-        })
-        .await
+        self.read(move |c| grant_rows(c, &key_id)).await
     }
 
     async fn retirable_grants(
@@ -109,6 +100,16 @@ fn grant_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRecord> {
         issuing_account: row.get(7)?,
         creation_ms: row.get(8)?,
     })
+}
+
+pub(super) fn grant_rows(c: &rusqlite::Connection, key_id: &str) -> Result<Vec<GrantRecord>> {
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT {GRANT_COLUMNS} FROM kms_grants WHERE key_id = ?1 ORDER BY grant_id"
+        ))
+        .map_err(backend)?;
+    let rows = stmt.query_map([key_id], grant_from_row).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
 #[cfg(test)]

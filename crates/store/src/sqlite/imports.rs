@@ -49,32 +49,7 @@ impl ImportStore for SqliteStore {
 
     async fn imported_materials(&self, key_id: &str) -> Result<Vec<ImportedMaterialRecord>> {
         let key_id = key_id.to_owned();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM kms_imported_materials WHERE key_id = ?1 \
-                     ORDER BY creation_ms, rowid"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([key_id], |r| {
-                    Ok(ImportedMaterialRecord {
-                        key_id: r.get(0)?,
-                        material_id: r.get(1)?,
-                        sealed: r.get(2)?,
-                        creation_ms: r.get(3)?,
-                        expiration_model: r.get(4)?,
-                        valid_to_ms: r.get(5)?,
-                        description: r.get(6)?,
-                        pending_rotation: r.get::<_, i64>(7)? != 0,
-                        rotation_type: r.get(8)?,
-                        rotation_ms: r.get(9)?,
-                    })
-                })
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-        })
-        .await
+        self.read(move |c| imported_rows(c, &key_id)).await
     }
 
     async fn write_imported_materials(
@@ -139,4 +114,33 @@ impl ImportStore for SqliteStore {
         })
         .await
     }
+}
+
+pub(super) fn imported_rows(
+    c: &rusqlite::Connection,
+    key_id: &str,
+) -> Result<Vec<ImportedMaterialRecord>> {
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM kms_imported_materials WHERE key_id = ?1 \
+             ORDER BY creation_ms, rowid"
+        ))
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([key_id], |r| {
+            Ok(ImportedMaterialRecord {
+                key_id: r.get(0)?,
+                material_id: r.get(1)?,
+                sealed: r.get(2)?,
+                creation_ms: r.get(3)?,
+                expiration_model: r.get(4)?,
+                valid_to_ms: r.get(5)?,
+                description: r.get(6)?,
+                pending_rotation: r.get::<_, i64>(7)? != 0,
+                rotation_type: r.get(8)?,
+                rotation_ms: r.get(9)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }

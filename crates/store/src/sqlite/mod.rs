@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
-use crate::{KmsStore, MetaStore, Result, StoreError};
+use crate::{KeySnapshot, KeySnapshotStore, KmsStore, MetaStore, Result, StoreError};
 
 pub use audit::{SqliteAuditAnchor, SqliteAuditLog};
 
@@ -468,16 +468,7 @@ impl KmsStore for SqliteStore {
 
     async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
         let key_id = key_id.to_owned();
-        self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = ?1"),
-                [key_id],
-                key_from_row,
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
+        self.read(move |c| key_row(c, &key_id)).await
     }
 
     async fn update_key(&self, key: &KeyRecord) -> Result<()> {
@@ -591,27 +582,7 @@ impl KmsStore for SqliteStore {
 
     async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>> {
         let key_id = key_id.to_owned();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT key_id, material_id, sealed, creation_ms, rotation_type \
-                     FROM kms_materials WHERE key_id = ?1 ORDER BY creation_ms, rowid",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([key_id], |r| {
-                    Ok(MaterialRecord {
-                        key_id: r.get(0)?,
-                        material_id: r.get(1)?,
-                        sealed: r.get(2)?,
-                        creation_ms: r.get(3)?,
-                        rotation_type: r.get(4)?,
-                    })
-                })
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-        })
-        .await
+        self.read(move |c| material_rows(c, &key_id)).await
     }
 
     async fn insert_alias(&self, alias: &AliasRecord) -> Result<()> {
@@ -694,25 +665,13 @@ impl KmsStore for SqliteStore {
         region: &str,
         key_id: Option<&str>,
     ) -> Result<Vec<AliasRecord>> {
-        let args = (
+        let (account, region, key_id) = (
             account.to_owned(),
             region.to_owned(),
             key_id.map(str::to_owned),
         );
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT account, region, name, target_key_id, creation_ms, updated_ms \
-                     FROM kms_aliases WHERE account = ?1 AND region = ?2 \
-                     AND (?3 IS NULL OR target_key_id = ?3) ORDER BY name",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![args.0, args.1, args.2], alias_from_row)
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
-        })
-        .await
+        self.read(move |c| alias_rows(c, &account, &region, key_id.as_deref()))
+            .await
     }
 
     async fn put_tags(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
@@ -744,24 +703,100 @@ impl KmsStore for SqliteStore {
 
     async fn list_tags(&self, key_id: &str) -> Result<Vec<Tag>> {
         let key_id = key_id.to_owned();
+        self.read(move |c| tag_rows(c, &key_id)).await
+    }
+}
+
+#[async_trait]
+impl KeySnapshotStore for SqliteStore {
+    async fn key_snapshot(&self, key_id: &str) -> Result<Option<KeySnapshot>> {
+        let key_id = key_id.to_owned();
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT tag_key, tag_value FROM kms_tags WHERE key_id = ?1 ORDER BY tag_key",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([key_id], |r| {
-                    Ok(Tag {
-                        key: r.get(0)?,
-                        value: r.get(1)?,
-                    })
-                })
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+            // One read transaction: every SELECT below sees the same committed state.
+            let tx = c.transaction().map_err(backend)?;
+            let Some(record) = key_row(&tx, &key_id)? else {
+                return Ok(None);
+            };
+            let snapshot = KeySnapshot {
+                tags: tag_rows(&tx, &key_id)?,
+                materials: material_rows(&tx, &key_id)?,
+                imported: imports::imported_rows(&tx, &key_id)?,
+                grants: grants::grant_rows(&tx, &key_id)?,
+                aliases: alias_rows(&tx, &record.account, &record.region, Some(&key_id))?,
+                record,
+            };
+            tx.commit().map_err(backend)?;
+            Ok(Some(snapshot))
         })
         .await
     }
+}
+
+fn key_row(c: &Connection, key_id: &str) -> Result<Option<KeyRecord>> {
+    c.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = ?1"
+    ))
+    .map_err(backend)?
+    .query_row([key_id], key_from_row)
+    .optional()
+    .map_err(backend)
+}
+
+fn material_rows(c: &Connection, key_id: &str) -> Result<Vec<MaterialRecord>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT key_id, material_id, sealed, creation_ms, rotation_type \
+             FROM kms_materials WHERE key_id = ?1 ORDER BY creation_ms, rowid",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([key_id], |r| {
+            Ok(MaterialRecord {
+                key_id: r.get(0)?,
+                material_id: r.get(1)?,
+                sealed: r.get(2)?,
+                creation_ms: r.get(3)?,
+                rotation_type: r.get(4)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+fn alias_rows(
+    c: &Connection,
+    account: &str,
+    region: &str,
+    key_id: Option<&str>,
+) -> Result<Vec<AliasRecord>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT account, region, name, target_key_id, creation_ms, updated_ms \
+             FROM kms_aliases WHERE account = ?1 AND region = ?2 \
+             AND (?3 IS NULL OR target_key_id = ?3) ORDER BY name",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(params![account, region, key_id], alias_from_row)
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+fn tag_rows(c: &Connection, key_id: &str) -> Result<Vec<Tag>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT tag_key, tag_value FROM kms_tags WHERE key_id = ?1 ORDER BY tag_key",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([key_id], |r| {
+            Ok(Tag {
+                key: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
 #[cfg(test)]
