@@ -137,6 +137,13 @@ impl WriteLock {
         self.generation.load(Ordering::SeqCst)
     }
 
+    /// Counts a change another node made (heard on the change feed): like a writer's run,
+    /// it keeps a reader that read the store meanwhile from caching what it read. Moves
+    /// by two, so the parity (odd while a writer holds the lock) stays.
+    fn note_remote_change(&self) {
+        self.generation.fetch_add(2, Ordering::SeqCst);
+    }
+
     /// Whether no writer held the lock at any time since `generation` was read.
     fn quiet_since(&self, generation: u64) -> bool {
         generation.is_multiple_of(2) && self.generation() == generation
@@ -353,6 +360,31 @@ impl KmsService {
         let updated = Arc::new(updated);
         self.cache_put(updated.clone());
         Ok(updated)
+    }
+
+    /// Forgets a key another node changed (and the aliases cached as pointing to it); it is
+    /// read from the store again on its next use.
+    pub fn forget_key(&self, key_id: &str) {
+        self.writes.note_remote_change();
+        self.cache_remove(key_id);
+    }
+
+    /// Forgets an alias another node created, moved or deleted.
+    pub fn forget_alias(&self, account: &str, region: &str, name: &str) {
+        self.writes.note_remote_change();
+        self.alias_cache_remove(&AliasId {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+
+    /// Forgets (another node may have changed anything) every cached key, alias and missing key id.
+    pub fn forget_everything(&self) {
+        self.writes.note_remote_change();
+        self.keys.clear();
+        self.aliases.clear();
+        self.unknown.clear();
     }
 
     /// Carries out the scheduled deletions that are due. Returns how many keys it deleted.
