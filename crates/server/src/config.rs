@@ -7,6 +7,7 @@
 //! data_dir = "/var/lib/keyhold"
 //! storage = "postgres://keyhold@db.internal:5432/keyhold"  # default: SQLite in data_dir
 //! account_id = "111122223333"          # the default account
+//! node_id = "kh1"                      # several nodes on one PostgreSQL: each its own name
 //!
 //! [seal]                               # strict mode requires one (see docs/seal.md)
 //! kind = "key_file"                    # "key_file" | "shamir" | "pkcs11"
@@ -64,6 +65,10 @@ pub struct Config {
     /// Where the key store lives: a PostgreSQL database, or (`None`) SQLite in `data_dir`
     /// (`storage` in the config file, `KEYHOLD_STORAGE` in the environment).
     pub storage: Option<StorageUrl>,
+    /// This node's name among the nodes sharing one PostgreSQL store (`node_id`,
+    /// `KEYHOLD_NODE_ID`): it names the node's audit anchor in the shared store, so every
+    /// node of a cluster needs its own (see docs/ha.md). `None`: the only node.
+    pub node_id: Option<String>,
     /// The account of requests that do not name one (12 digits).
     pub account_id: String,
     /// The largest request body accepted.
@@ -320,6 +325,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 4566)),
             data_dir: PathBuf::from("./keyhold-data"),
             storage: None,
+            node_id: None,
             account_id: DEFAULT_ACCOUNT.to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY,
             deletion_sweep_interval: Duration::from_secs(60),
@@ -349,6 +355,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     storage: Option<String>,
+    node_id: Option<String>,
     account_id: Option<String>,
     max_body_bytes: Option<usize>,
     deletion_sweep_seconds: Option<u64>,
@@ -534,6 +541,9 @@ impl Config {
         if let Ok(storage) = std::env::var("KEYHOLD_STORAGE") {
             config.storage = StorageUrl::parse(&storage).context("in KEYHOLD_STORAGE")?;
         }
+        if let Ok(node) = std::env::var("KEYHOLD_NODE_ID") {
+            config.node_id = Some(node);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -552,6 +562,9 @@ impl Config {
         }
         if let Some(account) = file.account_id {
             self.account_id = account;
+        }
+        if let Some(node) = file.node_id {
+            self.node_id = Some(node);
         }
         if let Some(max) = file.max_body_bytes {
             self.max_body_bytes = max;
@@ -664,6 +677,15 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if !is_account_id(&self.account_id) {
             bail!("account_id must be 12 digits, got {:?}", self.account_id);
+        }
+        if let Some(node) = &self.node_id
+            && (node.is_empty()
+                || node.len() > 64
+                || !node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            bail!("node_id must be 1 to 64 letters, digits, '-' or '_', got {node:?}");
         }
         for c in &self.credentials {
             if !is_account_id(&c.account_id) {

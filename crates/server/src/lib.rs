@@ -27,6 +27,7 @@ pub mod auth;
 pub mod authz;
 pub mod cache;
 pub mod clock;
+pub mod coherence;
 pub mod compat;
 pub mod config;
 pub mod context;

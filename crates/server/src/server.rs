@@ -184,10 +184,11 @@ pub(crate) async fn unsealed_state(
             .map_err(|e| anyhow::anyhow!("creating the administrator failed: {e:?}"))?,
         _ => None,
     };
-    // The anchor lives with the key store: in its database, wherever that is.
+    // The anchor lives with the key store: in its database, wherever that is (one per node
+    // when several share it: each keeps its own trail).
     let anchor: Box<dyn keyhold_store::audit::AuditAnchor> = match &config.storage {
         Some(storage) => Box::new(
-            keyhold_store::PgAuditAnchor::connect(storage.as_str())
+            keyhold_store::PgAuditAnchor::connect_node(storage.as_str(), config.node_id.as_deref())
                 .context("opening the audit trail's anchor in the key store")?,
         ),
         None => Box::new(
@@ -295,22 +296,41 @@ pub(crate) async fn unsealed_state(
     Ok((state, admin))
 }
 
-/// Starts the background sweep of an unsealed server; it stops when the sender says so.
+/// Starts the background work of an unsealed server — the sweep and, on a store shared
+/// with other nodes, the change feed that keeps the caches coherent ([`crate::coherence`]);
+/// both stop when the sender says so.
 pub(crate) fn start_sweep(
     state: &AppState,
     interval: Duration,
 ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sweeper = tokio::spawn(sweep(
-        Sweep {
-            kms: state.kms.clone(),
-            secrets: state.secrets.clone(),
-            ssm: state.ssm.clone(),
-            iam: state.iam.clone(),
-        },
-        interval,
-        stop_rx,
-    ));
+    let services = Sweep {
+        kms: state.kms.clone(),
+        secrets: state.secrets.clone(),
+        ssm: state.ssm.clone(),
+        iam: state.iam.clone(),
+        store: state.ops.store.clone(),
+        metrics: state.ops.metrics.clone(),
+    };
+    let coherence = state.ops.store.change_feed().map(|feed| {
+        tokio::spawn(crate::coherence::run(
+            crate::coherence::Caches {
+                kms: state.kms.clone(),
+                secrets: state.secrets.clone(),
+                ssm: state.ssm.clone(),
+                iam: state.iam.clone(),
+                metrics: state.ops.metrics.clone(),
+            },
+            feed,
+            stop_rx.clone(),
+        ))
+    });
+    let sweeper = tokio::spawn(async move {
+        sweep(services, interval, stop_rx).await;
+        if let Some(coherence) = coherence {
+            let _ = coherence.await;
+        }
+    });
     (stop_tx, sweeper)
 }
 
@@ -466,19 +486,55 @@ struct Sweep {
     secrets: Arc<SecretsService>,
     ssm: Arc<SsmService>,
     iam: Arc<IamService>,
+    /// Where the sweep's lease is taken.
+    store: Arc<dyn Store>,
+    metrics: Arc<crate::ops::metrics::Metrics>,
+}
+
+/// The lease under which one node of those sharing a store sweeps.
+const SWEEP_LEASE: &str = "sweep";
+
+/// How long a sweep lease lasts unless renewed: three sweeps, and at least ten seconds, so
+/// that a holder late by a tick keeps it; a node that stops gives it up at once, one that
+/// dies hands it over when it expires.
+fn sweep_lease_ms(interval: Duration) -> i64 {
+    let ttl = (interval * 3).max(Duration::from_secs(10));
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Every `interval` (the first time at start), until told to stop: deletes keys and purges
-/// secrets whose deletion date has passed, rotates keys whose automatic rotation is due, starts the secret rotations that are due, deletes parameters whose `Expiration` policy is due, and forgets
-/// long-expired STS sessions. A failure is logged and retried on the next tick.
+/// secrets whose deletion date has passed, rotates keys whose automatic rotation is due,
+/// starts the secret rotations that are due, deletes parameters whose `Expiration` policy is
+/// due, and forgets long-expired STS sessions. A failure is logged and retried on the next
+/// tick. With several nodes on one store, only the holder of the sweep lease does it, so
+/// that each job runs once across them.
 async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lease_ms = sweep_lease_ms(interval);
+    let mut holding = false;
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(e) = services.kms.sweep_deletions().await {
-                    tracing::warn!(error = ?e, "scheduled key deletion failed; will retry");
+                match services.store.try_lease(SWEEP_LEASE, lease_ms).await {
+                    Ok(held) => {
+                        if held != holding {
+                            tracing::info!(held, "the background sweep's lease changed hands");
+                        }
+                        holding = held;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "taking the sweep lease failed; will retry");
+                        holding = false;
+                    }
+                }
+                if !holding {
+                    continue;
+                }
+                services.metrics.sweep();
+                match services.kms.sweep_deletions().await {
+                    Ok(deleted) => services.metrics.keys_deleted(deleted),
+                    Err(e) => tracing::warn!(error = ?e, "scheduled key deletion failed; will retry"),
                 }
                 if let Err(e) = services.kms.sweep_rotations().await {
                     tracing::warn!(error = ?e, "scheduled key rotation failed; will retry");
@@ -501,5 +557,8 @@ async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bo
             }
             _ = stop.changed() => break,
         }
+    }
+    if holding && let Err(e) = services.store.release_lease(SWEEP_LEASE).await {
+        tracing::warn!(error = ?e, "giving up the sweep lease failed; it expires on its own");
     }
 }

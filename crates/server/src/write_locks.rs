@@ -109,8 +109,9 @@ impl WriteLocks {
     }
 
     /// Records a write made without any lock: the creation of a resource under a fresh
-    /// random id, which no other writer can know yet. Call it after the store write;
-    /// readers that read the store around it do not cache what they read.
+    /// random id, which no other writer can know yet, or a change another node made (heard
+    /// on the change feed). Call it after the store write; readers that read the store
+    /// around it do not cache what they read.
     pub(crate) fn note_write(&self) {
         self.started.fetch_add(1, Ordering::SeqCst);
         self.finished.fetch_add(1, Ordering::SeqCst);

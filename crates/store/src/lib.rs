@@ -19,6 +19,7 @@
 //! Every implementation runs the same test suite (`tests/store_suite.rs`).
 
 pub mod audit;
+pub mod changes;
 mod grants;
 pub mod iam;
 mod imports;
@@ -31,6 +32,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 
+pub use changes::{Change, ChangeFeed};
 pub use grants::{GrantRecord, GrantStore};
 pub use iam::{
     AccessKeyRecord, IamRoleRecord, IamSnapshot, IamStore, IamUserRecord, IamWrite,
@@ -76,6 +78,29 @@ pub trait MetaStore: Send + Sync {
     /// transaction, keeping the server's own values (the sealed domain key, the audit
     /// anchor). Returns how many rows it deleted. For `POST /_keyhold/reset` (dev mode).
     async fn erase_resources(&self) -> Result<usize>;
+
+    /// The feed of changes other processes sharing this store commit (see [`changes`]), or
+    /// `None` for a store that only one process opens (SQLite): then nothing but this
+    /// process writes it. Each call starts a feed of its own.
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        None
+    }
+
+    /// Takes or renews the lease `name` for `ttl_ms` for this process, unless another
+    /// process holds it and it has not expired; returns whether this process holds it now.
+    /// Background jobs run only while their node holds their lease, so that a cluster
+    /// sharing the store runs each once. A store only one process opens always grants it.
+    async fn try_lease(&self, name: &str, ttl_ms: i64) -> Result<bool> {
+        let _ = (name, ttl_ms);
+        Ok(true)
+    }
+
+    /// Gives up the lease `name` if this process holds it (a node stopping hands its jobs
+    /// over at once instead of when the lease expires).
+    async fn release_lease(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Ok(())
+    }
 }
 
 /// KMS keys, their sealed backing-key materials, aliases and tags.

@@ -162,6 +162,19 @@ impl IamService {
         })
     }
 
+    /// Reads the whole directory from the store again (another node changed IAM). Holds the
+    /// write lock, so that no change of this node's is lost between the read and the swap.
+    pub async fn reload(&self) -> Result<(), IamError> {
+        let _guard = self.writes.lock().await;
+        let snapshot = self.store.load_iam().await?;
+        let directory = Directory::load(snapshot, &self.domain)?;
+        let mut current = self.directory.write().map_err(|_| IamError::Internal)?;
+        *current = directory;
+        // While the directory is still locked, as in `commit`.
+        self.version.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// A role by name, for STS.
     pub fn role(
         &self,

@@ -310,6 +310,31 @@ impl KmsService {
         Ok(updated)
     }
 
+    /// Forgets a key another node changed (and the aliases cached as pointing to it); it is
+    /// read from the store again on its next use.
+    pub fn forget_key(&self, key_id: &str) {
+        self.writes.note_write();
+        self.cache_remove(key_id);
+    }
+
+    /// Forgets an alias another node created, moved or deleted.
+    pub fn forget_alias(&self, account: &str, region: &str, name: &str) {
+        self.writes.note_write();
+        self.alias_cache_remove(&AliasId {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+
+    /// Forgets (another node may have changed anything) every cached key, alias and missing key id.
+    pub fn forget_everything(&self) {
+        self.writes.note_write();
+        self.keys.clear();
+        self.aliases.clear();
+        self.unknown.clear();
+    }
+
     /// Carries out the scheduled deletions that are due. Returns how many keys it deleted.
     pub async fn sweep_deletions(&self) -> Result<usize, KmsError> {
         // Under the write lock, so no CancelKeyDeletion interleaves with a key's deletion;

@@ -74,6 +74,11 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The metrics of one server.
@@ -87,6 +92,9 @@ pub struct Metrics {
     cache: Family<CacheLabels, Counter>,
     rotations: Family<OutcomeLabels, Counter>,
     secret_rotations: Family<OutcomeLabels, Counter>,
+    sweeps: Counter,
+    keys_deleted: Counter,
+    invalidations: Family<KindLabels, Counter>,
     ready: Gauge,
 }
 
@@ -149,6 +157,25 @@ impl Metrics {
             "Secrets Manager rotations started, succeeded and failed",
             secret_rotations.clone(),
         );
+        let sweeps = Counter::default();
+        registry.register(
+            "background_sweeps",
+            "Background sweeps this node ran (deletions, rotations, expirations): with several \
+             nodes on one store, only the holder of the sweep lease runs them",
+            sweeps.clone(),
+        );
+        let keys_deleted = Counter::default();
+        registry.register(
+            "kms_keys_deleted",
+            "KMS keys this node deleted at the end of their waiting period",
+            keys_deleted.clone(),
+        );
+        let invalidations = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "cache_invalidations",
+            "Cache entries dropped because another node changed them (the change feed), by kind",
+            invalidations.clone(),
+        );
         let ready = Gauge::default();
         registry.register(
             "ready",
@@ -165,6 +192,9 @@ impl Metrics {
             cache,
             rotations,
             secret_rotations,
+            sweeps,
+            keys_deleted,
+            invalidations,
             ready,
         }
     }
@@ -221,6 +251,22 @@ impl Metrics {
         self.secret_rotations
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
+    }
+
+    /// Counts one background sweep this node ran.
+    pub fn sweep(&self) {
+        self.sweeps.inc();
+    }
+
+    /// Counts KMS keys deleted by the sweep.
+    pub fn keys_deleted(&self, n: usize) {
+        self.keys_deleted.inc_by(n as u64);
+    }
+
+    /// Counts one change heard from another node: `key`, `alias`, `secret`, `params`, `iam`
+    /// or `everything`.
+    pub fn invalidation(&self, kind: &'static str) {
+        self.invalidations.get_or_create(&KindLabels { kind }).inc();
     }
 
     pub fn set_ready(&self, ready: bool) {

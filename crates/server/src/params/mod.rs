@@ -188,6 +188,20 @@ impl SsmService {
         Ok(loaded)
     }
 
+    /// Forgets the parameters of one account and region (another node changed one); they
+    /// are read from the store again on their next use. Counts as a write, so that a read
+    /// of the store that overlapped it is not cached.
+    pub fn forget_scope(&self, account: &str, region: &str) {
+        self.writes.note_write();
+        write(&self.scopes).remove(&Scope::new(account.to_owned(), region.to_owned()));
+    }
+
+    /// Forgets (another node may have changed anything) every cached parameter.
+    pub fn forget_everything(&self) {
+        self.writes.note_write();
+        write(&self.scopes).clear();
+    }
+
     /// The parameter with `key` in `scope`.
     async fn find(&self, scope: &Scope, key: &str) -> Result<Option<Arc<Param>>, SsmError> {
         let params = self.scope_params(scope).await?;

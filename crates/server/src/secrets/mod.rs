@@ -212,6 +212,29 @@ impl SecretsService {
         self.secrets.insert(secret.arn.clone(), secret);
     }
 
+    /// Forgets a secret another node changed; it is read from the store again on its next
+    /// use. Counts as a write, so that a read of the store that overlapped it is not cached.
+    pub fn forget(&self, arn: &str) {
+        self.writes.note_write();
+        match self.secrets.get(arn) {
+            Some(secret) => self.cache_remove(&secret),
+            None => {
+                self.forget_policy(arn);
+                self.names.retain(|_, cached| cached != arn);
+            }
+        }
+    }
+
+    /// Forgets (another node may have changed anything) every cached secret.
+    pub fn forget_everything(&self) {
+        self.writes.note_write();
+        self.secrets.clear();
+        self.names.clear();
+        if let Ok(mut policies) = self.policies.write() {
+            policies.clear();
+        }
+    }
+
     fn cache_remove(&self, secret: &Secret) {
         self.forget_policy(&secret.arn);
         let key = NameKey::of(secret);

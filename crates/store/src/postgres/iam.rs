@@ -26,6 +26,7 @@ impl IamStore for PgStore {
         for write in writes {
             apply(&tx, write).await?;
         }
+        self.notify(&tx, &[crate::changes::Change::Iam]).await?;
         tx.commit().await.map_err(pg)
     }
 

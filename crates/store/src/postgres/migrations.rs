@@ -194,6 +194,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
         access_key_id TEXT PRIMARY KEY,
         retired_ms    BIGINT NOT NULL
      );",
+    // 2: several nodes on one database. Every committed write takes a number from
+    // `keyhold_change_seq` for the notification that announces it (`feed.rs`), so that a
+    // node can tell a notification it missed; `keyhold_leases` holds the leases under which
+    // background jobs run once across the nodes.
+    "CREATE SEQUENCE keyhold_change_seq;
+     CREATE TABLE keyhold_leases (
+        name       TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
+     );",
 ];
 
 /// Brings the schema up to date; returns how many migrations it applied.

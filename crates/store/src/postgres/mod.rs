@@ -12,6 +12,7 @@
 //! Connections are plain TCP for now (no TLS to the database: run it on a trusted network
 //! or over a local socket; see docs/storage.md).
 
+mod feed;
 mod iam;
 mod migrations;
 mod services;
@@ -26,6 +27,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use crate::audit::AuditAnchor;
+use crate::changes::{Change, ChangeFeed};
 use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
 use crate::{KeySnapshot, KeySnapshotStore, KmsStore, MetaStore, Result, StoreError};
 
@@ -37,6 +39,9 @@ const POOL_SIZE: usize = 16;
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// This process's tag: in the notifications of its writes (so that its own change
+    /// feed skips them) and as the holder of the leases it takes.
+    node: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -93,7 +98,21 @@ impl PgStore {
             .create_timeout(Some(Duration::from_secs(15)))
             .build()
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config,
+            node: node_tag().into(),
+        })
+    }
+
+    /// This process's tag (the holder of its leases, the sender of its notifications).
+    pub fn node_tag(&self) -> &str {
+        &self.node
+    }
+
+    /// Announces `changes` when `tx` commits (see [`feed`]).
+    pub(crate) async fn notify(&self, tx: &impl GenericClient, changes: &[Change]) -> Result<()> {
+        feed::notify(tx, &self.node, changes).await
     }
 
     /// Applies the migrations this database lacks (under an advisory lock, so that nodes
@@ -122,6 +141,34 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Backend(format!("no database connection: {e}").into()))
     }
+}
+
+/// A tag unique to this store handle among the processes sharing the database: host name,
+/// process id and a random number.
+fn node_tag() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(32)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "keyhold".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        hasher.finish() as u32
+    )
 }
 
 /// Maps a database error: only a uniqueness violation means "already exists"; a foreign
@@ -179,6 +226,14 @@ fn alias_from_row(row: &Row) -> Result<AliasRecord> {
         creation_ms: row.try_get(4).map_err(pg)?,
         updated_ms: row.try_get(5).map_err(pg)?,
     })
+}
+
+fn alias_change(account: &str, region: &str, name: &str) -> Change {
+    Change::Alias {
+        account: account.to_owned(),
+        region: region.to_owned(),
+        name: name.to_owned(),
+    }
 }
 
 fn rows<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
@@ -429,8 +484,43 @@ impl MetaStore for PgStore {
                 .await
                 .map_err(pg)?;
         }
+        self.notify(&tx, &[Change::Everything]).await?;
         tx.commit().await.map_err(pg)?;
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    fn change_feed(&self) -> Option<ChangeFeed> {
+        feed::spawn(self.config.clone(), self.node.to_string())
+    }
+
+    async fn try_lease(&self, name: &str, ttl_ms: i64) -> Result<bool> {
+        let c = self.client().await?;
+        // The database's clock, so that the nodes' clocks need not agree.
+        let row = c
+            .query_opt(
+                "INSERT INTO keyhold_leases (name, holder, expires_ms) \
+                 VALUES ($1, $2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT + $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                 expires_ms = excluded.expires_ms \
+                 WHERE keyhold_leases.holder = excluded.holder \
+                 OR keyhold_leases.expires_ms < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT \
+                 RETURNING holder",
+                &[&name, &&*self.node, &ttl_ms],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.is_some())
+    }
+
+    async fn release_lease(&self, name: &str) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM keyhold_leases WHERE name = $1 AND holder = $2",
+            &[&name, &&*self.node],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
     }
 }
 
@@ -448,9 +538,12 @@ impl KmsStore for PgStore {
         insert_key_row(&tx, key).await?;
         insert_material_row(&tx, material).await?;
         upsert_tags(&tx, &key.key_id, tags).await?;
+        let mut changes = vec![Change::Key(key.key_id.clone())];
         if let Some(alias) = alias {
             insert_alias_row(&tx, alias).await?;
+            changes.push(alias_change(&alias.account, &alias.region, &alias.name));
         }
+        self.notify(&tx, &changes).await?;
         tx.commit().await.map_err(pg)
     }
 
@@ -462,8 +555,11 @@ impl KmsStore for PgStore {
     }
 
     async fn update_key(&self, key: &KeyRecord) -> Result<()> {
-        let c = self.client().await?;
-        update_key_row(&c, key).await
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        update_key_row(&tx, key).await?;
+        self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn delete_key_if_due(&self, key_id: &str, now_ms: i64) -> Result<bool> {
@@ -495,6 +591,8 @@ impl KmsStore for PgStore {
                 .await
                 .map_err(pg)?;
         }
+        // The key's change makes every node forget the aliases that pointed to it, too.
+        self.notify(&tx, &[Change::Key(key_id.to_owned())]).await?;
         tx.commit().await.map_err(pg)?;
         Ok(true)
     }
@@ -549,6 +647,7 @@ impl KmsStore for PgStore {
         let tx = c.transaction().await.map_err(pg)?;
         insert_material_row(&tx, material).await?;
         update_key_row(&tx, key).await?;
+        self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
         tx.commit().await.map_err(pg)
     }
 
@@ -566,8 +665,15 @@ impl KmsStore for PgStore {
     }
 
     async fn insert_alias(&self, alias: &AliasRecord) -> Result<()> {
-        let c = self.client().await?;
-        insert_alias_row(&c, alias).await
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        insert_alias_row(&tx, alias).await?;
+        let changes = [
+            alias_change(&alias.account, &alias.region, &alias.name),
+            Change::Key(alias.target_key_id.clone()),
+        ];
+        self.notify(&tx, &changes).await?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn update_alias(
@@ -578,36 +684,54 @@ impl KmsStore for PgStore {
         target_key_id: &str,
         updated_ms: i64,
     ) -> Result<()> {
-        let c = self.client().await?;
-        let n = c
-            .execute(
-                "UPDATE kms_aliases SET target_key_id = $4, updated_ms = $5 \
-                 WHERE account = $1 AND region = $2 AND name = $3",
-                &[&account, &region, &name, &target_key_id, &updated_ms],
-            )
-            .await
-            .map_err(pg)?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
-    }
-
-    async fn delete_alias(&self, account: &str, region: &str, name: &str) -> Result<()> {
-        let c = self.client().await?;
-        let n = c
-            .execute(
-                "DELETE FROM kms_aliases WHERE account = $1 AND region = $2 AND name = $3",
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let previous = tx
+            .query_opt(
+                "SELECT target_key_id FROM kms_aliases \
+                 WHERE account = $1 AND region = $2 AND name = $3 FOR UPDATE",
                 &[&account, &region, &name],
             )
             .await
             .map_err(pg)?;
-        if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
-        }
+        let Some(previous) = previous else {
+            return Err(StoreError::NotFound);
+        };
+        let previous: String = previous.try_get(0).map_err(pg)?;
+        tx.execute(
+            "UPDATE kms_aliases SET target_key_id = $4, updated_ms = $5 \
+             WHERE account = $1 AND region = $2 AND name = $3",
+            &[&account, &region, &name, &target_key_id, &updated_ms],
+        )
+        .await
+        .map_err(pg)?;
+        let changes = [
+            alias_change(account, region, name),
+            Change::Key(previous),
+            Change::Key(target_key_id.to_owned()),
+        ];
+        self.notify(&tx, &changes).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn delete_alias(&self, account: &str, region: &str, name: &str) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let deleted = tx
+            .query_opt(
+                "DELETE FROM kms_aliases WHERE account = $1 AND region = $2 AND name = $3 \
+                 RETURNING target_key_id",
+                &[&account, &region, &name],
+            )
+            .await
+            .map_err(pg)?;
+        let Some(deleted) = deleted else {
+            return Err(StoreError::NotFound);
+        };
+        let target: String = deleted.try_get(0).map_err(pg)?;
+        let changes = [alias_change(account, region, name), Change::Key(target)];
+        self.notify(&tx, &changes).await?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn get_alias(
@@ -647,18 +771,21 @@ impl KmsStore for PgStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         upsert_tags(&tx, key_id, tags).await?;
+        self.notify(&tx, &[Change::Key(key_id.to_owned())]).await?;
         tx.commit().await.map_err(pg)
     }
 
     async fn remove_tags(&self, key_id: &str, tag_keys: &[String]) -> Result<()> {
-        let c = self.client().await?;
-        c.execute(
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute(
             "DELETE FROM kms_tags WHERE key_id = $1 AND tag_key = ANY($2)",
             &[&key_id, &tag_keys],
         )
         .await
         .map_err(pg)?;
-        Ok(())
+        self.notify(&tx, &[Change::Key(key_id.to_owned())]).await?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn list_tags(&self, key_id: &str) -> Result<Vec<Tag>> {
@@ -670,7 +797,8 @@ impl KmsStore for PgStore {
 }
 
 /// The audit trail's anchor in the PostgreSQL store: the row `audit.anchor` of its `meta`
-/// table. The trail's writer calls it synchronously, so it runs on a thread of its own
+/// table (`audit.anchor.NODE` for the node named NODE of several sharing the store: each
+/// node keeps its own trail). The trail's writer calls it synchronously, so it runs on a thread of its own
 /// with its own connection (and a small runtime that drives it only while it answers).
 pub struct PgAuditAnchor {
     requests: std::sync::mpsc::Sender<AnchorRequest>,
@@ -693,6 +821,16 @@ impl PgAuditAnchor {
         Self::with_config(store.config.clone())
     }
 
+    /// The anchor of the node named `node` (`audit.anchor.NODE`) in the database `url`
+    /// names, or the only node's (`audit.anchor`) for `None`. Connects on first use.
+    pub fn connect_node(url: &str, node: Option<&str>) -> Result<Self> {
+        let name = match node {
+            Some(node) => format!("{ANCHOR}.{node}"),
+            None => ANCHOR.to_owned(),
+        };
+        Self::spawn(parse_postgres_url(url)?, name)
+    }
+
     /// The anchor in the database `url` names (whose schema a [`PgStore`] has made). Connects
     /// on first use.
     pub fn connect(url: &str) -> Result<Self> {
@@ -701,6 +839,10 @@ impl PgAuditAnchor {
 
     /// The anchor in the database `config` names.
     pub fn with_config(config: tokio_postgres::Config) -> Result<Self> {
+        Self::spawn(config, ANCHOR.to_owned())
+    }
+
+    fn spawn(config: tokio_postgres::Config, name: String) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -711,7 +853,7 @@ impl PgAuditAnchor {
             .spawn(move || {
                 let mut client: Option<tokio_postgres::Client> = None;
                 while let Ok((op, reply)) = incoming.recv() {
-                    let answer = runtime.block_on(anchor_op(&config, &mut client, op));
+                    let answer = runtime.block_on(anchor_op(&config, &name, &mut client, op));
                     if answer.is_err() {
                         // Reconnect for the next request.
                         client = None;
@@ -736,6 +878,7 @@ impl PgAuditAnchor {
 
 async fn anchor_op(
     config: &tokio_postgres::Config,
+    name: &str,
     client: &mut Option<tokio_postgres::Client>,
     op: AnchorOp,
 ) -> Result<Option<Vec<u8>>> {
@@ -757,7 +900,7 @@ async fn anchor_op(
     match op {
         AnchorOp::Load => {
             let row = c
-                .query_opt("SELECT value FROM meta WHERE name = $1", &[&ANCHOR])
+                .query_opt("SELECT value FROM meta WHERE name = $1", &[&name])
                 .await
                 .map_err(pg)?;
             row.map(|r| r.try_get(0).map_err(pg)).transpose()
@@ -766,14 +909,14 @@ async fn anchor_op(
             c.execute(
                 "INSERT INTO meta (name, value) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                &[&ANCHOR, &value],
+                &[&name, &value],
             )
             .await
             .map_err(pg)?;
             Ok(None)
         }
         AnchorOp::Clear => {
-            c.execute("DELETE FROM meta WHERE name = $1", &[&ANCHOR])
+            c.execute("DELETE FROM meta WHERE name = $1", &[&name])
                 .await
                 .map_err(pg)?;
             Ok(None)

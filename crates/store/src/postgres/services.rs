@@ -6,6 +6,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::{PgStore, has_nul, insert_key_row, pg, rows, update_key_row, upsert_tags};
+use crate::changes::Change;
 use crate::grants::{GrantRecord, GrantStore};
 use crate::params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 use crate::records::{KeyRecord, SecretRecord, SecretVersionRecord, Tag};
@@ -72,8 +73,9 @@ fn grant_from_row(row: &Row) -> Result<GrantRecord> {
 #[async_trait]
 impl GrantStore for PgStore {
     async fn insert_grant(&self, g: &GrantRecord) -> Result<()> {
-        let c = self.client().await?;
-        c.execute(
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute(
             &format!(
                 "INSERT INTO kms_grants ({GRANT_COLUMNS}) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -92,12 +94,14 @@ impl GrantStore for PgStore {
         )
         .await
         .map_err(pg)?;
-        Ok(())
+        self.notify(&tx, &[Change::Key(g.key_id.clone())]).await?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn delete_grant(&self, key_id: &str, grant_id: &str) -> Result<()> {
-        let c = self.client().await?;
-        let n = c
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let n = tx
             .execute(
                 "DELETE FROM kms_grants WHERE key_id = $1 AND grant_id = $2",
                 &[&key_id, &grant_id],
@@ -105,10 +109,10 @@ impl GrantStore for PgStore {
             .await
             .map_err(pg)?;
         if n == 0 {
-            Err(StoreError::NotFound)
-        } else {
-            Ok(())
+            return Err(StoreError::NotFound);
         }
+        self.notify(&tx, &[Change::Key(key_id.to_owned())]).await?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn key_grants(&self, key_id: &str) -> Result<Vec<GrantRecord>> {
@@ -156,6 +160,7 @@ impl ImportStore for PgStore {
         let tx = c.transaction().await.map_err(pg)?;
         insert_key_row(&tx, key).await?;
         upsert_tags(&tx, &key.key_id, tags).await?;
+        self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
         tx.commit().await.map_err(pg)
     }
 
@@ -211,6 +216,7 @@ impl ImportStore for PgStore {
             .map_err(pg)?;
         }
         update_key_row(&tx, key).await?;
+        self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
         tx.commit().await.map_err(pg)
     }
 
@@ -339,6 +345,14 @@ impl SecretStore for PgStore {
                 }
             }
         }
+        let changes: Vec<Change> = writes
+            .iter()
+            .map(|w| match w {
+                SecretWrite::Put { secret, .. } => Change::Secret(secret.arn.clone()),
+                SecretWrite::Delete { arn } => Change::Secret(arn.clone()),
+            })
+            .collect();
+        self.notify(&tx, &changes).await?;
         tx.commit().await.map_err(pg)
     }
 
@@ -540,6 +554,17 @@ impl ParamStore for PgStore {
                 }
             }
         }
+        let changes: Vec<Change> = writes
+            .iter()
+            .map(|w| match w {
+                ParamWrite::Put { param, .. } => Change::Params {
+                    account: param.account.clone(),
+                    region: param.region.clone(),
+                },
+                ParamWrite::Delete { arn } => Change::params_of_arn(arn),
+            })
+            .collect();
+        self.notify(&tx, &changes).await?;
         tx.commit().await.map_err(pg)
     }
 

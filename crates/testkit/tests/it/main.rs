@@ -8,6 +8,7 @@ mod audit_rejections;
 mod audit_trail;
 mod authorization_every_operation;
 mod caches;
+mod cluster;
 mod compatibility;
 mod data_dir_permissions;
 mod envelope;

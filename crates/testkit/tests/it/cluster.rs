@@ -1,0 +1,431 @@
+//! Three Keyhold nodes on one PostgreSQL store (docs/ha.md): any node serves any request,
+//! a change made on one is seen on every other within the documented bound (one second),
+//! and background jobs run once across the nodes.
+//!
+//! Needs `KEYHOLD_TEST_STORAGE=postgres://...` (as `.ci/run` sets for its PostgreSQL pass);
+//! without it each test says why it did not run and passes.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::GrantOperation as Op;
+use keyhold_testkit::{DEFAULT_REGION, TestServer, code_and_message, raw};
+
+/// How soon a change on one node must be seen on the others (docs/ha.md).
+const BOUND: Duration = Duration::from_secs(1);
+
+/// A partner account the tests grant to.
+const PARTNER: &str = "444455556666";
+
+struct Cluster {
+    nodes: Vec<TestServer>,
+    _dir: tempfile::TempDir,
+}
+
+/// Three nodes sharing a fresh schema and one root key file, each with its own data
+/// directory (its audit trail) and `node_id`; `None` (with the reason printed) without
+/// PostgreSQL.
+async fn cluster(test: &str, sweep: Duration) -> Option<Cluster> {
+    let Some(url) = keyhold_testkit::test_storage() else {
+        eprintln!(
+            "{test}: not run: the cluster tests need a PostgreSQL store (KEYHOLD_TEST_STORAGE=postgres://...)"
+        );
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, _) = keyhold_testkit::postgres_schema_for(&url, &dir.path().join("shared")).await;
+    let seal = keyhold_server::config::SealConfig::KeyFile {
+        path: dir.path().join("root.key"),
+    };
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let (storage, seal) = (storage.clone(), seal.clone());
+        let node = TestServer::builder()
+            .data_dir(&dir.path().join(format!("node{i}")))
+            .deletion_sweep_interval(sweep)
+            .configure(move |c| {
+                c.storage = Some(storage);
+                c.seal = Some(seal);
+                c.node_id = Some(format!("node{i}"));
+                c.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+            })
+            .start()
+            .await;
+        nodes.push(node);
+    }
+    Some(Cluster { nodes, _dir: dir })
+}
+
+/// Retries `check` until it holds; fails when it still does not after `bound`. Returns how
+/// long it took.
+async fn within<F, Fut>(bound: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() <= bound,
+            "{what}: not seen within {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn new_key(kms: &aws_sdk_kms::Client) -> (String, String) {
+    let meta = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    (meta.key_id, meta.arn.unwrap())
+}
+
+async fn encrypt(kms: &aws_sdk_kms::Client, key: &str) -> Result<Vec<u8>, String> {
+    kms.encrypt()
+        .key_id(key)
+        .plaintext(Blob::new(b"cluster".to_vec()))
+        .send()
+        .await
+        .map(|out| out.ciphertext_blob.unwrap().into_inner())
+        .map_err(|e| code_and_message(&e).0)
+}
+
+/// The value of the metric `name` (summed over its label sets) on `node`.
+async fn metric(node: &TestServer, name: &str) -> f64 {
+    let answer = raw::request(node.metrics_addr().unwrap(), "GET", "/metrics", &[], b"").await;
+    assert_eq!(answer.status, 200, "{}", answer.body_text());
+    answer
+        .body_text()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let base = series.split('{').next()?;
+            (base == name).then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_key_made_on_one_node_serves_on_all_and_disabling_it_reaches_every_node_within_a_second()
+{
+    let Some(c) = cluster("cluster::keys", Duration::from_secs(60)).await else {
+        return;
+    };
+    let kms: Vec<_> = c.nodes.iter().map(TestServer::kms).collect();
+    let (key, _) = new_key(&kms[0]).await;
+    let blob = encrypt(&kms[0], &key).await.unwrap();
+    // Decrypted on B; and every node has the key in its cache before it changes.
+    for node in &kms {
+        let out = node
+            .decrypt()
+            .ciphertext_blob(Blob::new(blob.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.plaintext.unwrap().into_inner(), b"cluster");
+        encrypt(node, &key).await.unwrap();
+    }
+
+    kms[0].disable_key().key_id(&key).send().await.unwrap();
+    for (i, node) in kms.iter().enumerate().skip(1) {
+        let took = within(
+            BOUND,
+            &format!("the disabled key refused on node {i}"),
+            || async { encrypt(node, &key).await == Err("DisabledException".into()) },
+        )
+        .await;
+        eprintln!("disabled on node 0, refused on node {i} after {took:?}");
+    }
+    // And back, from another node.
+    kms[2].enable_key().key_id(&key).send().await.unwrap();
+    within(BOUND, "the enabled key serving on node 0", || async {
+        encrypt(&kms[0], &key).await.is_ok()
+    })
+    .await;
+
+    // An alias moved on one node is followed by another that had it cached.
+    let (other, _) = new_key(&kms[0]).await;
+    kms[0]
+        .create_alias()
+        .alias_name("alias/cluster")
+        .target_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let key_of = |node: &aws_sdk_kms::Client| {
+        let node = node.clone();
+        async move {
+            node.encrypt()
+                .key_id("alias/cluster")
+                .plaintext(Blob::new(b"x".to_vec()))
+                .send()
+                .await
+                .unwrap()
+                .key_id
+                .unwrap()
+        }
+    };
+    assert!(key_of(&kms[1]).await.ends_with(&key));
+    kms[2]
+        .update_alias()
+        .alias_name("alias/cluster")
+        .target_key_id(&other)
+        .send()
+        .await
+        .unwrap();
+    within(BOUND, "the moved alias on node 1", || async {
+        key_of(&kms[1]).await.ends_with(&other)
+    })
+    .await;
+    let listed = kms[1].list_aliases().key_id(&other).send().await.unwrap();
+    assert_eq!(
+        listed.aliases().len(),
+        1,
+        "node 1 lists the alias on its new key"
+    );
+}
+
+#[tokio::test]
+async fn a_grant_revoked_on_one_node_stops_working_on_another_within_a_second() {
+    let Some(c) = cluster("cluster::grants", Duration::from_secs(60)).await else {
+        return;
+    };
+    let owner = c.nodes[0].kms();
+    let (_, arn) = new_key(&owner).await;
+    let grant = c.nodes[0]
+        .kms()
+        .create_grant()
+        .key_id(&arn)
+        .grantee_principal(format!("arn:aws:iam::{PARTNER}:root"))
+        .operations(Op::Encrypt)
+        .send()
+        .await
+        .unwrap()
+        .grant_id
+        .unwrap();
+    // The partner uses the grant on node 0 (which caches the key and its grants) and 2.
+    let partner: Vec<_> = c
+        .nodes
+        .iter()
+        .map(|n| n.kms_for(PARTNER, DEFAULT_REGION))
+        .collect();
+    encrypt(&partner[0], &arn).await.unwrap();
+    encrypt(&partner[2], &arn).await.unwrap();
+
+    c.nodes[1]
+        .kms()
+        .revoke_grant()
+        .key_id(&arn)
+        .grant_id(&grant)
+        .send()
+        .await
+        .unwrap();
+    for i in [0, 2] {
+        let took = within(
+            BOUND,
+            &format!("the revoked grant refused on node {i}"),
+            || async { encrypt(&partner[i], &arn).await == Err("AccessDeniedException".into()) },
+        )
+        .await;
+        eprintln!("revoked on node 1, refused on node {i} after {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn secrets_parameters_and_iam_changed_on_one_node_are_seen_on_the_others() {
+    let Some(c) = cluster("cluster::services", Duration::from_secs(60)).await else {
+        return;
+    };
+    // A secret's new value, read where the old one was cached.
+    let sm: Vec<_> = c.nodes.iter().map(TestServer::secrets_manager).collect();
+    sm[0]
+        .create_secret()
+        .name("db")
+        .secret_string("one")
+        .send()
+        .await
+        .unwrap();
+    let value = |i: usize| {
+        let client = sm[i].clone();
+        async move {
+            client
+                .get_secret_value()
+                .secret_id("db")
+                .send()
+                .await
+                .map(|out| out.secret_string.unwrap())
+                .map_err(|e| code_and_message(&e).0)
+        }
+    };
+    assert_eq!(value(1).await.unwrap(), "one");
+    sm[2]
+        .put_secret_value()
+        .secret_id("db")
+        .secret_string("two")
+        .send()
+        .await
+        .unwrap();
+    within(BOUND, "the new secret value on node 1", || async {
+        value(1).await == Ok("two".into())
+    })
+    .await;
+    sm[0]
+        .delete_secret()
+        .secret_id("db")
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    within(BOUND, "the deleted secret on node 1", || async {
+        value(1).await == Err("ResourceNotFoundException".into())
+    })
+    .await;
+
+    // A parameter likewise.
+    let ssm: Vec<_> = c.nodes.iter().map(TestServer::ssm).collect();
+    ssm[0]
+        .put_parameter()
+        .name("/app/mode")
+        .value("blue")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let param = |i: usize| {
+        let client = ssm[i].clone();
+        async move {
+            client
+                .get_parameter()
+                .name("/app/mode")
+                .send()
+                .await
+                .map(|out| out.parameter.unwrap().value.unwrap())
+                .map_err(|e| code_and_message(&e).0)
+        }
+    };
+    assert_eq!(param(2).await.unwrap(), "blue");
+    ssm[1]
+        .put_parameter()
+        .name("/app/mode")
+        .value("green")
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    within(BOUND, "the new parameter value on node 2", || async {
+        param(2).await == Ok("green".into())
+    })
+    .await;
+
+    // IAM: a user made on one node exists on the others; deleted, it is gone everywhere.
+    let iam: Vec<_> = c.nodes.iter().map(TestServer::iam).collect();
+    iam[0].create_user().user_name("ops").send().await.unwrap();
+    let user = |i: usize| {
+        let client = iam[i].clone();
+        async move {
+            client
+                .get_user()
+                .user_name("ops")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| code_and_message(&e).0)
+        }
+    };
+    for i in [1, 2] {
+        within(BOUND, &format!("the new user on node {i}"), || async {
+            user(i).await.is_ok()
+        })
+        .await;
+    }
+    iam[2].delete_user().user_name("ops").send().await.unwrap();
+    within(BOUND, "the deleted user on node 0", || async {
+        user(0).await == Err("NoSuchEntity".into())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_scheduled_deletion_runs_once_on_the_node_that_holds_the_sweep_lease() {
+    let Some(c) = cluster("cluster::deletion", Duration::from_millis(200)).await else {
+        return;
+    };
+    let kms: Vec<_> = c.nodes.iter().map(TestServer::kms).collect();
+    let (key, _) = new_key(&kms[0]).await;
+    // Cached on every node before it goes.
+    for node in &kms {
+        encrypt(node, &key).await.unwrap();
+    }
+    kms[1]
+        .schedule_key_deletion()
+        .key_id(&key)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    for node in &c.nodes {
+        node.clock().advance(Duration::from_secs(8 * 86_400));
+    }
+    for (i, node) in kms.iter().enumerate() {
+        within(
+            Duration::from_secs(10),
+            &format!("the deleted key gone on node {i}"),
+            || async {
+                let described = node.describe_key().key_id(&key).send().await;
+                matches!(described, Err(e) if code_and_message(&e).0 == "NotFoundException")
+            },
+        )
+        .await;
+    }
+    let mut deleted = Vec::new();
+    let mut swept = Vec::new();
+    for node in &c.nodes {
+        deleted.push(metric(node, "keyhold_kms_keys_deleted_total").await);
+        swept.push(metric(node, "keyhold_background_sweeps_total").await);
+    }
+    assert_eq!(
+        deleted.iter().sum::<f64>(),
+        1.0,
+        "deleted once: {deleted:?}"
+    );
+    assert_eq!(
+        swept.iter().filter(|&&n| n > 0.0).count(),
+        1,
+        "one node sweeps, the lease holder: {swept:?}"
+    );
+    let holder = swept.iter().position(|&n| n > 0.0).unwrap();
+    assert_eq!(deleted[holder], 1.0, "the lease holder deleted it");
+
+    // The holder stops: another node takes the lease over (at once: it is given up).
+    let mut nodes = c.nodes;
+    let stopped = nodes.remove(holder);
+    stopped.stop().await;
+    let (key, _) = new_key(&nodes[0].kms()).await;
+    nodes[1]
+        .kms()
+        .schedule_key_deletion()
+        .key_id(&key)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    for node in &nodes {
+        node.clock().advance(Duration::from_secs(8 * 86_400));
+    }
+    within(
+        Duration::from_secs(20),
+        "the second key deleted",
+        || async {
+            let described = nodes[0].kms().describe_key().key_id(&key).send().await;
+            matches!(described, Err(e) if code_and_message(&e).0 == "NotFoundException")
+        },
+    )
+    .await;
+    let mut after = 0.0;
+    for node in &nodes {
+        after += metric(node, "keyhold_kms_keys_deleted_total").await;
+    }
+    assert_eq!(after, 1.0, "the new holder deleted the second key once");
+}
