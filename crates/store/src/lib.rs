@@ -8,7 +8,8 @@
 //!   server identity), [`KmsStore`] (keys, their sealed materials, aliases, tags),
 //!   [`SecretStore`] (Secrets Manager secrets and their sealed versions), [`ParamStore`]
 //!   (Parameter Store parameters and their versions), [`IamStore`] (IAM users, roles, inline
-//!   policies, access keys with sealed secrets, STS sessions), [`GrantStore`] (KMS grants).
+//!   policies, access keys with sealed secrets, STS sessions), [`GrantStore`] (KMS grants),
+//!   [`ImportStore`] (imported key material), [`CustomKeyStoreStore`] (custom key stores).
 //! - [`SqliteStore`] is the embedded default: WAL journal, `synchronous=FULL`, so a call that
 //!   creates or changes key material is acknowledged only once its commit is on disk.
 //! - [`PgStore`] keeps the same tables in PostgreSQL (`storage = "postgres://..."`): one
@@ -19,6 +20,7 @@
 //! Every implementation runs the same test suite (`tests/store_suite.rs`).
 
 pub mod audit;
+mod custom_key_stores;
 mod grants;
 pub mod iam;
 mod imports;
@@ -31,6 +33,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 
+pub use custom_key_stores::{CustomKeyStoreRecord, CustomKeyStoreStore};
 pub use grants::{GrantRecord, GrantStore};
 pub use iam::{
     AccessKeyRecord, IamRoleRecord, IamSnapshot, IamStore, IamUserRecord, IamWrite,
@@ -153,11 +156,26 @@ pub trait KmsStore: Send + Sync {
 
 /// Everything a Keyhold server stores.
 pub trait Store:
-    MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore + ImportStore
+    MetaStore
+    + KmsStore
+    + SecretStore
+    + ParamStore
+    + IamStore
+    + GrantStore
+    + ImportStore
+    + CustomKeyStoreStore
 {
 }
 
-impl<T: MetaStore + KmsStore + SecretStore + ParamStore + IamStore + GrantStore + ImportStore> Store
-    for T
+impl<
+    T: MetaStore
+        + KmsStore
+        + SecretStore
+        + ParamStore
+        + IamStore
+        + GrantStore
+        + ImportStore
+        + CustomKeyStoreStore,
+> Store for T
 {
 }
