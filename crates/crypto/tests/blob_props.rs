@@ -184,7 +184,8 @@ proptest! {
         let header = blob::parse_header(&bytes);
         prop_assert_eq!(
             header.is_ok(),
-            bytes.len() >= blob::OVERHEAD && bytes[0] == blob::VERSION
+            bytes.len() >= blob::OVERHEAD
+                && (bytes[0] == blob::VERSION || bytes[0] == blob::VERSION_TOKEN)
         );
         let key = SymmetricKey::generate().unwrap();
         prop_assert!(is_invalid(blob::decrypt(&key, &bytes, &EncryptionContext::empty())));
