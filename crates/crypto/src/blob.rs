@@ -23,12 +23,23 @@
 //! `KeyId`: the server reads it with [`parse_header`], loads that material, and calls
 //! [`decrypt`]. The header is authenticated twice over: it selects the derived key and is
 //! part of the AAD.
+//!
+//! # Version 2: keys inside a PKCS#11 token
+//!
+//! A KMS key of a custom key store lives in a token and never leaves it, so no HKDF can run
+//! over it in software. Its blobs have the same layout with format version `0x02`; the
+//! AES-256-GCM key is the token key itself (the encryption runs inside the token, through
+//! [`encrypt_in_token`] and [`decrypt_in_token`]), the salt field is random and
+//! authenticated but derives nothing, and the AAD is the same (header ‖ canonical context).
+//! With random 96-bit nonces under one key, NIST's bound of 2^32 encryptions per key
+//! applies to such a key (AWS documents the same kind of limit for its HSM-backed keys).
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 use zeroize::Zeroizing;
 
 use crate::material::KEY_LEN;
+use crate::seal::Pkcs11Token;
 use crate::{CryptoError, EncryptionContext, KeyId, MaterialId, SecretBytes, SymmetricKey, random};
 
 /// The format version byte of this layout.
@@ -40,11 +51,16 @@ pub const TAG_LEN: usize = 16;
 /// Bytes a blob adds to its plaintext: `len(blob) = len(plaintext) + OVERHEAD`.
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
+/// The format version byte of blobs whose key lives in a PKCS#11 token (see the module docs).
+pub const VERSION_TOKEN: u8 = 0x02;
+
 /// The parts of the header the server needs to find the backing key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BlobHeader {
     pub key_id: KeyId,
     pub material_id: MaterialId,
+    /// Format version 2: the key is in a token ([`decrypt_in_token`]).
+    pub in_token: bool,
 }
 
 /// Reads the key id and material id of a blob without decrypting it.
@@ -52,13 +68,15 @@ pub struct BlobHeader {
 /// [`CryptoError::InvalidCiphertext`] if the blob is shorter than [`OVERHEAD`] or has another
 /// version. Nothing here is authenticated yet; [`decrypt`] is what proves the blob genuine.
 pub fn parse_header(blob: &[u8]) -> Result<BlobHeader, CryptoError> {
-    let header = split(blob)?.header;
+    let in_token = blob.first() == Some(&VERSION_TOKEN);
+    let header = split(blob, if in_token { VERSION_TOKEN } else { VERSION })?.header;
     let key_id = header.get(KEY_ID).and_then(|b| b.try_into().ok());
     let material_id = header.get(MATERIAL_ID).and_then(|b| b.try_into().ok());
     match (key_id, material_id) {
         (Some(key_id), Some(material_id)) => Ok(BlobHeader {
             key_id: KeyId::from_bytes(key_id),
             material_id: MaterialId::from_bytes(material_id),
+            in_token,
         }),
         _ => Err(CryptoError::InvalidCiphertext),
     }
@@ -87,7 +105,7 @@ pub fn decrypt(
     blob: &[u8],
     ctx: &EncryptionContext,
 ) -> Result<SecretBytes, CryptoError> {
-    let parts = split(blob)?;
+    let parts = split(blob, VERSION)?;
     let aead = derive_key(key, parts.header).map_err(|_| CryptoError::InvalidCiphertext)?;
     let nonce = parts
         .header
@@ -103,6 +121,51 @@ pub fn decrypt(
         .len();
     buf.truncate(plaintext_len);
     Ok(SecretBytes::from_zeroizing(buf))
+}
+
+/// Encrypts `plaintext` inside `token` with its key labelled `label` (the KMS key
+/// `key_id`, whose one material id is `material_id`), binding it to `ctx`: a version 2 blob.
+pub fn encrypt_in_token(
+    token: &Pkcs11Token,
+    label: &str,
+    key_id: KeyId,
+    material_id: MaterialId,
+    ctx: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let salt: [u8; 32] = random::array()?;
+    let nonce: [u8; 12] = random::array()?;
+    let mut blob = Vec::with_capacity(plaintext.len() + OVERHEAD);
+    blob.push(VERSION_TOKEN);
+    blob.extend_from_slice(key_id.as_bytes());
+    blob.extend_from_slice(material_id.as_bytes());
+    blob.extend_from_slice(&salt);
+    blob.extend_from_slice(&nonce);
+    debug_assert_eq!(blob.len(), HEADER_LEN);
+    let sealed = token.gcm_encrypt(label, nonce, &aad(&blob, ctx), plaintext)?;
+    if sealed.len() != plaintext.len() + TAG_LEN {
+        return Err(CryptoError::Encrypt);
+    }
+    blob.extend_from_slice(&sealed);
+    Ok(blob)
+}
+
+/// Decrypts a version 2 blob inside `token` with its key labelled `label`. Every failure of
+/// the blob is [`CryptoError::InvalidCiphertext`]; a token that cannot be reached is
+/// [`CryptoError::Token`].
+pub fn decrypt_in_token(
+    token: &Pkcs11Token,
+    label: &str,
+    blob: &[u8],
+    ctx: &EncryptionContext,
+) -> Result<SecretBytes, CryptoError> {
+    let parts = split(blob, VERSION_TOKEN)?;
+    let nonce: [u8; 12] = parts
+        .header
+        .get(NONCE)
+        .and_then(|n| n.try_into().ok())
+        .ok_or(CryptoError::InvalidCiphertext)?;
+    token.gcm_decrypt(label, nonce, &aad(parts.header, ctx), parts.sealed)
 }
 
 /// [`encrypt`] with a chosen salt and nonce, so the golden vector can pin the format.
@@ -153,8 +216,8 @@ struct Parts<'a> {
     sealed: &'a [u8],
 }
 
-fn split(blob: &[u8]) -> Result<Parts<'_>, CryptoError> {
-    if blob.len() < OVERHEAD || blob.first() != Some(&VERSION) {
+fn split(blob: &[u8], version: u8) -> Result<Parts<'_>, CryptoError> {
+    if blob.len() < OVERHEAD || blob.first() != Some(&version) {
         return Err(CryptoError::InvalidCiphertext);
     }
     let (header, sealed) = blob.split_at(HEADER_LEN);
@@ -223,7 +286,8 @@ mod tests {
             header,
             BlobHeader {
                 key_id,
-                material_id
+                material_id,
+                in_token: false,
             }
         );
         let plain = decrypt(&key, &blob, &ctx).unwrap();
@@ -261,7 +325,14 @@ mod tests {
     fn other_version_is_rejected_by_parse_header() {
         let (key, key_id, material_id, ctx) = fixture();
         let mut blob = encrypt(&key, key_id, material_id, &ctx, b"").unwrap();
-        blob[0] = 0x02;
+        // Version 2 (a token key's) parses, says so, and never opens in software.
+        blob[0] = VERSION_TOKEN;
+        assert!(parse_header(&blob).unwrap().in_token);
+        assert!(matches!(
+            decrypt(&key, &blob, &ctx),
+            Err(CryptoError::InvalidCiphertext)
+        ));
+        blob[0] = 0x03;
         assert!(matches!(
             parse_header(&blob),
             Err(CryptoError::InvalidCiphertext)

@@ -34,7 +34,7 @@ use zeroize::Zeroizing;
 pub use domain::DomainKey;
 #[cfg(unix)]
 pub use key_file::KeyFileRoot;
-pub use pkcs11::{Pkcs11Root, TokenKeyAttributes};
+pub use pkcs11::{Pkcs11Root, Pkcs11Token, TokenKeyAttributes, TokenLoginError};
 pub use shamir::{MAX_SHARES, RootShare, ShamirRoot};
 
 use crate::material::{KEY_LEN, Key256};

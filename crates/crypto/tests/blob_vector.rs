@@ -67,6 +67,7 @@ fn golden_vector_decrypts_through_the_public_api() {
         BlobHeader {
             key_id: KeyId::from_bytes(v.key_id),
             material_id: MaterialId::from_bytes(v.material_id),
+            in_token: false,
         }
     );
     let plaintext = blob::decrypt(&key, &v.blob, &context(&v)).unwrap();

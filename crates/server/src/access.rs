@@ -139,14 +139,14 @@ fn kms_declaration(op: kms::KmsOperation) -> Option<Declaration> {
         }
         // Not served yet: each needs its declaration here when it lands (the match is
         // exhaustive, so a new operation of the model does not compile without one).
-        K::ConnectCustomKeyStore
-        | K::CreateCustomKeyStore
-        | K::DeleteCustomKeyStore
-        | K::DescribeCustomKeyStores
-        | K::DisconnectCustomKeyStore
-        | K::ReplicateKey
-        | K::UpdateCustomKeyStore
-        | K::UpdatePrimaryRegion => None,
+        // Custom key stores have no resource policy: IAM policies alone (resource `*`).
+        K::CreateCustomKeyStore => checks![("kms:CreateCustomKeyStore", Account)],
+        K::ConnectCustomKeyStore => checks![("kms:ConnectCustomKeyStore", Account)],
+        K::DisconnectCustomKeyStore => checks![("kms:DisconnectCustomKeyStore", Account)],
+        K::DescribeCustomKeyStores => checks![("kms:DescribeCustomKeyStores", Account)],
+        K::UpdateCustomKeyStore => checks![("kms:UpdateCustomKeyStore", Account)],
+        K::DeleteCustomKeyStore => checks![("kms:DeleteCustomKeyStore", Account)],
+        K::ReplicateKey | K::UpdatePrimaryRegion => None,
     }
 }
 

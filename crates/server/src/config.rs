@@ -30,6 +30,12 @@
 //! secret_access_key = "..."             # the IAM user `admin` and prints its key once)
 //! account_id = "111122223333"
 //!
+//! [[custom_key_stores]]                 # what CreateCustomKeyStore's CloudHsmClusterId names
+//! cluster_id = "cluster-1a23b4cdefg"   # AWS's cluster id form: cluster-[2-7a-zA-Z]{11,16}
+//! module = "/usr/lib/softhsm/libsofthsm2.so"  # the PKCS#11 module
+//! token_label = "kms-store-1"          # its token; KeyStorePassword is the user PIN
+//! # trust_anchor = "/etc/keyhold/cluster-1.pem"  # optional: the only accepted certificate
+//!
 //! [[rotation_functions]]                # what a secret's RotationLambdaARN runs
 //! arn = "arn:aws:lambda:us-east-1:111122223333:function:rotate-db"
 //! command = ["python3", "/opt/rotators/shim.py"]  # or url = "http://...", or builtin
@@ -109,6 +115,37 @@ pub struct Config {
     pub quotas: crate::ops::quotas::QuotaConfig,
     /// The bounds of the in-memory caches (`[cache]`).
     pub cache: CacheConfig,
+    /// The PKCS#11 tokens that custom key stores may be created on (`[[custom_key_stores]]`).
+    pub custom_key_stores: Vec<CustomKeyStoreConfig>,
+}
+
+/// One `[[custom_key_stores]]` entry: the "CloudHSM cluster" a `CreateCustomKeyStore` of
+/// type `AWS_CLOUDHSM` names by `CloudHsmClusterId`, mapped onto a PKCS#11 token. The
+/// `KeyStorePassword` of the store is the token's user PIN. Two entries naming the same
+/// token (module and label) are "related clusters": `UpdateCustomKeyStore` may move a store
+/// between them, as AWS allows between clusters that share a backup history.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomKeyStoreConfig {
+    pub cluster_id: String,
+    pub module: PathBuf,
+    pub token_label: String,
+    /// A PEM certificate file: when set, `TrustAnchorCertificate` must be this certificate
+    /// (else `IncorrectTrustAnchorException`); when not, any PEM certificate is accepted.
+    #[serde(default)]
+    pub trust_anchor: Option<PathBuf>,
+}
+
+impl CustomKeyStoreConfig {
+    /// AWS's form of a cluster id: `cluster-` and 11 to 16 of `[2-7a-zA-Z]`.
+    pub fn is_valid_cluster_id(id: &str) -> bool {
+        id.strip_prefix("cluster-").is_some_and(|rest| {
+            (11..=16).contains(&rest.len())
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b))
+        })
+    }
 }
 
 /// How many entries each in-memory cache holds at most (`[cache]`). An entry evicted
@@ -344,6 +381,7 @@ impl Default for Config {
             metrics_listen: None,
             quotas: Default::default(),
             cache: CacheConfig::default(),
+            custom_key_stores: Vec::new(),
         }
     }
 }
@@ -377,6 +415,8 @@ struct FileConfig {
     metrics_listen: Option<SocketAddr>,
     quotas: Option<QuotaSection>,
     cache: Option<CacheSection>,
+    #[serde(default)]
+    custom_key_stores: Vec<CustomKeyStoreConfig>,
 }
 
 #[derive(Deserialize)]
@@ -610,6 +650,25 @@ impl Config {
         }
         self.credentials = file.credentials;
         self.rotation_functions = file.rotation_functions;
+        for (i, entry) in file.custom_key_stores.iter().enumerate() {
+            if !CustomKeyStoreConfig::is_valid_cluster_id(&entry.cluster_id) {
+                bail!(
+                    "[[custom_key_stores]] cluster_id = {:?}: use AWS's form, cluster- and 11 \
+                     to 16 letters or digits 2-7",
+                    entry.cluster_id
+                );
+            }
+            if file.custom_key_stores[..i]
+                .iter()
+                .any(|other| other.cluster_id == entry.cluster_id)
+            {
+                bail!(
+                    "[[custom_key_stores]] cluster_id = {:?} appears twice",
+                    entry.cluster_id
+                );
+            }
+        }
+        self.custom_key_stores = file.custom_key_stores;
         if let Some(seed) = file.seed {
             self.seed = Some(seed);
         }

@@ -221,6 +221,7 @@ pub(crate) async fn unsealed_state(
         audit.clone(),
         config.cache.kms_keys,
     ));
+    kms.attach_custom_key_stores(config.custom_key_stores.clone());
     let secrets = Arc::new(SecretsService::new(
         store.clone(),
         kms.clone(),

@@ -8,7 +8,8 @@
 //!   server identity), [`KmsStore`] (keys, their sealed materials, aliases, tags),
 //!   [`SecretStore`] (Secrets Manager secrets and their sealed versions), [`ParamStore`]
 //!   (Parameter Store parameters and their versions), [`IamStore`] (IAM users, roles, inline
-//!   policies, access keys with sealed secrets, STS sessions), [`GrantStore`] (KMS grants).
+//!   policies, access keys with sealed secrets, STS sessions), [`GrantStore`] (KMS grants),
+//!   [`ImportStore`] (imported key material), [`CustomKeyStoreStore`] (custom key stores).
 //! - [`SqliteStore`] is the embedded default: WAL journal, `synchronous=FULL`, so a call that
 //!   creates or changes key material is acknowledged only once its commit is on disk.
 //! - [`PgStore`] keeps the same tables in PostgreSQL (`storage = "postgres://..."`): one
@@ -20,6 +21,7 @@
 
 pub mod audit;
 pub mod changes;
+mod custom_key_stores;
 mod grants;
 pub mod iam;
 mod imports;
@@ -33,6 +35,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use changes::{Change, ChangeFeed};
+pub use custom_key_stores::{CustomKeyStoreRecord, CustomKeyStoreStore};
 pub use grants::{GrantRecord, GrantStore};
 pub use iam::{
     AccessKeyRecord, IamRoleRecord, IamSnapshot, IamStore, IamUserRecord, IamWrite,
@@ -206,6 +209,7 @@ pub trait Store:
     + IamStore
     + GrantStore
     + ImportStore
+    + CustomKeyStoreStore
 {
 }
 
@@ -217,7 +221,8 @@ impl<
         + ParamStore
         + IamStore
         + GrantStore
-        + ImportStore,
+        + ImportStore
+        + CustomKeyStoreStore,
 > Store for T
 {
 }

@@ -347,6 +347,7 @@ async fn data_key_pair(
     };
     kms.authorize(ctx, &key, args.action, &facts)?;
     check_symmetric(&key, args.operation, None)?;
+    kms.key_token(&key).await?;
     dry_run(args.dry)?;
     // RSA key generation takes up to a second: off the async workers.
     let (private, public) =
@@ -354,7 +355,7 @@ async fn data_key_pair(
             .await
             .map_err(|_| KmsError::Internal)?
             .map_err(|_| KmsError::Internal)?;
-    let ciphertext = seal(&key, &args.context, private.expose_secret())?;
+    let ciphertext = seal(kms, &key, &args.context, private.expose_secret()).await?;
     Ok(DataKeyPair {
         key,
         private,

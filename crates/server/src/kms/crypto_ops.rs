@@ -35,8 +35,9 @@ pub async fn encrypt(
     let cipher = cipher(&key, "Encrypt", input.encryption_algorithm, &context)?;
     let plaintext = input.plaintext.expose_secret();
     cipher.check_plaintext(plaintext)?;
+    kms.key_token(&key).await?;
     dry_run(input.dry_run)?;
-    let ciphertext = cipher.encrypt(&key, &context, plaintext)?;
+    let ciphertext = cipher.encrypt(kms, &key, &context, plaintext).await?;
     Ok(EncryptResponse {
         ciphertext_blob: Some(Blob::new(ciphertext)),
         key_id: Some(key.arn().to_owned()),
@@ -117,12 +118,16 @@ pub async fn re_encrypt(
         &destination_context,
     )?;
     cipher.check_plaintext(opened.plaintext.expose_secret())?;
+    kms.key_token(&destination).await?;
     dry_run(input.dry_run)?;
-    let ciphertext = cipher.encrypt(
-        &destination,
-        &destination_context,
-        opened.plaintext.expose_secret(),
-    )?;
+    let ciphertext = cipher
+        .encrypt(
+            kms,
+            &destination,
+            &destination_context,
+            opened.plaintext.expose_secret(),
+        )
+        .await?;
     let destination_material = match cipher {
         Cipher::Symmetric => Some(destination.current_material.to_hex()),
         Cipher::Oaep(..) => None,
@@ -205,11 +210,6 @@ pub async fn generate_random(
     input: GenerateRandomRequest,
 ) -> Result<GenerateRandomResponse, KmsError> {
     kms.authorize_account(ctx, "kms:GenerateRandom")?;
-    if input.custom_key_store_id.is_some() {
-        return Err(KmsError::Unsupported {
-            what: "custom key stores".into(),
-        });
-    }
     if input.recipient.is_some() {
         return Err(KmsError::Unsupported {
             what: "GenerateRandom with a Recipient (Nitro Enclaves attestation)".into(),
@@ -219,6 +219,13 @@ pub async fn generate_random(
         .number_of_bytes
         .ok_or(KmsError::NumberOfBytesRequired)?;
     let n = usize::try_from(n).map_err(|_| KmsError::NumberOfBytesRequired)?;
+    if let Some(store_id) = input.custom_key_store_id.as_deref() {
+        let random = kms.token_random(ctx, store_id, n).await?;
+        return Ok(GenerateRandomResponse {
+            plaintext: Some(SensitiveBlob::new(random.expose_secret().to_vec())),
+            ciphertext_for_recipient: None,
+        });
+    }
     let random = SecretBytes::random(n).map_err(|_| KmsError::Internal)?;
     Ok(GenerateRandomResponse {
         plaintext: Some(SensitiveBlob::new(random.expose_secret().to_vec())),
@@ -297,6 +304,18 @@ async fn open(
     };
     kms.authorize(ctx, &key, action, &facts)?;
     check_symmetric(&key, operation, algorithm)?;
+    if let Some(token) = kms.key_token(&key).await? {
+        let plaintext = kms
+            .token_decrypt(&key, token, encryption_context(context), ciphertext)
+            .await?;
+        let material_id = Some(header.material_id.to_hex());
+        return Ok(Opened {
+            key,
+            plaintext,
+            material_id,
+            algorithm: EncryptionAlgorithmSpec::SymmetricDefault,
+        });
+    }
     let material = key
         .materials
         .by_id
@@ -349,9 +368,10 @@ async fn data_key(
         "GenerateDataKeyWithoutPlaintext"
     };
     check_symmetric(&key, operation, None)?;
+    kms.key_token(&key).await?;
     dry_run(dry)?;
     let plaintext = SecretBytes::random(len).map_err(|_| KmsError::Internal)?;
-    let ciphertext = seal(&key, context, plaintext.expose_secret())?;
+    let ciphertext = seal(kms, &key, context, plaintext.expose_secret()).await?;
     Ok(DataKey {
         key,
         plaintext,
@@ -433,14 +453,15 @@ impl Cipher<'_> {
         Ok(())
     }
 
-    fn encrypt(
+    async fn encrypt(
         &self,
+        kms: &KmsService,
         key: &Key,
         context: &BTreeMap<String, String>,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, KmsError> {
         match self {
-            Self::Symmetric => seal(key, context, plaintext),
+            Self::Symmetric => seal(kms, key, context, plaintext).await,
             Self::Oaep(private, oaep, _) => private
                 .encrypt(*oaep, plaintext)
                 .map_err(|_| KmsError::Internal),
@@ -448,11 +469,19 @@ impl Cipher<'_> {
     }
 }
 
-pub(super) fn seal(
+/// Encrypts under a symmetric key's current material: in software, or inside the token of
+/// a key of a custom key store.
+pub(super) async fn seal(
+    kms: &KmsService,
     key: &Key,
     context: &BTreeMap<String, String>,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, KmsError> {
+    if let Some(token) = kms.key_token(key).await? {
+        return kms
+            .token_encrypt(key, token, encryption_context(context), plaintext)
+            .await;
+    }
     let material = key
         .materials
         .by_id

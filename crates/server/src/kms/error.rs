@@ -207,6 +207,8 @@ pub enum KmsError {
     NoPendingRotationMaterial {
         arn: String,
     },
+    /// A custom key store's failure (`custom_key_stores`).
+    CustomKeyStore(super::custom_key_stores::CksError),
     /// The store failed; the request may be retried.
     Internal,
 }
@@ -472,6 +474,7 @@ impl From<KmsError> for ApiError {
                      ImportType NEW_KEY_MATERIAL first."
                 ),
             ),
+            E::CustomKeyStore(e) => e.into(),
             E::Internal => ApiError::new(
                 Code::KMSInternalException,
                 "The request was rejected because an internal exception occurred. The request can be retried.",

@@ -336,6 +336,7 @@ pub async fn import_key_material(
             by_id,
             imported,
             private: None,
+            custom_key_store: None,
         },
     )?;
     Ok(ImportKeyMaterialResponse {
@@ -402,6 +403,7 @@ pub async fn delete_imported_key_material(
             by_id,
             imported,
             private: None,
+            custom_key_store: None,
         },
     )?;
     Ok(DeleteImportedKeyMaterialResponse {
@@ -467,6 +469,7 @@ pub(super) async fn rotate_to_imported(kms: &KmsService, key: &Key) -> Result<Ar
             by_id,
             imported,
             private: None,
+            custom_key_store: None,
         },
     )
 }
@@ -678,6 +681,7 @@ fn expire(key: &Key, now: i64) -> Option<Key> {
             by_id,
             imported,
             private: None,
+            custom_key_store: None,
         }),
     )
 }

@@ -31,6 +31,9 @@ pub struct Materials {
     pub by_id: HashMap<MaterialId, Arc<SymmetricKey>>,
     pub imported: Vec<super::import::ImportedMaterial>,
     pub private: Option<Arc<PrivateKey>>,
+    /// The custom key store (its id) whose token holds the key's material, for keys with
+    /// `AWS_CLOUDHSM` origin; `by_id` is then empty.
+    pub custom_key_store: Option<String>,
 }
 
 impl Materials {
@@ -58,6 +61,7 @@ impl Materials {
             by_id,
             imported: self.imported.clone(),
             private: self.private.clone(),
+            custom_key_store: self.custom_key_store.clone(),
         }
     }
 }

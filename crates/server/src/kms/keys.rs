@@ -34,6 +34,9 @@ pub async fn create_key(
         (None, None) => KeySpec::SymmetricDefault,
     };
     let usage = check_create(spec, input.key_usage)?;
+    if input.custom_key_store_id.is_some() || input.origin == Some(OriginType::AwsCloudhsm) {
+        return super::custom_key_stores::create_key(kms, ctx, input, spec).await;
+    }
     let external = match input.origin {
         None | Some(OriginType::AwsKms) => false,
         // Imported material is served for symmetric encryption keys only.
@@ -49,9 +52,9 @@ pub async fn create_key(
             what: "multi-Region keys".into(),
         });
     }
-    if input.custom_key_store_id.is_some() || input.xks_key_id.is_some() {
+    if input.xks_key_id.is_some() || input.origin == Some(OriginType::ExternalKeyStore) {
         return Err(KmsError::Unsupported {
-            what: "custom key stores".into(),
+            what: "keys in external key stores".into(),
         });
     }
     let tags = merge_tags(&[], input.tags.as_deref().unwrap_or_default())?;
@@ -101,7 +104,7 @@ pub async fn describe_key(
     let key = kms.resolve(ctx, &input.key_id, Aliases::Allowed).await?;
     kms.authorize(ctx, &key, "kms:DescribeKey", &Facts::default())?;
     Ok(DescribeKeyResponse {
-        key_metadata: Some(key.metadata()),
+        key_metadata: Some(kms.key_metadata(&key).await?),
     })
 }
 

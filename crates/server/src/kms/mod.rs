@@ -3,7 +3,7 @@
 //!
 //! - [`KmsService`] implements the generated [`KmsApi`] trait; each operation family lives in
 //!   its own file (`keys`, `crypto_ops`, `asymmetric_ops`, `aliases`, `tags`, `policies`,
-//!   `grants`, `rotation`) as a
+//!   `grants`, `rotation`, `custom_key_stores`) as a
 //!   function taking the service, the request context and the validated input.
 //! - Keys are cached in memory with their unsealed backing keys and their grants
 //!   ([`key::Key`], [`grant::KeyGrants`]), by their 16-byte id, so the cryptographic
@@ -25,6 +25,7 @@ mod aliases;
 mod asymmetric_ops;
 pub mod authz;
 mod crypto_ops;
+mod custom_key_stores;
 pub mod error;
 pub mod grant;
 mod grant_token;
@@ -91,6 +92,8 @@ pub struct KmsService {
     /// The request quotas, when they are on: the cryptographic operations are admitted here,
     /// once their `KeyId` is decoded.
     quotas: std::sync::OnceLock<Arc<crate::ops::quotas::Quotas>>,
+    /// The configured tokens of custom key stores, and the stores this process connected.
+    custom_key_stores: custom_key_stores::CustomKeyStores,
 }
 
 /// An alias's identity: account, region, name (`alias/...`).
@@ -123,6 +126,7 @@ impl KmsService {
             import_tokens: import::ImportTokens::default(),
             metrics: std::sync::OnceLock::new(),
             quotas: std::sync::OnceLock::new(),
+            custom_key_stores: custom_key_stores::CustomKeyStores::default(),
         }
     }
 
@@ -196,6 +200,15 @@ impl KmsService {
         let mut materials = self.unseal_materials(&record, stored).await?;
         if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
             materials.imported = self.unseal_imported(&record, imported, &mut materials.by_id)?;
+        }
+        if record.origin == keyhold_proto::kms::OriginType::AwsCloudhsm.as_str() {
+            // Outside the snapshot: a key never changes its custom key store.
+            materials.custom_key_store = Some(
+                self.store
+                    .key_custom_key_store(key_id)
+                    .await?
+                    .ok_or_else(|| corrupt("custom key store of a key", key_id))?,
+            );
         }
         let grants = grants
             .into_iter()
@@ -343,8 +356,12 @@ impl KmsService {
         let now = self.clock.now().as_millis();
         let mut deleted = 0;
         for key_id in self.store.keys_due_for_deletion(now).await? {
+            let custom_key_store = self.store.key_custom_key_store(&key_id).await?;
             if self.store.delete_key_if_due(&key_id, now).await? {
                 self.cache_remove(&key_id);
+                if let Some(store_id) = custom_key_store {
+                    custom_key_stores::destroy_token_key(self, &key_id, &store_id).await;
+                }
                 deleted += 1;
                 tracing::info!(key_id, "deleted KMS key at the end of its waiting period");
             }
@@ -458,6 +475,12 @@ delegate! {
     GetPublicKey: get_public_key(GetPublicKeyRequest) -> GetPublicKeyResponse => asymmetric_ops::get_public_key;
     GenerateMac: generate_mac(GenerateMacRequest) -> GenerateMacResponse => asymmetric_ops::generate_mac;
     VerifyMac: verify_mac(VerifyMacRequest) -> VerifyMacResponse => asymmetric_ops::verify_mac;
+    CreateCustomKeyStore: create_custom_key_store(CreateCustomKeyStoreRequest) -> CreateCustomKeyStoreResponse => custom_key_stores::create_custom_key_store;
+    ConnectCustomKeyStore: connect_custom_key_store(ConnectCustomKeyStoreRequest) -> ConnectCustomKeyStoreResponse => custom_key_stores::connect_custom_key_store;
+    DisconnectCustomKeyStore: disconnect_custom_key_store(DisconnectCustomKeyStoreRequest) -> DisconnectCustomKeyStoreResponse => custom_key_stores::disconnect_custom_key_store;
+    DescribeCustomKeyStores: describe_custom_key_stores(DescribeCustomKeyStoresRequest) -> DescribeCustomKeyStoresResponse => custom_key_stores::describe_custom_key_stores;
+    UpdateCustomKeyStore: update_custom_key_store(UpdateCustomKeyStoreRequest) -> UpdateCustomKeyStoreResponse => custom_key_stores::update_custom_key_store;
+    DeleteCustomKeyStore: delete_custom_key_store(DeleteCustomKeyStoreRequest) -> DeleteCustomKeyStoreResponse => custom_key_stores::delete_custom_key_store;
     DeriveSharedSecret: derive_shared_secret(DeriveSharedSecretRequest) -> DeriveSharedSecretResponse => asymmetric_ops::derive_shared_secret;
     Encapsulate: encapsulate(EncapsulateRequest) -> EncapsulateResponse => asymmetric_ops::encapsulate;
     Decapsulate: decapsulate(DecapsulateRequest) -> DecapsulateResponse => asymmetric_ops::decapsulate;

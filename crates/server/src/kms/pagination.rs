@@ -16,6 +16,7 @@ pub enum List {
     Grants,
     RetirableGrants,
     Rotations,
+    CustomKeyStores,
 }
 
 impl List {
@@ -28,13 +29,14 @@ impl List {
             Self::Grants => "g",
             Self::RetirableGrants => "r",
             Self::Rotations => "o",
+            Self::CustomKeyStores => "c",
         }
     }
 
     /// AWS's default and largest page size for this list (docs/reference §6).
     fn limits(self) -> (usize, usize) {
         match self {
-            Self::Keys | Self::Policies | Self::Rotations => (100, 1000),
+            Self::Keys | Self::Policies | Self::Rotations | Self::CustomKeyStores => (100, 1000),
             Self::Aliases => (50, 100),
             Self::Tags => (50, 50),
             Self::Grants | Self::RetirableGrants => (50, 100),

@@ -204,6 +204,28 @@ pub(super) const MIGRATIONS: &[&str] = &[
         holder     TEXT NOT NULL,
         expires_ms BIGINT NOT NULL
      );",
+    // 3: custom key stores and the keys in them (the SQLite store's eighth migration).
+    "CREATE TABLE kms_custom_key_stores (
+        id               TEXT PRIMARY KEY,
+        account          TEXT NOT NULL,
+        region           TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        store_type       TEXT NOT NULL,
+        cluster_id       TEXT NOT NULL,
+        trust_anchor     TEXT NOT NULL,
+        sealed_password  BYTEA NOT NULL,
+        connection_state TEXT NOT NULL,
+        connection_error TEXT,
+        creation_ms      BIGINT NOT NULL
+     );
+     CREATE UNIQUE INDEX kms_custom_key_stores_name
+        ON kms_custom_key_stores (account, region, name);
+     CREATE TABLE kms_custom_key_store_keys (
+        key_id              TEXT PRIMARY KEY REFERENCES kms_keys (key_id),
+        custom_key_store_id TEXT NOT NULL REFERENCES kms_custom_key_stores (id)
+     );
+     CREATE INDEX kms_custom_key_store_keys_store
+        ON kms_custom_key_store_keys (custom_key_store_id);",
 ];
 
 /// Brings the schema up to date; returns how many migrations it applied.

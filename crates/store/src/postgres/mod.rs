@@ -12,6 +12,7 @@
 //! Connections are plain TCP for now (no TLS to the database: run it on a trusted network
 //! or over a local socket; see docs/storage.md).
 
+mod custom_key_stores;
 mod feed;
 mod iam;
 mod migrations;
@@ -423,7 +424,9 @@ const RESOURCE_TABLES: &[&str] = &[
     "kms_tags",
     "kms_materials",
     "kms_imported_materials",
+    "kms_custom_key_store_keys",
     "kms_keys",
+    "kms_custom_key_stores",
     "sm_versions",
     "sm_secrets",
     "ssm_versions",
@@ -585,6 +588,7 @@ impl KmsStore for PgStore {
             "kms_tags WHERE key_id",
             "kms_materials WHERE key_id",
             "kms_imported_materials WHERE key_id",
+            "kms_custom_key_store_keys WHERE key_id",
             "kms_keys WHERE key_id",
         ] {
             tx.execute(&format!("DELETE FROM {table} = $1"), &[&key_id])

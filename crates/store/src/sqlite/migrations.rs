@@ -192,6 +192,29 @@ const MIGRATIONS: &[&str] = &[
      ) STRICT;
      CREATE INDEX kms_imported_expiry ON kms_imported_materials (valid_to_ms)
         WHERE valid_to_ms IS NOT NULL AND sealed IS NOT NULL;",
+    // Custom key stores (their token PIN sealed under the domain key) and the keys in them
+    // (whose material is in the token). Independent of other migrations (new tables only).
+    "CREATE TABLE kms_custom_key_stores (
+        id               TEXT PRIMARY KEY,
+        account          TEXT NOT NULL,
+        region           TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        store_type       TEXT NOT NULL,
+        cluster_id       TEXT NOT NULL,
+        trust_anchor     TEXT NOT NULL,
+        sealed_password  BLOB NOT NULL,
+        connection_state TEXT NOT NULL,
+        connection_error TEXT,
+        creation_ms      INTEGER NOT NULL
+     ) STRICT;
+     CREATE UNIQUE INDEX kms_custom_key_stores_name
+        ON kms_custom_key_stores (account, region, name);
+     CREATE TABLE kms_custom_key_store_keys (
+        key_id              TEXT PRIMARY KEY REFERENCES kms_keys (key_id),
+        custom_key_store_id TEXT NOT NULL REFERENCES kms_custom_key_stores (id)
+     ) STRICT;
+     CREATE INDEX kms_custom_key_store_keys_store
+        ON kms_custom_key_store_keys (custom_key_store_id);",
 ];
 
 pub(super) fn apply(conn: &Connection) -> Result<()> {

@@ -11,6 +11,7 @@
 //! blocking pool.
 
 mod audit;
+mod custom_key_stores;
 mod grants;
 mod iam;
 mod imports;
@@ -526,6 +527,7 @@ impl KmsStore for SqliteStore {
                 "kms_tags WHERE key_id",
                 "kms_materials WHERE key_id",
                 "kms_imported_materials WHERE key_id",
+                "kms_custom_key_store_keys WHERE key_id",
                 "kms_keys WHERE key_id",
             ] {
                 tx.execute(&format!("DELETE FROM {table} = ?1"), [&key_id])

@@ -130,6 +130,27 @@ fn calls(w: &World) -> Vec<Call> {
         ),
         kms("GenerateRandom", r#"{"NumberOfBytes":16}"#.into()),
         kms(
+            "CreateCustomKeyStore",
+            r#"{"CustomKeyStoreName":"s","CloudHsmClusterId":"cluster-234567abcdefg"}"#.into(),
+        ),
+        kms(
+            "ConnectCustomKeyStore",
+            r#"{"CustomKeyStoreId":"cks-1234567890abcdef0"}"#.into(),
+        ),
+        kms(
+            "DisconnectCustomKeyStore",
+            r#"{"CustomKeyStoreId":"cks-1234567890abcdef0"}"#.into(),
+        ),
+        kms("DescribeCustomKeyStores", "{}".into()),
+        kms(
+            "UpdateCustomKeyStore",
+            r#"{"CustomKeyStoreId":"cks-1234567890abcdef0","NewCustomKeyStoreName":"t"}"#.into(),
+        ),
+        kms(
+            "DeleteCustomKeyStore",
+            r#"{"CustomKeyStoreId":"cks-1234567890abcdef0"}"#.into(),
+        ),
+        kms(
             "TagResource",
             format!(r#"{{"KeyId":"{k}","Tags":[{{"TagKey":"a","TagValue":"b"}}]}}"#),
         ),

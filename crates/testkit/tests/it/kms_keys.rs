@@ -494,10 +494,18 @@ async fn unsupported_key_specs_are_refused_honestly() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("ValidationException"));
-    // EXTERNAL (imported material) is served: see kms_import. Custom key stores are not.
+    // EXTERNAL (imported material) is served: see kms_import; AWS_CLOUDHSM needs a custom
+    // key store (kms_custom_key_stores). External key stores are not served.
     let e = kms
         .create_key()
         .origin(OriginType::AwsCloudhsm)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ValidationException"));
+    let e = kms
+        .create_key()
+        .origin(OriginType::ExternalKeyStore)
         .send()
         .await
         .unwrap_err();

@@ -21,6 +21,7 @@ mod kms_alias_authorization;
 mod kms_aliases_tags_policies;
 mod kms_asymmetric;
 mod kms_crypto;
+mod kms_custom_key_stores;
 mod kms_grants;
 mod kms_hmac;
 mod kms_import;

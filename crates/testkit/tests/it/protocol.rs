@@ -127,8 +127,8 @@ async fn unsupported_operations_say_so() {
     let server = TestServer::start().await;
     let r = server
         .raw_json(
-            "TrentService.ConnectCustomKeyStore",
-            r#"{"CustomKeyStoreId":"cks-1234567890abcdef0"}"#,
+            "TrentService.ReplicateKey",
+            r#"{"KeyId":"1234abcd-12ab-34cd-56ef-1234567890ab","ReplicaRegion":"us-west-2"}"#,
         )
         .await;
     assert_eq!(r.status, 400);

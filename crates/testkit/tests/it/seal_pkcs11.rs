@@ -15,7 +15,7 @@ use keyhold_server::config::{PinSource, Pkcs11Config, SealConfig};
 use keyhold_testkit::TestServer;
 
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const PIN: &str = "1234-user-pin";
+pub const PIN: &str = "1234-user-pin";
 
 /// A SoftHSM token of its own, deleted when dropped.
 pub struct Token {
