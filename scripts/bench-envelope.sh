@@ -10,7 +10,11 @@
 # Environment: KEYHOLD_BIN (default: the release build in CARGO_TARGET_DIR), ESDK_CLI
 # (default: $HOME/.cache/esdk-venv/bin/aws-encryption-cli), SIZE_MIB (1024), RUNS (3),
 # FRAME (65536), BENCH_DIR (default /dev/shm when it exists, so the figures are the tools'
-# and not the disk's; the files are deleted on exit), RAW=0 skips the criterion raw run.
+# and not the disk's; the files are deleted on exit), RAW=0 skips the criterion raw run,
+# EXAMPLE_BIN=path also times the library's examples/envelope_file (built with
+# `cargo build --release -p keyhold-envelope --example envelope_file`; no fsync, no
+# temporary file) and KEYHOLD_CLI=0 leaves out the `keyhold envelope` runs (e.g. when only
+# a debug build of keyhold exists to serve KMS).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$here/../target}"
@@ -80,10 +84,27 @@ cmp "$T/plain" "$T/check" || { echo "bench-envelope: esdk -> keyhold round trip 
 rm -f "$T/check"
 echo "bench-envelope: both messages decrypt with the other tool"
 
-timed "keyhold envelope encrypt" "${kh_enc[@]}"
+if [ "${KEYHOLD_CLI:-1}" != 0 ]; then
+  timed "keyhold envelope encrypt" "${kh_enc[@]}"
+fi
+if [ -n "${EXAMPLE_BIN:-}" ]; then
+  # shellcheck disable=SC2054
+  ex=(env KMS_ENDPOINT="$ENDPOINT" "$EXAMPLE_BIN")
+  timed "envelope_file example encrypt" "${ex[@]}" encrypt "$KEY" "$T/plain" "$T/out" bench=envelope
+  "${ex[@]}" encrypt "$KEY" "$T/plain" "$T/ex.msg" bench=envelope
+  "$ESDK" -S --decrypt --input "$T/ex.msg" --output "$T/check" --wrapping-keys key="$KEY" \
+    --encryption-context bench=envelope --commitment-policy require-encrypt-require-decrypt
+  cmp "$T/plain" "$T/check" || { echo "bench-envelope: example -> esdk round trip FAILED" >&2; exit 1; }
+  rm -f "$T/check" "$T/ex.msg"
+fi
 timed "aws-encryption-cli encrypt" "${esdk_enc[@]}"
-timed "keyhold envelope decrypt (its own message)" \
-  "$KH" envelope decrypt --key-id "$KEY" --context bench=envelope --progress never "$T/kh.msg" "$T/out"
+if [ "${KEYHOLD_CLI:-1}" != 0 ]; then
+  timed "keyhold envelope decrypt (its own message)" \
+    "$KH" envelope decrypt --key-id "$KEY" --context bench=envelope --progress never "$T/kh.msg" "$T/out"
+fi
+if [ -n "${EXAMPLE_BIN:-}" ]; then
+  timed "envelope_file example decrypt (keyhold's message)" "${ex[@]}" decrypt "$KEY" "$T/kh.msg" "$T/out" bench=envelope
+fi
 timed "aws-encryption-cli decrypt (its own message)" \
   "$ESDK" -S --decrypt --input "$T/esdk.msg" --output "$T/out" --wrapping-keys key="$KEY" \
   --encryption-context bench=envelope --commitment-policy require-encrypt-require-decrypt
@@ -104,12 +125,14 @@ if [ "${RAW:-1}" != 0 ]; then
   printf '%-44s %22.0f MB/s\n' "aws-lc-rs AES-256-GCM in place (criterion)" "$(echo "$raw_bps / 1000000" | bc -l)"
 fi
 
-kh=$(echo "$bytes / $best_keyhold_envelope_encrypt" | bc -l)
-esdk=$(echo "$bytes / $best_aws_encryption_cli_encrypt" | bc -l)
-for name in openssl raw; do
-  ref_var="${name}_bps"
-  ref="${!ref_var}"
-  [ -n "$ref" ] || continue
-  printf 'encrypt as a fraction of %-8s keyhold %5.1f%%   aws-encryption-cli %5.1f%%\n' "$name:" \
-    "$(echo "100 * $kh / $ref" | bc -l)" "$(echo "100 * $esdk / $ref" | bc -l)"
+# Best encryption throughput of each tool as a fraction of each raw figure.
+for tool in keyhold_envelope_encrypt envelope_file_example_encrypt aws_encryption_cli_encrypt cp__the_file_copy_alone_; do
+  best_var="best_$tool"
+  [ -n "${!best_var:-}" ] || continue
+  bps=$(echo "$bytes / ${!best_var}" | bc -l)
+  for name in openssl raw; do
+    ref_var="${name}_bps"
+    [ -n "${!ref_var}" ] || continue
+    printf '%-34s %5.1f%% of %s\n' "$tool" "$(echo "100 * $bps / ${!ref_var}" | bc -l)" "$name"
+  done
 done

@@ -10,8 +10,10 @@
 //! including first-touch page faults). Raw decryption copies each sealed chunk into a
 //! frame-sized buffer and opens it there (what a streaming reader does).
 //!
-//! The envelope: `encrypt_slice` is the in-memory path (`Envelope::encrypt`: one pass from
-//! the plaintext into a new message of the exact size); `encrypt_stream` and
+//! The envelope: `encrypt_into_buffer` and `encrypt_into_new_buffer` are the in-memory path
+//! (`Envelope::encrypt_into` with a reused buffer, `Envelope::encrypt`: one pass from the
+//! plaintext into the message), the counterparts of the two out-of-place raw baselines;
+//! `encrypt_stream` and
 //! `decrypt_stream` go through `AsyncRead`/`AsyncWrite` from a slice into a reused `Vec`
 //! (one copy in, one copy out, as any reader/writer pair). A data key is given directly (no
 //! KMS call): they measure the format — key derivation, commitment, framing, header
@@ -108,14 +110,32 @@ fn bench(c: &mut Criterion) {
         });
 
         for suite in SUITES {
-            g.bench_function(BenchmarkId::new("encrypt_slice", suite.name()), |b| {
+            let mut reused = Vec::new();
+            g.bench_function(BenchmarkId::new("encrypt_into_buffer", suite.name()), |b| {
                 b.iter(|| {
                     Envelope::encrypt_slice_with_raw_data_key_for_benchmarks_only(
-                        &key_bytes, suite, FRAME, &plaintext,
+                        &key_bytes,
+                        suite,
+                        FRAME,
+                        &plaintext,
+                        &mut reused,
                     )
                     .expect("encrypt")
                 });
             });
+            g.bench_function(
+                BenchmarkId::new("encrypt_into_new_buffer", suite.name()),
+                |b| {
+                    b.iter(|| {
+                        let mut fresh = Vec::new();
+                        Envelope::encrypt_slice_with_raw_data_key_for_benchmarks_only(
+                            &key_bytes, suite, FRAME, &plaintext, &mut fresh,
+                        )
+                        .expect("encrypt");
+                        fresh
+                    });
+                },
+            );
             let mut message = Vec::with_capacity(size + (1 << 20));
             g.bench_function(BenchmarkId::new("encrypt_stream", suite.name()), |b| {
                 b.iter(|| {

@@ -99,16 +99,17 @@ fn start(m: EncryptionMaterials, frame_len: u32, message_id: Vec<u8>) -> Result<
     })
 }
 
-/// Encrypts a plaintext held in memory into one message: the same bytes as [`encrypt`]
-/// would write, built in one buffer of the exact size, each frame sealed straight from
-/// `plaintext` into its place (no intermediate copy).
+/// Encrypts a plaintext held in memory into one message in `out` (replacing its contents,
+/// reusing its allocation when large enough): the same bytes as [`encrypt`] would write,
+/// each frame sealed straight from `plaintext` into its place (no intermediate copy).
 pub(crate) fn encrypt_slice(
     m: EncryptionMaterials,
     frame_len: u32,
     plaintext: &[u8],
-) -> Result<Vec<u8>, Error> {
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     let id = new_message_id(m.suite)?;
-    encrypt_slice_with_id(m, frame_len, plaintext, id)
+    encrypt_slice_with_id(m, frame_len, plaintext, id, out)
 }
 
 fn encrypt_slice_with_id(
@@ -116,7 +117,8 @@ fn encrypt_slice_with_id(
     frame_len: u32,
     plaintext: &[u8],
     message_id: Vec<u8>,
-) -> Result<Vec<u8>, Error> {
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     let Start {
         key,
         message_id,
@@ -134,8 +136,14 @@ fn encrypt_slice_with_id(
             "message would exceed 2^32-1 frames; use a larger frame",
         ))?;
     let body_len = plaintext.len() + (frames - 1) * (4 + IV_LEN + TAG_LEN) + HEAD_ROOM + TAG_LEN;
-    // Zeroed by the allocator (fresh pages for large messages), then written once.
-    let mut out = vec![0u8; header.len() + body_len];
+    let total = header.len() + body_len;
+    // Every byte of `out[..total]` is written below, so a reused buffer is only resized
+    // (no clearing pass); a new one comes zeroed from the allocator (fresh pages for large
+    // messages, no clearing pass either), with room for the signature footer.
+    if out.capacity() < total + FOOTER_MAX {
+        *out = vec![0u8; total + FOOTER_MAX];
+    }
+    out.resize(total, 0);
     out[..header.len()].copy_from_slice(&header);
     if let Some(s) = &mut signer {
         s.update(&header);
@@ -166,8 +174,12 @@ fn encrypt_slice_with_id(
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&sig);
     }
-    Ok(out)
+    Ok(())
 }
+
+/// Room for the footer of a signed message: a 2-byte length and a DER ECDSA P-384
+/// signature (at most 104 bytes).
+const FOOTER_MAX: usize = 2 + 104;
 
 /// Encrypts all of `r` into one message on `w`; returns the plaintext byte count.
 /// `limit` (the ESDK's plaintext length bound) fails the message if more bytes arrive.
@@ -455,9 +467,16 @@ mod tests {
         for len in [0, 1, f - 1, f, f + 1, 3 * f, 3 * f + 17] {
             let plaintext: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
             let id = vec![9u8; 32];
-            let sliced =
-                encrypt_slice_with_id(materials(suite, &key), FRAME, &plaintext, id.clone())
-                    .unwrap();
+            // A reused buffer holding a longer, different message: overwritten and cut.
+            let mut sliced = vec![0xEEu8; 4 * f + 4096];
+            encrypt_slice_with_id(
+                materials(suite, &key),
+                FRAME,
+                &plaintext,
+                id.clone(),
+                &mut sliced,
+            )
+            .unwrap();
             let mut streamed = Vec::new();
             let n = encrypt_with_id(
                 materials(suite, &key),
@@ -481,7 +500,8 @@ mod tests {
         let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
         for len in [0, 5000, 2 * FRAME as usize] {
             let plaintext = vec![0x42u8; len];
-            let sliced = encrypt_slice(materials(suite, &key), FRAME, &plaintext).unwrap();
+            let mut sliced = Vec::new();
+            encrypt_slice(materials(suite, &key), FRAME, &plaintext, &mut sliced).unwrap();
             let mut streamed = Vec::new();
             encrypt(
                 materials(suite, &key),
