@@ -284,7 +284,7 @@ impl Envelope {
     }
 
     /// Encrypts everything `input` yields into one message written to `output`; returns the
-    /// number of plaintext bytes. Memory use is two frames whatever the size.
+    /// number of plaintext bytes. Memory use is one frame whatever the size.
     pub async fn encrypt_stream<R, W>(
         &self,
         input: &mut R,

@@ -1,6 +1,5 @@
-//! Framed bodies over `AsyncRead`/`AsyncWrite` in constant memory: two frame buffers on
-//! encryption (one frame of read-ahead tells a regular frame from the final one), one on
-//! decryption.
+//! Framed bodies over `AsyncRead`/`AsyncWrite` in constant memory: one frame buffer on
+//! encryption and one on decryption.
 //!
 //! Release rules (`client-apis/decrypt.md`): every frame's plaintext is written only after
 //! its GCM tag verified. For unsigned suites that is the whole rule. For signed suites the
@@ -126,9 +125,11 @@ fn encrypt_slice_with_id(
         mut signer,
     } = start(m, frame_len, message_id)?;
     let fl = frame_len as usize;
-    // Like the stream: full frames, the last of them final when the length is a multiple
-    // of the frame length, else a short final frame (empty for an empty plaintext).
-    let frames = plaintext.len().div_ceil(fl).max(1);
+    // Like the stream: every full frame is regular, then a final frame with the rest —
+    // empty when the length is a multiple of the frame length (the ESDKs write that, and the
+    // Python ESDK refuses a final frame as long as the frame length).
+    let regular = plaintext.len() / fl;
+    let frames = regular + 1;
     let last = u32::try_from(frames)
         .ok()
         .filter(|f| *f != u32::MAX)
@@ -149,10 +150,13 @@ fn encrypt_slice_with_id(
         s.update(&header);
     }
     let mut pos = header.len();
-    let mut chunks = plaintext.chunks(fl);
+    let mut chunks = plaintext.chunks_exact(fl);
     for seq in 1..=last {
-        let chunk = chunks.next().unwrap_or_default();
         let is_final = seq == last;
+        let chunk = match is_final {
+            false => chunks.next().unwrap_or_default(),
+            true => chunks.remainder(),
+        };
         let iv = frame_iv(seq);
         let head_len = if is_final { HEAD_ROOM } else { HEAD_ROOM - 8 };
         let mut head = [0u8; HEAD_ROOM];
@@ -222,23 +226,19 @@ where
     };
     out.put(&header).await?;
 
-    // Each frame is built in one buffer laid out as [head room | content | tag]: the
+    // Each frame is built in one reused buffer laid out as [head room | content | tag]: the
     // plaintext is read straight into the content, sealed in place, the frame's header is
-    // written just before it and the whole frame leaves in one write. Two such buffers
-    // (one frame of read-ahead tells a regular frame from the final one), reused.
+    // written just before it and the whole frame leaves in one write. A short read ends
+    // the input and makes the final frame — empty when the input is a multiple of the
+    // frame length (the ESDKs write that, and the Python ESDK refuses a final frame as
+    // long as the frame length).
     let fl = frame_len as usize;
-    let mut cur = Zeroizing::new(vec![0u8; HEAD_ROOM + fl + TAG_LEN]);
-    let mut next = Zeroizing::new(vec![0u8; HEAD_ROOM + fl + TAG_LEN]);
-    let mut n = read_full(r, &mut cur[HEAD_ROOM..HEAD_ROOM + fl]).await?;
+    let mut buf = Zeroizing::new(vec![0u8; HEAD_ROOM + fl + TAG_LEN]);
     let mut seq: u32 = 1;
     let mut total: u64 = 0;
     loop {
-        let (is_final, ahead) = if n < fl {
-            (true, 0)
-        } else {
-            let ahead = read_full(r, &mut next[HEAD_ROOM..HEAD_ROOM + fl]).await?;
-            (ahead == 0, ahead)
-        };
+        let n = read_full(r, &mut buf[HEAD_ROOM..HEAD_ROOM + fl]).await?;
+        let is_final = n < fl;
         total += n as u64;
         if let Some(limit) = limit
             && total > limit
@@ -249,18 +249,16 @@ where
         }
         let iv = frame_iv(seq);
         let aad = body_aad(&message_id, is_final, seq, n as u64);
-        let (head, rest) = cur.split_at_mut(HEAD_ROOM);
+        let (head, rest) = buf.split_at_mut(HEAD_ROOM);
         let (content, tail) = rest.split_at_mut(n);
         let tag = key.seal(iv, aad.as_ref(), content)?;
         tail[..TAG_LEN].copy_from_slice(&tag);
         let start = frame_head(head, is_final, seq, iv, n);
-        out.put(&cur[start..HEAD_ROOM + n + TAG_LEN]).await?;
+        out.put(&buf[start..HEAD_ROOM + n + TAG_LEN]).await?;
         if is_final {
             break;
         }
         seq = next_seq(seq)?;
-        std::mem::swap(&mut cur, &mut next);
-        n = ahead;
     }
     if let Some(signer) = out.signer.take() {
         let sig = signer.finish()?;
@@ -491,6 +489,40 @@ mod tests {
             assert_eq!(n, len as u64);
             assert!(sliced == streamed, "{len} bytes: the two paths differ");
             assert_eq!(decrypt_all(&key, &sliced).await, plaintext, "{len} bytes");
+        }
+    }
+
+    /// Caught by `scripts/bench-envelope.sh`: a 1 GiB file (a multiple of 64 KiB) ended in a
+    /// full-length final frame, which the Python ESDK refuses ("Invalid final frame
+    /// length: 65536 >= 65536"). The last full frame must be regular, then an empty final.
+    #[tokio::test]
+    async fn a_multiple_of_the_frame_length_ends_with_an_empty_final_frame() {
+        let key = DataKey::random().unwrap();
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+        let f = FRAME as usize;
+        for len in [f, 2 * f] {
+            let plaintext = vec![1u8; len];
+            let mut sliced = Vec::new();
+            encrypt_slice(materials(suite, &key), FRAME, &plaintext, &mut sliced).unwrap();
+            let mut streamed = Vec::new();
+            encrypt(
+                materials(suite, &key),
+                FRAME,
+                &mut &plaintext[..],
+                &mut streamed,
+                None,
+            )
+            .await
+            .unwrap();
+            for message in [&sliced, &streamed] {
+                // The last 40 bytes: FFFFFFFF, sequence number, IV, length 0, tag.
+                let end = &message[message.len() - 40..];
+                assert_eq!(end[..4], FINAL_MARKER, "{len} bytes");
+                let frames = (len / f + 1) as u32;
+                assert_eq!(end[4..8], frames.to_be_bytes(), "{len} bytes");
+                assert_eq!(end[20..24], [0, 0, 0, 0], "{len} bytes");
+                assert_eq!(decrypt_all(&key, message).await, plaintext);
+            }
         }
     }
 
