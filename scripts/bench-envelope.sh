@@ -112,7 +112,7 @@ timed "cp (the file copy alone)" cp "$T/plain" "$T/out"
 
 # Raw in-memory AES-256-GCM on this machine.
 openssl_bps=$(openssl speed -evp aes-256-gcm -bytes "$FRAME" -seconds 3 2>/dev/null |
-  awk '/^aes-256-gcm/ { v=$NF; sub(/k$/, "", v); print v * 1000 }')
+  awk 'tolower($1) == "aes-256-gcm" { v=$NF; sub(/k$/, "", v); printf "%.0f\n", v * 1000 }')
 printf '%-44s %22.0f MB/s\n' "openssl speed aes-256-gcm ($FRAME B)" "$(echo "$openssl_bps / 1000000" | bc -l)"
 raw_bps=""
 if [ "${RAW:-1}" != 0 ]; then
