@@ -23,7 +23,10 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 
 KEY=$(aws --endpoint-url "$ENDPOINT" kms create-key --query KeyMetadata.Arn --output text)
 : >"$T/p0"; printf x >"$T/p1"; head -c 4096 /dev/urandom >"$T/p4096"; head -c 300001 /dev/urandom >"$T/p300001"
-for p in p0 p1 p4096 p300001; do
+# A multiple of keyhold's default 64 KiB frame: its last full frame must be a regular frame
+# followed by an empty final frame (the Python ESDK refuses a full-length final frame).
+head -c 131072 /dev/urandom >"$T/p131072"
+for p in p0 p1 p4096 p300001 p131072; do
   for s in "" signed; do
     "$KH" envelope encrypt --key-id "$KEY" --context purpose=interop ${s:+--signed} \
       "$T/$p" "$T/$p.kh$s"

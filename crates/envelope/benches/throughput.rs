@@ -2,11 +2,22 @@
 //! AES-256-GCM on the same machine (the target: encryption at least 70% of raw), for
 //! 1 MiB and 64 MiB streams in 64 KiB frames. `cargo bench -p keyhold-envelope`.
 //!
-//! Raw encryption seals the buffer in place, chunk by chunk; raw decryption copies each
-//! sealed chunk into a frame-sized buffer and opens it there (what a streaming reader does).
-//! The envelope runs read from memory and write into a preallocated `Vec`, with a data key
-//! given directly (no KMS call): they measure the format — key derivation, commitment,
-//! framing, header authentication, and for the signed suite ECDSA P-384 — not KMS.
+//! Three raw encryption baselines, all aws-lc-rs AES-256-GCM over the same buffer in 64 KiB
+//! chunks: `in_place` overwrites the plaintext (no copy at all: the strictest, and what the
+//! issue's "raw in-memory AES-256-GCM" means), `into_buffer` leaves the plaintext intact and
+//! writes ciphertext and tags into a second, reused buffer, `into_new_buffer` does so into
+//! a freshly allocated one (what any encryption that returns a new message must pay,
+//! including first-touch page faults). Raw decryption copies each sealed chunk into a
+//! frame-sized buffer and opens it there (what a streaming reader does).
+//!
+//! The envelope: `encrypt_into_buffer` and `encrypt_into_new_buffer` are the in-memory path
+//! (`Envelope::encrypt_into` with a reused buffer, `Envelope::encrypt`: one pass from the
+//! plaintext into the message), the counterparts of the two out-of-place raw baselines;
+//! `encrypt_stream` and
+//! `decrypt_stream` go through `AsyncRead`/`AsyncWrite` from a slice into a reused `Vec`
+//! (one copy in, one copy out, as any reader/writer pair). A data key is given directly (no
+//! KMS call): they measure the format — key derivation, commitment, framing, header
+//! authentication, and for the signed suite ECDSA P-384 — not KMS.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -25,6 +36,7 @@ fn iv(i: usize) -> Nonce {
     Nonce::assume_unique_for_key(iv)
 }
 
+/// In place: the strictest baseline (no copy at all; the plaintext is overwritten).
 fn raw_seal(data: &mut [u8], key: &LessSafeKey) -> Vec<aws_lc_rs::aead::Tag> {
     data.chunks_mut(FRAME as usize)
         .enumerate()
@@ -33,6 +45,17 @@ fn raw_seal(data: &mut [u8], key: &LessSafeKey) -> Vec<aws_lc_rs::aead::Tag> {
                 .expect("seal")
         })
         .collect()
+}
+
+/// Out of place: the plaintext stays, ciphertext and tags go to a second buffer (what an
+/// encryption that leaves its input intact must at least do).
+fn raw_seal_into(plaintext: &[u8], out: &mut [u8], key: &LessSafeKey) {
+    let f = FRAME as usize;
+    for (i, (p, o)) in plaintext.chunks(f).zip(out.chunks_mut(f + 16)).enumerate() {
+        let (c, tag) = o.split_at_mut(p.len());
+        key.seal_out_of_place_scatter(iv(i), Aad::from(&[0u8; 60]), p, c, &[], tag)
+            .expect("seal");
+    }
 }
 
 fn raw_open(
@@ -65,8 +88,19 @@ fn bench(c: &mut Criterion) {
         g.sample_size(if size > (8 << 20) { 10 } else { 30 });
 
         let mut buf = plaintext.clone();
-        g.bench_function("encrypt/raw_aes_256_gcm", |b| {
+        g.bench_function("encrypt/raw_aes_256_gcm_in_place", |b| {
             b.iter(|| raw_seal(&mut buf, &key));
+        });
+        let mut into = vec![0u8; size + size / FRAME as usize * 16 + 16];
+        g.bench_function("encrypt/raw_aes_256_gcm_into_buffer", |b| {
+            b.iter(|| raw_seal_into(&plaintext, &mut into, &key));
+        });
+        g.bench_function("encrypt/raw_aes_256_gcm_into_new_buffer", |b| {
+            b.iter(|| {
+                let mut fresh = vec![0u8; into.len()];
+                raw_seal_into(&plaintext, &mut fresh, &key);
+                fresh
+            });
         });
         let mut sealed = plaintext.clone();
         let tags = raw_seal(&mut sealed, &key);
@@ -76,8 +110,34 @@ fn bench(c: &mut Criterion) {
         });
 
         for suite in SUITES {
+            let mut reused = Vec::new();
+            g.bench_function(BenchmarkId::new("encrypt_into_buffer", suite.name()), |b| {
+                b.iter(|| {
+                    Envelope::encrypt_slice_with_raw_data_key_for_benchmarks_only(
+                        &key_bytes,
+                        suite,
+                        FRAME,
+                        &plaintext,
+                        &mut reused,
+                    )
+                    .expect("encrypt")
+                });
+            });
+            g.bench_function(
+                BenchmarkId::new("encrypt_into_new_buffer", suite.name()),
+                |b| {
+                    b.iter(|| {
+                        let mut fresh = Vec::new();
+                        Envelope::encrypt_slice_with_raw_data_key_for_benchmarks_only(
+                            &key_bytes, suite, FRAME, &plaintext, &mut fresh,
+                        )
+                        .expect("encrypt");
+                        fresh
+                    });
+                },
+            );
             let mut message = Vec::with_capacity(size + (1 << 20));
-            g.bench_function(BenchmarkId::new("encrypt", suite.name()), |b| {
+            g.bench_function(BenchmarkId::new("encrypt_stream", suite.name()), |b| {
                 b.iter(|| {
                     message.clear();
                     rt.block_on(Envelope::encrypt_with_raw_data_key_for_benchmarks_only(
@@ -91,7 +151,7 @@ fn bench(c: &mut Criterion) {
                 });
             });
             let mut out = Vec::with_capacity(size);
-            g.bench_function(BenchmarkId::new("decrypt", suite.name()), |b| {
+            g.bench_function(BenchmarkId::new("decrypt_stream", suite.name()), |b| {
                 b.iter(|| {
                     out.clear();
                     rt.block_on(Envelope::decrypt_with_raw_data_key_for_benchmarks_only(

@@ -158,6 +158,28 @@ impl MessageKey {
         Ok(out)
     }
 
+    /// Encrypts `plaintext` into `ciphertext` (same length) and its tag into `tag`, leaving
+    /// the input untouched: one pass over the data, no copy.
+    pub(crate) fn seal_into(
+        &self,
+        iv: [u8; IV_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), Error> {
+        self.key
+            .seal_out_of_place_scatter(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(aad),
+                plaintext,
+                ciphertext,
+                &[],
+                tag,
+            )
+            .map_err(|_| Error::Crypto)
+    }
+
     /// Decrypts `ciphertext || tag` in place after checking the tag; returns the
     /// plaintext length (the first bytes of `in_out`). On failure `in_out` is zeroed.
     pub(crate) fn open(
@@ -186,18 +208,34 @@ pub(crate) fn frame_iv(seq: u32) -> [u8; IV_LEN] {
     iv
 }
 
-/// The message body AAD of one frame.
-pub(crate) fn body_aad(message_id: &[u8], final_frame: bool, seq: u32, len: u64) -> Vec<u8> {
+/// The message body AAD of one frame, on the stack: at most a 32-byte message id, the
+/// 34-byte final-frame label, the sequence number and the 8-byte content length.
+pub(crate) struct BodyAad {
+    bytes: [u8; 32 + 34 + 4 + 8],
+    len: usize,
+}
+
+impl AsRef<[u8]> for BodyAad {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+pub(crate) fn body_aad(message_id: &[u8], final_frame: bool, seq: u32, len: u64) -> BodyAad {
     let label: &[u8] = if final_frame {
         b"AWSKMSEncryptionClient Final Frame"
     } else {
         b"AWSKMSEncryptionClient Frame"
     };
-    let mut aad = Vec::with_capacity(message_id.len() + label.len() + 12);
-    aad.extend_from_slice(message_id);
-    aad.extend_from_slice(label);
-    aad.extend_from_slice(&seq.to_be_bytes());
-    aad.extend_from_slice(&len.to_be_bytes());
+    let mut aad = BodyAad {
+        bytes: [0u8; 32 + 34 + 4 + 8],
+        len: 0,
+    };
+    // Message ids are 16 or 32 bytes (checked when a header is parsed or made).
+    for part in [message_id, label, &seq.to_be_bytes(), &len.to_be_bytes()] {
+        aad.bytes[aad.len..aad.len + part.len()].copy_from_slice(part);
+        aad.len += part.len();
+    }
     aad
 }
 
