@@ -11,6 +11,7 @@
 //! blocking pool.
 
 mod audit;
+mod audit_index;
 mod grants;
 mod iam;
 mod imports;
@@ -28,6 +29,7 @@ use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
 use crate::{KmsStore, MetaStore, Result, StoreError};
 
 pub use audit::{SqliteAuditAnchor, SqliteAuditLog};
+pub use audit_index::{IndexHit, SqliteAuditIndex};
 
 /// SQLite-backed [`crate::Store`].
 #[derive(Clone)]
