@@ -4,8 +4,9 @@
 //! The trail lives apart from the rest of the store, in segment files of its own
 //! ([`crate::segment`]), so that its group commits never queue behind key writes, and its API
 //! is synchronous: one dedicated writer thread owns it (see `keyhold-server`'s audit trail).
-//! Lookups read an index derived from the segments (SQLite, [`crate::SqliteAuditLog`]),
-//! which can be rebuilt from them.
+//! Lookups read an index derived from the segments (SQLite, [`crate::SqliteAuditIndex`]):
+//! the columns they filter on and where each record is ([`IndexEntry`]), rebuilt from the
+//! segments when needed.
 
 use crate::Result;
 
@@ -32,6 +33,46 @@ pub struct AuditRow {
     pub record: String,
     /// SHA-256 of `record`.
     pub hash: [u8; 32],
+}
+
+/// What the lookup index keeps of one event: where its record is in the segment log, and
+/// the columns lookups filter on (not the record itself, which is read from the segment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub seq: i64,
+    pub location: crate::segment::Location,
+    pub time_ms: i64,
+    pub account: String,
+    pub recipient_account: String,
+    pub region: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub event_source: String,
+    pub read_only: bool,
+    pub username: Option<String>,
+    pub access_key_id: Option<String>,
+    pub resources: Vec<(String, String)>,
+}
+
+impl IndexEntry {
+    /// The entry of `row`, stored at `location` (the record itself is dropped).
+    pub fn new(row: AuditRow, location: crate::segment::Location) -> Self {
+        Self {
+            seq: row.seq,
+            location,
+            time_ms: row.time_ms,
+            account: row.account,
+            recipient_account: row.recipient_account,
+            region: row.region,
+            event_id: row.event_id,
+            event_name: row.event_name,
+            event_source: row.event_source,
+            read_only: row.read_only,
+            username: row.username,
+            access_key_id: row.access_key_id,
+            resources: row.resources,
+        }
+    }
 }
 
 /// A signed statement that events `first_seq..=last_seq` end in `last_hash`.

@@ -46,7 +46,9 @@ pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeP
 pub use postgres::{PgAuditAnchor, PgStore, is_postgres_url, parse_postgres_url};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
 pub use secrets::{SecretStore, SecretWrite};
-pub use sqlite::{SqliteAuditAnchor, SqliteAuditLog, SqliteStore, snapshot_sqlite};
+pub use sqlite::{
+    IndexHit, SqliteAuditAnchor, SqliteAuditIndex, SqliteAuditLog, SqliteStore, snapshot_sqlite,
+};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

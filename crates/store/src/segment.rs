@@ -403,6 +403,79 @@ pub struct Position {
     offset: u64,
 }
 
+/// Where one event's record is: the segment (by the sequence of its first event) and the
+/// offset of the record's frame in it. Stable for the life of the segment (segments are
+/// only appended to, and removed whole).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub segment: i64,
+    pub offset: u64,
+}
+
+/// What [`SegmentLog::write_events`] appended: the file to sync, and where each record is.
+#[derive(Debug)]
+pub struct Appended {
+    pub file: Arc<File>,
+    /// The segment the records are in (the sequence of its first event).
+    pub segment: i64,
+    /// The offset of each record's frame, in the order given.
+    pub offsets: Vec<u64>,
+}
+
+/// Reads single events by [`Location`] (lookups through the index), keeping the last
+/// segment it opened.
+#[derive(Debug)]
+pub struct EventReader {
+    dir: PathBuf,
+    open: Option<(i64, File)>,
+}
+
+impl EventReader {
+    /// A reader of the trail in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            open: None,
+        }
+    }
+
+    /// The event whose record is at `at`; `None` if its segment is gone (retention removed
+    /// it). A frame that is not a whole, intact event record is an error.
+    pub fn read(&mut self, at: Location) -> Result<Option<AuditRow>> {
+        if self.open.as_ref().is_none_or(|(s, _)| *s != at.segment) {
+            let path = self.dir.join("segments").join(segment_name(at.segment));
+            match File::open(&path) {
+                Ok(f) => self.open = Some((at.segment, f)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io(e)),
+            }
+        }
+        let Some((_, file)) = &self.open else {
+            return Ok(None);
+        };
+        const UNREADABLE: StoreError =
+            StoreError::Corrupt("the audit index points at no intact event record");
+        if at.offset < HEADER_LEN {
+            return Err(UNREADABLE);
+        }
+        let mut head = [0u8; FRAME_HEADER];
+        file.read_exact_at(&mut head, at.offset)
+            .map_err(|_| UNREADABLE)?;
+        let len = u32::from_le_bytes(head[..4].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes(head[4..].try_into().unwrap_or_default());
+        if len == 0 || len > MAX_FRAME {
+            return Err(UNREADABLE);
+        }
+        let mut body = vec![0u8; len as usize];
+        file.read_exact_at(&mut body, at.offset + FRAME_HEADER as u64)
+            .map_err(|_| UNREADABLE)?;
+        if crc32fast::hash(&body) != crc {
+            return Err(UNREADABLE);
+        }
+        decode_event(&body).map(Some).ok_or(UNREADABLE)
+    }
+}
+
 /// Whether a log is opened to be appended to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -623,15 +696,23 @@ impl SegmentLog {
     }
 
     /// Appends `events` to the newest segment without waiting for the disk; returns the
-    /// file to [`sync`] before the events count as durable. On failure nothing counts as
-    /// written: the next append overwrites whatever part of this one reached the file.
-    pub fn write_events(&mut self, events: &[AuditRow]) -> Result<Arc<File>> {
+    /// file to [`sync`] before the events count as durable, and where each event's record
+    /// starts (what the lookup index points at). On failure nothing counts as written: the
+    /// next append overwrites whatever part of this one reached the file.
+    pub fn write_events(&mut self, events: &[AuditRow]) -> Result<Appended> {
         let file = self
             .active
             .clone()
             .ok_or(StoreError::Corrupt("the audit log is not open for writing"))?;
+        let segment = self
+            .segments
+            .last()
+            .map(|s| s.first_seq)
+            .ok_or(StoreError::Corrupt("the audit log is not open for writing"))?;
         self.buf.clear();
+        let mut offsets = Vec::with_capacity(events.len());
         for row in events {
+            offsets.push(self.active_len + self.buf.len() as u64);
             encode_event(&mut self.buf, row);
         }
         file.write_all_at(&self.buf, self.active_len).map_err(io)?;
@@ -639,7 +720,11 @@ impl SegmentLog {
         if let Some(last) = events.last() {
             self.tail = Some((last.seq, last.hash));
         }
-        Ok(file)
+        Ok(Appended {
+            file,
+            segment,
+            offsets,
+        })
     }
 
     /// Forgets an append that could not be made durable: the segment ends at `len` again
@@ -686,6 +771,16 @@ impl SegmentLog {
     /// ends. A damaged record is an error, except an incomplete one at the very end of the
     /// newest segment (an append in progress, or torn by a crash: never acknowledged).
     pub fn scan(&mut self, from: i64, mut each: impl FnMut(AuditRow) -> bool) -> Result<()> {
+        self.scan_located(from, |row, _| each(row))
+    }
+
+    /// [`SegmentLog::scan`], telling where each event's record is (what the lookup index
+    /// points at).
+    pub fn scan_located(
+        &mut self,
+        from: i64,
+        mut each: impl FnMut(AuditRow, Location) -> bool,
+    ) -> Result<()> {
         let start = self
             .segments
             .partition_point(|s| s.first_seq <= from)
@@ -693,6 +788,7 @@ impl SegmentLog {
         for i in start..self.segments.len() {
             let newest = i + 1 == self.segments.len();
             let seg = &self.segments[i];
+            let segment = seg.first_seq;
             let at = seg
                 .sparse
                 .iter()
@@ -715,7 +811,7 @@ impl SegmentLog {
                         }
                         let row = decode_event(&body)
                             .ok_or(StoreError::Corrupt("an audit event is unreadable"))?;
-                        if !each(row) {
+                        if !each(row, Location { segment, offset }) {
                             self.remember(i, sparse);
                             return Ok(());
                         }
@@ -883,8 +979,8 @@ impl AuditLog for SegmentLog {
     fn append(&mut self, events: &[AuditRow], digest: Option<&DigestRow>) -> Result<()> {
         if !events.is_empty() {
             let before = (self.active_len, self.tail);
-            let file = self.write_events(events)?;
-            if let Err(e) = sync(&file) {
+            let appended = self.write_events(events)?;
+            if let Err(e) = sync(&appended.file) {
                 let _ = self.rewind(before.0, before.1);
                 return Err(e);
             }
@@ -1084,6 +1180,61 @@ mod tests {
         assert_eq!(log.digests().unwrap(), [digest(1, 1, 600)]);
         // Seeking again uses the positions remembered by the first scan.
         assert_eq!(log.events(513, 513).unwrap(), [row(513)]);
+    }
+
+    #[test]
+    fn events_are_read_back_where_the_writer_and_the_scan_say_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = SegmentLog::open(dir.path(), Mode::Write).unwrap();
+        let first = log
+            .write_events(&(1..=3).map(row).collect::<Vec<_>>())
+            .unwrap();
+        sync(&first.file).unwrap();
+        log.rotate().unwrap();
+        let second = log
+            .write_events(&(4..=5).map(row).collect::<Vec<_>>())
+            .unwrap();
+        sync(&second.file).unwrap();
+        assert_eq!((first.segment, second.segment), (1, 4));
+        let written: Vec<Location> = first
+            .offsets
+            .iter()
+            .map(|&offset| Location { segment: 1, offset })
+            .chain(
+                second
+                    .offsets
+                    .iter()
+                    .map(|&offset| Location { segment: 4, offset }),
+            )
+            .collect();
+        let mut scanned = Vec::new();
+        let mut reader = SegmentLog::open(dir.path(), Mode::Read).unwrap();
+        reader
+            .scan_located(1, |r, at| {
+                scanned.push((r.seq, at));
+                true
+            })
+            .unwrap();
+        assert_eq!(
+            scanned,
+            (1..=5).zip(written.iter().copied()).collect::<Vec<_>>()
+        );
+        let mut events = EventReader::new(dir.path());
+        for (seq, at) in scanned {
+            assert_eq!(events.read(at).unwrap(), Some(row(seq)));
+        }
+        // Not the start of a record: an error, never another event.
+        let inside = Location {
+            segment: 1,
+            offset: written[1].offset + 3,
+        };
+        assert!(events.read(inside).is_err());
+        // A segment that is gone (pruned): nothing.
+        let gone = Location {
+            segment: 99,
+            offset: HEADER_LEN,
+        };
+        assert_eq!(events.read(gone).unwrap(), None);
     }
 
     #[test]

@@ -1,29 +1,41 @@
-//! The trail's index: the segment log's events again, in SQLite, for `LookupEvents` and
-//! `GetKeyLastUsage`.
+//! The trail's lookup index, for `LookupEvents` and `GetKeyLastUsage`: where each event's
+//! record is in the segment log, and the columns lookups filter on, in SQLite
+//! ([`SqliteAuditIndex`], `audit/index.db`).
 //!
-//! The writer only appends to the segments; an indexer thread follows it, reading the
-//! events that are durable and adding them to `audit/index.db` in large transactions that
-//! do not wait for the disk. The index is derived: `keyhold audit reindex` (or a damaged
-//! index at start) rebuilds it from the segments. It lags the log by the time the indexer
-//! needs to catch up (milliseconds when idle; [`LAG_BOUND`] at most is waited for), and a
-//! lookup first waits until every event durable when it started is indexed, so a caller
-//! sees its own earlier calls.
+//! The writer only appends to the segments. Once a batch is durable, the syncer hands its
+//! index entries to the indexer in memory ([`Index::durable`]): no event is read back from
+//! disk in steady state. The indexer adds whatever is waiting in one transaction that does
+//! not wait for the disk. The memory it uses is bounded ([`PENDING_MAX`] entries): when
+//! lookups' indexer falls further behind (it runs at nice 10, so under load it yields to
+//! requests), new entries are not kept, and the indexer reads those events from the
+//! segments once it gets to them — as it does at start for whatever the index lacks.
+//!
+//! The index is derived: `keyhold audit reindex` (or an index that does not open, is ahead
+//! of the log or does not match it at start) rebuilds it from the segments. It lags the log
+//! by the time the indexer needs to catch up (milliseconds when idle; [`LAG_BOUND`] at most
+//! is waited for), and a lookup first waits until every event durable when it started is
+//! indexed, so a caller sees its own earlier calls. Lookups read the records from the
+//! segments by their location.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use keyhold_store::SqliteAuditLog;
-use keyhold_store::audit::{AuditQuery, AuditRow};
-use keyhold_store::segment::{Mode, SegmentLog};
+use keyhold_store::audit::{AuditQuery, AuditRow, IndexEntry};
+use keyhold_store::segment::{EventReader, Mode, SegmentLog};
+use keyhold_store::{SqliteAuditIndex, StoreError};
 
 /// The longest a lookup waits for the index to catch up before it answers from what is
 /// indexed.
 pub const LAG_BOUND: Duration = Duration::from_secs(2);
 
-/// Events indexed per transaction.
+/// Events indexed per transaction at most.
 const PAGE: usize = 8192;
+
+/// Entries waiting in memory at most; beyond, the indexer reads events from the segments.
+pub const PENDING_MAX: usize = 65_536;
 
 #[derive(Default)]
 struct Progress {
@@ -31,44 +43,53 @@ struct Progress {
     durable: i64,
     /// The newest event in the index.
     indexed: i64,
+    /// Entries of durable events, in sequence order, contiguous; the first may come after
+    /// `indexed + 1` (the events between are read from the segments).
+    pending: VecDeque<IndexEntry>,
     /// Events up to here were pruned: drop them from the index.
     pruned_through: i64,
     closed: bool,
 }
 
-/// The index and the indexer's progress, shared by the writer, the indexer and lookups.
+/// The index and the indexer's progress, shared by the syncer, the indexer and lookups.
 pub struct Index {
-    db: Mutex<SqliteAuditLog>,
+    dir: PathBuf,
+    db: Mutex<SqliteAuditIndex>,
     progress: Mutex<Progress>,
     changed: Condvar,
 }
 
 impl Index {
-    /// Opens the index of the log in `dir` (rebuilding it when it is ahead of the log or
-    /// does not open) and starts its indexer thread, which follows the log from its tail.
+    /// Opens the index of the log in `dir` (rebuilding it when it does not open, is ahead of
+    /// the log or does not match it) and starts its indexer thread, which follows the log
+    /// from its tail.
     pub fn start(dir: &Path, log_tail: i64) -> anyhow::Result<Arc<Self>> {
         let path = dir.join("index.db");
         crate::data_dir::create_private_file(&path)?;
-        let mut db = match SqliteAuditLog::open_index(&path) {
+        let mut db = match SqliteAuditIndex::open(&path) {
             Ok(db) => db,
             Err(e) => {
                 tracing::warn!(error = %e, "the audit index does not open; rebuilding it from the segments");
                 remove_index(&path)?;
                 crate::data_dir::create_private_file(&path)?;
-                SqliteAuditLog::open_index(&path)?
+                SqliteAuditIndex::open(&path)?
             }
         };
         let mut indexed = db.indexed_through()?;
-        if indexed > log_tail {
+        if indexed > log_tail || !matches_log(&mut db, dir, indexed)? {
             tracing::warn!(
                 indexed,
                 log_tail,
-                "the audit index is ahead of the log; rebuilding it"
+                "the audit index does not match the log; rebuilding it"
             );
-            db.forget_through(i64::MAX)?;
+            drop(db);
+            remove_index(&path)?;
+            crate::data_dir::create_private_file(&path)?;
+            db = SqliteAuditIndex::open(&path)?;
             indexed = 0;
         }
         let index = Arc::new(Self {
+            dir: dir.to_owned(),
             db: Mutex::new(db),
             progress: Mutex::new(Progress {
                 durable: log_tail,
@@ -86,10 +107,22 @@ impl Index {
         Ok(index)
     }
 
-    /// Tells the indexer that events up to `seq` are durable.
-    pub fn durable(&self, seq: i64) {
+    /// Tells the indexer that the events of `entries` (in sequence order, the newest
+    /// durable events) are durable, handing it their entries.
+    pub fn durable(&self, entries: Vec<IndexEntry>) {
+        let Some(last) = entries.last().map(|e| e.seq) else {
+            return;
+        };
         if let Ok(mut p) = self.progress.lock() {
-            p.durable = p.durable.max(seq);
+            p.durable = p.durable.max(last);
+            let follows = match p.pending.back() {
+                Some(back) => entries.first().is_some_and(|e| e.seq == back.seq + 1),
+                None => true,
+            };
+            // Beyond the bound, or after a gap, the indexer reads these from the segments.
+            if follows && p.pending.len() + entries.len() <= PENDING_MAX {
+                p.pending.extend(entries);
+            }
         }
         self.changed.notify_all();
     }
@@ -134,15 +167,49 @@ impl Index {
         }
     }
 
-    /// Looks events up (blocking): after [`Index::catch_up`], newest first.
+    /// Looks events up (blocking): after [`Index::catch_up`], newest first, each read from
+    /// its segment. An event whose segment retention removed meanwhile is left out.
     pub fn lookup(&self, query: &AuditQuery) -> keyhold_store::Result<Vec<AuditRow>> {
         self.catch_up();
-        let mut db = self
+        let hits = self
             .db
             .lock()
-            .map_err(|_| keyhold_store::StoreError::Corrupt("the audit index lock is poisoned"))?;
-        db.lookup(query)
+            .map_err(|_| StoreError::Corrupt("the audit index lock is poisoned"))?
+            .lookup(query)?;
+        let mut reader = EventReader::new(&self.dir);
+        let mut rows = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let Some(row) = reader.read(hit.location)? else {
+                continue;
+            };
+            if row.seq != hit.seq {
+                return Err(StoreError::Corrupt(
+                    "the audit index does not match the log (rebuild it with `keyhold audit reindex`)",
+                ));
+            }
+            rows.push(row);
+        }
+        Ok(rows)
     }
+}
+
+/// Whether the index's oldest and newest entries point at those events in the log (a trail
+/// put back from a copy, or rewritten, leaves an index that points elsewhere).
+fn matches_log(db: &mut SqliteAuditIndex, dir: &Path, indexed: i64) -> anyhow::Result<bool> {
+    if indexed == 0 {
+        return Ok(true);
+    }
+    let mut reader = EventReader::new(dir);
+    for seq in [db.indexed_from()?, indexed] {
+        let Some(location) = db.location(seq)? else {
+            return Ok(false);
+        };
+        match reader.read(location) {
+            Ok(Some(row)) if row.seq == seq => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 fn remove_index(path: &Path) -> anyhow::Result<()> {
@@ -157,15 +224,23 @@ fn remove_index(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The indexer: waits for durable events the index lacks, reads them from the log, adds
-/// them; ends when the index is closed or dropped.
+/// What the indexer does next.
+enum Work {
+    /// Add these entries (handed over in memory).
+    Add(Vec<IndexEntry>),
+    /// Read events after `from`, up to `to`, from the segments and add them.
+    Read { from: i64, to: i64 },
+}
+
+/// The indexer: waits for durable events the index lacks, adds them (from memory, or read
+/// from the log); ends when the index is closed or dropped.
 fn run(index: &std::sync::Weak<Index>, mut log: SegmentLog) {
     lower_priority();
     loop {
         let Some(index) = index.upgrade() else {
             return;
         };
-        let (from, to, prune) = {
+        let (work, prune) = {
             let Ok(mut p) = index.progress.lock() else {
                 return;
             };
@@ -179,11 +254,8 @@ fn run(index: &std::sync::Weak<Index>, mut log: SegmentLog) {
             if p.closed {
                 return;
             }
-            if p.indexed >= p.durable && p.pruned_through == 0 {
-                continue;
-            }
             let prune = std::mem::take(&mut p.pruned_through);
-            (p.indexed, p.durable, prune)
+            (next_work(&mut p), prune)
         };
         if prune > 0 {
             if let Ok(mut db) = index.db.lock()
@@ -193,13 +265,17 @@ fn run(index: &std::sync::Weak<Index>, mut log: SegmentLog) {
             }
             let _ = log.refresh();
         }
-        if from >= to {
-            continue;
-        }
-        match index_page(&index, &mut log, from, to) {
+        let result = match work {
+            None => continue,
+            Some(Work::Add(entries)) => {
+                add(&index, &entries).map(|()| entries.last().map(|e| e.seq))
+            }
+            Some(Work::Read { from, to }) => read_and_add(&index, &mut log, from, to),
+        };
+        match result {
             Ok(Some(last)) => {
                 if let Ok(mut p) = index.progress.lock() {
-                    p.indexed = last;
+                    p.indexed = p.indexed.max(last);
                 }
                 index.changed.notify_all();
             }
@@ -220,6 +296,29 @@ fn run(index: &std::sync::Weak<Index>, mut log: SegmentLog) {
     }
 }
 
+/// The next page to index: the entries waiting in memory when they follow the index,
+/// else the events up to them (or up to the durable tail) read from the log.
+fn next_work(p: &mut Progress) -> Option<Work> {
+    while p.pending.front().is_some_and(|e| e.seq <= p.indexed) {
+        p.pending.pop_front();
+    }
+    match p.pending.front().map(|e| e.seq) {
+        Some(first) if first == p.indexed + 1 => {
+            let n = p.pending.len().min(PAGE);
+            Some(Work::Add(p.pending.drain(..n).collect()))
+        }
+        Some(first) => Some(Work::Read {
+            from: p.indexed,
+            to: first - 1,
+        }),
+        None if p.durable > p.indexed => Some(Work::Read {
+            from: p.indexed,
+            to: p.durable,
+        }),
+        None => None,
+    }
+}
+
 /// The index is derived and may lag: its thread yields the CPU to requests (nice 10) when
 /// the machine is busy, and catches up when it is not.
 fn lower_priority() {
@@ -229,30 +328,48 @@ fn lower_priority() {
     }
 }
 
-/// Indexes up to [`PAGE`] events after `from` (not beyond `to`); the newest indexed.
-fn index_page(
+fn add(index: &Index, entries: &[IndexEntry]) -> anyhow::Result<()> {
+    let mut db = index
+        .db
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the audit index lock is poisoned"))?;
+    db.add(entries)?;
+    Ok(())
+}
+
+/// Reads up to [`PAGE`] events after `from` (not beyond `to`) from the log and indexes
+/// them; the newest indexed.
+fn read_and_add(
     index: &Index,
     log: &mut SegmentLog,
     from: i64,
     to: i64,
 ) -> anyhow::Result<Option<i64>> {
-    let mut rows = Vec::with_capacity(PAGE.min(usize::try_from(to - from).unwrap_or(PAGE)));
-    log.scan(from + 1, |row| {
+    let entries = read_entries(log, from, to, PAGE)?;
+    let Some(last) = entries.last().map(|e| e.seq) else {
+        return Ok(None);
+    };
+    add(index, &entries)?;
+    Ok(Some(last))
+}
+
+/// The entries of up to `limit` events after `from`, not beyond `to`, read from the log.
+fn read_entries(
+    log: &mut SegmentLog,
+    from: i64,
+    to: i64,
+    limit: usize,
+) -> anyhow::Result<Vec<IndexEntry>> {
+    let mut entries =
+        Vec::with_capacity(limit.min(usize::try_from(to.saturating_sub(from)).unwrap_or(limit)));
+    log.scan_located(from + 1, |row, location| {
         if row.seq > to {
             return false;
         }
-        rows.push(row);
-        rows.len() < PAGE
+        entries.push(IndexEntry::new(row, location));
+        entries.len() < limit
     })?;
-    let Some(last) = rows.last().map(|r| r.seq) else {
-        return Ok(None);
-    };
-    let mut db = index
-        .db
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the audit index lock is poisoned"))?;
-    db.index(&rows)?;
-    Ok(Some(last))
+    Ok(entries)
 }
 
 /// Rebuilds the index of the trail in `dir` from its segments (`keyhold audit reindex`,
@@ -261,18 +378,18 @@ pub fn rebuild(dir: &Path) -> anyhow::Result<usize> {
     let path = dir.join("index.db");
     remove_index(&path)?;
     crate::data_dir::create_private_file(&path)?;
-    let mut db = SqliteAuditLog::open_index(&path)?;
+    let mut db = SqliteAuditIndex::open(&path)?;
     let mut log = SegmentLog::open(dir, Mode::Read)
         .with_context(|| format!("opening the audit log in {}", dir.display()))?;
     let mut total = 0;
     let mut after = 0;
     loop {
-        let rows = keyhold_store::audit::AuditLog::events_after(&mut log, after, PAGE)?;
-        let Some(last) = rows.last().map(|r| r.seq) else {
+        let entries = read_entries(&mut log, after, i64::MAX, PAGE)?;
+        let Some(last) = entries.last().map(|e| e.seq) else {
             return Ok(total);
         };
-        db.index(&rows)?;
-        total += rows.len();
+        db.add(&entries)?;
+        total += entries.len();
         after = last;
     }
 }

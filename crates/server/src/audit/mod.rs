@@ -25,12 +25,10 @@ pub mod rejection;
 pub mod trail;
 pub mod verify;
 
-use std::sync::Mutex;
-
-use keyhold_proto::{ApiError, CommonError};
-use tokio::sync::oneshot;
+use std::sync::{Arc, Mutex};
 
 use crate::context::{AuditNotes, RequestContext};
+use keyhold_proto::{ApiError, CommonError};
 
 /// Converts a trail of the first format (`audit.db`) at `legacy` into a segment log at
 /// `dir`, unless `dir` holds one already (see [`legacy`]).
@@ -112,21 +110,43 @@ pub struct LastSuccess {
     pub time_ms: i64,
 }
 
-/// The durability receipts of one request's audit events.
+/// The durability receipts of one request's audit events: the tickets of its events (see
+/// [`Durability`]), awaited together before the response goes out.
 #[derive(Debug, Default)]
 pub struct Receipts {
-    pending: Mutex<Vec<oneshot::Receiver<bool>>>,
+    waiting: Mutex<Option<Waiting>>,
     failed: std::sync::atomic::AtomicBool,
 }
 
+#[derive(Debug)]
+struct Waiting {
+    durability: Arc<Durability>,
+    /// The first and last ticket of the request's events.
+    first: u64,
+    last: u64,
+}
+
 impl Receipts {
-    /// Expects a receipt: `true` once the event is durable, `false` if it was lost.
-    pub fn expect(&self) -> oneshot::Sender<bool> {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.push(rx);
+    /// Expects the event with `ticket` of `durability` to be made durable.
+    pub fn expect(&self, durability: &Arc<Durability>, ticket: u64) {
+        let Ok(mut waiting) = self.waiting.lock() else {
+            return self.fail();
+        };
+        match waiting.as_mut() {
+            None => {
+                *waiting = Some(Waiting {
+                    durability: durability.clone(),
+                    first: ticket,
+                    last: ticket,
+                });
+            }
+            Some(w) if Arc::ptr_eq(&w.durability, durability) => {
+                w.first = w.first.min(ticket);
+                w.last = w.last.max(ticket);
+            }
+            // One request's events all go to one trail.
+            Some(_) => self.fail(),
         }
-        tx
     }
 
     /// Marks that an event could not even be handed to the trail.
@@ -137,16 +157,101 @@ impl Receipts {
 
     /// Waits until every event of the request is durable; an error if one was not recorded.
     pub async fn wait(&self) -> Result<(), ApiError> {
-        let pending = self
-            .pending
-            .lock()
-            .map(|mut p| std::mem::take(&mut *p))
-            .unwrap_or_default();
+        let waiting = self.waiting.lock().ok().and_then(|mut w| w.take());
         let mut ok = !self.failed.load(std::sync::atomic::Ordering::Relaxed);
-        for rx in pending {
-            ok &= rx.await.unwrap_or(false);
+        if let Some(w) = waiting {
+            ok &= w.durability.wait(w.first, w.last).await;
         }
         if ok { Ok(()) } else { Err(unavailable()) }
+    }
+}
+
+/// Which events are durable, by ticket: every event handed to the trail gets the next
+/// ticket, and the trail resolves tickets in that order — a batch's all at once, when its
+/// `fdatasync` returns (or fails). One watched counter replaces a channel per event: a
+/// request waits until the counter passes its last ticket, then checks that none of its
+/// tickets is among the failed ones.
+#[derive(Debug)]
+pub struct Durability {
+    resolved: tokio::sync::watch::Sender<Resolved>,
+    failed: Mutex<FailedTickets>,
+}
+
+/// How far tickets are resolved.
+#[derive(Clone, Copy, Debug, Default)]
+struct Resolved {
+    /// Every ticket up to this one is resolved (durable, or failed).
+    through: u64,
+    /// The trail stopped: tickets after `through` never will be.
+    closed: bool,
+}
+
+/// The failed ticket ranges (only while the trail cannot write). Bounded: when ranges are
+/// dropped, every ticket up to `floor` counts as failed (a late waiter is refused rather
+/// than told an event is durable that may not be).
+#[derive(Debug, Default)]
+struct FailedTickets {
+    ranges: std::collections::VecDeque<(u64, u64)>,
+    floor: u64,
+}
+
+const FAILED_RANGES: usize = 4096;
+
+impl Default for Durability {
+    fn default() -> Self {
+        Self {
+            resolved: tokio::sync::watch::Sender::new(Resolved::default()),
+            failed: Mutex::default(),
+        }
+    }
+}
+
+impl Durability {
+    /// Tickets up to `through` are resolved: durable if `ok`, else the ones after the last
+    /// resolution failed. Called in ticket order.
+    pub fn resolve(&self, through: u64, ok: bool) {
+        let before = self.resolved.borrow().through;
+        if through <= before {
+            return;
+        }
+        if !ok && let Ok(mut failed) = self.failed.lock() {
+            match failed.ranges.back_mut() {
+                Some(last) if last.1 == before => last.1 = through,
+                _ => failed.ranges.push_back((before + 1, through)),
+            }
+            while failed.ranges.len() > FAILED_RANGES {
+                if let Some((_, end)) = failed.ranges.pop_front() {
+                    failed.floor = failed.floor.max(end);
+                }
+            }
+        }
+        self.resolved
+            .send_modify(|r| r.through = r.through.max(through));
+    }
+
+    /// The trail stopped: no ticket not yet resolved ever will be.
+    pub fn close(&self) {
+        self.resolved.send_modify(|r| r.closed = true);
+    }
+
+    /// Waits until tickets `first..=last` are resolved; whether all are durable.
+    async fn wait(&self, first: u64, last: u64) -> bool {
+        let mut rx = self.resolved.subscribe();
+        let through = match rx.wait_for(|r| r.through >= last || r.closed).await {
+            Ok(r) => r.through,
+            Err(_) => return false,
+        };
+        if through < last {
+            return false;
+        }
+        let Ok(failed) = self.failed.lock() else {
+            return false;
+        };
+        first > failed.floor
+            && !failed
+                .ranges
+                .iter()
+                .any(|&(lo, hi)| lo <= last && first <= hi)
     }
 }
 
@@ -156,4 +261,78 @@ pub fn unavailable() -> ApiError {
         CommonError::ServiceUnavailable,
         "The audit trail cannot record this call, so Keyhold refuses to serve it. Retry later.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipts(durability: &Arc<Durability>, tickets: &[u64]) -> Receipts {
+        let r = Receipts::default();
+        for &t in tickets {
+            r.expect(durability, t);
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn a_request_is_answered_once_all_its_tickets_are_durable_and_refused_if_one_failed() {
+        let d = Arc::new(Durability::default());
+        let ok = receipts(&d, &[1, 3]);
+        let failed = receipts(&d, &[4, 6]);
+        let later = receipts(&d, &[7]);
+        let waiting = tokio::spawn({
+            let d = d.clone();
+            async move {
+                let r = receipts(&d, &[2, 3]);
+                r.wait().await
+            }
+        });
+        d.resolve(2, true);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "ticket 3 is not resolved yet");
+        d.resolve(3, true);
+        assert!(waiting.await.unwrap().is_ok());
+        assert!(ok.wait().await.is_ok());
+        d.resolve(5, false); // tickets 4 and 5 failed
+        d.resolve(7, true);
+        assert!(failed.wait().await.is_err(), "ticket 4 failed");
+        assert!(later.wait().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn tickets_the_trail_never_resolves_fail_when_it_stops() {
+        let d = Arc::new(Durability::default());
+        d.resolve(1, true);
+        let done = receipts(&d, &[1]);
+        let stranded = receipts(&d, &[2]);
+        d.close();
+        assert!(done.wait().await.is_ok());
+        assert!(stranded.wait().await.is_err());
+        let nothing = Receipts::default();
+        assert!(
+            nothing.wait().await.is_ok(),
+            "a call without events waits for nothing"
+        );
+        nothing.fail();
+        assert!(nothing.wait().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_late_waiter_below_forgotten_failures_is_refused_rather_than_passed() {
+        let d = Arc::new(Durability::default());
+        d.resolve(1, true);
+        let early = receipts(&d, &[1]);
+        // More separate failures than the failed list keeps.
+        let mut t = 1;
+        for _ in 0..FAILED_RANGES + 10 {
+            t += 1;
+            d.resolve(t, false);
+            t += 1;
+            d.resolve(t, true);
+        }
+        assert!(early.wait().await.is_err());
+        let fresh = receipts(&d, &[t]);
+        assert!(fresh.wait().await.is_ok());
+    }
 }

@@ -9,9 +9,12 @@
 //! A service event (`eventType` `AwsServiceEvent`) has the service as its identity, no
 //! request or response, and says what happened in `serviceEventDetails`.
 
+use std::borrow::Cow;
+
 use keyhold_proto::route::{Operation, Service};
 use keyhold_proto::{ApiError, Timestamp};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{AuditEvent, ServiceEvent};
 use crate::context::{PrincipalKind, RequestContext};
@@ -42,67 +45,52 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
     let now = Timestamp::now();
     let event_id = uuid::Uuid::new_v4().to_string();
     let read_only = is_read_only(op);
-    let username = username(ctx);
-    let mut record = Map::new();
-    record.insert("eventVersion".into(), "1.09".into());
-    record.insert("userIdentity".into(), user_identity(ctx));
-    record.insert("eventTime".into(), now.to_iso8601_seconds().into());
-    record.insert("eventSource".into(), op.service().event_source().into());
-    record.insert("eventName".into(), op.name().into());
-    record.insert("awsRegion".into(), ctx.scope.region.clone().into());
-    let (source_ip, user_agent) = match &ctx.via_service {
-        Some(_) => (ctx.user_agent.clone(), ctx.user_agent.clone()),
-        None => (ctx.source_ip.to_string(), ctx.user_agent.clone()),
+    let source_ip = match &ctx.via_service {
+        Some(_) => Cow::Borrowed(ctx.user_agent.as_str()),
+        None => Cow::Owned(ctx.source_ip.to_string()),
     };
-    record.insert("sourceIPAddress".into(), source_ip.into());
-    record.insert("userAgent".into(), user_agent.into());
-    if let Some(error) = event.error {
-        record.insert("errorCode".into(), error_code(op, error).into());
-        if let Some(message) = error.message() {
-            record.insert("errorMessage".into(), message.into());
-        }
-    }
-    record.insert(
-        "requestParameters".into(),
-        event
-            .notes
-            .request_parameters
-            .clone()
-            .unwrap_or(Value::Null),
-    );
     // `read_only` covers KMS's cryptographic operations too: AWS writes null for both.
     let response = match (event.error, read_only) {
-        (None, false) => event.notes.response_elements.clone().unwrap_or(Value::Null),
-        _ => Value::Null,
+        (None, false) => event.notes.response_elements.as_ref(),
+        _ => None,
     };
-    record.insert("responseElements".into(), response);
-    record.insert("requestID".into(), ctx.request_id.clone().into());
-    record.insert("eventID".into(), event_id.clone().into());
-    record.insert("readOnly".into(), read_only.into());
     let resources: Vec<(String, String)> = event
         .notes
         .resources
         .iter()
         .map(|(t, arn)| ((*t).to_owned(), arn.clone()))
         .collect();
-    if !resources.is_empty() {
-        let list: Vec<Value> = resources
-            .iter()
-            .map(|(t, arn)| json!({"accountId": arn_account(arn).unwrap_or(&ctx.scope.account), "type": t, "ARN": arn}))
-            .collect();
-        record.insert("resources".into(), Value::Array(list));
-    }
-    record.insert("eventType".into(), "AwsApiCall".into());
-    record.insert("managementEvent".into(), true.into());
     let recipient = resources
         .first()
         .and_then(|(_, arn)| arn_account(arn))
         .unwrap_or(&ctx.scope.account)
         .to_owned();
-    record.insert("recipientAccountId".into(), recipient.clone().into());
-    record.insert("eventCategory".into(), "Management".into());
+    let record = Record {
+        event_version: "1.09",
+        user_identity: user_identity(ctx),
+        event_time: now.to_iso8601_seconds(),
+        event_source: op.service().event_source(),
+        event_name: op.name(),
+        aws_region: &ctx.scope.region,
+        source_ip_address: &source_ip,
+        user_agent: &ctx.user_agent,
+        error_code: event.error.map(|e| error_code(op, e)),
+        error_message: event.error.and_then(ApiError::message),
+        request_parameters: event.notes.request_parameters.as_ref(),
+        response_elements: response,
+        request_id: Some(&ctx.request_id),
+        event_id: &event_id,
+        read_only,
+        resources: resource_refs(&resources, &ctx.scope.account),
+        event_type: "AwsApiCall",
+        management_event: true,
+        recipient_account_id: &recipient,
+        service_event_details: None,
+        event_category: "Management",
+    };
+    let text = to_text(&record);
     Pending {
-        text: Value::Object(record).to_string(),
+        text,
         account: ctx.caller.account.clone(),
         recipient_account: recipient,
         region: ctx.scope.region.clone(),
@@ -111,7 +99,7 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
         event_name: op.name().to_owned(),
         event_source: op.service().event_source().to_owned(),
         read_only,
-        username,
+        username: username(ctx),
         access_key_id: ctx.caller.access_key_id.clone(),
         resources,
     }
@@ -128,36 +116,36 @@ pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
         .iter()
         .map(|(t, arn)| ((*t).to_owned(), arn.clone()))
         .collect();
-    let mut record = Map::new();
-    record.insert("eventVersion".into(), "1.09".into());
-    record.insert(
-        "userIdentity".into(),
-        json!({"accountId": event.account, "invokedBy": event.invoked_by}),
-    );
-    record.insert("eventTime".into(), now.to_iso8601_seconds().into());
-    record.insert("eventSource".into(), event.source.into());
-    record.insert("eventName".into(), event.name.into());
-    record.insert("awsRegion".into(), event.region.into());
-    record.insert("sourceIPAddress".into(), event.invoked_by.into());
-    record.insert("userAgent".into(), event.invoked_by.into());
-    record.insert("requestParameters".into(), Value::Null);
-    record.insert("responseElements".into(), Value::Null);
-    record.insert("eventID".into(), event_id.clone().into());
-    record.insert("readOnly".into(), false.into());
-    if !resources.is_empty() {
-        let list: Vec<Value> = resources
-            .iter()
-            .map(|(t, arn)| json!({"accountId": arn_account(arn).unwrap_or(event.account), "type": t, "ARN": arn}))
-            .collect();
-        record.insert("resources".into(), Value::Array(list));
-    }
-    record.insert("eventType".into(), "AwsServiceEvent".into());
-    record.insert("managementEvent".into(), true.into());
-    record.insert("recipientAccountId".into(), event.account.into());
-    record.insert("serviceEventDetails".into(), event.details);
-    record.insert("eventCategory".into(), "Management".into());
+    let record = Record {
+        event_version: "1.09",
+        user_identity: Identity {
+            account_id: event.account,
+            invoked_by: Some(Cow::Borrowed(event.invoked_by)),
+            ..Identity::default()
+        },
+        event_time: now.to_iso8601_seconds(),
+        event_source: event.source,
+        event_name: event.name,
+        aws_region: event.region,
+        source_ip_address: event.invoked_by,
+        user_agent: event.invoked_by,
+        error_code: None,
+        error_message: None,
+        request_parameters: None,
+        response_elements: None,
+        request_id: None,
+        event_id: &event_id,
+        read_only: false,
+        resources: resource_refs(&resources, event.account),
+        event_type: "AwsServiceEvent",
+        management_event: true,
+        recipient_account_id: event.account,
+        service_event_details: Some(&event.details),
+        event_category: "Management",
+    };
+    let text = to_text(&record);
     Pending {
-        text: Value::Object(record).to_string(),
+        text,
         account: event.account.to_owned(),
         recipient_account: event.account.to_owned(),
         region: event.region.to_owned(),
@@ -172,59 +160,148 @@ pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
     }
 }
 
-fn user_identity(ctx: &RequestContext) -> Value {
+/// The record as CloudTrail writes it, serialized straight to text (no intermediate
+/// `Value`s, borrowing what the request already holds).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Record<'a> {
+    event_version: &'static str,
+    user_identity: Identity<'a>,
+    event_time: String,
+    event_source: &'a str,
+    event_name: &'a str,
+    aws_region: &'a str,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: &'a str,
+    user_agent: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<&'a str>,
+    request_parameters: Option<&'a Value>,
+    response_elements: Option<&'a Value>,
+    #[serde(rename = "requestID", skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(rename = "eventID")]
+    event_id: &'a str,
+    read_only: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    resources: Vec<ResourceRef<'a>>,
+    event_type: &'static str,
+    management_event: bool,
+    recipient_account_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_event_details: Option<&'a Value>,
+    event_category: &'static str,
+}
+
+/// `userIdentity`: the caller (a call) or the acting service (a service event).
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_context: Option<SessionContext<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arn: Option<&'a str>,
+    account_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invoked_by: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionContext<'a> {
+    session_issuer: SessionIssuer<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionIssuer<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    principal_id: &'a str,
+    arn: &'a str,
+    account_id: &'a str,
+    user_name: &'a str,
+}
+
+#[derive(Serialize)]
+struct ResourceRef<'a> {
+    #[serde(rename = "accountId")]
+    account_id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(rename = "ARN")]
+    arn: &'a str,
+}
+
+fn to_text(record: &Record<'_>) -> String {
+    // Serializing borrowed strings and `Value`s cannot fail.
+    serde_json::to_string(record).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// The `resources` of a record: each ARN with its account (or `account` for ARNs without
+/// one).
+fn resource_refs<'a>(resources: &'a [(String, String)], account: &'a str) -> Vec<ResourceRef<'a>> {
+    resources
+        .iter()
+        .map(|(kind, arn)| ResourceRef {
+            account_id: arn_account(arn).unwrap_or(account),
+            kind,
+            arn,
+        })
+        .collect()
+}
+
+fn user_identity(ctx: &RequestContext) -> Identity<'_> {
     let caller = &ctx.caller;
-    let mut identity = Map::new();
+    let mut identity = Identity {
+        arn: Some(&caller.arn),
+        account_id: &caller.account,
+        access_key_id: caller.access_key_id.as_deref(),
+        invoked_by: ctx.via_service.as_deref().map(|via| {
+            let service = via.split('.').next().unwrap_or_default();
+            Cow::Owned(format!("{service}.amazonaws.com"))
+        }),
+        ..Identity::default()
+    };
     match &caller.kind {
         PrincipalKind::Root => {
-            identity.insert("type".into(), "Root".into());
-            identity.insert("principalId".into(), caller.account.clone().into());
+            identity.kind = Some("Root");
+            identity.principal_id = Some(Cow::Borrowed(&caller.account));
         }
-        PrincipalKind::User { user_id, .. } => {
-            identity.insert("type".into(), "IAMUser".into());
-            identity.insert("principalId".into(), user_id.clone().into());
+        PrincipalKind::User { user_id, name } => {
+            identity.kind = Some("IAMUser");
+            identity.principal_id = Some(Cow::Borrowed(user_id));
+            identity.user_name = Some(name);
         }
         PrincipalKind::AssumedRole {
             role_arn,
             role_id,
             session_name,
         } => {
-            identity.insert("type".into(), "AssumedRole".into());
-            identity.insert(
-                "principalId".into(),
-                format!("{role_id}:{session_name}").into(),
-            );
-            let role_name = role_arn.rsplit('/').next().unwrap_or_default();
-            identity.insert(
-                "sessionContext".into(),
-                json!({
-                    "sessionIssuer": {
-                        "type": "Role",
-                        "principalId": role_id,
-                        "arn": role_arn,
-                        "accountId": caller.account,
-                        "userName": role_name,
-                    }
-                }),
-            );
+            identity.kind = Some("AssumedRole");
+            identity.principal_id = Some(Cow::Owned(format!("{role_id}:{session_name}")));
+            identity.session_context = Some(SessionContext {
+                session_issuer: SessionIssuer {
+                    kind: "Role",
+                    principal_id: role_id,
+                    arn: role_arn,
+                    account_id: &caller.account,
+                    user_name: role_arn.rsplit('/').next().unwrap_or_default(),
+                },
+            });
         }
     }
-    identity.insert("arn".into(), caller.arn.clone().into());
-    identity.insert("accountId".into(), caller.account.clone().into());
-    if let Some(key) = &caller.access_key_id {
-        identity.insert("accessKeyId".into(), key.clone().into());
-    }
-    if let PrincipalKind::User { name, .. } = &caller.kind {
-        identity.insert("userName".into(), name.clone().into());
-    }
-    if let Some(via) = &ctx.via_service {
-        let service = via.split('.').next().unwrap_or_default();
-        identity.insert(
-            "invokedBy".into(),
-            format!("{service}.amazonaws.com").into(),
-        );
-    }
-    Value::Object(identity)
+    identity
 }
 
 /// CloudTrail's `Username` of a caller: the root user is `root`, a session its role's name.

@@ -14,25 +14,26 @@
 //! `ServiceUnavailable`, new calls are refused until a write succeeds again, and the health
 //! endpoint says why.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use keyhold_crypto::seal::DomainKey;
 use keyhold_crypto::signing::SigningKey;
 use keyhold_proto::{ApiError, Timestamp};
-use keyhold_store::audit::{AuditAnchor, AuditLog, AuditRow, DigestRow, PRUNE_RECORD};
-use keyhold_store::segment::{self, Mode, SegmentLog};
+use keyhold_store::audit::{AuditAnchor, AuditLog, AuditRow, DigestRow, IndexEntry, PRUNE_RECORD};
+use keyhold_store::segment::{self, Location, Mode, SegmentLog};
 use tokio::sync::oneshot;
 
 use super::anchor::{self, Anchor, Signed};
 use super::chain::{self, DigestDocument, GENESIS, PruneDocument};
 use super::index::Index;
 use super::record::{self, Pending};
-use super::{AuditEvent, Auditor, ServiceEvent, unavailable};
+use super::{AuditEvent, Auditor, Durability, ServiceEvent, unavailable};
 
 /// Whether a response waits for its audit event to be durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -90,9 +91,126 @@ impl Default for TrailConfig {
 }
 
 enum Msg {
-    Event(Box<Pending>, Option<oneshot::Sender<bool>>),
+    /// An event and its ticket (see [`Durability`]).
+    Event(Box<Pending>, u64),
     /// Writes a digest now if any event is not covered; answers when done.
     Seal(oneshot::Sender<()>),
+}
+
+/// The queue from requests to the writer. Events take their tickets under its lock, so the
+/// writer meets them in ticket order and resolves tickets in order.
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Signalled when the writer waits and something arrives.
+    ready: Condvar,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Msg>,
+    /// Events in `items`.
+    events: usize,
+    /// The last ticket handed out.
+    ticket: u64,
+    /// The writer is waiting on `ready`.
+    writer_waits: bool,
+    /// The trail was dropped: the writer finishes what is queued and stops.
+    closed: bool,
+}
+
+/// What the writer found in the queue.
+enum Next {
+    Items(VecDeque<Msg>),
+    Timeout,
+    Closed,
+}
+
+impl Queue {
+    /// Queues an event; its ticket, or `None` when the queue is full or closed.
+    fn push(&self, pending: Box<Pending>) -> Option<u64> {
+        let mut q = self.state.lock().ok()?;
+        if q.events >= self.capacity || q.closed {
+            return None;
+        }
+        q.ticket += 1;
+        let ticket = q.ticket;
+        q.items.push_back(Msg::Event(pending, ticket));
+        q.events += 1;
+        let wake = std::mem::take(&mut q.writer_waits);
+        drop(q);
+        if wake {
+            self.ready.notify_one();
+        }
+        Some(ticket)
+    }
+
+    fn push_seal(&self, done: oneshot::Sender<()>) -> bool {
+        let Ok(mut q) = self.state.lock() else {
+            return false;
+        };
+        if q.closed {
+            return false;
+        }
+        q.items.push_back(Msg::Seal(done));
+        let wake = std::mem::take(&mut q.writer_waits);
+        drop(q);
+        if wake {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    fn close(&self) {
+        if let Ok(mut q) = self.state.lock() {
+            q.closed = true;
+        }
+        self.ready.notify_one();
+    }
+
+    /// Takes up to [`BATCH`] events (and stops after a seal), waiting at most `wait`.
+    fn take(&self, wait: Duration) -> Next {
+        let Ok(mut q) = self.state.lock() else {
+            return Next::Closed;
+        };
+        let deadline = Instant::now() + wait;
+        while q.items.is_empty() {
+            if q.closed {
+                return Next::Closed;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Next::Timeout;
+            }
+            q.writer_waits = true;
+            q = match self.ready.wait_timeout(q, left) {
+                Ok((q, _)) => q,
+                Err(_) => return Next::Closed,
+            };
+            q.writer_waits = false;
+        }
+        let mut n = 0;
+        let mut events = 0;
+        for item in &q.items {
+            n += 1;
+            match item {
+                Msg::Event(..) => {
+                    events += 1;
+                    if events >= BATCH {
+                        break;
+                    }
+                }
+                Msg::Seal(_) => break,
+            }
+        }
+        q.events -= events;
+        let taken = if n == q.items.len() {
+            std::mem::take(&mut q.items)
+        } else {
+            q.items.drain(..n).collect()
+        };
+        Next::Items(taken)
+    }
 }
 
 /// Whether the trail can be written.
@@ -142,7 +260,8 @@ impl Health {
 
 /// The audit trail of a data directory.
 pub struct AuditTrail {
-    tx: SyncSender<Msg>,
+    queue: Arc<Queue>,
+    durability: Arc<Durability>,
     rejections: super::rejection::Limiter,
     rejections_account: String,
     mode: AuditMode,
@@ -175,7 +294,12 @@ impl AuditTrail {
         let key = signing_key(&mut log, domain)?;
         let index = Index::start(dir, log.tail().map_or(0, |(seq, _)| seq))?;
         let health = Arc::new(Health::default());
-        let (tx, rx) = sync_channel(config.queue_capacity.max(1));
+        let durability = Arc::new(Durability::default());
+        let queue = Arc::new(Queue {
+            state: Mutex::default(),
+            ready: Condvar::new(),
+            capacity: config.queue_capacity.max(1),
+        });
         let mut writer = Writer::new(
             log,
             key,
@@ -183,14 +307,17 @@ impl AuditTrail {
             health.clone(),
             Some(anchor),
             index.clone(),
+            durability.clone(),
         )
         .with_context(|| format!("opening the audit trail in {}", dir.display()))?;
+        let writer_queue = queue.clone();
         std::thread::Builder::new()
             .name("keyhold-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(&writer_queue))
             .context("starting the audit writer")?;
         Ok(Self {
-            tx,
+            queue,
+            durability,
             rejections: super::rejection::Limiter::new(config.rejection_limits),
             rejections_account: config.rejections_account.clone(),
             mode: config.mode,
@@ -211,7 +338,7 @@ impl AuditTrail {
     /// Writes a digest covering every event so far (returns once it is durable).
     pub async fn seal(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Seal(tx)).is_ok() {
+        if self.queue.push_seal(tx) {
             let _ = rx.await;
         }
     }
@@ -220,6 +347,13 @@ impl AuditTrail {
     /// covered by a digest when it returns. (The writer thread ends with the last handle.)
     pub async fn shutdown(&self) {
         self.seal().await;
+    }
+}
+
+impl Drop for AuditTrail {
+    /// The writer writes what is queued, seals it with a digest and stops.
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 
@@ -234,28 +368,25 @@ impl Auditor for AuditTrail {
     fn record(&self, event: AuditEvent<'_>) {
         let receipts = event.ctx.receipts();
         let pending = Box::new(record::build(event));
-        let receipt = match self.mode {
-            AuditMode::Durable => Some(receipts.expect()),
-            AuditMode::Spool => None,
-        };
-        match self.tx.try_send(Msg::Event(pending, receipt)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => receipts.fail(),
+        match self.queue.push(pending) {
+            Some(ticket) if self.mode == AuditMode::Durable => {
+                receipts.expect(&self.durability, ticket);
+            }
+            Some(_) => {}
+            None => receipts.fail(),
         }
     }
 
     fn record_service_event(&self, event: ServiceEvent<'_>) {
         let receipts = event.receipts;
         let pending = Box::new(record::build_service_event(event));
-        let receipt = match (self.mode, receipts) {
-            (AuditMode::Durable, Some(receipts)) => Some(receipts.expect()),
-            _ => None,
-        };
-        if self.tx.try_send(Msg::Event(pending, receipt)).is_err() {
-            match receipts {
-                Some(receipts) => receipts.fail(),
-                None => tracing::error!("the audit trail could not take a service event"),
+        match (self.queue.push(pending), receipts) {
+            (Some(ticket), Some(receipts)) if self.mode == AuditMode::Durable => {
+                receipts.expect(&self.durability, ticket);
             }
+            (Some(_), _) => {}
+            (None, Some(receipts)) => receipts.fail(),
+            (None, None) => tracing::error!("the audit trail could not take a service event"),
         }
     }
 
@@ -318,7 +449,7 @@ impl Auditor for AuditTrail {
         };
         let pending = super::rejection::build(&rejection, &self.rejections_account, suppressed);
         // Nothing waits for it: a full queue drops it (the trail is then failing anyway).
-        let _ = self.tx.try_send(Msg::Event(Box::new(pending), None));
+        let _ = self.queue.push(Box::new(pending));
     }
 }
 
@@ -387,7 +518,9 @@ struct Writer {
     /// The batch appended and handed to the syncer, not yet known durable.
     inflight: Option<Inflight>,
     syncer: SyncSender<SyncJob>,
-    synced: Receiver<Result<Duration, String>>,
+    synced: Receiver<Synced>,
+    /// Where the tickets of events are resolved.
+    durability: Arc<Durability>,
     /// While the trail cannot be written: when to try again, and the backoff.
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -399,40 +532,78 @@ struct Inflight {
     /// rewinds to.
     start_len: u64,
     prev_tail: Option<(i64, [u8; 32])>,
-    rows: Vec<AuditRow>,
+    /// The batch's events, and its newest event's sequence and hash.
+    events: usize,
+    last: (i64, [u8; 32]),
     /// The digest covering the batch, appended once the batch is durable.
     digest: Option<(DigestRow, String)>,
 }
 
-/// What the syncer makes durable: a segment up to what was written to it, and the
-/// receipts released once it is.
+/// What the syncer makes durable: a segment up to what was written to it. Once it is, the
+/// syncer hands the events' index entries to the index and resolves the batch's tickets.
 struct SyncJob {
     file: Arc<File>,
-    last_seq: i64,
-    receipts: Vec<oneshot::Sender<bool>>,
+    /// The events (given back to the writer if the sync fails) and where each is.
+    rows: Vec<AuditRow>,
+    segment: i64,
+    offsets: Vec<u64>,
+    /// The last ticket of the batch's events (none when it holds only retried events,
+    /// whose tickets were resolved when they failed).
+    through: Option<u64>,
 }
 
-/// The syncer: one `fdatasync` per job, then the job's receipts, then the index learns the
-/// events are durable, then the writer hears how it went.
-fn sync_loop(jobs: &Receiver<SyncJob>, done: &SyncSender<Result<Duration, String>>, index: &Index) {
+/// How a sync went.
+enum Synced {
+    Durable(Duration),
+    /// The reason, and the events, which the writer retries.
+    Failed(String, Vec<AuditRow>),
+}
+
+/// The syncer: one `fdatasync` per job; then the index learns the events are durable, then
+/// the batch's tickets are resolved (so a caller's lookup right after its answer finds its
+/// call), then the writer hears how it went.
+fn sync_loop(
+    jobs: &Receiver<SyncJob>,
+    done: &SyncSender<Synced>,
+    index: &Index,
+    durability: &Durability,
+) {
     for job in jobs {
         let started = Instant::now();
-        let result = segment::sync(&job.file);
-        let ok = result.is_ok();
-        for r in job.receipts {
-            let _ = r.send(ok);
-        }
-        if ok {
-            index.durable(job.last_seq);
-        }
-        let outcome = result.map(|()| started.elapsed()).map_err(|e| {
-            format!(
-                "{e}: {}",
-                std::error::Error::source(&e)
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            )
-        });
+        let outcome = match segment::sync(&job.file) {
+            Ok(()) => {
+                let elapsed = started.elapsed();
+                let entries = job
+                    .rows
+                    .into_iter()
+                    .zip(job.offsets)
+                    .map(|(row, offset)| {
+                        let location = Location {
+                            segment: job.segment,
+                            offset,
+                        };
+                        IndexEntry::new(row, location)
+                    })
+                    .collect();
+                index.durable(entries);
+                if let Some(through) = job.through {
+                    durability.resolve(through, true);
+                }
+                Synced::Durable(elapsed)
+            }
+            Err(e) => {
+                if let Some(through) = job.through {
+                    durability.resolve(through, false);
+                }
+                let reason = format!(
+                    "{e}: {}",
+                    std::error::Error::source(&e)
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                );
+                Synced::Failed(reason, job.rows)
+            }
+        };
         if done.send(outcome).is_err() {
             return;
         }
@@ -445,7 +616,8 @@ const RETRY_MAX: Duration = Duration::from_secs(1);
 
 const BATCH: usize = 4096;
 
-type Batch = Vec<(Box<Pending>, Option<oneshot::Sender<bool>>)>;
+/// Events taken from the queue, with their tickets.
+type Batch = Vec<(Box<Pending>, u64)>;
 
 impl Writer {
     fn new(
@@ -455,6 +627,7 @@ impl Writer {
         health: Arc<Health>,
         mut anchor: Option<Box<dyn AuditAnchor>>,
         index: Arc<Index>,
+        durability: Arc<Durability>,
     ) -> anyhow::Result<Self> {
         // The tail's hash is recomputed from its record, not taken from the stored hash.
         let (tail_seq, tail_hash) = match log.last_event()? {
@@ -500,9 +673,10 @@ impl Writer {
         let (syncer, jobs) = sync_channel::<SyncJob>(1);
         let (done, synced) = sync_channel(1);
         let sync_index = index.clone();
+        let sync_durability = durability.clone();
         std::thread::Builder::new()
             .name("keyhold-audit-sync".into())
-            .spawn(move || sync_loop(&jobs, &done, &sync_index))
+            .spawn(move || sync_loop(&jobs, &done, &sync_index, &sync_durability))
             .context("starting the audit syncer")?;
         Ok(Self {
             log,
@@ -528,12 +702,22 @@ impl Writer {
             inflight: None,
             syncer,
             synced,
+            durability,
             retry_at: None,
             backoff: RETRY_FIRST,
         })
     }
 
-    fn run(&mut self, rx: Receiver<Msg>) {
+    fn run(&mut self, queue: &Queue) {
+        // However the writer ends (even by a panic), tickets it will never resolve are
+        // failed, so no request waits forever.
+        struct CloseOnExit(Arc<Durability>);
+        impl Drop for CloseOnExit {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        let _close = CloseOnExit(self.durability.clone());
         loop {
             // While a batch is being synced, look for more work only briefly: the next batch
             // is linked and appended while the disk works, and an idle writer settles the
@@ -547,21 +731,19 @@ impl Writer {
                         .min(Duration::from_millis(500))
                 })
             };
-            match rx.recv_timeout(wait) {
-                Ok(Msg::Event(pending, receipt)) => {
-                    let mut batch = vec![(pending, receipt)];
+            match queue.take(wait) {
+                Next::Items(items) => {
+                    let mut batch = Vec::with_capacity(items.len());
                     let mut seals = Vec::new();
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(Msg::Event(p, r)) => batch.push((p, r)),
-                            Ok(Msg::Seal(done)) => {
-                                seals.push(done);
-                                break;
-                            }
-                            Err(_) => break,
+                    for item in items {
+                        match item {
+                            Msg::Event(pending, ticket) => batch.push((pending, ticket)),
+                            Msg::Seal(done) => seals.push(done),
                         }
                     }
-                    self.write(batch);
+                    if !batch.is_empty() {
+                        self.write(batch);
+                    }
                     if !seals.is_empty() {
                         self.digest_now();
                         for done in seals {
@@ -571,19 +753,15 @@ impl Writer {
                     // Under steady load the queue is never idle: retention runs here too.
                     self.prune();
                 }
-                Ok(Msg::Seal(done)) => {
-                    self.digest_now();
-                    let _ = done.send(());
-                }
-                Err(RecvTimeoutError::Timeout) if self.inflight.is_some() => {
+                Next::Timeout if self.inflight.is_some() => {
                     self.settle();
                 }
-                Err(RecvTimeoutError::Timeout) if self.retry_at.is_some() => {
+                Next::Timeout if self.retry_at.is_some() => {
                     if self.retry_at.is_some_and(|at| Instant::now() >= at) {
                         self.retry();
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Next::Timeout => {
                     if self.tail_seq > self.digest_last_event
                         && self.last_digest_at.elapsed() >= self.config.digest_interval
                     {
@@ -591,7 +769,7 @@ impl Writer {
                     }
                     self.prune();
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                Next::Closed => {
                     self.settle();
                     if !self.unwritten.is_empty() {
                         self.write(Vec::new());
@@ -611,12 +789,12 @@ impl Writer {
     fn write(&mut self, batch: Batch) {
         let mut rows = std::mem::take(&mut self.unwritten);
         rows.reserve(batch.len());
-        let mut receipts = Vec::with_capacity(batch.len());
+        let through = batch.last().map(|(_, ticket)| *ticket);
         let (mut seq, mut prev) = match rows.last() {
             Some(r) => (r.seq, r.hash),
             None => self.log.tail().unwrap_or((0, GENESIS)),
         };
-        for (pending, receipt) in batch {
+        for (pending, _) in batch {
             seq += 1;
             let Pending {
                 text,
@@ -649,7 +827,6 @@ impl Writer {
                 record: text,
                 hash,
             });
-            receipts.extend(receipt);
             prev = hash;
         }
         if rows.is_empty() {
@@ -667,20 +844,21 @@ impl Writer {
         } else {
             self.log.write_events(&rows).map_err(anyhow::Error::new)
         };
-        let file = match written {
-            Ok(file) => file,
+        let appended = match written {
+            Ok(appended) => appended,
             Err(e) => {
                 let _ = self.log.rewind(start_len, prev_tail);
-                return self.write_failed(&e, rows, receipts);
+                return self.write_failed(&e, rows, through);
             }
         };
         // The batch before this one must be durable before this one can count.
         if !self.settle() {
             // That batch failed, and the segment was cut back to before it (this batch
-            // went with it): retry both, in order.
+            // went with it): retry both, in order. (The syncer resolved that batch's
+            // tickets; this one's follow.)
             self.unwritten.extend(rows);
-            for r in receipts {
-                let _ = r.send(false);
+            if let Some(through) = through {
+                self.durability.resolve(through, false);
             }
             return;
         }
@@ -695,16 +873,26 @@ impl Writer {
         self.inflight = Some(Inflight {
             start_len,
             prev_tail,
-            rows,
+            events: rows.len(),
+            last: (seq, prev),
             digest,
         });
         let job = SyncJob {
-            file,
-            last_seq: seq,
-            receipts,
+            file: appended.file,
+            rows,
+            segment: appended.segment,
+            offsets: appended.offsets,
+            through,
         };
-        if self.syncer.send(job).is_err() {
+        if let Err(std::sync::mpsc::SendError(job)) = self.syncer.send(job) {
+            // No syncer: nothing can be made durable.
             self.inflight = None;
+            let _ = self.log.rewind(start_len, prev_tail);
+            self.failed("the audit syncer stopped".into());
+            self.unwritten = job.rows;
+            if let Some(through) = through {
+                self.durability.resolve(through, false);
+            }
             return;
         }
         if has_digest {
@@ -712,20 +900,19 @@ impl Writer {
         }
     }
 
-    /// An append failed: the calls waiting on these events are answered now (refused);
-    /// their events stay queued for the retry (a call refused after it ran may have taken
-    /// effect, and its event is still worth recording).
-    fn write_failed(
-        &mut self,
-        e: &anyhow::Error,
-        rows: Vec<AuditRow>,
-        receipts: Vec<oneshot::Sender<bool>>,
-    ) {
+    /// An append failed: the calls waiting on these events are answered now (refused),
+    /// once the batch before is settled (tickets resolve in order); their events stay
+    /// queued for the retry (a call refused after it ran may have taken effect, and its
+    /// event is still worth recording).
+    fn write_failed(&mut self, e: &anyhow::Error, rows: Vec<AuditRow>, through: Option<u64>) {
         tracing::error!(error = %format!("{e:#}"), events = rows.len(), "the audit trail cannot be written: refusing calls until it can; retrying");
+        // The batch in flight goes first: if it fails too, its events come back before
+        // these.
+        self.settle();
         self.failed(format!("the audit trail cannot be written: {e:#}"));
-        self.unwritten = rows;
-        for r in receipts {
-            let _ = r.send(false);
+        self.unwritten.extend(rows);
+        if let Some(through) = through {
+            self.durability.resolve(through, false);
         }
     }
 
@@ -736,31 +923,29 @@ impl Writer {
         let Some(inflight) = self.inflight.take() else {
             return true;
         };
-        let outcome = self
-            .synced
-            .recv()
-            .unwrap_or_else(|_| Err("the audit syncer stopped".into()));
+        let Ok(outcome) = self.synced.recv() else {
+            // The batch is in the segment, but nothing will make it durable now.
+            tracing::error!("the audit syncer stopped: refusing calls");
+            self.failed("the audit syncer stopped".into());
+            return false;
+        };
         let elapsed = match outcome {
-            Ok(elapsed) => elapsed,
-            Err(reason) => {
-                tracing::error!(error = %reason, events = inflight.rows.len(), "the audit trail cannot be synced: refusing calls until it can; retrying");
+            Synced::Durable(elapsed) => elapsed,
+            Synced::Failed(reason, mut rows) => {
+                tracing::error!(error = %reason, events = inflight.events, "the audit trail cannot be synced: refusing calls until it can; retrying");
                 if let Err(e) = self.log.rewind(inflight.start_len, inflight.prev_tail) {
                     tracing::error!(error = %e, "the audit trail cannot cut back a failed append");
                 }
                 self.failed(format!("the audit trail cannot be written: {reason}"));
-                let mut rows = inflight.rows;
                 rows.append(&mut self.unwritten);
                 self.unwritten = rows;
                 return false;
             }
         };
         if let Some(observe) = self.health.observer.get() {
-            observe(inflight.rows.len(), elapsed);
+            observe(inflight.events, elapsed);
         }
-        if let Some(last) = inflight.rows.last() {
-            self.tail_seq = last.seq;
-            self.tail_hash = last.hash;
-        }
+        (self.tail_seq, self.tail_hash) = inflight.last;
         self.recovered();
         if let Some((row, hash)) = inflight.digest {
             self.append_digest(row, hash);
@@ -1036,7 +1221,7 @@ mod tests {
                     access_key_id: None,
                     resources: Vec::new(),
                 };
-                (Box::new(pending), None)
+                (Box::new(pending), 0)
             })
             .collect()
     }
@@ -1045,7 +1230,16 @@ mod tests {
         let log = SegmentLog::open(dir, Mode::Write).unwrap();
         let index = Index::start(dir, 0).unwrap();
         let (key, _) = SigningKey::generate().unwrap();
-        Writer::new(log, key, config, Arc::default(), None, index).unwrap()
+        Writer::new(
+            log,
+            key,
+            config,
+            Arc::default(),
+            None,
+            index,
+            Arc::default(),
+        )
+        .unwrap()
     }
 
     #[test]

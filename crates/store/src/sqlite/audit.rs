@@ -1,13 +1,12 @@
-//! The audit trail in its own SQLite file (WAL, `synchronous=FULL`).
+//! The audit trail in its first format, one SQLite file (WAL, `synchronous=FULL`): read
+//! to convert an older data directory's trail into the segment log, and the anchor.
 
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::backend;
-use crate::audit::{
-    AuditAnchor, AuditAttribute, AuditLog, AuditQuery, AuditRow, DigestRow, PRUNE_RECORD,
-};
+use crate::audit::{AuditAnchor, AuditLog, AuditRow, DigestRow, PRUNE_RECORD};
 use crate::{Result, StoreError};
 
 const SCHEMA: &[&str] = &[
@@ -134,117 +133,6 @@ fn digest_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DigestRow> {
         document: row.get(4)?,
         signature: row.get(5)?,
     })
-}
-
-impl SqliteAuditLog {
-    fn with_resources(&self, mut rows: Vec<AuditRow>) -> Result<Vec<AuditRow>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT type, name FROM audit_resources WHERE seq = ?1")
-            .map_err(backend)?;
-        for row in &mut rows {
-            let resources = stmt
-                .query_map([row.seq], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(backend)?;
-            row.resources = resources;
-        }
-        Ok(rows)
-    }
-}
-
-/// The trail's index (`audit/index.db`): the events of the segment log again, in SQLite,
-/// for `LookupEvents` and `GetKeyLastUsage`. Derived, so written without waiting for the
-/// disk (`synchronous=OFF`): a crash can lose its newest rows, which the indexer re-reads
-/// from the segments at start.
-impl SqliteAuditLog {
-    /// Opens (creating if needed) an index database.
-    pub fn open_index(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "OFF")
-            .map_err(backend)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(backend)?;
-        migrate(&conn)?;
-        Ok(Self { conn })
-    }
-
-    /// Adds events to the index, in one transaction.
-    pub fn index(&mut self, events: &[AuditRow]) -> Result<()> {
-        self.append(events, None)
-    }
-
-    /// The newest indexed event's sequence (0 when none is).
-    pub fn indexed_through(&mut self) -> Result<i64> {
-        self.conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM audit_events", [], |r| {
-                r.get(0)
-            })
-            .map_err(backend)
-    }
-
-    /// Drops the indexed events with `seq <= through` (retention), or every one (`i64::MAX`).
-    pub fn forget_through(&mut self, through: i64) -> Result<()> {
-        let tx = self.conn.transaction().map_err(backend)?;
-        tx.execute("DELETE FROM audit_events WHERE seq <= ?1", [through])
-            .map_err(backend)?;
-        tx.execute("DELETE FROM audit_resources WHERE seq <= ?1", [through])
-            .map_err(backend)?;
-        tx.commit().map_err(backend)
-    }
-
-    /// Events matching `q`, newest first (the index's reason to exist).
-    pub fn lookup(&mut self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
-        let (filter, value): (&str, Option<String>) = match &q.attribute {
-            None => ("1 = 1 AND ?5 IS NULL", None),
-            Some((attr, v)) => {
-                let clause = match attr {
-                    AuditAttribute::EventId => "event_id = ?5",
-                    AuditAttribute::EventName => "event_name = ?5",
-                    AuditAttribute::ReadOnly => "read_only = (?5 = 'true')",
-                    AuditAttribute::Username => "username = ?5",
-                    AuditAttribute::EventSource => "event_source = ?5",
-                    AuditAttribute::AccessKeyId => "access_key_id = ?5",
-                    AuditAttribute::ResourceType => {
-                        "seq IN (SELECT seq FROM audit_resources WHERE type = ?5)"
-                    }
-                    AuditAttribute::ResourceName => {
-                        "seq IN (SELECT seq FROM audit_resources WHERE name = ?5)"
-                    }
-                };
-                (clause, Some(v.clone()))
-            }
-        };
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE (?1 IS NULL OR time_ms >= ?1) \
-             AND (?2 IS NULL OR time_ms <= ?2) AND (?3 IS NULL OR seq < ?3) AND {filter} \
-             AND (account = ?6 OR recipient = ?6) AND region = ?7 \
-             ORDER BY seq DESC LIMIT ?4"
-        );
-        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
-        let rows = {
-            let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
-            stmt.query_map(
-                params![
-                    q.start_ms,
-                    q.end_ms,
-                    q.before_seq,
-                    limit,
-                    value,
-                    q.account,
-                    q.region
-                ],
-                event_from_row,
-            )
-            .map_err(backend)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(backend)?
-        };
-        self.with_resources(rows)
-    }
 }
 
 impl AuditLog for SqliteAuditLog {

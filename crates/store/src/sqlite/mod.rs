@@ -11,6 +11,7 @@
 //! blocking pool.
 
 mod audit;
+mod audit_index;
 mod custom_key_stores;
 mod grants;
 mod iam;
@@ -29,6 +30,7 @@ use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
 use crate::{KeySnapshot, KeySnapshotStore, KmsStore, MetaStore, Result, StoreError};
 
 pub use audit::{SqliteAuditAnchor, SqliteAuditLog};
+pub use audit_index::{IndexHit, SqliteAuditIndex};
 
 /// SQLite-backed [`crate::Store`].
 #[derive(Clone)]

@@ -1,0 +1,378 @@
+//! The audit trail's lookup index (`audit/index.db`): for every event of the segment log,
+//! where its record is and the columns `LookupEvents` and `GetKeyLastUsage` filter on.
+//!
+//! The records themselves stay in the segments: a lookup finds locations here and reads
+//! the records there. Per event the index writes the row (rowid = sequence) and three
+//! B-tree entries: by event id, by event name, and one per resource by resource name —
+//! the attributes a lookup can name and that no sequential scan answers cheaply. The other
+//! attributes (user name, access key, source, read-only, resource type), the account and
+//! Region, and the time range are checked on the rows met while walking the sequence
+//! downwards from the newest (results are newest first, a page at a time).
+//!
+//! Derived, so written without waiting for the disk (`synchronous=OFF`): a crash can lose
+//! its newest rows, which the indexer reads again from the segments at start.
+
+use std::path::Path;
+
+use rusqlite::{Connection, params};
+
+use super::backend;
+use crate::audit::{AuditAttribute, AuditQuery, IndexEntry};
+use crate::segment::Location;
+use crate::{Result, StoreError};
+
+/// The layout's version (`user_version`). Version 1 was the first index, a second copy of
+/// every record: an index of another version is rebuilt, not migrated.
+const VERSION: i64 = 2;
+
+const SCHEMA: &str = "
+    CREATE TABLE events (
+        seq           INTEGER PRIMARY KEY,
+        segment       INTEGER NOT NULL,
+        offset        INTEGER NOT NULL,
+        time_ms       INTEGER NOT NULL,
+        account       TEXT NOT NULL,
+        recipient     TEXT NOT NULL,
+        region        TEXT NOT NULL,
+        event_id      TEXT NOT NULL,
+        event_name    TEXT NOT NULL,
+        event_source  TEXT NOT NULL,
+        read_only     INTEGER NOT NULL,
+        username      TEXT,
+        access_key_id TEXT
+    ) STRICT;
+    CREATE INDEX events_id ON events (event_id);
+    CREATE INDEX events_name ON events (event_name, seq);
+    CREATE TABLE resources (
+        name TEXT NOT NULL,
+        seq  INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        PRIMARY KEY (name, seq, type)
+    ) STRICT, WITHOUT ROWID;";
+
+/// The lookup index of one trail.
+pub struct SqliteAuditIndex {
+    conn: Connection,
+}
+
+/// One event a lookup found: its sequence and where its record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexHit {
+    pub seq: i64,
+    pub location: Location,
+}
+
+impl SqliteAuditIndex {
+    /// Opens (creating if needed) the index at `path`; an error if it holds another layout
+    /// (the caller rebuilds it).
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "OFF")
+            .map_err(backend)?;
+        // 32 MiB of page cache: the id and name B-trees take inserts all over.
+        conn.pragma_update(None, "cache_size", -32_768)
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
+        match version {
+            0 => conn
+                .execute_batch(&format!(
+                    "BEGIN; {SCHEMA} PRAGMA user_version = {VERSION}; COMMIT;"
+                ))
+                .map_err(backend)?,
+            VERSION => {}
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "the audit index has another layout (it is rebuilt)",
+                ));
+            }
+        }
+        Ok(Self { conn })
+    }
+
+    /// Adds entries, in one transaction.
+    pub fn add(&mut self, entries: &[IndexEntry]) -> Result<()> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO events (seq, segment, offset, time_ms, account, \
+                     recipient, region, event_id, event_name, event_source, read_only, \
+                     username, access_key_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .map_err(backend)?;
+            let mut resource = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO resources (name, seq, type) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(backend)?;
+            for e in entries {
+                insert
+                    .execute(params![
+                        e.seq,
+                        e.location.segment,
+                        i64::try_from(e.location.offset).unwrap_or(i64::MAX),
+                        e.time_ms,
+                        e.account,
+                        e.recipient_account,
+                        e.region,
+                        e.event_id,
+                        e.event_name,
+                        e.event_source,
+                        e.read_only,
+                        e.username,
+                        e.access_key_id,
+                    ])
+                    .map_err(backend)?;
+                for (kind, name) in &e.resources {
+                    resource
+                        .execute(params![name, e.seq, kind])
+                        .map_err(backend)?;
+                }
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    /// The newest indexed event's sequence (0 when none is).
+    pub fn indexed_through(&mut self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(backend)
+    }
+
+    /// Where the index says event `seq` is (to check the index against the log).
+    pub fn location(&mut self, seq: i64) -> Result<Option<Location>> {
+        use rusqlite::OptionalExtension as _;
+        self.conn
+            .query_row(
+                "SELECT segment, offset FROM events WHERE seq = ?1",
+                [seq],
+                |r| location(r, 0),
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    /// The oldest indexed event's sequence (0 when none is).
+    pub fn indexed_from(&mut self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT coalesce(min(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(backend)
+    }
+
+    /// Drops the entries with `seq <= through` (retention), or every one (`i64::MAX`).
+    pub fn forget_through(&mut self, through: i64) -> Result<()> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        tx.execute("DELETE FROM events WHERE seq <= ?1", [through])
+            .map_err(backend)?;
+        tx.execute("DELETE FROM resources WHERE seq <= ?1", [through])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)
+    }
+
+    /// The events matching `q`, newest first: their sequences and where their records are.
+    pub fn lookup(&mut self, q: &AuditQuery) -> Result<Vec<IndexHit>> {
+        // Each attribute with a B-tree of its own is walked through it; the rest filter the
+        // rows met walking the sequence downwards. Clauses are written only when they
+        // apply, so that SQLite sees the index it can use.
+        let (from, filter, order) = match q.attribute.as_ref().map(|(a, _)| a) {
+            Some(AuditAttribute::ResourceName) => (
+                "resources r JOIN events e ON e.seq = r.seq",
+                "r.name = ?1",
+                "r.seq",
+            ),
+            Some(AuditAttribute::ResourceType) => (
+                "events e",
+                "e.seq IN (SELECT seq FROM resources WHERE type = ?1)",
+                "e.seq",
+            ),
+            Some(AuditAttribute::EventId) => ("events e", "e.event_id = ?1", "e.seq"),
+            Some(AuditAttribute::EventName) => ("events e", "e.event_name = ?1", "e.seq"),
+            Some(AuditAttribute::ReadOnly) => ("events e", "e.read_only = (?1 = 'true')", "e.seq"),
+            Some(AuditAttribute::Username) => ("events e", "e.username = ?1", "e.seq"),
+            Some(AuditAttribute::EventSource) => ("events e", "e.event_source = ?1", "e.seq"),
+            Some(AuditAttribute::AccessKeyId) => ("events e", "e.access_key_id = ?1", "e.seq"),
+            None => ("events e", "?1 IS NULL", "e.seq"),
+        };
+        let mut sql = format!(
+            "SELECT e.seq, e.segment, e.offset FROM {from} WHERE {filter} \
+             AND (e.account = ?2 OR e.recipient = ?2) AND e.region = ?3"
+        );
+        if q.before_seq.is_some() {
+            sql.push_str(&format!(" AND {order} < ?4"));
+        } else {
+            sql.push_str(" AND ?4 IS NULL");
+        }
+        if q.start_ms.is_some() {
+            sql.push_str(" AND e.time_ms >= ?5");
+        } else {
+            sql.push_str(" AND ?5 IS NULL");
+        }
+        if q.end_ms.is_some() {
+            sql.push_str(" AND e.time_ms <= ?6");
+        } else {
+            sql.push_str(" AND ?6 IS NULL");
+        }
+        sql.push_str(&format!(" ORDER BY {order} DESC LIMIT ?7"));
+        let value = q.attribute.as_ref().map(|(_, v)| v.as_str());
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
+        stmt.query_map(
+            params![
+                value,
+                q.account,
+                q.region,
+                q.before_seq,
+                q.start_ms,
+                q.end_ms,
+                limit
+            ],
+            |r| {
+                Ok(IndexHit {
+                    seq: r.get(0)?,
+                    location: location(r, 1)?,
+                })
+            },
+        )
+        .map_err(backend)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(backend)
+    }
+}
+
+fn location(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Location> {
+    let offset: i64 = r.get(first + 1)?;
+    Ok(Location {
+        segment: r.get(first)?,
+        offset: u64::try_from(offset).unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: i64, name: &str, resource: &str) -> IndexEntry {
+        IndexEntry {
+            seq,
+            location: Location {
+                segment: 1,
+                offset: 16 + 100 * u64::try_from(seq).unwrap(),
+            },
+            time_ms: seq * 1000,
+            account: "111122223333".into(),
+            recipient_account: if seq == 3 {
+                "444455556666".into()
+            } else {
+                "111122223333".into()
+            },
+            region: "us-east-1".into(),
+            event_id: format!("id-{seq}"),
+            event_name: name.into(),
+            event_source: "kms.amazonaws.com".into(),
+            read_only: name != "CreateKey",
+            username: None,
+            access_key_id: None,
+            resources: vec![("AWS::KMS::Key".into(), resource.into())],
+        }
+    }
+
+    fn seqs(index: &mut SqliteAuditIndex, q: &AuditQuery) -> Vec<i64> {
+        index.lookup(q).unwrap().iter().map(|h| h.seq).collect()
+    }
+
+    #[test]
+    fn lookups_find_pointers_by_each_attribute_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = SqliteAuditIndex::open(&dir.path().join("index.db")).unwrap();
+        index
+            .add(&[
+                entry(1, "CreateKey", "k1"),
+                entry(2, "Decrypt", "k1"),
+                entry(3, "Decrypt", "k2"),
+                entry(4, "Decrypt", "k1"),
+            ])
+            .unwrap();
+        let base = AuditQuery {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            limit: 10,
+            ..AuditQuery::default()
+        };
+        assert_eq!(seqs(&mut index, &base), [4, 3, 2, 1]);
+        let by = |a, v: &str| AuditQuery {
+            attribute: Some((a, v.to_owned())),
+            ..base.clone()
+        };
+        assert_eq!(
+            seqs(&mut index, &by(AuditAttribute::ResourceName, "k1")),
+            [4, 2, 1]
+        );
+        assert_eq!(
+            seqs(&mut index, &by(AuditAttribute::EventName, "Decrypt")),
+            [4, 3, 2]
+        );
+        assert_eq!(seqs(&mut index, &by(AuditAttribute::EventId, "id-2")), [2]);
+        assert_eq!(
+            seqs(&mut index, &by(AuditAttribute::ReadOnly, "false")),
+            [1]
+        );
+        assert_eq!(
+            seqs(
+                &mut index,
+                &by(AuditAttribute::ResourceType, "AWS::KMS::Key")
+            ),
+            [4, 3, 2, 1]
+        );
+        let page = AuditQuery {
+            before_seq: Some(4),
+            start_ms: Some(2000),
+            limit: 1,
+            ..by(AuditAttribute::ResourceName, "k1")
+        };
+        assert_eq!(seqs(&mut index, &page), [2]);
+        let other = AuditQuery {
+            account: "444455556666".into(),
+            ..base.clone()
+        };
+        assert_eq!(
+            seqs(&mut index, &other),
+            [3],
+            "the recipient account sees it too"
+        );
+        assert_eq!(
+            index.lookup(&by(AuditAttribute::EventId, "id-3")).unwrap()[0].location,
+            Location {
+                segment: 1,
+                offset: 316
+            }
+        );
+
+        index.forget_through(2).unwrap();
+        assert_eq!(
+            seqs(&mut index, &by(AuditAttribute::ResourceName, "k1")),
+            [4]
+        );
+        assert_eq!(index.indexed_from().unwrap(), 3);
+        assert_eq!(index.indexed_through().unwrap(), 4);
+    }
+
+    #[test]
+    fn an_index_of_another_layout_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE audit_events (seq INTEGER); PRAGMA user_version = 1;")
+                .unwrap();
+        }
+        assert!(SqliteAuditIndex::open(&path).is_err());
+    }
+}
