@@ -11,6 +11,14 @@
 //! way when they started and none started since. The generation is derived from two
 //! counters, writes started and writes finished, so it stays correct with any number of
 //! concurrent writers.
+//!
+//! What counts as "a write under way" is either every hold of a lock ([`WriteLocks::new`]:
+//! KMS, whose writers change the store at several points while they hold it) or only the
+//! windows a writer opens around its store write and cache update
+//! ([`WriteLocks::counting_windows`] and [`WriteLocks::writing`]: Secrets Manager and
+//! Parameter Store, which write in one place). In the second mode a writer's own reads under
+//! its lock, before it writes, are cached — a Parameter Store writer loads its whole
+//! (account, Region) scope, and must not load it again for every write.
 
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +34,17 @@ pub(crate) struct WriteLocks {
     hasher: std::hash::RandomState,
     started: AtomicU64,
     finished: AtomicU64,
+    /// Whether holding a lock counts as a write (else only [`WriteLocks::writing`] does).
+    holds_count: bool,
+}
+
+/// A write under way ([`WriteLocks::writing`]); dropping it ends the write.
+pub(crate) struct Writing<'a>(&'a WriteLocks);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// Held stripes of [`WriteLocks`]; dropping it ends the write.
@@ -41,13 +60,33 @@ impl Default for WriteLocks {
 }
 
 impl WriteLocks {
+    /// Locks whose every hold counts as a write.
     pub(crate) fn new() -> Self {
+        Self::with(true)
+    }
+
+    /// Locks whose holds do not count as writes: writers mark their store writes with
+    /// [`WriteLocks::writing`].
+    pub(crate) fn counting_windows() -> Self {
+        Self::with(false)
+    }
+
+    fn with(holds_count: bool) -> Self {
         Self {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             hasher: std::hash::RandomState::new(),
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            holds_count,
         }
+    }
+
+    /// Marks a write under way until the returned guard drops: open it before the store
+    /// write and drop it after the cache is updated. Callers hold the lock of what they
+    /// write.
+    pub(crate) fn writing(&self) -> Writing<'_> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        Writing(self)
     }
 
     /// Locks the whole service: no other write runs until the guard drops.
@@ -87,7 +126,9 @@ impl WriteLocks {
     }
 
     fn begin<'a>(&'a self, held: Vec<MutexGuard<'a, ()>>) -> WriteGuard<'a> {
-        self.started.fetch_add(1, Ordering::SeqCst);
+        if self.holds_count {
+            self.started.fetch_add(1, Ordering::SeqCst);
+        }
         WriteGuard {
             locks: self,
             _held: held,
@@ -121,7 +162,9 @@ impl WriteLocks {
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         // Before the stripes are released (fields drop after this).
-        self.locks.finished.fetch_add(1, Ordering::SeqCst);
+        if self.locks.holds_count {
+            self.locks.finished.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -156,6 +199,23 @@ mod tests {
         assert!(locks.quiet_since(after));
         locks.note_write();
         assert!(!locks.quiet_since(after));
+    }
+
+    #[tokio::test]
+    async fn with_counted_windows_only_the_window_is_a_write() {
+        let locks = WriteLocks::counting_windows();
+        let guard = locks.lock().await;
+        let under_lock = locks.generation();
+        assert!(
+            locks.quiet_since(under_lock),
+            "holding the lock is not a write"
+        );
+        let writing = locks.writing();
+        assert!(!locks.quiet_since(under_lock));
+        assert!(!locks.generation().is_multiple_of(2));
+        drop(writing);
+        drop(guard);
+        assert!(locks.quiet_since(locks.generation()));
     }
 
     #[tokio::test]

@@ -138,7 +138,7 @@ impl SsmService {
             scopes: RwLock::default(),
             max_cached,
             uses: AtomicU64::new(0),
-            writes: WriteLocks::new(),
+            writes: WriteLocks::counting_windows(),
         }
     }
 
@@ -227,6 +227,7 @@ impl SsmService {
         scope: &Scope,
         changes: Vec<Change>,
     ) -> Result<Vec<Arc<Param>>, SsmError> {
+        let _writing = self.writes.writing();
         let mut writes = Vec::with_capacity(changes.len());
         for change in &changes {
             writes.push(match change {

@@ -11,6 +11,8 @@ impl SsmService {
     /// Forgets every loaded scope (the store has been erased): the next request of a scope
     /// loads it again, empty. The caller holds [`Self::lock_writes`].
     pub(crate) fn forget_all(&self) {
+        // A write: a scope read from the store before the erasure is not cached after it.
+        let _writing = self.writes.writing();
         super::write(&self.scopes).clear();
     }
 }

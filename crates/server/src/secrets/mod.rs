@@ -126,7 +126,7 @@ impl SecretsService {
             secrets: BoundedCache::new(cached_secrets),
             names: BoundedCache::new(cached_secrets),
             policies: RwLock::default(),
-            writes: WriteLocks::new(),
+            writes: WriteLocks::counting_windows(),
             rotation: std::sync::OnceLock::new(),
             running: rotate::Running::default(),
             rotation_counters: RotationCounters::default(),
@@ -247,6 +247,7 @@ impl SecretsService {
     /// Stores `changes` in one durable transaction, then caches the results (in order).
     /// Callers hold the write lock of every secret `changes` touch (or the service's).
     async fn commit(&self, changes: Vec<Change>) -> Result<Vec<Arc<Secret>>, SecretsError> {
+        let _writing = self.writes.writing();
         let mut writes = Vec::with_capacity(changes.len());
         for change in &changes {
             writes.push(match change {

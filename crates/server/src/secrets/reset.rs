@@ -26,9 +26,10 @@ impl SecretsService {
     }
 
     /// Forgets every cached secret (the store has been erased). The caller holds
-    /// [`Self::lock_writes`], which counts as a write: a reader that loaded a secret before
-    /// the erasure does not cache it.
+    /// [`Self::lock_writes`]. Counts as a write: a reader that loaded a secret before the
+    /// erasure does not cache it.
     pub(crate) fn forget_all(&self) {
+        let _writing = self.writes.writing();
         self.secrets.clear();
         self.names.clear();
         if let Ok(mut policies) = self.policies.write() {
