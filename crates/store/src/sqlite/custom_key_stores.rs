@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-use super::{KEY_COLUMNS, SqliteStore, backend, upsert_tags};
+use super::{SqliteStore, backend, insert_key_row, upsert_tags};
 use crate::records::{KeyRecord, Tag};
 use crate::{CustomKeyStoreRecord, CustomKeyStoreStore, Result, StoreError};
 
@@ -183,33 +183,4 @@ impl CustomKeyStoreStore for SqliteStore {
         })
         .await
     }
-}
-
-fn insert_key_row(tx: &rusqlite::Connection, key: &KeyRecord) -> Result<()> {
-    tx.execute(
-        &format!(
-            "INSERT INTO kms_keys ({KEY_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-        ),
-        params![
-            key.key_id,
-            key.account,
-            key.region,
-            key.arn,
-            key.creation_ms,
-            key.description,
-            key.key_usage,
-            key.key_spec,
-            key.origin,
-            key.key_manager,
-            key.state,
-            key.deletion_ms,
-            key.policy,
-            key.current_material_id,
-            key.rotation_period_days,
-            key.next_rotation_ms
-        ],
-    )
-    .map_err(backend)?;
-    Ok(())
 }

@@ -260,6 +260,36 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     })
 }
 
+/// Inserts a key's row (its materials, tags and aliases are the caller's).
+pub(super) fn insert_key_row(tx: &Connection, key: &KeyRecord) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO kms_keys ({KEY_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ),
+        params![
+            key.key_id,
+            key.account,
+            key.region,
+            key.arn,
+            key.creation_ms,
+            key.description,
+            key.key_usage,
+            key.key_spec,
+            key.origin,
+            key.key_manager,
+            key.state,
+            key.deletion_ms,
+            key.policy,
+            key.current_material_id,
+            key.rotation_period_days,
+            key.next_rotation_ms
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
 fn update_key_row(c: &Connection, key: &KeyRecord) -> Result<()> {
     let n = c
         .execute(
@@ -434,31 +464,7 @@ impl KmsStore for SqliteStore {
             (key.clone(), material.clone(), tags.to_vec(), alias.cloned());
         self.write(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO kms_keys ({KEY_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-                ),
-                params![
-                    key.key_id,
-                    key.account,
-                    key.region,
-                    key.arn,
-                    key.creation_ms,
-                    key.description,
-                    key.key_usage,
-                    key.key_spec,
-                    key.origin,
-                    key.key_manager,
-                    key.state,
-                    key.deletion_ms,
-                    key.policy,
-                    key.current_material_id,
-                    key.rotation_period_days,
-                    key.next_rotation_ms
-                ],
-            )
-            .map_err(backend)?;
+            insert_key_row(&tx, &key)?;
             insert_material_row(&tx, &material)?;
             upsert_tags(&tx, &key.key_id, &tags)?;
             if let Some(alias) = &alias {
