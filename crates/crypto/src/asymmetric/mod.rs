@@ -18,13 +18,16 @@
 //! expanded decapsulation key (ML-KEM) or the raw key bytes (HMAC). Like every secret of this
 //! crate, a `PrivateKey` is not `Clone`, prints as `[redacted]` and zeroizes what it holds.
 //!
-//! All primitives are AWS-LC's through `aws-lc-rs`. Two inputs KMS defines have no safe
-//! `aws-lc-rs` 1.19 interface and are refused with [`CryptoError::Unsupported`]: Ed25519ph
-//! (`ED25519_PH_SHA_512`) and ML-DSA over an externally computed μ (`EXTERNAL_MU`).
+//! All primitives are AWS-LC's through `aws-lc-rs`, but for the two inputs KMS defines that
+//! `aws-lc-rs` 1.19 has no safe interface for: Ed25519ph (`ED25519_PH_SHA_512`) and ML-DSA
+//! over an externally computed μ (`EXTERNAL_MU`), which [`external`] signs with RustCrypto's
+//! implementations from the same key material.
 
 mod der;
+mod external;
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Digest};
@@ -319,10 +322,13 @@ enum Inner {
     Ed25519 {
         pair: Ed25519KeyPair,
         verifier: ParsedPublicKey,
+        prehashed: external::Ed25519Ph,
     },
     MlDsa {
         pair: PqdsaKeyPair,
         verifier: ParsedPublicKey,
+        /// The external-μ form, made on first use (expanding it costs more than signing).
+        mu: OnceLock<Option<external::MlDsaMu>>,
     },
     MlKem {
         key: kem::DecapsulationKey,
@@ -409,14 +415,21 @@ impl PrivateKey {
                 let pair = Ed25519KeyPair::from_pkcs8(bytes).map_err(bad)?;
                 let public = der(pair.public_key().as_der())?;
                 let verifier = parse_verifier(&signature::ED25519, &public)?;
-                (Inner::Ed25519 { pair, verifier }, public)
+                let prehashed = external::Ed25519Ph::new(&pair)?;
+                let inner = Inner::Ed25519 {
+                    pair,
+                    verifier,
+                    prehashed,
+                };
+                (inner, public)
             }
             (KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87, KeyUse::SignVerify) => {
                 let (signing, verifying) = ml_dsa_algorithms(spec)?;
                 let pair = PqdsaKeyPair::from_pkcs8(signing, bytes).map_err(bad)?;
                 let public = der(pair.public_key().as_der())?;
                 let verifier = parse_verifier(verifying, &public)?;
-                (Inner::MlDsa { pair, verifier }, public)
+                let mu = OnceLock::new();
+                (Inner::MlDsa { pair, verifier, mu }, public)
             }
             (
                 KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024,
@@ -478,8 +491,7 @@ impl PrivateKey {
     }
 
     /// Signs `message` with `algorithm`. [`CryptoError::InvalidInput`] for an algorithm or
-    /// message type this key does not take, or a digest of the wrong length;
-    /// [`CryptoError::Unsupported`] for Ed25519ph and external μ.
+    /// message type this key does not take, or a digest or μ of the wrong length.
     pub fn sign(
         &self,
         algorithm: SigningAlgorithm,
@@ -515,13 +527,13 @@ impl PrivateKey {
                 };
                 Ok(signature.map_err(|_| CryptoError::Sign)?.as_ref().to_vec())
             }
-            Inner::Ed25519 { pair, .. } => match (algorithm, message) {
+            Inner::Ed25519 {
+                pair, prehashed, ..
+            } => match (algorithm, message) {
                 (SigningAlgorithm::Ed25519Sha512, Message::Raw(m)) => {
                     Ok(pair.sign(m).as_ref().to_vec())
                 }
-                (SigningAlgorithm::Ed25519PhSha512, Message::Digest(_)) => {
-                    Err(CryptoError::Unsupported)
-                }
+                (SigningAlgorithm::Ed25519PhSha512, Message::Digest(d)) => prehashed.sign(d),
                 _ => Err(CryptoError::InvalidInput),
             },
             Inner::MlDsa { pair, .. } => match (algorithm, message) {
@@ -533,8 +545,8 @@ impl PrivateKey {
                     signature.truncate(len);
                     Ok(signature)
                 }
-                (SigningAlgorithm::MlDsaShake256, Message::ExternalMu(_)) => {
-                    Err(CryptoError::Unsupported)
+                (SigningAlgorithm::MlDsaShake256, Message::ExternalMu(mu)) => {
+                    self.ml_dsa_mu()?.sign(mu)
                 }
                 _ => Err(CryptoError::InvalidInput),
             },
@@ -561,17 +573,21 @@ impl PrivateKey {
                 verifier,
                 ..
             } if *supported == algorithm => verifier,
-            Inner::Ed25519 { verifier, .. } => match (algorithm, message) {
+            Inner::Ed25519 {
+                verifier,
+                prehashed,
+                ..
+            } => match (algorithm, message) {
                 (SigningAlgorithm::Ed25519Sha512, Message::Raw(_)) => verifier,
-                (SigningAlgorithm::Ed25519PhSha512, Message::Digest(_)) => {
-                    return Err(CryptoError::Unsupported);
+                (SigningAlgorithm::Ed25519PhSha512, Message::Digest(d)) => {
+                    return prehashed.verify(d, signature);
                 }
                 _ => return Err(CryptoError::InvalidInput),
             },
             Inner::MlDsa { verifier, .. } => match (algorithm, message) {
                 (SigningAlgorithm::MlDsaShake256, Message::Raw(_)) => verifier,
-                (SigningAlgorithm::MlDsaShake256, Message::ExternalMu(_)) => {
-                    return Err(CryptoError::Unsupported);
+                (SigningAlgorithm::MlDsaShake256, Message::ExternalMu(mu)) => {
+                    return self.ml_dsa_mu()?.verify(mu, signature);
                 }
                 _ => return Err(CryptoError::InvalidInput),
             },
@@ -585,6 +601,16 @@ impl PrivateKey {
             Message::ExternalMu(_) => return Err(CryptoError::InvalidInput),
         };
         Ok(verified.is_ok())
+    }
+
+    /// This ML-DSA key's external-μ form, made on first use.
+    fn ml_dsa_mu(&self) -> Result<&external::MlDsaMu, CryptoError> {
+        let Inner::MlDsa { pair, mu, .. } = &self.inner else {
+            return Err(CryptoError::InvalidInput);
+        };
+        mu.get_or_init(|| external::MlDsaMu::new(self.spec, pair).ok())
+            .as_ref()
+            .ok_or(CryptoError::Sign)
     }
 
     /// The largest plaintext RSAES-OAEP with `algorithm` encrypts under this key

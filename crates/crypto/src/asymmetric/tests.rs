@@ -105,8 +105,12 @@ fn inputs_a_key_does_not_take_are_refused() {
     ));
     let ed = PrivateKey::generate(KeySpec::EccNistEdwards25519, KeyUse::SignVerify).unwrap();
     assert!(matches!(
-        ed.sign(SigningAlgorithm::Ed25519PhSha512, Message::Digest(&[0; 64])),
-        Err(CryptoError::Unsupported)
+        ed.sign(SigningAlgorithm::Ed25519PhSha512, Message::Raw(b"m")),
+        Err(CryptoError::InvalidInput)
+    ));
+    assert!(matches!(
+        ed.sign(SigningAlgorithm::Ed25519PhSha512, Message::Digest(&[0; 32])),
+        Err(CryptoError::InvalidInput)
     ));
     assert!(matches!(
         ed.sign(SigningAlgorithm::Ed25519Sha512, Message::Digest(&[0; 64])),
@@ -116,9 +120,9 @@ fn inputs_a_key_does_not_take_are_refused() {
     assert!(matches!(
         ml.sign(
             SigningAlgorithm::MlDsaShake256,
-            Message::ExternalMu(&[0; 64])
+            Message::ExternalMu(&[0; 63])
         ),
-        Err(CryptoError::Unsupported)
+        Err(CryptoError::InvalidInput)
     ));
     assert!(matches!(
         ml.sign(SigningAlgorithm::MlDsaShake256, Message::Digest(&[0; 32])),
@@ -305,4 +309,90 @@ fn ml_kem_public_key_is_the_one_inside_the_private_key() {
         .decapsulate(kem::Ciphertext::from(ciphertext.as_slice()))
         .unwrap();
     assert_eq!(opened.as_ref(), secret.expose_secret());
+}
+
+/// RFC 8032 §7.3, "TEST abc": Ed25519ph is deterministic, so KMS's signature over the
+/// SHA-512 digest of "abc" must be the RFC's, byte for byte.
+#[test]
+fn ed25519ph_signs_the_rfc_8032_vector() {
+    let seed = hex::decode("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42")
+        .unwrap();
+    let pair = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+    let document = SecretBytes::from(pair.to_pkcs8v1().unwrap().as_ref().to_vec());
+    let key =
+        PrivateKey::from_document(KeySpec::EccNistEdwards25519, KeyUse::SignVerify, document)
+            .unwrap();
+    let expected = hex::decode(
+        "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+         31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406",
+    )
+    .unwrap();
+    let prehash = digest::digest(&digest::SHA512, b"abc");
+    let algorithm = SigningAlgorithm::Ed25519PhSha512;
+    let signature = key
+        .sign(algorithm, Message::Digest(prehash.as_ref()))
+        .unwrap();
+    assert_eq!(signature, expected);
+    assert!(key
+        .verify(algorithm, Message::Digest(prehash.as_ref()), &signature)
+        .unwrap());
+    let other = digest::digest(&digest::SHA512, b"abd");
+    assert!(!key
+        .verify(algorithm, Message::Digest(other.as_ref()), &signature)
+        .unwrap());
+    // Ed25519ph is not Ed25519: neither verifies the other's signature.
+    let pure = key
+        .sign(SigningAlgorithm::Ed25519Sha512, Message::Raw(prehash.as_ref()))
+        .unwrap();
+    assert!(!key
+        .verify(algorithm, Message::Digest(prehash.as_ref()), &pure)
+        .unwrap());
+    assert!(!key
+        .verify(algorithm, Message::Digest(prehash.as_ref()), &[0; 3])
+        .unwrap());
+}
+
+/// μ = SHAKE256(tr ‖ 0 ‖ 0 ‖ M, 64) with tr = SHAKE256(pk, 64) (FIPS 204 Algorithm 2, empty
+/// context): a signature over μ is a signature over M, for AWS-LC as for `ml-dsa`.
+#[test]
+fn ml_dsa_over_external_mu_is_ml_dsa_over_the_message() {
+    let message = b"keyhold signs the representative";
+    for spec in [KeySpec::MlDsa44, KeySpec::MlDsa65, KeySpec::MlDsa87] {
+        let key = PrivateKey::generate(spec, KeyUse::SignVerify).unwrap();
+        let Inner::MlDsa { pair, .. } = &key.inner else {
+            panic!("{spec:?}")
+        };
+        let public = pair.public_key().as_ref().to_vec();
+        let mu = external_mu(&public, message);
+        let algorithm = SigningAlgorithm::MlDsaShake256;
+        let over_mu = key.sign(algorithm, Message::ExternalMu(&mu)).unwrap();
+        assert!(key.verify(algorithm, Message::Raw(message), &over_mu).unwrap(), "{spec:?}");
+        let over_message = key.sign(algorithm, Message::Raw(message)).unwrap();
+        assert!(key
+            .verify(algorithm, Message::ExternalMu(&mu), &over_message)
+            .unwrap());
+        let mut other = mu.clone();
+        other[0] ^= 1;
+        assert!(!key
+            .verify(algorithm, Message::ExternalMu(&other), &over_mu)
+            .unwrap());
+        assert!(!key
+            .verify(algorithm, Message::ExternalMu(&mu), &over_mu[1..])
+            .unwrap());
+        // Hedged: two signatures over one μ differ.
+        assert_ne!(over_mu, key.sign(algorithm, Message::ExternalMu(&mu)).unwrap());
+    }
+}
+
+fn external_mu(public: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha3::digest::{ExtendableOutput, Update};
+    let shake = |parts: &[&[u8]]| {
+        let mut h = sha3::Shake256::default();
+        parts.iter().for_each(|p| h.update(p));
+        let mut out = vec![0u8; 64];
+        h.finalize_xof_into(&mut out);
+        out
+    };
+    let tr = shake(&[public]);
+    shake(&[&tr, &[0, 0], message])
 }

@@ -9,7 +9,6 @@
 //! incompatible with key spec ..."); the message; `DryRun`. The private key is the one
 //! parsed when the key was loaded: nothing here reads the store or parses a key.
 
-use keyhold_crypto::CryptoError;
 use keyhold_crypto::asymmetric::{self as crypto, Message, SigningAlgorithm};
 use keyhold_proto::kms::*;
 use keyhold_proto::{Blob, SensitiveBlob};
@@ -45,7 +44,7 @@ pub async fn sign(
     let signature = key
         .private()?
         .sign(algorithm, message)
-        .map_err(|e| refusal(e, input.signing_algorithm, input.message_type))?;
+        .map_err(|_| KmsError::Internal)?;
     Ok(SignResponse {
         key_id: Some(key.arn().to_owned()),
         signature: Some(Blob::new(signature)),
@@ -75,7 +74,7 @@ pub async fn verify(
     let valid = key
         .private()?
         .verify(algorithm, message, input.signature.as_bytes())
-        .map_err(|e| refusal(e, input.signing_algorithm, input.message_type))?;
+        .map_err(|_| KmsError::Internal)?;
     // AWS never answers `SignatureValid: false`: a bad signature is an error.
     if !valid {
         return Err(KmsError::InvalidSignature);
@@ -430,22 +429,5 @@ fn message<'a>(
             Ok(Message::ExternalMu(bytes))
         }
         (MessageType::ExternalMu, _) => Err(wrong_type()),
-    }
-}
-
-/// What the crypto boundary's refusal of a checked request means.
-fn refusal(
-    e: CryptoError,
-    algorithm: SigningAlgorithmSpec,
-    message_type: Option<MessageType>,
-) -> KmsError {
-    match e {
-        CryptoError::Unsupported => KmsError::Unsupported {
-            what: format!(
-                "{algorithm} with MessageType {} (aws-lc-rs has no interface for it)",
-                message_type.unwrap_or(MessageType::Raw)
-            ),
-        },
-        _ => KmsError::Internal,
     }
 }

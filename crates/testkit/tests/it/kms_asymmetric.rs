@@ -99,7 +99,7 @@ async fn every_signing_spec_signs_what_its_public_key_verifies() {
 
         for alg in m.signing_algorithms() {
             if *alg == Alg::Ed25519PhSha512 {
-                continue; // below
+                continue; // ed25519ph_signs_the_digest_of_the_message
             }
             let signed = kms
                 .sign()
@@ -569,37 +569,91 @@ async fn sign_verify_errors_are_aws_errors() {
     let e = sign(Alg::EcdsaSha256, b"m").send().await.unwrap_err();
     assert_eq!(e.code(), Some("KMSInvalidStateException"));
 
-    // Ed25519: RAW for ED25519_SHA_512; ED25519_PH_SHA_512 (DIGEST only) is not available.
+    // Ed25519: RAW only for ED25519_SHA_512, DIGEST only for ED25519_PH_SHA_512.
     let (ed, _) = create(&kms, KeySpec::EccNistEdwards25519, KeyUsageType::SignVerify).await;
-    let e = kms
-        .sign()
-        .key_id(&ed)
-        .message(Blob::new(vec![0u8; 64]))
-        .message_type(MessageType::Digest)
-        .signing_algorithm(Alg::Ed25519Sha512)
-        .send()
+    let ed_sign = |alg: Alg, message: Vec<u8>, message_type: MessageType| {
+        kms.sign()
+            .key_id(&ed)
+            .message(Blob::new(message))
+            .message_type(message_type)
+            .signing_algorithm(alg)
+            .send()
+    };
+    let e = ed_sign(Alg::Ed25519Sha512, vec![0u8; 64], MessageType::Digest)
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("ValidationException"));
-    let e = kms
-        .sign()
-        .key_id(&ed)
-        .message(Blob::new(b"m".to_vec()))
-        .signing_algorithm(Alg::Ed25519PhSha512)
-        .send()
+    let e = ed_sign(Alg::Ed25519PhSha512, b"m".to_vec(), MessageType::Raw)
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("ValidationException"));
-    let e = kms
+    let e = ed_sign(Alg::Ed25519PhSha512, vec![0u8; 63], MessageType::Digest)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ValidationException"));
+}
+
+/// ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 §5.1): KMS signs the SHA-512 digest the caller
+/// sends, and the signature is the RFC's Ed25519ph signature of the message, as
+/// `ed25519-dalek` checks it from the message itself with the public key from GetPublicKey.
+#[tokio::test]
+async fn ed25519ph_signs_the_digest_of_the_message() {
+    use ed25519_dalek::{Digest as _, Sha512};
+    let server = TestServer::start().await;
+    let kms = server.kms();
+    let (key, arn) = create(&kms, KeySpec::EccNistEdwards25519, KeyUsageType::SignVerify).await;
+    let message = b"prehashed by the caller".to_vec();
+    let digest = Sha512::digest(&message).to_vec();
+    let signed = kms
         .sign()
-        .key_id(&ed)
-        .message(Blob::new(vec![0u8; 64]))
+        .key_id(&key)
+        .message(Blob::new(digest.clone()))
         .message_type(MessageType::Digest)
         .signing_algorithm(Alg::Ed25519PhSha512)
         .send()
         .await
-        .unwrap_err();
-    assert_eq!(e.code(), Some("UnsupportedOperationException"));
+        .unwrap();
+    assert_eq!(signed.key_id(), Some(arn.as_str()));
+    assert_eq!(signed.signing_algorithm(), Some(&Alg::Ed25519PhSha512));
+    let signature = signed.signature().unwrap().as_ref().to_vec();
+    assert_eq!(signature.len(), 64);
+
+    let spki = kms.get_public_key().key_id(&key).send().await.unwrap();
+    let spki = spki.public_key().unwrap().as_ref();
+    let public: [u8; 32] = spki[spki.len() - 32..].try_into().unwrap();
+    let public = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+    let parsed = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+    public
+        .verify_prehashed_strict(Sha512::new().chain_update(&message), None, &parsed)
+        .expect("an Ed25519ph signature of the message");
+    // Not a plain Ed25519 signature of the message or of its digest.
+    for signed in [&message, &digest] {
+        assert!(
+            UnparsedPublicKey::new(&sig::ED25519, spki)
+                .verify(signed, &signature)
+                .is_err()
+        );
+    }
+
+    let verify = |digest: Vec<u8>, signature: Vec<u8>| {
+        kms.verify()
+            .key_id(&key)
+            .message(Blob::new(digest))
+            .message_type(MessageType::Digest)
+            .signature(Blob::new(signature))
+            .signing_algorithm(Alg::Ed25519PhSha512)
+            .send()
+    };
+    let verified = verify(digest.clone(), signature.clone()).await.unwrap();
+    assert!(verified.signature_valid());
+    assert_eq!(verified.signing_algorithm(), Some(&Alg::Ed25519PhSha512));
+    let other = Sha512::digest(b"another message").to_vec();
+    let e = verify(other, signature.clone()).await.unwrap_err();
+    assert_eq!(e.code(), Some("KMSInvalidSignatureException"));
+    let mut bad = signature;
+    bad[10] ^= 1;
+    let e = verify(digest, bad).await.unwrap_err();
+    assert_eq!(e.code(), Some("KMSInvalidSignatureException"));
 }
 
 #[tokio::test]

@@ -9,15 +9,16 @@ use aws_sdk_kms::types::{
     EncapsulationAlgorithmSpec, KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec as Alg,
 };
 use keyhold_testkit::TestServer;
+use sha3::digest::{ExtendableOutput, Update};
 
 #[tokio::test]
 async fn ml_dsa_signs_what_its_public_key_verifies() {
     let server = TestServer::start().await;
     let kms = server.kms();
-    for (spec, verifier) in [
-        (KeySpec::MlDsa44, &sig::ML_DSA_44),
-        (KeySpec::MlDsa65, &sig::ML_DSA_65),
-        (KeySpec::MlDsa87, &sig::ML_DSA_87),
+    for (spec, verifier, signing) in [
+        (KeySpec::MlDsa44, &sig::ML_DSA_44, &sig::ML_DSA_44_SIGNING),
+        (KeySpec::MlDsa65, &sig::ML_DSA_65, &sig::ML_DSA_65_SIGNING),
+        (KeySpec::MlDsa87, &sig::ML_DSA_87, &sig::ML_DSA_87_SIGNING),
     ] {
         let m = kms
             .create_key()
@@ -66,8 +67,7 @@ async fn ml_dsa_signs_what_its_public_key_verifies() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), Some("KMSInvalidSignatureException"));
-        // DIGEST is not an ML-DSA message type; EXTERNAL_MU is, but aws-lc-rs has no
-        // interface for it yet; a μ is 64 bytes.
+        // DIGEST is not an ML-DSA message type; EXTERNAL_MU is, with a 64-byte μ.
         let with_type = |t: MessageType, len: usize| {
             kms.sign()
                 .key_id(key)
@@ -80,8 +80,8 @@ async fn ml_dsa_signs_what_its_public_key_verifies() {
         assert_eq!(e.code(), Some("ValidationException"));
         let e = with_type(MessageType::ExternalMu, 63).await.unwrap_err();
         assert_eq!(e.code(), Some("ValidationException"));
-        let e = with_type(MessageType::ExternalMu, 64).await.unwrap_err();
-        assert_eq!(e.code(), Some("UnsupportedOperationException"));
+        external_mu_is_the_message_it_represents(&kms, key, &der, verifier, signing.public_key_len())
+            .await;
         let e = kms
             .sign()
             .key_id(key)
@@ -219,4 +219,73 @@ async fn ml_kem_encapsulates_and_decapsulates() {
             .as_str()
         )
     );
+}
+
+/// `EXTERNAL_MU`: the client computes μ = SHAKE256(tr ‖ 0 ‖ 0 ‖ M, 64) with tr =
+/// SHAKE256(pk, 64) (FIPS 204 Algorithm 2, empty context) from the public key alone. A
+/// signature over μ is then a signature over M, for KMS and for AWS-LC; and KMS verifies a
+/// RAW signature given only μ.
+async fn external_mu_is_the_message_it_represents(
+    kms: &aws_sdk_kms::Client,
+    key: &str,
+    spki: &[u8],
+    verifier: &'static sig::PqdsaVerificationAlgorithm,
+    public_key_len: usize,
+) {
+    let message = b"signed by its representative";
+    // The raw public key ends the SubjectPublicKeyInfo (its BIT STRING).
+    let public = &spki[spki.len() - public_key_len..];
+    let shake = |parts: &[&[u8]]| {
+        let mut h = sha3::Shake256::default();
+        parts.iter().for_each(|p| h.update(p));
+        let mut out = vec![0u8; 64];
+        h.finalize_xof_into(&mut out);
+        out
+    };
+    let mu = shake(&[&shake(&[public]), &[0, 0], message]);
+    let over_mu = kms
+        .sign()
+        .key_id(key)
+        .message(Blob::new(mu.clone()))
+        .message_type(MessageType::ExternalMu)
+        .signing_algorithm(Alg::MlDsaShake256)
+        .send()
+        .await
+        .unwrap()
+        .signature
+        .unwrap()
+        .into_inner();
+    UnparsedPublicKey::new(verifier, spki)
+        .verify(message, &over_mu)
+        .unwrap();
+    let verify = |message_type: MessageType, message: Vec<u8>, signature: Vec<u8>| {
+        kms.verify()
+            .key_id(key)
+            .message(Blob::new(message))
+            .message_type(message_type)
+            .signature(Blob::new(signature))
+            .signing_algorithm(Alg::MlDsaShake256)
+            .send()
+    };
+    let raw = verify(MessageType::Raw, message.to_vec(), over_mu.clone());
+    assert!(raw.await.unwrap().signature_valid());
+    let over_message = kms
+        .sign()
+        .key_id(key)
+        .message(Blob::new(message.to_vec()))
+        .signing_algorithm(Alg::MlDsaShake256)
+        .send()
+        .await
+        .unwrap()
+        .signature
+        .unwrap()
+        .into_inner();
+    let by_mu = verify(MessageType::ExternalMu, mu.clone(), over_message);
+    assert!(by_mu.await.unwrap().signature_valid());
+    let mut other = mu;
+    other[5] ^= 0x40;
+    let e = verify(MessageType::ExternalMu, other, over_mu)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("KMSInvalidSignatureException"));
 }
