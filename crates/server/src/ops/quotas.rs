@@ -8,10 +8,10 @@
 //! comes from are in docs/operations.md.
 //!
 //! - KMS: one shared quota for the cryptographic operations on symmetric keys (by Region:
-//!   50,000/s in us-east-1, us-west-2 and eu-west-1, 20,000/s in us-east-2, ap-southeast-1,
-//!   ap-southeast-2, ap-northeast-1 and eu-central-1, 10,000/s elsewhere), one for RSA
-//!   keys and one for elliptic-curve keys (1,000/s each), and a quota per management
-//!   operation (`CreateKey` 5/s, `DescribeKey` 2,000/s, `ListKeys` 100/s, ...).
+//!   100,000/s in us-east-1, us-west-2 and eu-west-1, 20,000/s in us-east-2, ap-southeast-1,
+//!   ap-southeast-2, ap-northeast-1, eu-central-1 and eu-west-2, 10,000/s elsewhere), one
+//!   each for RSA, ML-DSA and elliptic-curve (and SM2) keys (1,000/s each), and a quota per
+//!   management operation (`CreateKey` 5/s, `DescribeKey` 2,000/s, `ListKeys` 500/s, ...).
 //! - Secrets Manager: `GetSecretValue` 10,000/s, `DescribeSecret` 40,000/s,
 //!   `BatchGetSecretValue` and `ListSecrets` 100/s, the write and policy groups 50/s.
 //! - Parameter Store: `GetParameter`, `GetParameters` and `GetParametersByPath` share 40/s
@@ -55,14 +55,18 @@ pub struct QuotaConfig {
 pub enum KeyClass {
     Symmetric,
     Rsa,
+    MlDsa,
     Ecc,
 }
 
 impl KeyClass {
-    /// From a key spec (`SYMMETRIC_DEFAULT`, `RSA_2048`, `ECC_NIST_P256`, `HMAC_256`, ...).
+    /// From a key spec (`SYMMETRIC_DEFAULT`, `RSA_2048`, `ML_DSA_65`, `ECC_NIST_P256`,
+    /// `HMAC_256`, ...).
     pub fn of_spec(spec: &str) -> Self {
         if spec.starts_with("RSA_") {
             Self::Rsa
+        } else if spec.starts_with("ML_DSA_") {
+            Self::MlDsa
         } else if spec.starts_with("ECC_") || spec.starts_with("SM2") {
             Self::Ecc
         } else {
@@ -261,10 +265,14 @@ pub fn quota_of(
                     symmetric_rate(region),
                 ),
                 KeyClass::Rsa => quota("kms:CryptographicOperationsRsa", 1_000.0),
+                KeyClass::MlDsa => quota("kms:CryptographicOperationsMlDsa", 1_000.0),
                 KeyClass::Ecc => quota("kms:CryptographicOperationsEcc", 1_000.0),
             },
+            // AWS has one quota per data key pair spec (100/s for each ECC spec, 20/s
+            // RSA_2048, 4/s RSA_3072, 1/s RSA_4096, 25/s SM2); here one shared bucket, at
+            // the ECC figure.
             K::GenerateDataKeyPair | K::GenerateDataKeyPairWithoutPlaintext => {
-                quota("kms:GenerateDataKeyPair", 500.0)
+                quota("kms:GenerateDataKeyPair", 100.0)
             }
             K::CancelKeyDeletion => quota("kms:CancelKeyDeletion", 5.0),
             K::CreateAlias => quota("kms:CreateAlias", 5.0),
@@ -276,23 +284,24 @@ pub fn quota_of(
             K::DisableKey => quota("kms:DisableKey", 5.0),
             K::DisableKeyRotation => quota("kms:DisableKeyRotation", 5.0),
             K::EnableKey => quota("kms:EnableKey", 5.0),
-            K::EnableKeyRotation => quota("kms:EnableKeyRotation", 5.0),
+            K::EnableKeyRotation => quota("kms:EnableKeyRotation", 15.0),
+            K::GetKeyLastUsage => quota("kms:GetKeyLastUsage", 5.0),
             K::GetKeyPolicy => quota("kms:GetKeyPolicy", 1_000.0),
             K::GetKeyRotationStatus => quota("kms:GetKeyRotationStatus", 1_000.0),
             K::GetParametersForImport => quota("kms:GetParametersForImport", 1.0),
             K::GetPublicKey => quota("kms:GetPublicKey", 2_000.0),
-            K::ImportKeyMaterial => quota("kms:ImportKeyMaterial", 5.0),
-            K::ListAliases => quota("kms:ListAliases", 100.0),
+            K::ImportKeyMaterial => quota("kms:ImportKeyMaterial", 15.0),
+            K::ListAliases => quota("kms:ListAliases", 500.0),
             K::ListGrants => quota("kms:ListGrants", 100.0),
             K::ListKeyPolicies => quota("kms:ListKeyPolicies", 100.0),
             K::ListKeyRotations => quota("kms:ListKeyRotations", 100.0),
-            K::ListKeys => quota("kms:ListKeys", 100.0),
-            K::ListResourceTags => quota("kms:ListResourceTags", 100.0),
+            K::ListKeys => quota("kms:ListKeys", 500.0),
+            K::ListResourceTags => quota("kms:ListResourceTags", 2_000.0),
             K::ListRetirableGrants => quota("kms:ListRetirableGrants", 100.0),
             K::PutKeyPolicy => quota("kms:PutKeyPolicy", 15.0),
             K::ReplicateKey => quota("kms:ReplicateKey", 5.0),
-            K::RetireGrant => quota("kms:RetireGrant", 30.0),
-            K::RevokeGrant => quota("kms:RevokeGrant", 30.0),
+            K::RetireGrant => quota("kms:RetireGrant", 50.0),
+            K::RevokeGrant => quota("kms:RevokeGrant", 50.0),
             K::RotateKeyOnDemand => quota("kms:RotateKeyOnDemand", 5.0),
             K::ScheduleKeyDeletion => quota("kms:ScheduleKeyDeletion", 15.0),
             K::TagResource => quota("kms:TagResource", 10.0),
@@ -300,12 +309,12 @@ pub fn quota_of(
             K::UpdateAlias => quota("kms:UpdateAlias", 5.0),
             K::UpdateKeyDescription => quota("kms:UpdateKeyDescription", 5.0),
             K::UpdatePrimaryRegion => quota("kms:UpdatePrimaryRegion", 5.0),
-            K::ConnectCustomKeyStore
-            | K::CreateCustomKeyStore
-            | K::DeleteCustomKeyStore
-            | K::DescribeCustomKeyStores
-            | K::DisconnectCustomKeyStore
-            | K::UpdateCustomKeyStore => quota("kms:CustomKeyStores", 5.0),
+            K::ConnectCustomKeyStore => quota("kms:ConnectCustomKeyStore", 5.0),
+            K::CreateCustomKeyStore => quota("kms:CreateCustomKeyStore", 5.0),
+            K::DeleteCustomKeyStore => quota("kms:DeleteCustomKeyStore", 5.0),
+            K::DescribeCustomKeyStores => quota("kms:DescribeCustomKeyStores", 5.0),
+            K::DisconnectCustomKeyStore => quota("kms:DisconnectCustomKeyStore", 5.0),
+            K::UpdateCustomKeyStore => quota("kms:UpdateCustomKeyStore", 5.0),
             _ => None,
         },
         Operation::SecretsManager(op) => match op {
@@ -353,10 +362,9 @@ pub fn quota_of(
 /// KMS's default shared quota for symmetric cryptographic operations in `region`.
 fn symmetric_rate(region: &str) -> f64 {
     match region {
-        "us-east-1" | "us-west-2" | "eu-west-1" => 50_000.0,
-        "us-east-2" | "ap-southeast-1" | "ap-southeast-2" | "ap-northeast-1" | "eu-central-1" => {
-            20_000.0
-        }
+        "us-east-1" | "us-west-2" | "eu-west-1" => 100_000.0,
+        "us-east-2" | "ap-southeast-1" | "ap-southeast-2" | "ap-northeast-1" | "eu-central-1"
+        | "eu-west-2" => 20_000.0,
         _ => 10_000.0,
     }
 }
@@ -426,6 +434,9 @@ mod tests {
         .unwrap();
         assert_eq!(sym.default_rate, 10_000.0);
         assert_eq!(KeyClass::of_spec("ECC_SECG_P256K1"), KeyClass::Ecc);
+        assert_eq!(KeyClass::of_spec("ML_DSA_65"), KeyClass::MlDsa);
+        assert_eq!(symmetric_rate("us-east-1"), 100_000.0);
+        assert_eq!(symmetric_rate("eu-west-2"), 20_000.0);
         assert_eq!(KeyClass::of_spec("HMAC_256"), KeyClass::Symmetric);
     }
 }
