@@ -19,9 +19,7 @@ use super::KeySpec;
 use crate::CryptoError;
 
 /// Length of a SHA-512 digest, Ed25519ph's prehash.
-pub(super) const ED25519PH_DIGEST_LEN: usize = 64;
-/// Length of ML-DSA's message representative μ.
-pub(super) const MU_LEN: usize = 64;
+const ED25519PH_DIGEST_LEN: usize = 64;
 
 /// An Ed25519 key for Ed25519ph (RFC 8032 §5.1, empty context).
 pub(super) struct Ed25519Ph {
@@ -69,8 +67,16 @@ impl Ed25519Ph {
 /// A SHA-512 digest the caller computed, handed to `ed25519-dalek` as the finished state of
 /// the prehash function. It only ever yields the digest it was made with: absorbing more
 /// input is ignored, and `ed25519-dalek` never asks it to (it calls `finalize` once).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Prehashed([u8; ED25519PH_DIGEST_LEN]);
+
+/// `Digest` wants a fresh state; an empty prehash is all zeros (never signed: [`Prehashed::new`]
+/// is the only way a digest reaches a signature).
+impl Default for Prehashed {
+    fn default() -> Self {
+        Self([0; ED25519PH_DIGEST_LEN])
+    }
+}
 
 impl Prehashed {
     fn new(digest: &[u8]) -> Result<Self, CryptoError> {
