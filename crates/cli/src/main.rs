@@ -141,6 +141,7 @@ enum Command {
     },
     /// Check a backup (hashes, audit trail, seal) and, if it holds, make it the data
     /// directory's state; the databases it replaces are kept aside. Stop the server first.
+    /// Under a Shamir seal, the shares (at least the threshold) are read from stdin.
     Restore {
         #[command(flatten)]
         target: ops::DataDirArgs,

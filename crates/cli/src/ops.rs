@@ -90,10 +90,16 @@ pub async fn backup(args: DataDirArgs, out: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `keyhold restore --in FILE`.
+/// `keyhold restore --in FILE`; under a Shamir seal the shares come from stdin.
 pub async fn restore(args: DataDirArgs, input: PathBuf) -> anyhow::Result<()> {
     let config = args.sqlite_config()?;
-    let restored = keyhold_server::ops::backup::restore(&config, &input).await?;
+    let shares = match config.seal {
+        Some(keyhold_server::config::SealConfig::Shamir) => {
+            crate::seal::read_shares("Enter the backup's Shamir shares (at least its threshold)")?
+        }
+        _ => Vec::new(),
+    };
+    let restored = keyhold_server::ops::backup::restore(&config, &input, &shares).await?;
     println!(
         "restored {} into {}: audit trail verified ({} events), seal opened",
         input.display(),

@@ -151,6 +151,21 @@ pub fn init_shamir(
     Ok(())
 }
 
+/// Shamir shares from stdin, one per line, up to its end (a prompt first on a terminal).
+pub fn read_shares(prompt: &str) -> anyhow::Result<Vec<keyhold_crypto::seal::RootShare>> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("{prompt}, one per line, then end with Ctrl-D:");
+    }
+    let mut input = Zeroizing::new(String::new());
+    std::io::stdin().lock().read_to_string(&mut input)?;
+    input
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(keyhold_crypto::seal::RootShare::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the shares")
+}
+
 /// `keyhold rekey`: reads shares of the current set from stdin (one per line), then hands
 /// out the new set.
 pub fn rekey(
@@ -159,17 +174,7 @@ pub fn rekey(
     threshold: u8,
     share_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprintln!("Enter shares of the current set, one per line, then end with Ctrl-D:");
-    }
-    let mut input = Zeroizing::new(String::new());
-    std::io::stdin().lock().read_to_string(&mut input)?;
-    let current = input
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(keyhold_crypto::seal::RootShare::parse)
-        .collect::<Result<Vec<_>, _>>()
-        .context("reading the current shares")?;
+    let current = read_shares("Enter shares of the current set")?;
     let split = runtime()?.block_on(keyhold_server::rekey_shamir(
         config, &current, shares, threshold,
     ))?;

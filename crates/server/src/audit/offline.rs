@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use keyhold_crypto::digest::sha256;
-use keyhold_crypto::seal::{DomainKey, KeyFileRoot};
+use keyhold_crypto::seal::{DomainKey, KeyFileRoot, RootKeyProvider};
 use keyhold_store::audit::{AuditAnchor, AuditLog, PRUNE_RECORD};
 use keyhold_store::segment::{Mode, Position, SegmentLog};
 use keyhold_store::{MetaStore, SqliteAuditAnchor, SqliteStore};
@@ -14,6 +14,15 @@ use super::anchor::{self, Anchor, Signed};
 use super::verify::{self, Evidence, FoundDigest, FoundEvent, Report};
 use super::{chain, export, trail};
 use crate::seal::DOMAIN_KEY;
+
+/// Where the root key that unseals the trail's signing key comes from.
+pub enum RootSource<'a> {
+    /// A root key file: the one given, else `<data_dir>/root.key` if it is there.
+    KeyFile(Option<PathBuf>),
+    /// A seal opened by the caller (a PKCS#11 token, combined Shamir shares), with the words
+    /// that name it in errors.
+    Provider(&'a dyn RootKeyProvider, &'a str),
+}
 
 /// How the public key that signs the digests was established.
 pub enum KeyTrust {
@@ -76,13 +85,24 @@ pub async fn verify_data_dir_with(
     pinned: Option<&str>,
     digest_paths: &[PathBuf],
 ) -> anyhow::Result<Verified> {
+    verify_data_dir_under(data_dir, RootSource::KeyFile(key_file), pinned, digest_paths).await
+}
+
+/// [`verify_data_dir_with`] with the root key from `root`: a key file, or a seal the caller
+/// opened (what `keyhold restore` checks a backup with under a PKCS#11 or Shamir seal).
+pub async fn verify_data_dir_under(
+    data_dir: &Path,
+    root: RootSource<'_>,
+    pinned: Option<&str>,
+    digest_paths: &[PathBuf],
+) -> anyhow::Result<Verified> {
     let mut log = open_trail(data_dir)?;
     let stored = trail::stored_public_key(&mut log)?.context("the trail has no signing key")?;
     let pinned = pinned.map(Pin::parse).transpose()?;
     if pinned.as_ref().is_some_and(|p| !p.matches(&stored)) {
         bail!("the trail's stored public key is not the pinned one: the trail was re-signed");
     }
-    let (public_key, trust) = match unsealed_public_key(data_dir, key_file, &mut log).await? {
+    let (public_key, trust) = match unsealed_public_key(data_dir, root, &mut log).await? {
         Some(key) => {
             if key != stored {
                 bail!(
@@ -304,24 +324,31 @@ impl Pin {
 /// is one but it does not lead to the signing key, rather than quietly trusting less.
 async fn unsealed_public_key(
     data_dir: &Path,
-    key_file: Option<PathBuf>,
+    root: RootSource<'_>,
     log: &mut SegmentLog,
 ) -> anyhow::Result<Option<Vec<u8>>> {
-    let key_file = match key_file {
-        Some(given) => given,
-        None => {
-            let default = data_dir.join("root.key");
-            if !default
-                .try_exists()
-                .with_context(|| format!("looking for {}", default.display()))?
-            {
-                return Ok(None);
-            }
-            default
+    let loaded;
+    let (root, describe): (&dyn RootKeyProvider, String) = match root {
+        RootSource::Provider(root, describe) => (root, describe.to_owned()),
+        RootSource::KeyFile(given) => {
+            let key_file = match given {
+                Some(given) => given,
+                None => {
+                    let default = data_dir.join("root.key");
+                    if !default
+                        .try_exists()
+                        .with_context(|| format!("looking for {}", default.display()))?
+                    {
+                        return Ok(None);
+                    }
+                    default
+                }
+            };
+            loaded = KeyFileRoot::load(&key_file)
+                .with_context(|| format!("opening the root key file {}", key_file.display()))?;
+            (&loaded, key_file.display().to_string())
         }
     };
-    let root = KeyFileRoot::load(&key_file)
-        .with_context(|| format!("opening the root key file {}", key_file.display()))?;
     let db = data_dir.join("keyhold.db");
     if !db.exists() {
         bail!(
@@ -334,10 +361,9 @@ async fn unsealed_public_key(
         .get_meta(DOMAIN_KEY)
         .await?
         .with_context(|| format!("{} holds no domain key", db.display()))?;
-    let domain = DomainKey::unseal(&root, &sealed_domain).map_err(|_| {
+    let domain = DomainKey::unseal(root, &sealed_domain).map_err(|_| {
         anyhow::anyhow!(
-            "the root key ({}) does not open this data directory's domain key: wrong root key or a damaged database",
-            key_file.display()
+            "the root key ({describe}) does not open this data directory's domain key: wrong root key or a damaged database"
         )
     })?;
     let key = trail::stored_signing_key(log, &domain)?

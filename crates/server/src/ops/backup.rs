@@ -17,7 +17,8 @@
 //! (`KEYHOLD-BACKUP 1`: `keyhold.db` and `audit.db`) still restores; the trail is converted.
 //!
 //! Restore checks everything before it replaces anything: the members' hashes, the audit
-//! trail (hash chain, signed digests, the anchor) and the seal (the configured root key
+//! trail (hash chain, signed digests, the anchor) and the seal (the configured root of
+//! trust — the key file, the PKCS#11 token's key, or the Shamir shares the operator enters —
 //! must unseal the backup's domain key and the trail's signing key). Only then are the
 //! current databases moved aside (`<data_dir>/pre-restore-<time>/`) and the backup's put in
 //! their place. Run it with the server stopped.
@@ -26,9 +27,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use keyhold_crypto::seal::{RootShare, ShamirRoot};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::audit::offline::{self, RootSource, Verified};
+use crate::config::{Config, SealConfig};
 
 const MAGIC: &str = "KEYHOLD-BACKUP 2";
 /// The first format: the trail was one SQLite file.
@@ -145,8 +148,13 @@ pub struct Restored {
 }
 
 /// Checks the backup at `input` against `config`'s seal and, if everything holds, makes it
-/// the data directory's state. The server must be stopped.
-pub async fn restore(config: &Config, input: &Path) -> anyhow::Result<Restored> {
+/// the data directory's state. The server must be stopped. `shares` are the Shamir shares
+/// that open a Shamir-sealed backup (at least its threshold); other seals take none.
+pub async fn restore(
+    config: &Config,
+    input: &Path,
+    shares: &[RootShare],
+) -> anyhow::Result<Restored> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -159,23 +167,9 @@ pub async fn restore(config: &Config, input: &Path) -> anyhow::Result<Restored> 
     })
     .await??;
 
-    // The seal: the configured root key must be there (never created here) and open the
-    // backup; the audit trail must verify, its signing key unsealed by that root key.
-    let Some(key_file) = config.key_file_path() else {
-        bail!(
-            "restore works under a key-file seal only (a Shamir or PKCS#11 seal keeps no root key file)"
-        );
-    };
-    if !key_file.exists() {
-        bail!(
-            "the root key file {} does not exist: a backup restores only under the seal it was taken with",
-            key_file.display()
-        );
-    }
-    let verified =
-        crate::audit::offline::verify_data_dir_with(staging.path(), Some(key_file), None, &[])
-            .await
-            .context("checking the backup's audit trail and seal")?;
+    // The seal: the configured root of trust must open the backup's domain key, and the
+    // audit trail must verify with the signing key it unseals.
+    let verified = verify_under_seal(config, staging.path(), shares).await?;
     if !verified.report.ok() {
         bail!(
             "the backup's audit trail does not verify: {}",
@@ -188,7 +182,7 @@ pub async fn restore(config: &Config, input: &Path) -> anyhow::Result<Restored> 
                 .join("; ")
         );
     }
-    if !matches!(verified.trust, crate::audit::offline::KeyTrust::Unsealed) {
+    if !matches!(verified.trust, offline::KeyTrust::Unsealed) {
         bail!("the root key could not unseal the backup's signing key");
     }
 
@@ -213,6 +207,67 @@ pub async fn restore(config: &Config, input: &Path) -> anyhow::Result<Restored> 
         previous: moved.then_some(aside),
         audit_events: verified.report.events,
     })
+}
+
+/// Verifies the unpacked backup in `dir` with the root key of `config`'s seal: the key file
+/// (never created here), the PKCS#11 token's key, or the root key `shares` combine into
+/// under the backup's own Shamir share set.
+async fn verify_under_seal(
+    config: &Config,
+    dir: &Path,
+    shares: &[RootShare],
+) -> anyhow::Result<Verified> {
+    let checking = "checking the backup's audit trail and seal";
+    match &config.seal {
+        Some(SealConfig::Pkcs11(token)) => {
+            let root = crate::seal::pkcs11_root(token)?;
+            let describe = format!(
+                "key {} in the PKCS#11 token {}",
+                token.key_label, token.token_label
+            );
+            let root = RootSource::Provider(&root, &describe);
+            offline::verify_data_dir_under(dir, root, None, &[])
+                .await
+                .context(checking)
+        }
+        Some(SealConfig::Shamir) => {
+            let store = keyhold_store::SqliteStore::open(&dir.join(STORE))
+                .context("opening the backup's key store")?;
+            let set = crate::seal::shamir_set(&store)
+                .await
+                .context("the backup was not taken under a Shamir seal")?;
+            drop(store);
+            if shares.len() < usize::from(set.threshold) {
+                bail!(
+                    "the backup is sealed by {} of {} Shamir shares: {} given",
+                    set.threshold,
+                    set.shares,
+                    shares.len()
+                );
+            }
+            let root = ShamirRoot::combine(shares, set.threshold)
+                .map_err(|_| anyhow::anyhow!("the shares given do not combine into a root key"))?;
+            let root = RootSource::Provider(&root, "the Shamir shares given");
+            offline::verify_data_dir_under(dir, root, None, &[])
+                .await
+                .context(checking)
+        }
+        None | Some(SealConfig::KeyFile { .. }) => {
+            let key_file = config
+                .key_file_path()
+                .context("a key-file seal names its key file")?;
+            if !key_file.exists() {
+                bail!(
+                    "the root key file {} does not exist: a backup restores only under the seal it was taken with",
+                    key_file.display()
+                );
+            }
+            let root = RootSource::KeyFile(Some(key_file));
+            offline::verify_data_dir_under(dir, root, None, &[])
+                .await
+                .context(checking)
+        }
+    }
 }
 
 /// Reads a backup file into `dir`, checking its format and every member's hash.

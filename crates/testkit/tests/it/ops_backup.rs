@@ -1,14 +1,19 @@
 //! `keyhold backup` / `keyhold restore`: a backup taken under a write load restores into
 //! a server that decrypts every ciphertext made before it, and its audit trail verifies;
-//! a backup that does not hold (wrong seal, damaged) replaces nothing.
+//! a backup that does not hold (wrong seal, damaged) replaces nothing. Restore checks the
+//! backup with the seal it was taken under: a key file, a PKCS#11 token, Shamir shares.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_kms::primitives::Blob;
+use keyhold_crypto::seal::RootShare;
 use keyhold_server::audit::offline::{KeyTrust, verify_data_dir_with};
+use keyhold_server::config::SealConfig;
 use keyhold_server::ops::backup;
 use keyhold_testkit::TestServer;
+
+use crate::seal_pkcs11::Token;
 
 fn config_for(dir: &std::path::Path) -> keyhold_server::Config {
     keyhold_server::Config {
@@ -93,7 +98,7 @@ async fn backup_under_load_restores_and_verifies() {
         target.path().join("root.key"),
     )
     .unwrap();
-    let restored = backup::restore(&config_for(target.path()), &out)
+    let restored = backup::restore(&config_for(target.path()), &out, &[])
         .await
         .unwrap();
     assert!(restored.audit_events > 20);
@@ -143,7 +148,7 @@ async fn a_backup_that_does_not_hold_replaces_nothing() {
     let server = TestServer::builder().data_dir(other.path()).start().await;
     let kept = server.kms().create_key().send().await.unwrap();
     server.stop().await;
-    let err = backup::restore(&config_for(other.path()), &out)
+    let err = backup::restore(&config_for(other.path()), &out, &[])
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("root key"), "{err:#}");
@@ -163,7 +168,7 @@ async fn a_backup_that_does_not_hold_replaces_nothing() {
         target.path().join("root.key"),
     )
     .unwrap();
-    let err = backup::restore(&config_for(target.path()), &damaged)
+    let err = backup::restore(&config_for(target.path()), &damaged, &[])
         .await
         .unwrap_err();
     assert!(
@@ -181,4 +186,137 @@ async fn a_backup_that_does_not_hold_replaces_nothing() {
         .send()
         .await
         .unwrap();
+}
+
+/// One key and one ciphertext under it, then a backup of the data directory into `out`.
+async fn encrypt_and_back_up(server: &TestServer, out: &std::path::Path) -> Blob {
+    let kms = server.kms();
+    let key = kms.create_key().send().await.unwrap();
+    let blob = kms
+        .encrypt()
+        .key_id(key.key_metadata().unwrap().key_id())
+        .plaintext(Blob::new(b"sealed before the backup".to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap();
+    backup::backup(server.data_dir(), out).await.unwrap();
+    blob
+}
+
+async fn decrypts(server: &TestServer, blob: Blob) {
+    let answer = server
+        .kms()
+        .decrypt()
+        .ciphertext_blob(blob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.plaintext().unwrap().as_ref(),
+        b"sealed before the backup"
+    );
+}
+
+fn sealed(dir: &std::path::Path, seal: SealConfig) -> keyhold_server::Config {
+    keyhold_server::Config {
+        seal: Some(seal),
+        ..config_for(dir)
+    }
+}
+
+/// Under a PKCS#11 seal the token's key opens the backup: the restore checks it with the
+/// token, another token's key refuses it, and the restored server unseals itself from the
+/// token and decrypts what was encrypted before the backup.
+#[tokio::test]
+async fn a_backup_restores_under_its_pkcs11_token_only() {
+    let token = Token::new();
+    let source = tempfile::tempdir().unwrap();
+    let server = TestServer::builder()
+        .seal(token.seal())
+        .data_dir(source.path())
+        .start()
+        .await;
+    let files = tempfile::tempdir().unwrap();
+    let out = files.path().join("keyhold.backup");
+    let blob = encrypt_and_back_up(&server, &out).await;
+    server.stop().await;
+
+    let target = tempfile::tempdir().unwrap();
+    let other = Token::new();
+    let err = backup::restore(&sealed(target.path(), other.seal()), &out, &[])
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("seal"), "{err:#}");
+    assert!(!target.path().join("keyhold.db").exists());
+
+    let restored = backup::restore(&sealed(target.path(), token.seal()), &out, &[])
+        .await
+        .unwrap();
+    assert!(restored.audit_events > 0);
+    let server = TestServer::builder()
+        .seal(token.seal())
+        .data_dir(target.path())
+        .start()
+        .await;
+    decrypts(&server, blob).await;
+}
+
+/// Under a Shamir seal the operator gives the shares: fewer than the threshold, or shares
+/// of another set, are refused before anything is replaced; the threshold's worth restores,
+/// and the restored server unseals with the backup's shares.
+#[tokio::test]
+async fn a_backup_restores_under_a_shamir_seal_with_its_shares() {
+    let source = tempfile::tempdir().unwrap();
+    let server = TestServer::builder()
+        .shamir(3, 2)
+        .data_dir(source.path())
+        .start()
+        .await;
+    let shares = server.shares().to_vec();
+    for share in &shares[..2] {
+        assert_eq!(server.unseal(share).await.status, 200);
+    }
+    let files = tempfile::tempdir().unwrap();
+    let out = files.path().join("keyhold.backup");
+    let blob = encrypt_and_back_up(&server, &out).await;
+    server.stop().await;
+    let parse = |texts: &[String]| -> Vec<RootShare> {
+        texts.iter().map(|t| RootShare::parse(t).unwrap()).collect()
+    };
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = TestServer::builder()
+        .shamir(3, 2)
+        .data_dir(elsewhere.path())
+        .start()
+        .await;
+    let other_shares = other.shares().to_vec();
+    other.stop().await;
+
+    let target = tempfile::tempdir().unwrap();
+    let config = sealed(target.path(), SealConfig::Shamir);
+    let err = backup::restore(&config, &out, &parse(&shares[..1]))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("2 of 3"), "{err:#}");
+    let err = backup::restore(&config, &out, &parse(&other_shares[..2]))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("does not open"), "{err:#}");
+    assert!(!target.path().join("keyhold.db").exists());
+
+    backup::restore(&config, &out, &parse(&shares[1..]))
+        .await
+        .unwrap();
+    let server = TestServer::builder()
+        .shamir(3, 2)
+        .data_dir(target.path())
+        .start()
+        .await;
+    for share in &shares[1..] {
+        assert_eq!(server.unseal(share).await.status, 200);
+    }
+    decrypts(&server, blob).await;
 }
