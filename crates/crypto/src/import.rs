@@ -1,9 +1,11 @@
 //! Imported key material (BYOK): the RSA wrapping key of `GetParametersForImport` and the
 //! unwrapping of the material `ImportKeyMaterial` receives.
 //!
-//! The wrapping key pair is generated here and its private half never leaves this crate: the
-//! server holds a [`WrappingKey`] (not `Clone`, redacted `Debug`) and hands out only its
-//! public key. Unwrapping produces a [`SymmetricKey`] directly, so imported material never
+//! The wrapping key pair is generated here and its private half never leaves this crate in
+//! plaintext: the server holds a [`WrappingKey`] (not `Clone`, redacted `Debug`), hands out
+//! only its public key, and stores the private key only sealed under the domain key
+//! ([`crate::seal::DomainKey::seal_wrapping_key`]), so that an import token survives a
+//! restart and works on every node sharing the store. Unwrapping produces a [`SymmetricKey`] directly, so imported material never
 //! exists as plain bytes outside this crate either.
 //!
 //! Wrapping algorithms, as AWS KMS defines them:
@@ -19,7 +21,7 @@
 
 use std::fmt;
 
-use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::hmac;
 use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
 use aws_lc_rs::rsa::{
@@ -63,9 +65,11 @@ impl WrappingAlgorithm {
 
 /// The private RSA key of one `GetParametersForImport` answer.
 ///
-/// Lifecycle: generated for one import token, held by the server in memory until the token
-/// is used or expires, then dropped (AWS-LC frees and clears the key).
+/// Lifecycle: generated for one import token and sealed under the domain key for the store
+/// at once; unsealed again for the `ImportKeyMaterial` that uses the token, then dropped
+/// (AWS-LC frees and clears the key).
 pub struct WrappingKey {
+    private: PrivateDecryptingKey,
     key: OaepPrivateDecryptingKey,
     public_der: Vec<u8>,
 }
@@ -79,14 +83,49 @@ impl WrappingKey {
             WrappingKeySpec::Rsa4096 => KeySize::Rsa4096,
         };
         let private = PrivateDecryptingKey::generate(size).map_err(|_| CryptoError::Random)?;
+        Self::from_private(private)
+    }
+
+    fn from_private(private: PrivateDecryptingKey) -> Result<Self, CryptoError> {
         let public_der = private
             .public_key()
             .as_der()
             .map_err(|_| CryptoError::Encrypt)?
             .as_ref()
             .to_vec();
-        let key = OaepPrivateDecryptingKey::new(private).map_err(|_| CryptoError::Encrypt)?;
-        Ok(Self { key, public_der })
+        let key =
+            OaepPrivateDecryptingKey::new(private.clone()).map_err(|_| CryptoError::Encrypt)?;
+        Ok(Self {
+            private,
+            key,
+            public_der,
+        })
+    }
+
+    /// The private key as PKCS#8 DER (zeroized on drop), for sealing under the domain key.
+    pub(crate) fn pkcs8(&self) -> Result<Pkcs8V1Der<'static>, CryptoError> {
+        self.private.as_der().map_err(|_| CryptoError::Encrypt)
+    }
+
+    /// The wrapping key a PKCS#8 document holds, if it is an RSA key of `spec`'s size;
+    /// [`CryptoError::Unseal`] otherwise.
+    pub(crate) fn from_pkcs8(der: &[u8], spec: WrappingKeySpec) -> Result<Self, CryptoError> {
+        let private = PrivateDecryptingKey::from_pkcs8(der).map_err(|_| CryptoError::Unseal)?;
+        let key = Self::from_private(private).map_err(|_| CryptoError::Unseal)?;
+        if key.spec() != Some(spec) {
+            return Err(CryptoError::Unseal);
+        }
+        Ok(key)
+    }
+
+    /// The size of this key, as a `WrappingKeySpec`.
+    pub fn spec(&self) -> Option<WrappingKeySpec> {
+        match self.private.key_size_bits() {
+            2048 => Some(WrappingKeySpec::Rsa2048),
+            3072 => Some(WrappingKeySpec::Rsa3072),
+            4096 => Some(WrappingKeySpec::Rsa4096),
+            _ => None,
+        }
     }
 
     /// The public key, DER-encoded X.509 `SubjectPublicKeyInfo` (what AWS returns as
@@ -188,6 +227,12 @@ pub fn wrap_for_import(
         .map_err(|_| CryptoError::Encrypt)?;
     wrapped.extend_from_slice(kwp);
     Ok(wrapped)
+}
+
+/// What the store keeps of an import token: its SHA-256 (the token itself is a bearer secret
+/// for one import and is never stored).
+pub fn import_token_sha256(token: &[u8]) -> [u8; 32] {
+    crate::digest::sha256(token)
 }
 
 /// Length of symmetric material an import accepts.

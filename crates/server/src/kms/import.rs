@@ -15,20 +15,36 @@
 //! ([`KmsService::sweep_import_expiry`]) then deletes the sealed material from the store. A
 //! key is usable only while every material associated with it is imported, as on AWS.
 //!
+//! **State.** While a material associated with the key is missing (deleted, or expired) the
+//! key is `PendingImport`, unless it is pending deletion. The state it had before (`Enabled`
+//! or `Disabled`) is kept in the key's record (`state_after_import`) and restored when the
+//! material is back: a key that was disabled when its material expired is still disabled
+//! after the re-import, as on AWS. A key that never had material becomes `Enabled`.
+//!
 //! **Import tokens.** Each `GetParametersForImport` generates an RSA key pair inside
-//! `keyhold-crypto` and hands out the public key and a random token naming it. The private key
-//! stays in this process's memory only (never stored), for 24 hours or until one
-//! `ImportKeyMaterial` uses it: a token is single-use, and a restart invalidates outstanding
-//! tokens (the caller asks for new parameters).
+//! `keyhold-crypto` and hands out the public key and a random token naming it. The store
+//! keeps the outstanding token (its SHA-256, never the token), the key it was issued for,
+//! the wrapping spec and algorithm, its expiry (24 hours), and the wrapping private key
+//! (PKCS#8) sealed under the domain key, bound to the key's ARN and the token's hash
+//! ([`keyhold_crypto::seal::DomainKey::seal_wrapping_key`]). So a token survives a restart
+//! and works on every node sharing the store. A token is single-use: `ImportKeyMaterial`
+//! deletes it in the same store transaction that writes the material, and writes nothing if
+//! it was already gone, so two concurrent imports with one token (on one node or several)
+//! cannot both succeed. An import that fails (wrong material, say) leaves the token usable.
+//! Expired tokens are deleted by the import-expiry sweep and whenever a token is issued; a
+//! key has at most [`MAX_OUTSTANDING_TOKENS_PER_KEY`] outstanding (issuing another drops the
+//! oldest).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use keyhold_crypto::import::{WrappingAlgorithm, WrappingKey, WrappingKeySpec as Spec};
+use keyhold_crypto::import::{
+    WrappingAlgorithm, WrappingKey, WrappingKeySpec as Spec, import_token_sha256,
+};
 use keyhold_crypto::{MaterialId, SymmetricKey};
 use keyhold_proto::kms::*;
 use keyhold_proto::{Blob, SensitiveBlob, Timestamp};
-use keyhold_store::{ImportedMaterialRecord, KeyRecord, Tag};
+use keyhold_store::{ImportTokenRecord, ImportedMaterialRecord, KeyRecord, Tag};
 
 use super::KmsService;
 use super::authz::Facts;
@@ -42,8 +58,8 @@ use crate::context::RequestContext;
 const TOKEN_VALIDITY_MS: i64 = 24 * 3_600_000;
 /// The latest `ValidTo` an import may set: 365 days from the request.
 const MAX_VALID_TO_DAYS: i64 = 365;
-/// How many import tokens may be outstanding at once; past this the oldest is dropped.
-const MAX_OUTSTANDING_TOKENS: usize = 1024;
+/// How many import tokens a key may have outstanding; past this the oldest is dropped.
+pub const MAX_OUTSTANDING_TOKENS_PER_KEY: usize = 1024;
 /// Length of an import token.
 const TOKEN_LEN: usize = 32;
 
@@ -102,71 +118,6 @@ impl ImportedMaterial {
     }
 }
 
-/// The outstanding import tokens and their wrapping keys.
-#[derive(Default)]
-pub struct ImportTokens(Mutex<HashMap<[u8; TOKEN_LEN], Outstanding>>);
-
-struct Outstanding {
-    key_id: String,
-    algorithm: WrappingAlgorithm,
-    wrapping: Arc<WrappingKey>,
-    expires_ms: i64,
-}
-
-/// Why a token cannot be used.
-enum TokenProblem {
-    Invalid,
-    Expired,
-}
-
-impl ImportTokens {
-    fn insert(&self, token: [u8; TOKEN_LEN], entry: Outstanding, now_ms: i64) {
-        let Ok(mut tokens) = self.0.lock() else {
-            return;
-        };
-        tokens.retain(|_, t| t.expires_ms > now_ms);
-        while tokens.len() >= MAX_OUTSTANDING_TOKENS {
-            let oldest = tokens
-                .iter()
-                .min_by_key(|(_, t)| t.expires_ms)
-                .map(|(k, _)| *k);
-            match oldest {
-                Some(k) => tokens.remove(&k),
-                None => break,
-            };
-        }
-        tokens.insert(token, entry);
-    }
-
-    /// The wrapping key and algorithm of `token` if it was issued for `key_id` and is still
-    /// valid. An expired token is forgotten.
-    fn get(
-        &self,
-        token: &[u8],
-        key_id: &str,
-        now_ms: i64,
-    ) -> Result<(Arc<WrappingKey>, WrappingAlgorithm), TokenProblem> {
-        let token: [u8; TOKEN_LEN] = token.try_into().map_err(|_| TokenProblem::Invalid)?;
-        let mut tokens = self.0.lock().map_err(|_| TokenProblem::Invalid)?;
-        let entry = tokens.get(&token).ok_or(TokenProblem::Invalid)?;
-        if entry.key_id != key_id {
-            return Err(TokenProblem::Invalid);
-        }
-        if entry.expires_ms <= now_ms {
-            tokens.remove(&token);
-            return Err(TokenProblem::Expired);
-        }
-        Ok((entry.wrapping.clone(), entry.algorithm))
-    }
-
-    /// Uses `token` up (single-use).
-    fn consume(&self, token: &[u8]) {
-        if let (Ok(token), Ok(mut tokens)) = (<[u8; TOKEN_LEN]>::try_from(token), self.0.lock()) {
-            tokens.remove(&token);
-        }
-    }
-}
-
 pub async fn get_parameters_for_import(
     kms: &KmsService,
     ctx: &RequestContext,
@@ -181,36 +132,45 @@ pub async fn get_parameters_for_import(
     kms.authorize(ctx, &key, "kms:GetParametersForImport", &facts)?;
     check_external(&key)?;
     key.check_not_pending_deletion()?;
-    let spec = match input.wrapping_key_spec {
-        WrappingKeySpec::Rsa2048 => Spec::Rsa2048,
-        WrappingKeySpec::Rsa3072 => Spec::Rsa3072,
-        WrappingKeySpec::Rsa4096 => Spec::Rsa4096,
-        other => {
-            return Err(KmsError::ImportParameter {
-                what: format!("WrappingKeySpec {other} is not supported in this region."),
-            });
-        }
+    let Some(spec) = crypto_spec(input.wrapping_key_spec) else {
+        return Err(KmsError::ImportParameter {
+            what: format!(
+                "WrappingKeySpec {} is not supported in this region.",
+                input.wrapping_key_spec
+            ),
+        });
     };
-    let algorithm = wrapping_algorithm(input.wrapping_algorithm)?;
-    let wrapping = tokio::task::spawn_blocking(move || WrappingKey::generate(spec))
-        .await
-        .map_err(|_| KmsError::Internal)?
-        .map_err(|_| KmsError::Internal)?;
-    let public_key = wrapping.public_key_der().to_vec();
+    wrapping_algorithm(input.wrapping_algorithm)?;
     let mut token = [0u8; TOKEN_LEN];
     keyhold_crypto::random::fill(&mut token).map_err(|_| KmsError::Internal)?;
+    let token_sha256 = import_token_sha256(&token);
+    let (domain, arn) = (kms.domain.clone(), key.arn().to_owned());
+    // Generated and sealed off the async workers; only the sealed private key is kept.
+    let (public_key, sealed) = tokio::task::spawn_blocking(move || {
+        let wrapping = WrappingKey::generate(spec)?;
+        let sealed = domain.seal_wrapping_key(&wrapping, &arn, &token_sha256)?;
+        Ok::<_, keyhold_crypto::CryptoError>((wrapping.public_key_der().to_vec(), sealed))
+    })
+    .await
+    .map_err(|_| KmsError::Internal)?
+    .map_err(|_| KmsError::Internal)?;
     let now = kms.clock.now().as_millis();
     let expires_ms = now + TOKEN_VALIDITY_MS;
-    kms.import_tokens.insert(
-        token,
-        Outstanding {
-            key_id: key.record.key_id.clone(),
-            algorithm,
-            wrapping: Arc::new(wrapping),
-            expires_ms,
-        },
-        now,
-    );
+    kms.store
+        .insert_import_token(
+            &ImportTokenRecord {
+                token_sha256: token_sha256.to_vec(),
+                key_id: key.record.key_id.clone(),
+                wrapping_key_spec: input.wrapping_key_spec.as_str().to_owned(),
+                wrapping_algorithm: input.wrapping_algorithm.as_str().to_owned(),
+                created_ms: now,
+                expires_ms,
+                sealed_private_key: sealed,
+            },
+            now,
+            MAX_OUTSTANDING_TOKENS_PER_KEY,
+        )
+        .await?;
     Ok(GetParametersForImportResponse {
         key_id: Some(key.arn().to_owned()),
         import_token: Some(Blob::new(token.to_vec())),
@@ -239,16 +199,14 @@ pub async fn import_key_material(
     key.check_not_pending_deletion()?;
     let now = kms.clock.now().as_millis();
     let valid_to_ms = check_expiration(model, input.valid_to, now)?;
-    let (wrapping, algorithm) = kms
-        .import_tokens
-        .get(input.import_token.as_bytes(), &key.record.key_id, now)
-        .map_err(|p| match p {
-            TokenProblem::Invalid => KmsError::InvalidImportToken,
-            TokenProblem::Expired => KmsError::ExpiredImportToken,
-        })?;
-    let material = wrapping
-        .unwrap_symmetric(algorithm, input.encrypted_key_material.as_bytes())
-        .map_err(|_| KmsError::InvalidCiphertext)?;
+    let token_sha256 = import_token_sha256(input.import_token.as_bytes());
+    let (wrapping, algorithm) = kms.import_wrapping_key(&key, &token_sha256, now).await?;
+    let encrypted = input.encrypted_key_material.as_bytes().to_vec();
+    let material =
+        tokio::task::spawn_blocking(move || wrapping.unwrap_symmetric(algorithm, &encrypted))
+            .await
+            .map_err(|_| KmsError::Internal)?
+            .map_err(|_| KmsError::InvalidCiphertext)?;
     let id = keyhold_crypto::import::imported_material_id(&material, &key.id);
 
     let materials = &key.materials.imported;
@@ -321,12 +279,17 @@ pub async fn import_key_material(
         Some(slot) => *slot = entry.clone(),
         None => imported.push(entry.clone()),
     }
-    record.state = state_after(&record, &imported).as_str().to_owned();
+    set_state_after(&mut record, &imported);
     let upsert = entry.to_record(&record.key_id, Some(sealed));
-    kms.store
-        .write_imported_materials(&record, &[upsert], &[])
-        .await?;
-    kms.import_tokens.consume(input.import_token.as_bytes());
+    // Uses the token up in the same transaction: if another import (here or on another node)
+    // used it first, nothing is written.
+    if !kms
+        .store
+        .import_with_token(&record, &[upsert], &token_sha256)
+        .await?
+    {
+        return Err(KmsError::InvalidImportToken);
+    }
     let mut by_id = key.materials.by_id.clone();
     by_id.insert(id, Arc::new(material));
     let key = kms.replace_materials(
@@ -392,7 +355,7 @@ pub async fn delete_imported_key_material(
         }
     }
     let mut record = key.record.clone();
-    record.state = state_after(&record, &imported).as_str().to_owned();
+    set_state_after(&mut record, &imported);
     kms.store
         .write_imported_materials(&record, &upsert, &remove)
         .await?;
@@ -627,6 +590,10 @@ impl KmsService {
     /// it). Returns how many keys it changed.
     pub async fn sweep_import_expiry(&self) -> Result<usize, KmsError> {
         let now = self.clock.now().as_millis();
+        let purged = self.store.purge_import_tokens(now).await?;
+        if purged > 0 {
+            tracing::debug!(purged, "deleted expired import tokens");
+        }
         let mut changed = 0;
         for key_id in self.store.keys_with_expired_imports(now).await? {
             let _guard = self.writes.lock().await;
@@ -647,6 +614,41 @@ impl KmsService {
             changed += 1;
         }
         Ok(changed)
+    }
+
+    /// The wrapping key and algorithm of the outstanding import token whose SHA-256 is
+    /// `token_sha256`, if it was issued for `key` and is still valid at `now_ms`.
+    async fn import_wrapping_key(
+        &self,
+        key: &Key,
+        token_sha256: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<(WrappingKey, WrappingAlgorithm), KmsError> {
+        let key_id = key.record.key_id.as_str();
+        let token = self
+            .store
+            .import_token(token_sha256)
+            .await?
+            .filter(|t| t.key_id == key_id)
+            .ok_or(KmsError::InvalidImportToken)?;
+        if token.expires_ms <= now_ms {
+            return Err(KmsError::ExpiredImportToken);
+        }
+        let spec = WrappingKeySpec::parse(&token.wrapping_key_spec)
+            .and_then(crypto_spec)
+            .ok_or_else(|| super::corrupt("import token wrapping key spec", key_id))?;
+        let algorithm = AlgorithmSpec::parse(&token.wrapping_algorithm)
+            .and_then(|a| wrapping_algorithm(a).ok())
+            .ok_or_else(|| super::corrupt("import token wrapping algorithm", key_id))?;
+        let (domain, arn, hash) = (self.domain.clone(), key.arn().to_owned(), *token_sha256);
+        let sealed = token.sealed_private_key;
+        let wrapping = tokio::task::spawn_blocking(move || {
+            domain.unseal_wrapping_key(&sealed, &arn, &hash, spec)
+        })
+        .await
+        .map_err(|_| KmsError::Internal)?
+        .map_err(|_| super::corrupt("sealed import wrapping key", key_id))?;
+        Ok((wrapping, algorithm))
     }
 
     /// Caches `key` with a new record and materials (same tags, grants, aliases).
@@ -674,7 +676,7 @@ fn expire(key: &Key, now: i64) -> Option<Key> {
         by_id.remove(&m.id);
     }
     let mut record = key.record.clone();
-    record.state = state_after(&record, &imported).as_str().to_owned();
+    set_state_after(&mut record, &imported);
     key.with_materials(
         record,
         Arc::new(Materials {
@@ -686,18 +688,28 @@ fn expire(key: &Key, now: i64) -> Option<Key> {
     )
 }
 
-/// A key's state after its imported materials changed.
-fn state_after(record: &KeyRecord, imported: &[ImportedMaterial]) -> KeyState {
+/// Sets a key's state after its imported materials changed: `PendingImport` while a
+/// material associated with it is missing, remembering the state it had
+/// (`state_after_import`); once every material is back, that state again (`Enabled` for a key
+/// that never had material). A key pending deletion keeps its state.
+fn set_state_after(record: &mut KeyRecord, imported: &[ImportedMaterial]) {
     let state = KeyState::parse(&record.state).unwrap_or(KeyState::PendingImport);
     if state == KeyState::PendingDeletion {
-        return state;
+        return;
     }
     if lacks_material(OriginType::External, imported) {
-        KeyState::PendingImport
+        if state != KeyState::PendingImport {
+            record.state_after_import = Some(state.as_str().to_owned());
+        }
+        record.state = KeyState::PendingImport.as_str().to_owned();
     } else if state == KeyState::PendingImport {
-        KeyState::Enabled
-    } else {
-        state
+        let back = record
+            .state_after_import
+            .take()
+            .and_then(|s| KeyState::parse(&s))
+            .filter(|s| *s == KeyState::Disabled)
+            .unwrap_or(KeyState::Enabled);
+        record.state = back.as_str().to_owned();
     }
 }
 
@@ -709,6 +721,16 @@ fn check_external(key: &Key) -> Result<(), KmsError> {
             arn: key.arn().to_owned(),
             origin: key.origin.as_str(),
         })
+    }
+}
+
+/// The wrapping key sizes this server generates.
+fn crypto_spec(spec: WrappingKeySpec) -> Option<Spec> {
+    match spec {
+        WrappingKeySpec::Rsa2048 => Some(Spec::Rsa2048),
+        WrappingKeySpec::Rsa3072 => Some(Spec::Rsa3072),
+        WrappingKeySpec::Rsa4096 => Some(Spec::Rsa4096),
+        _ => None,
     }
 }
 

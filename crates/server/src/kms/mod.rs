@@ -85,8 +85,6 @@ pub struct KmsService {
     writes: WriteLocks,
     /// Tags grant tokens; loaded (or created) on first use.
     token_key: tokio::sync::OnceCell<TokenKey>,
-    /// The outstanding import tokens of `GetParametersForImport`, with their wrapping keys.
-    import_tokens: import::ImportTokens,
     /// Where cache lookups and rotations are counted (`crate::ops::metrics`).
     metrics: std::sync::OnceLock<Arc<crate::ops::metrics::Metrics>>,
     /// The request quotas, when they are on: the cryptographic operations are admitted here,
@@ -123,7 +121,6 @@ impl KmsService {
             aliases: BoundedCache::new(cached_keys),
             writes: WriteLocks::new(),
             token_key: tokio::sync::OnceCell::new(),
-            import_tokens: import::ImportTokens::default(),
             metrics: std::sync::OnceLock::new(),
             quotas: std::sync::OnceLock::new(),
             custom_key_stores: custom_key_stores::CustomKeyStores::default(),

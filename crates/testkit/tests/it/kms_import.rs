@@ -579,7 +579,7 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
     );
     assert_eq!(meta.valid_to.unwrap().secs(), valid_to);
     let blob = encrypt(&kms, &id, b"before expiry").await;
-    assert_eq!(sealed_rows(server.data_dir(), &id), [true]);
+    assert_eq!(sealed_rows(server.data_dir(), &id).await, [true]);
 
     // Past ValidTo: the key is PendingImport and its ciphertexts do not open.
     server.clock().advance(Duration::from_secs(3 * DAY));
@@ -597,7 +597,7 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
     // The sweep deletes the sealed material from the store.
     let mut rows = Vec::new();
     for _ in 0..100 {
-        rows = sealed_rows(server.data_dir(), &id);
+        rows = sealed_rows(server.data_dir(), &id).await;
         if rows == [false] {
             break;
         }
@@ -628,11 +628,28 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
         decrypt(&kms, &blob).await,
         Ok((b"before expiry".to_vec(), material_id))
     );
-    assert_eq!(sealed_rows(server.data_dir(), &id), [true]);
+    assert_eq!(sealed_rows(server.data_dir(), &id).await, [true]);
 }
 
-/// Whether each imported material row of `key_id` holds sealed material.
-fn sealed_rows(dir: &Path, key_id: &str) -> Vec<bool> {
+/// Whether each imported material row of `key_id` holds sealed material, read from the
+/// server's store: SQLite in `dir`, or its PostgreSQL schema under `KEYHOLD_TEST_STORAGE`.
+async fn sealed_rows(dir: &Path, key_id: &str) -> Vec<bool> {
+    if let Some(storage) = keyhold_testkit::test_storage_for(dir).await {
+        let config = keyhold_store::parse_postgres_url(storage.as_str()).unwrap();
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        let driver = tokio::spawn(connection);
+        let rows = client
+            .query(
+                "SELECT sealed IS NOT NULL FROM kms_imported_materials WHERE key_id = $1 \
+                 ORDER BY creation_ms, seq",
+                &[&key_id],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        return rows.iter().map(|r| r.get::<_, bool>(0)).collect();
+    }
     let conn = rusqlite::Connection::open(dir.join("keyhold.db")).unwrap();
     let mut stmt = conn
         .prepare(
@@ -668,7 +685,7 @@ async fn deleted_material_leaves_the_key_pending_import_until_reimported() {
     assert_eq!(out.key_material_id.as_deref(), Some(material_id.as_str()));
     assert!(out.key_id.unwrap().ends_with(&id));
     assert_eq!(state(&kms, &id).await, KeyState::PendingImport);
-    assert_eq!(sealed_rows(server.data_dir(), &id), [false]);
+    assert_eq!(sealed_rows(server.data_dir(), &id).await, [false]);
     assert_eq!(
         decrypt(&kms, &blob).await.unwrap_err().0,
         "KMSInvalidStateException"
@@ -913,4 +930,166 @@ async fn imported_material_survives_a_restart_and_expires_while_the_server_is_do
         decrypt(&kms, &expiring_blob).await.unwrap_err().0,
         "KMSInvalidStateException"
     );
+}
+
+#[tokio::test]
+async fn import_tokens_survive_a_restart_and_are_used_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let material = [0x55u8; 32];
+    let (id, token, blob) = {
+        let server = TestServer::builder().data_dir(dir.path()).start().await;
+        let kms = server.kms();
+        let id = external_key(&kms).await;
+        let (token, blob) = wrapped(
+            &kms,
+            &id,
+            AlgorithmSpec::RsaAesKeyWrapSha256,
+            WrappingKeySpec::Rsa3072,
+            &material,
+        )
+        .await;
+        server.stop().await;
+        (id, token, blob)
+    };
+    // Only the token's hash is stored: the token is in no file of the data directory.
+    for (path, bytes) in keyhold_testkit::data_files(dir.path()) {
+        assert!(
+            !bytes
+                .windows(token.as_ref().len())
+                .any(|w| w == token.as_ref()),
+            "the import token is in {path:?}"
+        );
+    }
+
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let kms = server.kms();
+    let send = || {
+        kms.import_key_material()
+            .key_id(&id)
+            .import_token(token.clone())
+            .encrypted_key_material(blob.clone())
+            .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+            .send()
+    };
+    send().await.unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::Enabled);
+    let ciphertext = encrypt(&kms, &id, b"after a restart").await;
+    assert_eq!(
+        decrypt(&kms, &ciphertext).await.unwrap().0,
+        b"after a restart"
+    );
+    // Used once, it is gone.
+    let e = send().await.unwrap_err().into_service_error();
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e),
+        (
+            "InvalidImportTokenException".into(),
+            "The import token is invalid or does not belong to this KMS key.".into()
+        )
+    );
+
+    // Two imports with one token at once: exactly one succeeds.
+    let (token, blob) = wrapped_for(&kms, &id, &material).await;
+    let call = || {
+        kms.import_key_material()
+            .key_id(&id)
+            .import_token(token.clone())
+            .encrypted_key_material(blob.clone())
+            .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+            .send()
+    };
+    let (a, b) = tokio::join!(call(), call());
+    let refused: Vec<_> = [a, b]
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| e.into_service_error().code().map(str::to_owned))
+        .collect();
+    assert_eq!(refused, [Some("InvalidImportTokenException".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_disabled_key_stays_disabled_when_its_material_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let material = [0x66u8; 32];
+    let (id, blob) = {
+        let server = TestServer::builder().data_dir(dir.path()).start().await;
+        let kms = server.kms();
+        let id = external_key(&kms).await;
+        import(
+            &kms,
+            &id,
+            &material,
+            Some(keyhold_testkit::unix_now() + 86_400),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        let blob = encrypt(&kms, &id, b"disabled").await;
+        kms.disable_key().key_id(&id).send().await.unwrap();
+        server.stop().await;
+        (id, blob)
+    };
+    // The material expires (with the server down); the sweep makes it durable.
+    {
+        let server = TestServer::builder()
+            .data_dir(dir.path())
+            .clock_ahead(Duration::from_secs(2 * DAY))
+            .deletion_sweep_interval(Duration::from_millis(50))
+            .start()
+            .await;
+        assert_eq!(state(&server.kms(), &id).await, KeyState::PendingImport);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        server.stop().await;
+    }
+    let server = TestServer::builder()
+        .data_dir(dir.path())
+        .clock_ahead(Duration::from_secs(2 * DAY))
+        .start()
+        .await;
+    let kms = server.kms();
+    assert_eq!(state(&kms, &id).await, KeyState::PendingImport);
+    import(&kms, &id, &material, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::Disabled);
+    let arn = arn_of(&kms, &id).await;
+    assert_eq!(
+        decrypt(&kms, &blob).await.unwrap_err(),
+        ("DisabledException".into(), format!("{arn} is disabled."))
+    );
+    kms.enable_key().key_id(&id).send().await.unwrap();
+    assert_eq!(decrypt(&kms, &blob).await.unwrap().0, b"disabled");
+
+    // The same when the material of a disabled key is deleted; an enabled key comes back
+    // enabled.
+    kms.disable_key().key_id(&id).send().await.unwrap();
+    kms.delete_imported_key_material()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::PendingImport);
+    let e = kms
+        .enable_key()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(e.code(), Some("KMSInvalidStateException"));
+    import(&kms, &id, &material, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::Disabled);
+    kms.enable_key().key_id(&id).send().await.unwrap();
+    kms.delete_imported_key_material()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    import(&kms, &id, &material, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::Enabled);
 }
