@@ -30,8 +30,9 @@ use aws_lc_rs::rsa::{
 };
 use zeroize::Zeroizing;
 
+use crate::asymmetric::{KeySpec, KeyUse, PrivateKey};
 use crate::material::{KEY_LEN, Key256};
-use crate::{CryptoError, KeyId, MaterialId, SymmetricKey};
+use crate::{CryptoError, KeyId, MaterialId, SecretBytes, SymmetricKey};
 
 /// The size of an import wrapping key (`WrappingKeySpec`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,6 +135,58 @@ impl WrappingKey {
         &self.public_der
     }
 
+    /// Unwraps the material of an asymmetric or HMAC key wrapped with `algorithm` under this
+    /// key: a DER PKCS#8 `PrivateKeyInfo` of `spec` (RSA, ECC), or raw HMAC key bytes of a
+    /// length AWS accepts for `spec`. [`CryptoError::InvalidCiphertext`] if it does not
+    /// unwrap; [`CryptoError::InvalidInput`] if it unwraps to something that is not a key of
+    /// `spec` for `key_use`.
+    pub fn unwrap_private(
+        &self,
+        algorithm: WrappingAlgorithm,
+        wrapped: &[u8],
+        spec: KeySpec,
+        key_use: KeyUse,
+    ) -> Result<PrivateKey, CryptoError> {
+        let document = self.unwrap_bytes(algorithm, wrapped)?;
+        PrivateKey::from_document(spec, key_use, document).map_err(|_| CryptoError::InvalidInput)
+    }
+
+    /// Unwraps material of any length.
+    fn unwrap_bytes(
+        &self,
+        algorithm: WrappingAlgorithm,
+        wrapped: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
+        let rsa_len = self.key.key_size_bytes();
+        let (rsa_part, kwp_part) = if algorithm.is_key_wrap() {
+            if wrapped.len() <= rsa_len {
+                return Err(CryptoError::InvalidCiphertext);
+            }
+            wrapped.split_at(rsa_len)
+        } else {
+            (wrapped, &[][..])
+        };
+        let mut buf = Zeroizing::new(vec![0u8; self.key.min_output_size()]);
+        let first_len = self
+            .key
+            .decrypt(algorithm.oaep(), rsa_part, &mut buf, None)
+            .map_err(|_| CryptoError::InvalidCiphertext)?
+            .len();
+        if !algorithm.is_key_wrap() {
+            buf.truncate(first_len);
+            return Ok(SecretBytes::from_zeroizing(buf));
+        }
+        let kek = AesKek::new(&AES_256, buf.get(..first_len).unwrap_or_default())
+            .map_err(|_| CryptoError::InvalidCiphertext)?;
+        let mut out = Zeroizing::new(vec![0u8; kwp_part.len()]);
+        let len = kek
+            .unwrap_with_padding(kwp_part, &mut out)
+            .map_err(|_| CryptoError::InvalidCiphertext)?
+            .len();
+        out.truncate(len);
+        Ok(SecretBytes::from_zeroizing(out))
+    }
+
     /// Unwraps 256-bit symmetric key material wrapped with `algorithm` under this key.
     ///
     /// [`CryptoError::InvalidCiphertext`] for anything that does not unwrap, or that unwraps
@@ -195,6 +248,31 @@ pub fn imported_material_id(material: &SymmetricKey, key_id: &KeyId) -> Material
     let tag = ctx.sign();
     let mut id = [0u8; 32];
     id.copy_from_slice(tag.as_ref());
+    MaterialId::from_bytes(id)
+}
+
+/// The material id of imported asymmetric or HMAC material: derived from the public key
+/// (SHA-256 over a label, the KMS key's id and the DER SubjectPublicKeyInfo) for a key pair,
+/// and like [`imported_material_id`] (HMAC-SHA256 keyed with the material) for an HMAC key.
+/// The same material imported into the same key always gets the same id.
+pub fn imported_private_material_id(key: &PrivateKey, key_id: &KeyId) -> MaterialId {
+    let mut id = [0u8; 32];
+    match key.public_key_der() {
+        Some(public) => {
+            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            ctx.update(b"keyhold imported key pair id v1");
+            ctx.update(key_id.as_bytes());
+            ctx.update(public);
+            id.copy_from_slice(ctx.finish().as_ref());
+        }
+        None => {
+            let mac = hmac::Key::new(hmac::HMAC_SHA256, key.document().expose_secret());
+            let mut ctx = hmac::Context::with_key(&mac);
+            ctx.update(b"keyhold imported hmac key id v1");
+            ctx.update(key_id.as_bytes());
+            id.copy_from_slice(ctx.sign().as_ref());
+        }
+    }
     MaterialId::from_bytes(id)
 }
 

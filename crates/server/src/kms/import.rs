@@ -8,6 +8,9 @@
 //! made current by `RotateKeyOnDemand`. A material's id is derived from the material
 //! ([`keyhold_crypto::import::imported_material_id`]), so a re-import
 //! (`EXISTING_KEY_MATERIAL`) is checked against the id without keeping deleted material.
+//! RSA, ECC and HMAC keys take one material for good (a PKCS#8 private key of exactly their
+//! spec, or HMAC key bytes), held as the key's parsed private key while imported; its id is
+//! derived from the public key ([`keyhold_crypto::import::imported_private_material_id`]).
 //!
 //! **Expiry.** `ValidTo` is enforced against the server's clock: the moment it passes, the
 //! material is gone from memory (every use of the key goes through
@@ -35,9 +38,9 @@
 //! key has at most [`MAX_OUTSTANDING_TOKENS_PER_KEY`] outstanding (issuing another drops the
 //! oldest).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use keyhold_crypto::asymmetric::{KeySpec as CryptoKeySpec, KeyUse, PrivateKey};
 use keyhold_crypto::import::{
     WrappingAlgorithm, WrappingKey, WrappingKeySpec as Spec, import_token_sha256,
 };
@@ -140,7 +143,13 @@ pub async fn get_parameters_for_import(
             ),
         });
     };
-    wrapping_algorithm(input.wrapping_algorithm)?;
+    let algorithm = wrapping_algorithm(input.wrapping_algorithm)?;
+    check_wrapping_for_key(
+        &key,
+        input.wrapping_key_spec,
+        input.wrapping_algorithm,
+        algorithm,
+    )?;
     let mut token = [0u8; TOKEN_LEN];
     keyhold_crypto::random::fill(&mut token).map_err(|_| KmsError::Internal)?;
     let token_sha256 = import_token_sha256(&token);
@@ -202,12 +211,22 @@ pub async fn import_key_material(
     let token_sha256 = import_token_sha256(input.import_token.as_bytes());
     let (wrapping, algorithm) = kms.import_wrapping_key(&key, &token_sha256, now).await?;
     let encrypted = input.encrypted_key_material.as_bytes().to_vec();
-    let material =
-        tokio::task::spawn_blocking(move || wrapping.unwrap_symmetric(algorithm, &encrypted))
-            .await
-            .map_err(|_| KmsError::Internal)?
-            .map_err(|_| KmsError::InvalidCiphertext)?;
-    let id = keyhold_crypto::import::imported_material_id(&material, &key.id);
+    let private_spec = private_spec(&key);
+    let material = tokio::task::spawn_blocking(move || match private_spec {
+        None => wrapping
+            .unwrap_symmetric(algorithm, &encrypted)
+            .map(Unwrapped::Symmetric),
+        Some((spec, key_use)) => wrapping
+            .unwrap_private(algorithm, &encrypted, spec, key_use)
+            .map(Unwrapped::Private),
+    })
+    .await
+    .map_err(|_| KmsError::Internal)?
+    .map_err(|_| KmsError::InvalidCiphertext)?;
+    let id = match &material {
+        Unwrapped::Symmetric(m) => keyhold_crypto::import::imported_material_id(m, &key.id),
+        Unwrapped::Private(p) => keyhold_crypto::import::imported_private_material_id(p, &key.id),
+    };
 
     let materials = &key.materials.imported;
     let import_type = input.import_type;
@@ -221,6 +240,12 @@ pub async fn import_key_material(
                 return Err(KmsError::IncorrectKeyMaterial);
             }
             false
+        }
+        // Asymmetric and HMAC keys keep their first material for good (they do not rotate).
+        (false, Some(ImportType::NewKeyMaterial)) if private_spec.is_some() => {
+            return Err(KmsError::RotationUnsupported {
+                arn: key.arn().to_owned(),
+            });
         }
         (false, Some(ImportType::NewKeyMaterial)) => {
             if input.key_material_id.is_some() {
@@ -253,10 +278,11 @@ pub async fn import_key_material(
             existing.is_some_and(|m| m.pending_rotation)
         }
     };
-    let sealed = kms
-        .domain
-        .seal_material(&material, key.arn(), &id)
-        .map_err(|_| KmsError::Internal)?;
+    let sealed = match &material {
+        Unwrapped::Symmetric(m) => kms.domain.seal_material(m, key.arn(), &id),
+        Unwrapped::Private(p) => kms.domain.seal_private_key(p, key.arn(), &id),
+    }
+    .map_err(|_| KmsError::Internal)?;
     let entry = ImportedMaterial {
         id,
         imported: true,
@@ -291,14 +317,20 @@ pub async fn import_key_material(
         return Err(KmsError::InvalidImportToken);
     }
     let mut by_id = key.materials.by_id.clone();
-    by_id.insert(id, Arc::new(material));
+    let private = match material {
+        Unwrapped::Symmetric(m) => {
+            by_id.insert(id, Arc::new(m));
+            None
+        }
+        Unwrapped::Private(p) => Some(Arc::new(p)),
+    };
     let key = kms.replace_materials(
         &key,
         record,
         Materials {
             by_id,
             imported,
-            private: None,
+            private,
             custom_key_store: None,
         },
     )?;
@@ -527,29 +559,53 @@ impl KmsService {
         Ok(key)
     }
 
-    /// Unseals the imported materials of a key read from the store into `by_id`.
-    /// A key's imported materials as stored (`stored`), those still imported unsealed into
-    /// `by_id`.
+    /// Unseals the imported materials of a key read from the store into `materials`: the
+    /// symmetric ones still imported into `by_id`, the one material of an asymmetric or HMAC
+    /// key (if imported) into `private`; what each material is into `imported`.
     pub(super) fn unseal_imported(
         &self,
         record: &KeyRecord,
         stored: Vec<ImportedMaterialRecord>,
-        by_id: &mut HashMap<MaterialId, Arc<SymmetricKey>>,
-    ) -> Result<Vec<ImportedMaterial>, KmsError> {
+        materials: &mut Materials,
+    ) -> Result<(), KmsError> {
+        let key_id = record.key_id.as_str();
+        let spec =
+            KeySpec::parse(&record.key_spec).ok_or_else(|| super::corrupt("key spec", key_id))?;
+        let private_spec = match super::specs::crypto_spec(spec) {
+            Some(crypto) => {
+                let usage = KeyUsageType::parse(&record.key_usage)
+                    .and_then(|u| super::specs::crypto_use(spec, u))
+                    .ok_or_else(|| super::corrupt("key usage", key_id))?;
+                Some((crypto, usage))
+            }
+            None => None,
+        };
         let mut out = Vec::new();
         for r in stored {
             let m = ImportedMaterial::from_record(&r)
-                .ok_or_else(|| super::corrupt("imported material", &record.key_id))?;
+                .ok_or_else(|| super::corrupt("imported material", key_id))?;
             if let Some(sealed) = &r.sealed {
-                let material = self
-                    .domain
-                    .unseal_material(sealed, &record.arn, &m.id)
-                    .map_err(|_| super::corrupt("sealed imported material", &record.key_id))?;
-                by_id.insert(m.id, Arc::new(material));
+                match private_spec {
+                    None => {
+                        let material = self
+                            .domain
+                            .unseal_material(sealed, &record.arn, &m.id)
+                            .map_err(|_| super::corrupt("sealed imported material", key_id))?;
+                        materials.by_id.insert(m.id, Arc::new(material));
+                    }
+                    Some((crypto, usage)) => {
+                        let private = self
+                            .domain
+                            .unseal_private_key(sealed, &record.arn, &m.id, crypto, usage)
+                            .map_err(|_| super::corrupt("sealed imported private key", key_id))?;
+                        materials.private = Some(Arc::new(private));
+                    }
+                }
             }
             out.push(m);
         }
-        Ok(out)
+        materials.imported = out;
+        Ok(())
     }
 
     /// `key` (a cached key) as it is now: if an imported material's `ValidTo` has passed,
@@ -722,6 +778,69 @@ fn check_external(key: &Key) -> Result<(), KmsError> {
             origin: key.origin.as_str(),
         })
     }
+}
+
+/// Whether keys of `spec` take imported material (`Origin=EXTERNAL`): symmetric encryption,
+/// RSA, NIST and secp256k1 ECC, and HMAC keys, as on AWS (not SM2, Ed25519 or the
+/// post-quantum specs).
+pub(super) fn importable(spec: KeySpec) -> bool {
+    matches!(
+        spec,
+        KeySpec::SymmetricDefault
+            | KeySpec::Rsa2048
+            | KeySpec::Rsa3072
+            | KeySpec::Rsa4096
+            | KeySpec::EccNistP256
+            | KeySpec::EccNistP384
+            | KeySpec::EccNistP521
+            | KeySpec::EccSecgP256k1
+            | KeySpec::Hmac224
+            | KeySpec::Hmac256
+            | KeySpec::Hmac384
+            | KeySpec::Hmac512
+    )
+}
+
+/// The wrapping algorithms AWS allows for the key's material: an RSA private key only with
+/// `RSA_AES_KEY_WRAP_*` (it does not fit in RSA-OAEP), and ECC P-521 material not with
+/// `RSAES_OAEP_*` under an `RSA_2048` wrapping key (likewise).
+fn check_wrapping_for_key(
+    key: &Key,
+    spec: WrappingKeySpec,
+    named: AlgorithmSpec,
+    algorithm: WrappingAlgorithm,
+) -> Result<(), KmsError> {
+    let key_wrap = matches!(
+        algorithm,
+        WrappingAlgorithm::RsaAesKeyWrapSha1 | WrappingAlgorithm::RsaAesKeyWrapSha256
+    );
+    let refused = match key.spec {
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => !key_wrap,
+        KeySpec::EccNistP521 => !key_wrap && spec == WrappingKeySpec::Rsa2048,
+        _ => false,
+    };
+    if refused {
+        return Err(KmsError::ImportParameter {
+            what: format!(
+                "WrappingAlgorithm {named} with WrappingKeySpec {spec} is not supported for \
+                 this KMS key."
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Imported material, unwrapped.
+enum Unwrapped {
+    Symmetric(SymmetricKey),
+    Private(PrivateKey),
+}
+
+/// The crypto spec and use of an asymmetric or HMAC key (`None` for a symmetric encryption
+/// key).
+fn private_spec(key: &Key) -> Option<(CryptoKeySpec, KeyUse)> {
+    let spec = super::specs::crypto_spec(key.spec)?;
+    Some((spec, super::specs::crypto_use(key.spec, key.usage)?))
 }
 
 /// The wrapping key sizes this server generates.

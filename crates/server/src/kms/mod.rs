@@ -194,10 +194,14 @@ impl KmsService {
             grants,
             aliases,
         } = snapshot;
-        let mut materials = self.unseal_materials(&record, stored).await?;
-        if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
-            materials.imported = self.unseal_imported(&record, imported, &mut materials.by_id)?;
-        }
+        let mut materials = if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
+            // Imported material only (none in `stored`).
+            let mut materials = Materials::default();
+            self.unseal_imported(&record, imported, &mut materials)?;
+            materials
+        } else {
+            self.unseal_materials(&record, stored).await?
+        };
         if record.origin == keyhold_proto::kms::OriginType::AwsCloudhsm.as_str() {
             // Outside the snapshot: a key never changes its custom key store.
             materials.custom_key_store = Some(

@@ -1093,3 +1093,396 @@ async fn a_disabled_key_stays_disabled_when_its_material_returns() {
         .unwrap();
     assert_eq!(state(&kms, &id).await, KeyState::Enabled);
 }
+
+/// ImportKeyMaterial of wrapped material (no expiry); the error's (code, message).
+async fn import_wrapped(
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    (token, blob): (Blob, Blob),
+    import_type: Option<ImportType>,
+) -> Result<String, (String, String)> {
+    kms.import_key_material()
+        .key_id(key_id)
+        .import_token(token)
+        .encrypted_key_material(blob)
+        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+        .set_import_type(import_type)
+        .send()
+        .await
+        .map(|out| out.key_material_id.unwrap())
+        .map_err(|e| keyhold_testkit::code_and_message(&e.into_service_error()))
+}
+
+async fn external_key_of(
+    kms: &aws_sdk_kms::Client,
+    spec: aws_sdk_kms::types::KeySpec,
+    usage: aws_sdk_kms::types::KeyUsageType,
+) -> String {
+    let meta = kms
+        .create_key()
+        .origin(OriginType::External)
+        .key_spec(spec)
+        .key_usage(usage)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(meta.key_state, Some(KeyState::PendingImport));
+    assert_eq!(meta.origin, Some(OriginType::External));
+    meta.key_id
+}
+
+#[tokio::test]
+async fn asymmetric_and_hmac_keys_take_imported_material() {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType, MacAlgorithmSpec, SigningAlgorithmSpec};
+    use keyhold_crypto::SecretBytes;
+    use keyhold_crypto::asymmetric::{
+        self as local_keys, KeyUse, MacAlgorithm, Message, PrivateKey, SigningAlgorithm,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let kms = server.kms();
+
+    // An RSA signing key: its PKCS#8 private key fits only RSA_AES_KEY_WRAP.
+    let rsa = external_key_of(&kms, KeySpec::Rsa2048, KeyUsageType::SignVerify).await;
+    let e = kms
+        .get_parameters_for_import()
+        .key_id(&rsa)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(WrappingKeySpec::Rsa4096)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e),
+        (
+            "ValidationException".into(),
+            "WrappingAlgorithm RSAES_OAEP_SHA_256 with WrappingKeySpec RSA_4096 is not \
+             supported for this KMS key."
+                .into()
+        )
+    );
+    let rsa_wrapped = |material: Vec<u8>| {
+        let kms = kms.clone();
+        let rsa = rsa.clone();
+        async move {
+            wrapped(
+                &kms,
+                &rsa,
+                AlgorithmSpec::RsaAesKeyWrapSha256,
+                WrappingKeySpec::Rsa3072,
+                &material,
+            )
+            .await
+        }
+    };
+    let (pkcs8, public) = local_keys::generate_data_key_pair(local_keys::KeySpec::Rsa2048).unwrap();
+    let (ecc_pkcs8, _) =
+        local_keys::generate_data_key_pair(local_keys::KeySpec::EccNistP256).unwrap();
+    // Material that is not an RSA_2048 private key is refused.
+    let (other_rsa, _) = local_keys::generate_data_key_pair(local_keys::KeySpec::Rsa3072).unwrap();
+    for bad in [&ecc_pkcs8, &other_rsa] {
+        let refused = import_wrapped(
+            &kms,
+            &rsa,
+            rsa_wrapped(bad.expose_secret().to_vec()).await,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.0, "InvalidCiphertextException");
+    }
+    let material_id = import_wrapped(
+        &kms,
+        &rsa,
+        rsa_wrapped(pkcs8.expose_secret().to_vec()).await,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(state(&kms, &rsa).await, KeyState::Enabled);
+    let got = kms.get_public_key().key_id(&rsa).send().await.unwrap();
+    assert_eq!(got.public_key.unwrap().as_ref(), public.as_slice());
+    let local = PrivateKey::from_document(
+        local_keys::KeySpec::Rsa2048,
+        KeyUse::SignVerify,
+        SecretBytes::from(pkcs8.expose_secret().to_vec()),
+    )
+    .unwrap();
+    let sign = |key_id: String| {
+        let kms = kms.clone();
+        async move {
+            kms.sign()
+                .key_id(key_id)
+                .message(Blob::new(b"imported".to_vec()))
+                .signing_algorithm(SigningAlgorithmSpec::RsassaPssSha256)
+                .send()
+                .await
+                .unwrap()
+                .signature
+                .unwrap()
+        }
+    };
+    let signature = sign(rsa.clone()).await;
+    assert!(
+        local
+            .verify(
+                SigningAlgorithm::RsassaPssSha256,
+                Message::Raw(b"imported"),
+                signature.as_ref()
+            )
+            .unwrap()
+    );
+
+    // It keeps that material for good: no new material; only the same comes back.
+    let (another, _) = local_keys::generate_data_key_pair(local_keys::KeySpec::Rsa2048).unwrap();
+    let arn = arn_of(&kms, &rsa).await;
+    assert_eq!(
+        import_wrapped(
+            &kms,
+            &rsa,
+            rsa_wrapped(another.expose_secret().to_vec()).await,
+            Some(ImportType::NewKeyMaterial),
+        )
+        .await
+        .unwrap_err(),
+        (
+            "UnsupportedOperationException".into(),
+            format!("{arn} does not support key rotation.")
+        )
+    );
+    kms.delete_imported_key_material()
+        .key_id(&rsa)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &rsa).await, KeyState::PendingImport);
+    assert_eq!(
+        import_wrapped(
+            &kms,
+            &rsa,
+            rsa_wrapped(another.expose_secret().to_vec()).await,
+            None
+        )
+        .await
+        .unwrap_err()
+        .0,
+        "IncorrectKeyMaterialException"
+    );
+    assert_eq!(
+        import_wrapped(
+            &kms,
+            &rsa,
+            rsa_wrapped(pkcs8.expose_secret().to_vec()).await,
+            None
+        )
+        .await
+        .unwrap(),
+        material_id
+    );
+
+    // An ECC key through RSA-OAEP; P-521 material does not fit RSA-OAEP under RSA_2048.
+    let ecc = external_key_of(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    let (ecc_public_expected, ecc_local) = {
+        let (pkcs8, public) =
+            local_keys::generate_data_key_pair(local_keys::KeySpec::EccNistP256).unwrap();
+        let pair = wrapped(
+            &kms,
+            &ecc,
+            AlgorithmSpec::RsaesOaepSha256,
+            WrappingKeySpec::Rsa2048,
+            pkcs8.expose_secret(),
+        )
+        .await;
+        import_wrapped(&kms, &ecc, pair, None).await.unwrap();
+        let local = PrivateKey::from_document(
+            local_keys::KeySpec::EccNistP256,
+            KeyUse::SignVerify,
+            SecretBytes::from(pkcs8.expose_secret().to_vec()),
+        )
+        .unwrap();
+        (public, local)
+    };
+    let signature = kms
+        .sign()
+        .key_id(&ecc)
+        .message(Blob::new(b"ecc".to_vec()))
+        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+        .send()
+        .await
+        .unwrap()
+        .signature
+        .unwrap();
+    assert!(
+        ecc_local
+            .verify(
+                SigningAlgorithm::EcdsaSha256,
+                Message::Raw(b"ecc"),
+                signature.as_ref()
+            )
+            .unwrap()
+    );
+    let p521 = external_key_of(&kms, KeySpec::EccNistP521, KeyUsageType::SignVerify).await;
+    let e = kms
+        .get_parameters_for_import()
+        .key_id(&p521)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha1)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(e.code(), Some("ValidationException"));
+
+    // An HMAC key takes raw key bytes of a length AWS accepts for its spec (32 to 64 here).
+    let mac_key = external_key_of(&kms, KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
+    let refused = import_wrapped(
+        &kms,
+        &mac_key,
+        wrapped_for(&kms, &mac_key, &[9u8; 16]).await,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.0, "InvalidCiphertextException");
+    let secret = [0x5au8; 48];
+    import_wrapped(
+        &kms,
+        &mac_key,
+        wrapped_for(&kms, &mac_key, &secret).await,
+        None,
+    )
+    .await
+    .unwrap();
+    let mac_of = |key_id: String| {
+        let kms = kms.clone();
+        async move {
+            kms.generate_mac()
+                .key_id(key_id)
+                .message(Blob::new(b"mac me".to_vec()))
+                .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+                .send()
+                .await
+                .unwrap()
+                .mac
+                .unwrap()
+        }
+    };
+    let local_mac = PrivateKey::from_document(
+        local_keys::KeySpec::Hmac256,
+        KeyUse::GenerateVerifyMac,
+        SecretBytes::from(secret.to_vec()),
+    )
+    .unwrap()
+    .generate_mac(MacAlgorithm::HmacSha256, b"mac me")
+    .unwrap();
+    assert_eq!(mac_of(mac_key.clone()).await.as_ref(), local_mac.as_slice());
+
+    // RSA encryption and ECDH keys use their imported private keys too.
+    let rsa_enc = external_key_of(&kms, KeySpec::Rsa3072, KeyUsageType::EncryptDecrypt).await;
+    let (enc_pkcs8, _) = local_keys::generate_data_key_pair(local_keys::KeySpec::Rsa3072).unwrap();
+    let pair = wrapped(
+        &kms,
+        &rsa_enc,
+        AlgorithmSpec::RsaAesKeyWrapSha1,
+        WrappingKeySpec::Rsa4096,
+        enc_pkcs8.expose_secret(),
+    )
+    .await;
+    import_wrapped(&kms, &rsa_enc, pair, None).await.unwrap();
+    let ciphertext = kms
+        .encrypt()
+        .key_id(&rsa_enc)
+        .plaintext(Blob::new(b"to the importer".to_vec()))
+        .encryption_algorithm(aws_sdk_kms::types::EncryptionAlgorithmSpec::RsaesOaepSha256)
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap();
+    let opened = PrivateKey::from_document(
+        local_keys::KeySpec::Rsa3072,
+        KeyUse::EncryptDecrypt,
+        SecretBytes::from(enc_pkcs8.expose_secret().to_vec()),
+    )
+    .unwrap()
+    .decrypt(local_keys::OaepAlgorithm::Sha256, ciphertext.as_ref())
+    .unwrap();
+    assert_eq!(opened.expose_secret(), b"to the importer");
+    let ecdh = external_key_of(&kms, KeySpec::EccNistP384, KeyUsageType::KeyAgreement).await;
+    let (ecdh_pkcs8, ecdh_public) =
+        local_keys::generate_data_key_pair(local_keys::KeySpec::EccNistP384).unwrap();
+    let pair = wrapped(
+        &kms,
+        &ecdh,
+        AlgorithmSpec::RsaesOaepSha256,
+        WrappingKeySpec::Rsa2048,
+        ecdh_pkcs8.expose_secret(),
+    )
+    .await;
+    import_wrapped(&kms, &ecdh, pair, None).await.unwrap();
+    let (peer_pkcs8, peer_public) =
+        local_keys::generate_data_key_pair(local_keys::KeySpec::EccNistP384).unwrap();
+    let shared = kms
+        .derive_shared_secret()
+        .key_id(&ecdh)
+        .key_agreement_algorithm(aws_sdk_kms::types::KeyAgreementAlgorithmSpec::Ecdh)
+        .public_key(Blob::new(peer_public))
+        .send()
+        .await
+        .unwrap()
+        .shared_secret
+        .unwrap();
+    let expected = PrivateKey::from_document(
+        local_keys::KeySpec::EccNistP384,
+        KeyUse::KeyAgreement,
+        SecretBytes::from(peer_pkcs8.expose_secret().to_vec()),
+    )
+    .unwrap()
+    .derive_shared_secret(&ecdh_public)
+    .unwrap();
+    assert_eq!(shared.as_ref(), expected.expose_secret());
+
+    // After a restart, the imported materials are unsealed from the store.
+    server.stop().await;
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let kms = server.kms();
+    let got = kms.get_public_key().key_id(&ecc).send().await.unwrap();
+    assert_eq!(
+        got.public_key.unwrap().as_ref(),
+        ecc_public_expected.as_slice()
+    );
+    let signature = kms
+        .sign()
+        .key_id(&rsa)
+        .message(Blob::new(b"imported".to_vec()))
+        .signing_algorithm(SigningAlgorithmSpec::RsassaPssSha256)
+        .send()
+        .await
+        .unwrap()
+        .signature
+        .unwrap();
+    assert!(
+        local
+            .verify(
+                SigningAlgorithm::RsassaPssSha256,
+                Message::Raw(b"imported"),
+                signature.as_ref()
+            )
+            .unwrap()
+    );
+    let mac = kms
+        .generate_mac()
+        .key_id(&mac_key)
+        .message(Blob::new(b"mac me".to_vec()))
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .send()
+        .await
+        .unwrap()
+        .mac
+        .unwrap();
+    assert_eq!(mac.as_ref(), local_mac.as_slice());
+}
