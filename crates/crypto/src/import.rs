@@ -1,9 +1,11 @@
 //! Imported key material (BYOK): the RSA wrapping key of `GetParametersForImport` and the
 //! unwrapping of the material `ImportKeyMaterial` receives.
 //!
-//! The wrapping key pair is generated here and its private half never leaves this crate: the
-//! server holds a [`WrappingKey`] (not `Clone`, redacted `Debug`) and hands out only its
-//! public key. Unwrapping produces a [`SymmetricKey`] directly, so imported material never
+//! The wrapping key pair is generated here and its private half never leaves this crate in
+//! plaintext: the server holds a [`WrappingKey`] (not `Clone`, redacted `Debug`), hands out
+//! only its public key, and stores the private key only sealed under the domain key
+//! ([`crate::seal::DomainKey::seal_wrapping_key`]), so that an import token survives a
+//! restart and works on every node sharing the store. Unwrapping produces a [`SymmetricKey`] directly, so imported material never
 //! exists as plain bytes outside this crate either.
 //!
 //! Wrapping algorithms, as AWS KMS defines them:
@@ -19,7 +21,7 @@
 
 use std::fmt;
 
-use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::hmac;
 use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
 use aws_lc_rs::rsa::{
@@ -28,8 +30,9 @@ use aws_lc_rs::rsa::{
 };
 use zeroize::Zeroizing;
 
+use crate::asymmetric::{KeySpec, KeyUse, PrivateKey};
 use crate::material::{KEY_LEN, Key256};
-use crate::{CryptoError, KeyId, MaterialId, SymmetricKey};
+use crate::{CryptoError, KeyId, MaterialId, SecretBytes, SymmetricKey};
 
 /// The size of an import wrapping key (`WrappingKeySpec`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,9 +66,11 @@ impl WrappingAlgorithm {
 
 /// The private RSA key of one `GetParametersForImport` answer.
 ///
-/// Lifecycle: generated for one import token, held by the server in memory until the token
-/// is used or expires, then dropped (AWS-LC frees and clears the key).
+/// Lifecycle: generated for one import token and sealed under the domain key for the store
+/// at once; unsealed again for the `ImportKeyMaterial` that uses the token, then dropped
+/// (AWS-LC frees and clears the key).
 pub struct WrappingKey {
+    private: PrivateDecryptingKey,
     key: OaepPrivateDecryptingKey,
     public_der: Vec<u8>,
 }
@@ -79,20 +84,107 @@ impl WrappingKey {
             WrappingKeySpec::Rsa4096 => KeySize::Rsa4096,
         };
         let private = PrivateDecryptingKey::generate(size).map_err(|_| CryptoError::Random)?;
+        Self::from_private(private)
+    }
+
+    fn from_private(private: PrivateDecryptingKey) -> Result<Self, CryptoError> {
         let public_der = private
             .public_key()
             .as_der()
             .map_err(|_| CryptoError::Encrypt)?
             .as_ref()
             .to_vec();
-        let key = OaepPrivateDecryptingKey::new(private).map_err(|_| CryptoError::Encrypt)?;
-        Ok(Self { key, public_der })
+        let key =
+            OaepPrivateDecryptingKey::new(private.clone()).map_err(|_| CryptoError::Encrypt)?;
+        Ok(Self {
+            private,
+            key,
+            public_der,
+        })
+    }
+
+    /// The private key as PKCS#8 DER (zeroized on drop), for sealing under the domain key.
+    pub(crate) fn pkcs8(&self) -> Result<Pkcs8V1Der<'static>, CryptoError> {
+        self.private.as_der().map_err(|_| CryptoError::Encrypt)
+    }
+
+    /// The wrapping key a PKCS#8 document holds, if it is an RSA key of `spec`'s size;
+    /// [`CryptoError::Unseal`] otherwise.
+    pub(crate) fn from_pkcs8(der: &[u8], spec: WrappingKeySpec) -> Result<Self, CryptoError> {
+        let private = PrivateDecryptingKey::from_pkcs8(der).map_err(|_| CryptoError::Unseal)?;
+        let key = Self::from_private(private).map_err(|_| CryptoError::Unseal)?;
+        if key.spec() != Some(spec) {
+            return Err(CryptoError::Unseal);
+        }
+        Ok(key)
+    }
+
+    /// The size of this key, as a `WrappingKeySpec`.
+    pub fn spec(&self) -> Option<WrappingKeySpec> {
+        match self.private.key_size_bits() {
+            2048 => Some(WrappingKeySpec::Rsa2048),
+            3072 => Some(WrappingKeySpec::Rsa3072),
+            4096 => Some(WrappingKeySpec::Rsa4096),
+            _ => None,
+        }
     }
 
     /// The public key, DER-encoded X.509 `SubjectPublicKeyInfo` (what AWS returns as
     /// `PublicKey`).
     pub fn public_key_der(&self) -> &[u8] {
         &self.public_der
+    }
+
+    /// Unwraps the material of an asymmetric or HMAC key wrapped with `algorithm` under this
+    /// key: a DER PKCS#8 `PrivateKeyInfo` of `spec` (RSA, ECC), or raw HMAC key bytes of a
+    /// length AWS accepts for `spec`. [`CryptoError::InvalidCiphertext`] if it does not
+    /// unwrap; [`CryptoError::InvalidInput`] if it unwraps to something that is not a key of
+    /// `spec` for `key_use`.
+    pub fn unwrap_private(
+        &self,
+        algorithm: WrappingAlgorithm,
+        wrapped: &[u8],
+        spec: KeySpec,
+        key_use: KeyUse,
+    ) -> Result<PrivateKey, CryptoError> {
+        let document = self.unwrap_bytes(algorithm, wrapped)?;
+        PrivateKey::from_document(spec, key_use, document).map_err(|_| CryptoError::InvalidInput)
+    }
+
+    /// Unwraps material of any length.
+    fn unwrap_bytes(
+        &self,
+        algorithm: WrappingAlgorithm,
+        wrapped: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
+        let rsa_len = self.key.key_size_bytes();
+        let (rsa_part, kwp_part) = if algorithm.is_key_wrap() {
+            if wrapped.len() <= rsa_len {
+                return Err(CryptoError::InvalidCiphertext);
+            }
+            wrapped.split_at(rsa_len)
+        } else {
+            (wrapped, &[][..])
+        };
+        let mut buf = Zeroizing::new(vec![0u8; self.key.min_output_size()]);
+        let first_len = self
+            .key
+            .decrypt(algorithm.oaep(), rsa_part, &mut buf, None)
+            .map_err(|_| CryptoError::InvalidCiphertext)?
+            .len();
+        if !algorithm.is_key_wrap() {
+            buf.truncate(first_len);
+            return Ok(SecretBytes::from_zeroizing(buf));
+        }
+        let kek = AesKek::new(&AES_256, buf.get(..first_len).unwrap_or_default())
+            .map_err(|_| CryptoError::InvalidCiphertext)?;
+        let mut out = Zeroizing::new(vec![0u8; kwp_part.len()]);
+        let len = kek
+            .unwrap_with_padding(kwp_part, &mut out)
+            .map_err(|_| CryptoError::InvalidCiphertext)?
+            .len();
+        out.truncate(len);
+        Ok(SecretBytes::from_zeroizing(out))
     }
 
     /// Unwraps 256-bit symmetric key material wrapped with `algorithm` under this key.
@@ -159,6 +251,31 @@ pub fn imported_material_id(material: &SymmetricKey, key_id: &KeyId) -> Material
     MaterialId::from_bytes(id)
 }
 
+/// The material id of imported asymmetric or HMAC material: derived from the public key
+/// (SHA-256 over a label, the KMS key's id and the DER SubjectPublicKeyInfo) for a key pair,
+/// and like [`imported_material_id`] (HMAC-SHA256 keyed with the material) for an HMAC key.
+/// The same material imported into the same key always gets the same id.
+pub fn imported_private_material_id(key: &PrivateKey, key_id: &KeyId) -> MaterialId {
+    let mut id = [0u8; 32];
+    match key.public_key_der() {
+        Some(public) => {
+            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            ctx.update(b"keyhold imported key pair id v1");
+            ctx.update(key_id.as_bytes());
+            ctx.update(public);
+            id.copy_from_slice(ctx.finish().as_ref());
+        }
+        None => {
+            let mac = hmac::Key::new(hmac::HMAC_SHA256, key.document().expose_secret());
+            let mut ctx = hmac::Context::with_key(&mac);
+            ctx.update(b"keyhold imported hmac key id v1");
+            ctx.update(key_id.as_bytes());
+            id.copy_from_slice(ctx.sign().as_ref());
+        }
+    }
+    MaterialId::from_bytes(id)
+}
+
 /// Wraps `material` for import as a client does (the other half of
 /// [`WrappingKey::unwrap_symmetric`]). For tests and tooling: the server never wraps.
 pub fn wrap_for_import(
@@ -188,6 +305,12 @@ pub fn wrap_for_import(
         .map_err(|_| CryptoError::Encrypt)?;
     wrapped.extend_from_slice(kwp);
     Ok(wrapped)
+}
+
+/// What the store keeps of an import token: its SHA-256 (the token itself is a bearer secret
+/// for one import and is never stored).
+pub fn import_token_sha256(token: &[u8]) -> [u8; 32] {
+    crate::digest::sha256(token)
 }
 
 /// Length of symmetric material an import accepts.

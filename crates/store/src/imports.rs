@@ -1,6 +1,8 @@
 //! What KMS keeps of imported key material (keys with `EXTERNAL` origin): one row per
 //! material the key ever had, with the material sealed while it is imported and gone once it
-//! is deleted or has expired. Deleted with its key.
+//! is deleted or has expired; and the outstanding import tokens of `GetParametersForImport`
+//! (so that a token survives a restart and works on every node sharing the store). Both are
+//! deleted with their key.
 
 use async_trait::async_trait;
 
@@ -44,6 +46,41 @@ impl std::fmt::Debug for ImportedMaterialRecord {
     }
 }
 
+/// One outstanding import token of `GetParametersForImport`. The token itself is never
+/// stored: only its SHA-256.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImportTokenRecord {
+    /// SHA-256 of the token (32 bytes).
+    pub token_sha256: Vec<u8>,
+    /// The key the token was issued for.
+    pub key_id: String,
+    /// `WrappingKeySpec`, e.g. `RSA_2048`.
+    pub wrapping_key_spec: String,
+    /// `WrappingAlgorithm`, e.g. `RSAES_OAEP_SHA_256`.
+    pub wrapping_algorithm: String,
+    pub created_ms: i64,
+    /// When the token stops being valid (`ParametersValidTo`).
+    pub expires_ms: i64,
+    /// The wrapping private key (PKCS#8) sealed under the domain key, bound to the key's ARN
+    /// and the token's hash.
+    pub sealed_private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ImportTokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportTokenRecord")
+            .field("key_id", &self.key_id)
+            .field("wrapping_key_spec", &self.wrapping_key_spec)
+            .field("wrapping_algorithm", &self.wrapping_algorithm)
+            .field("expires_ms", &self.expires_ms)
+            .field(
+                "sealed_private_key",
+                &format_args!("{} bytes", self.sealed_private_key.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// Imported key material of KMS keys.
 #[async_trait]
 pub trait ImportStore: Send + Sync {
@@ -62,4 +99,31 @@ pub trait ImportStore: Send + Sync {
     /// Ids of keys with an imported material (still present) whose `valid_to_ms` is at or
     /// before `now_ms`.
     async fn keys_with_expired_imports(&self, now_ms: i64) -> Result<Vec<String>>;
+
+    /// Stores an outstanding import token. In the same transaction, deletes every token that
+    /// has expired at `now_ms` and the oldest tokens of the same key beyond `max_per_key - 1`,
+    /// so that a key has at most `max_per_key` outstanding (one or two more only while
+    /// several nodes insert for the same key at once). [`crate::StoreError::NotFound`] if
+    /// the key does not exist.
+    async fn insert_import_token(
+        &self,
+        token: &ImportTokenRecord,
+        now_ms: i64,
+        max_per_key: usize,
+    ) -> Result<()>;
+    /// The outstanding token with this hash, if it was not used up yet (expired or not).
+    async fn import_token(&self, token_sha256: &[u8]) -> Result<Option<ImportTokenRecord>>;
+    /// `ImportKeyMaterial`'s write: in one durable transaction, uses up the token
+    /// `token_sha256` issued for `key` (deletes it) and, only if it was still there, writes
+    /// `upsert` and `key` as [`ImportStore::write_imported_materials`] does. `Ok(false)`:
+    /// the token was already used (by a concurrent request, on this node or another) and
+    /// nothing was written, so that a token imports material once.
+    async fn import_with_token(
+        &self,
+        key: &KeyRecord,
+        upsert: &[ImportedMaterialRecord],
+        token_sha256: &[u8],
+    ) -> Result<bool>;
+    /// Deletes the tokens that have expired at `now_ms`; returns how many.
+    async fn purge_import_tokens(&self, now_ms: i64) -> Result<usize>;
 }

@@ -41,7 +41,7 @@ pub use iam::{
     AccessKeyRecord, IamRoleRecord, IamSnapshot, IamStore, IamUserRecord, IamWrite,
     InlinePolicyRecord, SessionRecord,
 };
-pub use imports::{ImportStore, ImportedMaterialRecord};
+pub use imports::{ImportStore, ImportTokenRecord, ImportedMaterialRecord};
 pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 pub use postgres::{PgAuditAnchor, PgStore, is_postgres_url, parse_postgres_url};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};

@@ -26,6 +26,11 @@ pub struct KeyRecord {
     pub rotation_period_days: Option<i32>,
     /// When the next automatic rotation is due; set exactly when `rotation_period_days` is.
     pub next_rotation_ms: Option<i64>,
+    /// For a key with imported material that is `PendingImport` because material it had was
+    /// deleted or expired: the state it returns to once the material is back (`Enabled` or
+    /// `Disabled`, the state it had). `None` otherwise (a key that never had material
+    /// becomes `Enabled`).
+    pub state_after_import: Option<String>,
 }
 
 /// One backing-key version of a key, sealed under the domain key.

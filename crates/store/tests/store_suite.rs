@@ -163,6 +163,7 @@ suite!(
     tags_upsert_remove_and_list_in_order,
     grants_round_trip_and_go_with_their_key,
     imported_materials_upsert_in_place_and_expire,
+    import_tokens_are_single_use_bounded_per_key_and_purged,
     secrets_and_versions_round_trip,
     secrets_due_for_rotation_read_the_metadata,
     params_and_versions_round_trip,
@@ -196,6 +197,7 @@ fn key_in(key_id: &str, account: &str, region: &str) -> KeyRecord {
         current_material_id: "00".repeat(32),
         rotation_period_days: None,
         next_rotation_ms: None,
+        state_after_import: None,
     }
 }
 
@@ -749,6 +751,115 @@ async fn imported_materials_upsert_in_place_and_expire(f: &Fixture) {
     ));
 }
 
+fn import_token(key_id: &str, n: u8, created_ms: i64, expires_ms: i64) -> ImportTokenRecord {
+    ImportTokenRecord {
+        token_sha256: vec![n; 32],
+        key_id: key_id.into(),
+        wrapping_key_spec: "RSA_2048".into(),
+        wrapping_algorithm: "RSAES_OAEP_SHA_256".into(),
+        created_ms,
+        expires_ms,
+        sealed_private_key: vec![n, 7, 7],
+    }
+}
+
+fn external(key_id: &str) -> KeyRecord {
+    let mut k = key(key_id);
+    k.origin = "EXTERNAL".into();
+    k.state = "PendingImport".into();
+    k
+}
+
+async fn import_tokens_are_single_use_bounded_per_key_and_purged(f: &Fixture) {
+    let s = f.store.as_ref();
+    let mut k = external("ext");
+    s.insert_key_without_material(&k, &[]).await.unwrap();
+    s.insert_key_without_material(&external("other"), &[])
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.insert_import_token(&import_token("ghost", 9, 1, 100), 1, 3)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let t1 = import_token("ext", 1, 10, 1000);
+    s.insert_import_token(&t1, 10, 3).await.unwrap();
+    assert_eq!(s.import_token(&[1; 32]).await.unwrap(), Some(t1.clone()));
+    assert_eq!(s.import_token(&[2; 32]).await.unwrap(), None);
+    // Another node on the same database (or this one after a restart) sees it.
+    let second = f.reopen().await;
+    assert_eq!(second.import_token(&[1; 32]).await.unwrap(), Some(t1));
+
+    // At most 3 per key: a fourth drops that key's oldest, and no other key's.
+    s.insert_import_token(&import_token("other", 5, 5, 1000), 30, 3)
+        .await
+        .unwrap();
+    for (n, at) in [(2, 20), (3, 30), (4, 40)] {
+        s.insert_import_token(&import_token("ext", n, at, 1000), at, 3)
+            .await
+            .unwrap();
+    }
+    let present = |n: u8| async move { s.import_token(&[n; 32]).await.unwrap().is_some() };
+    assert!(!present(1).await);
+    for n in [2, 3, 4, 5] {
+        assert!(present(n).await, "token {n}");
+    }
+
+    // Expired tokens go in the purge, and whenever a token is issued.
+    s.insert_import_token(&import_token("other", 6, 41, 50), 41, 3)
+        .await
+        .unwrap();
+    s.insert_import_token(&import_token("other", 7, 41, 60), 41, 3)
+        .await
+        .unwrap();
+    assert_eq!(s.purge_import_tokens(49).await.unwrap(), 0);
+    assert_eq!(s.purge_import_tokens(50).await.unwrap(), 1);
+    assert!(!present(6).await && present(7).await);
+    s.insert_import_token(&import_token("ext", 8, 60, 1000), 60, 10)
+        .await
+        .unwrap();
+    assert!(!present(7).await && present(5).await);
+
+    // Single use, together with the import's write. Another key's token writes nothing.
+    let m = imported("ext", "aa", 50, None);
+    k.state = "Enabled".into();
+    assert!(
+        !s.import_with_token(&k, std::slice::from_ref(&m), &[5; 32])
+            .await
+            .unwrap()
+    );
+    assert!(s.imported_materials("ext").await.unwrap().is_empty());
+    assert_eq!(
+        s.get_key("ext").await.unwrap().unwrap().state,
+        "PendingImport"
+    );
+    assert!(present(5).await);
+    // The same token used twice at once, from two stores (two nodes): exactly one wins.
+    let (a, b) = tokio::join!(
+        s.import_with_token(&k, std::slice::from_ref(&m), &[2; 32]),
+        second.import_with_token(&k, std::slice::from_ref(&m), &[2; 32])
+    );
+    assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
+    assert!(!present(2).await && present(3).await);
+    assert_eq!(s.imported_materials("ext").await.unwrap(), vec![m.clone()]);
+    assert_eq!(s.get_key("ext").await.unwrap().unwrap().state, "Enabled");
+    assert!(!s.import_with_token(&k, &[m], &[2; 32]).await.unwrap());
+
+    // The state a key returns to after a re-import round-trips.
+    k.state = "PendingImport".into();
+    k.state_after_import = Some("Disabled".into());
+    s.write_imported_materials(&k, &[], &[]).await.unwrap();
+    assert_eq!(s.get_key("ext").await.unwrap(), Some(k.clone()));
+
+    // Deleting the key deletes its tokens.
+    k.state = "PendingDeletion".into();
+    k.deletion_ms = Some(100);
+    s.update_key(&k).await.unwrap();
+    assert!(s.delete_key_if_due("ext", 100).await.unwrap());
+    assert!(!present(3).await && !present(4).await && present(5).await);
+}
+
 fn secret(arn: &str, name: &str, created: i64) -> SecretRecord {
     SecretRecord {
         arn: arn.into(),
@@ -1209,6 +1320,9 @@ async fn erase_resources_keeps_server_values(f: &Fixture) {
     s.write_imported_materials(&key("k1"), &[imported("k1", "aa", 1, None)], &[])
         .await
         .unwrap();
+    s.insert_import_token(&import_token("k1", 1, 1, 100), 1, 10)
+        .await
+        .unwrap();
     let sec = secret("arn:s", "s", 1);
     s.write_secrets(&[put_secret(
         sec.clone(),
@@ -1243,10 +1357,11 @@ async fn erase_resources_keeps_server_values(f: &Fixture) {
     ])
     .await
     .unwrap();
-    // key, material, tag, alias, grant, imported; secret, version; param, version; user,
-    // role, access key, policy, session, retired.
-    assert_eq!(s.erase_resources().await.unwrap(), 16);
+    // key, material, tag, alias, grant, imported, import token; secret, version; param,
+    // version; user, role, access key, policy, session, retired.
+    assert_eq!(s.erase_resources().await.unwrap(), 17);
     assert_eq!(s.get_key("k1").await.unwrap(), None);
+    assert_eq!(s.import_token(&[1; 32]).await.unwrap(), None);
     assert!(s.list_secrets(ACCOUNT, REGION).await.unwrap().is_empty());
     assert!(s.load_params(ACCOUNT, REGION).await.unwrap().0.is_empty());
     let snap = s.load_iam().await.unwrap();

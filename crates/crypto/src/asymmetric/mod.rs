@@ -452,7 +452,9 @@ impl PrivateKey {
                 KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512,
                 KeyUse::GenerateVerifyMac,
             ) => {
-                if bytes.len() != hmac_key_len(spec) {
+                // Generated keys are the spec's bit size long; imported ones may have any
+                // length AWS accepts for the spec.
+                if !hmac_import_lens(spec).contains(&bytes.len()) {
                     return Err(CryptoError::Unseal);
                 }
                 let algorithm = hmac_algorithm(spec.mac_algorithm().ok_or(CryptoError::Unseal)?);
@@ -945,6 +947,17 @@ fn hmac_algorithm(algorithm: MacAlgorithm) -> hmac::Algorithm {
         MacAlgorithm::HmacSha256 => hmac::HMAC_SHA256,
         MacAlgorithm::HmacSha384 => hmac::HMAC_SHA384,
         MacAlgorithm::HmacSha512 => hmac::HMAC_SHA512,
+    }
+}
+
+/// The lengths of HMAC key material AWS KMS imports for each HMAC key spec (generated
+/// material is [`hmac_key_len`] long, within the range).
+fn hmac_import_lens(spec: KeySpec) -> std::ops::RangeInclusive<usize> {
+    match spec {
+        KeySpec::Hmac224 => 28..=64,
+        KeySpec::Hmac256 => 32..=64,
+        KeySpec::Hmac384 => 48..=128,
+        _ => 64..=128,
     }
 }
 

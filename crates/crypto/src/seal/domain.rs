@@ -5,6 +5,7 @@ use std::fmt;
 use super::{RootKeyProvider, seal_with_key, unseal_key, unseal_with_key};
 use crate::asymmetric::{KeySpec, KeyUse, PrivateKey};
 use crate::context::put_len_prefixed;
+use crate::import::{WrappingKey, WrappingKeySpec};
 use crate::material::Key256;
 use crate::{CryptoError, MaterialId, SecretBytes, SymmetricKey};
 
@@ -117,6 +118,39 @@ impl DomainKey {
     }
 }
 
+impl DomainKey {
+    /// Seals the private key of an import token's wrapping key (PKCS#8) for storage, bound to
+    /// the KMS key the token was issued for and to the token: AAD =
+    /// `len-prefixed("keyhold-import-wrapping-key-v1") ‖ len-prefixed(key_arn) ‖
+    /// len-prefixed(token_sha256)`. The label keeps it from ever opening as anything else.
+    pub fn seal_wrapping_key(
+        &self,
+        key: &WrappingKey,
+        key_arn: &str,
+        token_sha256: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let der = key.pkcs8()?;
+        seal_with_key(
+            &self.0,
+            der.as_ref(),
+            &wrapping_key_aad(key_arn, token_sha256),
+        )
+    }
+
+    /// Opens a wrapping key sealed by [`DomainKey::seal_wrapping_key`] with the same ARN and
+    /// token hash, and checks it is an RSA key of `spec`; [`CryptoError::Unseal`] otherwise.
+    pub fn unseal_wrapping_key(
+        &self,
+        sealed: &[u8],
+        key_arn: &str,
+        token_sha256: &[u8],
+        spec: WrappingKeySpec,
+    ) -> Result<WrappingKey, CryptoError> {
+        let der = unseal_with_key(&self.0, sealed, &wrapping_key_aad(key_arn, token_sha256))?;
+        WrappingKey::from_pkcs8(der.expose_secret(), spec)
+    }
+}
+
 impl fmt::Debug for DomainKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("DomainKey([redacted])")
@@ -127,6 +161,15 @@ impl fmt::Debug for DomainKey {
 const MATERIAL_LABEL: &[u8] = b"keyhold-material-v1";
 const SECRET_LABEL: &[u8] = b"keyhold-secret-v1";
 const PRIVATE_KEY_LABEL: &[u8] = b"keyhold-private-key-v1";
+const WRAPPING_KEY_LABEL: &[u8] = b"keyhold-import-wrapping-key-v1";
+
+fn wrapping_key_aad(key_arn: &str, token_sha256: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(12 + WRAPPING_KEY_LABEL.len() + key_arn.len() + 32);
+    put_len_prefixed(&mut aad, WRAPPING_KEY_LABEL);
+    put_len_prefixed(&mut aad, key_arn.as_bytes());
+    put_len_prefixed(&mut aad, token_sha256);
+    aad
+}
 
 fn material_aad(key_arn: &str, material_id: &MaterialId) -> Vec<u8> {
     let mut aad = Vec::with_capacity(8 + MATERIAL_LABEL.len() + key_arn.len() + 32);
@@ -242,6 +285,49 @@ mod tests {
                 )
                 .is_err()
         );
+    }
+
+    #[test]
+    fn wrapping_keys_round_trip_bound_to_their_key_and_token() {
+        use crate::import::{WrappingAlgorithm, wrap_for_import};
+        let domain = DomainKey::generate().unwrap();
+        let key = WrappingKey::generate(WrappingKeySpec::Rsa2048).unwrap();
+        let token = [5u8; 32];
+        let sealed = domain.seal_wrapping_key(&key, "arn:k", &token).unwrap();
+        let der = key.pkcs8().unwrap();
+        assert!(
+            !sealed
+                .windows(der.as_ref().len())
+                .any(|w| w == der.as_ref())
+        );
+        let opened = domain
+            .unseal_wrapping_key(&sealed, "arn:k", &token, WrappingKeySpec::Rsa2048)
+            .unwrap();
+        assert_eq!(opened.public_key_der(), key.public_key_der());
+        let wrapped = wrap_for_import(
+            key.public_key_der(),
+            WrappingAlgorithm::RsaAesKeyWrapSha256,
+            &[3; 32],
+        )
+        .unwrap();
+        let material = opened
+            .unwrap_symmetric(WrappingAlgorithm::RsaAesKeyWrapSha256, &wrapped)
+            .unwrap();
+        assert_eq!(material.expose(), &[3; 32]);
+        for (arn, token, spec) in [
+            ("arn:j", [5u8; 32], WrappingKeySpec::Rsa2048),
+            ("arn:k", [6u8; 32], WrappingKeySpec::Rsa2048),
+            ("arn:k", [5u8; 32], WrappingKeySpec::Rsa3072),
+        ] {
+            assert!(matches!(
+                domain.unseal_wrapping_key(&sealed, arn, &token, spec),
+                Err(CryptoError::Unseal)
+            ));
+        }
+        // Nor does a sealed wrapping key open as anything else.
+        let id = MaterialId::from_bytes([5; 32]);
+        assert!(domain.unseal_material(&sealed, "arn:k", &id).is_err());
+        assert!(domain.unseal_secret("arn:k", "token", &sealed).is_err());
     }
 
     #[test]

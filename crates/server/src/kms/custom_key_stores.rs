@@ -768,6 +768,7 @@ pub async fn create_key(
         current_material_id: material.to_hex(),
         rotation_period_days: None,
         next_rotation_ms: None,
+        state_after_import: None,
     };
     let label = key_id.clone();
     let generator = token.clone();

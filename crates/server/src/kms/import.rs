@@ -8,6 +8,9 @@
 //! made current by `RotateKeyOnDemand`. A material's id is derived from the material
 //! ([`keyhold_crypto::import::imported_material_id`]), so a re-import
 //! (`EXISTING_KEY_MATERIAL`) is checked against the id without keeping deleted material.
+//! RSA, ECC and HMAC keys take one material for good (a PKCS#8 private key of exactly their
+//! spec, or HMAC key bytes), held as the key's parsed private key while imported; its id is
+//! derived from the public key ([`keyhold_crypto::import::imported_private_material_id`]).
 //!
 //! **Expiry.** `ValidTo` is enforced against the server's clock: the moment it passes, the
 //! material is gone from memory (every use of the key goes through
@@ -15,20 +18,36 @@
 //! ([`KmsService::sweep_import_expiry`]) then deletes the sealed material from the store. A
 //! key is usable only while every material associated with it is imported, as on AWS.
 //!
+//! **State.** While a material associated with the key is missing (deleted, or expired) the
+//! key is `PendingImport`, unless it is pending deletion. The state it had before (`Enabled`
+//! or `Disabled`) is kept in the key's record (`state_after_import`) and restored when the
+//! material is back: a key that was disabled when its material expired is still disabled
+//! after the re-import, as on AWS. A key that never had material becomes `Enabled`.
+//!
 //! **Import tokens.** Each `GetParametersForImport` generates an RSA key pair inside
-//! `keyhold-crypto` and hands out the public key and a random token naming it. The private key
-//! stays in this process's memory only (never stored), for 24 hours or until one
-//! `ImportKeyMaterial` uses it: a token is single-use, and a restart invalidates outstanding
-//! tokens (the caller asks for new parameters).
+//! `keyhold-crypto` and hands out the public key and a random token naming it. The store
+//! keeps the outstanding token (its SHA-256, never the token), the key it was issued for,
+//! the wrapping spec and algorithm, its expiry (24 hours), and the wrapping private key
+//! (PKCS#8) sealed under the domain key, bound to the key's ARN and the token's hash
+//! ([`keyhold_crypto::seal::DomainKey::seal_wrapping_key`]). So a token survives a restart
+//! and works on every node sharing the store. A token is single-use: `ImportKeyMaterial`
+//! deletes it in the same store transaction that writes the material, and writes nothing if
+//! it was already gone, so two concurrent imports with one token (on one node or several)
+//! cannot both succeed. An import that fails (wrong material, say) leaves the token usable.
+//! Expired tokens are deleted by the import-expiry sweep and whenever a token is issued; a
+//! key has at most [`MAX_OUTSTANDING_TOKENS_PER_KEY`] outstanding (issuing another drops the
+//! oldest).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use keyhold_crypto::import::{WrappingAlgorithm, WrappingKey, WrappingKeySpec as Spec};
+use keyhold_crypto::asymmetric::{KeySpec as CryptoKeySpec, KeyUse, PrivateKey};
+use keyhold_crypto::import::{
+    WrappingAlgorithm, WrappingKey, WrappingKeySpec as Spec, import_token_sha256,
+};
 use keyhold_crypto::{MaterialId, SymmetricKey};
 use keyhold_proto::kms::*;
 use keyhold_proto::{Blob, SensitiveBlob, Timestamp};
-use keyhold_store::{ImportedMaterialRecord, KeyRecord, Tag};
+use keyhold_store::{ImportTokenRecord, ImportedMaterialRecord, KeyRecord, Tag};
 
 use super::KmsService;
 use super::authz::Facts;
@@ -42,8 +61,8 @@ use crate::context::RequestContext;
 const TOKEN_VALIDITY_MS: i64 = 24 * 3_600_000;
 /// The latest `ValidTo` an import may set: 365 days from the request.
 const MAX_VALID_TO_DAYS: i64 = 365;
-/// How many import tokens may be outstanding at once; past this the oldest is dropped.
-const MAX_OUTSTANDING_TOKENS: usize = 1024;
+/// How many import tokens a key may have outstanding; past this the oldest is dropped.
+pub const MAX_OUTSTANDING_TOKENS_PER_KEY: usize = 1024;
 /// Length of an import token.
 const TOKEN_LEN: usize = 32;
 
@@ -102,71 +121,6 @@ impl ImportedMaterial {
     }
 }
 
-/// The outstanding import tokens and their wrapping keys.
-#[derive(Default)]
-pub struct ImportTokens(Mutex<HashMap<[u8; TOKEN_LEN], Outstanding>>);
-
-struct Outstanding {
-    key_id: String,
-    algorithm: WrappingAlgorithm,
-    wrapping: Arc<WrappingKey>,
-    expires_ms: i64,
-}
-
-/// Why a token cannot be used.
-enum TokenProblem {
-    Invalid,
-    Expired,
-}
-
-impl ImportTokens {
-    fn insert(&self, token: [u8; TOKEN_LEN], entry: Outstanding, now_ms: i64) {
-        let Ok(mut tokens) = self.0.lock() else {
-            return;
-        };
-        tokens.retain(|_, t| t.expires_ms > now_ms);
-        while tokens.len() >= MAX_OUTSTANDING_TOKENS {
-            let oldest = tokens
-                .iter()
-                .min_by_key(|(_, t)| t.expires_ms)
-                .map(|(k, _)| *k);
-            match oldest {
-                Some(k) => tokens.remove(&k),
-                None => break,
-            };
-        }
-        tokens.insert(token, entry);
-    }
-
-    /// The wrapping key and algorithm of `token` if it was issued for `key_id` and is still
-    /// valid. An expired token is forgotten.
-    fn get(
-        &self,
-        token: &[u8],
-        key_id: &str,
-        now_ms: i64,
-    ) -> Result<(Arc<WrappingKey>, WrappingAlgorithm), TokenProblem> {
-        let token: [u8; TOKEN_LEN] = token.try_into().map_err(|_| TokenProblem::Invalid)?;
-        let mut tokens = self.0.lock().map_err(|_| TokenProblem::Invalid)?;
-        let entry = tokens.get(&token).ok_or(TokenProblem::Invalid)?;
-        if entry.key_id != key_id {
-            return Err(TokenProblem::Invalid);
-        }
-        if entry.expires_ms <= now_ms {
-            tokens.remove(&token);
-            return Err(TokenProblem::Expired);
-        }
-        Ok((entry.wrapping.clone(), entry.algorithm))
-    }
-
-    /// Uses `token` up (single-use).
-    fn consume(&self, token: &[u8]) {
-        if let (Ok(token), Ok(mut tokens)) = (<[u8; TOKEN_LEN]>::try_from(token), self.0.lock()) {
-            tokens.remove(&token);
-        }
-    }
-}
-
 pub async fn get_parameters_for_import(
     kms: &KmsService,
     ctx: &RequestContext,
@@ -181,36 +135,51 @@ pub async fn get_parameters_for_import(
     kms.authorize(ctx, &key, "kms:GetParametersForImport", &facts)?;
     check_external(&key)?;
     key.check_not_pending_deletion()?;
-    let spec = match input.wrapping_key_spec {
-        WrappingKeySpec::Rsa2048 => Spec::Rsa2048,
-        WrappingKeySpec::Rsa3072 => Spec::Rsa3072,
-        WrappingKeySpec::Rsa4096 => Spec::Rsa4096,
-        other => {
-            return Err(KmsError::ImportParameter {
-                what: format!("WrappingKeySpec {other} is not supported in this region."),
-            });
-        }
+    let Some(spec) = crypto_spec(input.wrapping_key_spec) else {
+        return Err(KmsError::ImportParameter {
+            what: format!(
+                "WrappingKeySpec {} is not supported in this region.",
+                input.wrapping_key_spec
+            ),
+        });
     };
     let algorithm = wrapping_algorithm(input.wrapping_algorithm)?;
-    let wrapping = tokio::task::spawn_blocking(move || WrappingKey::generate(spec))
-        .await
-        .map_err(|_| KmsError::Internal)?
-        .map_err(|_| KmsError::Internal)?;
-    let public_key = wrapping.public_key_der().to_vec();
+    check_wrapping_for_key(
+        &key,
+        input.wrapping_key_spec,
+        input.wrapping_algorithm,
+        algorithm,
+    )?;
     let mut token = [0u8; TOKEN_LEN];
     keyhold_crypto::random::fill(&mut token).map_err(|_| KmsError::Internal)?;
+    let token_sha256 = import_token_sha256(&token);
+    let (domain, arn) = (kms.domain.clone(), key.arn().to_owned());
+    // Generated and sealed off the async workers; only the sealed private key is kept.
+    let (public_key, sealed) = tokio::task::spawn_blocking(move || {
+        let wrapping = WrappingKey::generate(spec)?;
+        let sealed = domain.seal_wrapping_key(&wrapping, &arn, &token_sha256)?;
+        Ok::<_, keyhold_crypto::CryptoError>((wrapping.public_key_der().to_vec(), sealed))
+    })
+    .await
+    .map_err(|_| KmsError::Internal)?
+    .map_err(|_| KmsError::Internal)?;
     let now = kms.clock.now().as_millis();
     let expires_ms = now + TOKEN_VALIDITY_MS;
-    kms.import_tokens.insert(
-        token,
-        Outstanding {
-            key_id: key.record.key_id.clone(),
-            algorithm,
-            wrapping: Arc::new(wrapping),
-            expires_ms,
-        },
-        now,
-    );
+    kms.store
+        .insert_import_token(
+            &ImportTokenRecord {
+                token_sha256: token_sha256.to_vec(),
+                key_id: key.record.key_id.clone(),
+                wrapping_key_spec: input.wrapping_key_spec.as_str().to_owned(),
+                wrapping_algorithm: input.wrapping_algorithm.as_str().to_owned(),
+                created_ms: now,
+                expires_ms,
+                sealed_private_key: sealed,
+            },
+            now,
+            MAX_OUTSTANDING_TOKENS_PER_KEY,
+        )
+        .await?;
     Ok(GetParametersForImportResponse {
         key_id: Some(key.arn().to_owned()),
         import_token: Some(Blob::new(token.to_vec())),
@@ -239,17 +208,25 @@ pub async fn import_key_material(
     key.check_not_pending_deletion()?;
     let now = kms.clock.now().as_millis();
     let valid_to_ms = check_expiration(model, input.valid_to, now)?;
-    let (wrapping, algorithm) = kms
-        .import_tokens
-        .get(input.import_token.as_bytes(), &key.record.key_id, now)
-        .map_err(|p| match p {
-            TokenProblem::Invalid => KmsError::InvalidImportToken,
-            TokenProblem::Expired => KmsError::ExpiredImportToken,
-        })?;
-    let material = wrapping
-        .unwrap_symmetric(algorithm, input.encrypted_key_material.as_bytes())
-        .map_err(|_| KmsError::InvalidCiphertext)?;
-    let id = keyhold_crypto::import::imported_material_id(&material, &key.id);
+    let token_sha256 = import_token_sha256(input.import_token.as_bytes());
+    let (wrapping, algorithm) = kms.import_wrapping_key(&key, &token_sha256, now).await?;
+    let encrypted = input.encrypted_key_material.as_bytes().to_vec();
+    let private_spec = private_spec(&key);
+    let material = tokio::task::spawn_blocking(move || match private_spec {
+        None => wrapping
+            .unwrap_symmetric(algorithm, &encrypted)
+            .map(Unwrapped::Symmetric),
+        Some((spec, key_use)) => wrapping
+            .unwrap_private(algorithm, &encrypted, spec, key_use)
+            .map(Unwrapped::Private),
+    })
+    .await
+    .map_err(|_| KmsError::Internal)?
+    .map_err(|_| KmsError::InvalidCiphertext)?;
+    let id = match &material {
+        Unwrapped::Symmetric(m) => keyhold_crypto::import::imported_material_id(m, &key.id),
+        Unwrapped::Private(p) => keyhold_crypto::import::imported_private_material_id(p, &key.id),
+    };
 
     let materials = &key.materials.imported;
     let import_type = input.import_type;
@@ -263,6 +240,12 @@ pub async fn import_key_material(
                 return Err(KmsError::IncorrectKeyMaterial);
             }
             false
+        }
+        // Asymmetric and HMAC keys keep their first material for good (they do not rotate).
+        (false, Some(ImportType::NewKeyMaterial)) if private_spec.is_some() => {
+            return Err(KmsError::RotationUnsupported {
+                arn: key.arn().to_owned(),
+            });
         }
         (false, Some(ImportType::NewKeyMaterial)) => {
             if input.key_material_id.is_some() {
@@ -295,10 +278,11 @@ pub async fn import_key_material(
             existing.is_some_and(|m| m.pending_rotation)
         }
     };
-    let sealed = kms
-        .domain
-        .seal_material(&material, key.arn(), &id)
-        .map_err(|_| KmsError::Internal)?;
+    let sealed = match &material {
+        Unwrapped::Symmetric(m) => kms.domain.seal_material(m, key.arn(), &id),
+        Unwrapped::Private(p) => kms.domain.seal_private_key(p, key.arn(), &id),
+    }
+    .map_err(|_| KmsError::Internal)?;
     let entry = ImportedMaterial {
         id,
         imported: true,
@@ -321,21 +305,32 @@ pub async fn import_key_material(
         Some(slot) => *slot = entry.clone(),
         None => imported.push(entry.clone()),
     }
-    record.state = state_after(&record, &imported).as_str().to_owned();
+    set_state_after(&mut record, &imported);
     let upsert = entry.to_record(&record.key_id, Some(sealed));
-    kms.store
-        .write_imported_materials(&record, &[upsert], &[])
-        .await?;
-    kms.import_tokens.consume(input.import_token.as_bytes());
+    // Uses the token up in the same transaction: if another import (here or on another node)
+    // used it first, nothing is written.
+    if !kms
+        .store
+        .import_with_token(&record, &[upsert], &token_sha256)
+        .await?
+    {
+        return Err(KmsError::InvalidImportToken);
+    }
     let mut by_id = key.materials.by_id.clone();
-    by_id.insert(id, Arc::new(material));
+    let private = match material {
+        Unwrapped::Symmetric(m) => {
+            by_id.insert(id, Arc::new(m));
+            None
+        }
+        Unwrapped::Private(p) => Some(Arc::new(p)),
+    };
     let key = kms.replace_materials(
         &key,
         record,
         Materials {
             by_id,
             imported,
-            private: None,
+            private,
             custom_key_store: None,
         },
     )?;
@@ -392,7 +387,7 @@ pub async fn delete_imported_key_material(
         }
     }
     let mut record = key.record.clone();
-    record.state = state_after(&record, &imported).as_str().to_owned();
+    set_state_after(&mut record, &imported);
     kms.store
         .write_imported_materials(&record, &upsert, &remove)
         .await?;
@@ -564,29 +559,53 @@ impl KmsService {
         Ok(key)
     }
 
-    /// Unseals the imported materials of a key read from the store into `by_id`.
-    /// A key's imported materials as stored (`stored`), those still imported unsealed into
-    /// `by_id`.
+    /// Unseals the imported materials of a key read from the store into `materials`: the
+    /// symmetric ones still imported into `by_id`, the one material of an asymmetric or HMAC
+    /// key (if imported) into `private`; what each material is into `imported`.
     pub(super) fn unseal_imported(
         &self,
         record: &KeyRecord,
         stored: Vec<ImportedMaterialRecord>,
-        by_id: &mut HashMap<MaterialId, Arc<SymmetricKey>>,
-    ) -> Result<Vec<ImportedMaterial>, KmsError> {
+        materials: &mut Materials,
+    ) -> Result<(), KmsError> {
+        let key_id = record.key_id.as_str();
+        let spec =
+            KeySpec::parse(&record.key_spec).ok_or_else(|| super::corrupt("key spec", key_id))?;
+        let private_spec = match super::specs::crypto_spec(spec) {
+            Some(crypto) => {
+                let usage = KeyUsageType::parse(&record.key_usage)
+                    .and_then(|u| super::specs::crypto_use(spec, u))
+                    .ok_or_else(|| super::corrupt("key usage", key_id))?;
+                Some((crypto, usage))
+            }
+            None => None,
+        };
         let mut out = Vec::new();
         for r in stored {
             let m = ImportedMaterial::from_record(&r)
-                .ok_or_else(|| super::corrupt("imported material", &record.key_id))?;
+                .ok_or_else(|| super::corrupt("imported material", key_id))?;
             if let Some(sealed) = &r.sealed {
-                let material = self
-                    .domain
-                    .unseal_material(sealed, &record.arn, &m.id)
-                    .map_err(|_| super::corrupt("sealed imported material", &record.key_id))?;
-                by_id.insert(m.id, Arc::new(material));
+                match private_spec {
+                    None => {
+                        let material = self
+                            .domain
+                            .unseal_material(sealed, &record.arn, &m.id)
+                            .map_err(|_| super::corrupt("sealed imported material", key_id))?;
+                        materials.by_id.insert(m.id, Arc::new(material));
+                    }
+                    Some((crypto, usage)) => {
+                        let private = self
+                            .domain
+                            .unseal_private_key(sealed, &record.arn, &m.id, crypto, usage)
+                            .map_err(|_| super::corrupt("sealed imported private key", key_id))?;
+                        materials.private = Some(Arc::new(private));
+                    }
+                }
             }
             out.push(m);
         }
-        Ok(out)
+        materials.imported = out;
+        Ok(())
     }
 
     /// `key` (a cached key) as it is now: if an imported material's `ValidTo` has passed,
@@ -627,6 +646,10 @@ impl KmsService {
     /// it). Returns how many keys it changed.
     pub async fn sweep_import_expiry(&self) -> Result<usize, KmsError> {
         let now = self.clock.now().as_millis();
+        let purged = self.store.purge_import_tokens(now).await?;
+        if purged > 0 {
+            tracing::debug!(purged, "deleted expired import tokens");
+        }
         let mut changed = 0;
         for key_id in self.store.keys_with_expired_imports(now).await? {
             let _guard = self.writes.lock().await;
@@ -647,6 +670,41 @@ impl KmsService {
             changed += 1;
         }
         Ok(changed)
+    }
+
+    /// The wrapping key and algorithm of the outstanding import token whose SHA-256 is
+    /// `token_sha256`, if it was issued for `key` and is still valid at `now_ms`.
+    async fn import_wrapping_key(
+        &self,
+        key: &Key,
+        token_sha256: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<(WrappingKey, WrappingAlgorithm), KmsError> {
+        let key_id = key.record.key_id.as_str();
+        let token = self
+            .store
+            .import_token(token_sha256)
+            .await?
+            .filter(|t| t.key_id == key_id)
+            .ok_or(KmsError::InvalidImportToken)?;
+        if token.expires_ms <= now_ms {
+            return Err(KmsError::ExpiredImportToken);
+        }
+        let spec = WrappingKeySpec::parse(&token.wrapping_key_spec)
+            .and_then(crypto_spec)
+            .ok_or_else(|| super::corrupt("import token wrapping key spec", key_id))?;
+        let algorithm = AlgorithmSpec::parse(&token.wrapping_algorithm)
+            .and_then(|a| wrapping_algorithm(a).ok())
+            .ok_or_else(|| super::corrupt("import token wrapping algorithm", key_id))?;
+        let (domain, arn, hash) = (self.domain.clone(), key.arn().to_owned(), *token_sha256);
+        let sealed = token.sealed_private_key;
+        let wrapping = tokio::task::spawn_blocking(move || {
+            domain.unseal_wrapping_key(&sealed, &arn, &hash, spec)
+        })
+        .await
+        .map_err(|_| KmsError::Internal)?
+        .map_err(|_| super::corrupt("sealed import wrapping key", key_id))?;
+        Ok((wrapping, algorithm))
     }
 
     /// Caches `key` with a new record and materials (same tags, grants, aliases).
@@ -674,7 +732,7 @@ fn expire(key: &Key, now: i64) -> Option<Key> {
         by_id.remove(&m.id);
     }
     let mut record = key.record.clone();
-    record.state = state_after(&record, &imported).as_str().to_owned();
+    set_state_after(&mut record, &imported);
     key.with_materials(
         record,
         Arc::new(Materials {
@@ -686,18 +744,28 @@ fn expire(key: &Key, now: i64) -> Option<Key> {
     )
 }
 
-/// A key's state after its imported materials changed.
-fn state_after(record: &KeyRecord, imported: &[ImportedMaterial]) -> KeyState {
+/// Sets a key's state after its imported materials changed: `PendingImport` while a
+/// material associated with it is missing, remembering the state it had
+/// (`state_after_import`); once every material is back, that state again (`Enabled` for a key
+/// that never had material). A key pending deletion keeps its state.
+fn set_state_after(record: &mut KeyRecord, imported: &[ImportedMaterial]) {
     let state = KeyState::parse(&record.state).unwrap_or(KeyState::PendingImport);
     if state == KeyState::PendingDeletion {
-        return state;
+        return;
     }
     if lacks_material(OriginType::External, imported) {
-        KeyState::PendingImport
+        if state != KeyState::PendingImport {
+            record.state_after_import = Some(state.as_str().to_owned());
+        }
+        record.state = KeyState::PendingImport.as_str().to_owned();
     } else if state == KeyState::PendingImport {
-        KeyState::Enabled
-    } else {
-        state
+        let back = record
+            .state_after_import
+            .take()
+            .and_then(|s| KeyState::parse(&s))
+            .filter(|s| *s == KeyState::Disabled)
+            .unwrap_or(KeyState::Enabled);
+        record.state = back.as_str().to_owned();
     }
 }
 
@@ -709,6 +777,79 @@ fn check_external(key: &Key) -> Result<(), KmsError> {
             arn: key.arn().to_owned(),
             origin: key.origin.as_str(),
         })
+    }
+}
+
+/// Whether keys of `spec` take imported material (`Origin=EXTERNAL`): symmetric encryption,
+/// RSA, NIST and secp256k1 ECC, and HMAC keys, as on AWS (not SM2, Ed25519 or the
+/// post-quantum specs).
+pub(super) fn importable(spec: KeySpec) -> bool {
+    matches!(
+        spec,
+        KeySpec::SymmetricDefault
+            | KeySpec::Rsa2048
+            | KeySpec::Rsa3072
+            | KeySpec::Rsa4096
+            | KeySpec::EccNistP256
+            | KeySpec::EccNistP384
+            | KeySpec::EccNistP521
+            | KeySpec::EccSecgP256k1
+            | KeySpec::Hmac224
+            | KeySpec::Hmac256
+            | KeySpec::Hmac384
+            | KeySpec::Hmac512
+    )
+}
+
+/// The wrapping algorithms AWS allows for the key's material: an RSA private key only with
+/// `RSA_AES_KEY_WRAP_*` (it does not fit in RSA-OAEP), and ECC P-521 material not with
+/// `RSAES_OAEP_*` under an `RSA_2048` wrapping key (likewise).
+fn check_wrapping_for_key(
+    key: &Key,
+    spec: WrappingKeySpec,
+    named: AlgorithmSpec,
+    algorithm: WrappingAlgorithm,
+) -> Result<(), KmsError> {
+    let key_wrap = matches!(
+        algorithm,
+        WrappingAlgorithm::RsaAesKeyWrapSha1 | WrappingAlgorithm::RsaAesKeyWrapSha256
+    );
+    let refused = match key.spec {
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => !key_wrap,
+        KeySpec::EccNistP521 => !key_wrap && spec == WrappingKeySpec::Rsa2048,
+        _ => false,
+    };
+    if refused {
+        return Err(KmsError::ImportParameter {
+            what: format!(
+                "WrappingAlgorithm {named} with WrappingKeySpec {spec} is not supported for \
+                 this KMS key."
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Imported material, unwrapped.
+enum Unwrapped {
+    Symmetric(SymmetricKey),
+    Private(PrivateKey),
+}
+
+/// The crypto spec and use of an asymmetric or HMAC key (`None` for a symmetric encryption
+/// key).
+fn private_spec(key: &Key) -> Option<(CryptoKeySpec, KeyUse)> {
+    let spec = super::specs::crypto_spec(key.spec)?;
+    Some((spec, super::specs::crypto_use(key.spec, key.usage)?))
+}
+
+/// The wrapping key sizes this server generates.
+fn crypto_spec(spec: WrappingKeySpec) -> Option<Spec> {
+    match spec {
+        WrappingKeySpec::Rsa2048 => Some(Spec::Rsa2048),
+        WrappingKeySpec::Rsa3072 => Some(Spec::Rsa3072),
+        WrappingKeySpec::Rsa4096 => Some(Spec::Rsa4096),
+        _ => None,
     }
 }
 

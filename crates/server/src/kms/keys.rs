@@ -39,8 +39,8 @@ pub async fn create_key(
     }
     let external = match input.origin {
         None | Some(OriginType::AwsKms) => false,
-        // Imported material is served for symmetric encryption keys only.
-        Some(OriginType::External) if spec == KeySpec::SymmetricDefault => true,
+        // Imported material: symmetric encryption, RSA, ECC (not Ed25519) and HMAC keys.
+        Some(OriginType::External) if super::import::importable(spec) => true,
         Some(origin) => {
             return Err(KmsError::Unsupported {
                 what: format!("Origin {origin} with KeySpec {spec}"),
@@ -59,6 +59,8 @@ pub async fn create_key(
     }
     let tags = merge_tags(&[], input.tags.as_deref().unwrap_or_default())?;
     let private = match (crypto_spec(spec), crypto_use(spec, usage)) {
+        // An external key waits for its material: nothing to generate.
+        _ if external => None,
         (Some(spec), Some(key_use)) => {
             // RSA key generation takes up to a second: off the async workers.
             let generated =
@@ -76,6 +78,11 @@ pub async fn create_key(
         KeyManagerType::Customer,
         private,
     )?;
+    if external {
+        // The spec and usage asked for: the material comes with the import.
+        new.record.key_spec = spec.as_str().to_owned();
+        new.record.key_usage = usage.as_str().to_owned();
+    }
     if let Some(text) = input.policy {
         let bypass = input.bypass_policy_lockout_safety_check == Some(true);
         validate_new_policy(ctx, kms.clock.now(), &text, bypass, &new.record.arn)?;

@@ -233,6 +233,7 @@ impl KmsService {
             current_material_id: material_id.to_hex(),
             rotation_period_days: None,
             next_rotation_ms: None,
+            state_after_import: None,
         };
         // AWS-managed keys rotate every year, always (GetKeyRotationStatus: true).
         if manager == KeyManagerType::Aws {

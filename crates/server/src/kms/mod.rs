@@ -85,8 +85,6 @@ pub struct KmsService {
     writes: WriteLocks,
     /// Tags grant tokens; loaded (or created) on first use.
     token_key: tokio::sync::OnceCell<TokenKey>,
-    /// The outstanding import tokens of `GetParametersForImport`, with their wrapping keys.
-    import_tokens: import::ImportTokens,
     /// Where cache lookups and rotations are counted (`crate::ops::metrics`).
     metrics: std::sync::OnceLock<Arc<crate::ops::metrics::Metrics>>,
     /// The request quotas, when they are on: the cryptographic operations are admitted here,
@@ -123,7 +121,6 @@ impl KmsService {
             aliases: BoundedCache::new(cached_keys),
             writes: WriteLocks::new(),
             token_key: tokio::sync::OnceCell::new(),
-            import_tokens: import::ImportTokens::default(),
             metrics: std::sync::OnceLock::new(),
             quotas: std::sync::OnceLock::new(),
             custom_key_stores: custom_key_stores::CustomKeyStores::default(),
@@ -197,10 +194,14 @@ impl KmsService {
             grants,
             aliases,
         } = snapshot;
-        let mut materials = self.unseal_materials(&record, stored).await?;
-        if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
-            materials.imported = self.unseal_imported(&record, imported, &mut materials.by_id)?;
-        }
+        let mut materials = if record.origin == keyhold_proto::kms::OriginType::External.as_str() {
+            // Imported material only (none in `stored`).
+            let mut materials = Materials::default();
+            self.unseal_imported(&record, imported, &mut materials)?;
+            materials
+        } else {
+            self.unseal_materials(&record, stored).await?
+        };
         if record.origin == keyhold_proto::kms::OriginType::AwsCloudhsm.as_str() {
             // Outside the snapshot: a key never changes its custom key store.
             materials.custom_key_store = Some(

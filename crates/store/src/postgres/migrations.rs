@@ -6,10 +6,10 @@
 //! The SQL sticks to what CockroachDB and YugabyteDB also accept: TEXT, BYTEA, BIGINT,
 //! BIGSERIAL, plain and partial indexes, `ON CONFLICT`; no extensions.
 //!
-//! The tables mirror the SQLite schema (`sqlite/migrations.rs`) as of its seventh
-//! migration, so that a store copied from one to the other keeps every column. Rows that
-//! the SQLite store orders by `rowid` (materials, imported materials) carry a `seq` column
-//! here instead.
+//! The tables mirror the SQLite schema (`sqlite/migrations.rs`; this store's migration 3 is
+//! SQLite's 8, and 4 is SQLite's 9), so that a store copied from one to the other keeps
+//! every column. Rows that the SQLite store orders by `rowid` (materials, imported
+//! materials) carry a `seq` column here instead.
 
 use deadpool_postgres::Object;
 
@@ -226,6 +226,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX kms_custom_key_store_keys_store
         ON kms_custom_key_store_keys (custom_key_store_id);",
+    // 4: outstanding import tokens and the state a key with imported material returns to
+    // (the SQLite store's ninth migration).
+    "CREATE TABLE kms_import_tokens (
+        token_sha256       BYTEA PRIMARY KEY,
+        key_id             TEXT NOT NULL REFERENCES kms_keys (key_id),
+        wrapping_key_spec  TEXT NOT NULL,
+        wrapping_algorithm TEXT NOT NULL,
+        created_ms         BIGINT NOT NULL,
+        expires_ms         BIGINT NOT NULL,
+        sealed_private_key BYTEA NOT NULL
+     );
+     CREATE INDEX kms_import_tokens_key ON kms_import_tokens (key_id, created_ms);
+     CREATE INDEX kms_import_tokens_expiry ON kms_import_tokens (expires_ms);
+     ALTER TABLE kms_keys ADD COLUMN state_after_import TEXT;",
 ];
 
 /// Brings the schema up to date; returns how many migrations it applied.

@@ -195,7 +195,7 @@ fn limit_i64(n: usize) -> i64 {
 
 const KEY_COLUMNS: &str = "key_id, account, region, arn, creation_ms, description, key_usage, \
      key_spec, origin, key_manager, state, deletion_ms, policy, current_material_id, \
-     rotation_period_days, next_rotation_ms";
+     rotation_period_days, next_rotation_ms, state_after_import";
 
 fn key_from_row(row: &Row) -> Result<KeyRecord> {
     Ok(KeyRecord {
@@ -215,6 +215,7 @@ fn key_from_row(row: &Row) -> Result<KeyRecord> {
         current_material_id: row.try_get(13).map_err(pg)?,
         rotation_period_days: row.try_get(14).map_err(pg)?,
         next_rotation_ms: row.try_get(15).map_err(pg)?,
+        state_after_import: row.try_get(16).map_err(pg)?,
     })
 }
 
@@ -310,7 +311,7 @@ async fn insert_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
     c.execute(
         &format!(
             "INSERT INTO kms_keys ({KEY_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ),
         &[
             &key.key_id,
@@ -329,6 +330,7 @@ async fn insert_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
             &key.current_material_id,
             &key.rotation_period_days,
             &key.next_rotation_ms,
+            &key.state_after_import,
         ],
     )
     .await
@@ -340,8 +342,8 @@ async fn update_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
     let n = c
         .execute(
             "UPDATE kms_keys SET description = $2, state = $3, deletion_ms = $4, policy = $5, \
-             current_material_id = $6, rotation_period_days = $7, next_rotation_ms = $8 \
-             WHERE key_id = $1",
+             current_material_id = $6, rotation_period_days = $7, next_rotation_ms = $8, \
+             state_after_import = $9 WHERE key_id = $1",
             &[
                 &key.key_id,
                 &key.description,
@@ -351,6 +353,7 @@ async fn update_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
                 &key.current_material_id,
                 &key.rotation_period_days,
                 &key.next_rotation_ms,
+                &key.state_after_import,
             ],
         )
         .await
@@ -424,6 +427,7 @@ const RESOURCE_TABLES: &[&str] = &[
     "kms_tags",
     "kms_materials",
     "kms_imported_materials",
+    "kms_import_tokens",
     "kms_custom_key_store_keys",
     "kms_keys",
     "kms_custom_key_stores",
@@ -588,6 +592,7 @@ impl KmsStore for PgStore {
             "kms_tags WHERE key_id",
             "kms_materials WHERE key_id",
             "kms_imported_materials WHERE key_id",
+            "kms_import_tokens WHERE key_id",
             "kms_custom_key_store_keys WHERE key_id",
             "kms_keys WHERE key_id",
         ] {

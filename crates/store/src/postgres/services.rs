@@ -10,7 +10,10 @@ use crate::changes::Change;
 use crate::grants::{GrantRecord, GrantStore};
 use crate::params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 use crate::records::{KeyRecord, SecretRecord, SecretVersionRecord, Tag};
-use crate::{ImportStore, ImportedMaterialRecord, Result, SecretStore, SecretWrite, StoreError};
+use crate::{
+    ImportStore, ImportTokenRecord, ImportedMaterialRecord, Result, SecretStore, SecretWrite,
+    StoreError,
+};
 
 const GRANT_COLUMNS: &str = "grant_id, key_id, name, grantee_principal, retiring_principal, \
      operations, constraints, issuing_account, creation_ms";
@@ -152,6 +155,54 @@ impl GrantStore for PgStore {
 
 const IMPORT_COLUMNS: &str = "key_id, material_id, sealed, creation_ms, expiration_model, \
      valid_to_ms, description, pending_rotation, rotation_type, rotation_ms";
+const TOKEN_COLUMNS: &str = "token_sha256, key_id, wrapping_key_spec, wrapping_algorithm, \
+     created_ms, expires_ms, sealed_private_key";
+
+/// In `tx`: adds or replaces `upsert`, removes the materials `remove` names, and writes `key`.
+async fn write_materials(
+    tx: &impl GenericClient,
+    key: &KeyRecord,
+    upsert: &[ImportedMaterialRecord],
+    remove: &[String],
+) -> Result<()> {
+    for m in upsert {
+        // An upsert that keeps the row (and so its `seq`, its place in the listing).
+        tx.execute(
+            &format!(
+                "INSERT INTO kms_imported_materials ({IMPORT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (key_id, material_id) DO UPDATE SET sealed = excluded.sealed, \
+                 expiration_model = excluded.expiration_model, \
+                 valid_to_ms = excluded.valid_to_ms, description = excluded.description, \
+                 pending_rotation = excluded.pending_rotation, \
+                 rotation_type = excluded.rotation_type, rotation_ms = excluded.rotation_ms"
+            ),
+            &[
+                &m.key_id,
+                &m.material_id,
+                &m.sealed,
+                &m.creation_ms,
+                &m.expiration_model,
+                &m.valid_to_ms,
+                &m.description,
+                &m.pending_rotation,
+                &m.rotation_type,
+                &m.rotation_ms,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    for id in remove {
+        tx.execute(
+            "DELETE FROM kms_imported_materials WHERE key_id = $1 AND material_id = $2",
+            &[&key.key_id, id],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    update_key_row(tx, key).await
+}
 
 #[async_trait]
 impl ImportStore for PgStore {
@@ -179,43 +230,7 @@ impl ImportStore for PgStore {
     ) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        for m in upsert {
-            // An upsert that keeps the row (and so its `seq`, its place in the listing).
-            tx.execute(
-                &format!(
-                    "INSERT INTO kms_imported_materials ({IMPORT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (key_id, material_id) DO UPDATE SET sealed = excluded.sealed, \
-                     expiration_model = excluded.expiration_model, \
-                     valid_to_ms = excluded.valid_to_ms, description = excluded.description, \
-                     pending_rotation = excluded.pending_rotation, \
-                     rotation_type = excluded.rotation_type, rotation_ms = excluded.rotation_ms"
-                ),
-                &[
-                    &m.key_id,
-                    &m.material_id,
-                    &m.sealed,
-                    &m.creation_ms,
-                    &m.expiration_model,
-                    &m.valid_to_ms,
-                    &m.description,
-                    &m.pending_rotation,
-                    &m.rotation_type,
-                    &m.rotation_ms,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        }
-        for id in remove {
-            tx.execute(
-                "DELETE FROM kms_imported_materials WHERE key_id = $1 AND material_id = $2",
-                &[&key.key_id, id],
-            )
-            .await
-            .map_err(pg)?;
-        }
-        update_key_row(&tx, key).await?;
+        write_materials(&tx, key, upsert, remove).await?;
         self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
         tx.commit().await.map_err(pg)
     }
@@ -232,6 +247,129 @@ impl ImportStore for PgStore {
             .await
             .map_err(pg)?;
         rows(found, |r| r.try_get(0).map_err(pg))
+    }
+
+    async fn insert_import_token(
+        &self,
+        token: &ImportTokenRecord,
+        now_ms: i64,
+        max_per_key: usize,
+    ) -> Result<()> {
+        if has_nul(&[&token.key_id]) {
+            return Err(StoreError::NotFound);
+        }
+        let keep = i64::try_from(max_per_key.saturating_sub(1)).unwrap_or(i64::MAX);
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // (A key deleted concurrently fails the insert on its foreign key.)
+        let exists = tx
+            .query_opt(
+                "SELECT key_id FROM kms_keys WHERE key_id = $1",
+                &[&token.key_id],
+            )
+            .await
+            .map_err(pg)?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        tx.execute(
+            "DELETE FROM kms_import_tokens WHERE expires_ms <= $1",
+            &[&now_ms],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            "DELETE FROM kms_import_tokens WHERE key_id = $1 AND token_sha256 NOT IN \
+             (SELECT token_sha256 FROM kms_import_tokens WHERE key_id = $1 \
+             ORDER BY created_ms DESC, token_sha256 LIMIT $2)",
+            &[&token.key_id, &keep],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO kms_import_tokens ({TOKEN_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ),
+            &[
+                &token.token_sha256,
+                &token.key_id,
+                &token.wrapping_key_spec,
+                &token.wrapping_algorithm,
+                &token.created_ms,
+                &token.expires_ms,
+                &token.sealed_private_key,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn import_token(&self, token_sha256: &[u8]) -> Result<Option<ImportTokenRecord>> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {TOKEN_COLUMNS} FROM kms_import_tokens WHERE token_sha256 = $1"),
+                &[&token_sha256],
+            )
+            .await
+            .map_err(pg)?;
+        row.map(|r| {
+            Ok(ImportTokenRecord {
+                token_sha256: r.try_get(0).map_err(pg)?,
+                key_id: r.try_get(1).map_err(pg)?,
+                wrapping_key_spec: r.try_get(2).map_err(pg)?,
+                wrapping_algorithm: r.try_get(3).map_err(pg)?,
+                created_ms: r.try_get(4).map_err(pg)?,
+                expires_ms: r.try_get(5).map_err(pg)?,
+                sealed_private_key: r.try_get(6).map_err(pg)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn import_with_token(
+        &self,
+        key: &KeyRecord,
+        upsert: &[ImportedMaterialRecord],
+        token_sha256: &[u8],
+    ) -> Result<bool> {
+        if has_nul(&[&key.key_id]) {
+            return Ok(false);
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // The row lock of the DELETE makes a concurrent use of the same token wait for this
+        // transaction, then delete nothing.
+        let used = tx
+            .execute(
+                "DELETE FROM kms_import_tokens WHERE token_sha256 = $1 AND key_id = $2",
+                &[&token_sha256, &key.key_id],
+            )
+            .await
+            .map_err(pg)?;
+        if used == 0 {
+            // Dropped uncommitted: rolled back.
+            return Ok(false);
+        }
+        write_materials(&tx, key, upsert, &[]).await?;
+        self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+
+    async fn purge_import_tokens(&self, now_ms: i64) -> Result<usize> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "DELETE FROM kms_import_tokens WHERE expires_ms <= $1",
+                &[&now_ms],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 }
 

@@ -138,6 +138,7 @@ mod tests {
             current_material_id: "00".repeat(32),
             rotation_period_days: None,
             next_rotation_ms: None,
+            state_after_import: None,
         }
     }
 

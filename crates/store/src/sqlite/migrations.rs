@@ -215,6 +215,22 @@ const MIGRATIONS: &[&str] = &[
      ) STRICT;
      CREATE INDEX kms_custom_key_store_keys_store
         ON kms_custom_key_store_keys (custom_key_store_id);",
+    // 9: outstanding import tokens of GetParametersForImport, in the store so that they
+    // survive a restart and work on every node (the token's SHA-256, never the token; the
+    // wrapping private key sealed under the domain key), and the state a key with imported
+    // material returns to when its material is back.
+    "CREATE TABLE kms_import_tokens (
+        token_sha256       BLOB PRIMARY KEY,
+        key_id             TEXT NOT NULL REFERENCES kms_keys (key_id),
+        wrapping_key_spec  TEXT NOT NULL,
+        wrapping_algorithm TEXT NOT NULL,
+        created_ms         INTEGER NOT NULL,
+        expires_ms         INTEGER NOT NULL,
+        sealed_private_key BLOB NOT NULL
+     ) STRICT;
+     CREATE INDEX kms_import_tokens_key ON kms_import_tokens (key_id, created_ms);
+     CREATE INDEX kms_import_tokens_expiry ON kms_import_tokens (expires_ms);
+     ALTER TABLE kms_keys ADD COLUMN state_after_import TEXT;",
 ];
 
 pub(super) fn apply(conn: &Connection) -> Result<()> {

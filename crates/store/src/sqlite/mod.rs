@@ -237,7 +237,7 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
 
 const KEY_COLUMNS: &str = "key_id, account, region, arn, creation_ms, description, key_usage, \
      key_spec, origin, key_manager, state, deletion_ms, policy, current_material_id, \
-     rotation_period_days, next_rotation_ms";
+     rotation_period_days, next_rotation_ms, state_after_import";
 
 fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -257,6 +257,7 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
         current_material_id: row.get(13)?,
         rotation_period_days: row.get(14)?,
         next_rotation_ms: row.get(15)?,
+        state_after_import: row.get(16)?,
     })
 }
 
@@ -265,7 +266,7 @@ pub(super) fn insert_key_row(tx: &Connection, key: &KeyRecord) -> Result<()> {
     tx.execute(
         &format!(
             "INSERT INTO kms_keys ({KEY_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ),
         params![
             key.key_id,
@@ -283,7 +284,8 @@ pub(super) fn insert_key_row(tx: &Connection, key: &KeyRecord) -> Result<()> {
             key.policy,
             key.current_material_id,
             key.rotation_period_days,
-            key.next_rotation_ms
+            key.next_rotation_ms,
+            key.state_after_import
         ],
     )
     .map_err(backend)?;
@@ -294,8 +296,8 @@ fn update_key_row(c: &Connection, key: &KeyRecord) -> Result<()> {
     let n = c
         .execute(
             "UPDATE kms_keys SET description = ?2, state = ?3, deletion_ms = ?4, policy = ?5, \
-             current_material_id = ?6, rotation_period_days = ?7, next_rotation_ms = ?8 \
-             WHERE key_id = ?1",
+             current_material_id = ?6, rotation_period_days = ?7, next_rotation_ms = ?8, \
+             state_after_import = ?9 WHERE key_id = ?1",
             params![
                 key.key_id,
                 key.description,
@@ -304,7 +306,8 @@ fn update_key_row(c: &Connection, key: &KeyRecord) -> Result<()> {
                 key.policy,
                 key.current_material_id,
                 key.rotation_period_days,
-                key.next_rotation_ms
+                key.next_rotation_ms,
+                key.state_after_import
             ],
         )
         .map_err(backend)?;
@@ -535,6 +538,7 @@ impl KmsStore for SqliteStore {
                 "kms_tags WHERE key_id",
                 "kms_materials WHERE key_id",
                 "kms_imported_materials WHERE key_id",
+                "kms_import_tokens WHERE key_id",
                 "kms_custom_key_store_keys WHERE key_id",
                 "kms_keys WHERE key_id",
             ] {
@@ -833,6 +837,7 @@ mod tests {
             current_material_id: "00".repeat(32),
             rotation_period_days: period,
             next_rotation_ms: next,
+            state_after_import: None,
         }
     }
 

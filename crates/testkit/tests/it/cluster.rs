@@ -429,3 +429,65 @@ async fn a_scheduled_deletion_runs_once_on_the_node_that_holds_the_sweep_lease()
     }
     assert_eq!(after, 1.0, "the new holder deleted the second key once");
 }
+
+#[tokio::test]
+async fn an_import_token_from_one_node_imports_once_on_another() {
+    use aws_sdk_kms::types::{AlgorithmSpec, ExpirationModelType, OriginType, WrappingKeySpec};
+    let Some(c) = cluster(
+        "an_import_token_from_one_node_imports_once_on_another",
+        Duration::from_secs(3600),
+    )
+    .await
+    else {
+        return;
+    };
+    let kms: Vec<_> = c.nodes.iter().map(TestServer::kms).collect();
+    let key = kms[0]
+        .create_key()
+        .origin(OriginType::External)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let params = kms[0]
+        .get_parameters_for_import()
+        .key_id(&key)
+        .wrapping_algorithm(AlgorithmSpec::RsaAesKeyWrapSha256)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap();
+    let wrapped = keyhold_crypto::import::wrap_for_import(
+        params.public_key.unwrap().as_ref(),
+        keyhold_crypto::import::WrappingAlgorithm::RsaAesKeyWrapSha256,
+        &[0x77; 32],
+    )
+    .unwrap();
+    let token = params.import_token.unwrap();
+    // The same token on two other nodes at once: one import, one refusal.
+    let import = |node: usize| {
+        kms[node]
+            .import_key_material()
+            .key_id(&key)
+            .import_token(token.clone())
+            .encrypted_key_material(Blob::new(wrapped.clone()))
+            .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+            .send()
+    };
+    let (a, b) = tokio::join!(import(1), import(2));
+    let refused: Vec<_> = [a, b]
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| code_and_message(&e.into_service_error()).0)
+        .collect();
+    assert_eq!(refused, ["InvalidImportTokenException"]);
+    // The issuing node sees the material within the bound.
+    within(
+        BOUND,
+        "the imported material on the issuing node",
+        || async { encrypt(&kms[0], &key).await.is_ok() },
+    )
+    .await;
+}

@@ -579,7 +579,7 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
     );
     assert_eq!(meta.valid_to.unwrap().secs(), valid_to);
     let blob = encrypt(&kms, &id, b"before expiry").await;
-    assert_eq!(sealed_rows(server.data_dir(), &id), [true]);
+    assert_eq!(sealed_rows(server.data_dir(), &id).await, [true]);
 
     // Past ValidTo: the key is PendingImport and its ciphertexts do not open.
     server.clock().advance(Duration::from_secs(3 * DAY));
@@ -597,7 +597,7 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
     // The sweep deletes the sealed material from the store.
     let mut rows = Vec::new();
     for _ in 0..100 {
-        rows = sealed_rows(server.data_dir(), &id);
+        rows = sealed_rows(server.data_dir(), &id).await;
         if rows == [false] {
             break;
         }
@@ -628,11 +628,28 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
         decrypt(&kms, &blob).await,
         Ok((b"before expiry".to_vec(), material_id))
     );
-    assert_eq!(sealed_rows(server.data_dir(), &id), [true]);
+    assert_eq!(sealed_rows(server.data_dir(), &id).await, [true]);
 }
 
-/// Whether each imported material row of `key_id` holds sealed material.
-fn sealed_rows(dir: &Path, key_id: &str) -> Vec<bool> {
+/// Whether each imported material row of `key_id` holds sealed material, read from the
+/// server's store: SQLite in `dir`, or its PostgreSQL schema under `KEYHOLD_TEST_STORAGE`.
+async fn sealed_rows(dir: &Path, key_id: &str) -> Vec<bool> {
+    if let Some(storage) = keyhold_testkit::test_storage_for(dir).await {
+        let config = keyhold_store::parse_postgres_url(storage.as_str()).unwrap();
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        let driver = tokio::spawn(connection);
+        let rows = client
+            .query(
+                "SELECT sealed IS NOT NULL FROM kms_imported_materials WHERE key_id = $1 \
+                 ORDER BY creation_ms, seq",
+                &[&key_id],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        return rows.iter().map(|r| r.get::<_, bool>(0)).collect();
+    }
     let conn = rusqlite::Connection::open(dir.join("keyhold.db")).unwrap();
     let mut stmt = conn
         .prepare(
@@ -668,7 +685,7 @@ async fn deleted_material_leaves_the_key_pending_import_until_reimported() {
     assert_eq!(out.key_material_id.as_deref(), Some(material_id.as_str()));
     assert!(out.key_id.unwrap().ends_with(&id));
     assert_eq!(state(&kms, &id).await, KeyState::PendingImport);
-    assert_eq!(sealed_rows(server.data_dir(), &id), [false]);
+    assert_eq!(sealed_rows(server.data_dir(), &id).await, [false]);
     assert_eq!(
         decrypt(&kms, &blob).await.unwrap_err().0,
         "KMSInvalidStateException"
@@ -913,4 +930,559 @@ async fn imported_material_survives_a_restart_and_expires_while_the_server_is_do
         decrypt(&kms, &expiring_blob).await.unwrap_err().0,
         "KMSInvalidStateException"
     );
+}
+
+#[tokio::test]
+async fn import_tokens_survive_a_restart_and_are_used_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let material = [0x55u8; 32];
+    let (id, token, blob) = {
+        let server = TestServer::builder().data_dir(dir.path()).start().await;
+        let kms = server.kms();
+        let id = external_key(&kms).await;
+        let (token, blob) = wrapped(
+            &kms,
+            &id,
+            AlgorithmSpec::RsaAesKeyWrapSha256,
+            WrappingKeySpec::Rsa3072,
+            &material,
+        )
+        .await;
+        server.stop().await;
+        (id, token, blob)
+    };
+    // Only the token's hash is stored: the token is in no file of the data directory.
+    for (path, bytes) in keyhold_testkit::data_files(dir.path()) {
+        assert!(
+            !bytes
+                .windows(token.as_ref().len())
+                .any(|w| w == token.as_ref()),
+            "the import token is in {path:?}"
+        );
+    }
+
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let kms = server.kms();
+    let send = || {
+        kms.import_key_material()
+            .key_id(&id)
+            .import_token(token.clone())
+            .encrypted_key_material(blob.clone())
+            .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+            .send()
+    };
+    send().await.unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::Enabled);
+    let ciphertext = encrypt(&kms, &id, b"after a restart").await;
+    assert_eq!(
+        decrypt(&kms, &ciphertext).await.unwrap().0,
+        b"after a restart"
+    );
+    // Used once, it is gone.
+    let e = send().await.unwrap_err().into_service_error();
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e),
+        (
+            "InvalidImportTokenException".into(),
+            "The import token is invalid or does not belong to this KMS key.".into()
+        )
+    );
+
+    // Two imports with one token at once: exactly one succeeds.
+    let (token, blob) = wrapped_for(&kms, &id, &material).await;
+    let call = || {
+        kms.import_key_material()
+            .key_id(&id)
+            .import_token(token.clone())
+            .encrypted_key_material(blob.clone())
+            .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+            .send()
+    };
+    let (a, b) = tokio::join!(call(), call());
+    let refused: Vec<_> = [a, b]
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| e.into_service_error().code().map(str::to_owned))
+        .collect();
+    assert_eq!(refused, [Some("InvalidImportTokenException".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_disabled_key_stays_disabled_when_its_material_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let material = [0x66u8; 32];
+    let (id, blob) = {
+        let server = TestServer::builder().data_dir(dir.path()).start().await;
+        let kms = server.kms();
+        let id = external_key(&kms).await;
+        import(
+            &kms,
+            &id,
+            &material,
+            Some(keyhold_testkit::unix_now() + 86_400),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        let blob = encrypt(&kms, &id, b"disabled").await;
+        kms.disable_key().key_id(&id).send().await.unwrap();
+        server.stop().await;
+        (id, blob)
+    };
+    // The material expires (with the server down); the sweep makes it durable.
+    {
+        let server = TestServer::builder()
+            .data_dir(dir.path())
+            .clock_ahead(Duration::from_secs(2 * DAY))
+            .deletion_sweep_interval(Duration::from_millis(50))
+            .start()
+            .await;
+        assert_eq!(state(&server.kms(), &id).await, KeyState::PendingImport);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        server.stop().await;
+    }
+    let server = TestServer::builder()
+        .data_dir(dir.path())
+        .clock_ahead(Duration::from_secs(2 * DAY))
+        .start()
+        .await;
+    let kms = server.kms();
+    assert_eq!(state(&kms, &id).await, KeyState::PendingImport);
+    import(&kms, &id, &material, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::Disabled);
+    let arn = arn_of(&kms, &id).await;
+    assert_eq!(
+        decrypt(&kms, &blob).await.unwrap_err(),
+        ("DisabledException".into(), format!("{arn} is disabled."))
+    );
+    kms.enable_key().key_id(&id).send().await.unwrap();
+    assert_eq!(decrypt(&kms, &blob).await.unwrap().0, b"disabled");
+
+    // The same when the material of a disabled key is deleted; an enabled key comes back
+    // enabled.
+    kms.disable_key().key_id(&id).send().await.unwrap();
+    kms.delete_imported_key_material()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::PendingImport);
+    let e = kms
+        .enable_key()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(e.code(), Some("KMSInvalidStateException"));
+    import(&kms, &id, &material, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::Disabled);
+    kms.enable_key().key_id(&id).send().await.unwrap();
+    kms.delete_imported_key_material()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    import(&kms, &id, &material, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &id).await, KeyState::Enabled);
+}
+
+/// ImportKeyMaterial of wrapped material (no expiry); the error's (code, message).
+async fn import_wrapped(
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    (token, blob): (Blob, Blob),
+    import_type: Option<ImportType>,
+) -> Result<String, (String, String)> {
+    kms.import_key_material()
+        .key_id(key_id)
+        .import_token(token)
+        .encrypted_key_material(blob)
+        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+        .set_import_type(import_type)
+        .send()
+        .await
+        .map(|out| out.key_material_id.unwrap())
+        .map_err(|e| keyhold_testkit::code_and_message(&e.into_service_error()))
+}
+
+async fn external_key_of(
+    kms: &aws_sdk_kms::Client,
+    spec: aws_sdk_kms::types::KeySpec,
+    usage: aws_sdk_kms::types::KeyUsageType,
+) -> String {
+    let meta = kms
+        .create_key()
+        .origin(OriginType::External)
+        .key_spec(spec)
+        .key_usage(usage)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    assert_eq!(meta.key_state, Some(KeyState::PendingImport));
+    assert_eq!(meta.origin, Some(OriginType::External));
+    meta.key_id
+}
+
+#[tokio::test]
+async fn asymmetric_and_hmac_keys_take_imported_material() {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType, MacAlgorithmSpec, SigningAlgorithmSpec};
+    use keyhold_crypto::SecretBytes;
+    use keyhold_crypto::asymmetric::{
+        self as local_keys, KeyUse, MacAlgorithm, Message, PrivateKey, SigningAlgorithm,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let kms = server.kms();
+
+    // An RSA signing key: its PKCS#8 private key fits only RSA_AES_KEY_WRAP.
+    let rsa = external_key_of(&kms, KeySpec::Rsa2048, KeyUsageType::SignVerify).await;
+    let e = kms
+        .get_parameters_for_import()
+        .key_id(&rsa)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(WrappingKeySpec::Rsa4096)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(
+        keyhold_testkit::code_and_message(&e),
+        (
+            "ValidationException".into(),
+            "WrappingAlgorithm RSAES_OAEP_SHA_256 with WrappingKeySpec RSA_4096 is not \
+             supported for this KMS key."
+                .into()
+        )
+    );
+    let rsa_wrapped = |material: Vec<u8>| {
+        let kms = kms.clone();
+        let rsa = rsa.clone();
+        async move {
+            wrapped(
+                &kms,
+                &rsa,
+                AlgorithmSpec::RsaAesKeyWrapSha256,
+                WrappingKeySpec::Rsa3072,
+                &material,
+            )
+            .await
+        }
+    };
+    let (pkcs8, public) = local_keys::generate_data_key_pair(local_keys::KeySpec::Rsa2048).unwrap();
+    let (ecc_pkcs8, _) =
+        local_keys::generate_data_key_pair(local_keys::KeySpec::EccNistP256).unwrap();
+    // Material that is not an RSA_2048 private key is refused.
+    let (other_rsa, _) = local_keys::generate_data_key_pair(local_keys::KeySpec::Rsa3072).unwrap();
+    for bad in [&ecc_pkcs8, &other_rsa] {
+        let refused = import_wrapped(
+            &kms,
+            &rsa,
+            rsa_wrapped(bad.expose_secret().to_vec()).await,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.0, "InvalidCiphertextException");
+    }
+    let material_id = import_wrapped(
+        &kms,
+        &rsa,
+        rsa_wrapped(pkcs8.expose_secret().to_vec()).await,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(state(&kms, &rsa).await, KeyState::Enabled);
+    let got = kms.get_public_key().key_id(&rsa).send().await.unwrap();
+    assert_eq!(got.public_key.unwrap().as_ref(), public.as_slice());
+    let local = PrivateKey::from_document(
+        local_keys::KeySpec::Rsa2048,
+        KeyUse::SignVerify,
+        SecretBytes::from(pkcs8.expose_secret().to_vec()),
+    )
+    .unwrap();
+    let sign = |key_id: String| {
+        let kms = kms.clone();
+        async move {
+            kms.sign()
+                .key_id(key_id)
+                .message(Blob::new(b"imported".to_vec()))
+                .signing_algorithm(SigningAlgorithmSpec::RsassaPssSha256)
+                .send()
+                .await
+                .unwrap()
+                .signature
+                .unwrap()
+        }
+    };
+    let signature = sign(rsa.clone()).await;
+    assert!(
+        local
+            .verify(
+                SigningAlgorithm::RsassaPssSha256,
+                Message::Raw(b"imported"),
+                signature.as_ref()
+            )
+            .unwrap()
+    );
+
+    // It keeps that material for good: no new material; only the same comes back.
+    let (another, _) = local_keys::generate_data_key_pair(local_keys::KeySpec::Rsa2048).unwrap();
+    let arn = arn_of(&kms, &rsa).await;
+    assert_eq!(
+        import_wrapped(
+            &kms,
+            &rsa,
+            rsa_wrapped(another.expose_secret().to_vec()).await,
+            Some(ImportType::NewKeyMaterial),
+        )
+        .await
+        .unwrap_err(),
+        (
+            "UnsupportedOperationException".into(),
+            format!("{arn} does not support key rotation.")
+        )
+    );
+    kms.delete_imported_key_material()
+        .key_id(&rsa)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state(&kms, &rsa).await, KeyState::PendingImport);
+    assert_eq!(
+        import_wrapped(
+            &kms,
+            &rsa,
+            rsa_wrapped(another.expose_secret().to_vec()).await,
+            None
+        )
+        .await
+        .unwrap_err()
+        .0,
+        "IncorrectKeyMaterialException"
+    );
+    assert_eq!(
+        import_wrapped(
+            &kms,
+            &rsa,
+            rsa_wrapped(pkcs8.expose_secret().to_vec()).await,
+            None
+        )
+        .await
+        .unwrap(),
+        material_id
+    );
+
+    // An ECC key through RSA-OAEP; P-521 material does not fit RSA-OAEP under RSA_2048.
+    let ecc = external_key_of(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    let (ecc_public_expected, ecc_local) = {
+        let (pkcs8, public) =
+            local_keys::generate_data_key_pair(local_keys::KeySpec::EccNistP256).unwrap();
+        let pair = wrapped(
+            &kms,
+            &ecc,
+            AlgorithmSpec::RsaesOaepSha256,
+            WrappingKeySpec::Rsa2048,
+            pkcs8.expose_secret(),
+        )
+        .await;
+        import_wrapped(&kms, &ecc, pair, None).await.unwrap();
+        let local = PrivateKey::from_document(
+            local_keys::KeySpec::EccNistP256,
+            KeyUse::SignVerify,
+            SecretBytes::from(pkcs8.expose_secret().to_vec()),
+        )
+        .unwrap();
+        (public, local)
+    };
+    let signature = kms
+        .sign()
+        .key_id(&ecc)
+        .message(Blob::new(b"ecc".to_vec()))
+        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+        .send()
+        .await
+        .unwrap()
+        .signature
+        .unwrap();
+    assert!(
+        ecc_local
+            .verify(
+                SigningAlgorithm::EcdsaSha256,
+                Message::Raw(b"ecc"),
+                signature.as_ref()
+            )
+            .unwrap()
+    );
+    let p521 = external_key_of(&kms, KeySpec::EccNistP521, KeyUsageType::SignVerify).await;
+    let e = kms
+        .get_parameters_for_import()
+        .key_id(&p521)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha1)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(e.code(), Some("ValidationException"));
+
+    // An HMAC key takes raw key bytes of a length AWS accepts for its spec (32 to 64 here).
+    let mac_key = external_key_of(&kms, KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
+    let refused = import_wrapped(
+        &kms,
+        &mac_key,
+        wrapped_for(&kms, &mac_key, &[9u8; 16]).await,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.0, "InvalidCiphertextException");
+    let secret = [0x5au8; 48];
+    import_wrapped(
+        &kms,
+        &mac_key,
+        wrapped_for(&kms, &mac_key, &secret).await,
+        None,
+    )
+    .await
+    .unwrap();
+    let mac_of = |key_id: String| {
+        let kms = kms.clone();
+        async move {
+            kms.generate_mac()
+                .key_id(key_id)
+                .message(Blob::new(b"mac me".to_vec()))
+                .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+                .send()
+                .await
+                .unwrap()
+                .mac
+                .unwrap()
+        }
+    };
+    let local_mac = PrivateKey::from_document(
+        local_keys::KeySpec::Hmac256,
+        KeyUse::GenerateVerifyMac,
+        SecretBytes::from(secret.to_vec()),
+    )
+    .unwrap()
+    .generate_mac(MacAlgorithm::HmacSha256, b"mac me")
+    .unwrap();
+    assert_eq!(mac_of(mac_key.clone()).await.as_ref(), local_mac.as_slice());
+
+    // RSA encryption and ECDH keys use their imported private keys too.
+    let rsa_enc = external_key_of(&kms, KeySpec::Rsa3072, KeyUsageType::EncryptDecrypt).await;
+    let (enc_pkcs8, _) = local_keys::generate_data_key_pair(local_keys::KeySpec::Rsa3072).unwrap();
+    let pair = wrapped(
+        &kms,
+        &rsa_enc,
+        AlgorithmSpec::RsaAesKeyWrapSha1,
+        WrappingKeySpec::Rsa4096,
+        enc_pkcs8.expose_secret(),
+    )
+    .await;
+    import_wrapped(&kms, &rsa_enc, pair, None).await.unwrap();
+    let ciphertext = kms
+        .encrypt()
+        .key_id(&rsa_enc)
+        .plaintext(Blob::new(b"to the importer".to_vec()))
+        .encryption_algorithm(aws_sdk_kms::types::EncryptionAlgorithmSpec::RsaesOaepSha256)
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap();
+    let opened = PrivateKey::from_document(
+        local_keys::KeySpec::Rsa3072,
+        KeyUse::EncryptDecrypt,
+        SecretBytes::from(enc_pkcs8.expose_secret().to_vec()),
+    )
+    .unwrap()
+    .decrypt(local_keys::OaepAlgorithm::Sha256, ciphertext.as_ref())
+    .unwrap();
+    assert_eq!(opened.expose_secret(), b"to the importer");
+    let ecdh = external_key_of(&kms, KeySpec::EccNistP384, KeyUsageType::KeyAgreement).await;
+    let (ecdh_pkcs8, ecdh_public) =
+        local_keys::generate_data_key_pair(local_keys::KeySpec::EccNistP384).unwrap();
+    let pair = wrapped(
+        &kms,
+        &ecdh,
+        AlgorithmSpec::RsaesOaepSha256,
+        WrappingKeySpec::Rsa2048,
+        ecdh_pkcs8.expose_secret(),
+    )
+    .await;
+    import_wrapped(&kms, &ecdh, pair, None).await.unwrap();
+    let (peer_pkcs8, peer_public) =
+        local_keys::generate_data_key_pair(local_keys::KeySpec::EccNistP384).unwrap();
+    let shared = kms
+        .derive_shared_secret()
+        .key_id(&ecdh)
+        .key_agreement_algorithm(aws_sdk_kms::types::KeyAgreementAlgorithmSpec::Ecdh)
+        .public_key(Blob::new(peer_public))
+        .send()
+        .await
+        .unwrap()
+        .shared_secret
+        .unwrap();
+    let expected = PrivateKey::from_document(
+        local_keys::KeySpec::EccNistP384,
+        KeyUse::KeyAgreement,
+        SecretBytes::from(peer_pkcs8.expose_secret().to_vec()),
+    )
+    .unwrap()
+    .derive_shared_secret(&ecdh_public)
+    .unwrap();
+    assert_eq!(shared.as_ref(), expected.expose_secret());
+
+    // After a restart, the imported materials are unsealed from the store.
+    server.stop().await;
+    let server = TestServer::builder().data_dir(dir.path()).start().await;
+    let kms = server.kms();
+    let got = kms.get_public_key().key_id(&ecc).send().await.unwrap();
+    assert_eq!(
+        got.public_key.unwrap().as_ref(),
+        ecc_public_expected.as_slice()
+    );
+    let signature = kms
+        .sign()
+        .key_id(&rsa)
+        .message(Blob::new(b"imported".to_vec()))
+        .signing_algorithm(SigningAlgorithmSpec::RsassaPssSha256)
+        .send()
+        .await
+        .unwrap()
+        .signature
+        .unwrap();
+    assert!(
+        local
+            .verify(
+                SigningAlgorithm::RsassaPssSha256,
+                Message::Raw(b"imported"),
+                signature.as_ref()
+            )
+            .unwrap()
+    );
+    let mac = kms
+        .generate_mac()
+        .key_id(&mac_key)
+        .message(Blob::new(b"mac me".to_vec()))
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .send()
+        .await
+        .unwrap()
+        .mac
+        .unwrap();
+    assert_eq!(mac.as_ref(), local_mac.as_slice());
 }
