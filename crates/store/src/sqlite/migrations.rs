@@ -217,7 +217,12 @@ const MIGRATIONS: &[&str] = &[
         ON kms_custom_key_store_keys (custom_key_store_id);",
 ];
 
-pub(super) fn apply(conn: &Connection) -> Result<()> {
+/// The version a database is at once every migration ran (`PRAGMA user_version`).
+pub(crate) fn latest() -> usize {
+    MIGRATIONS.len()
+}
+
+pub(crate) fn apply(conn: &Connection) -> Result<()> {
     let current: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(backend)?;
