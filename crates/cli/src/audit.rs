@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use keyhold_proto::Timestamp;
 use keyhold_server::audit::offline::{self, KeyStore, KeyTrust, Verified};
+use keyhold_server::config::StorageUrl;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
@@ -75,10 +76,13 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             let verified = match (data_dir, path) {
                 (Some(dir), None) => {
                     let key_store = match storage {
-                        Some(url) if keyhold_store::is_postgres_url(&url) => {
-                            KeyStore::Postgres { url, node_id }
-                        }
-                        Some(_) => bail!("--storage must be a postgres:// URL"),
+                        Some(url) => match StorageUrl::parse(&url)? {
+                            Some(storage) => KeyStore::Postgres {
+                                url: storage.as_str().to_owned(),
+                                node_id,
+                            },
+                            None => bail!("--storage must be a postgres:// URL"),
+                        },
                         None => KeyStore::Sqlite(dir.join("keyhold.db")),
                     };
                     offline::verify_trail(
