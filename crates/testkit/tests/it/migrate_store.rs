@@ -4,7 +4,8 @@
 //! PostgreSQL store now holds and goes on there; the copy back to SQLite verifies too. A
 //! target that holds state, and a source a server has open, are refused.
 //!
-//! The PostgreSQL tests use `KEYHOLD_TEST_STORAGE`'s database, else `KEYHOLD_TEST_POSTGRES`,
+//! The node moves with a `node_id`, so its audit anchor is renamed on the way there and
+//! back. The PostgreSQL tests use `KEYHOLD_TEST_STORAGE`'s database, else `KEYHOLD_TEST_POSTGRES`,
 //! else `postgres://postgres@127.0.0.1:5432/test`; unreachable, they say why they did not
 //! run (and fail under `CI`).
 
@@ -114,9 +115,12 @@ async fn a_sqlite_node_moved_to_postgresql_serves_its_state_and_continues_its_au
         .unwrap();
     source.stop().await;
 
+    // The node joins PostgreSQL as `n1` (as every node of a cluster has a `node_id`): its
+    // anchor is renamed on the way.
     let report = migrate_store(&MoveRequest {
         from: format!("sqlite:{}", dir.display()),
         to: storage.as_str().to_owned(),
+        node_id: Some("n1".into()),
         ..MoveRequest::default()
     })
     .await
@@ -139,6 +143,10 @@ async fn a_sqlite_node_moved_to_postgresql_serves_its_state_and_continues_its_au
         rows("meta") >= 2,
         "the sealed domain key and the audit anchor"
     );
+    assert_eq!(
+        report.renamed,
+        vec![("audit.anchor".to_owned(), "audit.anchor.n1".to_owned())]
+    );
     let moved = audit_of(&report);
     assert!(moved.report.ok(), "{:?}", moved.report.problems);
     assert!(
@@ -152,7 +160,10 @@ async fn a_sqlite_node_moved_to_postgresql_serves_its_state_and_continues_its_au
     let storage_url = storage.as_str().to_owned();
     let target = TestServer::builder()
         .data_dir(&dir)
-        .configure(move |c| c.storage = Some(storage))
+        .configure(move |c| {
+            c.storage = Some(storage);
+            c.node_id = Some("n1".into());
+        })
         .start()
         .await;
     let owner = target.kms_for(OWNER, DEFAULT_REGION);
@@ -232,7 +243,7 @@ async fn a_sqlite_node_moved_to_postgresql_serves_its_state_and_continues_its_au
         &dir,
         &KeyStore::Postgres {
             url: storage_url.clone(),
-            node_id: None,
+            node_id: Some("n1".into()),
         },
         None,
         None,
@@ -254,6 +265,7 @@ async fn a_sqlite_node_moved_to_postgresql_serves_its_state_and_continues_its_au
         from: storage_url,
         to: format!("sqlite:{}", back.display()),
         data_dir: Some(dir.clone()),
+        node_id: Some("n1".into()),
         ..MoveRequest::default()
     })
     .await
