@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use keyhold_proto::Timestamp;
-use keyhold_server::audit::offline::{self, KeyTrust, Verified};
+use keyhold_server::audit::offline::{self, KeyStore, KeyTrust, Verified};
+use keyhold_server::config::StorageUrl;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
@@ -30,6 +31,14 @@ pub enum AuditCommand {
         /// them, so events removed from its end are detected.
         #[arg(long = "digest", value_name = "FILE")]
         digests: Vec<PathBuf>,
+        /// The node's store when it is PostgreSQL (`storage`, a postgres:// URL): the
+        /// trail's anchor and the sealed domain key are read there instead of from
+        /// <data-dir>/keyhold.db.
+        #[arg(long, requires = "data_dir")]
+        storage: Option<String>,
+        /// With --storage: the node's `node_id` (its anchor is `audit.anchor.NODE`).
+        #[arg(long, requires = "storage")]
+        node_id: Option<String>,
     },
     /// Accept a data directory's trail as it is now after it lost events from its end: the
     /// key store's anchor is set to the trail's last digest, so the server starts again.
@@ -61,11 +70,29 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             key_file,
             public_key,
             digests,
+            storage,
+            node_id,
         } => {
             let verified = match (data_dir, path) {
                 (Some(dir), None) => {
-                    offline::verify_data_dir_with(&dir, key_file, public_key.as_deref(), &digests)
-                        .await?
+                    let key_store = match storage {
+                        Some(url) => match StorageUrl::parse(&url)? {
+                            Some(storage) => KeyStore::Postgres {
+                                url: storage.as_str().to_owned(),
+                                node_id,
+                            },
+                            None => bail!("--storage must be a postgres:// URL"),
+                        },
+                        None => KeyStore::Sqlite(dir.join("keyhold.db")),
+                    };
+                    offline::verify_trail(
+                        &dir,
+                        &key_store,
+                        offline::RootSource::KeyFile(key_file),
+                        public_key.as_deref(),
+                        &digests,
+                    )
+                    .await?
                 }
                 (None, Some(path)) => {
                     offline::verify_exported_with(&path, public_key.as_deref(), &digests)?
@@ -101,7 +128,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
-fn report(v: &Verified) -> anyhow::Result<()> {
+/// Prints a verification; fails when it found a problem.
+pub(crate) fn report(v: &Verified) -> anyhow::Result<()> {
     let r = &v.report;
     let trust = match v.trust {
         KeyTrust::Unsealed => "unsealed from the data directory",

@@ -155,6 +155,11 @@ enum Command {
         #[arg(long, env = "KEYHOLD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Copy a node's state into another, empty store (SQLite -> PostgreSQL, or back): every
+    /// table, sealed blobs as they are, the audit anchor with them. Then verify it: row
+    /// counts and digests per table, and the data directory's audit trail against the
+    /// target's anchor. Stop the server first. Exits non-zero on any mismatch.
+    MigrateStore(migrate::MigrateStoreArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
@@ -237,6 +242,7 @@ fn main() -> anyhow::Result<()> {
             current_thread()?.block_on(ops::restore(target, input))
         }
         Command::Migrate { config } => migrate::run(&Config::load(config.as_deref())?),
+        Command::MigrateStore(args) => migrate::run_store(args),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut command = Cli::command();

@@ -16,11 +16,13 @@
 //!   transaction per write, committed before the call returns; races are settled by the
 //!   database's constraints and row locks, so that several processes may share it.
 //! - [`records`] are the plain rows the traits exchange.
+//! - [`copy`] moves a node's state from one store to another (`keyhold migrate-store`).
 //!
 //! Every implementation runs the same test suite (`tests/store_suite.rs`).
 
 pub mod audit;
 pub mod changes;
+pub mod copy;
 mod custom_key_stores;
 mod grants;
 pub mod iam;

@@ -37,9 +37,17 @@ pub struct TestServerBuilder {
     tls_ca: Option<Vec<u8>>,
     clock_ahead: Option<std::time::Duration>,
     shamir: Option<(u8, u8)>,
+    sqlite: bool,
 }
 
 impl TestServerBuilder {
+    /// Keeps the store in SQLite in the data directory even when `KEYHOLD_TEST_STORAGE`
+    /// names PostgreSQL (a test of moving a SQLite node's state).
+    pub fn sqlite(mut self) -> Self {
+        self.sqlite = true;
+        self
+    }
+
     /// A Shamir seal: on a new data directory, `keyhold init --shares N --threshold K` runs
     /// first ([`TestServer::shares`] hands out the shares, [`TestServer::admin_credentials`]
     /// the administrator); the server starts sealed ([`TestServer::unseal`]).
@@ -141,6 +149,7 @@ impl TestServerBuilder {
         // data directory's own (a restart on the same directory finds its state again).
         let mut first_start = !dir.join("keyhold.db").exists();
         if self.config.storage.is_none()
+            && !self.sqlite
             && let Some(url) = test_storage()
         {
             let (storage, created) = postgres_schema_for(&url, &dir).await;
@@ -326,6 +335,7 @@ impl TestServer {
             tls_ca: None,
             clock_ahead: None,
             shamir: None,
+            sqlite: false,
         }
     }
 

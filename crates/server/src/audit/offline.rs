@@ -8,7 +8,7 @@ use keyhold_crypto::digest::sha256;
 use keyhold_crypto::seal::{DomainKey, KeyFileRoot, RootKeyProvider};
 use keyhold_store::audit::{AuditAnchor, AuditLog, PRUNE_RECORD};
 use keyhold_store::segment::{Mode, Position, SegmentLog};
-use keyhold_store::{MetaStore, SqliteAuditAnchor, SqliteStore};
+use keyhold_store::{MetaStore, PgAuditAnchor, PgStore, SqliteAuditAnchor, SqliteStore};
 
 use super::anchor::{self, Anchor, Signed};
 use super::verify::{self, Evidence, FoundDigest, FoundEvent, Report};
@@ -85,7 +85,9 @@ pub async fn verify_data_dir_with(
     pinned: Option<&str>,
     digest_paths: &[PathBuf],
 ) -> anyhow::Result<Verified> {
-    verify_data_dir_under(data_dir, RootSource::KeyFile(key_file), pinned, digest_paths).await
+    let key_store = KeyStore::Sqlite(data_dir.join("keyhold.db"));
+    let root = RootSource::KeyFile(key_file);
+    verify_trail(data_dir, &key_store, root, pinned, digest_paths).await
 }
 
 /// [`verify_data_dir_with`] with the root key from `root`: a key file, or a seal the caller
@@ -96,13 +98,53 @@ pub async fn verify_data_dir_under(
     pinned: Option<&str>,
     digest_paths: &[PathBuf],
 ) -> anyhow::Result<Verified> {
+    let key_store = KeyStore::Sqlite(data_dir.join("keyhold.db"));
+    verify_trail(data_dir, &key_store, root, pinned, digest_paths).await
+}
+
+/// The key store a trail is checked against: where its anchor and the sealed domain key
+/// (which opens the trail's signing key) are.
+#[derive(Clone, Debug)]
+pub enum KeyStore {
+    /// A SQLite key store: its database file (`<data_dir>/keyhold.db` for a node on SQLite).
+    Sqlite(PathBuf),
+    /// A PostgreSQL key store (`storage`), and the node whose anchor to check
+    /// (`audit.anchor.NODE` for `node_id = "NODE"`, `audit.anchor` for `None`).
+    Postgres {
+        url: String,
+        node_id: Option<String>,
+    },
+}
+
+impl KeyStore {
+    /// Names it without credentials.
+    fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(db) => db.display().to_string(),
+            Self::Postgres { url, .. } => {
+                keyhold_store::copy::Location::Postgres(url.clone()).describe()
+            }
+        }
+    }
+}
+
+/// [`verify_data_dir_with`] against the anchor and the domain key of `key_store` — for a
+/// node whose store is PostgreSQL (`keyhold audit verify --storage`), or the target of
+/// `keyhold migrate-store`.
+pub async fn verify_trail(
+    data_dir: &Path,
+    key_store: &KeyStore,
+    root: RootSource<'_>,
+    pinned: Option<&str>,
+    digest_paths: &[PathBuf],
+) -> anyhow::Result<Verified> {
     let mut log = open_trail(data_dir)?;
     let stored = trail::stored_public_key(&mut log)?.context("the trail has no signing key")?;
     let pinned = pinned.map(Pin::parse).transpose()?;
     if pinned.as_ref().is_some_and(|p| !p.matches(&stored)) {
         bail!("the trail's stored public key is not the pinned one: the trail was re-signed");
     }
-    let (public_key, trust) = match unsealed_public_key(data_dir, root, &mut log).await? {
+    let (public_key, trust) = match unsealed_public_key(data_dir, key_store, root, &mut log).await? {
         Some(key) => {
             if key != stored {
                 bail!(
@@ -131,7 +173,7 @@ pub async fn verify_data_dir_under(
     }
     let mut warnings = Vec::new();
     let mut anchor_lost = false;
-    match key_store_anchor(data_dir)? {
+    match key_store_anchor(key_store).await? {
         KeyStoreAnchor::Found(anchor) => {
             evidence.outside.push((
                 "the key store's anchor".to_owned(),
@@ -142,8 +184,8 @@ pub async fn verify_data_dir_under(
         KeyStoreAnchor::Missing if !digests.is_empty() => anchor_lost = true,
         KeyStoreAnchor::Missing => {}
         KeyStoreAnchor::NoKeyStore => warnings.push(format!(
-            "{} has no keyhold.db: the trail's end cannot be checked against the key store's anchor (give --digest files)",
-            data_dir.display()
+            "{} does not exist: the trail's end cannot be checked against the key store's anchor (give --digest files)",
+            key_store.describe()
         )),
     }
     let mut events = EventStream::new(&mut log);
@@ -169,15 +211,27 @@ enum KeyStoreAnchor {
     NoKeyStore,
 }
 
-/// The anchor the key store (`<data_dir>/keyhold.db`) holds.
-fn key_store_anchor(data_dir: &Path) -> anyhow::Result<KeyStoreAnchor> {
-    let db = data_dir.join("keyhold.db");
-    if !db.exists() {
-        return Ok(KeyStoreAnchor::NoKeyStore);
-    }
-    let mut store = SqliteAuditAnchor::open_read_only(&db)
-        .with_context(|| format!("opening {}", db.display()))?;
-    Ok(match store.load()? {
+/// The anchor the key store holds.
+async fn key_store_anchor(key_store: &KeyStore) -> anyhow::Result<KeyStoreAnchor> {
+    let loaded = match key_store {
+        KeyStore::Sqlite(db) => {
+            if !db.exists() {
+                return Ok(KeyStoreAnchor::NoKeyStore);
+            }
+            let mut store = SqliteAuditAnchor::open_read_only(db)
+                .with_context(|| format!("opening {}", db.display()))?;
+            store.load()?
+        }
+        KeyStore::Postgres { url, node_id } => {
+            let mut store = PgAuditAnchor::connect_node(url, node_id.as_deref())?;
+            // The anchor's client is synchronous (a thread of its own, for the trail's
+            // writer): wait for it off the async runtime.
+            tokio::task::spawn_blocking(move || store.load())
+                .await?
+                .with_context(|| format!("reading the audit anchor in {}", key_store.describe()))?
+        }
+    };
+    Ok(match loaded {
         Some(bytes) => KeyStoreAnchor::Found(Anchor::parse(&bytes)?),
         None => KeyStoreAnchor::Missing,
     })
@@ -324,6 +378,7 @@ impl Pin {
 /// is one but it does not lead to the signing key, rather than quietly trusting less.
 async fn unsealed_public_key(
     data_dir: &Path,
+    key_store: &KeyStore,
     root: RootSource<'_>,
     log: &mut SegmentLog,
 ) -> anyhow::Result<Option<Vec<u8>>> {
@@ -349,18 +404,27 @@ async fn unsealed_public_key(
             (&loaded, key_file.display().to_string())
         }
     };
-    let db = data_dir.join("keyhold.db");
-    if !db.exists() {
-        bail!(
-            "{} has no keyhold.db, so the root key cannot unseal the trail's signing key",
-            data_dir.display()
-        );
+    let sealed_domain = match key_store {
+        KeyStore::Sqlite(db) => {
+            if !db.exists() {
+                bail!(
+                    "{} does not exist, so the root key cannot unseal the trail's signing key",
+                    db.display()
+                );
+            }
+            let store =
+                SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+            store.get_meta(DOMAIN_KEY).await?
+        }
+        KeyStore::Postgres { url, .. } => {
+            let store = PgStore::connect_without_migrating(url)?;
+            store
+                .get_meta(DOMAIN_KEY)
+                .await
+                .with_context(|| format!("reading {}", key_store.describe()))?
+        }
     }
-    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    let sealed_domain = store
-        .get_meta(DOMAIN_KEY)
-        .await?
-        .with_context(|| format!("{} holds no domain key", db.display()))?;
+    .with_context(|| format!("{} holds no domain key", key_store.describe()))?;
     let domain = DomainKey::unseal(root, &sealed_domain).map_err(|_| {
         anyhow::anyhow!(
             "the root key ({describe}) does not open this data directory's domain key: wrong root key or a damaged database"

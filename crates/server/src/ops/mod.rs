@@ -6,6 +6,7 @@
 //! - [`reset`]: `POST /_keyhold/reset` (dev mode only) empties every resource in one call,
 //!   for per-test isolation.
 //! - [`backup`]: `keyhold backup` / `keyhold restore` (online snapshot, checked restore).
+//! - [`move_store`]: `keyhold migrate-store` (a node's state into another store, verified).
 //! - [`quotas`]: AWS's request quotas (token buckets; `ThrottlingException`).
 //! - [`metrics`]: Prometheus metrics on their own listener (`metrics_listen`).
 //! - [`health`]: `/health/live` and `/health/ready`, with [`health::ReadyCheck`] for other
@@ -17,6 +18,7 @@
 pub mod backup;
 pub mod health;
 pub mod metrics;
+pub mod move_store;
 pub mod quotas;
 pub mod reset;
 pub mod seed;

@@ -123,6 +123,13 @@ impl PgStore {
         migrations::apply(&mut client).await
     }
 
+    /// A store on the database `url` names, its schema left as it is (no migrations);
+    /// connects on first use. For offline tools that only read (`keyhold audit verify
+    /// --storage`).
+    pub fn connect_without_migrating(url: &str) -> Result<Self> {
+        Self::open_without_migrating(parse_postgres_url(url)?)
+    }
+
     /// Connects to the database `url` names and applies the migrations it lacks, without
     /// keeping the pool (`keyhold migrate`). Returns how many it applied.
     pub async fn migrate_url(url: &str) -> Result<usize> {

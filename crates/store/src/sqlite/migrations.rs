@@ -233,7 +233,12 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE kms_keys ADD COLUMN state_after_import TEXT;",
 ];
 
-pub(super) fn apply(conn: &Connection) -> Result<()> {
+/// The version a database is at once every migration ran (`PRAGMA user_version`).
+pub(crate) fn latest() -> usize {
+    MIGRATIONS.len()
+}
+
+pub(crate) fn apply(conn: &Connection) -> Result<()> {
     let current: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(backend)?;

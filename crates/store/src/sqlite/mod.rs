@@ -16,7 +16,7 @@ mod custom_key_stores;
 mod grants;
 mod iam;
 mod imports;
-mod migrations;
+pub(crate) mod migrations;
 mod params;
 mod secrets;
 

@@ -29,6 +29,7 @@ mod kms_keys;
 mod kms_last_usage;
 mod kms_pqc;
 mod kms_rotation;
+mod migrate_store;
 mod ops_backup;
 mod ops_metrics;
 mod ops_quotas;
