@@ -32,6 +32,7 @@ fn key(key_id: &str) -> KeyRecord {
         current_material_id: "cc".repeat(32),
         rotation_period_days: Some(90),
         next_rotation_ms: Some(7_776_000_001),
+        state_after_import: None,
     }
 }
 
@@ -145,6 +146,7 @@ async fn sqlite_to_postgresql_and_back_reads_the_same() {
         external.origin = "EXTERNAL".into();
         external.rotation_period_days = None;
         external.next_rotation_ms = None;
+        external.state_after_import = Some("Disabled".into());
         s.insert_key_without_material(&external, &[]).await.unwrap();
         let imported = |id: &str, pending: bool| ImportedMaterialRecord {
             key_id: "ext".into(),

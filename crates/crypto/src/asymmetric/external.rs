@@ -80,7 +80,9 @@ impl Default for Prehashed {
 
 impl Prehashed {
     fn new(digest: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self(digest.try_into().map_err(|_| CryptoError::InvalidInput)?))
+        Ok(Self(
+            digest.try_into().map_err(|_| CryptoError::InvalidInput)?,
+        ))
     }
 }
 

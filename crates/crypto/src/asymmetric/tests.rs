@@ -315,13 +315,12 @@ fn ml_kem_public_key_is_the_one_inside_the_private_key() {
 /// SHA-512 digest of "abc" must be the RFC's, byte for byte.
 #[test]
 fn ed25519ph_signs_the_rfc_8032_vector() {
-    let seed = hex::decode("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42")
-        .unwrap();
+    let seed =
+        hex::decode("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42").unwrap();
     let pair = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
     let document = SecretBytes::from(pair.to_pkcs8v1().unwrap().as_ref().to_vec());
-    let key =
-        PrivateKey::from_document(KeySpec::EccNistEdwards25519, KeyUse::SignVerify, document)
-            .unwrap();
+    let key = PrivateKey::from_document(KeySpec::EccNistEdwards25519, KeyUse::SignVerify, document)
+        .unwrap();
     let expected = hex::decode(
         "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
          31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406",
@@ -333,23 +332,30 @@ fn ed25519ph_signs_the_rfc_8032_vector() {
         .sign(algorithm, Message::Digest(prehash.as_ref()))
         .unwrap();
     assert_eq!(signature, expected);
-    assert!(key
-        .verify(algorithm, Message::Digest(prehash.as_ref()), &signature)
-        .unwrap());
+    assert!(
+        key.verify(algorithm, Message::Digest(prehash.as_ref()), &signature)
+            .unwrap()
+    );
     let other = digest::digest(&digest::SHA512, b"abd");
-    assert!(!key
-        .verify(algorithm, Message::Digest(other.as_ref()), &signature)
-        .unwrap());
+    assert!(
+        !key.verify(algorithm, Message::Digest(other.as_ref()), &signature)
+            .unwrap()
+    );
     // Ed25519ph is not Ed25519: neither verifies the other's signature.
     let pure = key
-        .sign(SigningAlgorithm::Ed25519Sha512, Message::Raw(prehash.as_ref()))
+        .sign(
+            SigningAlgorithm::Ed25519Sha512,
+            Message::Raw(prehash.as_ref()),
+        )
         .unwrap();
-    assert!(!key
-        .verify(algorithm, Message::Digest(prehash.as_ref()), &pure)
-        .unwrap());
-    assert!(!key
-        .verify(algorithm, Message::Digest(prehash.as_ref()), &[0; 3])
-        .unwrap());
+    assert!(
+        !key.verify(algorithm, Message::Digest(prehash.as_ref()), &pure)
+            .unwrap()
+    );
+    assert!(
+        !key.verify(algorithm, Message::Digest(prehash.as_ref()), &[0; 3])
+            .unwrap()
+    );
 }
 
 /// μ = SHAKE256(tr ‖ 0 ‖ 0 ‖ M, 64) with tr = SHAKE256(pk, 64) (FIPS 204 Algorithm 2, empty
@@ -366,21 +372,31 @@ fn ml_dsa_over_external_mu_is_ml_dsa_over_the_message() {
         let mu = external_mu(&public, message);
         let algorithm = SigningAlgorithm::MlDsaShake256;
         let over_mu = key.sign(algorithm, Message::ExternalMu(&mu)).unwrap();
-        assert!(key.verify(algorithm, Message::Raw(message), &over_mu).unwrap(), "{spec:?}");
+        assert!(
+            key.verify(algorithm, Message::Raw(message), &over_mu)
+                .unwrap(),
+            "{spec:?}"
+        );
         let over_message = key.sign(algorithm, Message::Raw(message)).unwrap();
-        assert!(key
-            .verify(algorithm, Message::ExternalMu(&mu), &over_message)
-            .unwrap());
+        assert!(
+            key.verify(algorithm, Message::ExternalMu(&mu), &over_message)
+                .unwrap()
+        );
         let mut other = mu.clone();
         other[0] ^= 1;
-        assert!(!key
-            .verify(algorithm, Message::ExternalMu(&other), &over_mu)
-            .unwrap());
-        assert!(!key
-            .verify(algorithm, Message::ExternalMu(&mu), &over_mu[1..])
-            .unwrap());
+        assert!(
+            !key.verify(algorithm, Message::ExternalMu(&other), &over_mu)
+                .unwrap()
+        );
+        assert!(
+            !key.verify(algorithm, Message::ExternalMu(&mu), &over_mu[1..])
+                .unwrap()
+        );
         // Hedged: two signatures over one μ differ.
-        assert_ne!(over_mu, key.sign(algorithm, Message::ExternalMu(&mu)).unwrap());
+        assert_ne!(
+            over_mu,
+            key.sign(algorithm, Message::ExternalMu(&mu)).unwrap()
+        );
     }
 }
 

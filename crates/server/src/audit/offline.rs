@@ -144,7 +144,8 @@ pub async fn verify_trail(
     if pinned.as_ref().is_some_and(|p| !p.matches(&stored)) {
         bail!("the trail's stored public key is not the pinned one: the trail was re-signed");
     }
-    let (public_key, trust) = match unsealed_public_key(data_dir, key_store, root, &mut log).await? {
+    let (public_key, trust) = match unsealed_public_key(data_dir, key_store, root, &mut log).await?
+    {
         Some(key) => {
             if key != stored {
                 bail!(

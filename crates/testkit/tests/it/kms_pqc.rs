@@ -80,8 +80,14 @@ async fn ml_dsa_signs_what_its_public_key_verifies() {
         assert_eq!(e.code(), Some("ValidationException"));
         let e = with_type(MessageType::ExternalMu, 63).await.unwrap_err();
         assert_eq!(e.code(), Some("ValidationException"));
-        external_mu_is_the_message_it_represents(&kms, key, &der, verifier, signing.public_key_len())
-            .await;
+        external_mu_is_the_message_it_represents(
+            &kms,
+            key,
+            &der,
+            verifier,
+            signing.public_key_len(),
+        )
+        .await;
         let e = kms
             .sign()
             .key_id(key)
