@@ -196,31 +196,8 @@ impl WrappingKey {
         algorithm: WrappingAlgorithm,
         wrapped: &[u8],
     ) -> Result<SymmetricKey, CryptoError> {
-        let rsa_len = self.key.key_size_bytes();
-        let (rsa_part, kwp_part) = if algorithm.is_key_wrap() {
-            if wrapped.len() <= rsa_len {
-                return Err(CryptoError::InvalidCiphertext);
-            }
-            wrapped.split_at(rsa_len)
-        } else {
-            (wrapped, &[][..])
-        };
-        let mut buf = Zeroizing::new(vec![0u8; self.key.min_output_size()]);
-        let first = self
-            .key
-            .decrypt(algorithm.oaep(), rsa_part, &mut buf, None)
-            .map_err(|_| CryptoError::InvalidCiphertext)?;
-        let material = if algorithm.is_key_wrap() {
-            let kek = AesKek::new(&AES_256, first).map_err(|_| CryptoError::InvalidCiphertext)?;
-            let mut out = Zeroizing::new(vec![0u8; kwp_part.len()]);
-            let unwrapped = kek
-                .unwrap_with_padding(kwp_part, &mut out)
-                .map_err(|_| CryptoError::InvalidCiphertext)?;
-            Key256::from_slice(unwrapped)
-        } else {
-            Key256::from_slice(first)
-        };
-        material
+        let material = self.unwrap_bytes(algorithm, wrapped)?;
+        Key256::from_slice(material.expose_secret())
             .map(SymmetricKey::from_key)
             .ok_or(CryptoError::InvalidCiphertext)
     }

@@ -322,13 +322,13 @@ enum Inner {
     Ed25519 {
         pair: Ed25519KeyPair,
         verifier: ParsedPublicKey,
-        prehashed: external::Ed25519Ph,
+        prehashed: Box<external::Ed25519Ph>,
     },
     MlDsa {
         pair: PqdsaKeyPair,
         verifier: ParsedPublicKey,
         /// The external-μ form, made on first use (expanding it costs more than signing).
-        mu: OnceLock<Option<external::MlDsaMu>>,
+        mu: OnceLock<Option<Box<external::MlDsaMu>>>,
     },
     MlKem {
         key: kem::DecapsulationKey,
@@ -415,7 +415,7 @@ impl PrivateKey {
                 let pair = Ed25519KeyPair::from_pkcs8(bytes).map_err(bad)?;
                 let public = der(pair.public_key().as_der())?;
                 let verifier = parse_verifier(&signature::ED25519, &public)?;
-                let prehashed = external::Ed25519Ph::new(&pair)?;
+                let prehashed = Box::new(external::Ed25519Ph::new(&pair)?);
                 let inner = Inner::Ed25519 {
                     pair,
                     verifier,
@@ -610,8 +610,8 @@ impl PrivateKey {
         let Inner::MlDsa { pair, mu, .. } = &self.inner else {
             return Err(CryptoError::InvalidInput);
         };
-        mu.get_or_init(|| external::MlDsaMu::new(self.spec, pair).ok())
-            .as_ref()
+        mu.get_or_init(|| external::MlDsaMu::new(self.spec, pair).ok().map(Box::new))
+            .as_deref()
             .ok_or(CryptoError::Sign)
     }
 
