@@ -146,7 +146,8 @@ fn kms_declaration(op: kms::KmsOperation) -> Option<Declaration> {
         K::DescribeCustomKeyStores => checks![("kms:DescribeCustomKeyStores", Account)],
         K::UpdateCustomKeyStore => checks![("kms:UpdateCustomKeyStore", Account)],
         K::DeleteCustomKeyStore => checks![("kms:DeleteCustomKeyStore", Account)],
-        K::ReplicateKey | K::UpdatePrimaryRegion => None,
+        K::ReplicateKey => checks![("kms:ReplicateKey", Key)],
+        K::UpdatePrimaryRegion => checks![("kms:UpdatePrimaryRegion", Key)],
     }
 }
 

@@ -198,6 +198,7 @@ fn key_in(key_id: &str, account: &str, region: &str) -> KeyRecord {
         rotation_period_days: None,
         next_rotation_ms: None,
         state_after_import: None,
+        multi_region_primary: None,
     }
 }
 

@@ -193,7 +193,10 @@ pub async fn list_retirable_grants(
         .map(|g| {
             // A grant's issuing account is its key's account.
             let scope = Scope::new(g.issuing_account.as_str(), region.as_str());
-            let key_arn = scope.arn("kms", format_args!("key/{}", g.key_id));
+            let key_arn = scope.arn(
+                "kms",
+                format_args!("key/{}", super::multi_region::wire_id(&g.key_id)),
+            );
             g.to_entry(&key_arn, scope.partition)
         })
         .collect();
