@@ -305,8 +305,8 @@ impl KmsService {
         Ok(())
     }
 
-    /// The key a symmetric ciphertext names by its 16-byte id, in `region`: a single-Region
-    /// key, or the row of a multi-Region key there.
+    /// The key a symmetric ciphertext (or a grant token) names by its 16-byte id, in
+    /// `region`: a single-Region key, or the row of a multi-Region key there.
     pub(super) async fn load_for_ciphertext(
         &self,
         id: KeyId,

@@ -205,6 +205,26 @@ async fn a_replica_shares_the_key_id_and_material_but_not_its_properties() {
     assert_eq!(aliases.aliases()[0].target_key_id(), Some(id.as_str()));
     encrypt(&west, "alias/west-mrk", b"via alias").await;
 
+    // A grant on the replica, retired by its token alone (the token names the key by its
+    // 16 bytes).
+    let grant = west
+        .create_grant()
+        .key_id(&id)
+        .grantee_principal(format!("arn:aws:iam::{DEFAULT_ACCOUNT}:root"))
+        .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+        .send()
+        .await
+        .unwrap();
+    let grants = west.list_grants().key_id(&id).send().await.unwrap();
+    assert_eq!(grants.grants()[0].key_id(), Some(arn(WEST, &id).as_str()));
+    west.retire_grant()
+        .grant_token(grant.grant_token.unwrap())
+        .send()
+        .await
+        .unwrap();
+    let grants = west.list_grants().key_id(&id).send().await.unwrap();
+    assert!(grants.grants().is_empty());
+
     // Disabling the replica leaves the primary working.
     west.disable_key().key_id(&id).send().await.unwrap();
     let denied = west
