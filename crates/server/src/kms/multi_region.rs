@@ -90,6 +90,8 @@ pub async fn replicate_key(
     let _guard = kms.writes.lock().await;
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, "kms:ReplicateKey", &Facts::default())?;
+    // The replica is a new key: AWS requires `kms:CreateKey` (in an IAM policy) as well.
+    kms.authorize_account(ctx, "kms:CreateKey")?;
     check_primary(&key)?;
     key.check_usable()?;
     let region = input.replica_region;

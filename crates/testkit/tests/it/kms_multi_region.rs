@@ -542,3 +542,46 @@ async fn replicate_key_errors() {
     assert_eq!(m.multi_region(), Some(false));
     assert!(m.multi_region_configuration().is_none());
 }
+
+#[tokio::test]
+async fn replicate_key_also_takes_kms_create_key() {
+    use keyhold_testkit::identity::{put_user_policy, user_with_key};
+    let server = TestServer::start().await;
+    let (east, _) = clients(&server);
+    let id = create_mrk(&east).await;
+    let iam = server.iam();
+    let user = user_with_key(&iam, "replicator").await;
+    put_user_policy(
+        &iam,
+        "replicator",
+        "p",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"kms:CreateKey","Resource":"*"}]}"#,
+    )
+    .await;
+    let kms = server.kms_with(&user.access_key_id, &user.secret_access_key, EAST);
+    let denied = kms
+        .replicate_key()
+        .key_id(&id)
+        .replica_region(WEST)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Some("AccessDeniedException"));
+    assert!(
+        denied.message().unwrap().contains("kms:CreateKey"),
+        "{denied:?}"
+    );
+    put_user_policy(
+        &iam,
+        "replicator",
+        "p",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+    )
+    .await;
+    kms.replicate_key()
+        .key_id(&id)
+        .replica_region(WEST)
+        .send()
+        .await
+        .unwrap();
+}
