@@ -146,7 +146,9 @@ fn kms_declaration(op: kms::KmsOperation) -> Option<Declaration> {
         K::DescribeCustomKeyStores => checks![("kms:DescribeCustomKeyStores", Account)],
         K::UpdateCustomKeyStore => checks![("kms:UpdateCustomKeyStore", Account)],
         K::DeleteCustomKeyStore => checks![("kms:DeleteCustomKeyStore", Account)],
-        K::ReplicateKey | K::UpdatePrimaryRegion => None,
+        // As on AWS, creating the replica also takes `kms:CreateKey` (identity policies).
+        K::ReplicateKey => checks![("kms:ReplicateKey", Key), ("kms:CreateKey", Account)],
+        K::UpdatePrimaryRegion => checks![("kms:UpdatePrimaryRegion", Key)],
     }
 }
 

@@ -138,6 +138,17 @@ pub trait KmsStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<KeyRecord>>;
+    /// The rows of one multi-Region key (`wire_key_id` is `mrk-<hex>`) in every region of
+    /// `account`, ordered by storage id.
+    async fn multi_region_keys(&self, account: &str, wire_key_id: &str) -> Result<Vec<KeyRecord>>;
+    /// Stores a key with several materials (a multi-Region replica gets every material of
+    /// its primary) and its tags, in one durable transaction.
+    async fn insert_key_with_materials(
+        &self,
+        key: &KeyRecord,
+        materials: &[MaterialRecord],
+        tags: &[Tag],
+    ) -> Result<()>;
     /// Ids of keys pending deletion whose deletion date is at or before `now_ms`.
     async fn keys_due_for_deletion(&self, now_ms: i64) -> Result<Vec<String>>;
     /// A key's materials, oldest first (the order they became current).

@@ -31,6 +31,9 @@ pub struct KeyRecord {
     /// `Disabled`, the state it had). `None` otherwise (a key that never had material
     /// becomes `Enabled`).
     pub state_after_import: Option<String>,
+    /// For every row of a multi-Region key (stored as `mrk-<hex>:<region>`, one row per
+    /// region): the region of its primary key. `None` for a single-Region key.
+    pub multi_region_primary: Option<String>,
 }
 
 /// One backing-key version of a key, sealed under the domain key.

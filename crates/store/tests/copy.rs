@@ -33,6 +33,7 @@ fn key(key_id: &str) -> KeyRecord {
         rotation_period_days: Some(90),
         next_rotation_ms: Some(7_776_000_001),
         state_after_import: None,
+        multi_region_primary: None,
     }
 }
 

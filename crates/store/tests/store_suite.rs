@@ -159,6 +159,7 @@ suite!(
     key_listing_is_scoped_ordered_and_paginated,
     deletion_is_conditional_and_takes_everything_of_the_key,
     rotation_adds_material_and_schedule_together,
+    multi_region_rows_are_found_by_key_id_and_carry_their_primary,
     aliases_are_unique_per_scope_and_report_missing_ones,
     tags_upsert_remove_and_list_in_order,
     grants_round_trip_and_go_with_their_key,
@@ -198,6 +199,7 @@ fn key_in(key_id: &str, account: &str, region: &str) -> KeyRecord {
         rotation_period_days: None,
         next_rotation_ms: None,
         state_after_import: None,
+        multi_region_primary: None,
     }
 }
 
@@ -446,6 +448,71 @@ async fn deletion_is_conditional_and_takes_everything_of_the_key(f: &Fixture) {
         deleted += usize::from(t.await.unwrap());
     }
     assert_eq!(deleted, 1);
+}
+
+async fn multi_region_rows_are_found_by_key_id_and_carry_their_primary(f: &Fixture) {
+    let s = f.store.as_ref();
+    let wire = format!("mrk-{}", "ab".repeat(16));
+    let neighbour = format!("mrk-{}", "ac".repeat(16));
+    let mut east = key_in(&format!("{wire}:us-east-1"), ACCOUNT, "us-east-1");
+    east.multi_region_primary = Some("us-east-1".into());
+    s.insert_key(&east, &material(&east.key_id, "00", 1, None), &[], None)
+        .await
+        .unwrap();
+    let mut west = key_in(&format!("{wire}:eu-west-1"), ACCOUNT, "eu-west-1");
+    west.multi_region_primary = Some("us-east-1".into());
+    let materials = [
+        material(&west.key_id, "00", 1, None),
+        material(&west.key_id, "11", 2, Some("ON_DEMAND")),
+    ];
+    s.insert_key_with_materials(&west, &materials, &[tag("a", "1")])
+        .await
+        .unwrap();
+    // Another multi-Region key, a single-Region key, and another account: not its rows.
+    let other = key_in(&format!("{neighbour}:us-east-1"), ACCOUNT, "us-east-1");
+    s.insert_key(&other, &material(&other.key_id, "00", 1, None), &[], None)
+        .await
+        .unwrap();
+    s.insert_key(&key("k1"), &material("k1", "00", 1, None), &[], None)
+        .await
+        .unwrap();
+    let foreign = key_in(&format!("{wire}:us-west-2"), "444455556666", "us-west-2");
+    s.insert_key(
+        &foreign,
+        &material(&foreign.key_id, "00", 1, None),
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+
+    let rows = s.multi_region_keys(ACCOUNT, &wire).await.unwrap();
+    assert_eq!(
+        rows,
+        vec![west.clone(), east.clone()],
+        "ordered by storage id"
+    );
+    assert_eq!(s.materials(&west.key_id).await.unwrap(), materials);
+    assert_eq!(s.list_tags(&west.key_id).await.unwrap(), [tag("a", "1")]);
+
+    // The primary moves: every row is rewritten.
+    west.multi_region_primary = Some("eu-west-1".into());
+    s.update_key(&west).await.unwrap();
+    assert_eq!(
+        s.get_key(&west.key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .multi_region_primary
+            .as_deref(),
+        Some("eu-west-1")
+    );
+    assert!(
+        s.multi_region_keys(ACCOUNT, "mrk-")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn rotation_adds_material_and_schedule_together(f: &Fixture) {

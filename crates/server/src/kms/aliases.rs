@@ -59,7 +59,7 @@ pub async fn create_alias(
     key.check_not_pending_deletion()?;
     if key.record.account != scope.account {
         return Err(KmsError::KeyNotFound {
-            arn: scope.arn("kms", format_args!("key/{}", key.record.key_id)),
+            arn: scope.arn("kms", format_args!("key/{}", key.wire_key_id())),
         });
     }
     let existing = kms
@@ -237,7 +237,7 @@ pub async fn list_aliases(
         .map(|r| AliasListEntry {
             alias_arn: Some(scope.arn("kms", &r.name)),
             alias_name: Some(r.name),
-            target_key_id: Some(r.target_key_id),
+            target_key_id: Some(super::multi_region::wire_id(&r.target_key_id).to_owned()),
             creation_date: Some(Timestamp::from_millis(r.creation_ms)),
             last_updated_date: Some(Timestamp::from_millis(r.updated_ms)),
         })

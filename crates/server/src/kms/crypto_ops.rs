@@ -291,7 +291,7 @@ async fn open(
         Some(named) if named.id != header.key_id => return Err(KmsError::IncorrectKey),
         Some(named) => named,
         None => kms
-            .load_id(header.key_id)
+            .load_for_ciphertext(header.key_id, &ctx.scope.region)
             .await?
             .ok_or(KmsError::InvalidCiphertext)?,
     };

@@ -260,6 +260,9 @@ impl KmsService {
     /// store and cluster, and reads `Unavailable` while the store is not connected.
     pub(super) async fn key_metadata(&self, key: &Key) -> Result<KeyMetadata, KmsError> {
         let mut metadata = key.metadata();
+        if key.record.multi_region_primary.is_some() {
+            metadata.multi_region_configuration = self.multi_region_configuration(key).await?;
+        }
         let Some(store_id) = key.materials.custom_key_store.as_deref() else {
             return Ok(metadata);
         };
@@ -769,6 +772,7 @@ pub async fn create_key(
         rotation_period_days: None,
         next_rotation_ms: None,
         state_after_import: None,
+        multi_region_primary: None,
     };
     let label = key_id.clone();
     let generator = token.clone();

@@ -207,6 +207,22 @@ pub enum KmsError {
     NoPendingRotationMaterial {
         arn: String,
     },
+    /// ReplicateKey or UpdatePrimaryRegion of a single-Region key.
+    NotMultiRegion {
+        arn: String,
+    },
+    /// ReplicateKey, UpdatePrimaryRegion or a rotation operation of a multi-Region replica.
+    NotPrimary {
+        arn: String,
+    },
+    /// ReplicateKey into the key's own region or another partition.
+    ReplicaRegion {
+        region: String,
+    },
+    /// ReplicateKey into a region that has the key already.
+    ReplicaExists {
+        arn: String,
+    },
     /// A custom key store's failure (`custom_key_stores`).
     CustomKeyStore(super::custom_key_stores::CksError),
     /// The store failed; the request may be retried.
@@ -419,6 +435,22 @@ impl From<KmsError> for ApiError {
             E::RetireGrantTarget => {
                 ApiError::validation("Grant token OR (grant ID, key ID) must be specified")
             }
+            E::NotMultiRegion { arn } => ApiError::new(
+                Code::UnsupportedOperationException,
+                format!("{arn} is not a multi-Region key."),
+            ),
+            E::NotPrimary { arn } => ApiError::new(
+                Code::UnsupportedOperationException,
+                format!("{arn} is not a multi-Region primary key."),
+            ),
+            E::ReplicaRegion { region } => ApiError::validation(format!(
+                "{region} is not a valid ReplicaRegion: it must be another region of the \
+                 same partition."
+            )),
+            E::ReplicaExists { arn } => ApiError::new(
+                Code::AlreadyExistsException,
+                format!("{arn} already exists."),
+            ),
             E::RotationUnsupported { arn } => ApiError::new(
                 Code::UnsupportedOperationException,
                 format!("{arn} does not support key rotation."),

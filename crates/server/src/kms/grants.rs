@@ -193,7 +193,10 @@ pub async fn list_retirable_grants(
         .map(|g| {
             // A grant's issuing account is its key's account.
             let scope = Scope::new(g.issuing_account.as_str(), region.as_str());
-            let key_arn = scope.arn("kms", format_args!("key/{}", g.key_id));
+            let key_arn = scope.arn(
+                "kms",
+                format_args!("key/{}", super::multi_region::wire_id(&g.key_id)),
+            );
             g.to_entry(&key_arn, scope.partition)
         })
         .collect();
@@ -231,16 +234,19 @@ pub async fn retire_grant(
     let _guard = kms.writes.lock().await;
     let key = match (&input.key_id, &named) {
         (Some(key_id), _) => kms.resolve(ctx, key_id, Aliases::NotAllowed).await?,
-        (None, Some(named)) => kms
-            .load(&named.key_id)
-            .await?
-            .filter(|k| k.record.region == ctx.scope.region)
-            .ok_or_else(not_found)?,
+        // A token names its key by the 16-byte id: a single-Region key, or the multi-Region
+        // key's row in the caller's region.
+        (None, Some(named)) => match super::key::parse_key_uuid(&named.key_id) {
+            Some(id) => kms.load_for_ciphertext(id, &ctx.scope.region).await?,
+            None => None,
+        }
+        .filter(|k| k.record.region == ctx.scope.region)
+        .ok_or_else(not_found)?,
         (None, None) => return Err(KmsError::RetireGrantTarget),
     };
     if named
         .as_ref()
-        .is_some_and(|n| n.key_id != key.record.key_id)
+        .is_some_and(|n| super::key::parse_key_uuid(&n.key_id) != Some(key.id))
     {
         return Err(not_found());
     }

@@ -125,7 +125,8 @@ impl Key {
         grants: Arc<KeyGrants>,
         aliases: Arc<KeyAliases>,
     ) -> Option<Self> {
-        let id = parse_key_uuid(&record.key_id)?;
+        let id = parse_key_uuid(&record.key_id)
+            .or_else(|| super::multi_region::key_id_of_storage(&record.key_id))?;
         let policy = match keyhold_policy::Policy::parse(
             &record.policy,
             keyhold_policy::PolicyKind::Resource,
@@ -177,6 +178,19 @@ impl Key {
 
     pub fn arn(&self) -> &str {
         &self.record.arn
+    }
+
+    /// The key id the wire shows (`mrk-<hex>` for a multi-Region key's row in any region).
+    pub fn wire_key_id(&self) -> &str {
+        super::multi_region::wire_id(&self.record.key_id)
+    }
+
+    /// Whether this is a multi-Region replica key (rotated through its primary only).
+    pub fn is_replica(&self) -> bool {
+        self.record
+            .multi_region_primary
+            .as_deref()
+            .is_some_and(|primary| primary != self.record.region)
     }
 
     pub fn is_aws_managed(&self) -> bool {
@@ -292,7 +306,7 @@ impl Key {
             expiration_model,
             valid_to,
             aws_account_id: Some(r.account.clone()),
-            key_id: r.key_id.clone(),
+            key_id: self.wire_key_id().to_owned(),
             arn: Some(r.arn.clone()),
             creation_date: Some(Timestamp::from_millis(r.creation_ms)),
             enabled: Some(self.state == KeyState::Enabled),
@@ -311,7 +325,7 @@ impl Key {
             mac_algorithms: algorithms.mac,
             key_agreement_algorithms: algorithms.key_agreement,
             encapsulation_algorithms: algorithms.encapsulation,
-            multi_region: Some(false),
+            multi_region: Some(r.multi_region_primary.is_some()),
             // Only symmetric encryption keys have key material ids on AWS (and an imported
             // key has none until its first material arrives).
             current_key_material_id: (self.spec == KeySpec::SymmetricDefault

@@ -47,9 +47,10 @@ pub async fn create_key(
             });
         }
     };
-    if input.multi_region == Some(true) {
+    let multi_region = input.multi_region == Some(true);
+    if multi_region && external {
         return Err(KmsError::Unsupported {
-            what: "multi-Region keys".into(),
+            what: "multi-Region keys with imported key material".into(),
         });
     }
     if input.xks_key_id.is_some() || input.origin == Some(OriginType::ExternalKeyStore) {
@@ -77,6 +78,7 @@ pub async fn create_key(
         default_key_policy(&ctx.scope),
         KeyManagerType::Customer,
         private,
+        multi_region,
     )?;
     if external {
         // The spec and usage asked for: the material comes with the import.
@@ -96,8 +98,12 @@ pub async fn create_key(
         kms.insert_key(new, to_store_tags(&tags), None).await?
     };
     ctx.note_resource("AWS::KMS::Key", key.arn());
+    let mut metadata = key.metadata();
+    if multi_region {
+        metadata.multi_region_configuration = kms.multi_region_configuration(&key).await?;
+    }
     Ok(CreateKeyResponse {
-        key_metadata: Some(key.metadata()),
+        key_metadata: Some(metadata),
     })
 }
 
@@ -138,7 +144,7 @@ pub async fn list_keys(
     let keys = records
         .into_iter()
         .map(|r| KeyListEntry {
-            key_id: Some(r.key_id),
+            key_id: Some(super::multi_region::wire_id(&r.key_id).to_owned()),
             key_arn: Some(r.arn),
         })
         .collect();

@@ -168,7 +168,7 @@ impl KmsService {
         policy: String,
         manager: KeyManagerType,
     ) -> Result<NewKey, KmsError> {
-        self.new_key(scope, description, policy, manager, None)
+        self.new_key(scope, description, policy, manager, None, false)
     }
 
     /// Seals the material of a new key and builds its record: a fresh symmetric backing key
@@ -181,11 +181,19 @@ impl KmsService {
         policy: String,
         manager: KeyManagerType,
         private: Option<PrivateKey>,
+        multi_region: bool,
     ) -> Result<NewKey, KmsError> {
-        let key_id = format_key_uuid(&keyhold_crypto::KeyId::from_bytes(
-            *uuid::Uuid::new_v4().as_bytes(),
-        ));
-        let arn = scope.arn("kms", format_args!("key/{key_id}"));
+        let id = keyhold_crypto::KeyId::from_bytes(*uuid::Uuid::new_v4().as_bytes());
+        // A multi-Region key: `mrk-<hex>` on the wire, its row stored per region.
+        let (key_id, arn) = if multi_region {
+            let wire = super::multi_region::format_wire(&id);
+            let arn = scope.arn("kms", format_args!("key/{wire}"));
+            (super::multi_region::storage_id(&wire, &scope.region), arn)
+        } else {
+            let key_id = format_key_uuid(&id);
+            let arn = scope.arn("kms", format_args!("key/{key_id}"));
+            (key_id, arn)
+        };
         let material_id = MaterialId::random().map_err(|_| KmsError::Internal)?;
         let (spec, usage, sealed, materials) = match private {
             None => {
@@ -234,6 +242,7 @@ impl KmsService {
             rotation_period_days: None,
             next_rotation_ms: None,
             state_after_import: None,
+            multi_region_primary: multi_region.then(|| scope.region.clone()),
         };
         // AWS-managed keys rotate every year, always (GetKeyRotationStatus: true).
         if manager == KeyManagerType::Aws {

@@ -35,6 +35,7 @@ pub mod key;
 mod keys;
 mod last_usage;
 mod managed;
+pub mod multi_region;
 mod pagination;
 mod policies;
 mod resolve;
@@ -77,6 +78,9 @@ pub struct KmsService {
     audit: Arc<dyn Auditor>,
     /// The cached keys, by id (bounded).
     keys: BoundedCache<KeyId, Arc<Key>>,
+    /// The cached rows of multi-Region keys, by storage id (`mrk-<hex>:<region>`: one key id
+    /// has a row in each region it is replicated to), bounded likewise.
+    regional: BoundedCache<String, Arc<Key>>,
     /// Key ids the store did not have, with the write generation ([`WriteLocks`]) at which
     /// that was read: valid while the generation is unchanged.
     unknown: BoundedCache<KeyId, u64>,
@@ -117,6 +121,7 @@ impl KmsService {
             clock,
             audit,
             keys: BoundedCache::new(cached_keys),
+            regional: BoundedCache::new(cached_keys),
             unknown: BoundedCache::new(UNKNOWN_KEYS_CACHED),
             aliases: BoundedCache::new(cached_keys),
             writes: WriteLocks::new(),
@@ -160,7 +165,8 @@ impl KmsService {
     async fn load(&self, key_id: &str) -> Result<Option<Arc<Key>>, KmsError> {
         match parse_key_uuid(key_id) {
             Some(id) => self.load_id(id).await,
-            // Every key has a UUID id: anything else names no key.
+            None if multi_region::is_storage_id(key_id) => self.load_regional(key_id).await,
+            // Every other key has a UUID id: anything else names no key.
             None => Ok(None),
         }
     }
@@ -185,7 +191,42 @@ impl KmsService {
                 .get_or_insert_if(id, generation, || self.writes.quiet_since(generation));
             return Ok(None);
         };
-        let key_id = key_id.as_str();
+        let key = self.key_from_snapshot(&key_id, snapshot).await?;
+        // Cached unless a writer ran meanwhile (what was read may then be older than what
+        // the writer cached), or another reader cached it first (then that one is used:
+        // grants change in place on the cached key).
+        Ok(Some(self.keys.get_or_insert_if(id, key, || {
+            self.writes.quiet_since(generation)
+        })))
+    }
+
+    /// The row of a multi-Region key in one region (`mrk-<hex>:<region>`, see
+    /// [`multi_region`]), from the cache or (then cached) from the store. Missing ones are
+    /// not remembered: the negative cache is keyed by the 16-byte id alone.
+    async fn load_regional(&self, storage_id: &str) -> Result<Option<Arc<Key>>, KmsError> {
+        if let Some(key) = self.regional.get(storage_id) {
+            self.note_cache(true);
+            return Ok(Some(self.apply_import_expiry(key)));
+        }
+        let generation = self.writes.generation();
+        self.note_cache(false);
+        let Some(snapshot) = self.store.key_snapshot(storage_id).await? else {
+            return Ok(None);
+        };
+        let key = self.key_from_snapshot(storage_id, snapshot).await?;
+        Ok(Some(self.regional.get_or_insert_if(
+            storage_id.to_owned(),
+            key,
+            || self.writes.quiet_since(generation),
+        )))
+    }
+
+    /// Builds the in-memory key (materials unsealed) from what one read transaction saw.
+    async fn key_from_snapshot(
+        &self,
+        key_id: &str,
+        snapshot: KeySnapshot,
+    ) -> Result<Arc<Key>, KmsError> {
         let KeySnapshot {
             record,
             tags,
@@ -221,13 +262,7 @@ impl KmsService {
         ));
         let key = Key::from_parts(record, tags, Arc::new(materials), grants, aliases)
             .ok_or_else(|| corrupt("key record", key_id))?;
-        let key = self.expired_view(Arc::new(key)).unwrap_or_else(|key| key);
-        // Cached unless a writer ran meanwhile (what was read may then be older than what
-        // the writer cached), or another reader cached it first (then that one is used:
-        // grants change in place on the cached key).
-        Ok(Some(self.keys.get_or_insert_if(id, key, || {
-            self.writes.quiet_since(generation)
-        })))
+        Ok(self.expired_view(Arc::new(key)).unwrap_or_else(|key| key))
     }
 
     /// Unseals a stored key's materials: every backing key of a symmetric encryption key, or
@@ -272,18 +307,29 @@ impl KmsService {
         Ok(Materials::symmetric(by_id))
     }
 
+    /// A cached key by its stored id (a UUID, or a multi-Region key's `mrk-<hex>:<region>`).
     fn cached(&self, key_id: &str) -> Option<Arc<Key>> {
+        if multi_region::is_storage_id(key_id) {
+            return self.regional.get(key_id);
+        }
         self.keys.get(&parse_key_uuid(key_id)?)
     }
 
     /// Caches a key a writer (holding the write lock) just stored.
     fn cache_put(&self, key: Arc<Key>) {
-        self.keys.insert(key.id, key);
+        if multi_region::is_storage_id(&key.record.key_id) {
+            self.regional.insert(key.record.key_id.clone(), key);
+        } else {
+            self.keys.insert(key.id, key);
+        }
     }
 
     fn cache_remove(&self, key_id: &str) {
         if let Some(id) = parse_key_uuid(key_id) {
             self.keys.remove(&id);
+        }
+        if multi_region::is_storage_id(key_id) {
+            self.regional.remove(key_id);
         }
         self.aliases.retain(|_, target| target != key_id);
     }
@@ -345,6 +391,7 @@ impl KmsService {
     pub fn forget_everything(&self) {
         self.writes.note_write();
         self.keys.clear();
+        self.regional.clear();
         self.aliases.clear();
         self.unknown.clear();
     }
@@ -468,6 +515,8 @@ delegate! {
     GetParametersForImport: get_parameters_for_import(GetParametersForImportRequest) -> GetParametersForImportResponse => import::get_parameters_for_import;
     ImportKeyMaterial: import_key_material(ImportKeyMaterialRequest) -> ImportKeyMaterialResponse => import::import_key_material;
     DeleteImportedKeyMaterial: delete_imported_key_material(DeleteImportedKeyMaterialRequest) -> DeleteImportedKeyMaterialResponse => import::delete_imported_key_material;
+    ReplicateKey: replicate_key(ReplicateKeyRequest) -> ReplicateKeyResponse => multi_region::replicate_key;
+    UpdatePrimaryRegion: update_primary_region(UpdatePrimaryRegionRequest) -> () => multi_region::update_primary_region;
     GetKeyLastUsage: get_key_last_usage(GetKeyLastUsageRequest) -> GetKeyLastUsageResponse => last_usage::get_key_last_usage;
     RotateKeyOnDemand: rotate_key_on_demand(RotateKeyOnDemandRequest) -> RotateKeyOnDemandResponse => rotation::rotate_key_on_demand;
     ListKeyRotations: list_key_rotations(ListKeyRotationsRequest) -> ListKeyRotationsResponse => rotation::list_key_rotations;

@@ -51,8 +51,12 @@ impl KmsService {
                 };
                 let key = match parse_key_uuid(key_id) {
                     Some(id) => self.load_id(id).await?.ok_or_else(missing)?,
-                    // A well-formed multi-Region key id: none exists here.
-                    None if arn_given || is_multi_region_id(key_id) => return Err(missing()),
+                    // A multi-Region key: its row in the region named.
+                    None if is_multi_region_id(key_id) => self
+                        .load_regional(&super::multi_region::storage_id(key_id, &scope.region))
+                        .await?
+                        .ok_or_else(missing)?,
+                    None if arn_given => return Err(missing()),
                     None => {
                         return Err(KmsError::InvalidKeyId {
                             value: ident.to_owned(),
@@ -79,6 +83,11 @@ impl KmsService {
     /// not a valid key reference for the caller.
     pub fn key_spec_hint(&self, ctx: &RequestContext, ident: &str) -> Option<KeySpec> {
         let (scope, key) = match parse_ref(ctx, ident).ok()? {
+            KeyRef::Key { scope, key_id, .. } if is_multi_region_id(key_id) => {
+                let stored = super::multi_region::storage_id(key_id, &scope.region);
+                let key = self.cached(&stored)?;
+                (scope, key)
+            }
             KeyRef::Key { scope, key_id, .. } => (scope, self.cached(key_id)?),
             KeyRef::Alias { scope, name } => {
                 let target = self.alias_cached(&AliasId {
@@ -193,11 +202,9 @@ fn parse_ref<'a>(ctx: &'a RequestContext, ident: &'a str) -> Result<KeyRef<'a>, 
     Err(KmsError::InvalidArn)
 }
 
-/// A multi-Region key id (`mrk-` and 32 lower-case hex digits). None exists here yet, but
-/// such an id is well-formed: AWS answers `NotFoundException` for one it does not know,
-/// not "Invalid keyId".
+/// A multi-Region key id (`mrk-` and 32 lower-case hex digits): well-formed even where the
+/// key has no row (AWS answers `NotFoundException` for one it does not know, not "Invalid
+/// keyId").
 fn is_multi_region_id(key_id: &str) -> bool {
-    key_id.strip_prefix("mrk-").is_some_and(|hex| {
-        hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
+    super::multi_region::parse_wire(key_id).is_some()
 }

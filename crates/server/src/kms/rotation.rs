@@ -94,13 +94,16 @@ pub async fn get_key_rotation_status(
 ) -> Result<GetKeyRotationStatusResponse, KmsError> {
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, "kms:GetKeyRotationStatus", &Facts::default())?;
+    // A multi-Region replica rotates with its primary, and reports the primary's schedule.
+    let primary = match key.is_replica() {
+        true => kms.primary_record(&key).await?,
+        false => None,
+    };
+    let record = primary.as_ref().unwrap_or(&key.record);
     // While a key is pending deletion its status is false (and comes back on cancel).
     let schedule = match key.state {
         KeyState::PendingDeletion => None,
-        _ => key
-            .record
-            .rotation_period_days
-            .zip(key.record.next_rotation_ms),
+        _ => record.rotation_period_days.zip(record.next_rotation_ms),
     };
     // On-demand rotations complete before RotateKeyOnDemand answers, so none is ever in
     // progress: OnDemandRotationStartDate is never present.
@@ -125,7 +128,7 @@ pub async fn rotate_key_on_demand(
         let after = super::import::rotate_to_imported(kms, &key).await?;
         kms.record_rotation(&key, &after, RotationType::OnDemand, Some(ctx.receipts()));
         return Ok(RotateKeyOnDemandResponse {
-            key_id: Some(after.record.key_id.clone()),
+            key_id: Some(after.wire_key_id().to_owned()),
         });
     }
     key.check_usable()?;
@@ -149,7 +152,7 @@ pub async fn rotate_key_on_demand(
     // waits until that record is durable too.
     kms.record_rotation(&key, &after, RotationType::OnDemand, Some(ctx.receipts()));
     Ok(RotateKeyOnDemandResponse {
-        key_id: Some(after.record.key_id.clone()),
+        key_id: Some(after.wire_key_id().to_owned()),
     })
 }
 
@@ -187,7 +190,7 @@ pub async fn list_key_rotations(
             };
             let rotated = m.rotation_type.as_deref().and_then(RotationType::parse);
             let entry = RotationsListEntry {
-                key_id: Some(key.record.key_id.clone()),
+                key_id: Some(key.wire_key_id().to_owned()),
                 key_material_id: Some(m.material_id),
                 key_material_state: Some(state),
                 rotation_date: rotated.map(|_| Timestamp::from_millis(m.creation_ms)),
@@ -229,6 +232,11 @@ pub(super) fn enable_schedule(record: &mut keyhold_store::KeyRecord, days: i32, 
 /// Which keys may have their rotation configured or rotated on demand: customer-managed
 /// symmetric encryption keys whose material KMS generated.
 fn check_configurable(key: &Key) -> Result<(), KmsError> {
+    if key.is_replica() {
+        return Err(KmsError::NotPrimary {
+            arn: key.arn().to_owned(),
+        });
+    }
     let rotatable = key.manager == KeyManagerType::Customer
         && key.spec == KeySpec::SymmetricDefault
         && key.usage == KeyUsageType::EncryptDecrypt
@@ -310,7 +318,7 @@ impl KmsService {
             resources: vec![("AWS::KMS::Key", after.arn().to_owned())],
             details: serde_json::json!({
                 "rotationType": rotation.as_str(),
-                "keyId": after.record.key_id,
+                "keyId": after.wire_key_id(),
                 "keyOrigin": after.origin.as_str(),
                 "previousKeyMaterialId": before.record.current_material_id,
                 "currentKeyMaterialId": after.record.current_material_id,
@@ -346,6 +354,7 @@ impl KmsService {
             rotation_type: Some(rotation.as_str().to_owned()),
         };
         self.store.rotate_key(&record, &stored).await?;
+        self.rotate_replicas(key, &material, &stored).await?;
         let materials = std::sync::Arc::new(key.materials.with(material_id, material));
         let rotated = key
             .with_materials(record, materials)

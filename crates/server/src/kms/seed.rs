@@ -118,6 +118,7 @@ impl KmsService {
     /// [`Self::lock_writes`], which also forgets the key ids remembered as missing.
     pub(crate) fn forget_all(&self) {
         self.keys.clear();
+        self.regional.clear();
         self.aliases.clear();
         self.unknown.clear();
     }

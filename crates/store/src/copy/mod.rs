@@ -242,6 +242,7 @@ pub(crate) const TABLES: &[Table] = &[
             ("rotation_period_days", Int32),
             ("next_rotation_ms", Int),
             ("state_after_import", Text),
+            ("multi_region_primary", Text),
         ],
         ordered: false,
     },

@@ -240,6 +240,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
      CREATE INDEX kms_import_tokens_key ON kms_import_tokens (key_id, created_ms);
      CREATE INDEX kms_import_tokens_expiry ON kms_import_tokens (expires_ms);
      ALTER TABLE kms_keys ADD COLUMN state_after_import TEXT;",
+    // 5: multi-Region keys (the SQLite store's tenth migration).
+    "ALTER TABLE kms_keys ADD COLUMN multi_region_primary TEXT;",
 ];
 
 /// Brings the schema up to date; returns how many migrations it applied.

@@ -202,7 +202,7 @@ fn limit_i64(n: usize) -> i64 {
 
 const KEY_COLUMNS: &str = "key_id, account, region, arn, creation_ms, description, key_usage, \
      key_spec, origin, key_manager, state, deletion_ms, policy, current_material_id, \
-     rotation_period_days, next_rotation_ms, state_after_import";
+     rotation_period_days, next_rotation_ms, state_after_import, multi_region_primary";
 
 fn key_from_row(row: &Row) -> Result<KeyRecord> {
     Ok(KeyRecord {
@@ -223,6 +223,7 @@ fn key_from_row(row: &Row) -> Result<KeyRecord> {
         rotation_period_days: row.try_get(14).map_err(pg)?,
         next_rotation_ms: row.try_get(15).map_err(pg)?,
         state_after_import: row.try_get(16).map_err(pg)?,
+        multi_region_primary: row.try_get(17).map_err(pg)?,
     })
 }
 
@@ -318,7 +319,7 @@ async fn insert_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
     c.execute(
         &format!(
             "INSERT INTO kms_keys ({KEY_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         ),
         &[
             &key.key_id,
@@ -338,6 +339,7 @@ async fn insert_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
             &key.rotation_period_days,
             &key.next_rotation_ms,
             &key.state_after_import,
+            &key.multi_region_primary,
         ],
     )
     .await
@@ -350,7 +352,7 @@ async fn update_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
         .execute(
             "UPDATE kms_keys SET description = $2, state = $3, deletion_ms = $4, policy = $5, \
              current_material_id = $6, rotation_period_days = $7, next_rotation_ms = $8, \
-             state_after_import = $9 WHERE key_id = $1",
+             state_after_import = $9, multi_region_primary = $10 WHERE key_id = $1",
             &[
                 &key.key_id,
                 &key.description,
@@ -361,6 +363,7 @@ async fn update_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
                 &key.rotation_period_days,
                 &key.next_rotation_ms,
                 &key.state_after_import,
+                &key.multi_region_primary,
             ],
         )
         .await
@@ -649,6 +652,43 @@ impl KmsStore for PgStore {
             .await
             .map_err(pg)?;
         rows(found, |r| r.try_get(0).map_err(pg))
+    }
+
+    async fn multi_region_keys(&self, account: &str, wire_key_id: &str) -> Result<Vec<KeyRecord>> {
+        if has_nul(&[account, wire_key_id]) {
+            return Ok(Vec::new());
+        }
+        // Every row of the key sorts between `mrk-<hex>:` and `mrk-<hex>;` (';' follows ':').
+        let (low, high) = (format!("{wire_key_id}:"), format!("{wire_key_id};"));
+        let c = self.client().await?;
+        let found = c
+            .query(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM kms_keys WHERE account = $1 AND key_id > $2 \
+                     AND key_id < $3 ORDER BY key_id"
+                ),
+                &[&account, &low, &high],
+            )
+            .await
+            .map_err(pg)?;
+        rows(found, key_from_row)
+    }
+
+    async fn insert_key_with_materials(
+        &self,
+        key: &KeyRecord,
+        materials: &[MaterialRecord],
+        tags: &[Tag],
+    ) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        insert_key_row(&tx, key).await?;
+        for material in materials {
+            insert_material_row(&tx, material).await?;
+        }
+        upsert_tags(&tx, &key.key_id, tags).await?;
+        self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>> {

@@ -139,6 +139,7 @@ mod tests {
             rotation_period_days: None,
             next_rotation_ms: None,
             state_after_import: None,
+            multi_region_primary: None,
         }
     }
 

@@ -231,6 +231,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX kms_import_tokens_key ON kms_import_tokens (key_id, created_ms);
      CREATE INDEX kms_import_tokens_expiry ON kms_import_tokens (expires_ms);
      ALTER TABLE kms_keys ADD COLUMN state_after_import TEXT;",
+    // 10: multi-Region keys: each region's row of one (`mrk-<hex>:<region>`) names the
+    // region of the primary key; NULL for single-Region keys.
+    "ALTER TABLE kms_keys ADD COLUMN multi_region_primary TEXT;",
 ];
 
 /// The version a database is at once every migration ran (`PRAGMA user_version`).

@@ -237,7 +237,7 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
 
 const KEY_COLUMNS: &str = "key_id, account, region, arn, creation_ms, description, key_usage, \
      key_spec, origin, key_manager, state, deletion_ms, policy, current_material_id, \
-     rotation_period_days, next_rotation_ms, state_after_import";
+     rotation_period_days, next_rotation_ms, state_after_import, multi_region_primary";
 
 fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     Ok(KeyRecord {
@@ -258,6 +258,7 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
         rotation_period_days: row.get(14)?,
         next_rotation_ms: row.get(15)?,
         state_after_import: row.get(16)?,
+        multi_region_primary: row.get(17)?,
     })
 }
 
@@ -266,7 +267,7 @@ pub(super) fn insert_key_row(tx: &Connection, key: &KeyRecord) -> Result<()> {
     tx.execute(
         &format!(
             "INSERT INTO kms_keys ({KEY_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
         ),
         params![
             key.key_id,
@@ -285,7 +286,8 @@ pub(super) fn insert_key_row(tx: &Connection, key: &KeyRecord) -> Result<()> {
             key.current_material_id,
             key.rotation_period_days,
             key.next_rotation_ms,
-            key.state_after_import
+            key.state_after_import,
+            key.multi_region_primary
         ],
     )
     .map_err(backend)?;
@@ -297,7 +299,7 @@ fn update_key_row(c: &Connection, key: &KeyRecord) -> Result<()> {
         .execute(
             "UPDATE kms_keys SET description = ?2, state = ?3, deletion_ms = ?4, policy = ?5, \
              current_material_id = ?6, rotation_period_days = ?7, next_rotation_ms = ?8, \
-             state_after_import = ?9 WHERE key_id = ?1",
+             state_after_import = ?9, multi_region_primary = ?10 WHERE key_id = ?1",
             params![
                 key.key_id,
                 key.description,
@@ -307,7 +309,8 @@ fn update_key_row(c: &Connection, key: &KeyRecord) -> Result<()> {
                 key.current_material_id,
                 key.rotation_period_days,
                 key.next_rotation_ms,
-                key.state_after_import
+                key.state_after_import,
+                key.multi_region_primary
             ],
         )
         .map_err(backend)?;
@@ -594,6 +597,47 @@ impl KmsStore for SqliteStore {
         .await
     }
 
+    async fn multi_region_keys(&self, account: &str, wire_key_id: &str) -> Result<Vec<KeyRecord>> {
+        // Every row of the key sorts between `mrk-<hex>:` and `mrk-<hex>;` (';' follows ':').
+        let (account, low, high) = (
+            account.to_owned(),
+            format!("{wire_key_id}:"),
+            format!("{wire_key_id};"),
+        );
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM kms_keys WHERE account = ?1 AND key_id > ?2 \
+                     AND key_id < ?3 ORDER BY key_id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![account, low, high], key_from_row)
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn insert_key_with_materials(
+        &self,
+        key: &KeyRecord,
+        materials: &[MaterialRecord],
+        tags: &[Tag],
+    ) -> Result<()> {
+        let (key, materials, tags) = (key.clone(), materials.to_vec(), tags.to_vec());
+        self.write(move |c| {
+            let tx = c.savepoint().map_err(backend)?;
+            insert_key_row(&tx, &key)?;
+            for material in &materials {
+                insert_material_row(&tx, material)?;
+            }
+            upsert_tags(&tx, &key.key_id, &tags)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
     async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>> {
         let key_id = key_id.to_owned();
         self.read(move |c| material_rows(c, &key_id)).await
@@ -838,6 +882,7 @@ mod tests {
             rotation_period_days: period,
             next_rotation_ms: next,
             state_after_import: None,
+            multi_region_primary: None,
         }
     }
 

@@ -194,6 +194,14 @@ fn calls(w: &World) -> Vec<Call> {
         kms("RotateKeyOnDemand", format!(r#"{{"KeyId":"{k}"}}"#)),
         kms("ListKeyRotations", format!(r#"{{"KeyId":"{k}"}}"#)),
         kms(
+            "ReplicateKey",
+            format!(r#"{{"KeyId":"{k}","ReplicaRegion":"eu-west-1"}}"#),
+        ),
+        kms(
+            "UpdatePrimaryRegion",
+            format!(r#"{{"KeyId":"{k}","PrimaryRegion":"eu-west-1"}}"#),
+        ),
+        kms(
             "GetParametersForImport",
             format!(
                 r#"{{"KeyId":"{k}","WrappingAlgorithm":"RSAES_OAEP_SHA_256","WrappingKeySpec":"RSA_2048"}}"#

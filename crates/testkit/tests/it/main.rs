@@ -27,6 +27,7 @@ mod kms_hmac;
 mod kms_import;
 mod kms_keys;
 mod kms_last_usage;
+mod kms_multi_region;
 mod kms_pqc;
 mod kms_rotation;
 mod migrate_store;

@@ -122,8 +122,11 @@ async fn oversized_bodies_are_refused() {
     );
 }
 
+/// ReplicateKey was the last KMS operation answering `UnsupportedOperationException`; served
+/// now, it reaches the key lookup (the compatibility module checks what the table says for
+/// every operation).
 #[tokio::test]
-async fn unsupported_operations_say_so() {
+async fn the_last_unsupported_kms_operation_is_served() {
     let server = TestServer::start().await;
     let r = server
         .raw_json(
@@ -132,7 +135,7 @@ async fn unsupported_operations_say_so() {
         )
         .await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["__type"], "UnsupportedOperationException");
+    assert_eq!(r.json()["__type"], "NotFoundException");
     let r = server
         .raw_json("secretsmanager.GetSecretValue", r#"{"SecretId":"nope"}"#)
         .await;

@@ -1,0 +1,353 @@
+//! Multi-Region keys: ReplicateKey, UpdatePrimaryRegion, and the mapping between the key id
+//! the wire shows and the id each region's row is stored under.
+//!
+//! A multi-Region key has the id `mrk-` and 32 lower-case hex digits in every region it is
+//! in (the hex digits are its 16-byte [`KeyId`], the one a ciphertext names). Each region has
+//! its own row in the store — its own ARN, policy, tags, description, state, grants and
+//! aliases, and the same materials sealed under its own ARN — stored under the id
+//! `mrk-<hex>:<region>` ([`storage_id`]). Every row carries the region of the primary key
+//! (`multi_region_primary`). The wire never shows a storage id ([`wire_id`]).
+//!
+//! Only the primary is replicated and rotated: a rotation of the primary gives every replica
+//! the new material ([`KmsService::rotate_replicas`]); replicas answer
+//! `UnsupportedOperationException` to the rotation operations and report the primary's
+//! rotation status.
+
+use std::sync::Arc;
+
+use keyhold_crypto::{KeyId, MaterialId};
+use keyhold_proto::kms::*;
+use keyhold_store::{KeyRecord, MaterialRecord};
+
+use super::KmsService;
+use super::authz::Facts;
+use super::error::KmsError;
+use super::key::{Key, KeyAliases};
+use super::managed::default_key_policy;
+use super::policies::validate_new_policy;
+use super::resolve::Aliases;
+use super::tags::{merge_tags, to_store_tags};
+use crate::arn::Scope;
+use crate::context::RequestContext;
+
+const PREFIX: &str = "mrk-";
+
+/// The 16-byte id of a multi-Region key id (`mrk-` and 32 lower-case hex digits).
+pub fn parse_wire(key_id: &str) -> Option<KeyId> {
+    let hex = key_id.strip_prefix(PREFIX)?;
+    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let bytes: [u8; 16] = hex::decode(hex).ok()?.try_into().ok()?;
+    Some(KeyId::from_bytes(bytes))
+}
+
+/// The multi-Region key id of a 16-byte id.
+pub fn format_wire(id: &KeyId) -> String {
+    format!("{PREFIX}{}", hex::encode(id.as_bytes()))
+}
+
+/// The id the row of multi-Region key `wire_key_id` in `region` is stored under.
+pub fn storage_id(wire_key_id: &str, region: &str) -> String {
+    format!("{wire_key_id}:{region}")
+}
+
+/// Whether a stored key id is a multi-Region key's row (`mrk-<hex>:<region>`).
+pub fn is_storage_id(key_id: &str) -> bool {
+    key_id
+        .split_once(':')
+        .is_some_and(|(wire, _)| parse_wire(wire).is_some())
+}
+
+/// The key id the wire shows for a stored key id: `mrk-<hex>` for a multi-Region key's row,
+/// any other id unchanged.
+pub fn wire_id(key_id: &str) -> &str {
+    match key_id.split_once(':') {
+        Some((wire, _)) if parse_wire(wire).is_some() => wire,
+        _ => key_id,
+    }
+}
+
+/// The 16-byte id of a multi-Region key's row.
+pub fn key_id_of_storage(key_id: &str) -> Option<KeyId> {
+    parse_wire(key_id.split_once(':')?.0)
+}
+
+/// A key ARN with another region (the same key id, account and partition).
+pub fn arn_in_region(arn: &str, region: &str) -> String {
+    let mut parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() == 6 {
+        parts[3] = region;
+    }
+    parts.join(":")
+}
+
+pub async fn replicate_key(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: ReplicateKeyRequest,
+) -> Result<ReplicateKeyResponse, KmsError> {
+    let _guard = kms.writes.lock().await;
+    let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
+    kms.authorize(ctx, &key, "kms:ReplicateKey", &Facts::default())?;
+    // The replica is a new key: AWS requires `kms:CreateKey` (in an IAM policy) as well.
+    kms.authorize_account(ctx, "kms:CreateKey")?;
+    check_primary(&key)?;
+    key.check_usable()?;
+    let region = input.replica_region;
+    let scope = Scope::new(key.record.account.clone(), region.clone());
+    if region == key.record.region || scope.partition != ctx.scope.partition {
+        return Err(KmsError::ReplicaRegion { region });
+    }
+    let wire = key.wire_key_id().to_owned();
+    let stored_id = storage_id(&wire, &region);
+    let arn = scope.arn("kms", format_args!("key/{wire}"));
+    if kms.store.get_key(&stored_id).await?.is_some() {
+        return Err(KmsError::ReplicaExists { arn });
+    }
+    let policy = match input.policy {
+        Some(text) => {
+            let bypass = input.bypass_policy_lockout_safety_check == Some(true);
+            validate_new_policy(ctx, kms.clock.now(), &text, bypass, &arn)?;
+            text
+        }
+        None => default_key_policy(&scope),
+    };
+    let tags = merge_tags(&[], input.tags.as_deref().unwrap_or_default())?;
+    // The same materials, sealed under the replica's ARN.
+    let mut materials = Vec::new();
+    for stored in kms.store.materials(&key.record.key_id).await? {
+        let id = MaterialId::from_hex(&stored.material_id).ok_or(KmsError::Internal)?;
+        let sealed = match (&key.materials.private, key.materials.by_id.get(&id)) {
+            (Some(private), _) => kms.domain.seal_private_key(private, &arn, &id),
+            (None, Some(material)) => kms.domain.seal_material(material, &arn, &id),
+            (None, None) => return Err(KmsError::Internal),
+        }
+        .map_err(|_| KmsError::Internal)?;
+        materials.push(MaterialRecord {
+            key_id: stored_id.clone(),
+            sealed,
+            ..stored
+        });
+    }
+    let record = KeyRecord {
+        key_id: stored_id,
+        region: region.clone(),
+        arn,
+        creation_ms: kms.clock.now().as_millis(),
+        description: input.description.unwrap_or_default(),
+        state: KeyState::Enabled.as_str().to_owned(),
+        deletion_ms: None,
+        policy: policy.clone(),
+        // The primary's schedule rotates the replicas.
+        rotation_period_days: None,
+        next_rotation_ms: None,
+        state_after_import: None,
+        ..key.record.clone()
+    };
+    let store_tags = to_store_tags(&tags);
+    kms.store
+        .insert_key_with_materials(&record, &materials, &store_tags)
+        .await?;
+    kms.writes.note_write();
+    let replica = Key::from_parts(
+        record,
+        store_tags,
+        key.materials.clone(),
+        Arc::default(),
+        Arc::new(KeyAliases::default()),
+    )
+    .ok_or(KmsError::Internal)?;
+    let replica = Arc::new(replica);
+    kms.cache_put(replica.clone());
+    ctx.note_resource("AWS::KMS::Key", replica.arn());
+    Ok(ReplicateKeyResponse {
+        replica_key_metadata: Some(kms.key_metadata(&replica).await?),
+        replica_policy: Some(policy),
+        replica_tags: Some(tags),
+    })
+}
+
+pub async fn update_primary_region(
+    kms: &KmsService,
+    ctx: &RequestContext,
+    input: UpdatePrimaryRegionRequest,
+) -> Result<(), KmsError> {
+    let _guard = kms.writes.lock().await;
+    let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
+    kms.authorize(ctx, &key, "kms:UpdatePrimaryRegion", &Facts::default())?;
+    check_primary(&key)?;
+    key.check_usable()?;
+    let new_primary = input.primary_region;
+    if new_primary == key.record.region {
+        return Ok(());
+    }
+    let rows = kms
+        .store
+        .multi_region_keys(&key.record.account, key.wire_key_id())
+        .await?;
+    if !rows.iter().any(|r| r.region == new_primary) {
+        return Err(KmsError::KeyNotFound {
+            arn: arn_in_region(key.arn(), &new_primary),
+        });
+    }
+    for row in rows {
+        let mut record = row.clone();
+        record.multi_region_primary = Some(new_primary.clone());
+        if row.region == new_primary {
+            // The rotation schedule moves with the primary.
+            record.rotation_period_days = key.record.rotation_period_days;
+            record.next_rotation_ms = key.record.next_rotation_ms;
+        } else {
+            record.rotation_period_days = None;
+            record.next_rotation_ms = None;
+        }
+        kms.store.update_key(&record).await?;
+        kms.cache_remove(&row.key_id);
+    }
+    kms.writes.note_write();
+    Ok(())
+}
+
+/// ReplicateKey, UpdatePrimaryRegion and the rotation operations take a primary key only.
+pub(super) fn check_primary(key: &Key) -> Result<(), KmsError> {
+    match key.record.multi_region_primary.as_deref() {
+        None => Err(KmsError::NotMultiRegion {
+            arn: key.arn().to_owned(),
+        }),
+        Some(primary) if primary != key.record.region => Err(KmsError::NotPrimary {
+            arn: key.arn().to_owned(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+impl KmsService {
+    /// `MultiRegionConfiguration` of a multi-Region key: its type, its primary, and every
+    /// replica (the key itself included when it is one), from the store.
+    pub(super) async fn multi_region_configuration(
+        &self,
+        key: &Key,
+    ) -> Result<Option<MultiRegionConfiguration>, KmsError> {
+        let Some(primary) = key.record.multi_region_primary.as_deref() else {
+            return Ok(None);
+        };
+        let rows = self
+            .store
+            .multi_region_keys(&key.record.account, key.wire_key_id())
+            .await?;
+        let replica_keys = rows
+            .iter()
+            .filter(|r| r.region != primary)
+            .map(|r| MultiRegionKey {
+                arn: Some(r.arn.clone()),
+                region: Some(r.region.clone()),
+            })
+            .collect();
+        let key_type = if primary == key.record.region {
+            MultiRegionKeyType::Primary
+        } else {
+            MultiRegionKeyType::Replica
+        };
+        Ok(Some(MultiRegionConfiguration {
+            multi_region_key_type: Some(key_type),
+            primary_key: Some(MultiRegionKey {
+                arn: Some(arn_in_region(key.arn(), primary)),
+                region: Some(primary.to_owned()),
+            }),
+            replica_keys: Some(replica_keys),
+        }))
+    }
+
+    /// The stored record of the primary of a multi-Region replica (for its rotation status).
+    pub(super) async fn primary_record(&self, key: &Key) -> Result<Option<KeyRecord>, KmsError> {
+        let Some(primary) = key.record.multi_region_primary.as_deref() else {
+            return Ok(None);
+        };
+        let rows = self
+            .store
+            .multi_region_keys(&key.record.account, key.wire_key_id())
+            .await?;
+        Ok(rows.into_iter().find(|r| r.region == primary))
+    }
+
+    /// Gives every replica of the multi-Region primary `key` a material the primary just
+    /// rotated to (sealed under each replica's ARN), as its current one. Callers hold the
+    /// write lock.
+    pub(super) async fn rotate_replicas(
+        &self,
+        key: &Key,
+        material: &keyhold_crypto::SymmetricKey,
+        stored: &MaterialRecord,
+    ) -> Result<(), KmsError> {
+        if key.record.multi_region_primary.is_none() {
+            return Ok(());
+        }
+        let id = MaterialId::from_hex(&stored.material_id).ok_or(KmsError::Internal)?;
+        let rows = self
+            .store
+            .multi_region_keys(&key.record.account, key.wire_key_id())
+            .await?;
+        for row in rows.into_iter().filter(|r| r.key_id != key.record.key_id) {
+            let sealed = self
+                .domain
+                .seal_material(material, &row.arn, &id)
+                .map_err(|_| KmsError::Internal)?;
+            let mut record = row;
+            record.current_material_id = stored.material_id.clone();
+            let replica_material = MaterialRecord {
+                key_id: record.key_id.clone(),
+                sealed,
+                ..stored.clone()
+            };
+            self.store.rotate_key(&record, &replica_material).await?;
+            // Read (and unsealed) again on its next use.
+            self.cache_remove(&record.key_id);
+        }
+        Ok(())
+    }
+
+    /// The key a symmetric ciphertext (or a grant token) names by its 16-byte id, in
+    /// `region`: a single-Region key, or the row of a multi-Region key there.
+    pub(super) async fn load_for_ciphertext(
+        &self,
+        id: KeyId,
+        region: &str,
+    ) -> Result<Option<Arc<Key>>, KmsError> {
+        if let Some(key) = self.load_id(id).await? {
+            return Ok(Some(key));
+        }
+        self.load_regional(&storage_id(&format_wire(&id), region))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        let wire = "mrk-1234abcd12ab34cd56ef1234567890ab";
+        let id = parse_wire(wire).unwrap();
+        assert_eq!(format_wire(&id), wire);
+        let stored = storage_id(wire, "eu-west-1");
+        assert!(is_storage_id(&stored));
+        assert_eq!(wire_id(&stored), wire);
+        assert_eq!(
+            key_id_of_storage(&stored).map(|k| *k.as_bytes()),
+            Some(*id.as_bytes())
+        );
+        assert!(!is_storage_id(wire));
+        assert!(!is_storage_id("1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert_eq!(
+            wire_id("1234abcd-12ab-34cd-56ef-1234567890ab"),
+            "1234abcd-12ab-34cd-56ef-1234567890ab"
+        );
+        assert!(parse_wire("mrk-1234ABCD12ab34cd56ef1234567890ab").is_none());
+        assert_eq!(
+            arn_in_region("arn:aws:kms:us-east-1:111122223333:key/mrk-1", "eu-west-1"),
+            "arn:aws:kms:eu-west-1:111122223333:key/mrk-1"
+        );
+    }
+}
