@@ -140,10 +140,9 @@ async fn every_sslmode_against_a_server_with_ssl_on() {
     if host_is_ip {
         let config =
             parse_postgres_url(&with_params(&url, &format!("sslmode=verify-full&{root}"))).unwrap();
-        let e = client(&config)
-            .await
-            .err()
-            .expect("verify-full refuses the host");
+        let Err(e) = client(&config).await else {
+            panic!("verify-full refuses the host");
+        };
         let text = chain(&e);
         assert!(
             text.contains("TLS") && text.contains("not valid for name"),
@@ -151,7 +150,9 @@ async fn every_sslmode_against_a_server_with_ssl_on() {
         );
         // Through the store, as an operator sees it.
         let store_url = with_params(&url, &format!("sslmode=verify-full&{root}"));
-        let e = PgStore::connect(&store_url).await.err().expect("refused");
+        let Err(e) = PgStore::connect(&store_url).await else {
+            panic!("the store refuses the host");
+        };
         let text = chain(&e);
         assert!(
             text.contains("TLS handshake") && text.contains("not valid for name"),
@@ -171,7 +172,9 @@ async fn every_sslmode_against_a_server_with_ssl_on() {
             &format!("sslmode=verify-ca&sslrootcert={}", system.display()),
         ))
         .unwrap();
-        let e = client(&config).await.err().expect("an unknown issuer");
+        let Err(e) = client(&config).await else {
+            panic!("an unknown issuer is refused");
+        };
         assert!(chain(&e).contains("UnknownIssuer"), "{}", chain(&e));
     }
 
