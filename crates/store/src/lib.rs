@@ -45,7 +45,9 @@ pub use iam::{
 };
 pub use imports::{ImportStore, ImportTokenRecord, ImportedMaterialRecord};
 pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
-pub use postgres::{PgAuditAnchor, PgStore, is_postgres_url, parse_postgres_url};
+pub use postgres::{
+    PgAuditAnchor, PgConfig, PgStore, RustlsStream, SslMode, is_postgres_url, parse_postgres_url,
+};
 pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
 pub use secrets::{SecretStore, SecretWrite};
 pub use sqlite::{
@@ -64,6 +66,10 @@ pub enum StoreError {
     /// The stored data does not have the expected shape (a migration bug or tampering).
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// The store's configuration is unusable (a connection string, a CA bundle it names);
+    /// the message never holds a password.
+    #[error("{0}")]
+    Config(String),
     /// The database refused or failed.
     #[error("database error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -53,7 +53,7 @@ async fn schema(
     explicit: bool,
 ) -> Option<(tokio_postgres::Client, String, String)> {
     let config = parse_postgres_url(admin_url).unwrap();
-    let admin = match config.connect(tokio_postgres::NoTls).await {
+    let admin = match config.connect().await {
         Ok((client, connection)) => {
             tokio::spawn(connection);
             client

@@ -28,7 +28,7 @@ enum Backend {
     Postgres {
         admin: tokio_postgres::Client,
         schema: String,
-        config: Box<tokio_postgres::Config>,
+        config: Box<PgConfig>,
     },
 }
 
@@ -49,7 +49,7 @@ impl Fixture {
             .clone()
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         let config = parse_postgres_url(&url).unwrap();
-        let admin = match config.connect(tokio_postgres::NoTls).await {
+        let admin = match config.connect().await {
             Ok((client, connection)) => {
                 tokio::spawn(connection);
                 client
@@ -81,7 +81,9 @@ impl Fixture {
             .await
             .unwrap();
         let mut config = config;
-        config.options(format!("-c search_path={schema}"));
+        config
+            .config_mut()
+            .options(format!("-c search_path={schema}"));
         let store = PgStore::connect_config(config.clone()).await.unwrap();
         Some(Self {
             store: Arc::new(store),

@@ -243,7 +243,7 @@ pub async fn postgres_schema_for(
     let schema = format!("keyhold_test_{:016x}", hasher.finish());
     let config = keyhold_store::parse_postgres_url(url).expect("KEYHOLD_TEST_STORAGE is a URL");
     let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+        .connect()
         .await
         .expect("KEYHOLD_TEST_STORAGE: the database is reachable");
     let driver = tokio::spawn(connection);

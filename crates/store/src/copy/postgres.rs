@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
 
 use super::{CopyError, Kind, Row, Table, Value};
 use crate::postgres::pg;
@@ -17,7 +17,9 @@ pub(super) struct PgSide {
 
 /// The host, port, database and connection options of `url`, never its password.
 pub(super) fn describe(url: &str) -> String {
-    let Ok(config) = parse_postgres_url(url) else {
+    // The TLS parameters are read, not the files they name: a description never fails
+    // for want of a CA bundle.
+    let Ok((config, ..)) = crate::postgres::split_url(url) else {
         return "postgres://(unreadable URL)".to_owned();
     };
     let host = config
@@ -40,11 +42,12 @@ pub(super) fn describe(url: &str) -> String {
 impl PgSide {
     async fn connect(url: &str) -> Result<Self, CopyError> {
         let mut config = parse_postgres_url(url)?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+        let settings = config.config_mut();
+        if settings.get_connect_timeout().is_none() {
+            settings.connect_timeout(Duration::from_secs(10));
         }
-        config.application_name("keyhold-migrate-store");
-        let (client, connection) = config.connect(NoTls).await.map_err(pg)?;
+        settings.application_name("keyhold-migrate-store");
+        let (client, connection) = config.connect().await.map_err(pg)?;
         let driver = tokio::spawn(async move {
             let _ = connection.await;
         });

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::GenericClient;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
-use super::pg;
+use super::{PgConfig, pg};
 use crate::Result;
 use crate::changes::{Change, ChangeFeed};
 
@@ -63,19 +63,19 @@ pub(super) async fn notify(tx: &impl GenericClient, node: &str, changes: &[Chang
 }
 
 /// Starts a listener for the process tagged `node` (whose own changes it skips).
-pub(super) fn spawn(config: tokio_postgres::Config, node: String) -> Option<ChangeFeed> {
+pub(super) fn spawn(config: PgConfig, node: String) -> Option<ChangeFeed> {
     let runtime = tokio::runtime::Handle::try_current().ok()?;
     let (tx, rx) = unbounded_channel();
     runtime.spawn(run(config, node, tx));
     Some(ChangeFeed { changes: rx })
 }
 
-async fn run(config: tokio_postgres::Config, node: String, out: UnboundedSender<Change>) {
+async fn run(config: PgConfig, node: String, out: UnboundedSender<Change>) {
     loop {
         match listen(&config, &node, &out).await {
             Ok(()) => return,
             Err(e) => tracing::warn!(
-                error = %e,
+                error = %super::causes(&e),
                 "the change feed has no database connection: caches are dropped until it is back"
             ),
         }
@@ -88,12 +88,8 @@ async fn run(config: tokio_postgres::Config, node: String, out: UnboundedSender<
 
 /// One connection's life: returns `Ok` when the feed's receiver is gone, an error when the
 /// connection is lost.
-async fn listen(
-    config: &tokio_postgres::Config,
-    node: &str,
-    out: &UnboundedSender<Change>,
-) -> Result<()> {
-    let (client, mut connection) = tokio::time::timeout(POLL_TIMEOUT, config.connect(NoTls))
+async fn listen(config: &PgConfig, node: &str, out: &UnboundedSender<Change>) -> Result<()> {
+    let (client, mut connection) = tokio::time::timeout(POLL_TIMEOUT, config.connect())
         .await
         .map_err(|_| timed_out("connecting"))?
         .map_err(pg)?;

@@ -9,23 +9,28 @@
 //! processes sharing one database keep the same guarantees as one.
 //!
 //! The schema is versioned ([`migrations`]) and brought up to date when the store opens.
-//! Connections are plain TCP for now (no TLS to the database: run it on a trusted network
-//! or over a local socket; see docs/storage.md).
+//! Every connection is configured in one place, [`PgConfig`], with TLS as libpq's `sslmode`
+//! and `sslrootcert` ask ([`tls`]; docs/storage.md).
 
+mod config;
 mod custom_key_stores;
 mod feed;
 mod iam;
 mod migrations;
 mod services;
+mod tls;
 
-use std::str::FromStr;
+pub(crate) use config::split as split_url;
+pub use config::{PgConfig, SslMode};
+pub use tls::RustlsStream;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
 
 use crate::audit::AuditAnchor;
 use crate::changes::{Change, ChangeFeed};
@@ -39,7 +44,7 @@ const POOL_SIZE: usize = 16;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    config: tokio_postgres::Config,
+    config: PgConfig,
     /// This process's tag: in the notifications of its writes (so that its own change
     /// feed skips them) and as the holder of the leases it takes.
     node: std::sync::Arc<str>,
@@ -58,11 +63,10 @@ pub fn is_postgres_url(storage: &str) -> bool {
 }
 
 /// Parses a `postgres://` URL (or a `key=value` connection string) without ever putting it
-/// (it may hold a password) into the error.
-pub fn parse_postgres_url(url: &str) -> Result<tokio_postgres::Config> {
-    tokio_postgres::Config::from_str(url).map_err(|e| {
-        StoreError::Backend(format!("the PostgreSQL connection string is invalid: {e}").into())
-    })
+/// (it may hold a password) into the error; reads the CA bundle its `sslrootcert` names.
+/// See [`PgConfig::parse`].
+pub fn parse_postgres_url(url: &str) -> Result<PgConfig> {
+    PgConfig::parse(url)
 }
 
 impl PgStore {
@@ -72,26 +76,23 @@ impl PgStore {
     }
 
     /// Connects with an already parsed configuration and brings the schema up to date.
-    pub async fn connect_config(config: tokio_postgres::Config) -> Result<Self> {
+    pub async fn connect_config(config: PgConfig) -> Result<Self> {
         let store = Self::open_without_migrating(config)?;
         store.migrate().await?;
         Ok(store)
     }
 
-    fn open_without_migrating(mut config: tokio_postgres::Config) -> Result<Self> {
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+    fn open_without_migrating(mut config: PgConfig) -> Result<Self> {
+        let settings = config.config_mut();
+        if settings.get_connect_timeout().is_none() {
+            settings.connect_timeout(Duration::from_secs(10));
         }
-        if config.get_application_name().is_none() {
-            config.application_name("keyhold");
+        if settings.get_application_name().is_none() {
+            settings.application_name("keyhold");
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = config.manager(ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -144,11 +145,32 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<Object> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Backend(format!("no database connection: {e}").into()))
+        self.pool.get().await.map_err(|e| {
+            let why = match &e {
+                // The connection's own error, with its causes (a TLS handshake's says
+                // which check failed).
+                deadpool_postgres::PoolError::Backend(e) => causes(e),
+                other => other.to_string(),
+            };
+            StoreError::Backend(format!("no database connection: {why}").into())
+        })
     }
+}
+
+/// An error and its causes on one line: tokio-postgres's own message ("error performing TLS
+/// handshake") does not say why.
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A tag unique to this store handle among the processes sharing the database: host name,
@@ -894,11 +916,11 @@ impl PgAuditAnchor {
     }
 
     /// The anchor in the database `config` names.
-    pub fn with_config(config: tokio_postgres::Config) -> Result<Self> {
+    pub fn with_config(config: PgConfig) -> Result<Self> {
         Self::spawn(config, ANCHOR.to_owned())
     }
 
-    fn spawn(config: tokio_postgres::Config, name: String) -> Result<Self> {
+    fn spawn(config: PgConfig, name: String) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -933,7 +955,7 @@ impl PgAuditAnchor {
 }
 
 async fn anchor_op(
-    config: &tokio_postgres::Config,
+    config: &PgConfig,
     name: &str,
     client: &mut Option<tokio_postgres::Client>,
     op: AnchorOp,
@@ -942,10 +964,10 @@ async fn anchor_op(
         .as_ref()
         .is_none_or(tokio_postgres::Client::is_closed)
     {
-        let (c, connection) = config.connect(NoTls).await.map_err(pg)?;
+        let (c, connection) = config.connect().await.map_err(pg)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "the audit anchor's database connection failed");
+                tracing::warn!(error = %causes(&e), "the audit anchor's database connection failed");
             }
         });
         *client = Some(c);

@@ -636,7 +636,7 @@ async fn valid_to_is_enforced_by_the_server_clock_until_the_same_material_return
 async fn sealed_rows(dir: &Path, key_id: &str) -> Vec<bool> {
     if let Some(storage) = keyhold_testkit::test_storage_for(dir).await {
         let config = keyhold_store::parse_postgres_url(storage.as_str()).unwrap();
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) = config.connect().await.unwrap();
         let driver = tokio::spawn(connection);
         let rows = client
             .query(

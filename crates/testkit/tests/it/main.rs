@@ -54,6 +54,7 @@ mod ssm_parameters;
 mod ssm_queries;
 mod ssm_references;
 mod ssm_tiers_policies;
+mod storage_tls;
 mod strict_mode;
 mod sts_sessions;
 mod transport_body;

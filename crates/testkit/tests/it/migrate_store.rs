@@ -25,7 +25,7 @@ async fn postgres(test: &str) -> Option<String> {
         .or_else(|| std::env::var("KEYHOLD_TEST_POSTGRES").ok())
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let config = keyhold_store::parse_postgres_url(&url).unwrap();
-    match config.connect(tokio_postgres::NoTls).await {
+    match config.connect().await {
         Ok(_) => Some(url),
         Err(e) => {
             assert!(
