@@ -162,7 +162,16 @@ pub trait KmsStore: Send + Sync {
     /// A rotation: adds `material` and writes `key` (whose `current_material_id` names it,
     /// and whose `next_rotation_ms` is the next automatic rotation), in one durable
     /// transaction — a crash leaves either both or neither.
-    async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()>;
+    async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()> {
+        self.rotate_keys(&[(key.clone(), material.clone())]).await
+    }
+    /// Several keys' rotations in one durable transaction: a multi-Region primary and each
+    /// replica's copy of its new material, so that no replica misses a material the
+    /// primary encrypts with.
+    async fn rotate_keys(&self, rotations: &[(KeyRecord, MaterialRecord)]) -> Result<()>;
+    /// Writes several keys' mutable fields ([`KmsStore::update_key`]) in one durable
+    /// transaction (the rows of a multi-Region key when its primary region moves).
+    async fn update_keys(&self, keys: &[KeyRecord]) -> Result<()>;
     /// Ids of enabled keys whose next automatic rotation is at or before `now_ms`.
     async fn keys_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>>;
 

@@ -573,7 +573,7 @@ async fn rotation_adds_material_and_schedule_together(f: &Fixture) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
-    assert_eq!(s.get_key("k1").await.unwrap(), Some(again));
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(again.clone()));
     // A rotation of a key that does not exist adds nothing.
     assert!(
         s.rotate_key(&key("ghost"), &material("ghost", "33", 1, None))
@@ -581,6 +581,39 @@ async fn rotation_adds_material_and_schedule_together(f: &Fixture) {
             .is_err()
     );
     assert!(s.materials("ghost").await.unwrap().is_empty());
+
+    // Several keys rotate together or not at all (a multi-Region primary and its
+    // replicas): k2's repeated material undoes k1's rotation too.
+    let mut k1 = again.clone();
+    k1.current_material_id = "33".repeat(32);
+    let mut k2 = off.clone();
+    k2.current_material_id = "00".repeat(32);
+    let err = s
+        .rotate_keys(&[
+            (k1.clone(), material("k1", "33", 170, Some("ON_DEMAND"))),
+            (k2.clone(), material("k2", "00", 170, Some("ON_DEMAND"))),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(again));
+    assert_eq!(s.materials("k1").await.unwrap().len(), 3);
+    k2.current_material_id = "33".repeat(32);
+    s.rotate_keys(&[
+        (k1.clone(), material("k1", "33", 170, Some("ON_DEMAND"))),
+        (k2.clone(), material("k2", "33", 170, Some("ON_DEMAND"))),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(k1.clone()));
+    assert_eq!(s.get_key("k2").await.unwrap(), Some(k2.clone()));
+    assert_eq!(s.materials("k2").await.unwrap().len(), 2);
+    // Several keys' fields in one transaction.
+    k1.description = "moved".into();
+    k2.description = "moved too".into();
+    s.update_keys(&[k1.clone(), k2.clone()]).await.unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(k1));
+    assert_eq!(s.get_key("k2").await.unwrap(), Some(k2));
 }
 
 async fn aliases_are_unique_per_scope_and_report_missing_ones(f: &Fixture) {

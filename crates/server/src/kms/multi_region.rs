@@ -9,7 +9,8 @@
 //! (`multi_region_primary`). The wire never shows a storage id ([`wire_id`]).
 //!
 //! Only the primary is replicated and rotated: a rotation of the primary gives every replica
-//! the new material ([`KmsService::rotate_replicas`]); replicas answer
+//! the new material in the primary's rotation transaction
+//! ([`KmsService::replica_rotations`]); replicas answer
 //! `UnsupportedOperationException` to the rotation operations and report the primary's
 //! rotation status.
 
@@ -191,19 +192,25 @@ pub async fn update_primary_region(
             arn: arn_in_region(key.arn(), &new_primary),
         });
     }
-    for row in rows {
-        let mut record = row.clone();
-        record.multi_region_primary = Some(new_primary.clone());
-        if row.region == new_primary {
-            // The rotation schedule moves with the primary.
-            record.rotation_period_days = key.record.rotation_period_days;
-            record.next_rotation_ms = key.record.next_rotation_ms;
-        } else {
-            record.rotation_period_days = None;
-            record.next_rotation_ms = None;
-        }
-        kms.store.update_key(&record).await?;
-        kms.cache_remove(&row.key_id);
+    let records: Vec<KeyRecord> = rows
+        .into_iter()
+        .map(|mut record| {
+            record.multi_region_primary = Some(new_primary.clone());
+            if record.region == new_primary {
+                // The rotation schedule moves with the primary.
+                record.rotation_period_days = key.record.rotation_period_days;
+                record.next_rotation_ms = key.record.next_rotation_ms;
+            } else {
+                record.rotation_period_days = None;
+                record.next_rotation_ms = None;
+            }
+            record
+        })
+        .collect();
+    // Every row in one transaction: a crash never leaves two primaries, or none.
+    kms.store.update_keys(&records).await?;
+    for record in &records {
+        kms.cache_remove(&record.key_id);
     }
     kms.writes.note_write();
     Ok(())
@@ -271,40 +278,41 @@ impl KmsService {
         Ok(rows.into_iter().find(|r| r.region == primary))
     }
 
-    /// Gives every replica of the multi-Region primary `key` a material the primary just
-    /// rotated to (sealed under each replica's ARN), as its current one. Callers hold the
-    /// write lock.
-    pub(super) async fn rotate_replicas(
+    /// The rotations that give every replica of the multi-Region primary `key` the material
+    /// the primary is rotating to (`stored`, sealed again under each replica's ARN), as its
+    /// current one; none for a single-Region key. The caller stores them in the primary's
+    /// own rotation transaction, so a replica never misses a material the primary uses.
+    /// Callers hold the write lock.
+    pub(super) async fn replica_rotations(
         &self,
         key: &Key,
         material: &keyhold_crypto::SymmetricKey,
         stored: &MaterialRecord,
-    ) -> Result<(), KmsError> {
+    ) -> Result<Vec<(KeyRecord, MaterialRecord)>, KmsError> {
         if key.record.multi_region_primary.is_none() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let id = MaterialId::from_hex(&stored.material_id).ok_or(KmsError::Internal)?;
         let rows = self
             .store
             .multi_region_keys(&key.record.account, key.wire_key_id())
             .await?;
-        for row in rows.into_iter().filter(|r| r.key_id != key.record.key_id) {
-            let sealed = self
-                .domain
-                .seal_material(material, &row.arn, &id)
-                .map_err(|_| KmsError::Internal)?;
-            let mut record = row;
-            record.current_material_id = stored.material_id.clone();
-            let replica_material = MaterialRecord {
-                key_id: record.key_id.clone(),
-                sealed,
-                ..stored.clone()
-            };
-            self.store.rotate_key(&record, &replica_material).await?;
-            // Read (and unsealed) again on its next use.
-            self.cache_remove(&record.key_id);
-        }
-        Ok(())
+        rows.into_iter()
+            .filter(|r| r.key_id != key.record.key_id)
+            .map(|mut record| {
+                let sealed = self
+                    .domain
+                    .seal_material(material, &record.arn, &id)
+                    .map_err(|_| KmsError::Internal)?;
+                record.current_material_id = stored.material_id.clone();
+                let replica_material = MaterialRecord {
+                    key_id: record.key_id.clone(),
+                    sealed,
+                    ..stored.clone()
+                };
+                Ok((record, replica_material))
+            })
+            .collect()
     }
 
     /// The key a symmetric ciphertext (or a grant token) names by its 16-byte id, in

@@ -353,8 +353,15 @@ impl KmsService {
             creation_ms: now,
             rotation_type: Some(rotation.as_str().to_owned()),
         };
-        self.store.rotate_key(&record, &stored).await?;
-        self.rotate_replicas(key, &material, &stored).await?;
+        let replicas = self.replica_rotations(key, &material, &stored).await?;
+        let replica_ids: Vec<String> = replicas.iter().map(|(r, _)| r.key_id.clone()).collect();
+        let mut rotations = vec![(record.clone(), stored)];
+        rotations.extend(replicas);
+        self.store.rotate_keys(&rotations).await?;
+        for replica in &replica_ids {
+            // Read (and unsealed) again on its next use.
+            self.cache_remove(replica);
+        }
         let materials = std::sync::Arc::new(key.materials.with(material_id, material));
         let rotated = key
             .with_materials(record, materials)

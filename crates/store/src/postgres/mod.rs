@@ -720,12 +720,29 @@ impl KmsStore for PgStore {
         material_rows(&self.client().await?, key_id).await
     }
 
-    async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()> {
+    async fn rotate_keys(&self, rotations: &[(KeyRecord, MaterialRecord)]) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        insert_material_row(&tx, material).await?;
-        update_key_row(&tx, key).await?;
-        self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
+        for (key, material) in rotations {
+            insert_material_row(&tx, material).await?;
+            update_key_row(&tx, key).await?;
+        }
+        let changes: Vec<Change> = rotations
+            .iter()
+            .map(|(key, _)| Change::Key(key.key_id.clone()))
+            .collect();
+        self.notify(&tx, &changes).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn update_keys(&self, keys: &[KeyRecord]) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        for key in keys {
+            update_key_row(&tx, key).await?;
+        }
+        let changes: Vec<Change> = keys.iter().map(|k| Change::Key(k.key_id.clone())).collect();
+        self.notify(&tx, &changes).await?;
         tx.commit().await.map_err(pg)
     }
 

@@ -491,12 +491,26 @@ impl KmsStore for SqliteStore {
         self.write(move |c| update_key_row(c, &key)).await
     }
 
-    async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()> {
-        let (key, material) = (key.clone(), material.clone());
+    async fn rotate_keys(&self, rotations: &[(KeyRecord, MaterialRecord)]) -> Result<()> {
+        let rotations = rotations.to_vec();
         self.write(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            insert_material_row(&tx, &material)?;
-            update_key_row(&tx, &key)?;
+            for (key, material) in &rotations {
+                insert_material_row(&tx, material)?;
+                update_key_row(&tx, key)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn update_keys(&self, keys: &[KeyRecord]) -> Result<()> {
+        let keys = keys.to_vec();
+        self.write(move |c| {
+            let tx = c.savepoint().map_err(backend)?;
+            for key in &keys {
+                update_key_row(&tx, key)?;
+            }
             tx.commit().map_err(backend)
         })
         .await
