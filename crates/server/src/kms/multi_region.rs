@@ -187,11 +187,20 @@ pub async fn update_primary_region(
         .store
         .multi_region_keys(&key.record.account, key.wire_key_id())
         .await?;
+    let missing = || KmsError::KeyNotFound {
+        arn: arn_in_region(key.arn(), &new_primary),
+    };
     if !rows.iter().any(|r| r.region == new_primary) {
-        return Err(KmsError::KeyNotFound {
-            arn: arn_in_region(key.arn(), &new_primary),
-        });
+        return Err(missing());
     }
+    // The replica to promote has a key policy of its own: AWS requires the permission on
+    // it too, and it must be usable.
+    let promoted = kms
+        .load_regional(&storage_id(key.wire_key_id(), &new_primary))
+        .await?
+        .ok_or_else(missing)?;
+    kms.authorize(ctx, &promoted, "kms:UpdatePrimaryRegion", &Facts::default())?;
+    promoted.check_usable()?;
     let records: Vec<KeyRecord> = rows
         .into_iter()
         .map(|mut record| {

@@ -231,22 +231,34 @@ async fn verify_under_seal(
                 .context(checking)
         }
         Some(SealConfig::Shamir) => {
-            let store = keyhold_store::SqliteStore::open(&dir.join(STORE))
+            let backup = keyhold_store::SqliteStore::open(&dir.join(STORE))
                 .context("opening the backup's key store")?;
-            let set = crate::seal::shamir_set(&store)
+            let set = crate::seal::shamir_set(&backup)
                 .await
                 .context("the backup was not taken under a Shamir seal")?;
-            drop(store);
-            if shares.len() < usize::from(set.threshold) {
+            drop(backup);
+            // A data directory that is Shamir-sealed already is protected by its own set:
+            // the shares must open its domain key under its own threshold, so a backup cannot
+            // bring in a set (or a threshold) of its own making.
+            let current = current_shamir_seal(config).await?;
+            let threshold = current.as_ref().map_or(set.threshold, |(s, _)| s.threshold);
+            if shares.len() < usize::from(threshold) {
                 bail!(
                     "the backup is sealed by {} of {} Shamir shares: {} given",
-                    set.threshold,
+                    threshold,
                     set.shares,
                     shares.len()
                 );
             }
-            let root = ShamirRoot::combine(shares, set.threshold)
+            let root = ShamirRoot::combine(shares, threshold)
                 .map_err(|_| anyhow::anyhow!("the shares given do not combine into a root key"))?;
+            if let Some((_, sealed)) = current {
+                keyhold_crypto::seal::DomainKey::unseal(&root, &sealed).map_err(|_| {
+                    anyhow::anyhow!(
+                        "the shares given do not open this data directory's seal: a backup restores only under the seal it was taken with"
+                    )
+                })?;
+            }
             let root = RootSource::Provider(&root, "the Shamir shares given");
             offline::verify_data_dir_under(dir, root, None, &[])
                 .await
@@ -268,6 +280,26 @@ async fn verify_under_seal(
                 .context(checking)
         }
     }
+}
+
+/// The share set and sealed domain key of the data directory being restored into, if it
+/// holds a Shamir-sealed key store already.
+async fn current_shamir_seal(
+    config: &Config,
+) -> anyhow::Result<Option<(crate::seal::ShamirSet, Vec<u8>)>> {
+    let db = config.database_path();
+    if !db.exists() {
+        return Ok(None);
+    }
+    let store = keyhold_store::SqliteStore::open(&db)
+        .with_context(|| format!("opening {}", db.display()))?;
+    let Ok(set) = crate::seal::shamir_set(&store).await else {
+        return Ok(None);
+    };
+    let sealed = keyhold_store::MetaStore::get_meta(&store, crate::seal::DOMAIN_KEY)
+        .await?
+        .with_context(|| format!("{} has a share set but no domain key", db.display()))?;
+    Ok(Some((set, sealed)))
 }
 
 /// Reads a backup file into `dir`, checking its format and every member's hash.

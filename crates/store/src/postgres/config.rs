@@ -92,7 +92,14 @@ impl PgConfig {
             (SslMode::Prefer | SslMode::Require | SslMode::VerifyCa, Some(roots)) => {
                 Some((Verify::Chain, roots.clone()))
             }
-            (SslMode::VerifyCa, None) => Some((Verify::Chain, Roots::System)),
+            // The system's roots without a host-name check would accept any certificate any
+            // public CA issued, for any name: libpq refuses it too (it wants a root file).
+            (SslMode::VerifyCa, None) => {
+                return Err(invalid(
+                    "sslmode=verify-ca needs sslrootcert=PATH (the CA that issued the server's \
+                     certificate); with the system's CAs use verify-full",
+                ));
+            }
             (SslMode::VerifyFull, roots) => {
                 Some((Verify::Full, roots.clone().unwrap_or(Roots::System)))
             }
@@ -314,5 +321,10 @@ mod tests {
             e.contains("/nonexistent/ca.pem") && !e.contains("secret"),
             "{e}"
         );
+        // verify-ca against the system's roots, no name check: any public certificate.
+        let e = PgConfig::parse("postgres://u:secret@h/db?sslmode=verify-ca")
+            .expect_err("verify-ca without sslrootcert is refused")
+            .to_string();
+        assert!(e.contains("sslrootcert") && !e.contains("secret"), "{e}");
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! What is checked follows libpq's `sslmode` ([`Verify`]): `prefer` and `require` encrypt
 //! without checking the server's certificate — unless `sslrootcert` names a CA bundle, then
-//! the chain is checked against it as `verify-ca` does; `verify-ca` checks the chain (against
-//! `sslrootcert`, or the system's roots); `verify-full` also checks that the certificate
+//! the chain is checked against it as `verify-ca` does; `verify-ca` checks the chain against
+//! `sslrootcert` (required: see `PgConfig::parse`); `verify-full` also checks that the certificate
 //! names the host connected to. Even unchecked, the handshake's signatures are verified
 //! (the session is a real TLS session with whoever holds the certificate's key).
 //!

@@ -293,6 +293,9 @@ async fn a_backup_restores_under_a_shamir_seal_with_its_shares() {
         .start()
         .await;
     let other_shares = other.shares().to_vec();
+    for share in &other_shares[..2] {
+        assert_eq!(other.unseal(share).await.status, 200);
+    }
     other.stop().await;
 
     let target = tempfile::tempdir().unwrap();
@@ -319,4 +322,26 @@ async fn a_backup_restores_under_a_shamir_seal_with_its_shares() {
         assert_eq!(server.unseal(share).await.status, 200);
     }
     decrypts(&server, blob).await;
+    server.stop().await;
+
+    // The target is Shamir-sealed now: a backup of another set, with that set's shares,
+    // does not replace it (its shares do not open the target's seal).
+    let other_out = files.path().join("other.backup");
+    backup::backup(elsewhere.path(), &other_out).await.unwrap();
+    let err = backup::restore(&config, &other_out, &parse(&other_shares[..2]))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("do not open this data directory's seal"),
+        "{err:#}"
+    );
+    let server = TestServer::builder()
+        .shamir(3, 2)
+        .data_dir(target.path())
+        .start()
+        .await;
+    for share in &shares[..2] {
+        assert_eq!(server.unseal(share).await.status, 200);
+    }
+    server.kms().list_keys().send().await.unwrap();
 }
