@@ -59,7 +59,8 @@ impl WrappingAlgorithm {
         }
     }
 
-    fn is_key_wrap(self) -> bool {
+    /// Whether the material is wrapped under an AES key that RSA-OAEP wraps (`RSA_AES_KEY_WRAP_*`).
+    pub fn is_key_wrap(self) -> bool {
         matches!(self, Self::RsaAesKeyWrapSha1 | Self::RsaAesKeyWrapSha256)
     }
 }

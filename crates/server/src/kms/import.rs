@@ -569,17 +569,7 @@ impl KmsService {
         materials: &mut Materials,
     ) -> Result<(), KmsError> {
         let key_id = record.key_id.as_str();
-        let spec =
-            KeySpec::parse(&record.key_spec).ok_or_else(|| super::corrupt("key spec", key_id))?;
-        let private_spec = match super::specs::crypto_spec(spec) {
-            Some(crypto) => {
-                let usage = KeyUsageType::parse(&record.key_usage)
-                    .and_then(|u| super::specs::crypto_use(spec, u))
-                    .ok_or_else(|| super::corrupt("key usage", key_id))?;
-                Some((crypto, usage))
-            }
-            None => None,
-        };
+        let private_spec = super::specs::stored_private_spec(record)?;
         let mut out = Vec::new();
         for r in stored {
             let m = ImportedMaterial::from_record(&r)
@@ -810,10 +800,7 @@ fn check_wrapping_for_key(
     named: AlgorithmSpec,
     algorithm: WrappingAlgorithm,
 ) -> Result<(), KmsError> {
-    let key_wrap = matches!(
-        algorithm,
-        WrappingAlgorithm::RsaAesKeyWrapSha1 | WrappingAlgorithm::RsaAesKeyWrapSha256
-    );
+    let key_wrap = algorithm.is_key_wrap();
     let refused = match key.spec {
         KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => !key_wrap,
         KeySpec::EccNistP521 => !key_wrap && spec == WrappingKeySpec::Rsa2048,

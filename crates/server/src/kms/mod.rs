@@ -274,11 +274,7 @@ impl KmsService {
         stored: Vec<MaterialRecord>,
     ) -> Result<Materials, KmsError> {
         let key_id = record.key_id.as_str();
-        let spec = KeySpec::parse(&record.key_spec).ok_or_else(|| corrupt("key spec", key_id))?;
-        if let Some(crypto_spec) = specs::crypto_spec(spec) {
-            let usage = KeyUsageType::parse(&record.key_usage)
-                .and_then(|u| specs::crypto_use(spec, u))
-                .ok_or_else(|| corrupt("key usage", key_id))?;
+        if let Some((crypto_spec, usage)) = specs::stored_private_spec(record)? {
             let [m] = stored.as_slice() else {
                 return Err(corrupt("materials of an asymmetric key", key_id));
             };

@@ -83,12 +83,14 @@ impl KmsService {
     /// not a valid key reference for the caller.
     pub fn key_spec_hint(&self, ctx: &RequestContext, ident: &str) -> Option<KeySpec> {
         let (scope, key) = match parse_ref(ctx, ident).ok()? {
-            KeyRef::Key { scope, key_id, .. } if is_multi_region_id(key_id) => {
-                let stored = super::multi_region::storage_id(key_id, &scope.region);
-                let key = self.cached(&stored)?;
+            KeyRef::Key { scope, key_id, .. } => {
+                let key = if is_multi_region_id(key_id) {
+                    self.cached(&super::multi_region::storage_id(key_id, &scope.region))?
+                } else {
+                    self.cached(key_id)?
+                };
                 (scope, key)
             }
-            KeyRef::Key { scope, key_id, .. } => (scope, self.cached(key_id)?),
             KeyRef::Alias { scope, name } => {
                 let target = self.alias_cached(&AliasId {
                     account: scope.account.clone(),

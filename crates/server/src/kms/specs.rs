@@ -31,6 +31,23 @@ pub fn crypto_use(spec: KeySpec, usage: KeyUsageType) -> Option<KeyUse> {
     })
 }
 
+/// The crypto spec and use of a stored key whose spec is not `SYMMETRIC_DEFAULT` (`None`
+/// for a symmetric encryption key); a spec or usage that does not parse is a corrupt record.
+pub fn stored_private_spec(
+    record: &keyhold_store::KeyRecord,
+) -> Result<Option<(crypto::KeySpec, KeyUse)>, KmsError> {
+    let key_id = record.key_id.as_str();
+    let spec =
+        KeySpec::parse(&record.key_spec).ok_or_else(|| super::corrupt("key spec", key_id))?;
+    let Some(crypto) = crypto_spec(spec) else {
+        return Ok(None);
+    };
+    let usage = KeyUsageType::parse(&record.key_usage)
+        .and_then(|u| crypto_use(spec, u))
+        .ok_or_else(|| super::corrupt("key usage", key_id))?;
+    Ok(Some((crypto, usage)))
+}
+
 /// `CreateKey`'s `KeySpec` and `KeyUsage` checks, in AWS's order: a spec the region does not
 /// offer (`SM2` outside China) is not in the enum at all; a spec other than
 /// `SYMMETRIC_DEFAULT` needs an explicit usage; the usage must be one AWS allows for it.
