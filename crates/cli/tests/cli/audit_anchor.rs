@@ -3,7 +3,6 @@
 //! digest files kept elsewhere), the server refuses to continue it, and `reanchor` is the
 //! way back.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -8,7 +8,6 @@
 //! never for an IP address). When the database is unreachable, SSL is off or that certificate
 //! is unreadable, the test fails if `CI` or `KEYHOLD_TEST_POSTGRES` is set and otherwise says
 //! why it did not run.
-#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 

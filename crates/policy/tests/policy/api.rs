@@ -1,7 +1,6 @@
 //! The public API beyond the tables: KMS's extra key policy check, principal listing,
 //! deciding statements, and robustness on arbitrary input.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use keyhold_policy::{
     Context, Decision, Effect, Evaluation, OverlyPermissiveKey, Policy, PolicyError, PolicyKind,

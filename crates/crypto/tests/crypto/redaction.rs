@@ -1,7 +1,6 @@
 //! `Debug` (and `Display` of errors) of every secret-holding type must not reveal the secret
 //! in any spelling: hex, base64, or Rust's own byte-list `Debug`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine;
 use keyhold_crypto::seal::{DomainKey, KeyFileRoot, RootKeyProvider};

@@ -6,7 +6,6 @@
 //! the store's `search_path` at it and drops it afterwards. When the database cannot be
 //! reached, the PostgreSQL half fails if `CI` or `KEYHOLD_TEST_POSTGRES` is set, and is
 //! skipped with a notice otherwise.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,7 +1,6 @@
 //! The seal: the provider contract (run against every `RootKeyProvider`), the domain key,
 //! and the dev-mode key file.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -18,7 +18,6 @@
 //! }
 //! ```
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::fs;

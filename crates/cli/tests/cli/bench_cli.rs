@@ -1,7 +1,6 @@
 //! `keyhold bench --endpoint` against a running test server: SigV4-signed requests, a mix
 //! of reads and durable writes, and a JSON report whose counts add up.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

@@ -6,7 +6,6 @@
 //! PostgreSQL as in the store suite: `KEYHOLD_TEST_POSTGRES` or
 //! `postgres://postgres@127.0.0.1:5432/test`; unreachable, the test is skipped with a notice
 //! (and fails if `CI` or `KEYHOLD_TEST_POSTGRES` is set).
-#![allow(clippy::unwrap_used)]
 
 use keyhold_store::copy::{CopyError, CopyOptions, Location, copy_store};
 use keyhold_store::*;

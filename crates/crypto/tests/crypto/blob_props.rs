@@ -2,7 +2,6 @@
 //! truncation, another context, another key, arbitrary bytes — fails with the one
 //! `InvalidCiphertext` and never panics.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 

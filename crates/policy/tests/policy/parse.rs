@@ -16,7 +16,6 @@
 //! }
 //! ```
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::path::Path;
