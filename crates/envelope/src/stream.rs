@@ -1,5 +1,5 @@
-//! Framed bodies over `AsyncRead`/`AsyncWrite` in constant memory: one frame buffer on
-//! encryption and one on decryption.
+//! Framed bodies over `AsyncRead`/`AsyncWrite` in constant memory: two batches of frames
+//! (about 1 MiB each, at least one frame) on encryption, one frame buffer on decryption.
 //!
 //! Release rules (`client-apis/decrypt.md`): every frame's plaintext is written only after
 //! its GCM tag verified. For unsigned suites that is the whole rule. For signed suites the
@@ -226,39 +226,58 @@ where
     };
     out.put(&header).await?;
 
-    // Each frame is built in one reused buffer laid out as [head room | content | tag]: the
-    // plaintext is read straight into the content, sealed in place, the frame's header is
-    // written just before it and the whole frame leaves in one write. A short read ends
-    // the input and makes the final frame — empty when the input is a multiple of the
-    // frame length (the ESDKs write that, and the Python ESDK refuses a final frame as
-    // long as the frame length).
-    let fl = frame_len as usize;
-    let mut buf = Zeroizing::new(vec![0u8; HEAD_ROOM + fl + TAG_LEN]);
-    let mut seq: u32 = 1;
-    let mut total: u64 = 0;
-    loop {
-        let n = read_full(r, &mut buf[HEAD_ROOM..HEAD_ROOM + fl]).await?;
-        let is_final = n < fl;
-        total += n as u64;
-        if let Some(limit) = limit
-            && total > limit
-        {
-            return Err(Error::InvalidInput(
-                "more plaintext than the declared length",
-            ));
+    // Frames are read into a batch, sealed, and written out in order. While one batch is
+    // sealed on the blocking pool, the next is read and the previous one written: the
+    // copies that the reader/writer interface costs overlap the cipher instead of adding
+    // to it. A message that fits in one batch is sealed inline (no hand-off), and so is
+    // everything outside a Tokio runtime. A short read ends the input and makes the final
+    // frame — empty when the input is a multiple of the frame length (the ESDKs write
+    // that, and the Python ESDK refuses a final frame as long as the frame length).
+    let key = std::sync::Arc::new(key);
+    let message_id: std::sync::Arc<[u8]> = message_id.into();
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let mut input = Input {
+        next_seq: 1,
+        total: 0,
+        limit,
+        done: false,
+    };
+    let mut spare: Option<Batch> = None;
+    let mut sealing: Option<tokio::task::JoinHandle<Result<Batch, Error>>> = None;
+    while !input.done {
+        let mut batch = spare.take().unwrap_or_else(|| Batch::new(frame_len));
+        input.fill(r, &mut batch).await?;
+        let previous = match sealing.take() {
+            Some(handle) => Some(handle.await.map_err(|_| Error::Crypto)??),
+            None => None,
+        };
+        // Inline when nothing is gained by a hand-off: the whole message is this batch.
+        let inline = match &runtime {
+            Some(rt) if previous.is_some() || !input.done => {
+                let (key, id) = (key.clone(), message_id.clone());
+                sealing = Some(rt.spawn_blocking(move || {
+                    let mut batch = batch;
+                    batch.seal(&key, &id).map(|()| batch)
+                }));
+                None
+            }
+            _ => {
+                batch.seal(&key, &message_id)?;
+                Some(batch)
+            }
+        };
+        // At most one of the two: a hand-off follows any earlier one.
+        for sealed in [previous, inline].into_iter().flatten() {
+            sealed.write(&mut out).await?;
+            spare = Some(sealed);
         }
-        let iv = frame_iv(seq);
-        let aad = body_aad(&message_id, is_final, seq, n as u64);
-        let (head, rest) = buf.split_at_mut(HEAD_ROOM);
-        let (content, tail) = rest.split_at_mut(n);
-        let tag = key.seal(iv, aad.as_ref(), content)?;
-        tail[..TAG_LEN].copy_from_slice(&tag);
-        let start = frame_head(head, is_final, seq, iv, n);
-        out.put(&buf[start..HEAD_ROOM + n + TAG_LEN]).await?;
-        if is_final {
-            break;
-        }
-        seq = next_seq(seq)?;
+    }
+    if let Some(handle) = sealing.take() {
+        handle
+            .await
+            .map_err(|_| Error::Crypto)??
+            .write(&mut out)
+            .await?;
     }
     if let Some(signer) = out.signer.take() {
         let sig = signer.finish()?;
@@ -267,7 +286,121 @@ where
         out.put(&sig).await?;
     }
     out.w.flush().await.map_err(Error::Io)?;
-    Ok(total)
+    Ok(input.total)
+}
+
+/// Plaintext per batch of frames (at least one frame).
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Where the input stands: the next frame's sequence number, the bytes read so far.
+struct Input {
+    next_seq: u32,
+    total: u64,
+    limit: Option<u64>,
+    done: bool,
+}
+
+impl Input {
+    /// Reads frames into `batch` until it is full or the input ends (the final frame).
+    async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+        batch: &mut Batch,
+    ) -> Result<(), Error> {
+        batch.frames.clear();
+        let fl = batch.frame_len;
+        for slot in 0..batch.slots() {
+            let at = slot * batch.stride() + HEAD_ROOM;
+            let n = read_full(r, &mut batch.buf[at..at + fl]).await?;
+            self.total += n as u64;
+            if let Some(limit) = self.limit
+                && self.total > limit
+            {
+                return Err(Error::InvalidInput(
+                    "more plaintext than the declared length",
+                ));
+            }
+            let seq = self.next_seq;
+            let is_final = n < fl;
+            batch.frames.push(Frame {
+                seq,
+                len: n,
+                is_final,
+                head: 0,
+            });
+            if is_final {
+                self.done = true;
+                break;
+            }
+            self.next_seq = next_seq(seq)?;
+        }
+        Ok(())
+    }
+}
+
+/// One frame of a batch: its sequence number, content length, and where its header starts
+/// in its slot once sealed.
+struct Frame {
+    seq: u32,
+    len: usize,
+    is_final: bool,
+    head: usize,
+}
+
+/// Frames in one buffer, each in a slot laid out as `[head room | content | tag]`: the
+/// plaintext is read straight into the content, sealed in place, and the frame's header
+/// written just before it, so each frame leaves in one write.
+struct Batch {
+    buf: Zeroizing<Vec<u8>>,
+    frame_len: usize,
+    frames: Vec<Frame>,
+}
+
+impl Batch {
+    fn new(frame_len: u32) -> Self {
+        let frame_len = frame_len as usize;
+        let slots = (BATCH_BYTES / frame_len).max(1);
+        Self {
+            buf: Zeroizing::new(vec![0u8; slots * (HEAD_ROOM + frame_len + TAG_LEN)]),
+            frame_len,
+            frames: Vec::with_capacity(slots),
+        }
+    }
+
+    fn stride(&self) -> usize {
+        HEAD_ROOM + self.frame_len + TAG_LEN
+    }
+
+    fn slots(&self) -> usize {
+        self.buf.len() / self.stride()
+    }
+
+    fn seal(&mut self, key: &MessageKey, message_id: &[u8]) -> Result<(), Error> {
+        let stride = self.stride();
+        for (frame, slot) in self
+            .frames
+            .iter_mut()
+            .zip(self.buf.chunks_exact_mut(stride))
+        {
+            let iv = frame_iv(frame.seq);
+            let aad = body_aad(message_id, frame.is_final, frame.seq, frame.len as u64);
+            let (head, rest) = slot.split_at_mut(HEAD_ROOM);
+            let (content, tail) = rest.split_at_mut(frame.len);
+            let tag = key.seal(iv, aad.as_ref(), content)?;
+            tail[..TAG_LEN].copy_from_slice(&tag);
+            frame.head = frame_head(head, frame.is_final, frame.seq, iv, frame.len);
+        }
+        Ok(())
+    }
+
+    async fn write<W: AsyncWrite + Unpin>(&self, out: &mut Out<'_, W>) -> Result<(), Error> {
+        let stride = self.stride();
+        for (frame, slot) in self.frames.iter().zip(self.buf.chunks_exact(stride)) {
+            out.put(&slot[frame.head..HEAD_ROOM + frame.len + TAG_LEN])
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Room before a frame's content for the longest frame header (the final frame's: marker,
