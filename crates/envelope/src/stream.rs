@@ -8,7 +8,7 @@
 //! authenticated (GCM, keyed by the data key) but not yet *signed*. See docs/envelope.md.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::Error;
 use crate::context::EncryptionContext;
@@ -251,9 +251,10 @@ where
             Some(handle) => Some(handle.await.map_err(|_| Error::Crypto)??),
             None => None,
         };
-        // Inline when nothing is gained by a hand-off: the whole message is this batch.
+        // Inline when a hand-off costs more than it overlaps: a short batch (the last one,
+        // or all of a small message).
         let inline = match &runtime {
-            Some(rt) if previous.is_some() || !input.done => {
+            Some(rt) if batch.content() >= PIPELINE_MIN => {
                 let (key, id) = (key.clone(), message_id.clone());
                 sealing = Some(rt.spawn_blocking(move || {
                     let mut batch = batch;
@@ -292,6 +293,9 @@ where
 /// Plaintext per batch of frames (at least one frame).
 const BATCH_BYTES: usize = 1 << 20;
 
+/// A batch with less plaintext than this is sealed inline rather than handed off.
+const PIPELINE_MIN: usize = 256 << 10;
+
 /// Where the input stands: the next frame's sequence number, the bytes read so far.
 struct Input {
     next_seq: u32,
@@ -311,6 +315,7 @@ impl Input {
         let fl = batch.frame_len;
         for slot in 0..batch.slots() {
             let at = slot * batch.stride() + HEAD_ROOM;
+            batch.touched = batch.touched.max(at + fl + TAG_LEN);
             let n = read_full(r, &mut batch.buf[at..at + fl]).await?;
             self.total += n as u64;
             if let Some(limit) = self.limit
@@ -350,10 +355,22 @@ struct Frame {
 /// Frames in one buffer, each in a slot laid out as `[head room | content | tag]`: the
 /// plaintext is read straight into the content, sealed in place, and the frame's header
 /// written just before it, so each frame leaves in one write.
+///
+/// The buffer comes zeroed from the allocator (for a batch this size, untouched pages
+/// that cost nothing until used) and only the part that held plaintext is zeroized when
+/// the batch is dropped: a short message touches one slot, not the whole batch.
 struct Batch {
-    buf: Zeroizing<Vec<u8>>,
+    buf: Vec<u8>,
+    /// How much of `buf` has held data (zeroized on drop).
+    touched: usize,
     frame_len: usize,
     frames: Vec<Frame>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.buf[..self.touched].zeroize();
+    }
 }
 
 impl Batch {
@@ -361,10 +378,16 @@ impl Batch {
         let frame_len = frame_len as usize;
         let slots = (BATCH_BYTES / frame_len).max(1);
         Self {
-            buf: Zeroizing::new(vec![0u8; slots * (HEAD_ROOM + frame_len + TAG_LEN)]),
+            buf: vec![0u8; slots * (HEAD_ROOM + frame_len + TAG_LEN)],
+            touched: 0,
             frame_len,
             frames: Vec::with_capacity(slots),
         }
+    }
+
+    /// The plaintext bytes in the batch.
+    fn content(&self) -> usize {
+        self.frames.iter().map(|f| f.len).sum()
     }
 
     fn stride(&self) -> usize {
@@ -595,11 +618,29 @@ mod tests {
         let key = DataKey::random().unwrap();
         let f = FRAME as usize;
         let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
-        for len in [0, 1, f - 1, f, f + 1, 3 * f, 3 * f + 17] {
+        // Around frames, and around batches (sealed inline below PIPELINE_MIN, handed off
+        // above it, one batch in flight while the next is read).
+        let batch = (BATCH_BYTES / f).max(1) * f;
+        for len in [
+            0,
+            1,
+            f - 1,
+            f,
+            f + 1,
+            3 * f,
+            3 * f + 17,
+            PIPELINE_MIN - 1,
+            PIPELINE_MIN + f,
+            batch,
+            batch + 1,
+            2 * batch + f / 2,
+            5 * batch,
+        ] {
             let plaintext: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
             let id = vec![9u8; 32];
             // A reused buffer holding a longer, different message: overwritten and cut.
             let mut sliced = vec![0xEEu8; 4 * f + 4096];
+            let mut streamed = Vec::new();
             encrypt_slice_with_id(
                 materials(suite, &key),
                 FRAME,
@@ -608,7 +649,6 @@ mod tests {
                 &mut sliced,
             )
             .unwrap();
-            let mut streamed = Vec::new();
             let n = encrypt_with_id(
                 materials(suite, &key),
                 FRAME,

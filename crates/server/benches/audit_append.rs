@@ -1,6 +1,11 @@
 //! The audit trail's append path, end to end: callers hand events to the trail and wait for
-//! their durability receipts (durable mode), as requests do. Reports events per second
-//! appended, chained and synced (`cargo bench -p keyhold-server --bench audit_append`).
+//! their durability receipts (durable mode). Reports events per second appended, chained,
+//! synced and handed to the index (`cargo bench -p keyhold-server --bench audit_append`):
+//!
+//! - `append_durable`: 256 callers, each waiting for every event before the next, as
+//!   requests do (one event each): bound by the callers' hand-offs and the sync latency.
+//! - `append_durable_streamed`: 16 callers, each handing over 1,000 events and then
+//!   waiting for all of them: what the log itself sustains (writer, syncer, indexer).
 
 use std::sync::Arc;
 
@@ -76,6 +81,28 @@ fn append(c: &mut Criterion) {
                             trail.record_service_event(event(&details, &receipts));
                             receipts.wait().await.expect("the event is durable");
                         }
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+            });
+        });
+    });
+    const STREAMS: usize = 16;
+    const STREAMED: usize = 1000;
+    group.throughput(Throughput::Elements((STREAMS * STREAMED) as u64));
+    group.bench_function("append_durable_streamed", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..STREAMS {
+                    let trail = trail.clone();
+                    let details = details.clone();
+                    tasks.spawn(async move {
+                        let receipts = Receipts::default();
+                        for _ in 0..STREAMED {
+                            trail.record_service_event(event(&details, &receipts));
+                        }
+                        receipts.wait().await.expect("the events are durable");
                     });
                 }
                 while tasks.join_next().await.is_some() {}
