@@ -3,7 +3,6 @@
 //! digest files kept elsewhere), the server refuses to continue it, and `reanchor` is the
 //! way back.
 
-
 use std::path::Path;
 use std::process::{Command, Output};
 

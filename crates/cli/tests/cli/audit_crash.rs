@@ -1,7 +1,6 @@
 //! Crash test: `kill -9` the server in the middle of a load of audited calls; after a
 //! restart, every call that received a response has its event and the chain verifies.
 
-
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

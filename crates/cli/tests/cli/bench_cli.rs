@@ -1,7 +1,6 @@
 //! `keyhold bench --endpoint` against a running test server: SigV4-signed requests, a mix
 //! of reads and durable writes, and a JSON report whose counts add up.
 
-
 use std::process::Command;
 
 use keyhold_testkit::TestServer;

@@ -2,7 +2,6 @@
 //! standard AWS way: files and pipes round-trip, and each failure has its exit code (2
 //! usage, 3 wrong key, 4 tampered, 5 context mismatch, 1 I/O) and leaves no output file.
 
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

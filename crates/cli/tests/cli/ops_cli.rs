@@ -1,7 +1,6 @@
 //! The operator side of the `keyhold` binary: `--version` with the git revision, shell
 //! completions, `keyhold health`, and JSON log lines that carry the request id.
 
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

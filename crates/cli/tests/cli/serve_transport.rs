@@ -2,7 +2,6 @@
 //! (checked with curl), data directory modes under `umask 000`, and strict mode refusing
 //! plain HTTP off loopback.
 
-
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;

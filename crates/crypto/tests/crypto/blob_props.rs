@@ -2,7 +2,6 @@
 //! truncation, another context, another key, arbitrary bytes — fails with the one
 //! `InvalidCiphertext` and never panics.
 
-
 use std::collections::BTreeMap;
 
 use keyhold_crypto::blob::{self, BlobHeader};

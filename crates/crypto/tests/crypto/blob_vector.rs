@@ -4,7 +4,6 @@
 //! AES block cipher and GHASH (NIST SP 800-38D). The encrypt direction is the unit test
 //! `blob::tests::golden_vector_v1_encrypts_to_the_recorded_blob`.
 
-
 use aws_lc_rs::cipher::{AES_256, EncryptingKey, UnboundCipherKey};
 use aws_lc_rs::hmac;
 use keyhold_crypto::blob::{self, BlobHeader};

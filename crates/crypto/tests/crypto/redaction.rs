@@ -1,7 +1,6 @@
 //! `Debug` (and `Display` of errors) of every secret-holding type must not reveal the secret
 //! in any spelling: hex, base64, or Rust's own byte-list `Debug`.
 
-
 use base64::Engine;
 use keyhold_crypto::seal::{DomainKey, KeyFileRoot, RootKeyProvider};
 use keyhold_crypto::{CryptoError, EncryptionContext, SecretBytes, SymmetricKey, blob};

@@ -1,7 +1,6 @@
 //! The seal: the provider contract (run against every `RootKeyProvider`), the domain key,
 //! and the dev-mode key file.
 
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

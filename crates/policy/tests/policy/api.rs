@@ -1,7 +1,6 @@
 //! The public API beyond the tables: KMS's extra key policy check, principal listing,
 //! deciding statements, and robustness on arbitrary input.
 
-
 use keyhold_policy::{
     Context, Decision, Effect, Evaluation, OverlyPermissiveKey, Policy, PolicyError, PolicyKind,
     Principal, PrincipalKind, PrincipalMatch, Request,

@@ -18,7 +18,6 @@
 //! }
 //! ```
 
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;

@@ -16,7 +16,6 @@
 //! }
 //! ```
 
-
 use std::fs;
 use std::path::Path;
 

@@ -1,7 +1,6 @@
 //! Arbitrary request bodies through every operation's generated decode and validation:
 //! the answer is always an `ApiError` or success, never a panic.
 
-
 use keyhold_proto::runtime::query::QueryParams;
 use keyhold_proto::{cloudtrail, iam, kms, secretsmanager, ssm, sts};
 use proptest::prelude::*;

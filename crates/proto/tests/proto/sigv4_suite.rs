@@ -6,7 +6,6 @@
 //! change to the signature, the body, the method, the path, the query or a signed header
 //! makes it fail.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;

@@ -2,7 +2,6 @@
 //! member is reported, how JSON type mismatches are refused, and that every error body is
 //! well-formed XML (awsQuery) or JSON (JSON 1.1), whatever the request carried.
 
-
 use keyhold_proto::runtime::error::ApiError;
 use keyhold_proto::runtime::query::QueryParams;
 use keyhold_proto::{cloudtrail, iam, kms, secretsmanager, ssm, sts};
