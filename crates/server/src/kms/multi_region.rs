@@ -13,6 +13,12 @@
 //! ([`KmsService::replica_rotations`]); replicas answer
 //! `UnsupportedOperationException` to the rotation operations and report the primary's
 //! rotation status.
+//!
+//! A primary scheduled for deletion while it has replicas waits in `PendingReplicaDeletion`
+//! (its record's `deletion_ms` holding the waiting period's length) until the deletion sweep
+//! deletes its last replica ([`KmsService::before_regional_deletion`]). A replica of a key
+//! with imported material is made without material (`PendingImport`), naming its primary's
+//! material id: the same material is imported into it separately.
 
 use std::sync::Arc;
 
