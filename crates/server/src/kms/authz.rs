@@ -73,6 +73,12 @@ pub struct Facts<'a> {
     /// The region a decision is made for when it is not the request's (`ReplicateKey`'s
     /// checks in the replica region): `aws:RequestedRegion`.
     pub requested_region: Option<&'a str>,
+    /// `CreateKey`, `PutKeyPolicy`: the `BypassPolicyLockoutSafetyCheck` given
+    /// (`kms:BypassPolicyLockoutSafetyCheck`; absent when the request has none).
+    pub bypass_policy_lockout_safety_check: Option<bool>,
+    /// `CreateKey`: whether the key asked for is multi-Region (`kms:MultiRegion`, and
+    /// `kms:MultiRegionKeyType` `PRIMARY` when it is).
+    pub multi_region: Option<bool>,
 }
 
 impl KmsService {
@@ -413,16 +419,28 @@ impl ConditionContext for Conditions<'_> {
             "kms:keyspec" => one(key?.spec.as_str().to_owned()),
             "kms:keyusage" => one(key?.usage.as_str().to_owned()),
             "kms:keyorigin" => one(key?.origin.as_str().to_owned()),
-            "kms:multiregion" => one(key?.record.multi_region_primary.is_some().to_string()),
-            "kms:multiregionkeytype" => {
-                let key = key?;
-                key.record.multi_region_primary.as_ref()?;
-                one(if key.is_replica() {
-                    "REPLICA"
-                } else {
-                    "PRIMARY"
+            "kms:multiregion" => match key {
+                Some(key) => one(key.record.multi_region_primary.is_some().to_string()),
+                None => one(self.facts.multi_region?.to_string()),
+            },
+            "kms:multiregionkeytype" => match key {
+                Some(key) => {
+                    key.record.multi_region_primary.as_ref()?;
+                    one(if key.is_replica() {
+                        "REPLICA"
+                    } else {
+                        "PRIMARY"
+                    }
+                    .to_owned())
                 }
-                .to_owned())
+                None => self
+                    .facts
+                    .multi_region
+                    .filter(|multi| *multi)
+                    .and_then(|_| one("PRIMARY".to_owned())),
+            },
+            "kms:bypasspolicylockoutsafetycheck" => {
+                one(self.facts.bypass_policy_lockout_safety_check?.to_string())
             }
             "kms:replicaregion" => self.facts.replica_region.map(str::to_owned).and_then(one),
             "aws:requestedregion" if self.facts.requested_region.is_some() => {

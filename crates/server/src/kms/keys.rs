@@ -25,7 +25,12 @@ pub async fn create_key(
     ctx: &RequestContext,
     input: CreateKeyRequest,
 ) -> Result<CreateKeyResponse, KmsError> {
-    kms.authorize_account(ctx, "kms:CreateKey")?;
+    let facts = Facts {
+        bypass_policy_lockout_safety_check: input.bypass_policy_lockout_safety_check,
+        multi_region: Some(input.multi_region == Some(true)),
+        ..Facts::default()
+    };
+    kms.authorize_account_with(ctx, "kms:CreateKey", &facts)?;
     let spec = match (input.key_spec, input.customer_master_key_spec) {
         (Some(spec), Some(cmk)) if spec.as_str() != cmk.as_str() => {
             return Err(KmsError::SpecConflict);

@@ -1078,3 +1078,64 @@ async fn imported_material_is_imported_into_each_replica_and_must_be_the_same() 
         .unwrap_err();
     assert_eq!(err.code(), Some("UnsupportedOperationException"));
 }
+
+#[tokio::test]
+async fn policies_can_tell_multi_region_keys_primaries_and_replicas_apart() {
+    use keyhold_testkit::identity::{put_user_policy, user_with_key};
+    let server = TestServer::start().await;
+    let (east, _) = clients(&server);
+    let id = create_mrk(&east).await;
+    replicate(&east, &id).await;
+    let iam = server.iam();
+    let user = user_with_key(&iam, "regional").await;
+    put_user_policy(
+        &iam,
+        "regional",
+        "p",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"*","Resource":"*"},
+            {"Effect":"Deny","Action":"kms:CreateKey","Resource":"*",
+             "Condition":{"Bool":{"kms:MultiRegion":"true"}}},
+            {"Effect":"Deny","Action":"kms:Encrypt","Resource":"*",
+             "Condition":{"StringEquals":{"kms:MultiRegionKeyType":"REPLICA"}}}]}"#,
+    )
+    .await;
+    let user_east = server.kms_with(&user.access_key_id, &user.secret_access_key, EAST);
+    let user_west = server.kms_with(&user.access_key_id, &user.secret_access_key, WEST);
+
+    let e = user_east
+        .create_key()
+        .multi_region(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    user_east.create_key().send().await.unwrap();
+    user_east
+        .create_key()
+        .multi_region(false)
+        .send()
+        .await
+        .unwrap();
+
+    encrypt(&user_east, &id, b"primary").await;
+    let e = user_west
+        .encrypt()
+        .key_id(&id)
+        .plaintext(Blob::new(b"replica".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    assert!(e.message().unwrap().contains("kms:Encrypt"), "{e:?}");
+    // A single-Region key has no kms:MultiRegionKeyType: the deny does not apply.
+    let single = user_west
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    encrypt(&user_west, &single, b"single").await;
+}
