@@ -1,7 +1,10 @@
 //! Multi-Region KMS keys through the real `aws-sdk-kms` client, one client per region of
 //! the same server: CreateKey with `MultiRegion`, ReplicateKey, DescribeKey's
 //! `MultiRegionConfiguration`, ciphertexts crossing regions, a replica's own state, the
-//! primary's rotation reaching its replicas, UpdatePrimaryRegion, and AWS's errors.
+//! primary's rotation reaching its replicas, UpdatePrimaryRegion, AWS's errors, the
+//! deletion of a primary that has replicas (`PendingReplicaDeletion`, across restarts),
+//! ReplicateKey's authorization in the replica region, the multi-Region condition keys, and
+//! multi-Region keys with imported material.
 
 use std::time::Duration;
 
@@ -1138,4 +1141,50 @@ async fn policies_can_tell_multi_region_keys_primaries_and_replicas_apart() {
         .unwrap()
         .key_id;
     encrypt(&user_west, &single, b"single").await;
+}
+
+#[tokio::test]
+async fn an_imported_hmac_multi_region_key_takes_the_same_secret_in_each_region() {
+    use aws_sdk_kms::types::OriginType;
+    let server = TestServer::start().await;
+    let (east, west) = clients(&server);
+    let id = east
+        .create_key()
+        .multi_region(true)
+        .origin(OriginType::External)
+        .key_spec(KeySpec::Hmac256)
+        .key_usage(KeyUsageType::GenerateVerifyMac)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let secret = [0x5au8; 48];
+    import(&east, &id, &secret, None).await.unwrap();
+    replicate(&east, &id).await;
+    assert_eq!(state(&west, &id).await, Some(KeyState::PendingImport));
+    let err = import(&west, &id, &[0x5bu8; 48], None).await.unwrap_err();
+    assert_eq!(err.code(), Some("IncorrectKeyMaterialException"), "{err:?}");
+    import(&west, &id, &secret, None).await.unwrap();
+    let mac = east
+        .generate_mac()
+        .key_id(&id)
+        .message(Blob::new(b"mac me".to_vec()))
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .send()
+        .await
+        .unwrap()
+        .mac
+        .unwrap();
+    let verified = west
+        .verify_mac()
+        .key_id(&id)
+        .message(Blob::new(b"mac me".to_vec()))
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .mac(mac)
+        .send()
+        .await
+        .unwrap();
+    assert!(verified.mac_valid());
 }
