@@ -68,6 +68,17 @@ pub struct Facts<'a> {
     /// `ImportKeyMaterial`: `kms:ExpirationModel` and `kms:ValidTo` (epoch seconds).
     pub expiration_model: Option<&'static str>,
     pub valid_to_ms: Option<i64>,
+    /// `ReplicateKey`: the `ReplicaRegion` asked for (`kms:ReplicaRegion`).
+    pub replica_region: Option<&'a str>,
+    /// The region a decision is made for when it is not the request's (`ReplicateKey`'s
+    /// checks in the replica region): `aws:RequestedRegion`.
+    pub requested_region: Option<&'a str>,
+    /// `CreateKey`, `PutKeyPolicy`: the `BypassPolicyLockoutSafetyCheck` given
+    /// (`kms:BypassPolicyLockoutSafetyCheck`; absent when the request has none).
+    pub bypass_policy_lockout_safety_check: Option<bool>,
+    /// `CreateKey`: whether the key asked for is multi-Region (`kms:MultiRegion`, and
+    /// `kms:MultiRegionKeyType` `PRIMARY` when it is).
+    pub multi_region: Option<bool>,
 }
 
 impl KmsService {
@@ -145,7 +156,30 @@ impl KmsService {
         ctx: &RequestContext,
         action: &'static str,
     ) -> Result<(), KmsError> {
-        self.authorize_identity(ctx, action, "*", &ctx.scope.account, &Facts::default())
+        self.authorize_account_with(ctx, action, &Facts::default())
+    }
+
+    /// [`KmsService::authorize_account`] with request facts (another requested region).
+    pub(super) fn authorize_account_with(
+        &self,
+        ctx: &RequestContext,
+        action: &'static str,
+        facts: &Facts<'_>,
+    ) -> Result<(), KmsError> {
+        self.authorize_identity(ctx, action, "*", &ctx.scope.account, facts)
+    }
+
+    /// Decides `action` on a key that does not exist yet (`ReplicateKey`'s replica, named
+    /// by its ARN-to-be) by the caller's identity policies alone, as AWS requires
+    /// `kms:TagResource` "in an IAM policy" for a new key's tags.
+    pub(super) fn authorize_identity_on(
+        &self,
+        ctx: &RequestContext,
+        action: &'static str,
+        key_arn: &str,
+        facts: &Facts<'_>,
+    ) -> Result<(), KmsError> {
+        self.authorize_identity(ctx, action, key_arn, &ctx.scope.account, facts)
     }
 
     /// `ListRetirableGrants`: identity policies alone, on the retiring principal named
@@ -385,6 +419,33 @@ impl ConditionContext for Conditions<'_> {
             "kms:keyspec" => one(key?.spec.as_str().to_owned()),
             "kms:keyusage" => one(key?.usage.as_str().to_owned()),
             "kms:keyorigin" => one(key?.origin.as_str().to_owned()),
+            "kms:multiregion" => match key {
+                Some(key) => one(key.record.multi_region_primary.is_some().to_string()),
+                None => one(self.facts.multi_region?.to_string()),
+            },
+            "kms:multiregionkeytype" => match key {
+                Some(key) => {
+                    key.record.multi_region_primary.as_ref()?;
+                    one(if key.is_replica() {
+                        "REPLICA"
+                    } else {
+                        "PRIMARY"
+                    }
+                    .to_owned())
+                }
+                None => self
+                    .facts
+                    .multi_region
+                    .filter(|multi| *multi)
+                    .and_then(|_| one("PRIMARY".to_owned())),
+            },
+            "kms:bypasspolicylockoutsafetycheck" => {
+                one(self.facts.bypass_policy_lockout_safety_check?.to_string())
+            }
+            "kms:replicaregion" => self.facts.replica_region.map(str::to_owned).and_then(one),
+            "aws:requestedregion" if self.facts.requested_region.is_some() => {
+                self.facts.requested_region.map(str::to_owned).and_then(one)
+            }
             "kms:aliasname" => self.facts.alias_name.map(str::to_owned).and_then(one),
             "kms:rotationperiodindays" => one(self.facts.rotation_period_in_days?.to_string()),
             "kms:wrappingalgorithm" => self

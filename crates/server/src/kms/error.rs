@@ -33,6 +33,10 @@ pub enum KmsError {
     PendingDeletion {
         arn: String,
     },
+    /// A multi-Region primary key scheduled for deletion while it still has replicas.
+    PendingReplicaDeletion {
+        arn: String,
+    },
     NotPendingDeletion {
         arn: String,
     },
@@ -259,6 +263,10 @@ impl From<KmsError> for ApiError {
                 Code::KMSInvalidStateException,
                 format!("{arn} is pending deletion."),
             ),
+            E::PendingReplicaDeletion { arn } => ApiError::new(
+                Code::KMSInvalidStateException,
+                format!("{arn} is pending replica deletion."),
+            ),
             E::NotPendingDeletion { arn } => ApiError::new(
                 Code::KMSInvalidStateException,
                 format!("{arn} is not pending deletion."),
@@ -437,11 +445,15 @@ impl From<KmsError> for ApiError {
             }
             E::NotMultiRegion { arn } => ApiError::new(
                 Code::UnsupportedOperationException,
-                format!("{arn} is not a multi-Region key."),
+                // UNCONFIRMED: AWS's wording for a single-Region key; this follows its
+                // captured wording for a replica (below).
+                format!("{arn} is not a multi-region key."),
             ),
             E::NotPrimary { arn } => ApiError::new(
                 Code::UnsupportedOperationException,
-                format!("{arn} is not a multi-Region primary key."),
+                // AWS's wording, captured (LocalStack's AWS-validated snapshot
+                // `test_replicate_replica_key_should_fail`, 2025).
+                format!("{arn} is not a multi-region primary key."),
             ),
             E::ReplicaRegion { region } => ApiError::validation(format!(
                 "{region} is not a valid ReplicaRegion: it must be another region of the \

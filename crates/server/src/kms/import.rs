@@ -239,7 +239,23 @@ pub async fn import_key_material(
             {
                 return Err(KmsError::IncorrectKeyMaterial);
             }
+            // A multi-Region replica is made naming its primary's material (the same key id
+            // and material give the same material id in every region): it takes that
+            // material only.
+            if key.record.multi_region_primary.is_some()
+                && key.current_material != NO_MATERIAL
+                && key.current_material != id
+            {
+                return Err(KmsError::IncorrectKeyMaterial);
+            }
             false
+        }
+        // New material for a multi-Region key would have to reach every region before a
+        // rotation (AWS's `PENDING_MULTI_REGION_IMPORT_AND_ROTATION`): not implemented.
+        (false, Some(ImportType::NewKeyMaterial)) if key.record.multi_region_primary.is_some() => {
+            return Err(KmsError::Unsupported {
+                what: "new key material (ImportType NEW_KEY_MATERIAL) for multi-Region keys".into(),
+            });
         }
         // Asymmetric and HMAC keys keep their first material for good (they do not rotate).
         (false, Some(ImportType::NewKeyMaterial)) if private_spec.is_some() => {
@@ -606,10 +622,14 @@ impl KmsService {
         let original = key.clone();
         match self.expired_view(key) {
             Ok(expired) => {
-                self.keys
-                    .replace_if(&expired.id, expired.clone(), |cached| {
-                        Arc::ptr_eq(cached, &original)
-                    });
+                let is_original = |cached: &Arc<Key>| Arc::ptr_eq(cached, &original);
+                if super::multi_region::is_storage_id(&expired.record.key_id) {
+                    self.regional
+                        .replace_if(&expired.record.key_id, expired.clone(), is_original);
+                } else {
+                    self.keys
+                        .replace_if(&expired.id, expired.clone(), is_original);
+                }
                 expired
             }
             Err(key) => key,
@@ -740,7 +760,10 @@ fn expire(key: &Key, now: i64) -> Option<Key> {
 /// that never had material). A key pending deletion keeps its state.
 fn set_state_after(record: &mut KeyRecord, imported: &[ImportedMaterial]) {
     let state = KeyState::parse(&record.state).unwrap_or(KeyState::PendingImport);
-    if state == KeyState::PendingDeletion {
+    if matches!(
+        state,
+        KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+    ) {
         return;
     }
     if lacks_material(OriginType::External, imported) {

@@ -207,20 +207,46 @@ impl Key {
             KeyState::PendingImport => Err(KmsError::PendingImport {
                 arn: self.record.arn.clone(),
             }),
+            KeyState::PendingReplicaDeletion => Err(KmsError::PendingReplicaDeletion {
+                arn: self.record.arn.clone(),
+            }),
             _ => Err(KmsError::PendingDeletion {
                 arn: self.record.arn.clone(),
             }),
         }
     }
 
+    /// Whether the key is scheduled for deletion: `PendingDeletion`, or
+    /// `PendingReplicaDeletion` (a multi-Region primary waiting for its replicas to go).
+    pub fn is_pending_deletion(&self) -> bool {
+        matches!(
+            self.state,
+            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+        )
+    }
+
     /// The state check of operations that change a key (tags, description, aliases).
     pub fn check_not_pending_deletion(&self) -> Result<(), KmsError> {
-        if self.state == KeyState::PendingDeletion {
-            return Err(KmsError::PendingDeletion {
+        match self.state {
+            KeyState::PendingDeletion => Err(KmsError::PendingDeletion {
                 arn: self.record.arn.clone(),
-            });
+            }),
+            KeyState::PendingReplicaDeletion => Err(KmsError::PendingReplicaDeletion {
+                arn: self.record.arn.clone(),
+            }),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The waiting period of a multi-Region primary in `PendingReplicaDeletion`, in days:
+    /// it starts only when its last replica is deleted, so until then the record's
+    /// `deletion_ms` holds its length (in milliseconds), not a date.
+    pub fn pending_replica_deletion_days(&self) -> Option<i32> {
+        if self.state != KeyState::PendingReplicaDeletion {
+            return None;
+        }
+        let window_ms = self.record.deletion_ms?;
+        i32::try_from(window_ms / DAY_MS).ok()
     }
 
     /// The usage check of cryptographic operations.
@@ -313,7 +339,13 @@ impl Key {
             description: Some(r.description.clone()),
             key_usage: Some(self.usage),
             key_state: Some(self.state),
-            deletion_date: r.deletion_ms.map(Timestamp::from_millis),
+            // Only a key pending deletion has a date; in `PendingReplicaDeletion` the
+            // waiting period has not started, and its length is shown instead.
+            deletion_date: r
+                .deletion_ms
+                .filter(|_| self.state == KeyState::PendingDeletion)
+                .map(Timestamp::from_millis),
+            pending_deletion_window_in_days: self.pending_replica_deletion_days(),
             origin: Some(self.origin),
             key_manager: Some(self.manager),
             customer_master_key_spec: keyhold_proto::kms::CustomerMasterKeySpec::parse(
@@ -335,6 +367,9 @@ impl Key {
         }
     }
 }
+
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
 
 /// A key's current material id: 64 hex digits, or empty for a key with `EXTERNAL` origin
 /// whose first material was never imported ([`NO_MATERIAL`]).

@@ -7,6 +7,7 @@ use keyhold_proto::kms::*;
 use super::KmsService;
 use super::authz::Facts;
 use super::error::KmsError;
+use super::key::DAY_MS;
 use super::managed::default_key_policy;
 use super::pagination::List;
 use super::policies::validate_new_policy;
@@ -24,7 +25,12 @@ pub async fn create_key(
     ctx: &RequestContext,
     input: CreateKeyRequest,
 ) -> Result<CreateKeyResponse, KmsError> {
-    kms.authorize_account(ctx, "kms:CreateKey")?;
+    let facts = Facts {
+        bypass_policy_lockout_safety_check: input.bypass_policy_lockout_safety_check,
+        multi_region: Some(input.multi_region == Some(true)),
+        ..Facts::default()
+    };
+    kms.authorize_account_with(ctx, "kms:CreateKey", &facts)?;
     let spec = match (input.key_spec, input.customer_master_key_spec) {
         (Some(spec), Some(cmk)) if spec.as_str() != cmk.as_str() => {
             return Err(KmsError::SpecConflict);
@@ -48,11 +54,6 @@ pub async fn create_key(
         }
     };
     let multi_region = input.multi_region == Some(true);
-    if multi_region && external {
-        return Err(KmsError::Unsupported {
-            what: "multi-Region keys with imported key material".into(),
-        });
-    }
     if input.xks_key_id.is_some() || input.origin == Some(OriginType::ExternalKeyStore) {
         return Err(KmsError::Unsupported {
             what: "keys in external key stores".into(),
@@ -220,8 +221,22 @@ pub async fn schedule_key_deletion(
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, "kms:ScheduleKeyDeletion", &Facts::default())?;
     key.check_not_pending_deletion()?;
-    let deletion = kms.clock.now().plus_days(i64::from(days));
     let mut record = key.record.clone();
+    if kms.has_replicas(&key).await? {
+        // A multi-Region primary outlives its replicas: its waiting period starts when the
+        // last of them is deleted (the deletion sweep), so there is no date yet; the
+        // record keeps the period's length until then.
+        record.state = KeyState::PendingReplicaDeletion.as_str().to_owned();
+        record.deletion_ms = Some(i64::from(days) * DAY_MS);
+        let key = kms.update_key(&key, record, None).await?;
+        return Ok(ScheduleKeyDeletionResponse {
+            key_id: Some(key.arn().to_owned()),
+            deletion_date: None,
+            key_state: Some(KeyState::PendingReplicaDeletion),
+            pending_window_in_days: Some(days),
+        });
+    }
+    let deletion = kms.clock.now().plus_days(i64::from(days));
     record.state = KeyState::PendingDeletion.as_str().to_owned();
     record.deletion_ms = Some(deletion.as_millis());
     let key = kms.update_key(&key, record, None).await?;
@@ -241,7 +256,7 @@ pub async fn cancel_key_deletion(
     let _guard = kms.writes.lock().await;
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, "kms:CancelKeyDeletion", &Facts::default())?;
-    if key.state != KeyState::PendingDeletion {
+    if !key.is_pending_deletion() {
         return Err(KmsError::NotPendingDeletion {
             arn: key.arn().to_owned(),
         });

@@ -400,6 +400,11 @@ impl KmsService {
         let now = self.clock.now().as_millis();
         let mut deleted = 0;
         for key_id in self.store.keys_due_for_deletion(now).await? {
+            if multi_region::is_storage_id(&key_id)
+                && !self.before_regional_deletion(&key_id).await?
+            {
+                continue;
+            }
             let custom_key_store = self.store.key_custom_key_store(&key_id).await?;
             if self.store.delete_key_if_due(&key_id, now).await? {
                 self.cache_remove(&key_id);

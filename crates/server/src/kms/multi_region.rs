@@ -13,6 +13,12 @@
 //! ([`KmsService::replica_rotations`]); replicas answer
 //! `UnsupportedOperationException` to the rotation operations and report the primary's
 //! rotation status.
+//!
+//! A primary scheduled for deletion while it has replicas waits in `PendingReplicaDeletion`
+//! (its record's `deletion_ms` holding the waiting period's length) until the deletion sweep
+//! deletes its last replica ([`KmsService::before_regional_deletion`]). A replica of a key
+//! with imported material is made without material (`PendingImport`), naming its primary's
+//! material id: the same material is imported into it separately.
 
 use std::sync::Arc;
 
@@ -23,7 +29,7 @@ use keyhold_store::{KeyRecord, MaterialRecord};
 use super::KmsService;
 use super::authz::Facts;
 use super::error::KmsError;
-use super::key::{Key, KeyAliases};
+use super::key::{DAY_MS, Key, KeyAliases, Materials};
 use super::managed::default_key_policy;
 use super::policies::validate_new_policy;
 use super::resolve::Aliases;
@@ -32,6 +38,9 @@ use crate::arn::Scope;
 use crate::context::RequestContext;
 
 const PREFIX: &str = "mrk-";
+
+/// The shortest waiting period of a deletion (`ScheduleKeyDeletion`'s minimum).
+const MIN_PENDING_WINDOW_DAYS: i32 = 7;
 
 /// The 16-byte id of a multi-Region key id (`mrk-` and 32 lower-case hex digits).
 pub fn parse_wire(key_id: &str) -> Option<KeyId> {
@@ -90,12 +99,23 @@ pub async fn replicate_key(
 ) -> Result<ReplicateKeyResponse, KmsError> {
     let _guard = kms.writes.lock().await;
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
-    kms.authorize(ctx, &key, "kms:ReplicateKey", &Facts::default())?;
-    // The replica is a new key: AWS requires `kms:CreateKey` (in an IAM policy) as well.
-    kms.authorize_account(ctx, "kms:CreateKey")?;
+    let region = input.replica_region;
+    // As AWS documents it: `kms:ReplicateKey` on the primary (`kms:ReplicaRegion` is the
+    // region asked for), and — the replica being a new key — `kms:CreateKey` in an IAM
+    // policy, and `kms:TagResource` too when tags are given, both evaluated in the replica
+    // region (`aws:RequestedRegion`).
+    let facts = Facts {
+        replica_region: Some(&region),
+        ..Facts::default()
+    };
+    kms.authorize(ctx, &key, "kms:ReplicateKey", &facts)?;
+    let in_replica_region = Facts {
+        requested_region: Some(&region),
+        ..Facts::default()
+    };
+    kms.authorize_account_with(ctx, "kms:CreateKey", &in_replica_region)?;
     check_primary(&key)?;
     key.check_usable()?;
-    let region = input.replica_region;
     let scope = Scope::new(key.record.account.clone(), region.clone());
     if region == key.record.region || scope.partition != ctx.scope.partition {
         return Err(KmsError::ReplicaRegion { region });
@@ -103,6 +123,9 @@ pub async fn replicate_key(
     let wire = key.wire_key_id().to_owned();
     let stored_id = storage_id(&wire, &region);
     let arn = scope.arn("kms", format_args!("key/{wire}"));
+    if input.tags.as_ref().is_some_and(|t| !t.is_empty()) {
+        kms.authorize_identity_on(ctx, "kms:TagResource", &arn, &in_replica_region)?;
+    }
     if kms.store.get_key(&stored_id).await?.is_some() {
         return Err(KmsError::ReplicaExists { arn });
     }
@@ -115,29 +138,22 @@ pub async fn replicate_key(
         None => default_key_policy(&scope),
     };
     let tags = merge_tags(&[], input.tags.as_deref().unwrap_or_default())?;
-    // The same materials, sealed under the replica's ARN.
-    let mut materials = Vec::new();
-    for stored in kms.store.materials(&key.record.key_id).await? {
-        let id = MaterialId::from_hex(&stored.material_id).ok_or(KmsError::Internal)?;
-        let sealed = match (&key.materials.private, key.materials.by_id.get(&id)) {
-            (Some(private), _) => kms.domain.seal_private_key(private, &arn, &id),
-            (None, Some(material)) => kms.domain.seal_material(material, &arn, &id),
-            (None, None) => return Err(KmsError::Internal),
-        }
-        .map_err(|_| KmsError::Internal)?;
-        materials.push(MaterialRecord {
-            key_id: stored_id.clone(),
-            sealed,
-            ..stored
-        });
-    }
+    let external = key.origin == OriginType::External;
     let record = KeyRecord {
         key_id: stored_id,
         region: region.clone(),
         arn,
         creation_ms: kms.clock.now().as_millis(),
         description: input.description.unwrap_or_default(),
-        state: KeyState::Enabled.as_str().to_owned(),
+        // A replica of a key with imported material has none of it: the same material is
+        // imported into it separately (its current material id names which).
+        state: if external {
+            KeyState::PendingImport
+        } else {
+            KeyState::Enabled
+        }
+        .as_str()
+        .to_owned(),
         deletion_ms: None,
         policy: policy.clone(),
         // The primary's schedule rotates the replicas.
@@ -147,14 +163,23 @@ pub async fn replicate_key(
         ..key.record.clone()
     };
     let store_tags = to_store_tags(&tags);
-    kms.store
-        .insert_key_with_materials(&record, &materials, &store_tags)
-        .await?;
+    let materials = if external {
+        kms.store
+            .insert_key_without_material(&record, &store_tags)
+            .await?;
+        Arc::new(Materials::default())
+    } else {
+        let sealed = kms.sealed_for_replica(&key, &record).await?;
+        kms.store
+            .insert_key_with_materials(&record, &sealed, &store_tags)
+            .await?;
+        key.materials.clone()
+    };
     kms.writes.note_write();
     let replica = Key::from_parts(
         record,
         store_tags,
-        key.materials.clone(),
+        materials,
         Arc::default(),
         Arc::new(KeyAliases::default()),
     )
@@ -273,6 +298,106 @@ impl KmsService {
             }),
             replica_keys: Some(replica_keys),
         }))
+    }
+
+    /// Every material of the primary `key`, sealed again under the ARN of its new replica
+    /// `replica`.
+    async fn sealed_for_replica(
+        &self,
+        key: &Key,
+        replica: &KeyRecord,
+    ) -> Result<Vec<MaterialRecord>, KmsError> {
+        let mut materials = Vec::new();
+        for stored in self.store.materials(&key.record.key_id).await? {
+            let id = MaterialId::from_hex(&stored.material_id).ok_or(KmsError::Internal)?;
+            let sealed = match (&key.materials.private, key.materials.by_id.get(&id)) {
+                (Some(private), _) => self.domain.seal_private_key(private, &replica.arn, &id),
+                (None, Some(material)) => self.domain.seal_material(material, &replica.arn, &id),
+                (None, None) => return Err(KmsError::Internal),
+            }
+            .map_err(|_| KmsError::Internal)?;
+            materials.push(MaterialRecord {
+                key_id: replica.key_id.clone(),
+                sealed,
+                ..stored
+            });
+        }
+        Ok(materials)
+    }
+
+    /// Whether `key` is a multi-Region primary that has replicas (in any state).
+    pub(super) async fn has_replicas(&self, key: &Key) -> Result<bool, KmsError> {
+        if key.record.multi_region_primary.is_none() || key.is_replica() {
+            return Ok(false);
+        }
+        let rows = self
+            .store
+            .multi_region_keys(&key.record.account, key.wire_key_id())
+            .await?;
+        Ok(rows.iter().any(|r| r.key_id != key.record.key_id))
+    }
+
+    /// What the deletion sweep does before it deletes `storage_id`, a multi-Region key's
+    /// row whose waiting period is over; `false`: leave the row. Callers hold the write lock.
+    ///
+    /// - The last replica of a primary in `PendingReplicaDeletion`: the primary's waiting
+    ///   period starts (`PendingDeletion`, its date one period from now). That is stored
+    ///   before the replica is deleted, so a stop in between loses nothing: the replica,
+    ///   still due, is deleted by the next sweep (at start), at least seven days before the
+    ///   primary is due. The transition happens once: afterwards the primary is no longer
+    ///   in `PendingReplicaDeletion`.
+    /// - A primary: never deleted while a replica exists. That happens only if a replica's
+    ///   deletion was cancelled (on another node) in the instant between the two writes
+    ///   above; the primary then goes back to `PendingReplicaDeletion`, with the shortest
+    ///   waiting period (its own is no longer known).
+    pub(super) async fn before_regional_deletion(
+        &self,
+        storage_id: &str,
+    ) -> Result<bool, KmsError> {
+        let Some(record) = self.store.get_key(storage_id).await? else {
+            return Ok(true);
+        };
+        let Some(primary_region) = record.multi_region_primary.clone() else {
+            return Ok(true);
+        };
+        let rows = self
+            .store
+            .multi_region_keys(&record.account, wire_id(storage_id))
+            .await?;
+        let others: Vec<&KeyRecord> = rows.iter().filter(|r| r.key_id != record.key_id).collect();
+        if record.region == primary_region {
+            if others.is_empty() {
+                return Ok(true);
+            }
+            let mut primary = record;
+            primary.state = KeyState::PendingReplicaDeletion.as_str().to_owned();
+            primary.deletion_ms = Some(i64::from(MIN_PENDING_WINDOW_DAYS) * DAY_MS);
+            self.store.update_key(&primary).await?;
+            self.cache_remove(&primary.key_id);
+            tracing::warn!(
+                key_id = storage_id,
+                "a multi-Region primary key due for deletion still has replicas: it waits for them again"
+            );
+            return Ok(false);
+        }
+        if let [primary] = others.as_slice()
+            && primary.region == primary_region
+            && primary.state == KeyState::PendingReplicaDeletion.as_str()
+        {
+            let window = primary
+                .deletion_ms
+                .unwrap_or(i64::from(MIN_PENDING_WINDOW_DAYS) * DAY_MS);
+            let mut primary = (*primary).clone();
+            primary.state = KeyState::PendingDeletion.as_str().to_owned();
+            primary.deletion_ms = Some(self.clock.now().as_millis() + window);
+            self.store.update_key(&primary).await?;
+            self.cache_remove(&primary.key_id);
+            tracing::info!(
+                key_id = primary.key_id,
+                "the last replica of a multi-Region primary key is deleted: its waiting period starts"
+            );
+        }
+        Ok(true)
     }
 
     /// The stored record of the primary of a multi-Region replica (for its rotation status).

@@ -38,7 +38,11 @@ pub async fn put_key_policy(
 ) -> Result<(), KmsError> {
     let _guard = kms.writes.lock().await;
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
-    kms.authorize(ctx, &key, "kms:PutKeyPolicy", &Facts::default())?;
+    let facts = Facts {
+        bypass_policy_lockout_safety_check: input.bypass_policy_lockout_safety_check,
+        ..Facts::default()
+    };
+    kms.authorize(ctx, &key, "kms:PutKeyPolicy", &facts)?;
     check_policy_name(input.policy_name.as_deref())?;
     let bypass = input.bypass_policy_lockout_safety_check == Some(true);
     validate_new_policy(ctx, kms.clock.now(), &input.policy, bypass, key.arn())?;

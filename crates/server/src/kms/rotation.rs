@@ -102,7 +102,7 @@ pub async fn get_key_rotation_status(
     let record = primary.as_ref().unwrap_or(&key.record);
     // While a key is pending deletion its status is false (and comes back on cancel).
     let schedule = match key.state {
-        KeyState::PendingDeletion => None,
+        KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => None,
         _ => record.rotation_period_days.zip(record.next_rotation_ms),
     };
     // On-demand rotations complete before RotateKeyOnDemand answers, so none is ever in
@@ -124,6 +124,11 @@ pub async fn rotate_key_on_demand(
     let _guard = kms.writes.lock().await;
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, "kms:RotateKeyOnDemand", &Facts::default())?;
+    if key.is_replica() {
+        return Err(KmsError::NotPrimary {
+            arn: key.arn().to_owned(),
+        });
+    }
     if key.origin == OriginType::External && key.spec == KeySpec::SymmetricDefault {
         let after = super::import::rotate_to_imported(kms, &key).await?;
         kms.record_rotation(&key, &after, RotationType::OnDemand, Some(ctx.receipts()));

@@ -651,3 +651,58 @@ async fn other_accounts_never_manage_a_key_whatever_the_policy_says() {
     let key = owner.describe_key().key_id(&arn).send().await.unwrap();
     assert!(key.key_metadata().unwrap().enabled());
 }
+
+#[tokio::test]
+async fn bypassing_the_lockout_check_can_be_denied_by_its_condition_key() {
+    use keyhold_testkit::identity::{put_user_policy, user_with_key};
+    let server = TestServer::start().await;
+    let iam = server.iam();
+    let user = user_with_key(&iam, "careful").await;
+    put_user_policy(
+        &iam,
+        "careful",
+        "p",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"*","Resource":"*"},
+            {"Effect":"Deny","Action":["kms:CreateKey","kms:PutKeyPolicy"],"Resource":"*",
+             "Condition":{"Bool":{"kms:BypassPolicyLockoutSafetyCheck":"true"}}}]}"#,
+    )
+    .await;
+    let kms = server.kms_with(&user.access_key_id, &user.secret_access_key, "us-east-1");
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"}]}"#;
+    let e = kms
+        .create_key()
+        .policy(policy)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    assert!(e.message().unwrap().contains("kms:CreateKey"), "{e:?}");
+    let key = kms
+        .create_key()
+        .policy(policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let e = kms
+        .put_key_policy()
+        .key_id(key.key_id())
+        .policy(policy)
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    assert!(e.message().unwrap().contains("kms:PutKeyPolicy"), "{e:?}");
+    kms.put_key_policy()
+        .key_id(key.key_id())
+        .policy(policy)
+        .bypass_policy_lockout_safety_check(false)
+        .send()
+        .await
+        .unwrap();
+}

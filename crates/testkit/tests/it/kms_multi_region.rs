@@ -1,13 +1,18 @@
 //! Multi-Region KMS keys through the real `aws-sdk-kms` client, one client per region of
 //! the same server: CreateKey with `MultiRegion`, ReplicateKey, DescribeKey's
 //! `MultiRegionConfiguration`, ciphertexts crossing regions, a replica's own state, the
-//! primary's rotation reaching its replicas, UpdatePrimaryRegion, and AWS's errors.
+//! primary's rotation reaching its replicas, UpdatePrimaryRegion, AWS's errors, the
+//! deletion of a primary that has replicas (`PendingReplicaDeletion`, across restarts),
+//! ReplicateKey's authorization in the replica region, the multi-Region condition keys, and
+//! multi-Region keys with imported material.
+
+use std::time::Duration;
 
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
-    KeySpec, KeyUsageType, MacAlgorithmSpec, MessageType, MultiRegionKeyType, SigningAlgorithmSpec,
-    Tag,
+    KeySpec, KeyState, KeyUsageType, MacAlgorithmSpec, MessageType, MultiRegionKeyType,
+    SigningAlgorithmSpec, Tag,
 };
 use keyhold_testkit::{DEFAULT_ACCOUNT, TestServer};
 
@@ -503,6 +508,11 @@ async fn replicate_key_errors() {
         .await
         .unwrap_err();
     assert_eq!(replica.code(), Some("UnsupportedOperationException"));
+    // AWS's wording (captured).
+    assert_eq!(
+        replica.message(),
+        Some(format!("{} is not a multi-region primary key.", arn(WEST, &id)).as_str())
+    );
     // A single-Region key is neither replicated nor given another primary.
     let single = east
         .create_key()
@@ -524,15 +534,6 @@ async fn replicate_key_errors() {
         .update_primary_region()
         .key_id(&single)
         .primary_region(WEST)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some("UnsupportedOperationException"));
-    // A multi-Region key with imported material is refused.
-    let err = east
-        .create_key()
-        .multi_region(true)
-        .origin(aws_sdk_kms::types::OriginType::External)
         .send()
         .await
         .unwrap_err();
@@ -584,4 +585,606 @@ async fn replicate_key_also_takes_kms_create_key() {
         .send()
         .await
         .unwrap();
+}
+
+const DAY: u64 = 86_400;
+
+async fn state(kms: &aws_sdk_kms::Client, id: &str) -> Option<KeyState> {
+    match kms.describe_key().key_id(id).send().await {
+        Ok(out) => out.key_metadata.unwrap().key_state,
+        Err(e) => {
+            assert_eq!(e.code(), Some("NotFoundException"), "{e:?}");
+            None
+        }
+    }
+}
+
+/// Waits (for the sweep) until `id` reaches `wanted` (`None`: deleted).
+async fn wait_for_state(kms: &aws_sdk_kms::Client, id: &str, wanted: Option<KeyState>) {
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = state(kms, id).await;
+        if seen == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{id} is {seen:?}, not {wanted:?}");
+}
+
+async fn replicate(east: &aws_sdk_kms::Client, id: &str) {
+    east.replicate_key()
+        .key_id(id)
+        .replica_region(WEST)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_primary_with_replicas_waits_in_pending_replica_deletion() {
+    let server = TestServer::builder()
+        .deletion_sweep_interval(Duration::from_millis(50))
+        .start()
+        .await;
+    let (east, west) = clients(&server);
+    let id = create_mrk(&east).await;
+    replicate(&east, &id).await;
+    let before = encrypt(&east, &id, b"made by the primary").await;
+
+    let scheduled = east
+        .schedule_key_deletion()
+        .key_id(&id)
+        .pending_window_in_days(10)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scheduled.key_id(), Some(arn(EAST, &id).as_str()));
+    assert_eq!(
+        scheduled.key_state(),
+        Some(&KeyState::PendingReplicaDeletion)
+    );
+    assert_eq!(scheduled.pending_window_in_days(), Some(10));
+    assert!(
+        scheduled.deletion_date().is_none(),
+        "no date until the replicas are gone"
+    );
+    let m = describe(&east, &id).await;
+    assert_eq!(m.key_state(), Some(&KeyState::PendingReplicaDeletion));
+    assert!(!m.enabled());
+    assert!(m.deletion_date().is_none());
+    assert_eq!(m.pending_deletion_window_in_days(), Some(10));
+    assert_eq!(
+        m.multi_region_configuration().unwrap().replica_keys().len(),
+        1
+    );
+
+    // The primary is refused as a key pending deletion is; its replica is unaffected.
+    let pending = format!("{} is pending replica deletion.", arn(EAST, &id));
+    let err = east
+        .encrypt()
+        .key_id(&id)
+        .plaintext(Blob::new(b"x".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("KMSInvalidStateException"));
+    assert_eq!(err.message(), Some(pending.as_str()));
+    let err = east
+        .replicate_key()
+        .key_id(&id)
+        .replica_region("ap-south-1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("KMSInvalidStateException"));
+    let err = east
+        .update_key_description()
+        .key_id(&id)
+        .description("no")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.message(), Some(pending.as_str()));
+    let err = east
+        .schedule_key_deletion()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("KMSInvalidStateException"));
+    let d = west
+        .decrypt()
+        .ciphertext_blob(before.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.plaintext().unwrap().as_ref(), b"made by the primary");
+    assert_eq!(
+        describe(&west, &id).await.key_state(),
+        Some(&KeyState::Enabled)
+    );
+
+    // Cancelled like any scheduled deletion: disabled, no waiting period.
+    east.cancel_key_deletion().key_id(&id).send().await.unwrap();
+    let m = describe(&east, &id).await;
+    assert_eq!(m.key_state(), Some(&KeyState::Disabled));
+    assert!(m.pending_deletion_window_in_days().is_none());
+    let err = east
+        .cancel_key_deletion()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("KMSInvalidStateException"));
+
+    // Scheduled again, with its replica: nothing happens to the primary while the replica
+    // exists, however long.
+    east.schedule_key_deletion()
+        .key_id(&id)
+        .pending_window_in_days(10)
+        .send()
+        .await
+        .unwrap();
+    server.clock().advance(Duration::from_secs(60 * DAY));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        state(&east, &id).await,
+        Some(KeyState::PendingReplicaDeletion)
+    );
+    west.schedule_key_deletion()
+        .key_id(&id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state(&east, &id).await,
+        Some(KeyState::PendingReplicaDeletion),
+        "a replica only scheduled for deletion still counts"
+    );
+
+    // The replica's deletion starts the primary's waiting period of 10 days.
+    server.clock().advance(Duration::from_secs(7 * DAY + 60));
+    wait_for_state(&west, &id, None).await;
+    wait_for_state(&east, &id, Some(KeyState::PendingDeletion)).await;
+    let m = describe(&east, &id).await;
+    assert!(m.pending_deletion_window_in_days().is_none());
+    assert!(
+        m.multi_region_configuration()
+            .unwrap()
+            .replica_keys()
+            .is_empty()
+    );
+    let due = m.deletion_date().unwrap().secs();
+    let expected = server.clock().now().as_secs() + i64::try_from(10 * DAY).unwrap();
+    assert!((due - expected).abs() < 120, "{due} vs {expected}");
+
+    server.clock().advance(Duration::from_secs(9 * DAY));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(state(&east, &id).await, Some(KeyState::PendingDeletion));
+    server.clock().advance(Duration::from_secs(DAY));
+    wait_for_state(&east, &id, None).await;
+}
+
+#[tokio::test]
+async fn a_primary_s_waiting_period_starts_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only the sweep at start runs within the test.
+    let hour = Duration::from_secs(3600);
+    let start = |ahead: u64| {
+        TestServer::builder()
+            .data_dir(dir.path())
+            .deletion_sweep_interval(hour)
+            .clock_ahead(Duration::from_secs(ahead))
+            .start()
+    };
+    let server = start(0).await;
+    let (east, west) = clients(&server);
+    let id = create_mrk(&east).await;
+    replicate(&east, &id).await;
+    east.schedule_key_deletion()
+        .key_id(&id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    west.schedule_key_deletion()
+        .key_id(&id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    server.stop().await;
+
+    // Down over the replica's date: the sweep at start deletes it, and the primary's
+    // waiting period starts then.
+    let server = start(8 * DAY).await;
+    let (east, west) = clients(&server);
+    wait_for_state(&west, &id, None).await;
+    wait_for_state(&east, &id, Some(KeyState::PendingDeletion)).await;
+    let due = describe(&east, &id).await.deletion_date().unwrap().secs();
+    let expected = server.clock().now().as_secs() + i64::try_from(7 * DAY).unwrap();
+    assert!((due - expected).abs() < 120, "{due} vs {expected}");
+    server.stop().await;
+
+    // Started again a day later: the waiting period is not started again.
+    let server = start(9 * DAY).await;
+    let (east, _) = clients(&server);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = describe(&east, &id).await;
+    assert_eq!(m.key_state(), Some(&KeyState::PendingDeletion));
+    assert_eq!(m.deletion_date().unwrap().secs(), due);
+    server.stop().await;
+
+    // And after it, the primary is gone.
+    let server = start(16 * DAY).await;
+    let (east, _) = clients(&server);
+    wait_for_state(&east, &id, None).await;
+    server.stop().await;
+}
+
+/// A user allowed everything but what `deny` denies (a statement's JSON).
+async fn user_denied(server: &TestServer, name: &str, deny: &str) -> aws_sdk_kms::Client {
+    use keyhold_testkit::identity::{put_user_policy, user_with_key};
+    let iam = server.iam();
+    let user = user_with_key(&iam, name).await;
+    put_user_policy(
+        &iam,
+        name,
+        "p",
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*"}},{deny}]}}"#
+        ),
+    )
+    .await;
+    server.kms_with(&user.access_key_id, &user.secret_access_key, EAST)
+}
+
+#[tokio::test]
+async fn replicate_key_is_authorized_in_the_replica_region() {
+    let server = TestServer::start().await;
+    let (east, _) = clients(&server);
+
+    // kms:CreateKey is decided for the replica's region.
+    let id = create_mrk(&east).await;
+    let kms = user_denied(
+        &server,
+        "no-west-keys",
+        r#"{"Effect":"Deny","Action":"kms:CreateKey","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":"eu-west-1"}}}"#,
+    )
+    .await;
+    let err = kms
+        .replicate_key()
+        .key_id(&id)
+        .replica_region(WEST)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    assert!(err.message().unwrap().contains("kms:CreateKey"), "{err:?}");
+    kms.replicate_key()
+        .key_id(&id)
+        .replica_region("ap-south-1")
+        .send()
+        .await
+        .unwrap();
+    // ... while the caller's own region is not refused.
+    create_mrk(&kms).await;
+
+    // kms:TagResource in an IAM policy, only when tags are given.
+    let id = create_mrk(&east).await;
+    let kms = user_denied(
+        &server,
+        "no-tags",
+        r#"{"Effect":"Deny","Action":"kms:TagResource","Resource":"arn:aws:kms:eu-west-1:*:key/*"}"#,
+    )
+    .await;
+    let tag = Tag::builder()
+        .tag_key("team")
+        .tag_value("a")
+        .build()
+        .unwrap();
+    let err = kms
+        .replicate_key()
+        .key_id(&id)
+        .replica_region(WEST)
+        .tags(tag.clone())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    assert!(
+        err.message().unwrap().contains("kms:TagResource"),
+        "{err:?}"
+    );
+    kms.replicate_key()
+        .key_id(&id)
+        .replica_region("ap-south-1")
+        .tags(tag)
+        .send()
+        .await
+        .unwrap();
+    kms.replicate_key()
+        .key_id(&id)
+        .replica_region(WEST)
+        .send()
+        .await
+        .unwrap();
+
+    // kms:ReplicaRegion in the primary's key policy.
+    let root = format!("arn:aws:iam::{DEFAULT_ACCOUNT}:root");
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{root}"}},"Action":"kms:*","Resource":"*"}},{{"Effect":"Deny","Principal":{{"AWS":"*"}},"Action":"kms:ReplicateKey","Resource":"*","Condition":{{"StringNotEquals":{{"kms:ReplicaRegion":"eu-west-1"}}}}}}]}}"#
+    );
+    let id = east
+        .create_key()
+        .multi_region(true)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let err = east
+        .replicate_key()
+        .key_id(&id)
+        .replica_region("ap-south-1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    assert!(
+        err.message().unwrap().contains("kms:ReplicateKey"),
+        "{err:?}"
+    );
+    replicate(&east, &id).await;
+}
+
+/// Material wrapped for `key_id` in `kms`'s region: (import token, wrapped material).
+async fn wrapped_for(kms: &aws_sdk_kms::Client, key_id: &str, material: &[u8]) -> (Blob, Blob) {
+    use aws_sdk_kms::types::{AlgorithmSpec, WrappingKeySpec};
+    use keyhold_crypto::import::{WrappingAlgorithm, wrap_for_import};
+    let params = kms
+        .get_parameters_for_import()
+        .key_id(key_id)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap();
+    let public = params.public_key.unwrap();
+    let wrapped = wrap_for_import(
+        public.as_ref(),
+        WrappingAlgorithm::RsaesOaepSha256,
+        material,
+    )
+    .unwrap();
+    (params.import_token.unwrap(), Blob::new(wrapped))
+}
+
+async fn import(
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    material: &[u8],
+    import_type: Option<aws_sdk_kms::types::ImportType>,
+) -> Result<
+    aws_sdk_kms::operation::import_key_material::ImportKeyMaterialOutput,
+    aws_sdk_kms::error::SdkError<
+        aws_sdk_kms::operation::import_key_material::ImportKeyMaterialError,
+    >,
+> {
+    let (token, blob) = wrapped_for(kms, key_id, material).await;
+    kms.import_key_material()
+        .key_id(key_id)
+        .import_token(token)
+        .encrypted_key_material(blob)
+        .expiration_model(aws_sdk_kms::types::ExpirationModelType::KeyMaterialDoesNotExpire)
+        .set_import_type(import_type)
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn imported_material_is_imported_into_each_replica_and_must_be_the_same() {
+    use aws_sdk_kms::types::{ImportType, OriginType};
+    let server = TestServer::start().await;
+    let (east, west) = clients(&server);
+    let material = [7u8; 32];
+    let created = east
+        .create_key()
+        .multi_region(true)
+        .origin(OriginType::External)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let id = created.key_id.clone();
+    assert!(id.starts_with("mrk-"), "{id}");
+    assert_eq!(created.key_state(), Some(&KeyState::PendingImport));
+    assert_eq!(created.origin(), Some(&OriginType::External));
+    assert_eq!(created.multi_region(), Some(true));
+
+    // No replica of a key still waiting for its material.
+    let err = east
+        .replicate_key()
+        .key_id(&id)
+        .replica_region(WEST)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("KMSInvalidStateException"));
+    assert_eq!(
+        err.message(),
+        Some(format!("{} is pending import.", arn(EAST, &id)).as_str())
+    );
+
+    let imported = import(&east, &id, &material, None).await.unwrap();
+    let material_id = imported.key_material_id().unwrap().to_owned();
+    let replica = east
+        .replicate_key()
+        .key_id(&id)
+        .replica_region(WEST)
+        .send()
+        .await
+        .unwrap()
+        .replica_key_metadata
+        .unwrap();
+    assert_eq!(replica.key_state(), Some(&KeyState::PendingImport));
+    assert_eq!(replica.origin(), Some(&OriginType::External));
+    assert_eq!(replica.key_id, id);
+    let blob = encrypt(&east, &id, b"byok across regions").await;
+    let err = west
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("KMSInvalidStateException"));
+
+    // Other material is refused; the primary's is taken, with its own expiry model.
+    let err = import(&west, &id, &[8u8; 32], None).await.unwrap_err();
+    assert_eq!(err.code(), Some("IncorrectKeyMaterialException"), "{err:?}");
+    assert_eq!(state(&west, &id).await, Some(KeyState::PendingImport));
+    let imported = import(&west, &id, &material, None).await.unwrap();
+    assert_eq!(imported.key_material_id(), Some(material_id.as_str()));
+    assert_eq!(state(&west, &id).await, Some(KeyState::Enabled));
+    let d = west.decrypt().ciphertext_blob(blob).send().await.unwrap();
+    assert_eq!(d.plaintext().unwrap().as_ref(), b"byok across regions");
+    let back = encrypt(&west, &id, b"and back").await;
+    let d = east.decrypt().ciphertext_blob(back).send().await.unwrap();
+    assert_eq!(d.plaintext().unwrap().as_ref(), b"and back");
+
+    // Each region's material is its own: deleting the replica's leaves the primary usable.
+    west.delete_imported_key_material()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state(&west, &id).await, Some(KeyState::PendingImport));
+    assert_eq!(state(&east, &id).await, Some(KeyState::Enabled));
+    import(&west, &id, &material, None).await.unwrap();
+    assert_eq!(state(&west, &id).await, Some(KeyState::Enabled));
+
+    // New material for a multi-Region key is not supported (yet), nor rotating a replica.
+    let err = import(&east, &id, &[9u8; 32], Some(ImportType::NewKeyMaterial))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("UnsupportedOperationException"), "{err:?}");
+    let err = west
+        .rotate_key_on_demand()
+        .key_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("UnsupportedOperationException"));
+}
+
+#[tokio::test]
+async fn policies_can_tell_multi_region_keys_primaries_and_replicas_apart() {
+    use keyhold_testkit::identity::{put_user_policy, user_with_key};
+    let server = TestServer::start().await;
+    let (east, _) = clients(&server);
+    let id = create_mrk(&east).await;
+    replicate(&east, &id).await;
+    let iam = server.iam();
+    let user = user_with_key(&iam, "regional").await;
+    put_user_policy(
+        &iam,
+        "regional",
+        "p",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"*","Resource":"*"},
+            {"Effect":"Deny","Action":"kms:CreateKey","Resource":"*",
+             "Condition":{"Bool":{"kms:MultiRegion":"true"}}},
+            {"Effect":"Deny","Action":"kms:Encrypt","Resource":"*",
+             "Condition":{"StringEquals":{"kms:MultiRegionKeyType":"REPLICA"}}}]}"#,
+    )
+    .await;
+    let user_east = server.kms_with(&user.access_key_id, &user.secret_access_key, EAST);
+    let user_west = server.kms_with(&user.access_key_id, &user.secret_access_key, WEST);
+
+    let e = user_east
+        .create_key()
+        .multi_region(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    user_east.create_key().send().await.unwrap();
+    user_east
+        .create_key()
+        .multi_region(false)
+        .send()
+        .await
+        .unwrap();
+
+    encrypt(&user_east, &id, b"primary").await;
+    let e = user_west
+        .encrypt()
+        .key_id(&id)
+        .plaintext(Blob::new(b"replica".to_vec()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"));
+    assert!(e.message().unwrap().contains("kms:Encrypt"), "{e:?}");
+    // A single-Region key has no kms:MultiRegionKeyType: the deny does not apply.
+    let single = user_west
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    encrypt(&user_west, &single, b"single").await;
+}
+
+#[tokio::test]
+async fn an_imported_hmac_multi_region_key_takes_the_same_secret_in_each_region() {
+    use aws_sdk_kms::types::OriginType;
+    let server = TestServer::start().await;
+    let (east, west) = clients(&server);
+    let id = east
+        .create_key()
+        .multi_region(true)
+        .origin(OriginType::External)
+        .key_spec(KeySpec::Hmac256)
+        .key_usage(KeyUsageType::GenerateVerifyMac)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let secret = [0x5au8; 48];
+    import(&east, &id, &secret, None).await.unwrap();
+    replicate(&east, &id).await;
+    assert_eq!(state(&west, &id).await, Some(KeyState::PendingImport));
+    let err = import(&west, &id, &[0x5bu8; 48], None).await.unwrap_err();
+    assert_eq!(err.code(), Some("IncorrectKeyMaterialException"), "{err:?}");
+    import(&west, &id, &secret, None).await.unwrap();
+    let mac = east
+        .generate_mac()
+        .key_id(&id)
+        .message(Blob::new(b"mac me".to_vec()))
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .send()
+        .await
+        .unwrap()
+        .mac
+        .unwrap();
+    let verified = west
+        .verify_mac()
+        .key_id(&id)
+        .message(Blob::new(b"mac me".to_vec()))
+        .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+        .mac(mac)
+        .send()
+        .await
+        .unwrap();
+    assert!(verified.mac_valid());
 }
