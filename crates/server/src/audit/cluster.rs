@@ -572,6 +572,73 @@ mod tests {
         );
     }
 
+    fn anchor(key: &SigningKey, sequence: i64, last: i64) -> Vec<u8> {
+        let (document, signature) = node_digest(key, sequence, last);
+        Anchor {
+            digest: Signed {
+                document,
+                signature,
+            },
+            prune: None,
+        }
+        .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_chain_grows_only_when_an_anchor_changes_and_two_writers_share_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(keyhold_store::SqliteStore::open(&dir.path().join("keyhold.db")).unwrap());
+        let domain = Arc::new(DomainKey::generate().unwrap());
+        // Two nodes' writers, each with a key cache of its own.
+        let one = ClusterDigests::new(store.clone(), domain.clone());
+        let two = ClusterDigests::new(store.clone(), domain.clone());
+        assert_eq!(one.tick().await.unwrap(), Tick::Unchanged, "no anchor yet");
+
+        let (a, _) = SigningKey::generate().unwrap();
+        let (b, _) = SigningKey::generate().unwrap();
+        let first_a = anchor(&a, 1, 10);
+        store
+            .insert_meta_if_absent("audit.anchor.a", &first_a)
+            .await
+            .unwrap();
+        store
+            .insert_meta_if_absent("audit.anchor.b", &anchor(&b, 1, 4))
+            .await
+            .unwrap();
+        let (x, y) = tokio::join!(one.tick(), two.tick());
+        let mut ticks = [x.unwrap(), y.unwrap()];
+        ticks.sort_by_key(|t| matches!(t, Tick::Appended(_)));
+        assert!(
+            matches!(ticks, [Tick::Lost | Tick::Unchanged, Tick::Appended(1)]),
+            "{ticks:?}"
+        );
+        assert_eq!(two.tick().await.unwrap(), Tick::Unchanged);
+
+        assert!(
+            store
+                .replace_meta("audit.anchor.a", &first_a, &anchor(&a, 2, 20))
+                .await
+                .unwrap()
+        );
+        assert_eq!(two.tick().await.unwrap(), Tick::Appended(2));
+
+        let key = read_cluster_key(store.as_ref(), Some(&domain))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            key.unsealed.as_ref(),
+            Some(&key.stored),
+            "one key, stored once"
+        );
+        let rows = store.cluster_digests(0, 10).await.unwrap();
+        let report = check_chain(&rows, &key.stored);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.nodes[&Some("a".to_owned())].1.digest_sequence, 2);
+        assert_eq!(report.nodes[&Some("b".to_owned())].1.last_event_sequence, 4);
+    }
+
     #[test]
     fn anchor_rows_name_their_node() {
         assert_eq!(node_of_anchor("audit.anchor"), Some(None));

@@ -91,7 +91,9 @@ pub async fn verify_cluster(request: &ClusterRequest<'_>) -> anyhow::Result<Clus
         let after = rows
             .last()
             .map_or(0, |r: &keyhold_store::ClusterDigestRow| r.seq);
-        let page = store.cluster_digests(after, 1000).await?;
+        let page = store.cluster_digests(after, 1000).await.context(
+            "reading the cluster digest chain (a store older than this Keyhold: run keyhold migrate)",
+        )?;
         if page.is_empty() {
             break;
         }
