@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use keyhold_proto::Timestamp;
+use keyhold_server::audit::cluster_verify::{ClusterRequest, ClusterVerified, verify_cluster};
 use keyhold_server::audit::offline::{self, KeyStore, KeyTrust, Verified};
 use keyhold_server::config::StorageUrl;
 
@@ -11,11 +12,19 @@ use keyhold_server::config::StorageUrl;
 pub enum AuditCommand {
     /// Verify a trail: a data directory's (--data-dir) or exported files (PATH). Reports the
     /// first event that was changed, removed, inserted or reordered and any gap in the
-    /// digests; exits non-zero if there is one.
+    /// digests; exits non-zero if there is one. With --cluster: every node of a cluster
+    /// sharing a PostgreSQL store (--storage), each node's data directory given with
+    /// --data-dir, against the store's signed cluster digest chain.
     Verify {
-        /// The data directory whose trail to verify.
+        /// The data directory whose trail to verify (with --cluster: each node's, repeated).
         #[arg(long, conflicts_with = "path")]
-        data_dir: Option<PathBuf>,
+        data_dir: Vec<PathBuf>,
+        /// Verify the whole cluster sharing the store --storage names: the cluster digest
+        /// chain, and the trail of every node it names (each must be given with
+        /// --data-dir), which must reach the digest the chain recorded for it. With
+        /// --public-key, pins the cluster signing key.
+        #[arg(long, requires = "storage", conflicts_with_all = ["node_id", "digests"])]
+        cluster: bool,
         /// Exported files: a directory written by `keyhold audit export`, or one events file.
         path: Option<PathBuf>,
         /// The root key file (default: <data-dir>/root.key); with it the signing key is
@@ -34,7 +43,7 @@ pub enum AuditCommand {
         /// The node's store when it is PostgreSQL (`storage`, a postgres:// URL): the
         /// trail's anchor and the sealed domain key are read there instead of from
         /// <data-dir>/keyhold.db.
-        #[arg(long, requires = "data_dir")]
+        #[arg(long)]
         storage: Option<String>,
         /// With --storage: the node's `node_id` (its anchor is `audit.anchor.NODE`).
         #[arg(long, requires = "storage")]
@@ -66,6 +75,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify {
             data_dir,
+            cluster,
             path,
             key_file,
             public_key,
@@ -73,7 +83,34 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             storage,
             node_id,
         } => {
-            let verified = match (data_dir, path) {
+            if cluster {
+                let Some(storage) = storage
+                    .as_deref()
+                    .map(StorageUrl::parse)
+                    .transpose()?
+                    .flatten()
+                else {
+                    bail!("--storage must be a postgres:// URL");
+                };
+                if data_dir.is_empty() {
+                    bail!("give each node's data directory with --data-dir");
+                }
+                let verified = verify_cluster(&ClusterRequest {
+                    storage: storage.as_str(),
+                    data_dirs: &data_dir,
+                    key_file,
+                    public_key: public_key.as_deref(),
+                })
+                .await?;
+                return report_cluster(&verified);
+            }
+            if storage.is_some() && data_dir.is_empty() {
+                bail!("--storage needs --data-dir");
+            }
+            if data_dir.len() > 1 {
+                bail!("--data-dir is given once, unless with --cluster");
+            }
+            let verified = match (data_dir.into_iter().next(), path) {
                 (Some(dir), None) => {
                     let key_store = match storage {
                         Some(url) => match StorageUrl::parse(&url)? {
@@ -128,8 +165,74 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Prints a cluster's verification; fails when it found a problem.
+fn report_cluster(v: &ClusterVerified) -> anyhow::Result<()> {
+    let trust = match v.trust {
+        KeyTrust::Unsealed => "unsealed with the root key",
+        KeyTrust::Pinned => "pinned on the command line",
+        KeyTrust::SelfDeclared => {
+            "declared by the store itself (give --key-file, or pin it with --public-key)"
+        }
+    };
+    match &v.fingerprint {
+        Some(f) => println!("cluster signing key {f} ({trust})"),
+        None => println!("cluster signing key: none"),
+    }
+    println!("{} cluster digests", v.chain.digests);
+    if let Some(newest) = &v.chain.newest {
+        println!(
+            "newest cluster digest: {}, signed {}{}, naming {} node(s)",
+            newest.cluster_digest_sequence,
+            newest.cluster_digest_time,
+            age(&newest.cluster_digest_time),
+            newest.nodes.len()
+        );
+    }
+    for node in &v.nodes {
+        println!();
+        println!("{} ({}):", node.label, node.data_dir.display());
+        print_trail(&node.verified);
+        let verdict = if node.verified.report.ok() {
+            "OK"
+        } else {
+            "FAILED"
+        };
+        println!("{}: {verdict}", node.label);
+    }
+    println!();
+    for warning in &v.warnings {
+        println!("WARNING: {warning}");
+    }
+    for problem in &v.problems {
+        println!("FAILED: {problem}");
+    }
+    if v.ok() {
+        println!("cluster audit trail verified: OK");
+        return Ok(());
+    }
+    bail!("the cluster's audit trail does not verify")
+}
+
+/// ", N s ago" for an ISO 8601 time, or nothing if it does not parse.
+fn age(time: &str) -> String {
+    Timestamp::parse_iso8601(time)
+        .map(|t| (Timestamp::now().as_millis() - t.as_millis()) / 1000)
+        .map_or_else(String::new, |s| format!(", {s} s ago"))
+}
+
 /// Prints a verification; fails when it found a problem.
 pub(crate) fn report(v: &Verified) -> anyhow::Result<()> {
+    print_trail(v);
+    let r = &v.report;
+    if r.ok() {
+        println!("audit trail verified: OK");
+        return Ok(());
+    }
+    bail!("the audit trail does not verify")
+}
+
+/// Prints what a trail's verification found, its problems included.
+fn print_trail(v: &Verified) {
     let r = &v.report;
     let trust = match v.trust {
         KeyTrust::Unsealed => "unsealed from the data directory",
@@ -146,12 +249,13 @@ pub(crate) fn report(v: &Verified) -> anyhow::Result<()> {
     );
     match &r.newest_digest {
         Some(d) => {
-            let age = Timestamp::parse_iso8601(&d.time)
-                .map(|t| (Timestamp::now().as_millis() - t.as_millis()) / 1000);
-            let age = age.map_or_else(String::new, |s| format!(", {s} s ago"));
             println!(
-                "newest digest: {} over events up to {}, signed {}{age} (from {})",
-                d.sequence, d.last_event, d.time, d.source
+                "newest digest: {} over events up to {}, signed {}{} (from {})",
+                d.sequence,
+                d.last_event,
+                d.time,
+                age(&d.time),
+                d.source
             );
         }
         None => println!("newest digest: none"),
@@ -162,12 +266,7 @@ pub(crate) fn report(v: &Verified) -> anyhow::Result<()> {
     for warning in &v.warnings {
         println!("WARNING: {warning}");
     }
-    if r.ok() {
-        println!("audit trail verified: OK");
-        return Ok(());
-    }
     for problem in &r.problems {
         println!("FAILED: {problem}");
     }
-    bail!("the audit trail does not verify")
 }

@@ -48,6 +48,9 @@ pub struct AppState {
     pub cloudtrail: Arc<crate::audit::lookup::CloudTrailService>,
     pub audit: Arc<dyn Auditor>,
     pub trail: Arc<crate::audit::trail::AuditTrail>,
+    /// The cluster digest chain's writer, on a store shared by several nodes (PostgreSQL);
+    /// the sweep lease's holder appends with it.
+    pub cluster_audit: Option<Arc<crate::audit::cluster::ClusterDigests>>,
     /// Operator features: seeding, reset (see [`crate::ops`]).
     pub ops: crate::ops::Ops,
 }

@@ -214,6 +214,14 @@ pub(crate) async fn unsealed_state(
         }
     }
     let audit: Arc<dyn Auditor> = trail.clone();
+    // The cluster digest chain joins the trails of nodes that share a store: PostgreSQL
+    // only (a SQLite store has one node, whose anchor already is the whole story).
+    let cluster_audit = config.storage.is_some().then(|| {
+        Arc::new(crate::audit::cluster::ClusterDigests::new(
+            store.clone(),
+            domain.clone(),
+        ))
+    });
     let kms = Arc::new(KmsService::new(
         store.clone(),
         domain,
@@ -277,6 +285,7 @@ pub(crate) async fn unsealed_state(
         cloudtrail: Arc::new(CloudTrailService::new(trail.clone())),
         audit,
         trail,
+        cluster_audit,
         ops: crate::ops::Ops {
             seed,
             default_account: config.account_id.clone(),
@@ -310,6 +319,7 @@ pub(crate) fn start_sweep(
         secrets: state.secrets.clone(),
         ssm: state.ssm.clone(),
         iam: state.iam.clone(),
+        cluster_audit: state.cluster_audit.clone(),
         store: state.ops.store.clone(),
         metrics: state.ops.metrics.clone(),
     };
@@ -487,6 +497,8 @@ struct Sweep {
     secrets: Arc<SecretsService>,
     ssm: Arc<SsmService>,
     iam: Arc<IamService>,
+    /// Appends the cluster digest chain (a store shared by several nodes).
+    cluster_audit: Option<Arc<crate::audit::cluster::ClusterDigests>>,
     /// Where the sweep's lease is taken.
     store: Arc<dyn Store>,
     metrics: Arc<crate::ops::metrics::Metrics>,
@@ -506,9 +518,10 @@ fn sweep_lease_ms(interval: Duration) -> i64 {
 /// Every `interval` (the first time at start), until told to stop: deletes keys and purges
 /// secrets whose deletion date has passed, rotates keys whose automatic rotation is due,
 /// starts the secret rotations that are due, deletes parameters whose `Expiration` policy is
-/// due, and forgets long-expired STS sessions. A failure is logged and retried on the next
-/// tick. With several nodes on one store, only the holder of the sweep lease does it, so
-/// that each job runs once across them.
+/// due, forgets long-expired STS sessions, and (several nodes on one store) appends the
+/// cluster digest chain that joins their audit trails. A failure is logged and retried on
+/// the next tick. With several nodes on one store, only the holder of the sweep lease does
+/// it, so that each job runs once across them.
 async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -554,6 +567,15 @@ async fn sweep(services: Sweep, interval: Duration, mut stop: watch::Receiver<bo
                 }
                 if let Err(e) = services.iam.sweep_sessions().await {
                     tracing::warn!(error = ?e, "sweeping expired STS sessions failed; will retry");
+                }
+                if let Some(cluster) = &services.cluster_audit {
+                    match cluster.tick().await {
+                        Ok(crate::audit::cluster::Tick::Appended(sequence)) => {
+                            tracing::debug!(sequence, "appended a cluster audit digest");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %format!("{e:#}"), "appending the cluster audit digest failed; will retry"),
+                    }
                 }
             }
             _ = stop.changed() => break,

@@ -9,7 +9,8 @@
 //!   [`SecretStore`] (Secrets Manager secrets and their sealed versions), [`ParamStore`]
 //!   (Parameter Store parameters and their versions), [`IamStore`] (IAM users, roles, inline
 //!   policies, access keys with sealed secrets, STS sessions), [`GrantStore`] (KMS grants),
-//!   [`ImportStore`] (imported key material), [`CustomKeyStoreStore`] (custom key stores).
+//!   [`ImportStore`] (imported key material), [`CustomKeyStoreStore`] (custom key stores),
+//!   [`AuditClusterStore`] (the cluster digest chain joining the nodes' audit trails).
 //! - [`SqliteStore`] is the embedded default: WAL journal, `synchronous=FULL`, so a call that
 //!   creates or changes key material is acknowledged only once its commit is on disk.
 //! - [`PgStore`] keeps the same tables in PostgreSQL (`storage = "postgres://..."`): one
@@ -21,6 +22,7 @@
 //! Every implementation runs the same test suite (`tests/store_suite.rs`).
 
 pub mod audit;
+pub mod audit_cluster;
 pub mod changes;
 pub mod copy;
 mod custom_key_stores;
@@ -35,6 +37,8 @@ pub mod segment;
 mod sqlite;
 
 use async_trait::async_trait;
+
+pub use audit_cluster::{AuditClusterStore, ClusterDigestRow};
 
 pub use changes::{Change, ChangeFeed};
 pub use custom_key_stores::{CustomKeyStoreRecord, CustomKeyStoreStore};
@@ -240,6 +244,7 @@ pub trait Store:
     + GrantStore
     + ImportStore
     + CustomKeyStoreStore
+    + AuditClusterStore
 {
 }
 
@@ -252,7 +257,8 @@ impl<
         + IamStore
         + GrantStore
         + ImportStore
-        + CustomKeyStoreStore,
+        + CustomKeyStoreStore
+        + AuditClusterStore,
 > Store for T
 {
 }

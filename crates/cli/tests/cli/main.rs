@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit_anchor;
+mod audit_cluster_cli;
 mod audit_crash;
 mod bench_cli;
 mod envelope_cli;

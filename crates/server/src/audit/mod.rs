@@ -12,9 +12,13 @@
 //!   event that was changed, removed, inserted or reordered, and any gap in the digests.
 //! - [`index`] keeps the SQLite index lookups read, derived from the segment log.
 //! - [`lookup`] serves CloudTrail's `LookupEvents`; [`export`] writes CloudTrail-shaped files.
+//! - [`cluster`] joins the trails of the nodes sharing a store with a signed cluster digest
+//!   chain in the store.
 
 pub mod anchor;
 pub mod chain;
+pub mod cluster;
+pub mod cluster_verify;
 pub mod export;
 pub mod index;
 mod legacy;

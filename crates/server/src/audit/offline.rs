@@ -138,6 +138,19 @@ pub async fn verify_trail(
     pinned: Option<&str>,
     digest_paths: &[PathBuf],
 ) -> anyhow::Result<Verified> {
+    verify_trail_against(data_dir, key_store, root, pinned, digest_paths, Vec::new()).await
+}
+
+/// [`verify_trail`], also against signed digests found elsewhere (`extra`: where each was
+/// found, and the digest): what the cluster chain recorded for the node.
+pub(super) async fn verify_trail_against(
+    data_dir: &Path,
+    key_store: &KeyStore,
+    root: RootSource<'_>,
+    pinned: Option<&str>,
+    digest_paths: &[PathBuf],
+    extra: Vec<(String, Signed)>,
+) -> anyhow::Result<Verified> {
     let mut log = open_trail(data_dir)?;
     let stored = trail::stored_public_key(&mut log)?.context("the trail has no signing key")?;
     let pinned = pinned.map(Pin::parse).transpose()?;
@@ -169,6 +182,9 @@ pub async fn verify_trail(
         outside: outside_digests(digest_paths)?,
         ..Evidence::default()
     };
+    evidence
+        .outside
+        .extend(extra.into_iter().map(|(source, d)| (source, found(d))));
     if let Some(prune) = log.get_meta(PRUNE_RECORD)? {
         evidence.prunes.push(parse_prune(&prune)?);
     }
@@ -360,16 +376,16 @@ pub fn export_data_dir(data_dir: &Path, out: &Path) -> anyhow::Result<(usize, us
 
 /// A `--public-key` value: the hex public key, or its fingerprint (hex SHA-256) as a
 /// verification prints it.
-struct Pin(Vec<u8>);
+pub(super) struct Pin(Vec<u8>);
 
 impl Pin {
-    fn parse(text: &str) -> anyhow::Result<Self> {
+    pub(super) fn parse(text: &str) -> anyhow::Result<Self> {
         hex::decode(text.trim())
             .map(Self)
             .context("--public-key must be the hex public key or its fingerprint")
     }
 
-    fn matches(&self, public_key: &[u8]) -> bool {
+    pub(super) fn matches(&self, public_key: &[u8]) -> bool {
         self.0 == public_key || self.0 == sha256(public_key)
     }
 }
@@ -437,7 +453,7 @@ async fn unsealed_public_key(
 }
 
 /// The trail of `data_dir`, opened to read.
-fn open_trail(data_dir: &Path) -> anyhow::Result<SegmentLog> {
+pub(super) fn open_trail(data_dir: &Path) -> anyhow::Result<SegmentLog> {
     let dir = data_dir.join("audit");
     if !SegmentLog::exists(&dir) {
         if data_dir.join("audit.db").exists() {

@@ -16,7 +16,8 @@
 //!   (in a canonical order) of the source snapshot and of the target as committed.
 //!
 //! The audit trail's events are not in the store (they are the data directory's segment
-//! log, [`crate::segment`]); its anchor is a `meta` row and moves with the table.
+//! log, [`crate::segment`]); its anchor is a `meta` row and moves with the table, and the
+//! cluster digest chain (`audit_cluster_digests`) moves as it is.
 
 mod postgres;
 mod sqlite;
@@ -457,6 +458,16 @@ pub(crate) const TABLES: &[Table] = &[
     Table {
         name: "iam_retired_keys",
         columns: &[("access_key_id", Text), ("retired_ms", Int)],
+        ordered: false,
+    },
+    Table {
+        name: "audit_cluster_digests",
+        columns: &[
+            ("seq", Int),
+            ("time_ms", Int),
+            ("document", Text),
+            ("signature", Blob),
+        ],
         ordered: false,
     },
 ];

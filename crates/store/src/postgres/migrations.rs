@@ -7,7 +7,7 @@
 //! BIGSERIAL, plain and partial indexes, `ON CONFLICT`; no extensions.
 //!
 //! The tables mirror the SQLite schema (`sqlite/migrations.rs`; this store's migration 3 is
-//! SQLite's 8, and 4 is SQLite's 9), so that a store copied from one to the other keeps
+//! SQLite's 8, 4 is SQLite's 9, 5 is SQLite's 10 and 6 is SQLite's 11), so that a store copied from one to the other keeps
 //! every column. Rows that the SQLite store orders by `rowid` (materials, imported
 //! materials) carry a `seq` column here instead.
 
@@ -242,6 +242,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE kms_keys ADD COLUMN state_after_import TEXT;",
     // 5: multi-Region keys (the SQLite store's tenth migration).
     "ALTER TABLE kms_keys ADD COLUMN multi_region_primary TEXT;",
+    // 6: the cluster digest chain that joins the nodes' audit trails (the SQLite store's
+    // eleventh migration): each row a signed document naming every node's anchored digest.
+    "CREATE TABLE audit_cluster_digests (
+        seq       BIGINT PRIMARY KEY,
+        time_ms   BIGINT NOT NULL,
+        document  TEXT NOT NULL,
+        signature BYTEA NOT NULL
+     );",
 ];
 
 /// Brings the schema up to date; returns how many migrations it applied.

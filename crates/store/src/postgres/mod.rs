@@ -12,6 +12,7 @@
 //! Every connection is configured in one place, [`PgConfig`], with TLS as libpq's `sslmode`
 //! and `sslrootcert` ask ([`tls`]; docs/storage.md).
 
+mod audit_cluster;
 mod config;
 mod custom_key_stores;
 mod feed;

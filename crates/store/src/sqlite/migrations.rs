@@ -234,6 +234,14 @@ const MIGRATIONS: &[&str] = &[
     // 10: multi-Region keys: each region's row of one (`mrk-<hex>:<region>`) names the
     // region of the primary key; NULL for single-Region keys.
     "ALTER TABLE kms_keys ADD COLUMN multi_region_primary TEXT;",
+    // 11: the cluster digest chain that joins the audit trails of the nodes sharing a store
+    // (`audit_cluster.rs`); on SQLite it names the one node.
+    "CREATE TABLE audit_cluster_digests (
+        seq       INTEGER PRIMARY KEY,
+        time_ms   INTEGER NOT NULL,
+        document  TEXT NOT NULL,
+        signature BLOB NOT NULL
+     ) STRICT;",
 ];
 
 /// The version a database is at once every migration ran (`PRAGMA user_version`).

@@ -11,6 +11,7 @@
 //! blocking pool.
 
 mod audit;
+mod audit_cluster;
 mod audit_index;
 mod custom_key_stores;
 mod grants;

@@ -173,6 +173,7 @@ suite!(
     iam_meta_markers_and_sessions_insert_once,
     erase_resources_keeps_server_values,
     the_audit_anchor_stores_loads_and_clears,
+    cluster_digests_append_once_per_sequence_and_page_in_order,
     a_second_store_on_the_same_database_sees_every_write,
     lookups_of_names_with_a_nul_find_nothing,
 );
@@ -1538,4 +1539,52 @@ async fn lookups_of_names_with_a_nul_find_nothing(f: &Fixture) {
     assert!(s.secret_versions(nul).await.unwrap().is_empty());
     assert!(s.load_params(ACCOUNT, nul).await.unwrap().0.is_empty());
     assert!(s.list_keys(nul, REGION, None, 10).await.unwrap().is_empty());
+}
+
+fn cluster_digest(seq: i64) -> ClusterDigestRow {
+    ClusterDigestRow {
+        seq,
+        time_ms: 1000 + seq,
+        document: format!("{{\"clusterDigestSequence\":{seq}}}"),
+        signature: vec![u8::try_from(seq).unwrap(); 64],
+    }
+}
+
+async fn cluster_digests_append_once_per_sequence_and_page_in_order(f: &Fixture) {
+    let s = f.store.as_ref();
+    assert_eq!(s.last_cluster_digest().await.unwrap(), None);
+    for seq in 1..=3 {
+        assert!(s.append_cluster_digest(&cluster_digest(seq)).await.unwrap());
+    }
+    // A second node appending the same sequence loses, and changes nothing.
+    let mut rival = cluster_digest(3);
+    rival.document = "rival".into();
+    assert!(!s.append_cluster_digest(&rival).await.unwrap());
+    assert_eq!(
+        s.last_cluster_digest().await.unwrap(),
+        Some(cluster_digest(3))
+    );
+    let page = s.cluster_digests(0, 2).await.unwrap();
+    assert_eq!(page, vec![cluster_digest(1), cluster_digest(2)]);
+    let rest = s.cluster_digests(2, 2).await.unwrap();
+    assert_eq!(rest, vec![cluster_digest(3)]);
+
+    // The anchors are the meta rows `audit.anchor` and `audit.anchor.NODE`, nothing else.
+    for name in [
+        "audit.anchor",
+        "audit.anchor.n1",
+        "audit.anchorage",
+        "audit.anchor.",
+        "domain",
+    ] {
+        assert!(
+            s.insert_meta_if_absent(name, name.as_bytes())
+                .await
+                .unwrap()
+        );
+    }
+    let anchors = s.audit_anchors().await.unwrap();
+    let names: Vec<&str> = anchors.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["audit.anchor", "audit.anchor.n1"]);
+    assert_eq!(anchors[1].1, b"audit.anchor.n1");
 }

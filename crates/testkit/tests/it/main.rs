@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod at_rest;
+mod audit_cluster;
 mod audit_rejections;
 mod audit_trail;
 mod authorization_every_operation;
