@@ -6,6 +6,7 @@
 mod audit_anchor;
 mod audit_crash;
 mod bench_cli;
+mod cluster_crash;
 mod envelope_cli;
 mod ops_cli;
 mod serve_transport;
