@@ -44,7 +44,7 @@ pub use iam::{
     InlinePolicyRecord, SessionRecord,
 };
 pub use imports::{ImportStore, ImportTokenRecord, ImportedMaterialRecord};
-pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
+pub use params::{OneParam, ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 pub use postgres::{
     PgAuditAnchor, PgConfig, PgStore, RustlsStream, SslMode, is_postgres_url, parse_postgres_url,
 };
@@ -63,6 +63,10 @@ pub enum StoreError {
     /// The record to change does not exist.
     #[error("the record does not exist")]
     NotFound,
+    /// The record changed since the writer read it (another writer, usually on another
+    /// node, wrote it first); nothing was written. Read it again and decide again.
+    #[error("the record changed since it was read")]
+    Conflict,
     /// The stored data does not have the expected shape (a migration bug or tampering).
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),

@@ -242,6 +242,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE kms_keys ADD COLUMN state_after_import TEXT;",
     // 5: multi-Region keys (the SQLite store's tenth migration).
     "ALTER TABLE kms_keys ADD COLUMN multi_region_primary TEXT;",
+    // 7 (numbered after the cluster audit chain's 6): version-checked writes of parameters
+    // and secrets (the SQLite store's twelfth migration).
+    "ALTER TABLE ssm_params ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE sm_secrets ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;",
 ];
 
 /// Brings the schema up to date; returns how many migrations it applied.

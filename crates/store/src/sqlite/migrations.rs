@@ -234,6 +234,11 @@ const MIGRATIONS: &[&str] = &[
     // 10: multi-Region keys: each region's row of one (`mrk-<hex>:<region>`) names the
     // region of the primary key; NULL for single-Region keys.
     "ALTER TABLE kms_keys ADD COLUMN multi_region_primary TEXT;",
+    // 12 (numbered after the cluster audit chain's 11): version-checked writes of
+    // parameters and secrets across nodes. Each row counts its writes; a write names the
+    // revision it makes and replaces only the one before (ParamRecord::revision).
+    "ALTER TABLE ssm_params ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE sm_secrets ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The version a database is at once every migration ran (`PRAGMA user_version`).
