@@ -136,6 +136,11 @@ pub trait KmsStore: Send + Sync {
     /// Replaces the mutable fields of a key (description, state, deletion date, policy,
     /// rotation settings).
     async fn update_key(&self, key: &KeyRecord) -> Result<()>;
+    /// [`KmsStore::update_key`] only while the stored record is still `read`, the one the
+    /// change was decided on: [`StoreError::Conflict`] if another writer (another node)
+    /// changed it since, [`StoreError::NotFound`] if it is gone. Checked under the row's
+    /// lock, in the transaction that writes it.
+    async fn update_key_from(&self, read: &KeyRecord, key: &KeyRecord) -> Result<()>;
     /// Deletes a key with its materials, tags, aliases and grants — only if, at the moment
     /// of deleting, it is still pending deletion with a date at or before `now_ms` (a
     /// concurrent `CancelKeyDeletion` wins). Returns whether it deleted the key.

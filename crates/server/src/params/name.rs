@@ -205,6 +205,24 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_arn_names_its_scope_and_key() {
+        let s = scope();
+        for key in ["a", "a/b/c", "Dev.db-1_x"] {
+            let arn = arn_of(&s, key);
+            assert_eq!(scope_and_key_of_arn(&arn), Some((s.clone(), key)));
+        }
+        for bad in [
+            "garbage",
+            "arn:aws:ssm:us-east-2:111122223333:document/x",
+            "arn:aws:kms:us-east-2:111122223333:parameter/x",
+            "arn:aws:ssm::111122223333:parameter/x",
+            "arn:aws:ssm:us-east-2:111122223333:parameter/",
+        ] {
+            assert_eq!(scope_and_key_of_arn(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn names_follow_aws_rules() {
         let s = scope();
         assert_eq!(validate_new("  /Dev/db-1  ", &s).unwrap(), "/Dev/db-1");

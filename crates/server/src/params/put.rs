@@ -80,7 +80,6 @@ async fn put_once(
 
     let kind = input
         .r#type
-        .clone()
         .or(current.map(|c| c.kind))
         .ok_or(SsmError::TypeRequired)?;
     if input.key_id.is_some() && kind != ParameterType::SecureString {
@@ -105,7 +104,7 @@ async fn put_once(
     let counts = svc.tier_counts(&ctx.scope).await?;
     let current_tier = current.map(|c| c.tier);
     let tier = resolve_tier(
-        input.tier.clone(),
+        input.tier,
         current_tier,
         value.chars().count(),
         !policies.is_empty(),

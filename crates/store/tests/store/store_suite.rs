@@ -336,9 +336,25 @@ async fn keys_round_trip_and_duplicates_change_nothing(f: &Fixture) {
     changed.rotation_period_days = None;
     changed.next_rotation_ms = None;
     s.update_key(&changed).await.unwrap();
-    assert_eq!(s.get_key("k1").await.unwrap(), Some(changed));
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(changed.clone()));
     assert!(matches!(
         s.update_key(&key("missing")).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // update_key_from writes only over the record it read: a change decided on the record
+    // before `changed` (another node's, say) is refused and changes nothing.
+    let mut enabled = changed.clone();
+    enabled.state = "Enabled".into();
+    let mut redescribed = k.clone();
+    redescribed.description = "stale".into();
+    let stale = s.update_key_from(&k, &redescribed).await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(changed.clone()));
+    s.update_key_from(&changed, &enabled).await.unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(enabled));
+    assert!(matches!(
+        s.update_key_from(&key("missing"), &key("missing")).await,
         Err(StoreError::NotFound)
     ));
 }
