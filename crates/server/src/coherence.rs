@@ -2,8 +2,10 @@
 //! secrets, parameters and the IAM directory, and forgets what another node changed as soon
 //! as the store's change feed ([`keyhold_store::changes`]) says so.
 //!
-//! A change drops the named entries (they are read from the store again on their next use);
-//! an IAM change reloads the directory; [`Change::Everything`] (the feed reconnected, or
+//! A change drops the named entries (they are read from the store again on their next use),
+//! except a parameter's, which is read again at once into its cached (account, Region)
+//! scope (the scope is cached whole: a parameter missing from it would not exist); an IAM
+//! change reloads the directory; [`Change::Everything`] (the feed reconnected, or
 //! may have missed a change) drops every cache and reloads IAM. Changes that arrive while
 //! one is applied are applied together, so that a burst of IAM changes costs one reload.
 //! Each service counts a change it is told of like one of its own writes, so that a read of
@@ -59,6 +61,8 @@ impl Caches {
             return;
         }
         let mut iam = false;
+        // Each parameter is read again once per batch, after the others are forgotten.
+        let mut params: Vec<String> = Vec::new();
         for change in batch {
             match change {
                 Change::Key(key_id) => {
@@ -77,9 +81,11 @@ impl Caches {
                     self.metrics.invalidation("secret");
                     self.secrets.forget(&arn);
                 }
-                Change::Params { account, region } => {
-                    self.metrics.invalidation("params");
-                    self.ssm.forget_scope(&account, &region);
+                Change::Param(arn) => {
+                    self.metrics.invalidation("param");
+                    if !params.contains(&arn) {
+                        params.push(arn);
+                    }
                 }
                 Change::Iam => {
                     self.metrics.invalidation("iam");
@@ -87,6 +93,9 @@ impl Caches {
                 }
                 Change::Everything => {}
             }
+        }
+        for arn in params {
+            self.ssm.refresh_param(&arn).await;
         }
         if iam {
             self.reload_iam().await;

@@ -25,8 +25,9 @@ pub enum Change {
     },
     /// A Secrets Manager secret by ARN, with its versions.
     Secret(String),
-    /// The Parameter Store parameters of one account and region.
-    Params { account: String, region: String },
+    /// A Parameter Store parameter by ARN, with its versions (created, changed or
+    /// deleted).
+    Param(String),
     /// Anything in IAM (users, roles, policies, access keys, STS sessions).
     Iam,
     /// Anything at all: forget every cached entry.
@@ -34,21 +35,6 @@ pub enum Change {
 }
 
 impl Change {
-    /// The parameters' scope of a parameter ARN (`arn:PARTITION:ssm:REGION:ACCOUNT:...`),
-    /// or [`Change::Everything`] when it does not parse.
-    pub fn params_of_arn(arn: &str) -> Self {
-        let mut parts = arn.split(':');
-        match (parts.nth(3), parts.next()) {
-            (Some(region), Some(account)) if !region.is_empty() && !account.is_empty() => {
-                Self::Params {
-                    account: account.to_owned(),
-                    region: region.to_owned(),
-                }
-            }
-            _ => Self::Everything,
-        }
-    }
-
     /// One line of a notification: fields separated by tabs. A field holding a tab or a
     /// line break (no valid name does) makes the change [`Change::Everything`].
     pub(crate) fn encode(&self) -> String {
@@ -60,7 +46,7 @@ impl Change {
                 name,
             } => vec!["alias", account, region, name],
             Self::Secret(arn) => vec!["secret", arn],
-            Self::Params { account, region } => vec!["params", account, region],
+            Self::Param(arn) => vec!["param", arn],
             Self::Iam => vec!["iam"],
             Self::Everything => vec!["all"],
         };
@@ -82,10 +68,7 @@ impl Change {
                 name: owned(name),
             },
             ["secret", arn] => Self::Secret(owned(arn)),
-            ["params", account, region] => Self::Params {
-                account: owned(account),
-                region: owned(region),
-            },
+            ["param", arn] => Self::Param(owned(arn)),
             ["iam"] => Self::Iam,
             ["all"] => Self::Everything,
             _ => return None,
@@ -125,10 +108,7 @@ mod tests {
                 name: "alias/app".into(),
             },
             Change::Secret("arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf".into()),
-            Change::Params {
-                account: "111122223333".into(),
-                region: "us-east-1".into(),
-            },
+            Change::Param("arn:aws:ssm:us-east-1:111122223333:parameter/a/b".into()),
             Change::Iam,
             Change::Everything,
         ];
@@ -146,14 +126,9 @@ mod tests {
     }
 
     #[test]
-    fn a_parameter_arn_names_its_scope() {
-        assert_eq!(
-            Change::params_of_arn("arn:aws:ssm:us-east-1:111122223333:parameter/a/b"),
-            Change::Params {
-                account: "111122223333".into(),
-                region: "us-east-1".into()
-            }
-        );
-        assert_eq!(Change::params_of_arn("garbage"), Change::Everything);
+    fn a_scope_change_of_an_older_node_is_not_understood() {
+        // Nodes before per-parameter changes announced a whole scope: a node that hears
+        // one drops everything rather than ignore it.
+        assert_eq!(Change::decode("params\t111122223333\tus-east-1"), None);
     }
 }

@@ -48,7 +48,7 @@ pub use iam::{
     InlinePolicyRecord, SessionRecord,
 };
 pub use imports::{ImportStore, ImportTokenRecord, ImportedMaterialRecord};
-pub use params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
+pub use params::{OneParam, ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
 pub use postgres::{
     PgAuditAnchor, PgConfig, PgStore, RustlsStream, SslMode, is_postgres_url, parse_postgres_url,
 };
@@ -67,6 +67,10 @@ pub enum StoreError {
     /// The record to change does not exist.
     #[error("the record does not exist")]
     NotFound,
+    /// The record changed since the writer read it (another writer, usually on another
+    /// node, wrote it first); nothing was written. Read it again and decide again.
+    #[error("the record changed since it was read")]
+    Conflict,
     /// The stored data does not have the expected shape (a migration bug or tampering).
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
@@ -136,6 +140,11 @@ pub trait KmsStore: Send + Sync {
     /// Replaces the mutable fields of a key (description, state, deletion date, policy,
     /// rotation settings).
     async fn update_key(&self, key: &KeyRecord) -> Result<()>;
+    /// [`KmsStore::update_key`] only while the stored record is still `read`, the one the
+    /// change was decided on: [`StoreError::Conflict`] if another writer (another node)
+    /// changed it since, [`StoreError::NotFound`] if it is gone. Checked under the row's
+    /// lock, in the transaction that writes it.
+    async fn update_key_from(&self, read: &KeyRecord, key: &KeyRecord) -> Result<()>;
     /// Deletes a key with its materials, tags, aliases and grants — only if, at the moment
     /// of deleting, it is still pending deletion with a date at or before `now_ms` (a
     /// concurrent `CancelKeyDeletion` wins). Returns whether it deleted the key.

@@ -21,6 +21,12 @@ pub struct ParamRecord {
     pub expires_ms: Option<i64>,
     /// Everything else (tags), encoded by the service. Opaque to the store.
     pub meta: String,
+    /// How many times the row was written: 1 when the parameter is created, one more with
+    /// each change. A [`ParamWrite::Put`] names the revision it makes, and the store
+    /// replaces the row only while it is at the one before (creates it only while there is
+    /// none); otherwise the whole write fails with [`crate::StoreError::Conflict`] — the
+    /// writer decided on a state another writer (another node) has changed since.
+    pub revision: i64,
 }
 
 /// One version of a parameter.
@@ -66,14 +72,22 @@ pub enum ParamWrite {
 /// The parameters of one account and region, and their versions.
 pub type ScopeParams = (Vec<ParamRecord>, Vec<ParamVersionRecord>);
 
+/// One parameter and its versions (ordered by version).
+pub type OneParam = (ParamRecord, Vec<ParamVersionRecord>);
+
 /// Parameters and their versions.
 #[async_trait]
 pub trait ParamStore: Send + Sync {
-    /// Applies `writes` in order, in one durable transaction: all or nothing.
+    /// Applies `writes` in order, in one durable transaction: all or nothing. Fails with
+    /// [`crate::StoreError::Conflict`] if a `Put`'s parameter is not at the revision before
+    /// the one it writes ([`ParamRecord::revision`]).
     async fn write_params(&self, writes: &[ParamWrite]) -> Result<()>;
     /// Every parameter of one account and region (ordered by ARN) with all their versions
     /// (ordered by parameter ARN and version), read as one consistent snapshot.
     async fn load_params(&self, account: &str, region: &str) -> Result<ScopeParams>;
+    /// One parameter with its versions, read as one consistent snapshot; `None` if there
+    /// is none with this ARN.
+    async fn load_param(&self, arn: &str) -> Result<Option<OneParam>>;
     /// Parameters whose expiration is at or before `now_ms`, soonest first.
     async fn params_due_for_expiration(&self, now_ms: i64) -> Result<Vec<ParamRecord>>;
 }

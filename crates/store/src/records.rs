@@ -95,6 +95,13 @@ pub struct SecretRecord {
     /// Everything else (description, KMS key, tags, staging labels, policy, rotation and
     /// replication settings), encoded by the service. Opaque to the store.
     pub meta: String,
+    /// How many times the row was written: 1 when the secret is created, one more with
+    /// each change. A [`crate::SecretWrite::Put`] names the revision it makes, and the
+    /// store replaces the row only while it is at the one before (creates it only while
+    /// there is none); otherwise the whole write fails with [`crate::StoreError::Conflict`]
+    /// — the writer decided (which version is `AWSCURRENT`, say) on a state another writer
+    /// has changed since.
+    pub revision: i64,
 }
 
 /// One version of a secret: its value sealed under a data key, and that data key encrypted

@@ -7,6 +7,7 @@ mod audit_anchor;
 mod audit_cluster_cli;
 mod audit_crash;
 mod bench_cli;
+mod cluster_crash;
 mod envelope_cli;
 mod ops_cli;
 mod serve_transport;

@@ -358,7 +358,15 @@ impl KmsService {
         record: KeyRecord,
         tags: Option<Vec<Tag>>,
     ) -> Result<Arc<Key>, KmsError> {
-        self.store.update_key(&record).await?;
+        // Only over the record this change was decided on: another node's change of the
+        // same key in between is not overwritten (this node forgets the key and the caller
+        // may retry, on the record as it is then).
+        if let Err(e) = self.store.update_key_from(&key.record, &record).await {
+            if matches!(e, keyhold_store::StoreError::Conflict) {
+                self.forget_key(&record.key_id);
+            }
+            return Err(e.into());
+        }
         let tags = tags.unwrap_or_else(|| key.tags.clone());
         let updated = key.with_record(record, tags).ok_or(KmsError::Internal)?;
         let updated = Arc::new(updated);

@@ -143,6 +143,10 @@ pub enum SsmError {
     /// KMS refused (disabled key, access denied, ...): its error, as KMS answered it.
     Kms(KmsError),
 
+    /// Another node changed the parameter between this node's read and its write, again and
+    /// again (each conflict is retried after reading the parameter again).
+    Conflict,
+
     /// The store failed, or stored data is unreadable; the request may be retried.
     Internal,
 }
@@ -374,6 +378,11 @@ impl From<SsmError> for ApiError {
             }
             E::Kms(kms) => ApiError::from(kms),
 
+            // The exception's description in the API reference.
+            E::Conflict => ApiError::new(
+                Code::TooManyUpdates,
+                "There are concurrent updates for a resource that supports one update at a time.",
+            ),
             E::Internal => ApiError::new(
                 Code::InternalServerError,
                 "An error occurred on the server side.",
@@ -384,6 +393,9 @@ impl From<SsmError> for ApiError {
 
 impl From<keyhold_store::StoreError> for SsmError {
     fn from(e: keyhold_store::StoreError) -> Self {
+        if matches!(e, keyhold_store::StoreError::Conflict) {
+            return SsmError::Conflict;
+        }
         tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failure");
         SsmError::Internal
     }

@@ -297,6 +297,7 @@ mod tests {
             name: name.into(),
             key: key_of(name).into(),
             created_ms: 0,
+            revision: 1,
             tags: vec![("team".into(), "core".into())],
             versions: vec![version.clone()],
         };

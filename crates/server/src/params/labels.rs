@@ -23,6 +23,16 @@ pub async fn label_parameter_version(
     ctx: &RequestContext,
     input: LabelParameterVersionRequest,
 ) -> Result<LabelParameterVersionResult, SsmError> {
+    // Labels are unique within a parameter: a label moved on another node meanwhile makes
+    // the store refuse this write, and the move is decided again on what is stored then.
+    super::retrying(|| label_once(svc, ctx, &input)).await
+}
+
+async fn label_once(
+    svc: &SsmService,
+    ctx: &RequestContext,
+    input: &LabelParameterVersionRequest,
+) -> Result<LabelParameterVersionResult, SsmError> {
     let _guard = svc.writes.lock().await;
     let param = named(svc, ctx, &input.name).await?;
     let target = match input.parameter_version {
@@ -38,7 +48,7 @@ pub async fn label_parameter_version(
         None => param.current()?.number,
     };
     let (valid, invalid): (Vec<String>, Vec<String>) =
-        input.labels.into_iter().partition(|l| is_valid(l));
+        input.labels.iter().cloned().partition(|l| is_valid(l));
     let mut attached = param
         .version(target)
         .map(|v| v.labels.clone())

@@ -196,6 +196,49 @@ impl SsmService {
         write(&self.scopes).remove(&Scope::new(account.to_owned(), region.to_owned()));
     }
 
+    /// Reads one parameter again (another node created, changed or deleted it) into its
+    /// scope's cache, in place of the cached one, if that scope is loaded: the rest of the
+    /// scope stays cached, and so does its key order (the path queries walk it) and its tier
+    /// counts. Waits for this node's write of the same parameter, so that it never overtakes
+    /// one. Counts as a write, so that a read of the store that overlapped it is not cached.
+    pub async fn refresh_param(&self, arn: &str) {
+        self.writes.note_write();
+        let Some((scope, key)) = name::scope_and_key_of_arn(arn) else {
+            self.forget_everything();
+            return;
+        };
+        if !read(&self.scopes).contains_key(&scope) {
+            return;
+        }
+        let _guard = self.writes.lock_resource(&resource_of(&scope, key)).await;
+        if let Err(e) = self.reload_param(&scope, key, arn).await {
+            tracing::warn!(error = ?e, arn, "reading a parameter another node changed failed");
+            self.forget_scope(&scope.account, &scope.region);
+        }
+    }
+
+    /// Replaces what a loaded scope holds of one parameter with the store's state of it.
+    /// Callers hold the parameter's write lock (or the service's).
+    async fn reload_param(&self, scope: &Scope, key: &str, arn: &str) -> Result<(), SsmError> {
+        let _writing = self.writes.writing();
+        let stored = match self.store.load_param(arn).await? {
+            Some((record, versions)) => Some(Param::from_records(record, versions)?),
+            None => None,
+        };
+        let Some(params) = read(&self.scopes).get(scope).cloned() else {
+            return Ok(());
+        };
+        let mut state = write(&params.state);
+        if let Some(old) = state.by_key.remove(key) {
+            state.counts.remove(&old);
+        }
+        if let Some(param) = stored {
+            state.counts.add(&param);
+            state.by_key.insert(param.key.clone(), Arc::new(param));
+        }
+        Ok(())
+    }
+
     /// Forgets (another node may have changed anything) every cached parameter.
     pub fn forget_everything(&self) {
         self.writes.note_write();
@@ -222,22 +265,40 @@ impl SsmService {
 
     /// Stores `changes` in one durable transaction, then caches the results (in order).
     /// Callers hold the write lock of every parameter `changes` touch (or the service's).
+    ///
+    /// Each changed parameter is written as the revision after the one it was read at, and
+    /// only if the store still holds that one: if another node wrote it meanwhile, nothing
+    /// is written, the parameters are read again and [`SsmError::Conflict`] says to decide
+    /// again ([`retrying`]).
     async fn commit(
         &self,
         scope: &Scope,
-        changes: Vec<Change>,
+        mut changes: Vec<Change>,
     ) -> Result<Vec<Arc<Param>>, SsmError> {
         let _writing = self.writes.writing();
         let mut writes = Vec::with_capacity(changes.len());
-        for change in &changes {
+        for change in &mut changes {
             writes.push(match change {
-                Change::Put { old, new } => put_write(scope, old.as_deref(), new)?,
+                Change::Put { old, new } => {
+                    new.revision = old.as_ref().map_or(1, |o| o.revision + 1);
+                    put_write(scope, old.as_deref(), new)?
+                }
                 Change::Delete(param) => ParamWrite::Delete {
                     arn: param.arn.clone(),
                 },
             });
         }
-        self.store.write_params(&writes).await?;
+        if let Err(e) = self.store.write_params(&writes).await {
+            let e = SsmError::from(e);
+            if matches!(e, SsmError::Conflict) {
+                for change in &changes {
+                    if let Change::Put { new, .. } = change {
+                        self.reload_param(scope, &new.key, &new.arn).await?;
+                    }
+                }
+            }
+            return Err(e);
+        }
         let params = self.scope_params(scope).await?;
         let mut state = write(&params.state);
         let mut stored = Vec::new();
@@ -285,6 +346,22 @@ impl SsmService {
         }
         Ok(deleted)
     }
+}
+
+/// Runs `write` again while it meets a [`SsmError::Conflict`] (its commit has read the
+/// parameters again), as
+/// [`crate::write_locks::retry_conflicts`] says.
+async fn retrying<T, F, Fut>(write: F) -> Result<T, SsmError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SsmError>>,
+{
+    crate::write_locks::retry_conflicts(|e| matches!(e, SsmError::Conflict), write).await
+}
+
+/// The name a write locks one parameter under ([`WriteLocks::lock_resource`]).
+fn resource_of(scope: &Scope, key: &str) -> String {
+    format!("{}/{}/{key}", scope.account, scope.region)
 }
 
 /// The store write for `new`, given what was stored before (`old`): the versions that are

@@ -25,6 +25,26 @@ pub fn arn_of(scope: &Scope, key: &str) -> String {
     scope.arn("ssm", format_args!("parameter/{key}"))
 }
 
+/// The scope and key of a parameter's ARN ([`arn_of`] undone); `None` if it is not one.
+pub fn scope_and_key_of_arn(arn: &str) -> Option<(Scope, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(_), Some("ssm"), Some(region), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let key = resource.strip_prefix("parameter/")?;
+    if region.is_empty() || account.is_empty() || key.is_empty() {
+        return None;
+    }
+    Some((Scope::new(account, region), key))
+}
+
 /// Validates the name of a parameter to create or update; returns it without the spaces
 /// AWS removes from its ends.
 pub fn validate_new(raw: &str, scope: &Scope) -> Result<String, SsmError> {
@@ -182,6 +202,24 @@ mod tests {
 
     fn scope() -> Scope {
         Scope::new("111122223333", "us-east-2")
+    }
+
+    #[test]
+    fn a_parameter_arn_names_its_scope_and_key() {
+        let s = scope();
+        for key in ["a", "a/b/c", "Dev.db-1_x"] {
+            let arn = arn_of(&s, key);
+            assert_eq!(scope_and_key_of_arn(&arn), Some((s.clone(), key)));
+        }
+        for bad in [
+            "garbage",
+            "arn:aws:ssm:us-east-2:111122223333:document/x",
+            "arn:aws:kms:us-east-2:111122223333:parameter/x",
+            "arn:aws:ssm::111122223333:parameter/x",
+            "arn:aws:ssm:us-east-2:111122223333:parameter/",
+        ] {
+            assert_eq!(scope_and_key_of_arn(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct Param {
     pub tags: Vec<(String, String)>,
     /// Oldest first; never empty.
     pub versions: Vec<Arc<Version>>,
+    /// The store row's revision this state was read at or written as
+    /// ([`ParamRecord::revision`]); [`super::SsmService`]'s commit writes the next one.
+    pub revision: i64,
 }
 
 /// What a version holds as its value.
@@ -119,6 +122,7 @@ impl Param {
             created_ms: record.created_ms,
             tags: meta.tags,
             versions,
+            revision: record.revision,
         })
     }
 
@@ -134,6 +138,7 @@ impl Param {
             created_ms: self.created_ms,
             expires_ms: self.expires_ms(),
             meta: serde_json::to_string(&meta).map_err(|_| SsmError::Internal)?,
+            revision: self.revision,
         })
     }
 }
@@ -261,6 +266,7 @@ mod tests {
             name: "/a/b".into(),
             key: "a/b".into(),
             created_ms: 1,
+            revision: 1,
             tags: vec![("k".into(), "v".into())],
             versions: vec![
                 version(1, ParameterType::String, Stored::Text("one".into())),

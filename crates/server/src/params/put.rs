@@ -42,6 +42,16 @@ pub async fn put_parameter(
     ctx: &RequestContext,
     input: PutParameterRequest,
 ) -> Result<PutParameterResult, SsmError> {
+    // Another node may add a version between this node's read and its write: the store
+    // refuses the write, and the version is numbered again on what is stored then.
+    super::retrying(|| put_once(svc, ctx, &input)).await
+}
+
+async fn put_once(
+    svc: &SsmService,
+    ctx: &RequestContext,
+    input: &PutParameterRequest,
+) -> Result<PutParameterResult, SsmError> {
     let name = name::validate_new(&input.name, &ctx.scope)?;
     let overwrite = input.overwrite.unwrap_or(false);
     svc.authorize_with(
@@ -53,7 +63,7 @@ pub async fn put_parameter(
     if value.is_empty() {
         return Err(SsmError::EmptyValue);
     }
-    let new_tags = input.tags.unwrap_or_default();
+    let new_tags = input.tags.clone().unwrap_or_default();
     if overwrite && !new_tags.is_empty() {
         return Err(SsmError::TagsWithOverwrite);
     }
@@ -75,12 +85,12 @@ pub async fn put_parameter(
     if input.key_id.is_some() && kind != ParameterType::SecureString {
         return Err(SsmError::KeyIdOnlyForSecureString);
     }
-    let data_type = non_empty(input.data_type)
+    let data_type = non_empty(input.data_type.clone())
         .or_else(|| current.map(|c| c.data_type.clone()))
         .unwrap_or_else(|| "text".to_owned());
     check_data_type(&data_type, kind)?;
-    let allowed_pattern = match input.allowed_pattern {
-        Some(p) => non_empty(Some(p)),
+    let allowed_pattern = match &input.allowed_pattern {
+        Some(p) => non_empty(Some(p.clone())),
         None => current.and_then(|c| c.allowed_pattern.clone()),
     };
     if let Some(pattern) = &allowed_pattern {
@@ -163,6 +173,7 @@ pub async fn put_parameter(
         value: stored,
         description: input
             .description
+            .clone()
             .or_else(|| current.and_then(|c| c.description.clone())),
         allowed_pattern,
         key_id,
@@ -180,6 +191,7 @@ pub async fn put_parameter(
         created_ms: existing.as_ref().map_or(now, |p| p.created_ms),
         tags: existing.as_ref().map_or(new_tags, |p| p.tags.clone()),
         versions,
+        revision: existing.as_ref().map_or(0, |p| p.revision),
     };
     svc.commit(&ctx.scope, vec![Change::Put { old: existing, new }])
         .await?;
@@ -213,8 +225,10 @@ async fn lock_for_put<'a>(
         .await?
         .is_some_and(|p| keeps_tier(&p))
     {
-        let resource = format!("{}/{}/{key}", ctx.scope.account, ctx.scope.region);
-        let guard = svc.writes.lock_resource(&resource).await;
+        let guard = svc
+            .writes
+            .lock_resource(&super::resource_of(&ctx.scope, key))
+            .await;
         // Deletions lock the whole service, so the parameter found now stays.
         if svc
             .find(&ctx.scope, key)

@@ -93,6 +93,7 @@ pub async fn create_secret(
             ..Meta::default()
         },
         versions: Vec::new(),
+        revision: 0,
     };
     if let Some(link) = cross_account_primary {
         // A cross-account replica is encrypted under a key the primary's owner can use: keep

@@ -141,6 +141,9 @@ pub enum SecretsError {
     Decryption,
     /// The authorization engine refused the call (its message names the layer).
     AccessDenied(crate::authz::Denied),
+    /// Another node changed the secret between this node's read and its write, again and
+    /// again (each conflict is retried after reading the secret again).
+    Conflict,
     /// The store failed; the request may be retried.
     Internal,
 }
@@ -382,7 +385,9 @@ impl From<SecretsError> for ApiError {
                  key.",
             ),
             E::AccessDenied(denied) => ApiError::new(CommonError::AccessDenied, denied.message()),
-            E::Internal => ApiError::new(
+            // Secrets Manager names no error for concurrent changes: a server-side error,
+            // which the SDKs retry.
+            E::Conflict | E::Internal => ApiError::new(
                 Code::InternalServiceError,
                 "An error occurred on the server side.",
             ),
@@ -395,6 +400,9 @@ const TOKEN_REQUIRED: &str =
 
 impl From<keyhold_store::StoreError> for SecretsError {
     fn from(e: keyhold_store::StoreError) -> Self {
+        if matches!(e, keyhold_store::StoreError::Conflict) {
+            return SecretsError::Conflict;
+        }
         tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failure");
         SecretsError::Internal
     }

@@ -246,12 +246,20 @@ impl SecretsService {
 
     /// Stores `changes` in one durable transaction, then caches the results (in order).
     /// Callers hold the write lock of every secret `changes` touch (or the service's).
-    async fn commit(&self, changes: Vec<Change>) -> Result<Vec<Arc<Secret>>, SecretsError> {
+    ///
+    /// Each changed secret is written as the revision after the one it was read at, and
+    /// only if the store still holds that one: if another node wrote it meanwhile, nothing
+    /// is written, the secrets are forgotten (read again on their next use) and
+    /// [`SecretsError::Conflict`] says to decide again ([`retrying`]).
+    async fn commit(&self, mut changes: Vec<Change>) -> Result<Vec<Arc<Secret>>, SecretsError> {
         let _writing = self.writes.writing();
         let mut writes = Vec::with_capacity(changes.len());
-        for change in &changes {
+        for change in &mut changes {
             writes.push(match change {
-                Change::Put { old, new } => put_write(old.as_deref(), new)?,
+                Change::Put { old, new } => {
+                    new.revision = old.as_ref().map_or(1, |o| o.revision + 1);
+                    put_write(old.as_deref(), new)?
+                }
                 Change::Delete(secret) => SecretWrite::Delete {
                     arn: secret.arn.clone(),
                 },
@@ -268,6 +276,14 @@ impl SecretsService {
                     })
                     .unwrap_or_default();
                 return Err(SecretsError::Exists { name });
+            }
+            Err(StoreError::Conflict) => {
+                for change in &changes {
+                    if let Change::Put { new, .. } = change {
+                        self.forget(&new.arn);
+                    }
+                }
+                return Err(SecretsError::Conflict);
             }
             Err(e) => return Err(e.into()),
         }
@@ -345,6 +361,17 @@ impl SecretsService {
         }
         Ok(purged)
     }
+}
+
+/// Runs `write` again while it meets a [`SecretsError::Conflict`] (its commit has
+/// forgotten the secrets it read), as
+/// [`crate::write_locks::retry_conflicts`] says.
+async fn retrying<T, F, Fut>(write: F) -> Result<T, SecretsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SecretsError>>,
+{
+    crate::write_locks::retry_conflicts(|e| matches!(e, SecretsError::Conflict), write).await
 }
 
 /// The store write for `new`, given what was stored before (`old`): the versions that are

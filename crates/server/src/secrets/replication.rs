@@ -345,6 +345,7 @@ impl SecretsService {
                 ..primary.meta.clone()
             },
             versions,
+            revision: existing.map_or(0, |e| e.revision),
         })
     }
 }

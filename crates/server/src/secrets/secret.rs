@@ -30,6 +30,9 @@ pub struct Secret {
     pub deletion_ms: Option<i64>,
     pub meta: Meta,
     pub versions: Vec<Arc<SecretVersionRecord>>,
+    /// The store row's revision this state was read at or written as
+    /// ([`SecretRecord::revision`]); [`super::SecretsService`]'s commit writes the next one.
+    pub revision: i64,
 }
 
 /// Everything about a secret that is neither its identity nor a value.
@@ -153,6 +156,7 @@ impl Secret {
             deletion_ms: record.deletion_ms,
             meta,
             versions,
+            revision: record.revision,
         })
     }
 
@@ -167,6 +171,7 @@ impl Secret {
             created_ms: self.created_ms,
             deletion_ms: self.deletion_ms,
             meta,
+            revision: self.revision,
         })
     }
 

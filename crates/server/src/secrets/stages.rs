@@ -19,6 +19,16 @@ pub async fn update_secret_version_stage(
     ctx: &RequestContext,
     input: UpdateSecretVersionStageRequest,
 ) -> Result<UpdateSecretVersionStageResponse, SecretsError> {
+    // A label moved on another node meanwhile makes the store refuse this write; the move is
+    // then decided again on what is stored.
+    super::retrying(|| update_once(service, ctx, &input)).await
+}
+
+async fn update_once(
+    service: &SecretsService,
+    ctx: &RequestContext,
+    input: &UpdateSecretVersionStageRequest,
+) -> Result<UpdateSecretVersionStageResponse, SecretsError> {
     let _guard = service.writes.lock().await;
     let secret = service.resolve_writable(ctx, &input.secret_id).await?;
     let mut next = (*secret).clone();
@@ -130,6 +140,7 @@ mod tests {
                 ..Meta::default()
             },
             versions,
+            revision: 1,
         }
     }
 

@@ -142,37 +142,49 @@ pub async fn put_secret_value(
     let stages = input
         .version_stages
         .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
+    // Another node may move AWSCURRENT between this node's read and its write: the store
+    // refuses the write, and the labels are decided again on what is stored then.
+    super::retrying(|| put_once(service, ctx, &input.secret_id, &token, &value, &stages)).await
+}
 
-    let _guard = service.lock_secret(ctx, &input.secret_id).await?;
-    let secret = service.resolve_writable(ctx, &input.secret_id).await?;
+async fn put_once(
+    service: &SecretsService,
+    ctx: &RequestContext,
+    secret_id: &str,
+    token: &str,
+    value: &SecretValue,
+    stages: &[String],
+) -> Result<PutSecretValueResponse, SecretsError> {
+    let _guard = service.lock_secret(ctx, secret_id).await?;
+    let secret = service.resolve_writable(ctx, secret_id).await?;
     if let Some(existing) = secret
-        .version(&token)
+        .version(token)
         .filter(|v| !Secret::is_empty_version(v))
     {
         // Idempotent retry: the same value under the same token changes nothing.
         let stored = service.open_version(ctx, existing).await?;
-        if !stored.same_as(&value) {
+        if !stored.same_as(value) {
             return Err(SecretsError::VersionExists {
-                token,
+                token: token.to_owned(),
                 arn: secret.arn.clone(),
             });
         }
         return Ok(PutSecretValueResponse {
             arn: Some(secret.arn.clone()),
             name: Some(secret.name.clone()),
-            version_id: Some(token.clone()),
-            version_stages: Some(secret.labels(&token).to_vec()),
+            version_id: Some(token.to_owned()),
+            version_stages: Some(secret.labels(token).to_vec()),
         });
     }
     let next = service
-        .with_new_version(ctx, &secret, &token, &value, &stages)
+        .with_new_version(ctx, &secret, token, value, stages)
         .await?;
     let stored = service.save(ctx, secret, next).await?;
     Ok(PutSecretValueResponse {
         arn: Some(stored.arn.clone()),
         name: Some(stored.name.clone()),
-        version_id: Some(token.clone()),
-        version_stages: Some(stored.labels(&token).to_vec()),
+        version_id: Some(token.to_owned()),
+        version_stages: Some(stored.labels(token).to_vec()),
     })
 }
 

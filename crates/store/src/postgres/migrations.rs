@@ -250,6 +250,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         document  TEXT NOT NULL,
         signature BYTEA NOT NULL
      );",
+    // 7: version-checked writes of parameters and secrets (the SQLite store's twelfth
+    // migration).
+    "ALTER TABLE ssm_params ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;
+     ALTER TABLE sm_secrets ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;",
 ];
 
 /// Brings the schema up to date; returns how many migrations it applied.

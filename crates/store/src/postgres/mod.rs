@@ -602,6 +602,30 @@ impl KmsStore for PgStore {
         tx.commit().await.map_err(pg)
     }
 
+    async fn update_key_from(&self, read: &KeyRecord, key: &KeyRecord) -> Result<()> {
+        if has_nul(&[&key.key_id]) {
+            return Err(StoreError::NotFound);
+        }
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // The row lock holds off another node's write until this one commits; that writer
+        // then finds a record other than the one it read.
+        let stored = tx
+            .query_opt(
+                &format!("SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = $1 FOR UPDATE"),
+                &[&key.key_id],
+            )
+            .await
+            .map_err(pg)?;
+        match stored.as_ref().map(key_from_row).transpose()? {
+            None => return Err(StoreError::NotFound),
+            Some(stored) if stored != *read => return Err(StoreError::Conflict),
+            Some(_) => update_key_row(&tx, key).await?,
+        }
+        self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
+        tx.commit().await.map_err(pg)
+    }
+
     async fn delete_key_if_due(&self, key_id: &str, now_ms: i64) -> Result<bool> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;

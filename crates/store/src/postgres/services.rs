@@ -8,7 +8,9 @@ use tokio_postgres::{IsolationLevel, Row};
 use super::{PgStore, has_nul, insert_key_row, pg, rows, update_key_row, upsert_tags};
 use crate::changes::Change;
 use crate::grants::{GrantRecord, GrantStore};
-use crate::params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
+use crate::params::{
+    OneParam, ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams,
+};
 use crate::records::{KeyRecord, SecretRecord, SecretVersionRecord, Tag};
 use crate::{
     ImportStore, ImportTokenRecord, ImportedMaterialRecord, Result, SecretStore, SecretWrite,
@@ -373,7 +375,7 @@ impl ImportStore for PgStore {
     }
 }
 
-const SECRET_COLUMNS: &str = "arn, account, region, name, created_ms, deletion_ms, meta";
+const SECRET_COLUMNS: &str = "arn, account, region, name, created_ms, deletion_ms, meta, revision";
 const SECRET_VERSION_COLUMNS: &str = "secret_arn, version_id, created_ms, last_accessed_ms, \
      kms_key_id, kms_key_arn, data_key, sealed_value";
 
@@ -386,6 +388,7 @@ fn secret_from_row(row: &Row) -> Result<SecretRecord> {
         created_ms: row.try_get(4).map_err(pg)?,
         deletion_ms: row.try_get(5).map_err(pg)?,
         meta: row.try_get(6).map_err(pg)?,
+        revision: row.try_get(7).map_err(pg)?,
     })
 }
 
@@ -408,24 +411,31 @@ async fn put_secret(
     versions: &[SecretVersionRecord],
     removed: &[String],
 ) -> Result<()> {
-    tx.execute(
-        &format!(
-            "INSERT INTO sm_secrets ({SECRET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (arn) DO UPDATE SET name = excluded.name, \
-             deletion_ms = excluded.deletion_ms, meta = excluded.meta"
-        ),
-        &[
-            &s.arn,
-            &s.account,
-            &s.region,
-            &s.name,
-            &s.created_ms,
-            &s.deletion_ms,
-            &s.meta,
-        ],
-    )
-    .await
-    .map_err(pg)?;
+    // Only at the revision before the one written (see SecretRecord::revision).
+    let written = tx
+        .execute(
+            &format!(
+                "INSERT INTO sm_secrets ({SECRET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (arn) DO UPDATE SET name = excluded.name, \
+                 deletion_ms = excluded.deletion_ms, meta = excluded.meta, \
+                 revision = excluded.revision WHERE sm_secrets.revision = excluded.revision - 1"
+            ),
+            &[
+                &s.arn,
+                &s.account,
+                &s.region,
+                &s.name,
+                &s.created_ms,
+                &s.deletion_ms,
+                &s.meta,
+                &s.revision,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    if written == 0 {
+        return Err(StoreError::Conflict);
+    }
     for v in versions {
         tx.execute(
             &format!(
@@ -600,7 +610,7 @@ impl SecretStore for PgStore {
     }
 }
 
-const PARAM_COLUMNS: &str = "arn, account, region, name, created_ms, expires_ms, meta";
+const PARAM_COLUMNS: &str = "arn, account, region, name, created_ms, expires_ms, meta, revision";
 
 fn param_from_row(row: &Row) -> Result<ParamRecord> {
     Ok(ParamRecord {
@@ -611,6 +621,7 @@ fn param_from_row(row: &Row) -> Result<ParamRecord> {
         created_ms: row.try_get(4).map_err(pg)?,
         expires_ms: row.try_get(5).map_err(pg)?,
         meta: row.try_get(6).map_err(pg)?,
+        revision: row.try_get(7).map_err(pg)?,
     })
 }
 
@@ -630,24 +641,33 @@ async fn put_param(
     versions: &[ParamVersionRecord],
     removed: &[i64],
 ) -> Result<()> {
-    tx.execute(
-        &format!(
-            "INSERT INTO ssm_params ({PARAM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (arn) DO UPDATE SET expires_ms = excluded.expires_ms, \
-             meta = excluded.meta"
-        ),
-        &[
-            &p.arn,
-            &p.account,
-            &p.region,
-            &p.name,
-            &p.created_ms,
-            &p.expires_ms,
-            &p.meta,
-        ],
-    )
-    .await
-    .map_err(pg)?;
+    // The row is replaced only at the revision before the one written (see ParamRecord).
+    // A concurrent writer of the same row waits for this transaction, then finds the
+    // revision changed and writes nothing.
+    let written = tx
+        .execute(
+            &format!(
+                "INSERT INTO ssm_params ({PARAM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (arn) DO UPDATE SET expires_ms = excluded.expires_ms, \
+                 meta = excluded.meta, revision = excluded.revision \
+                 WHERE ssm_params.revision = excluded.revision - 1"
+            ),
+            &[
+                &p.arn,
+                &p.account,
+                &p.region,
+                &p.name,
+                &p.created_ms,
+                &p.expires_ms,
+                &p.meta,
+                &p.revision,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    if written == 0 {
+        return Err(StoreError::Conflict);
+    }
     for v in versions {
         tx.execute(
             "INSERT INTO ssm_versions (param_arn, version, modified_ms, value, meta) \
@@ -695,11 +715,8 @@ impl ParamStore for PgStore {
         let changes: Vec<Change> = writes
             .iter()
             .map(|w| match w {
-                ParamWrite::Put { param, .. } => Change::Params {
-                    account: param.account.clone(),
-                    region: param.region.clone(),
-                },
-                ParamWrite::Delete { arn } => Change::params_of_arn(arn),
+                ParamWrite::Put { param, .. } => Change::Param(param.arn.clone()),
+                ParamWrite::Delete { arn } => Change::Param(arn.clone()),
             })
             .collect();
         self.notify(&tx, &changes).await?;
@@ -743,6 +760,43 @@ impl ParamStore for PgStore {
             rows(params, param_from_row)?,
             rows(versions, param_version_from_row)?,
         ))
+    }
+
+    async fn load_param(&self, arn: &str) -> Result<Option<OneParam>> {
+        if has_nul(&[arn]) {
+            return Ok(None);
+        }
+        let mut c = self.client().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        let param = tx
+            .query_opt(
+                &format!("SELECT {PARAM_COLUMNS} FROM ssm_params WHERE arn = $1"),
+                &[&arn],
+            )
+            .await
+            .map_err(pg)?;
+        let Some(param) = param else {
+            return Ok(None);
+        };
+        let versions = tx
+            .query(
+                "SELECT param_arn, version, modified_ms, value, meta FROM ssm_versions \
+                 WHERE param_arn = $1 ORDER BY version",
+                &[&arn],
+            )
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(Some((
+            param_from_row(&param)?,
+            rows(versions, param_version_from_row)?,
+        )))
     }
 
     async fn params_due_for_expiration(&self, now_ms: i64) -> Result<Vec<ParamRecord>> {

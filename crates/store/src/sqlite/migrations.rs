@@ -242,6 +242,11 @@ const MIGRATIONS: &[&str] = &[
         document  TEXT NOT NULL,
         signature BLOB NOT NULL
      ) STRICT;",
+    // 12: version-checked writes of parameters and secrets across nodes. Each row counts
+    // its writes; a write names the revision it makes and replaces only the one before
+    // (ParamRecord::revision).
+    "ALTER TABLE ssm_params ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE sm_secrets ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The version a database is at once every migration ran (`PRAGMA user_version`).

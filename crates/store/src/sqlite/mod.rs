@@ -492,6 +492,20 @@ impl KmsStore for SqliteStore {
         self.write(move |c| update_key_row(c, &key)).await
     }
 
+    async fn update_key_from(&self, read: &KeyRecord, key: &KeyRecord) -> Result<()> {
+        let (read, key) = (read.clone(), key.clone());
+        self.write(move |c| {
+            let tx = c.savepoint().map_err(backend)?;
+            match key_row(&tx, &key.key_id)? {
+                None => return Err(StoreError::NotFound),
+                Some(stored) if stored != read => return Err(StoreError::Conflict),
+                Some(_) => update_key_row(&tx, &key)?,
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
     async fn rotate_keys(&self, rotations: &[(KeyRecord, MaterialRecord)]) -> Result<()> {
         let rotations = rotations.to_vec();
         self.write(move |c| {

@@ -1,13 +1,15 @@
 //! [`ParamStore`] on SQLite: tables `ssm_params` and `ssm_versions` (migration 3).
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, backend};
-use crate::Result;
-use crate::params::{ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams};
+use crate::params::{
+    OneParam, ParamRecord, ParamStore, ParamVersionRecord, ParamWrite, ScopeParams,
+};
+use crate::{Result, StoreError};
 
-const PARAM_COLUMNS: &str = "arn, account, region, name, created_ms, expires_ms, meta";
+const PARAM_COLUMNS: &str = "arn, account, region, name, created_ms, expires_ms, meta, revision";
 const VERSION_COLUMNS: &str = "param_arn, version, modified_ms, value, meta";
 
 #[async_trait]
@@ -69,6 +71,38 @@ impl ParamStore for SqliteStore {
         .await
     }
 
+    async fn load_param(&self, arn: &str) -> Result<Option<OneParam>> {
+        let arn = arn.to_owned();
+        self.read(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let param = tx
+                .query_row(
+                    &format!("SELECT {PARAM_COLUMNS} FROM ssm_params WHERE arn = ?1"),
+                    [&arn],
+                    param_from_row,
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some(param) = param else {
+                return Ok(None);
+            };
+            let versions = {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT {VERSION_COLUMNS} FROM ssm_versions WHERE param_arn = ?1 \
+                         ORDER BY version"
+                    ))
+                    .map_err(backend)?;
+                let rows = stmt.query_map([&arn], version_from_row).map_err(backend)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(backend)?
+            };
+            tx.commit().map_err(backend)?;
+            Ok(Some((param, versions)))
+        })
+        .await
+    }
+
     async fn params_due_for_expiration(&self, now_ms: i64) -> Result<Vec<ParamRecord>> {
         self.read(move |c| {
             let mut stmt = c
@@ -90,23 +124,30 @@ fn put(
     versions: &[ParamVersionRecord],
     removed: &[i64],
 ) -> Result<()> {
-    tx.execute(
-        &format!(
-            "INSERT INTO ssm_params ({PARAM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (arn) DO UPDATE SET expires_ms = excluded.expires_ms, \
-             meta = excluded.meta"
-        ),
-        params![
-            p.arn,
-            p.account,
-            p.region,
-            p.name,
-            p.created_ms,
-            p.expires_ms,
-            p.meta
-        ],
-    )
-    .map_err(backend)?;
+    // The row is replaced only at the revision before the one written (see ParamRecord).
+    let written = tx
+        .execute(
+            &format!(
+                "INSERT INTO ssm_params ({PARAM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (arn) DO UPDATE SET expires_ms = excluded.expires_ms, \
+                 meta = excluded.meta, revision = excluded.revision \
+                 WHERE ssm_params.revision = excluded.revision - 1"
+            ),
+            params![
+                p.arn,
+                p.account,
+                p.region,
+                p.name,
+                p.created_ms,
+                p.expires_ms,
+                p.meta,
+                p.revision
+            ],
+        )
+        .map_err(backend)?;
+    if written == 0 {
+        return Err(StoreError::Conflict);
+    }
     {
         let mut stmt = tx
             .prepare_cached(&format!(
@@ -152,6 +193,7 @@ fn param_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ParamRecord> {
         created_ms: row.get(4)?,
         expires_ms: row.get(5)?,
         meta: row.get(6)?,
+        revision: row.get(7)?,
     })
 }
 
@@ -183,6 +225,7 @@ mod tests {
             created_ms: 1,
             expires_ms,
             meta: "{}".into(),
+            revision: 1,
         }
     }
 
@@ -237,13 +280,34 @@ mod tests {
         // Replace version 2, drop version 1, in one write.
         let mut v2 = version(&a, 2);
         v2.meta = "{\"labels\":[\"x\"]}".into();
+        let a2 = ParamRecord {
+            revision: 2,
+            ..a.clone()
+        };
         store
-            .write_params(&[put(&a, vec![v2.clone()], &[1])])
+            .write_params(&[put(&a2, vec![v2.clone()], &[1])])
             .await
             .unwrap();
         let (_, versions) = store.load_params(ACCOUNT, REGION).await.unwrap();
         assert_eq!(versions.first(), Some(&v2));
         assert_eq!(versions.len(), 2);
+        assert_eq!(
+            store.load_param(&a.arn).await.unwrap(),
+            Some((a2.clone(), vec![v2.clone()]))
+        );
+
+        // A write from the revision before (another writer's, decided on what it read then)
+        // is refused whole, as is a second creation.
+        let stale = store
+            .write_params(&[put(&a2, vec![version(&a, 3)], &[])])
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+        let again = store.write_params(&[put(&b, vec![], &[])]).await;
+        assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
+        assert_eq!(
+            store.load_param(&a.arn).await.unwrap().unwrap().1,
+            vec![v2.clone()]
+        );
 
         assert!(
             store
@@ -262,7 +326,7 @@ mod tests {
             .await
             .unwrap();
         let (params, versions) = store.load_params(ACCOUNT, REGION).await.unwrap();
-        assert_eq!(params, vec![a]);
+        assert_eq!(params, vec![a2]);
         assert_eq!(versions.len(), 1);
     }
 }

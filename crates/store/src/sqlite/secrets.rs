@@ -5,9 +5,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, backend};
 use crate::records::{SecretRecord, SecretVersionRecord};
-use crate::{Result, SecretStore, SecretWrite};
+use crate::{Result, SecretStore, SecretWrite, StoreError};
 
-const SECRET_COLUMNS: &str = "arn, account, region, name, created_ms, deletion_ms, meta";
+const SECRET_COLUMNS: &str = "arn, account, region, name, created_ms, deletion_ms, meta, revision";
 const VERSION_COLUMNS: &str = "secret_arn, version_id, created_ms, last_accessed_ms, kms_key_id, \
      kms_key_arn, data_key, sealed_value";
 
@@ -141,23 +141,30 @@ fn put(
     versions: &[SecretVersionRecord],
     removed: &[String],
 ) -> Result<()> {
-    tx.execute(
-        &format!(
-            "INSERT INTO sm_secrets ({SECRET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (arn) DO UPDATE SET name = excluded.name, \
-             deletion_ms = excluded.deletion_ms, meta = excluded.meta"
-        ),
-        params![
-            s.arn,
-            s.account,
-            s.region,
-            s.name,
-            s.created_ms,
-            s.deletion_ms,
-            s.meta
-        ],
-    )
-    .map_err(backend)?;
+    // Only at the revision before the one written (see SecretRecord::revision).
+    let written = tx
+        .execute(
+            &format!(
+                "INSERT INTO sm_secrets ({SECRET_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (arn) DO UPDATE SET name = excluded.name, \
+                 deletion_ms = excluded.deletion_ms, meta = excluded.meta, \
+                 revision = excluded.revision WHERE sm_secrets.revision = excluded.revision - 1"
+            ),
+            params![
+                s.arn,
+                s.account,
+                s.region,
+                s.name,
+                s.created_ms,
+                s.deletion_ms,
+                s.meta,
+                s.revision
+            ],
+        )
+        .map_err(backend)?;
+    if written == 0 {
+        return Err(StoreError::Conflict);
+    }
     {
         let mut stmt = tx
             .prepare_cached(&format!(
@@ -209,6 +216,7 @@ fn secret_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRecord> {
         created_ms: row.get(4)?,
         deletion_ms: row.get(5)?,
         meta: row.get(6)?,
+        revision: row.get(7)?,
     })
 }
 
@@ -230,7 +238,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::StoreError;
 
     fn secret(arn: &str, name: &str) -> SecretRecord {
         SecretRecord {
@@ -241,6 +248,7 @@ mod tests {
             created_ms: 1,
             deletion_ms: None,
             meta: "{}".into(),
+            revision: 1,
         }
     }
 
@@ -306,12 +314,26 @@ mod tests {
 
         let mut scheduled = a.clone();
         scheduled.deletion_ms = Some(50);
+        scheduled.revision = 2;
         let mut v2 = version(&a.arn, "v2", 2);
         v2.last_accessed_ms = Some(86_400_000);
         store
             .write_secrets(&[put(scheduled.clone(), vec![v2.clone()], &["v1"])])
             .await
             .unwrap();
+        assert_eq!(
+            store.secret_versions(&a.arn).await.unwrap(),
+            vec![v2.clone()]
+        );
+
+        // A write decided on the first revision (another node's, say) is refused whole.
+        let mut stale = a.clone();
+        stale.revision = 2;
+        let err = store
+            .write_secrets(&[put(stale, vec![version(&a.arn, "v3", 3)], &[])])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
         assert_eq!(store.secret_versions(&a.arn).await.unwrap(), vec![v2]);
         assert!(store.secrets_due_for_deletion(49).await.unwrap().is_empty());
         assert_eq!(

@@ -337,9 +337,25 @@ async fn keys_round_trip_and_duplicates_change_nothing(f: &Fixture) {
     changed.rotation_period_days = None;
     changed.next_rotation_ms = None;
     s.update_key(&changed).await.unwrap();
-    assert_eq!(s.get_key("k1").await.unwrap(), Some(changed));
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(changed.clone()));
     assert!(matches!(
         s.update_key(&key("missing")).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // update_key_from writes only over the record it read: a change decided on the record
+    // before `changed` (another node's, say) is refused and changes nothing.
+    let mut enabled = changed.clone();
+    enabled.state = "Enabled".into();
+    let mut redescribed = k.clone();
+    redescribed.description = "stale".into();
+    let stale = s.update_key_from(&k, &redescribed).await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(changed.clone()));
+    s.update_key_from(&changed, &enabled).await.unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(enabled));
+    assert!(matches!(
+        s.update_key_from(&key("missing"), &key("missing")).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -971,6 +987,7 @@ fn secret(arn: &str, name: &str, created: i64) -> SecretRecord {
         created_ms: created,
         deletion_ms: None,
         meta: "{}".into(),
+        revision: 1,
     }
 }
 
@@ -1055,6 +1072,7 @@ async fn secrets_and_versions_round_trip(f: &Fixture) {
     let mut scheduled = a.clone();
     scheduled.deletion_ms = Some(50);
     scheduled.meta = "{\"description\":\"x\"}".into();
+    scheduled.revision = 2;
     let mut v2 = version(&a.arn, "v2", 2);
     v2.last_accessed_ms = Some(86_400_000);
     v2.kms_key_id = None;
@@ -1071,6 +1089,23 @@ async fn secrets_and_versions_round_trip(f: &Fixture) {
         s.secrets_due_for_deletion(50).await.unwrap(),
         [a.arn.as_str()]
     );
+    assert_eq!(s.get_secret(&a.arn).await.unwrap(), Some(scheduled.clone()));
+
+    // A write decided on an older revision (two nodes moved AWSCURRENT from what each
+    // read) is refused whole; so is a second creation of one ARN.
+    let mut stale = a.clone();
+    stale.revision = 2;
+    let err = s
+        .write_secrets(&[put_secret(stale, vec![version(&a.arn, "v3", 3)], &[])])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    let err = s
+        .write_secrets(&[put_secret(z.clone(), vec![], &[])])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    assert_eq!(s.secret_versions(&a.arn).await.unwrap().len(), 1);
     assert_eq!(s.get_secret(&a.arn).await.unwrap(), Some(scheduled));
 
     s.write_secrets(&[
@@ -1141,6 +1176,7 @@ fn param(name: &str, expires: Option<i64>) -> ParamRecord {
         created_ms: 1,
         expires_ms: expires,
         meta: "{}".into(),
+        revision: 1,
     }
 }
 
@@ -1191,17 +1227,49 @@ async fn params_and_versions_round_trip(f: &Fixture) {
         ]
     );
 
+    assert_eq!(
+        s.load_param(&a.arn).await.unwrap(),
+        Some((a.clone(), vec![param_version(&a, 1), param_version(&a, 2)]))
+    );
+    assert_eq!(s.load_param("arn:aws:ssm:none").await.unwrap(), None);
+
     let mut v2 = param_version(&a, 2);
     v2.value = vec![0, 159, 146, 150];
+    let a2 = ParamRecord {
+        revision: 2,
+        ..a.clone()
+    };
     s.write_params(&[ParamWrite::Put {
-        param: a.clone(),
+        param: a2.clone(),
         versions: vec![v2.clone()],
         removed_versions: vec![1, 99],
     }])
     .await
     .unwrap();
     let (_, versions) = s.load_params(ACCOUNT, REGION).await.unwrap();
-    assert_eq!(versions, vec![v2, param_version(&b, 1)]);
+    assert_eq!(versions, vec![v2.clone(), param_version(&b, 1)]);
+
+    // Two writers that both read revision 1 and both made version 3: the second is
+    // refused whole (and decides again on what it reads then); so is a second creation.
+    let stale = s
+        .write_params(&[
+            ParamWrite::Put {
+                param: b.clone(),
+                versions: vec![],
+                removed_versions: vec![],
+            },
+            ParamWrite::Put {
+                param: a2.clone(),
+                versions: vec![param_version(&a, 3)],
+                removed_versions: vec![],
+            },
+        ])
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+    assert_eq!(
+        s.load_param(&a.arn).await.unwrap(),
+        Some((a2.clone(), vec![v2]))
+    );
 
     assert!(s.params_due_for_expiration(499).await.unwrap().is_empty());
     assert_eq!(
@@ -1213,7 +1281,7 @@ async fn params_and_versions_round_trip(f: &Fixture) {
         .await
         .unwrap();
     let (params, versions) = s.load_params(ACCOUNT, REGION).await.unwrap();
-    assert_eq!(params, vec![a]);
+    assert_eq!(params, vec![a2]);
     assert_eq!(versions.len(), 1);
     let (params, _) = s.load_params(ACCOUNT, "eu-west-1").await.unwrap();
     assert_eq!(params, vec![other]);

@@ -491,3 +491,285 @@ async fn an_import_token_from_one_node_imports_once_on_another() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_parameter_changed_on_one_node_is_read_again_alone_on_the_others() {
+    let Some(c) = cluster("cluster::param_refresh", Duration::from_secs(60)).await else {
+        return;
+    };
+    let ssm: Vec<_> = c.nodes.iter().map(TestServer::ssm).collect();
+    let put = |node: usize, name: &'static str, value: &'static str| {
+        ssm[node]
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+    };
+    put(0, "/app/a", "1").await.unwrap();
+    put(0, "/app/b", "1").await.unwrap();
+    // Node 1 loads the scope; what a path query lists follows changes made on node 0.
+    let listed = |node: usize| {
+        let client = ssm[node].clone();
+        async move {
+            let out = client
+                .get_parameters_by_path()
+                .path("/app")
+                .recursive(true)
+                .send()
+                .await
+                .unwrap();
+            out.parameters()
+                .iter()
+                .map(|p| format!("{}={}", p.name().unwrap(), p.value().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(1).await, ["/app/a=1", "/app/b=1"]);
+    let heard = metric(&c.nodes[1], "keyhold_cache_invalidations_total").await;
+    put(0, "/app/c", "1").await.unwrap();
+    put(2, "/app/b", "2").await.unwrap();
+    ssm[0]
+        .delete_parameter()
+        .name("/app/a")
+        .send()
+        .await
+        .unwrap();
+    within(
+        BOUND,
+        "node 0's and 2's changes in node 1's path query",
+        || async { listed(1).await == ["/app/b=2", "/app/c=1"] },
+    )
+    .await;
+    assert!(
+        metric(&c.nodes[1], "keyhold_cache_invalidations_total").await >= heard + 3.0,
+        "node 1 heard one change per parameter write"
+    );
+    // A version made on node 1 after it read the parameter again follows node 2's.
+    let out = put(1, "/app/b", "3").await.unwrap();
+    assert_eq!(out.version, 3);
+}
+
+#[tokio::test]
+async fn parameter_versions_and_secret_labels_written_on_two_nodes_at_once_stay_consistent() {
+    let Some(c) = cluster("cluster::races", Duration::from_secs(60)).await else {
+        return;
+    };
+    // PutParameter: four writers on each of two nodes add versions to one parameter.
+    let ssm: Vec<_> = c.nodes.iter().map(TestServer::ssm).collect();
+    ssm[0]
+        .put_parameter()
+        .name("/race/p")
+        .value("start")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let mut writers = Vec::new();
+    for (node, client) in ssm.iter().take(2).enumerate() {
+        for w in 0..4 {
+            let client = client.clone();
+            writers.push(tokio::spawn(async move {
+                let mut made = Vec::new();
+                for i in 0..8 {
+                    let value = format!("n{node}w{w}i{i}");
+                    let out = client
+                        .put_parameter()
+                        .name("/race/p")
+                        .value(&value)
+                        .overwrite(true)
+                        .send()
+                        .await
+                        .unwrap();
+                    made.push((out.version, value));
+                }
+                made
+            }));
+        }
+    }
+    let mut made = Vec::new();
+    for w in writers {
+        made.extend(w.await.unwrap());
+    }
+    made.sort();
+    let numbers: Vec<i64> = made.iter().map(|(v, _)| *v).collect();
+    assert_eq!(
+        numbers,
+        (2..=65).collect::<Vec<i64>>(),
+        "each version numbered once"
+    );
+    let history = |node: usize| {
+        let client = ssm[node].clone();
+        async move {
+            let mut history = Vec::new();
+            let mut token = None;
+            loop {
+                let page = client
+                    .get_parameter_history()
+                    .name("/race/p")
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .unwrap();
+                history.extend(
+                    page.parameters()
+                        .iter()
+                        .map(|p| (p.version, p.value().unwrap().to_owned())),
+                );
+                token = page.next_token;
+                if token.is_none() {
+                    return history;
+                }
+            }
+        }
+    };
+    let mut expected = vec![(1, "start".to_owned())];
+    expected.extend(made.iter().cloned());
+    for node in [0, 1] {
+        // Within the bound: the other node's last writes may still be on their way.
+        within(
+            BOUND,
+            &format!("node {node} holds every version made"),
+            || async { history(node).await == expected },
+        )
+        .await;
+    }
+
+    // PutSecretValue: three writers on each of two nodes, each version with a label of its
+    // own besides AWSCURRENT; every label stays on its version, one AWSCURRENT, one
+    // AWSPREVIOUS, both on versions of the load.
+    let sm: Vec<_> = c.nodes.iter().map(TestServer::secrets_manager).collect();
+    let first = sm[0]
+        .create_secret()
+        .name("race")
+        .secret_string("start")
+        .send()
+        .await
+        .unwrap()
+        .version_id
+        .unwrap();
+    let mut writers = Vec::new();
+    for (node, client) in sm.iter().take(2).enumerate() {
+        for w in 0..3 {
+            let client = client.clone();
+            writers.push(tokio::spawn(async move {
+                let mut made = Vec::new();
+                for i in 0..3 {
+                    let label = format!("n{node}w{w}i{i}");
+                    let out = client
+                        .put_secret_value()
+                        .secret_id("race")
+                        .secret_string(&label)
+                        .version_stages("AWSCURRENT")
+                        .version_stages(&label)
+                        .send()
+                        .await
+                        .unwrap();
+                    made.push((out.version_id.unwrap(), label));
+                }
+                made
+            }));
+        }
+    }
+    let mut made = Vec::new();
+    for w in writers {
+        made.extend(w.await.unwrap());
+    }
+    for node in [0, 1] {
+        let list = || async {
+            sm[node]
+                .list_secret_version_ids()
+                .secret_id("race")
+                .include_deprecated(true)
+                .send()
+                .await
+                .unwrap()
+        };
+        within(
+            BOUND,
+            &format!("node {node} lists every version"),
+            || async { list().await.versions().len() == made.len() + 1 },
+        )
+        .await;
+        let listed = list().await;
+        let stages = |id: &str| {
+            listed
+                .versions()
+                .iter()
+                .find(|v| v.version_id() == Some(id))
+                .map(|v| v.version_stages().to_vec())
+        };
+        for (id, label) in &made {
+            let labels = stages(id).unwrap_or_else(|| panic!("node {node}: version {id} lost"));
+            assert!(
+                labels.contains(label),
+                "node {node}: version {id} lost its label {label}: {labels:?}"
+            );
+        }
+        let holders = |label: &str| {
+            listed
+                .versions()
+                .iter()
+                .filter(|v| v.version_stages().iter().any(|s| s == label))
+                .map(|v| v.version_id().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let (current, previous) = (holders("AWSCURRENT"), holders("AWSPREVIOUS"));
+        assert_eq!(current.len(), 1, "node {node}: {current:?}");
+        assert_eq!(previous.len(), 1, "node {node}: {previous:?}");
+        assert!(made.iter().any(|(id, _)| *id == current[0]));
+        assert!(previous[0] != first && made.iter().any(|(id, _)| *id == previous[0]));
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_changing_one_key_at_once_keep_both_changes() {
+    let Some(c) = cluster("cluster::key_race", Duration::from_secs(60)).await else {
+        return;
+    };
+    let kms: Vec<_> = c.nodes.iter().map(TestServer::kms).collect();
+    let (key, _) = new_key(&kms[0]).await;
+    for node in &kms {
+        encrypt(node, &key).await.unwrap(); // cached everywhere
+    }
+    for round in 0..8 {
+        // Node 0 disables the key while node 1 changes its description: each writes the
+        // key's record, and neither may put back the other's field as it read it. A write
+        // refused for that answers KMSInternalException, which the SDK retries.
+        let description = format!("round {round}");
+        let (disabled, described) = tokio::join!(
+            kms[0].disable_key().key_id(&key).send(),
+            kms[1]
+                .update_key_description()
+                .key_id(&key)
+                .description(&description)
+                .send()
+        );
+        disabled.unwrap();
+        described.unwrap();
+        for (i, node) in kms.iter().enumerate() {
+            within(
+                BOUND,
+                &format!("round {round}: both changes on node {i}"),
+                || async {
+                    let meta = node
+                        .describe_key()
+                        .key_id(&key)
+                        .send()
+                        .await
+                        .unwrap()
+                        .key_metadata
+                        .unwrap();
+                    !meta.enabled && meta.description.as_deref() == Some(description.as_str())
+                },
+            )
+            .await;
+        }
+        kms[2].enable_key().key_id(&key).send().await.unwrap();
+        within(BOUND, "the key enabled again on node 0", || async {
+            encrypt(&kms[0], &key).await.is_ok()
+        })
+        .await;
+    }
+}
