@@ -231,6 +231,9 @@ pub enum KmsError {
     CustomKeyStore(super::custom_key_stores::CksError),
     /// The store failed; the request may be retried.
     Internal,
+    /// The store refused a key record written over one another node had changed since it
+    /// was read (the dispatch decides the request again).
+    WriteConflict,
 }
 
 impl From<KmsError> for ApiError {
@@ -519,6 +522,12 @@ impl From<KmsError> for ApiError {
                 ),
             ),
             E::CustomKeyStore(e) => e.into(),
+            // Only once the write was decided again and refused every time (the dispatch
+            // retries it): retryable, as AWS says of this exception.
+            E::WriteConflict => ApiError::new(
+                Code::KMSInternalException,
+                "The request was rejected because an internal exception occurred. The request can be retried.",
+            ),
             E::Internal => ApiError::new(
                 Code::KMSInternalException,
                 "The request was rejected because an internal exception occurred. The request can be retried.",
@@ -550,6 +559,9 @@ impl keyhold_proto::ErrorCode for Unmodeled {
 
 impl From<keyhold_store::StoreError> for KmsError {
     fn from(e: keyhold_store::StoreError) -> Self {
+        if matches!(e, keyhold_store::StoreError::Conflict) {
+            return KmsError::WriteConflict;
+        }
         tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failure");
         KmsError::Internal
     }

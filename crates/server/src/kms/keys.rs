@@ -81,6 +81,10 @@ pub async fn create_key(
         private,
         multi_region,
     )?;
+    // As AWS documents for `Tags`: `kms:TagResource` in an IAM policy, on the new key.
+    if !tags.is_empty() {
+        kms.authorize_identity_on(ctx, "kms:TagResource", &new.record.arn, &Facts::default())?;
+    }
     if external {
         // The spec and usage asked for: the material comes with the import.
         new.record.key_spec = spec.as_str().to_owned();

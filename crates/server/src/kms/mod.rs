@@ -359,8 +359,8 @@ impl KmsService {
         tags: Option<Vec<Tag>>,
     ) -> Result<Arc<Key>, KmsError> {
         // Only over the record this change was decided on: another node's change of the
-        // same key in between is not overwritten (this node forgets the key and the caller
-        // may retry, on the record as it is then).
+        // same key in between is not overwritten (this node forgets the key, and the
+        // dispatch decides the request again on the record as it is then).
         if let Err(e) = self.store.update_key_from(&key.record, &record).await {
             if matches!(e, keyhold_store::StoreError::Conflict) {
                 self.forget_key(&record.key_id);
@@ -467,6 +467,44 @@ macro_rules! named_key {
     };
 }
 
+/// Runs an operation. Those that write a key record decided on the record they read
+/// ([`KmsService::update_key`]) are decided again when another node changed that record in
+/// between (see [`crate::write_locks::retry_conflicts`]).
+macro_rules! run {
+    (EnableKey, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (DisableKey, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (ScheduleKeyDeletion, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (CancelKeyDeletion, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (UpdateKeyDescription, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (PutKeyPolicy, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (EnableKeyRotation, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (DisableKeyRotation, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    ($other:ident, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        Ok($path($kms, $ctx, $input).await?)
+    };
+    (@again $kms:ident, $ctx:ident, $input:ident, $path:path) => {{
+        let decide = || $path($kms, $ctx, $input.clone());
+        let is_conflict = |e: &KmsError| matches!(e, KmsError::WriteConflict);
+        Ok(crate::write_locks::retry_conflicts(is_conflict, decide).await?)
+    }};
+}
+
 /// Implements each listed operation by its function, and lists them in [`SUPPORTED`] (the
 /// rest answer "unsupported"). A request over the cryptographic quota of its key's class is
 /// refused here, before it runs (the other quotas are taken before dispatch).
@@ -478,7 +516,8 @@ macro_rules! delegate {
             $(
                 async fn $method(&self, ctx: &RequestContext, input: $input) -> Result<$output, ApiError> {
                     self.admit_crypto(ctx, KmsOperation::$op, named_key!($op, input))?;
-                    Ok($path(self, ctx, input).await?)
+                    let kms = self;
+                    run!($op, kms, ctx, input, $path)
                 }
             )*
         }

@@ -736,7 +736,7 @@ async fn two_nodes_changing_one_key_at_once_keep_both_changes() {
     for round in 0..8 {
         // Node 0 disables the key while node 1 changes its description: each writes the
         // key's record, and neither may put back the other's field as it read it. A write
-        // refused for that answers KMSInternalException, which the SDK retries.
+        // refused for that is decided again by its node on the record as it is then.
         let description = format!("round {round}");
         let (disabled, described) = tokio::join!(
             kms[0].disable_key().key_id(&key).send(),

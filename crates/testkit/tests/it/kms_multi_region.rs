@@ -842,6 +842,32 @@ async fn user_denied(server: &TestServer, name: &str, deny: &str) -> aws_sdk_kms
 }
 
 #[tokio::test]
+async fn create_key_with_tags_needs_tag_resource_in_an_iam_policy() {
+    let server = TestServer::start().await;
+    let kms = user_denied(
+        &server,
+        "no-tagging",
+        r#"{"Effect":"Deny","Action":"kms:TagResource","Resource":"*"}"#,
+    )
+    .await;
+    let tag = Tag::builder()
+        .tag_key("team")
+        .tag_value("a")
+        .build()
+        .unwrap();
+    let err = kms.create_key().tags(tag).send().await.unwrap_err();
+    assert_eq!(err.code(), Some("AccessDeniedException"));
+    assert!(
+        err.message().unwrap().contains("kms:TagResource"),
+        "{err:?}"
+    );
+    // Without tags the same user creates keys, and nothing was left behind by the refusal.
+    kms.create_key().send().await.unwrap();
+    let keys = server.kms().list_keys().send().await.unwrap();
+    assert_eq!(keys.keys().len(), 1);
+}
+
+#[tokio::test]
 async fn replicate_key_is_authorized_in_the_replica_region() {
     let server = TestServer::start().await;
     let (east, _) = clients(&server);
