@@ -52,7 +52,9 @@ pub use params::{OneParam, ParamRecord, ParamStore, ParamVersionRecord, ParamWri
 pub use postgres::{
     PgAuditAnchor, PgConfig, PgStore, RustlsStream, SslMode, is_postgres_url, parse_postgres_url,
 };
-pub use records::{AliasRecord, KeyRecord, MaterialRecord, SecretRecord, SecretVersionRecord, Tag};
+pub use records::{
+    AliasRecord, KeyRecord, KeyRotation, MaterialRecord, SecretRecord, SecretVersionRecord, Tag,
+};
 pub use secrets::{SecretStore, SecretWrite};
 pub use sqlite::{
     IndexHit, SqliteAuditAnchor, SqliteAuditIndex, SqliteAuditLog, SqliteStore, snapshot_sqlite,
@@ -174,17 +176,29 @@ pub trait KmsStore: Send + Sync {
     async fn materials(&self, key_id: &str) -> Result<Vec<MaterialRecord>>;
     /// A rotation: adds `material` and writes `key` (whose `current_material_id` names it,
     /// and whose `next_rotation_ms` is the next automatic rotation), in one durable
-    /// transaction — a crash leaves either both or neither.
+    /// transaction — a crash leaves either both or neither — over the record stored now.
     async fn rotate_key(&self, key: &KeyRecord, material: &MaterialRecord) -> Result<()> {
-        self.rotate_keys(&[(key.clone(), material.clone())]).await
+        let read = self
+            .get_key(&key.key_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.rotate_keys(&[KeyRotation {
+            read,
+            key: key.clone(),
+            material: material.clone(),
+        }])
+        .await
     }
     /// Several keys' rotations in one durable transaction: a multi-Region primary and each
     /// replica's copy of its new material, so that no replica misses a material the
-    /// primary encrypts with.
-    async fn rotate_keys(&self, rotations: &[(KeyRecord, MaterialRecord)]) -> Result<()>;
-    /// Writes several keys' mutable fields ([`KmsStore::update_key`]) in one durable
-    /// transaction (the rows of a multi-Region key when its primary region moves).
-    async fn update_keys(&self, keys: &[KeyRecord]) -> Result<()>;
+    /// primary encrypts with. Each record is written only over the one its rotation was
+    /// decided on (`read`, compared whole, as [`KmsStore::update_key_from`]): if another
+    /// writer changed any, [`StoreError::Conflict`] and nothing is written.
+    async fn rotate_keys(&self, rotations: &[KeyRotation]) -> Result<()>;
+    /// Writes several keys' mutable fields in one durable transaction (the rows of a
+    /// multi-Region key when its primary region moves), each pair `(read, key)` only over
+    /// the record read, as [`KmsStore::rotate_keys`].
+    async fn update_keys(&self, keys: &[(KeyRecord, KeyRecord)]) -> Result<()>;
     /// Ids of enabled keys whose next automatic rotation is at or before `now_ms`.
     async fn keys_due_for_rotation(&self, now_ms: i64) -> Result<Vec<String>>;
 

@@ -36,6 +36,16 @@ pub struct KeyRecord {
     pub multi_region_primary: Option<String>,
 }
 
+/// One key's part of a rotation ([`crate::KmsStore::rotate_keys`]): the record the rotation
+/// was decided on, the record to write (whose `current_material_id` names the new
+/// material), and the new material.
+#[derive(Debug, Clone)]
+pub struct KeyRotation {
+    pub read: KeyRecord,
+    pub key: KeyRecord,
+    pub material: MaterialRecord,
+}
+
 /// One backing-key version of a key, sealed under the domain key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MaterialRecord {

@@ -31,7 +31,7 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
 }
 
 /// One request on its own connection: (status, request id, body).
-async fn call(
+pub(crate) async fn call(
     addr: SocketAddr,
     target: &str,
     body: &str,

@@ -17,8 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Writes each worker makes to one secret or parameter before it starts another (a secret
 /// holds at most 100 versions younger than a day, a parameter keeps its last 100).
@@ -341,26 +339,8 @@ fn str_at(body: &str, path: &[&str]) -> String {
 
 /// One unsigned JSON request (dev mode) on its own connection: (status, body).
 async fn call(addr: SocketAddr, target: &str, body: &Value) -> std::io::Result<(u16, String)> {
-    let body = body.to_string();
-    let mut s = TcpStream::connect(addr).await?;
-    let head = format!(
-        "POST / HTTP/1.1\r\nhost: {addr}\r\nx-amz-target: {target}\r\ncontent-type: application/x-amz-json-1.1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(body.as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or(std::io::ErrorKind::UnexpectedEof)?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or(std::io::ErrorKind::InvalidData)?;
-    Ok((status, body.to_owned()))
+    let (status, _, body) = crate::audit_crash::call(addr, target, &body.to_string()).await?;
+    Ok((status, body))
 }
 
 async fn wait_up(addr: SocketAddr) {

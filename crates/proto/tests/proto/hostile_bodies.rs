@@ -5,25 +5,7 @@ use keyhold_proto::runtime::query::QueryParams;
 use keyhold_proto::{cloudtrail, iam, kms, secretsmanager, ssm, sts};
 use proptest::prelude::*;
 
-struct Null;
-impl kms::KmsApi for Null {
-    type Context = ();
-}
-impl secretsmanager::SecretsManagerApi for Null {
-    type Context = ();
-}
-impl ssm::SsmApi for Null {
-    type Context = ();
-}
-impl cloudtrail::CloudTrailApi for Null {
-    type Context = ();
-}
-impl sts::StsApi for Null {
-    type Context = ();
-}
-impl iam::IamApi for Null {
-    type Context = ();
-}
+use crate::Null;
 
 /// Member names that occur in the models, so random documents reach deep validation.
 const NAMES: &[&str] = &[

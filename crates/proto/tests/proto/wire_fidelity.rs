@@ -7,25 +7,7 @@ use keyhold_proto::runtime::query::QueryParams;
 use keyhold_proto::{cloudtrail, iam, kms, secretsmanager, ssm, sts};
 use proptest::prelude::*;
 
-struct Null;
-impl kms::KmsApi for Null {
-    type Context = ();
-}
-impl secretsmanager::SecretsManagerApi for Null {
-    type Context = ();
-}
-impl ssm::SsmApi for Null {
-    type Context = ();
-}
-impl cloudtrail::CloudTrailApi for Null {
-    type Context = ();
-}
-impl sts::StsApi for Null {
-    type Context = ();
-}
-impl iam::IamApi for Null {
-    type Context = ();
-}
+use crate::Null;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     use std::sync::OnceLock;

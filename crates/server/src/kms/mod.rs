@@ -468,8 +468,8 @@ macro_rules! named_key {
 }
 
 /// Runs an operation. Those that write a key record decided on the record they read
-/// ([`KmsService::update_key`]) are decided again when another node changed that record in
-/// between (see [`crate::write_locks::retry_conflicts`]).
+/// ([`KmsService::update_key`], a rotation, `UpdatePrimaryRegion`) are decided again when
+/// another node changed that record in between (see [`crate::write_locks::retry_conflicts`]).
 macro_rules! run {
     (EnableKey, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
         run!(@again $kms, $ctx, $input, $path)
@@ -493,6 +493,12 @@ macro_rules! run {
         run!(@again $kms, $ctx, $input, $path)
     };
     (DisableKeyRotation, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (RotateKeyOnDemand, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (UpdatePrimaryRegion, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
         run!(@again $kms, $ctx, $input, $path)
     };
     ($other:ident, $kms:ident, $ctx:ident, $input:ident, $path:path) => {

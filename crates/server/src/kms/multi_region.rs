@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use keyhold_crypto::{KeyId, MaterialId};
 use keyhold_proto::kms::*;
-use keyhold_store::{KeyRecord, MaterialRecord};
+use keyhold_store::{KeyRecord, KeyRotation, MaterialRecord};
 
 use super::KmsService;
 use super::authz::Facts;
@@ -226,9 +226,10 @@ pub async fn update_primary_region(
         .ok_or_else(missing)?;
     kms.authorize(ctx, &promoted, "kms:UpdatePrimaryRegion", &Facts::default())?;
     promoted.check_usable()?;
-    let records: Vec<KeyRecord> = rows
+    let records: Vec<(KeyRecord, KeyRecord)> = rows
         .into_iter()
-        .map(|mut record| {
+        .map(|read| {
+            let mut record = read.clone();
             record.multi_region_primary = Some(new_primary.clone());
             if record.region == new_primary {
                 // The rotation schedule moves with the primary.
@@ -238,14 +239,17 @@ pub async fn update_primary_region(
                 record.rotation_period_days = None;
                 record.next_rotation_ms = None;
             }
-            record
+            (read, record)
         })
         .collect();
-    // Every row in one transaction: a crash never leaves two primaries, or none.
-    kms.store.update_keys(&records).await?;
-    for record in &records {
+    // Every row in one transaction (a crash never leaves two primaries, or none), each
+    // only over the row read (another node's change in between: decided again).
+    let written = kms.store.update_keys(&records).await;
+    // Written or refused, every row is read again on its next use.
+    for (_, record) in &records {
         kms.cache_remove(&record.key_id);
     }
+    written?;
     kms.writes.note_write();
     Ok(())
 }
@@ -422,7 +426,7 @@ impl KmsService {
         key: &Key,
         material: &keyhold_crypto::SymmetricKey,
         stored: &MaterialRecord,
-    ) -> Result<Vec<(KeyRecord, MaterialRecord)>, KmsError> {
+    ) -> Result<Vec<KeyRotation>, KmsError> {
         if key.record.multi_region_primary.is_none() {
             return Ok(Vec::new());
         }
@@ -433,18 +437,23 @@ impl KmsService {
             .await?;
         rows.into_iter()
             .filter(|r| r.key_id != key.record.key_id)
-            .map(|mut record| {
+            .map(|read| {
                 let sealed = self
                     .domain
-                    .seal_material(material, &record.arn, &id)
+                    .seal_material(material, &read.arn, &id)
                     .map_err(|_| KmsError::Internal)?;
-                record.current_material_id = stored.material_id.clone();
-                let replica_material = MaterialRecord {
-                    key_id: record.key_id.clone(),
+                let mut key = read.clone();
+                key.current_material_id = stored.material_id.clone();
+                let material = MaterialRecord {
+                    key_id: key.key_id.clone(),
                     sealed,
                     ..stored.clone()
                 };
-                Ok((record, replica_material))
+                Ok(KeyRotation {
+                    read,
+                    key,
+                    material,
+                })
             })
             .collect()
     }

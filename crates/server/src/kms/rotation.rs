@@ -24,7 +24,7 @@
 use keyhold_crypto::{MaterialId, SymmetricKey};
 use keyhold_proto::Timestamp;
 use keyhold_proto::kms::*;
-use keyhold_store::MaterialRecord;
+use keyhold_store::{KeyRotation, MaterialRecord};
 
 use super::KmsService;
 use super::authz::Facts;
@@ -359,10 +359,22 @@ impl KmsService {
             rotation_type: Some(rotation.as_str().to_owned()),
         };
         let replicas = self.replica_rotations(key, &material, &stored).await?;
-        let replica_ids: Vec<String> = replicas.iter().map(|(r, _)| r.key_id.clone()).collect();
-        let mut rotations = vec![(record.clone(), stored)];
+        let replica_ids: Vec<String> = replicas.iter().map(|r| r.key.key_id.clone()).collect();
+        let mut rotations = vec![KeyRotation {
+            read: key.record.clone(),
+            key: record.clone(),
+            material: stored,
+        }];
         rotations.extend(replicas);
-        self.store.rotate_keys(&rotations).await?;
+        // Over the records read: another node's change of the key in between makes this
+        // node forget it, and the rotation is decided again (or, on schedule, at the next
+        // sweep).
+        if let Err(e) = self.store.rotate_keys(&rotations).await {
+            if matches!(e, keyhold_store::StoreError::Conflict) {
+                self.forget_key(&record.key_id);
+            }
+            return Err(e.into());
+        }
         for replica in &replica_ids {
             // Read (and unsealed) again on its next use.
             self.cache_remove(replica);

@@ -35,7 +35,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::audit::AuditAnchor;
 use crate::changes::{Change, ChangeFeed};
-use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
+use crate::records::{AliasRecord, KeyRecord, KeyRotation, MaterialRecord, Tag};
 use crate::{KeySnapshot, KeySnapshotStore, KmsStore, MetaStore, Result, StoreError};
 
 /// Connections the pool keeps open at most.
@@ -370,6 +370,31 @@ async fn insert_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
     Ok(())
 }
 
+/// Writes `key` only over `read` (compared whole): [`StoreError::Conflict`] if another
+/// writer changed the record since. The row lock holds off another node's write until this
+/// transaction commits; that writer then finds a record other than the one it read.
+async fn update_key_row_from(
+    c: &impl GenericClient,
+    read: &KeyRecord,
+    key: &KeyRecord,
+) -> Result<()> {
+    if has_nul(&[&key.key_id]) {
+        return Err(StoreError::NotFound);
+    }
+    let stored = c
+        .query_opt(
+            &format!("SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = $1 FOR UPDATE"),
+            &[&key.key_id],
+        )
+        .await
+        .map_err(pg)?;
+    match stored.as_ref().map(key_from_row).transpose()? {
+        None => Err(StoreError::NotFound),
+        Some(stored) if stored != *read => Err(StoreError::Conflict),
+        Some(_) => update_key_row(c, key).await,
+    }
+}
+
 async fn update_key_row(c: &impl GenericClient, key: &KeyRecord) -> Result<()> {
     let n = c
         .execute(
@@ -603,25 +628,9 @@ impl KmsStore for PgStore {
     }
 
     async fn update_key_from(&self, read: &KeyRecord, key: &KeyRecord) -> Result<()> {
-        if has_nul(&[&key.key_id]) {
-            return Err(StoreError::NotFound);
-        }
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        // The row lock holds off another node's write until this one commits; that writer
-        // then finds a record other than the one it read.
-        let stored = tx
-            .query_opt(
-                &format!("SELECT {KEY_COLUMNS} FROM kms_keys WHERE key_id = $1 FOR UPDATE"),
-                &[&key.key_id],
-            )
-            .await
-            .map_err(pg)?;
-        match stored.as_ref().map(key_from_row).transpose()? {
-            None => return Err(StoreError::NotFound),
-            Some(stored) if stored != *read => return Err(StoreError::Conflict),
-            Some(_) => update_key_row(&tx, key).await?,
-        }
+        update_key_row_from(&tx, read, key).await?;
         self.notify(&tx, &[Change::Key(key.key_id.clone())]).await?;
         tx.commit().await.map_err(pg)
     }
@@ -745,28 +754,31 @@ impl KmsStore for PgStore {
         material_rows(&self.client().await?, key_id).await
     }
 
-    async fn rotate_keys(&self, rotations: &[(KeyRecord, MaterialRecord)]) -> Result<()> {
+    async fn rotate_keys(&self, rotations: &[KeyRotation]) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        for (key, material) in rotations {
-            insert_material_row(&tx, material).await?;
-            update_key_row(&tx, key).await?;
+        for r in rotations {
+            insert_material_row(&tx, &r.material).await?;
+            update_key_row_from(&tx, &r.read, &r.key).await?;
         }
         let changes: Vec<Change> = rotations
             .iter()
-            .map(|(key, _)| Change::Key(key.key_id.clone()))
+            .map(|r| Change::Key(r.key.key_id.clone()))
             .collect();
         self.notify(&tx, &changes).await?;
         tx.commit().await.map_err(pg)
     }
 
-    async fn update_keys(&self, keys: &[KeyRecord]) -> Result<()> {
+    async fn update_keys(&self, keys: &[(KeyRecord, KeyRecord)]) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        for key in keys {
-            update_key_row(&tx, key).await?;
+        for (read, key) in keys {
+            update_key_row_from(&tx, read, key).await?;
         }
-        let changes: Vec<Change> = keys.iter().map(|k| Change::Key(k.key_id.clone())).collect();
+        let changes: Vec<Change> = keys
+            .iter()
+            .map(|(_, k)| Change::Key(k.key_id.clone()))
+            .collect();
         self.notify(&tx, &changes).await?;
         tx.commit().await.map_err(pg)
     }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::records::{AliasRecord, KeyRecord, MaterialRecord, Tag};
+use crate::records::{AliasRecord, KeyRecord, KeyRotation, MaterialRecord, Tag};
 use crate::{KeySnapshot, KeySnapshotStore, KmsStore, MetaStore, Result, StoreError};
 
 pub use audit::{SqliteAuditAnchor, SqliteAuditLog};
@@ -295,6 +295,16 @@ pub(super) fn insert_key_row(tx: &Connection, key: &KeyRecord) -> Result<()> {
     Ok(())
 }
 
+/// Writes `key` only over `read` (compared whole): [`StoreError::Conflict`] if another
+/// writer changed the record since (in the caller's write transaction).
+fn update_key_row_from(c: &Connection, read: &KeyRecord, key: &KeyRecord) -> Result<()> {
+    match key_row(c, &key.key_id)? {
+        None => Err(StoreError::NotFound),
+        Some(stored) if stored != *read => Err(StoreError::Conflict),
+        Some(_) => update_key_row(c, key),
+    }
+}
+
 fn update_key_row(c: &Connection, key: &KeyRecord) -> Result<()> {
     let n = c
         .execute(
@@ -496,35 +506,31 @@ impl KmsStore for SqliteStore {
         let (read, key) = (read.clone(), key.clone());
         self.write(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            match key_row(&tx, &key.key_id)? {
-                None => return Err(StoreError::NotFound),
-                Some(stored) if stored != read => return Err(StoreError::Conflict),
-                Some(_) => update_key_row(&tx, &key)?,
-            }
+            update_key_row_from(&tx, &read, &key)?;
             tx.commit().map_err(backend)
         })
         .await
     }
 
-    async fn rotate_keys(&self, rotations: &[(KeyRecord, MaterialRecord)]) -> Result<()> {
+    async fn rotate_keys(&self, rotations: &[KeyRotation]) -> Result<()> {
         let rotations = rotations.to_vec();
         self.write(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            for (key, material) in &rotations {
-                insert_material_row(&tx, material)?;
-                update_key_row(&tx, key)?;
+            for r in &rotations {
+                insert_material_row(&tx, &r.material)?;
+                update_key_row_from(&tx, &r.read, &r.key)?;
             }
             tx.commit().map_err(backend)
         })
         .await
     }
 
-    async fn update_keys(&self, keys: &[KeyRecord]) -> Result<()> {
+    async fn update_keys(&self, keys: &[(KeyRecord, KeyRecord)]) -> Result<()> {
         let keys = keys.to_vec();
         self.write(move |c| {
             let tx = c.savepoint().map_err(backend)?;
-            for key in &keys {
-                update_key_row(&tx, key)?;
+            for (read, key) in &keys {
+                update_key_row_from(&tx, read, key)?;
             }
             tx.commit().map_err(backend)
         })

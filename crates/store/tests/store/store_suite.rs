@@ -604,30 +604,60 @@ async fn rotation_adds_material_and_schedule_together(f: &Fixture) {
     k1.current_material_id = "33".repeat(32);
     let mut k2 = off.clone();
     k2.current_material_id = "00".repeat(32);
+    let rotation = |read: &KeyRecord, key: &KeyRecord, id: &str, material_hex: &str| KeyRotation {
+        read: read.clone(),
+        key: key.clone(),
+        material: material(id, material_hex, 170, Some("ON_DEMAND")),
+    };
     let err = s
         .rotate_keys(&[
-            (k1.clone(), material("k1", "33", 170, Some("ON_DEMAND"))),
-            (k2.clone(), material("k2", "00", 170, Some("ON_DEMAND"))),
+            rotation(&again, &k1, "k1", "33"),
+            rotation(&off, &k2, "k2", "00"),
         ])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists), "{err:?}");
-    assert_eq!(s.get_key("k1").await.unwrap(), Some(again));
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(again.clone()));
     assert_eq!(s.materials("k1").await.unwrap().len(), 3);
+    // Decided on a record another writer has changed since: refused, nothing written.
+    let mut changed = off.clone();
+    changed.description = "changed by another node".into();
+    s.update_key(&changed).await.unwrap();
     k2.current_material_id = "33".repeat(32);
+    let err = s
+        .rotate_keys(&[
+            rotation(&again, &k1, "k1", "33"),
+            rotation(&off, &k2, "k2", "33"),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(again.clone()));
+    assert_eq!(s.materials("k1").await.unwrap().len(), 3);
+    k2.description = changed.description.clone();
     s.rotate_keys(&[
-        (k1.clone(), material("k1", "33", 170, Some("ON_DEMAND"))),
-        (k2.clone(), material("k2", "33", 170, Some("ON_DEMAND"))),
+        rotation(&again, &k1, "k1", "33"),
+        rotation(&changed, &k2, "k2", "33"),
     ])
     .await
     .unwrap();
     assert_eq!(s.get_key("k1").await.unwrap(), Some(k1.clone()));
     assert_eq!(s.get_key("k2").await.unwrap(), Some(k2.clone()));
     assert_eq!(s.materials("k2").await.unwrap().len(), 2);
-    // Several keys' fields in one transaction.
+    // Several keys' fields in one transaction, each over the record read.
+    let (read1, read2) = (k1.clone(), k2.clone());
     k1.description = "moved".into();
     k2.description = "moved too".into();
-    s.update_keys(&[k1.clone(), k2.clone()]).await.unwrap();
+    let stale = key("k2");
+    let err = s
+        .update_keys(&[(read1.clone(), k1.clone()), (stale, k2.clone())])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    assert_eq!(s.get_key("k1").await.unwrap(), Some(read1.clone()));
+    s.update_keys(&[(read1, k1.clone()), (read2, k2.clone())])
+        .await
+        .unwrap();
     assert_eq!(s.get_key("k1").await.unwrap(), Some(k1));
     assert_eq!(s.get_key("k2").await.unwrap(), Some(k2));
 }
