@@ -229,10 +229,10 @@ where
     // Frames are read into a batch, sealed, and written out in order. While one batch is
     // sealed on the blocking pool, the next is read and the previous one written: the
     // copies that the reader/writer interface costs overlap the cipher instead of adding
-    // to it. A message that fits in one batch is sealed inline (no hand-off), and so is
-    // everything outside a Tokio runtime. A short read ends the input and makes the final
-    // frame — empty when the input is a multiple of the frame length (the ESDKs write
-    // that, and the Python ESDK refuses a final frame as long as the frame length).
+    // to it. A short batch, a message that is one batch, and everything outside a Tokio
+    // runtime are sealed inline (no hand-off). A short read ends the input and makes the
+    // final frame — empty when the input is a multiple of the frame length (the ESDKs
+    // write that, and the Python ESDK refuses a final frame as long as the frame length).
     let key = std::sync::Arc::new(key);
     let message_id: std::sync::Arc<[u8]> = message_id.into();
     let runtime = tokio::runtime::Handle::try_current().ok();
@@ -252,9 +252,10 @@ where
             None => None,
         };
         // Inline when a hand-off costs more than it overlaps: a short batch (the last one,
-        // or all of a small message).
+        // or all of a small message), or a whole message in one batch (nothing to overlap).
+        let whole_message = input.done && previous.is_none();
         let inline = match &runtime {
-            Some(rt) if batch.content() >= PIPELINE_MIN => {
+            Some(rt) if batch.content() >= PIPELINE_MIN && !whole_message => {
                 let (key, id) = (key.clone(), message_id.clone());
                 sealing = Some(rt.spawn_blocking(move || {
                     let mut batch = batch;
@@ -267,7 +268,8 @@ where
                 Some(batch)
             }
         };
-        // At most one of the two: a hand-off follows any earlier one.
+        // In order: the batch handed off before, then this one if it was sealed here (a
+        // short last batch).
         for sealed in [previous, inline].into_iter().flatten() {
             sealed.write(&mut out).await?;
             spare = Some(sealed);
