@@ -18,11 +18,11 @@
 //!
 //! The index is derived: `keyhold audit reindex` (or an index that does not open, is ahead
 //! of the log or does not match it at start) rebuilds it from the segments. It lags the log
-//! by the time the indexer needs to catch up ([`LINGER`] and one transaction when the machine
-//! keeps up; [`LAG_BOUND`] at most
-//! is waited for), and a lookup first waits until every event durable when it started is
-//! indexed, so a caller sees its own earlier calls. Lookups read the records from the
-//! segments by their location.
+//! by the time the indexer needs to catch up ([`LINGER`] and one transaction when the
+//! machine keeps up; [`LAG_BOUND`] at most is waited for), and a lookup first wakes the
+//! indexer and waits until every event durable when it started is indexed, so a caller
+//! sees its own earlier calls. Lookups read the records from the segments by their
+//! location.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
