@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
-use super::{PgStore, pg, rows};
+use super::{PgStore, pg, rows, snapshot};
 use crate::Result;
 use crate::iam::{
     AccessKeyRecord, IamRoleRecord, IamSnapshot, IamStore, IamUserRecord, IamWrite,
@@ -32,13 +32,7 @@ impl IamStore for PgStore {
 
     async fn load_iam(&self) -> Result<IamSnapshot> {
         let mut c = self.client().await?;
-        let tx = c
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        let tx = snapshot(&mut c).await?;
         let select = |sql: String| {
             let tx = &tx;
             async move { tx.query(&sql, &[]).await.map_err(pg) }

@@ -1078,13 +1078,7 @@ impl KeySnapshotStore for PgStore {
         }
         let mut c = self.client().await?;
         // One snapshot for every SELECT: a concurrent write is seen entirely or not at all.
-        let tx = c
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        let tx = snapshot(&mut c).await?;
         let Some(record) = key_row(&tx, key_id).await? else {
             return Ok(None);
         };
@@ -1099,4 +1093,15 @@ impl KeySnapshotStore for PgStore {
         tx.commit().await.map_err(pg)?;
         Ok(Some(snapshot))
     }
+}
+
+/// A read-only transaction on one snapshot: every SELECT in it sees a concurrent write
+/// entirely or not at all.
+pub(crate) async fn snapshot(c: &mut Object) -> Result<deadpool_postgres::Transaction<'_>> {
+    c.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg)
 }

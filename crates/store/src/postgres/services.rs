@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
-use super::{PgStore, has_nul, insert_key_row, pg, rows, update_key_row, upsert_tags};
+use super::{PgStore, has_nul, insert_key_row, pg, rows, snapshot, update_key_row, upsert_tags};
 use crate::changes::Change;
 use crate::grants::{GrantRecord, GrantStore};
 use crate::params::{
@@ -729,13 +729,7 @@ impl ParamStore for PgStore {
         }
         let mut c = self.client().await?;
         // One snapshot for both queries.
-        let tx = c
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        let tx = snapshot(&mut c).await?;
         let params = tx
             .query(
                 &format!(
@@ -767,13 +761,7 @@ impl ParamStore for PgStore {
             return Ok(None);
         }
         let mut c = self.client().await?;
-        let tx = c
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        let tx = snapshot(&mut c).await?;
         let param = tx
             .query_opt(
                 &format!("SELECT {PARAM_COLUMNS} FROM ssm_params WHERE arn = $1"),
