@@ -162,23 +162,26 @@ impl WriteLocks {
 /// How often a write is decided again after another node changed what it read.
 const CONFLICT_ATTEMPTS: u64 = 10;
 
-/// Runs `write` until it ends other than in a conflict (`is_conflict`: the store refused
-/// the write because another node changed what it was decided on, and the service has read
-/// that again), at most [`CONFLICT_ATTEMPTS`] times. Between attempts it waits a few
-/// milliseconds, more each time and at random, so that nodes writing one resource in turn
-/// do not keep colliding (the node that wrote last knows the current state at once).
-pub(crate) async fn retry_conflicts<T, E, F, Fut>(
-    is_conflict: impl Fn(&E) -> bool,
-    mut write: F,
-) -> Result<T, E>
+/// A service's error that can say the store refused a write because another node changed
+/// what it was decided on (and the service has read that again).
+pub(crate) trait WriteConflict {
+    fn is_write_conflict(&self) -> bool;
+}
+
+/// Runs `write` until it ends other than in a write conflict, at most
+/// [`CONFLICT_ATTEMPTS`] times. Between attempts it waits a few milliseconds, more each
+/// time and at random, so that nodes writing one resource in turn do not keep colliding
+/// (the node that wrote last knows the current state at once).
+pub(crate) async fn retry_conflicts<T, E, F, Fut>(mut write: F) -> Result<T, E>
 where
+    E: WriteConflict,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
     let mut attempt = 1;
     loop {
         match write().await {
-            Err(e) if is_conflict(&e) && attempt < CONFLICT_ATTEMPTS => {
+            Err(e) if e.is_write_conflict() && attempt < CONFLICT_ATTEMPTS => {
                 let jitter = std::hash::RandomState::new().hash_one(attempt) % (4 * attempt);
                 tokio::time::sleep(std::time::Duration::from_millis(attempt + jitter)).await;
                 attempt += 1;

@@ -557,6 +557,12 @@ impl keyhold_proto::ErrorCode for Unmodeled {
     }
 }
 
+impl crate::write_locks::WriteConflict for KmsError {
+    fn is_write_conflict(&self) -> bool {
+        matches!(self, KmsError::WriteConflict)
+    }
+}
+
 impl From<keyhold_store::StoreError> for KmsError {
     fn from(e: keyhold_store::StoreError) -> Self {
         if matches!(e, keyhold_store::StoreError::Conflict) {

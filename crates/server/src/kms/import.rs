@@ -891,7 +891,7 @@ fn check_expiration(
         }),
         (ExpirationModelType::KeyMaterialExpires, Some(t)) => {
             let t = t.as_millis();
-            if t <= now_ms || t > now_ms + MAX_VALID_TO_DAYS * 86_400_000 {
+            if t <= now_ms || t > now_ms + MAX_VALID_TO_DAYS * super::key::DAY_MS {
                 return Err(KmsError::ImportParameter {
                     what: "The validTo date must be in the future and at most 365 days from \
                            now."

@@ -505,9 +505,7 @@ macro_rules! run {
         Ok($path($kms, $ctx, $input).await?)
     };
     (@again $kms:ident, $ctx:ident, $input:ident, $path:path) => {{
-        let decide = || $path($kms, $ctx, $input.clone());
-        let is_conflict = |e: &KmsError| matches!(e, KmsError::WriteConflict);
-        Ok(crate::write_locks::retry_conflicts(is_conflict, decide).await?)
+        Ok(crate::write_locks::retry_conflicts(|| $path($kms, $ctx, $input.clone())).await?)
     }};
 }
 

@@ -25,7 +25,7 @@ pub async fn label_parameter_version(
 ) -> Result<LabelParameterVersionResult, SsmError> {
     // Labels are unique within a parameter: a label moved on another node meanwhile makes
     // the store refuse this write, and the move is decided again on what is stored then.
-    super::retrying(|| label_once(svc, ctx, &input)).await
+    crate::write_locks::retry_conflicts(|| label_once(svc, ctx, &input)).await
 }
 
 async fn label_once(

@@ -269,7 +269,7 @@ impl SsmService {
     /// Each changed parameter is written as the revision after the one it was read at, and
     /// only if the store still holds that one: if another node wrote it meanwhile, nothing
     /// is written, the parameters are read again and [`SsmError::Conflict`] says to decide
-    /// again ([`retrying`]).
+    /// again ([`crate::write_locks::retry_conflicts`]).
     async fn commit(
         &self,
         scope: &Scope,
@@ -348,15 +348,10 @@ impl SsmService {
     }
 }
 
-/// Runs `write` again while it meets a [`SsmError::Conflict`] (its commit has read the
-/// parameters again), as
-/// [`crate::write_locks::retry_conflicts`] says.
-async fn retrying<T, F, Fut>(write: F) -> Result<T, SsmError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, SsmError>>,
-{
-    crate::write_locks::retry_conflicts(|e| matches!(e, SsmError::Conflict), write).await
+impl crate::write_locks::WriteConflict for SsmError {
+    fn is_write_conflict(&self) -> bool {
+        matches!(self, SsmError::Conflict)
+    }
 }
 
 /// The name a write locks one parameter under ([`WriteLocks::lock_resource`]).

@@ -27,22 +27,12 @@ pub fn arn_of(scope: &Scope, key: &str) -> String {
 
 /// The scope and key of a parameter's ARN ([`arn_of`] undone); `None` if it is not one.
 pub fn scope_and_key_of_arn(arn: &str) -> Option<(Scope, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_), Some("ssm"), Some(region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let key = resource.strip_prefix("parameter/")?;
-    if region.is_empty() || account.is_empty() || key.is_empty() {
+    let arn = crate::arn::Arn::parse(arn)?;
+    let key = arn.resource.strip_prefix("parameter/")?;
+    if arn.service != "ssm" || arn.region.is_empty() || arn.account.is_empty() || key.is_empty() {
         return None;
     }
-    Some((Scope::new(account, region), key))
+    Some((Scope::new(arn.account, arn.region), key))
 }
 
 /// Validates the name of a parameter to create or update; returns it without the spaces

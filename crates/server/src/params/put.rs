@@ -44,7 +44,7 @@ pub async fn put_parameter(
 ) -> Result<PutParameterResult, SsmError> {
     // Another node may add a version between this node's read and its write: the store
     // refuses the write, and the version is numbered again on what is stored then.
-    super::retrying(|| put_once(svc, ctx, &input)).await
+    crate::write_locks::retry_conflicts(|| put_once(svc, ctx, &input)).await
 }
 
 async fn put_once(

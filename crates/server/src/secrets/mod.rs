@@ -250,7 +250,7 @@ impl SecretsService {
     /// Each changed secret is written as the revision after the one it was read at, and
     /// only if the store still holds that one: if another node wrote it meanwhile, nothing
     /// is written, the secrets are forgotten (read again on their next use) and
-    /// [`SecretsError::Conflict`] says to decide again ([`retrying`]).
+    /// [`SecretsError::Conflict`] says to decide again ([`crate::write_locks::retry_conflicts`]).
     async fn commit(&self, mut changes: Vec<Change>) -> Result<Vec<Arc<Secret>>, SecretsError> {
         let _writing = self.writes.writing();
         let mut writes = Vec::with_capacity(changes.len());
@@ -363,15 +363,10 @@ impl SecretsService {
     }
 }
 
-/// Runs `write` again while it meets a [`SecretsError::Conflict`] (its commit has
-/// forgotten the secrets it read), as
-/// [`crate::write_locks::retry_conflicts`] says.
-async fn retrying<T, F, Fut>(write: F) -> Result<T, SecretsError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, SecretsError>>,
-{
-    crate::write_locks::retry_conflicts(|e| matches!(e, SecretsError::Conflict), write).await
+impl crate::write_locks::WriteConflict for SecretsError {
+    fn is_write_conflict(&self) -> bool {
+        matches!(self, SecretsError::Conflict)
+    }
 }
 
 /// The store write for `new`, given what was stored before (`old`): the versions that are

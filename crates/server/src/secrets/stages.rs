@@ -21,7 +21,7 @@ pub async fn update_secret_version_stage(
 ) -> Result<UpdateSecretVersionStageResponse, SecretsError> {
     // A label moved on another node meanwhile makes the store refuse this write; the move is
     // then decided again on what is stored.
-    super::retrying(|| update_once(service, ctx, &input)).await
+    crate::write_locks::retry_conflicts(|| update_once(service, ctx, &input)).await
 }
 
 async fn update_once(

@@ -144,7 +144,10 @@ pub async fn put_secret_value(
         .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
     // Another node may move AWSCURRENT between this node's read and its write: the store
     // refuses the write, and the labels are decided again on what is stored then.
-    super::retrying(|| put_once(service, ctx, &input.secret_id, &token, &value, &stages)).await
+    crate::write_locks::retry_conflicts(|| {
+        put_once(service, ctx, &input.secret_id, &token, &value, &stages)
+    })
+    .await
 }
 
 async fn put_once(
