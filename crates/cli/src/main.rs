@@ -14,6 +14,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use keyhold_server::{Config, Server};
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many small objects on
+/// two to a few threads, where glibc's arena locking and consolidation showed up at ~8% of
+/// a durable Decrypt's CPU (docs/performance.md). Zeroization of secrets does not depend on
+/// the allocator: sensitive buffers are zeroized before they are freed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "keyhold",
