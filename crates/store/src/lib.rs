@@ -204,17 +204,28 @@ pub trait KmsStore: Send + Sync {
 
     /// Fails with [`StoreError::AlreadyExists`] if the name is taken in the account and region.
     async fn insert_alias(&self, alias: &AliasRecord) -> Result<()>;
-    /// Points an existing alias at another key; [`StoreError::NotFound`] if it does not exist.
+    /// Points an existing alias from `from_key_id` (the target the change was decided on)
+    /// at `target_key_id`: [`StoreError::NotFound`] if the alias does not exist,
+    /// [`StoreError::Conflict`] (nothing written) if it points elsewhere now — another node
+    /// moved it after this one read it, so what was authorized no longer holds.
     async fn update_alias(
         &self,
         account: &str,
         region: &str,
         name: &str,
+        from_key_id: &str,
         target_key_id: &str,
         updated_ms: i64,
     ) -> Result<()>;
-    /// [`StoreError::NotFound`] if it does not exist.
-    async fn delete_alias(&self, account: &str, region: &str, name: &str) -> Result<()>;
+    /// Deletes an alias that still points at `from_key_id`: [`StoreError::NotFound`] if it
+    /// does not exist, [`StoreError::Conflict`] (nothing deleted) if it points elsewhere now.
+    async fn delete_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        from_key_id: &str,
+    ) -> Result<()>;
     async fn get_alias(
         &self,
         account: &str,

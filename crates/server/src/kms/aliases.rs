@@ -136,7 +136,14 @@ pub async fn update_alias(
     let now = kms.clock.now().as_millis();
     match kms
         .store
-        .update_alias(&scope.account, &scope.region, name, &key.record.key_id, now)
+        .update_alias(
+            &scope.account,
+            &scope.region,
+            name,
+            &current.target_key_id,
+            &key.record.key_id,
+            now,
+        )
         .await
     {
         Ok(()) => {}
@@ -183,7 +190,7 @@ pub async fn delete_alias(
     kms.authorize(ctx, &key, ACTION, &facts)?;
     match kms
         .store
-        .delete_alias(&scope.account, &scope.region, &name)
+        .delete_alias(&scope.account, &scope.region, &name, &alias.target_key_id)
         .await
     {
         Ok(()) | Err(StoreError::NotFound) => {}

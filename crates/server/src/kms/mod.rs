@@ -468,8 +468,9 @@ macro_rules! named_key {
 }
 
 /// Runs an operation. Those that write a key record decided on the record they read
-/// ([`KmsService::update_key`], a rotation, `UpdatePrimaryRegion`) are decided again when
-/// another node changed that record in between (see [`crate::write_locks::retry_conflicts`]).
+/// ([`KmsService::update_key`], a rotation, `UpdatePrimaryRegion`), and those that move or
+/// delete an alias decided on its target then, are decided again when another node changed
+/// that record in between (see [`crate::write_locks::retry_conflicts`]).
 macro_rules! run {
     (EnableKey, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
         run!(@again $kms, $ctx, $input, $path)
@@ -499,6 +500,12 @@ macro_rules! run {
         run!(@again $kms, $ctx, $input, $path)
     };
     (UpdatePrimaryRegion, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (UpdateAlias, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
+        run!(@again $kms, $ctx, $input, $path)
+    };
+    (DeleteAlias, $kms:ident, $ctx:ident, $input:ident, $path:path) => {
         run!(@again $kms, $ctx, $input, $path)
     };
     ($other:ident, $kms:ident, $ctx:ident, $input:ident, $path:path) => {

@@ -813,6 +813,7 @@ impl KmsStore for PgStore {
         account: &str,
         region: &str,
         name: &str,
+        from_key_id: &str,
         target_key_id: &str,
         updated_ms: i64,
     ) -> Result<()> {
@@ -830,6 +831,9 @@ impl KmsStore for PgStore {
             return Err(StoreError::NotFound);
         };
         let previous: String = previous.try_get(0).map_err(pg)?;
+        if previous != from_key_id {
+            return Err(StoreError::Conflict);
+        }
         tx.execute(
             "UPDATE kms_aliases SET target_key_id = $4, updated_ms = $5 \
              WHERE account = $1 AND region = $2 AND name = $3",
@@ -846,21 +850,36 @@ impl KmsStore for PgStore {
         tx.commit().await.map_err(pg)
     }
 
-    async fn delete_alias(&self, account: &str, region: &str, name: &str) -> Result<()> {
+    async fn delete_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        from_key_id: &str,
+    ) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let deleted = tx
+        let current = tx
             .query_opt(
-                "DELETE FROM kms_aliases WHERE account = $1 AND region = $2 AND name = $3 \
-                 RETURNING target_key_id",
+                "SELECT target_key_id FROM kms_aliases \
+                 WHERE account = $1 AND region = $2 AND name = $3 FOR UPDATE",
                 &[&account, &region, &name],
             )
             .await
             .map_err(pg)?;
-        let Some(deleted) = deleted else {
+        let Some(current) = current else {
             return Err(StoreError::NotFound);
         };
-        let target: String = deleted.try_get(0).map_err(pg)?;
+        let target: String = current.try_get(0).map_err(pg)?;
+        if target != from_key_id {
+            return Err(StoreError::Conflict);
+        }
+        tx.execute(
+            "DELETE FROM kms_aliases WHERE account = $1 AND region = $2 AND name = $3",
+            &[&account, &region, &name],
+        )
+        .await
+        .map_err(pg)?;
         let changes = [alias_change(account, region, name), Change::Key(target)];
         self.notify(&tx, &changes).await?;
         tx.commit().await.map_err(pg)

@@ -688,6 +688,7 @@ impl KmsStore for SqliteStore {
         account: &str,
         region: &str,
         name: &str,
+        from_key_id: &str,
         target_key_id: &str,
         updated_ms: i64,
     ) -> Result<()> {
@@ -695,18 +696,19 @@ impl KmsStore for SqliteStore {
             account.to_owned(),
             region.to_owned(),
             name.to_owned(),
+            from_key_id.to_owned(),
             target_key_id.to_owned(),
         );
         self.write(move |c| {
             let n = c
                 .execute(
-                    "UPDATE kms_aliases SET target_key_id = ?4, updated_ms = ?5 \
-                     WHERE account = ?1 AND region = ?2 AND name = ?3",
-                    params![args.0, args.1, args.2, args.3, updated_ms],
+                    "UPDATE kms_aliases SET target_key_id = ?5, updated_ms = ?6 \
+                     WHERE account = ?1 AND region = ?2 AND name = ?3 AND target_key_id = ?4",
+                    params![args.0, args.1, args.2, args.3, args.4, updated_ms],
                 )
                 .map_err(backend)?;
             if n == 0 {
-                Err(StoreError::NotFound)
+                Err(alias_missing_or_moved(c, &args.0, &args.1, &args.2)?)
             } else {
                 Ok(())
             }
@@ -714,17 +716,29 @@ impl KmsStore for SqliteStore {
         .await
     }
 
-    async fn delete_alias(&self, account: &str, region: &str, name: &str) -> Result<()> {
-        let args = (account.to_owned(), region.to_owned(), name.to_owned());
+    async fn delete_alias(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        from_key_id: &str,
+    ) -> Result<()> {
+        let args = (
+            account.to_owned(),
+            region.to_owned(),
+            name.to_owned(),
+            from_key_id.to_owned(),
+        );
         self.write(move |c| {
             let n = c
                 .execute(
-                    "DELETE FROM kms_aliases WHERE account = ?1 AND region = ?2 AND name = ?3",
-                    params![args.0, args.1, args.2],
+                    "DELETE FROM kms_aliases \
+                     WHERE account = ?1 AND region = ?2 AND name = ?3 AND target_key_id = ?4",
+                    params![args.0, args.1, args.2, args.3],
                 )
                 .map_err(backend)?;
             if n == 0 {
-                Err(StoreError::NotFound)
+                Err(alias_missing_or_moved(c, &args.0, &args.1, &args.2)?)
             } else {
                 Ok(())
             }
@@ -985,4 +999,28 @@ mod tests {
         );
         assert_eq!(store.get_key("k1").await.unwrap().unwrap(), disabled);
     }
+}
+
+/// Why an alias change that named the alias's target matched no row: the alias is gone
+/// ([`StoreError::NotFound`]) or points elsewhere now ([`StoreError::Conflict`]).
+fn alias_missing_or_moved(
+    c: &rusqlite::Connection,
+    account: &str,
+    region: &str,
+    name: &str,
+) -> Result<StoreError> {
+    let exists = c
+        .query_row(
+            "SELECT 1 FROM kms_aliases WHERE account = ?1 AND region = ?2 AND name = ?3",
+            params![account, region, name],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(backend)?
+        .is_some();
+    Ok(if exists {
+        StoreError::Conflict
+    } else {
+        StoreError::NotFound
+    })
 }

@@ -687,7 +687,13 @@ async fn aliases_are_unique_per_scope_and_report_missing_ones(f: &Fixture) {
         ["alias/b", "alias/c"]
     );
 
-    s.update_alias(ACCOUNT, REGION, "alias/b", "k2", 9)
+    // A move decided on another target than the alias has now is refused, unchanged.
+    assert!(matches!(
+        s.update_alias(ACCOUNT, REGION, "alias/b", "k2", "k2", 8)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    s.update_alias(ACCOUNT, REGION, "alias/b", "k1", "k2", 9)
         .await
         .unwrap();
     let moved = s
@@ -704,19 +710,33 @@ async fn aliases_are_unique_per_scope_and_report_missing_ones(f: &Fixture) {
         ("k2", 5, 9)
     );
     assert!(matches!(
-        s.update_alias(ACCOUNT, REGION, "alias/none", "k2", 9).await,
+        s.update_alias(ACCOUNT, REGION, "alias/none", "k1", "k2", 9)
+            .await,
         Err(StoreError::NotFound)
     ));
     // An alias cannot point at a key that does not exist (and that is not "exists").
     let err = s
-        .update_alias(ACCOUNT, REGION, "alias/b", "ghost", 10)
+        .update_alias(ACCOUNT, REGION, "alias/b", "k2", "ghost", 10)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
 
-    s.delete_alias(ACCOUNT, REGION, "alias/b").await.unwrap();
+    // So is a deletion decided on another target; the alias stays.
     assert!(matches!(
-        s.delete_alias(ACCOUNT, REGION, "alias/b").await,
+        s.delete_alias(ACCOUNT, REGION, "alias/b", "k1").await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        s.get_alias(ACCOUNT, REGION, "alias/b")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.delete_alias(ACCOUNT, REGION, "alias/b", "k2")
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.delete_alias(ACCOUNT, REGION, "alias/b", "k2").await,
         Err(StoreError::NotFound)
     ));
     assert!(
