@@ -19,6 +19,7 @@ mod context;
 mod crypto;
 mod header;
 mod kms;
+mod pipeline;
 mod stream;
 mod suite;
 
