@@ -126,21 +126,37 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let end = self.secret_end.min(self.buf.capacity());
-        let initialized = end.min(self.buf.len());
-        self.buf[..initialized].zeroize();
-        let spare = end - initialized;
-        self.buf.spare_capacity_mut()[..spare].zeroize();
+        self.wipe();
     }
 }
 
 impl Slot {
-    fn new(frame_len: usize, direction: Direction) -> Self {
-        let mut buf: Vec<u8> = Vec::with_capacity(PAGE + HEAD_ROOM + frame_len + TAG_LEN);
+    /// A slot for frames of `frame_len`: one from the pool, or a new one.
+    fn get(frame_len: usize, direction: Direction) -> Self {
+        let capacity = Self::capacity(frame_len);
+        let pooled = POOL.lock().ok().and_then(|mut pool| {
+            let i = pool.iter().position(|s| s.buf.capacity() == capacity)?;
+            Some(pool.swap_remove(i))
+        });
+        let buf = match pooled {
+            Some(mut slot) => std::mem::take(&mut slot.buf),
+            None => Vec::with_capacity(capacity),
+        };
+        Self::place(buf, direction)
+    }
+
+    fn capacity(frame_len: usize) -> usize {
+        PAGE + HEAD_ROOM + frame_len + TAG_LEN
+    }
+
+    /// A slot over `buf` (no plaintext in it), its content at the direction's page offset.
+    fn place(mut buf: Vec<u8>, direction: Direction) -> Self {
         let at = buf.as_ptr().addr() + HEAD_ROOM;
         let pad = (PAGE + direction.content_page_offset() - at % PAGE) % PAGE;
         let content = HEAD_ROOM + pad;
-        buf.resize(content, 0);
+        if buf.len() < content {
+            buf.resize(content, 0);
+        }
         Self {
             buf,
             content,
@@ -152,6 +168,16 @@ impl Slot {
             outcome: Outcome::Pending,
             secret_end: 0,
         }
+    }
+
+    /// Zeroizes whatever part of the buffer may hold plaintext.
+    fn wipe(&mut self) {
+        let end = self.secret_end.min(self.buf.capacity());
+        let initialized = end.min(self.buf.len());
+        self.buf[..initialized].zeroize();
+        let spare = end - initialized;
+        self.buf.spare_capacity_mut()[..spare].zeroize();
+        self.secret_end = 0;
     }
 
     /// Reads plaintext into the content until `want` bytes or the end of the input; returns
@@ -427,8 +453,30 @@ impl Drop for Pipeline {
         if let Some((helper, _)) = &self.helper {
             helper.abandon();
         }
+        // Slots of frames in flight (an error) are dropped, which zeroizes them; the free
+        // ones go back to the pool, wiped.
+        let Ok(mut pool) = POOL.lock() else {
+            return;
+        };
+        let mut held: usize = pool.iter().map(|s| s.buf.capacity()).sum();
+        for mut slot in self.free.drain(..) {
+            if held + slot.buf.capacity() > POOL_BYTES {
+                break;
+            }
+            slot.wipe();
+            held += slot.buf.capacity();
+            pool.push(slot);
+        }
     }
 }
+
+/// Slot buffers kept between streams (at most [`POOL_BYTES`], wiped). Without it every
+/// stream would fault its buffers' pages in afresh: glibc gives freed memory of this size
+/// back to the kernel. Measured on a 1 MiB stream: ~10% of its time in page faults.
+static POOL: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
+
+/// What [`POOL`] holds at most: the slots of about one stream.
+const POOL_BYTES: usize = 2 * INFLIGHT_BYTES;
 
 impl Pipeline {
     /// `parallel`: whether to use a helper on the current Tokio runtime (none outside one).
@@ -486,7 +534,7 @@ impl Pipeline {
     pub fn slot(&mut self) -> Slot {
         self.free
             .pop()
-            .unwrap_or_else(|| Slot::new(self.frame_len, self.cipher.direction))
+            .unwrap_or_else(|| Slot::get(self.frame_len, self.cipher.direction))
     }
 
     /// Queues frames read into `slots`, in order.
