@@ -15,8 +15,10 @@
 //! task, so a late helper (a busy machine, a runtime shutting down) only means less overlap.
 //! Memory is bounded by the frames in flight (about [`INFLIGHT_BYTES`], at least two frames;
 //! one frame for a decryption frame above 1 MiB). Slot buffers are allocated once per
-//! stream and read into without being cleared first; whatever part of a slot may hold
-//! plaintext is zeroized when the slot is dropped.
+//! stream (and kept between streams in a small pool, [`POOL`]) and read into without being
+//! cleared first; whatever part of a slot may hold plaintext is zeroized when the slot is
+//! dropped or pooled. Each slot's content sits at a chosen offset in its page
+//! ([`Direction::content_page_offset`]), which decides how fast the copies go here.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
