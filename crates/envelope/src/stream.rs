@@ -1,5 +1,6 @@
-//! Framed bodies over `AsyncRead`/`AsyncWrite` in constant memory: two batches of frames
-//! (about 1 MiB each, at least one frame) on encryption, one frame buffer on decryption.
+//! Framed bodies over `AsyncRead`/`AsyncWrite` in constant memory (about 1 MiB of frames in
+//! flight, at least two frames; see [`crate::pipeline`] for how frames are sealed and opened
+//! on two cores while the stream's task copies), and the in-memory path.
 //!
 //! Release rules (`client-apis/decrypt.md`): every frame's plaintext is written only after
 //! its GCM tag verified. For unsigned suites that is the whole rule. For signed suites the
@@ -8,16 +9,16 @@
 //! authenticated (GCM, keyed by the data key) but not yet *signed*. See docs/envelope.md.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::Error;
 use crate::context::EncryptionContext;
 use crate::context::PUBLIC_KEY_KEY;
 use crate::crypto::{DataKey, MessageKey, Signer, Verifier, body_aad, frame_iv};
 use crate::header::{EncryptedDataKey, Header, RawHeader, read_exact};
+use crate::pipeline::{
+    Cipher, Direction, FINAL_MARKER, HEAD_ROOM, Outcome, Pipeline, Slot, frame_head,
+};
 use crate::suite::{AlgorithmSuite, IV_LEN, TAG_LEN};
-
-const FINAL_MARKER: [u8; 4] = [0xFF; 4];
 
 /// What a message is encrypted with.
 pub(crate) struct EncryptionMaterials {
@@ -42,19 +43,6 @@ impl<W: AsyncWrite + Unpin> Out<'_, W> {
         }
         self.w.write_all(bytes).await.map_err(Error::Io)
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns how many bytes were read.
-async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<usize, Error> {
-    let mut n = 0;
-    while n < buf.len() {
-        let got = r.read(&mut buf[n..]).await.map_err(Error::Io)?;
-        if got == 0 {
-            break;
-        }
-        n += got;
-    }
-    Ok(n)
 }
 
 /// A new message's key, id and serialized header (body and tag), and its signer.
@@ -199,7 +187,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let id = new_message_id(m.suite)?;
-    encrypt_with_id(m, frame_len, r, w, limit, id).await
+    encrypt_with_id(m, frame_len, r, w, limit, id, true).await
 }
 
 async fn encrypt_with_id<R, W>(
@@ -209,6 +197,7 @@ async fn encrypt_with_id<R, W>(
     w: &mut W,
     limit: Option<u64>,
     message_id: Vec<u8>,
+    parallel: bool,
 ) -> Result<u64, Error>
 where
     R: AsyncRead + Unpin,
@@ -226,61 +215,42 @@ where
     };
     out.put(&header).await?;
 
-    // Frames are read into a batch, sealed, and written out in order. While one batch is
-    // sealed on the blocking pool, the next is read and the previous one written: the
-    // copies that the reader/writer interface costs overlap the cipher instead of adding
-    // to it. A short batch, a message that is one batch, and everything outside a Tokio
-    // runtime are sealed inline (no hand-off). A short read ends the input and makes the
-    // final frame — empty when the input is a multiple of the frame length (the ESDKs
-    // write that, and the Python ESDK refuses a final frame as long as the frame length).
-    let key = std::sync::Arc::new(key);
-    let message_id: std::sync::Arc<[u8]> = message_id.into();
-    let runtime = tokio::runtime::Handle::try_current().ok();
+    // Frames are read into jobs, sealed by the pipeline (here and on a helper thread), and
+    // written in order; the task copies while it can and seals only when it would wait. A
+    // short read ends the input and makes the final frame — empty when the input is a
+    // multiple of the frame length (the ESDKs write that, and the Python ESDK refuses a
+    // final frame as long as the frame length).
+    let cipher = Cipher {
+        key,
+        message_id,
+        direction: Direction::Seal,
+    };
+    let mut pipe = Pipeline::new(cipher, frame_len as usize, parallel);
     let mut input = Input {
         next_seq: 1,
         total: 0,
         limit,
         done: false,
     };
-    let mut spare: Option<Batch> = None;
-    let mut sealing: Option<tokio::task::JoinHandle<Result<Batch, Error>>> = None;
-    while !input.done {
-        let mut batch = spare.take().unwrap_or_else(|| Batch::new(frame_len));
-        input.fill(r, &mut batch).await?;
-        let previous = match sealing.take() {
-            Some(handle) => Some(handle.await.map_err(|_| Error::Crypto)??),
-            None => None,
-        };
-        // Inline when a hand-off costs more than it overlaps: a short batch (the last one,
-        // or all of a small message), or a whole message in one batch (nothing to overlap).
-        let whole_message = input.done && previous.is_none();
-        let inline = match &runtime {
-            Some(rt) if batch.content() >= PIPELINE_MIN && !whole_message => {
-                let (key, id) = (key.clone(), message_id.clone());
-                sealing = Some(rt.spawn_blocking(move || {
-                    let mut batch = batch;
-                    batch.seal(&key, &id).map(|()| batch)
-                }));
-                None
+    loop {
+        while let Some(slots) = pipe.take_finished()? {
+            for slot in &slots {
+                if slot.outcome != Outcome::Done {
+                    return Err(Error::Crypto);
+                }
+                out.put(slot.sealed()).await?;
             }
-            _ => {
-                batch.seal(&key, &message_id)?;
-                Some(batch)
-            }
-        };
-        // In order: the batch handed off before, then this one if it was sealed here (a
-        // short last batch).
-        for sealed in [previous, inline].into_iter().flatten() {
-            sealed.write(&mut out).await?;
-            spare = Some(sealed);
+            pipe.recycle(slots);
         }
-    }
-    if let Some(handle) = sealing.take() {
-        handle
-            .await
-            .map_err(|_| Error::Crypto)??
-            .write(&mut out)
-            .await?;
+        if input.done && pipe.is_empty() {
+            break;
+        }
+        if !input.done && pipe.has_room() {
+            let job = input.read_job(r, &mut pipe).await?;
+            pipe.submit(job);
+        } else {
+            pipe.finish_oldest().await;
+        }
     }
     if let Some(signer) = out.signer.take() {
         let sig = signer.finish()?;
@@ -292,13 +262,8 @@ where
     Ok(input.total)
 }
 
-/// Plaintext per batch of frames (at least one frame).
-const BATCH_BYTES: usize = 1 << 20;
-
-/// A batch with less plaintext than this is sealed inline rather than handed off.
-const PIPELINE_MIN: usize = 256 << 10;
-
-/// Where the input stands: the next frame's sequence number, the bytes read so far.
+/// Where the plaintext input stands: the next frame's sequence number, the bytes read so
+/// far.
 struct Input {
     next_seq: u32,
     total: u64,
@@ -307,18 +272,18 @@ struct Input {
 }
 
 impl Input {
-    /// Reads frames into `batch` until it is full or the input ends (the final frame).
-    async fn fill<R: AsyncRead + Unpin>(
+    /// Reads the frames of one job (fewer when the input ends: the final frame).
+    async fn read_job<R: AsyncRead + Unpin>(
         &mut self,
         r: &mut R,
-        batch: &mut Batch,
-    ) -> Result<(), Error> {
-        batch.frames.clear();
-        let fl = batch.frame_len;
-        for slot in 0..batch.slots() {
-            let at = slot * batch.stride() + HEAD_ROOM;
-            batch.touched = batch.touched.max(at + fl + TAG_LEN);
-            let n = read_full(r, &mut batch.buf[at..at + fl]).await?;
+        pipe: &mut Pipeline,
+    ) -> Result<Vec<Slot>, Error> {
+        let fl = pipe.frame_len();
+        let mut slots = Vec::with_capacity(pipe.frames_per_job());
+        while slots.len() < pipe.frames_per_job() {
+            let mut slot = pipe.slot();
+            // On an error the slots read so far are dropped, which zeroizes them.
+            let n = slot.read_plaintext(r, fl).await?;
             self.total += n as u64;
             if let Some(limit) = self.limit
                 && self.total > limit
@@ -328,125 +293,19 @@ impl Input {
                 ));
             }
             let seq = self.next_seq;
-            let is_final = n < fl;
-            batch.frames.push(Frame {
-                seq,
-                len: n,
-                is_final,
-                head: 0,
-            });
+            slot.seq = seq;
+            slot.len = n;
+            slot.is_final = n < fl;
+            slot.iv = frame_iv(seq);
+            let is_final = slot.is_final;
+            slots.push(slot);
             if is_final {
                 self.done = true;
                 break;
             }
             self.next_seq = next_seq(seq)?;
         }
-        Ok(())
-    }
-}
-
-/// One frame of a batch: its sequence number, content length, and where its header starts
-/// in its slot once sealed.
-struct Frame {
-    seq: u32,
-    len: usize,
-    is_final: bool,
-    head: usize,
-}
-
-/// Frames in one buffer, each in a slot laid out as `[head room | content | tag]`: the
-/// plaintext is read straight into the content, sealed in place, and the frame's header
-/// written just before it, so each frame leaves in one write.
-///
-/// The buffer comes zeroed from the allocator (for a batch this size, untouched pages
-/// that cost nothing until used) and only the part that held plaintext is zeroized when
-/// the batch is dropped: a short message touches one slot, not the whole batch.
-struct Batch {
-    buf: Vec<u8>,
-    /// How much of `buf` has held data (zeroized on drop).
-    touched: usize,
-    frame_len: usize,
-    frames: Vec<Frame>,
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        self.buf[..self.touched].zeroize();
-    }
-}
-
-impl Batch {
-    fn new(frame_len: u32) -> Self {
-        let frame_len = frame_len as usize;
-        let slots = (BATCH_BYTES / frame_len).max(1);
-        Self {
-            buf: vec![0u8; slots * (HEAD_ROOM + frame_len + TAG_LEN)],
-            touched: 0,
-            frame_len,
-            frames: Vec::with_capacity(slots),
-        }
-    }
-
-    /// The plaintext bytes in the batch.
-    fn content(&self) -> usize {
-        self.frames.iter().map(|f| f.len).sum()
-    }
-
-    fn stride(&self) -> usize {
-        HEAD_ROOM + self.frame_len + TAG_LEN
-    }
-
-    fn slots(&self) -> usize {
-        self.buf.len() / self.stride()
-    }
-
-    fn seal(&mut self, key: &MessageKey, message_id: &[u8]) -> Result<(), Error> {
-        let stride = self.stride();
-        for (frame, slot) in self
-            .frames
-            .iter_mut()
-            .zip(self.buf.chunks_exact_mut(stride))
-        {
-            let iv = frame_iv(frame.seq);
-            let aad = body_aad(message_id, frame.is_final, frame.seq, frame.len as u64);
-            let (head, rest) = slot.split_at_mut(HEAD_ROOM);
-            let (content, tail) = rest.split_at_mut(frame.len);
-            let tag = key.seal(iv, aad.as_ref(), content)?;
-            tail[..TAG_LEN].copy_from_slice(&tag);
-            frame.head = frame_head(head, frame.is_final, frame.seq, iv, frame.len);
-        }
-        Ok(())
-    }
-
-    async fn write<W: AsyncWrite + Unpin>(&self, out: &mut Out<'_, W>) -> Result<(), Error> {
-        let stride = self.stride();
-        for (frame, slot) in self.frames.iter().zip(self.buf.chunks_exact(stride)) {
-            out.put(&slot[frame.head..HEAD_ROOM + frame.len + TAG_LEN])
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// Room before a frame's content for the longest frame header (the final frame's: marker,
-/// sequence number, IV, content length).
-const HEAD_ROOM: usize = 4 + 4 + IV_LEN + 4;
-
-/// Writes frame `seq`'s header right-aligned into `head` (`HEAD_ROOM` bytes) and returns
-/// where it starts: regular frames are `seq || iv`, the final frame
-/// `0xFFFFFFFF || seq || iv || len`.
-fn frame_head(head: &mut [u8], is_final: bool, seq: u32, iv: [u8; IV_LEN], len: usize) -> usize {
-    if is_final {
-        head[..4].copy_from_slice(&FINAL_MARKER);
-        head[4..8].copy_from_slice(&seq.to_be_bytes());
-        head[8..8 + IV_LEN].copy_from_slice(&iv);
-        // `len` is at most the frame length, itself a u32.
-        head[HEAD_ROOM - 4..].copy_from_slice(&(len as u32).to_be_bytes());
-        0
-    } else {
-        head[HEAD_ROOM - 16..HEAD_ROOM - 12].copy_from_slice(&seq.to_be_bytes());
-        head[HEAD_ROOM - 12..].copy_from_slice(&iv);
-        HEAD_ROOM - 16
+        Ok(slots)
     }
 }
 
@@ -470,6 +329,20 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    decrypt_with(raw, data_key, r, w, true).await
+}
+
+async fn decrypt_with<R, W>(
+    raw: &RawHeader,
+    data_key: DataKey,
+    r: &mut R,
+    w: &mut W,
+    parallel: bool,
+) -> Result<u64, Error>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let h = &raw.header;
     let key = MessageKey::derive(h.suite, &data_key, &h.message_id)?;
     drop(data_key);
@@ -479,7 +352,7 @@ where
     let mut tag = raw.tag;
     key.open(raw.iv, &raw.body, &mut tag)?;
 
-    let mut verifier = match h.suite.is_signed() {
+    let verifier = match h.suite.is_signed() {
         true => {
             let public = h
                 .context
@@ -496,70 +369,122 @@ where
         false => None,
     };
 
+    // Frames are read into jobs, opened by the pipeline (here and on a helper thread), and
+    // each frame's plaintext is written, in order, once its tag verified. The final frame
+    // is read (with the footer signature and the check that nothing follows) before it is
+    // opened, so it is written only after all of that passed.
     let mut w = BufWriter::with_capacity(64 * 1024, w);
-    let fl = h.frame_len as usize;
-    // One buffer [IV | content | tag]: a regular frame's IV, content and tag arrive in one
-    // read; the final frame's IV comes with its sequence number and length.
-    let mut buf = Zeroizing::new(vec![0u8; IV_LEN + fl + TAG_LEN]);
-    let mut expected: u32 = 1;
+    let cipher = Cipher {
+        key,
+        message_id: h.message_id.clone(),
+        direction: Direction::Open,
+    };
+    let mut pipe = Pipeline::new(cipher, h.frame_len as usize, parallel);
+    let mut frames = Frames {
+        expected: 1,
+        done: false,
+        verifier,
+    };
     let mut total: u64 = 0;
     loop {
-        let mut first = [0u8; 4];
-        read_exact(r, &mut first).await?;
-        feed(&mut verifier, &first);
-        let is_final = first == FINAL_MARKER;
-        let (seq, len) = if is_final {
-            let mut f = [0u8; 4 + IV_LEN + 4];
-            read_exact(r, &mut f).await?;
-            feed(&mut verifier, &f);
-            buf[..IV_LEN].copy_from_slice(&f[4..4 + IV_LEN]);
-            let [s0, s1, s2, s3, .., l0, l1, l2, l3] = f;
-            (
-                u32::from_be_bytes([s0, s1, s2, s3]),
-                u32::from_be_bytes([l0, l1, l2, l3]) as usize,
-            )
-        } else {
-            (u32::from_be_bytes(first), fl)
-        };
-        if seq != expected || len > fl {
-            return Err(Error::InvalidCiphertext);
+        while let Some(slots) = pipe.take_finished()? {
+            for slot in &slots {
+                if slot.outcome != Outcome::Done {
+                    return Err(Error::InvalidCiphertext);
+                }
+                w.write_all(slot.plaintext()).await.map_err(Error::Io)?;
+                total += slot.len as u64;
+            }
+            pipe.recycle(slots);
         }
-        // A regular frame's IV, content and tag are contiguous in the message and in `buf`;
-        // the final frame's IV came with its header.
-        let from = if is_final { IV_LEN } else { 0 };
-        let to = IV_LEN + len + TAG_LEN;
-        read_exact(r, &mut buf[from..to]).await?;
-        feed(&mut verifier, &buf[from..to]);
-        let (iv, rest) = buf.split_at_mut(IV_LEN);
-        let iv: [u8; IV_LEN] = (&*iv).try_into().map_err(|_| Error::InvalidCiphertext)?;
-        let frame = &mut rest[..len + TAG_LEN];
-        let aad = body_aad(&h.message_id, is_final, seq, len as u64);
-        let n = key.open(iv, aad.as_ref(), frame)?;
-        total += n as u64;
-        if is_final {
-            if let Some(v) = verifier.take() {
-                let mut l = [0u8; 2];
-                read_exact(r, &mut l).await?;
-                let mut sig = vec![0u8; usize::from(u16::from_be_bytes(l))];
-                read_exact(r, &mut sig).await?;
-                v.verify(&sig)?;
-            }
-            let mut extra = [0u8; 1];
-            if r.read(&mut extra).await.map_err(Error::Io)? != 0 {
-                return Err(Error::InvalidCiphertext);
-            }
-            w.write_all(&buf[IV_LEN..IV_LEN + n])
-                .await
-                .map_err(Error::Io)?;
+        if frames.done && pipe.is_empty() {
             break;
         }
-        w.write_all(&buf[IV_LEN..IV_LEN + n])
-            .await
-            .map_err(Error::Io)?;
-        expected = expected.checked_add(1).ok_or(Error::InvalidCiphertext)?;
+        if !frames.done && pipe.has_room() {
+            let job = frames.read_job(r, &mut pipe).await?;
+            pipe.submit(job);
+        } else {
+            pipe.finish_oldest().await;
+        }
     }
     w.flush().await.map_err(Error::Io)?;
     Ok(total)
+}
+
+/// Where the ciphertext input stands: the sequence number the next frame must carry, and
+/// (signed suites) the running signature check over every byte read.
+struct Frames {
+    expected: u32,
+    done: bool,
+    verifier: Option<Verifier>,
+}
+
+impl Frames {
+    /// Reads the frames of one job (fewer when the final frame comes), checking sequence
+    /// numbers and lengths; after the final frame, the footer signature and the end of the
+    /// input.
+    async fn read_job<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+        pipe: &mut Pipeline,
+    ) -> Result<Vec<Slot>, Error> {
+        let fl = pipe.frame_len();
+        let mut slots = Vec::with_capacity(pipe.frames_per_job());
+        while slots.len() < pipe.frames_per_job() {
+            let mut first = [0u8; 4];
+            read_exact(r, &mut first).await?;
+            feed(&mut self.verifier, &first);
+            let is_final = first == FINAL_MARKER;
+            let mut first_iv = [0u8; IV_LEN];
+            let (seq, len) = if is_final {
+                let mut f = [0u8; 4 + IV_LEN + 4];
+                read_exact(r, &mut f).await?;
+                feed(&mut self.verifier, &f);
+                first_iv.copy_from_slice(&f[4..4 + IV_LEN]);
+                let [s0, s1, s2, s3, .., l0, l1, l2, l3] = f;
+                (
+                    u32::from_be_bytes([s0, s1, s2, s3]),
+                    u32::from_be_bytes([l0, l1, l2, l3]) as usize,
+                )
+            } else {
+                (u32::from_be_bytes(first), fl)
+            };
+            if seq != self.expected || len > fl {
+                return Err(Error::InvalidCiphertext);
+            }
+            let mut slot = pipe.slot();
+            let header_iv = match is_final {
+                true => Some(first_iv),
+                false => None,
+            };
+            let bytes = slot.read_ciphertext(r, header_iv, len).await?;
+            feed(&mut self.verifier, bytes);
+            slot.seq = seq;
+            slot.len = len;
+            slot.is_final = is_final;
+            slots.push(slot);
+            if is_final {
+                if let Some(v) = self.verifier.take() {
+                    let mut l = [0u8; 2];
+                    read_exact(r, &mut l).await?;
+                    let mut sig = vec![0u8; usize::from(u16::from_be_bytes(l))];
+                    read_exact(r, &mut sig).await?;
+                    v.verify(&sig)?;
+                }
+                let mut extra = [0u8; 1];
+                if r.read(&mut extra).await.map_err(Error::Io)? != 0 {
+                    return Err(Error::InvalidCiphertext);
+                }
+                self.done = true;
+                break;
+            }
+            self.expected = self
+                .expected
+                .checked_add(1)
+                .ok_or(Error::InvalidCiphertext)?;
+        }
+        Ok(slots)
+    }
 }
 
 fn feed(verifier: &mut Option<Verifier>, bytes: &[u8]) {
@@ -572,6 +497,7 @@ fn feed(verifier: &mut Option<Verifier>, bytes: &[u8]) {
 mod tests {
     use super::*;
     use crate::header::{ReadLimits, read_header};
+    use crate::pipeline::{INFLIGHT_BYTES, JOB_BYTES, MAX_JOB_FRAMES, PARALLEL_MIN};
 
     const FRAME: u32 = 4096;
 
@@ -600,6 +526,15 @@ mod tests {
     }
 
     async fn decrypt_all(key: &DataKey, message: &[u8]) -> Vec<u8> {
+        decrypt_some(key, message, true).await.unwrap()
+    }
+
+    /// Decrypts with or without the helper; on failure, also what was written before it.
+    async fn decrypt_some(
+        key: &DataKey,
+        message: &[u8],
+        parallel: bool,
+    ) -> Result<Vec<u8>, (Error, Vec<u8>)> {
         let mut r = message;
         let limits = ReadLimits {
             max_edks: None,
@@ -607,22 +542,26 @@ mod tests {
         };
         let raw = read_header(&mut r, limits).await.unwrap();
         let mut out = Vec::new();
-        decrypt(&raw, key.duplicate(), &mut r, &mut out)
-            .await
-            .unwrap();
-        out
+        match decrypt_with(&raw, key.duplicate(), &mut r, &mut out, parallel).await {
+            Ok(n) => {
+                assert_eq!(n, out.len() as u64);
+                Ok(out)
+            }
+            Err(e) => Err((e, out)),
+        }
     }
 
-    /// The in-memory path must write exactly the stream's bytes (same id, unsigned suite;
-    /// signatures are randomized, so signed messages are compared by decrypting them).
+    /// The in-memory path must write exactly the stream's bytes, with the helper thread and
+    /// without (same id, unsigned suite; signatures are randomized, so signed messages are
+    /// compared by decrypting them); decryption with and without it gives the plaintext back.
     #[tokio::test]
     async fn slice_and_stream_paths_write_the_same_message() {
         let key = DataKey::random().unwrap();
         let f = FRAME as usize;
         let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
-        // Around frames, and around batches (sealed inline below PIPELINE_MIN, handed off
-        // above it, one batch in flight while the next is read).
-        let batch = (BATCH_BYTES / f).max(1) * f;
+        // Around frames, around jobs (processed alone below PARALLEL_MIN, shared with the
+        // helper above it) and around the bound on jobs in flight.
+        let job = (JOB_BYTES / f).clamp(1, MAX_JOB_FRAMES) * f;
         for len in [
             0,
             1,
@@ -631,18 +570,19 @@ mod tests {
             f + 1,
             3 * f,
             3 * f + 17,
-            PIPELINE_MIN - 1,
-            PIPELINE_MIN + f,
-            batch,
-            batch + 1,
-            2 * batch + f / 2,
-            5 * batch,
+            PARALLEL_MIN - 1,
+            PARALLEL_MIN + f,
+            job,
+            job + 1,
+            2 * job + f / 2,
+            INFLIGHT_BYTES,
+            INFLIGHT_BYTES + job + 5,
+            3 * INFLIGHT_BYTES + f + 1,
         ] {
             let plaintext: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
             let id = vec![9u8; 32];
             // A reused buffer holding a longer, different message: overwritten and cut.
             let mut sliced = vec![0xEEu8; 4 * f + 4096];
-            let mut streamed = Vec::new();
             encrypt_slice_with_id(
                 materials(suite, &key),
                 FRAME,
@@ -651,20 +591,80 @@ mod tests {
                 &mut sliced,
             )
             .unwrap();
-            let n = encrypt_with_id(
-                materials(suite, &key),
-                FRAME,
-                &mut &plaintext[..],
-                &mut streamed,
-                None,
-                id,
-            )
-            .await
-            .unwrap();
-            assert_eq!(n, len as u64);
-            assert!(sliced == streamed, "{len} bytes: the two paths differ");
-            assert_eq!(decrypt_all(&key, &sliced).await, plaintext, "{len} bytes");
+            for parallel in [true, false] {
+                let mut streamed = Vec::new();
+                let n = encrypt_with_id(
+                    materials(suite, &key),
+                    FRAME,
+                    &mut &plaintext[..],
+                    &mut streamed,
+                    None,
+                    id.clone(),
+                    parallel,
+                )
+                .await
+                .unwrap();
+                assert_eq!(n, len as u64);
+                assert!(
+                    sliced == streamed,
+                    "{len} bytes ({parallel}): the paths differ"
+                );
+                let opened = decrypt_some(&key, &sliced, parallel).await;
+                assert!(
+                    opened.ok() == Some(plaintext.clone()),
+                    "{len} bytes ({parallel})"
+                );
+            }
         }
+    }
+
+    /// A bad frame deep in a long message: decryption fails, and what was written before is
+    /// the plaintext of whole frames before the bad one (nothing unauthenticated, nothing
+    /// out of order), with and without the helper. Likewise a message cut short.
+    #[tokio::test]
+    async fn a_bad_or_missing_frame_releases_only_authenticated_frames_before_it() {
+        let key = DataKey::random().unwrap();
+        let f = FRAME as usize;
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+        let plaintext: Vec<u8> = (0..2 * INFLIGHT_BYTES + 3)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let mut message = Vec::new();
+        encrypt_slice(materials(suite, &key), FRAME, &plaintext, &mut message).unwrap();
+        // The body starts after the header; regular frames are seq, IV, content, tag.
+        let mut rest = &message[..];
+        let limits = ReadLimits {
+            max_edks: None,
+            max_frame_len: FRAME,
+        };
+        read_header(&mut rest, limits).await.unwrap();
+        let body = message.len() - rest.len();
+        let frame_bytes = 4 + IV_LEN + f + TAG_LEN;
+        let bad = 300;
+        let mut tampered = message.clone();
+        tampered[body + (bad - 1) * frame_bytes + 4 + IV_LEN + 10] ^= 1;
+        let cut = &message[..body + bad * frame_bytes - 5];
+        for parallel in [true, false] {
+            for (what, input) in [("tampered", &tampered[..]), ("cut", cut)] {
+                let Err((e, written)) = decrypt_some(&key, input, parallel).await else {
+                    panic!("{what} ({parallel}): decrypted");
+                };
+                assert!(
+                    matches!(e, Error::InvalidCiphertext),
+                    "{what} ({parallel}): {e:?}"
+                );
+                assert!(
+                    written.len() % f == 0,
+                    "{what} ({parallel}): a partial frame"
+                );
+                assert!(
+                    written.len() < bad * f,
+                    "{what} ({parallel}): the bad frame"
+                );
+                assert!(written == plaintext[..written.len()], "{what} ({parallel})");
+            }
+        }
+        assert_eq!(decrypt_all(&key, &message).await, plaintext);
     }
 
     /// Caught by `scripts/bench-envelope.sh`: a 1 GiB file (a multiple of 64 KiB) ended in a
