@@ -183,7 +183,7 @@ async fn events_made_on_one_node_are_looked_up_on_another_by_name_resource_id_ti
     )
     .await;
     let created = lookup(b, by("EventName", "CreateKey")).await;
-    assert_eq!(ids(&created), [create_id.clone()]);
+    assert_eq!(ids(&created), [create_id.as_str()]);
     assert_eq!(created["Events"][0]["Resources"][0]["ResourceName"], arn);
     let record: Value =
         serde_json::from_str(created["Events"][0]["CloudTrailEvent"].as_str().unwrap()).unwrap();
