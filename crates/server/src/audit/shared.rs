@@ -57,7 +57,7 @@ pub const LAG_BOUND: Duration = Duration::from_secs(1);
 pub const CATCH_UP_BOUND: Duration = Duration::from_secs(2);
 
 /// How often the publisher checks whether retention pruned the node's trail.
-pub const PRUNE_CHECK: Duration = Duration::from_secs(10);
+pub const PRUNE_CHECK: Duration = Duration::from_secs(1);
 
 /// How long the publisher waits after a failure before it tries again.
 const RETRY: Duration = Duration::from_secs(1);

@@ -60,6 +60,15 @@ impl Cluster {
 
     /// Starts node `i` (again: on its data directory as it was left).
     async fn node(&self, i: usize) -> TestServer {
+        self.node_with(i, |_| {}).await
+    }
+
+    /// Starts node `i` with its trail configured by `audit`.
+    async fn node_with(
+        &self,
+        i: usize,
+        audit: impl FnOnce(&mut keyhold_server::audit::trail::TrailConfig),
+    ) -> TestServer {
         let storage = self.storage.clone();
         let seal = SealConfig::KeyFile {
             path: self.dir.path().join("root.key"),
@@ -67,6 +76,7 @@ impl Cluster {
         TestServer::builder()
             .data_dir(&self.data_dir(i))
             .deletion_sweep_interval(Duration::from_secs(60))
+            .audit(audit)
             .configure(move |c| {
                 c.storage = Some(storage);
                 c.seal = Some(seal);
@@ -442,4 +452,65 @@ async fn a_restarted_node_resumes_publishing_with_no_gap_and_no_duplicate() {
     )
     .await;
     node0.stop().await;
+}
+
+#[tokio::test]
+async fn retention_pruning_a_node_s_trail_removes_its_events_from_the_shared_index() {
+    let Some(mut c) = Cluster::start("cluster_lookups::retention", 1).await else {
+        return;
+    };
+    let db = c.db().await;
+    let dir = c.data_dir(0);
+    // Two sessions 3 s apart: the first one's digest period (and segment) ages past a
+    // 1.5 s retention, the second's does not.
+    for _ in 0..3 {
+        c.nodes[0].kms().list_keys().send().await.unwrap();
+    }
+    wait_published(&db, "node0", &dir).await;
+    c.nodes.remove(0).stop().await;
+    let first_end = audit_files::digests(&dir)[0].last_seq;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = c.node(0).await;
+    for _ in 0..3 {
+        second.kms().list_keys().send().await.unwrap();
+    }
+    wait_published(&db, "node0", &dir).await;
+    second.stop().await;
+    assert_eq!(
+        published_rows(&db, "node0").await.first().map(|r| r.0),
+        Some(1)
+    );
+
+    let node = c
+        .node_with(0, |a| a.retention = Some(Duration::from_millis(1500)))
+        .await;
+    let start = Instant::now();
+    while audit_files::digests(&dir).first().map(|d| d.seq) == Some(1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "retention never pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Within the publisher's check (a second), the shared index holds what the trail holds.
+    let start = Instant::now();
+    loop {
+        let published = published_rows(&db, "node0").await;
+        if published.first().is_some_and(|r| r.0 > first_end) {
+            let trail = trail_rows(&dir);
+            assert_eq!(
+                published[..],
+                trail[..published.len()],
+                "the trail's events, once each"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() <= LAG,
+            "the pruned events (through {first_end}) are still published: {:?}",
+            published.first()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.stop().await;
 }
