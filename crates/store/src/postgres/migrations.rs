@@ -4,7 +4,7 @@
 //! Never edit a released migration: append a new one.
 //!
 //! The SQL sticks to what CockroachDB and YugabyteDB also accept: TEXT, BYTEA, BIGINT,
-//! BIGSERIAL, plain and partial indexes, `ON CONFLICT`; no extensions.
+//! INTEGER, BOOLEAN, BIGSERIAL, plain and partial indexes, `ON CONFLICT`; no extensions.
 //!
 //! The tables mirror the SQLite schema (`sqlite/migrations.rs`; this store's migration 3 is
 //! SQLite's 8, 4 is SQLite's 9, 5 is SQLite's 10 and 6 is SQLite's 11), so that a store copied from one to the other keeps
