@@ -6,9 +6,12 @@
 //! cluster digest. The documents are written and checked by the server's audit module;
 //! here they are opaque rows.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::Result;
+use crate::audit_lookup::SharedAuditIndex;
 
 /// The `meta` row of a node's audit anchor: `audit.anchor` for a node without `node_id`,
 /// `audit.anchor.NODE` for the node named NODE.
@@ -38,6 +41,12 @@ pub trait AuditClusterStore: Send + Sync {
     async fn append_cluster_digest(&self, row: &ClusterDigestRow) -> Result<bool>;
     /// Up to `limit` cluster digests with a sequence above `after`, in order.
     async fn cluster_digests(&self, after: i64, limit: usize) -> Result<Vec<ClusterDigestRow>>;
+
+    /// The nodes' shared lookup index ([`crate::audit_lookup`]), or `None` for a store only
+    /// one node opens (SQLite: that node's own index answers its lookups).
+    fn shared_audit_index(&self) -> Option<Arc<dyn SharedAuditIndex>> {
+        None
+    }
 }
 
 /// Whether a `meta` row's name is a node's audit anchor.

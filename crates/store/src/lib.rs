@@ -10,7 +10,8 @@
 //!   (Parameter Store parameters and their versions), [`IamStore`] (IAM users, roles, inline
 //!   policies, access keys with sealed secrets, STS sessions), [`GrantStore`] (KMS grants),
 //!   [`ImportStore`] (imported key material), [`CustomKeyStoreStore`] (custom key stores),
-//!   [`AuditClusterStore`] (the cluster digest chain joining the nodes' audit trails).
+//!   [`AuditClusterStore`] (the cluster digest chain joining the nodes' audit trails, and
+//!   on PostgreSQL their shared lookup index, [`audit_lookup`]).
 //! - [`SqliteStore`] is the embedded default: WAL journal, `synchronous=FULL`, so a call that
 //!   creates or changes key material is acknowledged only once its commit is on disk.
 //! - [`PgStore`] keeps the same tables in PostgreSQL (`storage = "postgres://..."`): one
@@ -23,6 +24,7 @@
 
 pub mod audit;
 pub mod audit_cluster;
+pub mod audit_lookup;
 pub mod changes;
 pub mod copy;
 mod custom_key_stores;
@@ -39,6 +41,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use audit_cluster::{AuditClusterStore, ClusterDigestRow};
+pub use audit_lookup::SharedAuditIndex;
 
 pub use changes::{Change, ChangeFeed};
 pub use custom_key_stores::{CustomKeyStoreRecord, CustomKeyStoreStore};

@@ -162,6 +162,12 @@ impl Index {
         }
     }
 
+    /// The newest event known durable in the log (what the shared index's publisher may
+    /// publish, [`super::shared`]).
+    pub fn durable_through(&self) -> i64 {
+        self.progress.lock().map_or(0, |p| p.durable)
+    }
+
     /// Tells the indexer that events up to `seq` were pruned from the log.
     pub fn pruned(&self, seq: i64) {
         if let Ok(mut p) = self.progress.lock() {

@@ -12,6 +12,8 @@
 //!   event that was changed, removed, inserted or reordered, and any gap in the digests.
 //! - [`index`] keeps the SQLite index lookups read, derived from the segment log.
 //! - [`lookup`] serves CloudTrail's `LookupEvents`; [`export`] writes CloudTrail-shaped files.
+//! - [`shared`] publishes the trail into the nodes' shared lookup index on a PostgreSQL
+//!   store, which `LookupEvents` and `GetKeyLastUsage` then read (the whole cluster's events).
 //! - [`cluster`] joins the trails of the nodes sharing a store with a signed cluster digest
 //!   chain in the store.
 
@@ -26,6 +28,7 @@ pub mod lookup;
 pub mod offline;
 pub mod record;
 pub mod rejection;
+pub mod shared;
 pub mod trail;
 pub mod verify;
 

@@ -3,7 +3,9 @@
 //!
 //! Keyhold's trail records every call from a key's creation on, so `TrackingStartDate` is
 //! the key's creation date. A call whose event is still on its way to the trail (spool
-//! mode) shows up once written; events pruned from the trail are no longer found.
+//! mode) shows up once written; events pruned from the trail are no longer found. On a
+//! PostgreSQL store the nodes' shared lookup index answers: the last use through any node
+//! (another node's within the lag docs/ha.md states).
 
 use keyhold_proto::Timestamp;
 use keyhold_proto::kms::*;
@@ -47,17 +49,31 @@ pub async fn get_key_last_usage(
         key.record.region.clone(),
         key.arn().to_owned(),
     );
-    let found = tokio::task::spawn_blocking(move || {
-        audit.last_success(&LastSuccessQuery {
-            account: &account,
-            region: &region,
-            source: "kms.amazonaws.com",
-            resource: &arn,
-            names: TRACKED,
+    let found = match kms.shared_lookups.get() {
+        // Several nodes: the last use through any of them.
+        Some(shared) => {
+            shared
+                .last_success(&LastSuccessQuery {
+                    account: &account,
+                    region: &region,
+                    source: "kms.amazonaws.com",
+                    resource: &arn,
+                    names: TRACKED,
+                })
+                .await
+        }
+        None => tokio::task::spawn_blocking(move || {
+            audit.last_success(&LastSuccessQuery {
+                account: &account,
+                region: &region,
+                source: "kms.amazonaws.com",
+                resource: &arn,
+                names: TRACKED,
+            })
         })
-    })
-    .await
-    .map_err(|_| KmsError::Internal)?;
+        .await
+        .map_err(|_| KmsError::Internal)?,
+    };
     let created = Timestamp::from_millis(key.record.creation_ms);
     Ok(GetKeyLastUsageResponse {
         key_id: Some(key.arn().to_owned()),

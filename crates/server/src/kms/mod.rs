@@ -94,6 +94,9 @@ pub struct KmsService {
     /// The request quotas, when they are on: the cryptographic operations are admitted here,
     /// once their `KeyId` is decoded.
     quotas: std::sync::OnceLock<Arc<crate::ops::quotas::Quotas>>,
+    /// The nodes' shared lookup index, on a PostgreSQL store: `GetKeyLastUsage` reads it
+    /// (the last use through any node) instead of this node's trail.
+    shared_lookups: std::sync::OnceLock<Arc<crate::audit::shared::SharedLookups>>,
     /// The configured tokens of custom key stores, and the stores this process connected.
     custom_key_stores: custom_key_stores::CustomKeyStores,
 }
@@ -128,6 +131,7 @@ impl KmsService {
             token_key: tokio::sync::OnceCell::new(),
             metrics: std::sync::OnceLock::new(),
             quotas: std::sync::OnceLock::new(),
+            shared_lookups: std::sync::OnceLock::new(),
             custom_key_stores: custom_key_stores::CustomKeyStores::default(),
         }
     }
@@ -135,6 +139,11 @@ impl KmsService {
     /// Admits the cryptographic operations under the quotas from now on.
     pub fn attach_quotas(&self, quotas: Arc<crate::ops::quotas::Quotas>) {
         let _ = self.quotas.set(quotas);
+    }
+
+    /// Reads the last use of keys from the nodes' shared lookup index.
+    pub fn attach_shared_lookups(&self, shared: Arc<crate::audit::shared::SharedLookups>) {
+        let _ = self.shared_lookups.set(shared);
     }
 
     /// Takes a request of `operation` from the shared cryptographic quota of the class of

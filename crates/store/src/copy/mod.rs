@@ -17,7 +17,9 @@
 //!
 //! The audit trail's events are not in the store (they are the data directory's segment
 //! log, [`crate::segment`]); its anchor is a `meta` row and moves with the table, and the
-//! cluster digest chain (`audit_cluster_digests`) moves as it is.
+//! cluster digest chain (`audit_cluster_digests`) moves as it is. The nodes' shared lookup
+//! index ([`crate::audit_lookup`]) is not copied: each node republishes its trail into the
+//! store it runs on.
 
 mod postgres;
 mod sqlite;
@@ -474,8 +476,18 @@ pub(crate) const TABLES: &[Table] = &[
     },
 ];
 
-/// PostgreSQL's tables that are not state (see [`TABLES`]).
-pub(crate) const PG_ONLY_TABLES: &[&str] = &["keyhold_schema_version", "keyhold_leases"];
+/// PostgreSQL's tables that are not state (see [`TABLES`]): the schema version, the
+/// leases, and the nodes' shared lookup index (derived from the nodes' trails, which are
+/// not in the store either: each node publishes its own trail into the store it runs on,
+/// from the start when that store has none of it, so a copy would only hold rows the target
+/// rebuilds — or, between SQLite and PostgreSQL, rows one side has no table for).
+pub(crate) const PG_ONLY_TABLES: &[&str] = &[
+    "keyhold_schema_version",
+    "keyhold_leases",
+    "audit_lookup_events",
+    "audit_lookup_resources",
+    "audit_lookup_nodes",
+];
 /// PostgreSQL's columns that are not state: the insertion order of ordered tables.
 pub(crate) const PG_ONLY_COLUMNS: &[(&str, &str)] =
     &[("kms_materials", "seq"), ("kms_imported_materials", "seq")];

@@ -78,4 +78,8 @@ impl AuditClusterStore for PgStore {
             .map_err(pg)?;
         rows.iter().map(from_row).collect()
     }
+
+    fn shared_audit_index(&self) -> Option<std::sync::Arc<dyn crate::SharedAuditIndex>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
 }

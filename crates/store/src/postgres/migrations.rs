@@ -4,7 +4,7 @@
 //! Never edit a released migration: append a new one.
 //!
 //! The SQL sticks to what CockroachDB and YugabyteDB also accept: TEXT, BYTEA, BIGINT,
-//! BIGSERIAL, plain and partial indexes, `ON CONFLICT`; no extensions.
+//! INTEGER, BOOLEAN, BIGSERIAL, plain and partial indexes, `ON CONFLICT`; no extensions.
 //!
 //! The tables mirror the SQLite schema (`sqlite/migrations.rs`; this store's migration 3 is
 //! SQLite's 8, 4 is SQLite's 9, 5 is SQLite's 10 and 6 is SQLite's 11), so that a store copied from one to the other keeps
@@ -254,6 +254,44 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // migration).
     "ALTER TABLE ssm_params ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;
      ALTER TABLE sm_secrets ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;",
+    // 8: the nodes' shared lookup index (`audit_lookup.rs`; no SQLite counterpart: a
+    // single node's lookups read its own index). Derived from the nodes' trails, which
+    // republish it: `migrate-store` does not copy it.
+    "CREATE TABLE audit_lookup_events (
+        node          TEXT NOT NULL,
+        seq           BIGINT NOT NULL,
+        time_ms       BIGINT NOT NULL,
+        account       TEXT NOT NULL,
+        recipient     TEXT NOT NULL,
+        region        TEXT NOT NULL,
+        event_id      TEXT NOT NULL,
+        event_name    TEXT NOT NULL,
+        event_source  TEXT NOT NULL,
+        read_only     BOOLEAN NOT NULL,
+        username      TEXT,
+        access_key_id TEXT,
+        record        TEXT NOT NULL,
+        PRIMARY KEY (node, seq)
+     );
+     CREATE INDEX audit_lookup_events_time ON audit_lookup_events (time_ms, node, seq);
+     CREATE INDEX audit_lookup_events_id ON audit_lookup_events (event_id);
+     CREATE INDEX audit_lookup_events_name
+        ON audit_lookup_events (event_name, time_ms, node, seq);
+     CREATE TABLE audit_lookup_resources (
+        node    TEXT NOT NULL,
+        seq     BIGINT NOT NULL,
+        ord     INTEGER NOT NULL,
+        type    TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        PRIMARY KEY (node, seq, ord)
+     );
+     CREATE INDEX audit_lookup_resources_name
+        ON audit_lookup_resources (name, time_ms, node, seq);
+     CREATE TABLE audit_lookup_nodes (
+        node              TEXT PRIMARY KEY,
+        published_through BIGINT NOT NULL
+     );",
 ];
 
 /// Brings the schema up to date; returns how many migrations it applied.

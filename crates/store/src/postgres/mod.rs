@@ -13,6 +13,7 @@
 //! and `sslrootcert` ask ([`tls`]; docs/storage.md).
 
 mod audit_cluster;
+mod audit_lookup;
 mod config;
 mod custom_key_stores;
 mod feed;

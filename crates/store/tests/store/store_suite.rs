@@ -176,6 +176,7 @@ suite!(
     cluster_digests_append_once_per_sequence_and_page_in_order,
     a_second_store_on_the_same_database_sees_every_write,
     lookups_of_names_with_a_nul_find_nothing,
+    the_shared_audit_index_publishes_finds_newest_first_and_forgets,
 );
 
 fn key(key_id: &str) -> KeyRecord {
@@ -1705,4 +1706,236 @@ async fn cluster_digests_append_once_per_sequence_and_page_in_order(f: &Fixture)
     let names: Vec<&str> = anchors.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["audit.anchor", "audit.anchor.n1"]);
     assert_eq!(anchors[1].1, b"audit.anchor.n1");
+}
+
+/// An event of `node`'s trail for the shared lookup index.
+fn shared_event(seq: i64, time_ms: i64, name: &str, resource: &str) -> audit::AuditRow {
+    audit::AuditRow {
+        seq,
+        event_id: format!("id-{time_ms}-{seq}"),
+        account: ACCOUNT.into(),
+        recipient_account: if name == "Shared" {
+            "444455556666".into()
+        } else {
+            ACCOUNT.into()
+        },
+        region: REGION.into(),
+        time_ms,
+        event_name: name.into(),
+        event_source: "kms.amazonaws.com".into(),
+        read_only: name != "CreateKey",
+        username: Some(format!("user-{seq}")),
+        access_key_id: Some(format!("AKIA{seq}")),
+        resources: vec![
+            ("AWS::KMS::Key".into(), resource.into()),
+            ("AWS::KMS::Alias".into(), format!("alias/{resource}")),
+        ],
+        record: format!("{{\"eventName\":\"{name}\",\"seq\":{seq}}}"),
+        hash: [0; 32],
+    }
+}
+
+/// (node, seq) of each event found.
+async fn found(
+    index: &dyn SharedAuditIndex,
+    query: &audit_lookup::SharedQuery,
+) -> Vec<(String, i64)> {
+    index
+        .lookup(query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.node, e.seq))
+        .collect()
+}
+
+async fn the_shared_audit_index_publishes_finds_newest_first_and_forgets(f: &Fixture) {
+    use audit::AuditAttribute as A;
+    use audit_lookup::SharedQuery;
+    let Some(index) = f.store.shared_audit_index() else {
+        assert!(
+            matches!(f.backend, Backend::Sqlite(_)),
+            "a store several nodes share has a shared lookup index"
+        );
+        return;
+    };
+    let index = index.as_ref();
+    assert_eq!(index.published("a").await.unwrap(), None);
+    // Node a: events at 1000, 3000, 5000; node b: at 2000, 3000 (a tie with a's 2nd).
+    let a = [
+        shared_event(1, 1000, "CreateKey", "k1"),
+        shared_event(2, 3000, "Decrypt", "k1"),
+        shared_event(3, 5000, "Shared", "k2"),
+    ];
+    let b = [
+        shared_event(1, 2000, "Decrypt", "k2"),
+        shared_event(2, 3000, "Decrypt", "k1"),
+    ];
+    index.publish("a", 0, &a[..2]).await.unwrap();
+    index.publish("a", 2, &a[2..]).await.unwrap();
+    index.publish("b", 0, &b).await.unwrap();
+    // A publisher whose progress is stale writes nothing.
+    assert!(matches!(
+        index.publish("a", 2, &a[2..]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        index.publish("b", 0, &b[..1]).await,
+        Err(StoreError::Conflict)
+    ));
+    let progress = index.published("a").await.unwrap().unwrap();
+    assert_eq!(progress.through, 3);
+    assert_eq!(progress.event_id.as_deref(), Some("id-5000-3"));
+
+    let all = SharedQuery {
+        account: ACCOUNT.into(),
+        region: REGION.into(),
+        limit: 10,
+        ..SharedQuery::default()
+    };
+    let n = |node: &str, seq: i64| (node.to_owned(), seq);
+    // Newest first by time; the tie at 3000 broken by node (descending), then sequence.
+    assert_eq!(
+        found(index, &all).await,
+        [n("a", 3), n("b", 2), n("a", 2), n("b", 1), n("a", 1)]
+    );
+    let by = |a: A, v: &str| SharedQuery {
+        attribute: Some((a, v.to_owned())),
+        ..all.clone()
+    };
+    assert_eq!(
+        found(index, &by(A::EventName, "Decrypt")).await,
+        [n("b", 2), n("a", 2), n("b", 1)]
+    );
+    assert_eq!(
+        found(index, &by(A::ResourceName, "k1")).await,
+        [n("b", 2), n("a", 2), n("a", 1)]
+    );
+    assert_eq!(
+        found(index, &by(A::ResourceName, "alias/k2")).await,
+        [n("a", 3), n("b", 1)]
+    );
+    assert_eq!(
+        found(index, &by(A::EventId, "id-2000-1")).await,
+        [n("b", 1)]
+    );
+    assert_eq!(found(index, &by(A::ReadOnly, "false")).await, [n("a", 1)]);
+    assert_eq!(found(index, &by(A::ReadOnly, "true")).await.len(), 4);
+    assert_eq!(
+        found(index, &by(A::Username, "user-2")).await,
+        [n("b", 2), n("a", 2)]
+    );
+    assert_eq!(
+        found(index, &by(A::AccessKeyId, "AKIA3")).await,
+        [n("a", 3)]
+    );
+    assert_eq!(
+        found(index, &by(A::EventSource, "kms.amazonaws.com"))
+            .await
+            .len(),
+        5
+    );
+    assert_eq!(
+        found(index, &by(A::EventSource, "ssm.amazonaws.com")).await,
+        []
+    );
+    assert_eq!(
+        found(index, &by(A::ResourceType, "AWS::KMS::Alias"))
+            .await
+            .len(),
+        5
+    );
+    assert_eq!(
+        found(index, &by(A::ResourceType, "AWS::SSM::Parameter")).await,
+        []
+    );
+    assert_eq!(found(index, &by(A::EventName, "De\0crypt")).await, []);
+    // The time range is inclusive.
+    let range = SharedQuery {
+        start_ms: Some(2000),
+        end_ms: Some(3000),
+        ..all.clone()
+    };
+    assert_eq!(
+        found(index, &range).await,
+        [n("b", 2), n("a", 2), n("b", 1)]
+    );
+    // The recipient account finds the event too; another Region finds nothing.
+    let partner = SharedQuery {
+        account: "444455556666".into(),
+        ..all.clone()
+    };
+    assert_eq!(found(index, &partner).await, [n("a", 3)]);
+    let elsewhere = SharedQuery {
+        region: "eu-west-1".into(),
+        ..all.clone()
+    };
+    assert_eq!(found(index, &elsewhere).await, []);
+
+    // Pages continue after the last event of the previous one, across the tie.
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = index
+            .lookup(&SharedQuery {
+                after: after.clone(),
+                limit: 2,
+                ..all.clone()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(audit_lookup::SharedEvent::position);
+        pages.push(
+            page.iter()
+                .map(|e| (e.node.clone(), e.seq))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        pages,
+        [
+            vec![n("a", 3), n("b", 2)],
+            vec![n("a", 2), n("b", 1)],
+            vec![n("a", 1)]
+        ]
+    );
+    let by_resource_page = SharedQuery {
+        after: Some(audit_lookup::LookupPosition {
+            time_ms: 3000,
+            node: "b".into(),
+            seq: 2,
+        }),
+        ..by(A::ResourceName, "k1")
+    };
+    assert_eq!(
+        found(index, &by_resource_page).await,
+        [n("a", 2), n("a", 1)]
+    );
+
+    // An event comes back whole: its columns, its resources in order, its record.
+    let got = index.lookup(&by(A::EventId, "id-5000-3")).await.unwrap();
+    let e = &got[0];
+    assert_eq!(
+        (e.event_name.as_str(), e.read_only, e.time_ms),
+        ("Shared", true, 5000)
+    );
+    assert_eq!(e.username.as_deref(), Some("user-3"));
+    assert_eq!(e.access_key_id.as_deref(), Some("AKIA3"));
+    assert_eq!(e.resources, a[2].resources);
+    assert_eq!(e.record, a[2].record);
+
+    // Retention: node a's events below 3 go, with their resources; b's stay.
+    assert_eq!(index.forget_before("a", 3).await.unwrap(), 2);
+    assert_eq!(index.forget_before("a", 3).await.unwrap(), 0);
+    assert_eq!(found(index, &all).await, [n("a", 3), n("b", 2), n("b", 1)]);
+    assert_eq!(found(index, &by(A::ResourceName, "k1")).await, [n("b", 2)]);
+    // A node forgotten entirely starts again from nothing.
+    index.forget_node("b").await.unwrap();
+    assert_eq!(index.published("b").await.unwrap(), None);
+    assert_eq!(found(index, &all).await, [n("a", 3)]);
+    index.publish("b", 0, &b[..1]).await.unwrap();
+    assert_eq!(found(index, &all).await, [n("a", 3), n("b", 1)]);
 }

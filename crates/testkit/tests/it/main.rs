@@ -10,6 +10,7 @@ mod audit_trail;
 mod authorization_every_operation;
 mod caches;
 mod cluster;
+mod cluster_lookups;
 mod compatibility;
 mod data_dir_permissions;
 mod envelope;
