@@ -43,7 +43,7 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
     let ctx = event.ctx;
     let op = ctx.operation;
     let now = Timestamp::now();
-    let event_id = uuid::Uuid::new_v4().to_string();
+    let event_id = new_event_id(now.as_millis());
     let read_only = is_read_only(op);
     let source_ip = match &ctx.via_service {
         Some(_) => Cow::Borrowed(ctx.user_agent.as_str()),
@@ -110,7 +110,7 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
 /// under `serviceEventDetails`, and no request or response.
 pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
     let now = Timestamp::now();
-    let event_id = uuid::Uuid::new_v4().to_string();
+    let event_id = new_event_id(now.as_millis());
     let resources: Vec<(String, String)> = event
         .resources
         .iter()
@@ -158,6 +158,22 @@ pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
         access_key_id: None,
         resources,
     }
+}
+
+/// A new event's `eventID`: a UUID of version 7 (RFC 9562), whose first 48 bits are the
+/// event's time in milliseconds and the other 74 random. It is still a UUID, as CloudTrail's
+/// event ids are, and ids sort by time: the lookup index's event-id B-tree takes each
+/// insert at its end, where random (version 4) ids landed on another page each time. The
+/// random bits come from AWS-LC's generator (a user-space DRBG, no system call per id).
+pub fn new_event_id(time_ms: i64) -> String {
+    let mut random = [0u8; 10];
+    if keyhold_crypto::random::fill(&mut random).is_err() {
+        random.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..10]);
+    }
+    let millis = u64::try_from(time_ms).unwrap_or(0);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    let mut text = uuid::Uuid::encode_buffer();
+    id.hyphenated().encode_lower(&mut text).to_owned()
 }
 
 /// The record as CloudTrail writes it, serialized straight to text (no intermediate
@@ -243,9 +259,17 @@ struct ResourceRef<'a> {
     arn: &'a str,
 }
 
+/// What a record's text is first given room for: a typical record and the chain link the
+/// writer appends to it (so the text is not copied to grow on the way).
+const TEXT_CAPACITY: usize = 1536;
+
 fn to_text(record: &Record<'_>) -> String {
-    // Serializing borrowed strings and `Value`s cannot fail.
-    serde_json::to_string(record).unwrap_or_else(|_| "{}".to_owned())
+    let mut text = Vec::with_capacity(TEXT_CAPACITY);
+    // Serializing borrowed strings and `Value`s cannot fail, and gives UTF-8.
+    match serde_json::to_writer(&mut text, record) {
+        Ok(()) => String::from_utf8(text).unwrap_or_else(|_| "{}".to_owned()),
+        Err(_) => "{}".to_owned(),
+    }
 }
 
 /// The `resources` of a record: each ARN with its account (or `account` for ARNs without
@@ -357,4 +381,25 @@ fn is_cryptographic(op: Operation) -> bool {
                 | "Encapsulate"
                 | "Decapsulate"
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_version_7_uuids_that_sort_by_time() {
+        let ms = 1_765_000_000_123;
+        let id = new_event_id(ms);
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(id, parsed.hyphenated().to_string(), "canonical lowercase text");
+        let (secs, nanos) = parsed.get_timestamp().unwrap().to_unix();
+        assert_eq!(
+            i64::try_from(secs).unwrap() * 1000 + i64::from(nanos / 1_000_000),
+            ms
+        );
+        assert!(new_event_id(ms) < new_event_id(ms + 1));
+        assert_ne!(new_event_id(ms), new_event_id(ms), "random within a millisecond");
+    }
 }

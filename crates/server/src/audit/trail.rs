@@ -810,7 +810,7 @@ impl Writer {
                 access_key_id,
                 resources,
             } = *pending;
-            let (text, hash) = chain::link(&text, seq, &prev);
+            let (text, hash) = chain::link_owned(text, seq, &prev);
             rows.push(AuditRow {
                 seq,
                 event_id,
