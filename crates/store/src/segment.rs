@@ -420,6 +420,8 @@ pub struct Appended {
     pub segment: i64,
     /// The offset of each record's frame, in the order given.
     pub offsets: Vec<u64>,
+    /// Where the segment ends after the records.
+    pub end: u64,
 }
 
 /// Reads single events by [`Location`] (lookups through the index), keeping the last
@@ -724,6 +726,7 @@ impl SegmentLog {
             file,
             segment,
             offsets,
+            end: self.active_len,
         })
     }
 

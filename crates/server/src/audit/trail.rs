@@ -547,6 +547,8 @@ struct SyncJob {
     rows: Vec<AuditRow>,
     segment: i64,
     offsets: Vec<u64>,
+    /// Where the segment ends after the batch.
+    end: u64,
     /// The last ticket of the batch's events (none when it holds only retried events,
     /// whose tickets were resolved when they failed).
     through: Option<u64>,
@@ -568,11 +570,13 @@ fn sync_loop(
     index: &Index,
     durability: &Durability,
 ) {
+    let mut cached = Cached::default();
     for job in jobs {
         let started = Instant::now();
         let outcome = match segment::sync(&job.file) {
             Ok(()) => {
                 let elapsed = started.elapsed();
+                cached.drop_synced(&job.file, job.segment, job.end);
                 let entries = job
                     .rows
                     .into_iter()
@@ -607,6 +611,40 @@ fn sync_loop(
         if done.send(outcome).is_err() {
             return;
         }
+    }
+}
+
+/// The part of the segment being appended to that may still be in the page cache.
+///
+/// Segments are written once and read rarely (lookups read single records, `verify` and
+/// `export` read them whole), so once a batch is durable the syncer drops its pages from the
+/// page cache (`POSIX_FADV_DONTNEED`, as PostgreSQL does with WAL files it will not read
+/// again). The writer's next appends then reuse freed pages instead of taking fresh ones
+/// (which is most of what an append cost where touching fresh memory is slow, as in virtual
+/// machines), and the trail does not push more useful pages (the key store, the index) out
+/// of the cache.
+#[derive(Default)]
+struct Cached {
+    segment: i64,
+    /// Pages before this offset are dropped already.
+    from: u64,
+}
+
+impl Cached {
+    /// Drops the whole pages of `segment` before `end` (all synced) from the page cache; the
+    /// page `end` falls in stays, since the next batch continues it.
+    fn drop_synced(&mut self, file: &File, segment: i64, end: u64) {
+        const PAGE: u64 = 4096;
+        if segment != self.segment {
+            *self = Self { segment, from: 0 };
+        }
+        let to = end - end % PAGE;
+        let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(self.from)) else {
+            return;
+        };
+        // Advice only: if it fails, the pages stay cached, which is merely slower.
+        let _ = rustix::fs::fadvise(file, self.from, Some(len), rustix::fs::Advice::DontNeed);
+        self.from = to;
     }
 }
 
@@ -882,6 +920,7 @@ impl Writer {
             rows,
             segment: appended.segment,
             offsets: appended.offsets,
+            end: appended.end,
             through,
         };
         if let Err(std::sync::mpsc::SendError(job)) = self.syncer.send(job) {
