@@ -616,13 +616,13 @@ fn sync_loop(
 
 /// The part of the segment being appended to that may still be in the page cache.
 ///
-/// Segments are written once and read rarely (lookups read single records, `verify` and
-/// `export` read them whole), so once a batch is durable the syncer drops its pages from the
-/// page cache (`POSIX_FADV_DONTNEED`, as PostgreSQL does with WAL files it will not read
-/// again). The writer's next appends then reuse freed pages instead of taking fresh ones
-/// (which is most of what an append cost where touching fresh memory is slow, as in virtual
-/// machines), and the trail does not push more useful pages (the key store, the index) out
-/// of the cache.
+/// Segments are written once and read rarely (lookups read single records, mostly recent
+/// ones; `verify` and `export` read them whole), so the syncer drops a segment's durable
+/// pages from the page cache (`POSIX_FADV_DONTNEED`, as PostgreSQL does with WAL files it
+/// will not read again) once they are [`KEEP_CACHED`] behind its end. The writer's appends
+/// then reuse freed pages instead of taking fresh ones (which was most of what an append
+/// cost where touching fresh memory is slow, as in virtual machines), and the trail does
+/// not push more useful pages (the key store, the index) out of the cache.
 #[derive(Default)]
 struct Cached {
     segment: i64,
@@ -630,15 +630,20 @@ struct Cached {
     from: u64,
 }
 
+/// How much of the newest events stays in the page cache (about 12,000 events of 1.3 KiB):
+/// lookups and `GetKeyLastUsage` read recent records without going to the disk.
+const KEEP_CACHED: u64 = 16 << 20;
+
 impl Cached {
-    /// Drops the whole pages of `segment` before `end` (all synced) from the page cache; the
-    /// page `end` falls in stays, since the next batch continues it.
+    /// Drops the whole pages of `segment` (durable up to `end`) that lie more than
+    /// [`KEEP_CACHED`] before `end`.
     fn drop_synced(&mut self, file: &File, segment: i64, end: u64) {
         const PAGE: u64 = 4096;
         if segment != self.segment {
             *self = Self { segment, from: 0 };
         }
-        let to = end - end % PAGE;
+        let to = end.saturating_sub(KEEP_CACHED);
+        let to = to - to % PAGE;
         let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(self.from)) else {
             return;
         };
