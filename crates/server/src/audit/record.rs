@@ -429,7 +429,11 @@ mod tests {
         let id = new_event_id(ms);
         let parsed = uuid::Uuid::parse_str(&id).unwrap();
         assert_eq!(parsed.get_version_num(), 7);
-        assert_eq!(id, parsed.hyphenated().to_string(), "canonical lowercase text");
+        assert_eq!(
+            id,
+            parsed.hyphenated().to_string(),
+            "canonical lowercase text"
+        );
         let (secs, nanos) = parsed.get_timestamp().unwrap().to_unix();
         assert_eq!(
             i64::try_from(secs).unwrap() * 1000 + i64::from(nanos / 1_000_000),
@@ -438,6 +442,10 @@ mod tests {
         assert!(new_event_id(ms) < new_event_id(ms + 1));
         let ids: std::collections::HashSet<String> =
             (0..3 * IDS_PER_DRAW).map(|_| new_event_id(ms)).collect();
-        assert_eq!(ids.len(), 3 * IDS_PER_DRAW, "random within a millisecond, across draws");
+        assert_eq!(
+            ids.len(),
+            3 * IDS_PER_DRAW,
+            "random within a millisecond, across draws"
+        );
     }
 }

@@ -281,7 +281,10 @@ fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
         return None;
     }
     let mut out = [0u8; 16];
-    let mut digits = text.iter().enumerate().filter(|(i, _)| ![8, 13, 18, 23].contains(i));
+    let mut digits = text
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![8, 13, 18, 23].contains(i));
     for byte in &mut out {
         let (_, hi) = digits.next()?;
         let (_, lo) = digits.next()?;
@@ -431,7 +434,11 @@ mod tests {
         assert!(seqs(&mut index, &by_id(&uuid.replace('-', ""))).is_empty());
         let stored: String = index
             .conn
-            .query_row("SELECT typeof(event_id) FROM events WHERE seq = 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT typeof(event_id) FROM events WHERE seq = 1",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(stored, "blob");
     }
