@@ -223,6 +223,13 @@ impl Cursor<'_> {
 }
 
 fn decode_event(body: &[u8]) -> Option<AuditRow> {
+    decode_event_as(body, true)
+}
+
+/// Decodes an event frame's body; without `with_record`, its record is checked to be
+/// there (its length) but not copied, and the row's `record` is left empty (what the lookup
+/// index reads: every column but the record).
+fn decode_event_as(body: &[u8], with_record: bool) -> Option<AuditRow> {
     let mut c = Cursor(body);
     if c.u8()? != KIND_EVENT {
         return None;
@@ -244,7 +251,13 @@ fn decode_event(body: &[u8]) -> Option<AuditRow> {
     for _ in 0..n {
         resources.push((c.string()?, c.string()?));
     }
-    let record = c.string()?;
+    let record = if with_record {
+        c.string()?
+    } else {
+        let n = c.u32()? as usize;
+        c.take(n)?;
+        String::new()
+    };
     c.0.is_empty().then_some(AuditRow {
         seq,
         event_id,
@@ -420,6 +433,8 @@ pub struct Appended {
     pub segment: i64,
     /// The offset of each record's frame, in the order given.
     pub offsets: Vec<u64>,
+    /// Where the segment ends after the records.
+    pub end: u64,
 }
 
 /// Reads single events by [`Location`] (lookups through the index), keeping the last
@@ -724,6 +739,7 @@ impl SegmentLog {
             file,
             segment,
             offsets,
+            end: self.active_len,
         })
     }
 
@@ -779,6 +795,25 @@ impl SegmentLog {
     pub fn scan_located(
         &mut self,
         from: i64,
+        each: impl FnMut(AuditRow, Location) -> bool,
+    ) -> Result<()> {
+        self.scan_as(from, true, each)
+    }
+
+    /// [`SegmentLog::scan_located`] for the lookup index: each row comes without its record
+    /// (`record` is empty; it is checked to be there, not copied).
+    pub fn scan_without_records(
+        &mut self,
+        from: i64,
+        each: impl FnMut(AuditRow, Location) -> bool,
+    ) -> Result<()> {
+        self.scan_as(from, false, each)
+    }
+
+    fn scan_as(
+        &mut self,
+        from: i64,
+        with_record: bool,
         mut each: impl FnMut(AuditRow, Location) -> bool,
     ) -> Result<()> {
         let start = self
@@ -809,7 +844,7 @@ impl SegmentLog {
                         if seq < from {
                             continue;
                         }
-                        let row = decode_event(&body)
+                        let row = decode_event_as(&body, with_record)
                             .ok_or(StoreError::Corrupt("an audit event is unreadable"))?;
                         if !each(row, Location { segment, offset }) {
                             self.remember(i, sparse);
@@ -1219,6 +1254,22 @@ mod tests {
             scanned,
             (1..=5).zip(written.iter().copied()).collect::<Vec<_>>()
         );
+        let mut heads = Vec::new();
+        reader
+            .scan_without_records(2, |r, at| {
+                heads.push((r, at));
+                true
+            })
+            .unwrap();
+        let expected: Vec<(AuditRow, Location)> = (2..=5)
+            .zip(written[1..].iter().copied())
+            .map(|(seq, at)| {
+                let mut head = row(seq);
+                head.record.clear();
+                (head, at)
+            })
+            .collect();
+        assert_eq!(heads, expected);
         let mut events = EventReader::new(dir.path());
         for (seq, at) in scanned {
             assert_eq!(events.read(at).unwrap(), Some(row(seq)));

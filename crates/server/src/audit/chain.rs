@@ -7,6 +7,8 @@
 //! `first..=last` end in a given hash and names the previous digest's hash, so a truncated
 //! tail and a forged chain are caught too.
 
+use std::fmt::Write as _;
+
 use keyhold_crypto::digest::sha256;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,18 +20,36 @@ pub const GENESIS: [u8; 32] = [0; 32];
 
 /// Adds the link to a record (a JSON object's text) and returns its final text and hash.
 pub fn link(record: &str, sequence: i64, previous: &[u8; 32]) -> (String, [u8; 32]) {
-    let body = record.trim_end().strip_suffix('}').unwrap_or("{");
-    let separator = if body.trim_end().ends_with('{') {
-        ""
-    } else {
-        ","
-    };
-    let text = format!(
-        "{body}{separator}\"{CHAIN_KEY}\":{{\"sequence\":{sequence},\"previousHash\":\"{}\"}}}}",
-        hex::encode(previous)
-    );
-    let hash = sha256(text.as_bytes());
-    (text, hash)
+    link_owned(record.to_owned(), sequence, previous)
+}
+
+/// [`link`], in place: the record's own buffer grows by the link (the writer links every
+/// event, so it copies none).
+pub fn link_owned(mut record: String, sequence: i64, previous: &[u8; 32]) -> (String, [u8; 32]) {
+    let object_end = record.trim_end().strip_suffix('}').map(str::len);
+    match object_end {
+        Some(len) => record.truncate(len),
+        None => {
+            record.clear();
+            record.push('{');
+        }
+    }
+    if !record.trim_end().ends_with('{') {
+        record.push(',');
+    }
+    let mut hex = [0u8; 64];
+    // 64 hex digits for 32 bytes: the lengths match, so this cannot fail.
+    let _ = hex::encode_to_slice(previous, &mut hex);
+    record.push('"');
+    record.push_str(CHAIN_KEY);
+    record.push_str("\":{\"sequence\":");
+    // Writing to a `String` cannot fail.
+    let _ = write!(record, "{sequence}");
+    record.push_str(",\"previousHash\":\"");
+    record.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+    record.push_str("\"}}");
+    let hash = sha256(record.as_bytes());
+    (record, hash)
 }
 
 /// The link a record's text claims.
@@ -132,6 +152,12 @@ mod tests {
         let (empty, _) = link("{}", 1, &[0; 32]);
         assert!(serde_json::from_str::<Value>(&empty).is_ok());
         assert_eq!(hash, sha256(text.as_bytes()));
+        let formatted = format!(
+            "{{\"eventName\":\"Decrypt\",\"{CHAIN_KEY}\":{{\"sequence\":7,\"previousHash\":\"{}\"}}}}",
+            hex::encode([1; 32])
+        );
+        assert_eq!(text, formatted, "the exact bytes verifiers hash");
+        assert_eq!(link("not json", 1, &[0; 32]).0, link("{}", 1, &[0; 32]).0);
         assert_eq!(
             read_link(&text),
             Some(Link {

@@ -417,7 +417,7 @@ fn read_entries(
 ) -> anyhow::Result<Vec<IndexEntry>> {
     let mut entries =
         Vec::with_capacity(limit.min(usize::try_from(to.saturating_sub(from)).unwrap_or(limit)));
-    log.scan_located(from + 1, |row, location| {
+    log.scan_without_records(from + 1, |row, location| {
         if row.seq > to {
             return false;
         }

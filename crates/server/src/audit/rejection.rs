@@ -170,7 +170,7 @@ impl Limiter {
 /// The record of a rejection (`suppressed`: rejections not recorded since the last one).
 pub fn build(r: &Rejection<'_>, account: &str, suppressed: u64) -> Pending {
     let now = Timestamp::now();
-    let event_id = uuid::Uuid::new_v4().to_string();
+    let event_id = super::record::new_event_id(now.as_millis());
     let event_name = match (r.operation, r.claimed_operation) {
         (Some(op), _) => op.name().to_owned(),
         (None, Some(claimed)) => clean(claimed, 128),

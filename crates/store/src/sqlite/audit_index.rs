@@ -9,11 +9,16 @@
 //! Region, and the time range are checked on the rows met while walking the sequence
 //! downwards from the newest (results are newest first, a page at a time).
 //!
+//! An event id is kept as the 16 bytes of its UUID (a BLOB) when it is a UUID in canonical
+//! form, as every id Keyhold writes is, and as text otherwise. Keyhold's ids are version 7
+//! UUIDs, which sort by time: the id B-tree takes its inserts at its end.
+//!
 //! Derived, so written without waiting for the disk (`synchronous=OFF`): a crash can lose
 //! its newest rows, which the indexer reads again from the segments at start.
 
 use std::path::Path;
 
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
 
 use super::backend;
@@ -22,8 +27,9 @@ use crate::segment::Location;
 use crate::{Result, StoreError};
 
 /// The layout's version (`user_version`). Version 1 was the first index, a second copy of
-/// every record: an index of another version is rebuilt, not migrated.
-const VERSION: i64 = 2;
+/// every record; version 2 kept event ids as text. An index of another version is rebuilt,
+/// not migrated.
+const VERSION: i64 = 3;
 
 const SCHEMA: &str = "
     CREATE TABLE events (
@@ -34,7 +40,7 @@ const SCHEMA: &str = "
         account       TEXT NOT NULL,
         recipient     TEXT NOT NULL,
         region        TEXT NOT NULL,
-        event_id      TEXT NOT NULL,
+        event_id      ANY NOT NULL,
         event_name    TEXT NOT NULL,
         event_source  TEXT NOT NULL,
         read_only     INTEGER NOT NULL,
@@ -122,7 +128,7 @@ impl SqliteAuditIndex {
                         e.account,
                         e.recipient_account,
                         e.region,
-                        e.event_id,
+                        id_key(&e.event_id),
                         e.event_name,
                         e.event_source,
                         e.read_only,
@@ -221,7 +227,10 @@ impl SqliteAuditIndex {
             sql.push_str(" AND ?6 IS NULL");
         }
         sql.push_str(&format!(" ORDER BY {order} DESC LIMIT ?7"));
-        let value = q.attribute.as_ref().map(|(_, v)| v.as_str());
+        let value = q.attribute.as_ref().map(|(attribute, v)| match attribute {
+            AuditAttribute::EventId => id_key(v),
+            _ => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+        });
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
         stmt.query_map(
@@ -245,6 +254,43 @@ impl SqliteAuditIndex {
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(backend)
     }
+}
+
+/// How the index keeps an event id: the 16 bytes of a UUID written in canonical form
+/// (lowercase, hyphenated: what Keyhold writes), else the text as given. Only the canonical
+/// form maps to bytes, so a lookup finds exactly the ids equal to its text.
+fn id_key(id: &str) -> ToSqlOutput<'_> {
+    match uuid_bytes(id) {
+        Some(bytes) => ToSqlOutput::Owned(rusqlite::types::Value::Blob(bytes.to_vec())),
+        None => ToSqlOutput::Borrowed(ValueRef::Text(id.as_bytes())),
+    }
+}
+
+/// The bytes of a UUID in canonical form (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase
+/// hex digits); `None` for any other text.
+fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let text = id.as_bytes();
+    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&i| text[i] != b'-') {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut digits = text
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![8, 13, 18, 23].contains(i));
+    for byte in &mut out {
+        let (_, hi) = digits.next()?;
+        let (_, lo) = digits.next()?;
+        *byte = digit(*hi)? << 4 | digit(*lo)?;
+    }
+    Some(out)
 }
 
 fn location(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Location> {
@@ -362,6 +408,39 @@ mod tests {
         );
         assert_eq!(index.indexed_from().unwrap(), 3);
         assert_eq!(index.indexed_through().unwrap(), 4);
+    }
+
+    #[test]
+    fn event_ids_are_found_as_written_whether_uuids_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = SqliteAuditIndex::open(&dir.path().join("index.db")).unwrap();
+        let uuid = "0193a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b";
+        let mut entries = vec![entry(1, "Decrypt", "k1"), entry(2, "Decrypt", "k1")];
+        entries[0].event_id = uuid.into();
+        entries[1].event_id = "not-a-uuid".into();
+        index.add(&entries).unwrap();
+        assert_eq!(uuid_bytes(uuid).unwrap()[..2], [0x01, 0x93]);
+        let by_id = |id: &str| AuditQuery {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            attribute: Some((AuditAttribute::EventId, id.to_owned())),
+            limit: 10,
+            ..AuditQuery::default()
+        };
+        assert_eq!(seqs(&mut index, &by_id(uuid)), [1]);
+        assert_eq!(seqs(&mut index, &by_id("not-a-uuid")), [2]);
+        // Another spelling of the same UUID is another id, as it was when ids were text.
+        assert!(seqs(&mut index, &by_id(&uuid.to_uppercase())).is_empty());
+        assert!(seqs(&mut index, &by_id(&uuid.replace('-', ""))).is_empty());
+        let stored: String = index
+            .conn
+            .query_row(
+                "SELECT typeof(event_id) FROM events WHERE seq = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, "blob");
     }
 
     #[test]
