@@ -161,6 +161,11 @@ impl Queue {
         true
     }
 
+    /// Events waiting.
+    fn queued(&self) -> usize {
+        self.state.lock().map_or(0, |q| q.events)
+    }
+
     fn close(&self) {
         if let Ok(mut q) = self.state.lock() {
             q.closed = true;
@@ -659,6 +664,10 @@ const RETRY_MAX: Duration = Duration::from_secs(1);
 
 const BATCH: usize = 4096;
 
+/// Events waiting that the writer links and appends while the batch before is still being
+/// synced (fewer wait for that sync to end and go into the next one whole).
+const PIPELINE_MIN: usize = 256;
+
 /// Events taken from the queue, with their tickets.
 type Batch = Vec<(Box<Pending>, u64)>;
 
@@ -762,6 +771,14 @@ impl Writer {
         }
         let _close = CloseOnExit(self.durability.clone());
         loop {
+            // A batch is formed when the disk is free, not while it syncs the one before:
+            // an event that arrives during a sync then goes into the very next sync (it
+            // waits 1.5 syncs on average) instead of into a batch written at once but
+            // synced only after the next one (2.5 syncs). Only a batch big enough that
+            // linking and appending it takes a while is written while the disk works.
+            if self.inflight.is_some() && queue.queued() < PIPELINE_MIN {
+                self.settle();
+            }
             // While a batch is being synced, look for more work only briefly: the next batch
             // is linked and appended while the disk works, and an idle writer settles the
             // batch in flight. While failing, wake up for the next retry: the writer
