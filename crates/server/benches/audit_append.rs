@@ -15,6 +15,10 @@ use keyhold_server::audit::trail::{AuditTrail, TrailConfig};
 use keyhold_server::audit::{Auditor, Receipts, ServiceEvent};
 use keyhold_store::{SqliteAuditAnchor, SqliteStore};
 
+/// The allocator the server runs with (`keyhold`'s `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Concurrent callers, and events each sends per iteration.
 const CALLERS: usize = 256;
 const EACH: usize = 40;
