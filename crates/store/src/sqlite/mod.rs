@@ -906,6 +906,30 @@ fn tag_rows(c: &Connection, key_id: &str) -> Result<Vec<Tag>> {
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
 }
 
+/// Why an alias change that named the alias's target matched no row: the alias is gone
+/// ([`StoreError::NotFound`]) or points elsewhere now ([`StoreError::Conflict`]).
+fn alias_missing_or_moved(
+    c: &rusqlite::Connection,
+    account: &str,
+    region: &str,
+    name: &str,
+) -> Result<StoreError> {
+    let exists = c
+        .query_row(
+            "SELECT 1 FROM kms_aliases WHERE account = ?1 AND region = ?2 AND name = ?3",
+            params![account, region, name],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(backend)?
+        .is_some();
+    Ok(if exists {
+        StoreError::Conflict
+    } else {
+        StoreError::NotFound
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -999,28 +1023,4 @@ mod tests {
         );
         assert_eq!(store.get_key("k1").await.unwrap().unwrap(), disabled);
     }
-}
-
-/// Why an alias change that named the alias's target matched no row: the alias is gone
-/// ([`StoreError::NotFound`]) or points elsewhere now ([`StoreError::Conflict`]).
-fn alias_missing_or_moved(
-    c: &rusqlite::Connection,
-    account: &str,
-    region: &str,
-    name: &str,
-) -> Result<StoreError> {
-    let exists = c
-        .query_row(
-            "SELECT 1 FROM kms_aliases WHERE account = ?1 AND region = ?2 AND name = ?3",
-            params![account, region, name],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(backend)?
-        .is_some();
-    Ok(if exists {
-        StoreError::Conflict
-    } else {
-        StoreError::NotFound
-    })
 }
