@@ -353,34 +353,50 @@ async fn insert_events(
     let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(1 + rows.len() * 12);
     args.push(&node);
     for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("($1");
-        for value in [
-            &r.seq as &(dyn ToSql + Sync),
-            &r.time_ms,
-            &r.account,
-            &r.recipient,
-            &r.region,
-            &r.event_id,
-            &r.event_name,
-            &r.event_source,
-            &r.read_only,
-            &r.username,
-            &r.access_key_id,
-            &r.record,
-        ] {
-            args.push(value);
-            sql.push_str(&format!(",${}", args.len()));
-        }
-        sql.push(')');
+        push_row(
+            &mut sql,
+            &mut args,
+            i,
+            [
+                &r.seq as &(dyn ToSql + Sync),
+                &r.time_ms,
+                &r.account,
+                &r.recipient,
+                &r.region,
+                &r.event_id,
+                &r.event_name,
+                &r.event_source,
+                &r.read_only,
+                &r.username,
+                &r.access_key_id,
+                &r.record,
+            ],
+        );
     }
     // A row already there is this event (the progress, checked above, says which events
     // are published); a retried batch does not duplicate it.
     sql.push_str(" ON CONFLICT (node, seq) DO NOTHING");
     tx.execute(&sql, &args).await.map_err(pg)?;
     Ok(())
+}
+
+/// Appends the `i`-th row of a multi-row `VALUES` list: the node (`$1`) and `values`, whose
+/// placeholders follow the arguments already given.
+fn push_row<'a, const N: usize>(
+    sql: &mut String,
+    args: &mut Vec<&'a (dyn ToSql + Sync)>,
+    i: usize,
+    values: [&'a (dyn ToSql + Sync); N],
+) {
+    if i > 0 {
+        sql.push(',');
+    }
+    sql.push_str("($1");
+    for value in values {
+        args.push(value);
+        sql.push_str(&format!(",${}", args.len()));
+    }
+    sql.push(')');
 }
 
 async fn insert_resources(
@@ -394,21 +410,18 @@ async fn insert_resources(
     let mut args: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(1 + rows.len() * 5);
     args.push(&node);
     for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("($1");
-        for value in [
-            &r.seq as &(dyn ToSql + Sync),
-            &r.ord,
-            &r.kind,
-            &r.name,
-            &r.time_ms,
-        ] {
-            args.push(value);
-            sql.push_str(&format!(",${}", args.len()));
-        }
-        sql.push(')');
+        push_row(
+            &mut sql,
+            &mut args,
+            i,
+            [
+                &r.seq as &(dyn ToSql + Sync),
+                &r.ord,
+                &r.kind,
+                &r.name,
+                &r.time_ms,
+            ],
+        );
     }
     sql.push_str(" ON CONFLICT (node, seq, ord) DO NOTHING");
     tx.execute(&sql, &args).await.map_err(pg)?;
