@@ -524,6 +524,9 @@ struct Writer {
     inflight: Option<Inflight>,
     syncer: SyncSender<SyncJob>,
     synced: Receiver<Synced>,
+    /// What of the segment the writer's own syncs keep in the page cache (small batches are
+    /// synced on the writer's thread; the syncer keeps its own).
+    cached: Cached,
     /// Where the tickets of events are resolved.
     durability: Arc<Durability>,
     /// While the trail cannot be written: when to try again, and the backoff.
@@ -577,44 +580,50 @@ fn sync_loop(
 ) {
     let mut cached = Cached::default();
     for job in jobs {
-        let started = Instant::now();
-        let outcome = match segment::sync(&job.file) {
-            Ok(()) => {
-                let elapsed = started.elapsed();
-                cached.drop_synced(&job.file, job.segment, job.end);
-                let entries = job
-                    .rows
-                    .into_iter()
-                    .zip(job.offsets)
-                    .map(|(row, offset)| {
-                        let location = Location {
-                            segment: job.segment,
-                            offset,
-                        };
-                        IndexEntry::new(row, location)
-                    })
-                    .collect();
-                index.durable(entries);
-                if let Some(through) = job.through {
-                    durability.resolve(through, true);
-                }
-                Synced::Durable(elapsed)
-            }
-            Err(e) => {
-                if let Some(through) = job.through {
-                    durability.resolve(through, false);
-                }
-                let reason = format!(
-                    "{e}: {}",
-                    std::error::Error::source(&e)
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                );
-                Synced::Failed(reason, job.rows)
-            }
-        };
+        let outcome = sync_job(job, &mut cached, index, durability);
         if done.send(outcome).is_err() {
             return;
+        }
+    }
+}
+
+/// Makes one job durable (one `fdatasync`), hands its events' index entries to the index and
+/// resolves its tickets — on the syncer thread, or on the writer's for a small batch.
+fn sync_job(job: SyncJob, cached: &mut Cached, index: &Index, durability: &Durability) -> Synced {
+    let started = Instant::now();
+    match segment::sync(&job.file) {
+        Ok(()) => {
+            let elapsed = started.elapsed();
+            cached.drop_synced(&job.file, job.segment, job.end);
+            let entries = job
+                .rows
+                .into_iter()
+                .zip(job.offsets)
+                .map(|(row, offset)| {
+                    let location = Location {
+                        segment: job.segment,
+                        offset,
+                    };
+                    IndexEntry::new(row, location)
+                })
+                .collect();
+            index.durable(entries);
+            if let Some(through) = job.through {
+                durability.resolve(through, true);
+            }
+            Synced::Durable(elapsed)
+        }
+        Err(e) => {
+            if let Some(through) = job.through {
+                durability.resolve(through, false);
+            }
+            let reason = format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            );
+            Synced::Failed(reason, job.rows)
         }
     }
 }
@@ -754,6 +763,7 @@ impl Writer {
             inflight: None,
             syncer,
             synced,
+            cached: Cached::default(),
             durability,
             retry_at: None,
             backoff: RETRY_FIRST,
@@ -930,6 +940,7 @@ impl Writer {
             || full;
         let digest = due.then(|| self.make_digest(seq, &prev));
         let has_digest = digest.is_some();
+        let events_in_batch = rows.len();
         self.inflight = Some(Inflight {
             start_len,
             prev_tail,
@@ -945,6 +956,13 @@ impl Writer {
             end: appended.end,
             through,
         };
+        if events_in_batch < PIPELINE_MIN {
+            // A small batch is synced here: the next one waits for this sync anyway (see
+            // `run`), and handing it to the syncer and back would cost two wake-ups.
+            let outcome = sync_job(job, &mut self.cached, &self.index, &self.durability);
+            self.settle_with(Some(outcome));
+            return;
+        }
         if let Err(std::sync::mpsc::SendError(job)) = self.syncer.send(job) {
             // No syncer: nothing can be made durable.
             self.inflight = None;
@@ -981,10 +999,16 @@ impl Writer {
     /// rotates a full segment. `false` when it could not be made durable: the segment is
     /// cut back to before it and its events wait in `unwritten`.
     fn settle(&mut self) -> bool {
+        self.settle_with(None)
+    }
+
+    /// [`Writer::settle`], with the batch's outcome when it was synced here (`None`: the
+    /// syncer's, waited for).
+    fn settle_with(&mut self, outcome: Option<Synced>) -> bool {
         let Some(inflight) = self.inflight.take() else {
             return true;
         };
-        let Ok(outcome) = self.synced.recv() else {
+        let Some(outcome) = outcome.or_else(|| self.synced.recv().ok()) else {
             // The batch is in the segment, but nothing will make it durable now.
             tracing::error!("the audit syncer stopped: refusing calls");
             self.failed("the audit syncer stopped".into());
@@ -1343,6 +1367,41 @@ mod tests {
             .map(|d| (d.first_seq, d.last_seq))
             .collect();
         assert_eq!(covered, [(1, 3), (4, 5)]);
+    }
+
+    #[test]
+    fn small_batches_are_synced_by_the_writer_and_large_ones_by_the_syncer_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = TrailConfig {
+            digest_every_events: i64::MAX,
+            digest_interval: Duration::from_secs(3600),
+            ..TrailConfig::default()
+        };
+        let mut writer = writer(dir.path(), config);
+        writer.write(events(2));
+        assert!(
+            writer.inflight.is_none(),
+            "a small batch is settled when written"
+        );
+        writer.write(events(PIPELINE_MIN));
+        assert!(
+            writer.inflight.is_some(),
+            "a large one is in the syncer's hands"
+        );
+        writer.write(events(PIPELINE_MIN + 1));
+        writer.write(events(3));
+        assert!(writer.inflight.is_none());
+        writer.digest_now();
+        let seqs: Vec<i64> = writer
+            .log
+            .events_after(0, 10_000)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        let total = i64::try_from(2 * PIPELINE_MIN + 6).unwrap();
+        assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+        assert_eq!(writer.log.last_digest().unwrap().unwrap().last_seq, total);
     }
 
     #[test]
