@@ -175,22 +175,27 @@ impl Receipts {
 
 /// Which events are durable, by ticket: every event handed to the trail gets the next
 /// ticket, and the trail resolves tickets in that order — a batch's all at once, when its
-/// `fdatasync` returns (or fails). One watched counter replaces a channel per event: a
-/// request waits until the counter passes its last ticket, then checks that none of its
-/// tickets is among the failed ones.
-#[derive(Debug)]
+/// `fdatasync` returns (or fails). A request waits for its last ticket, then checks that
+/// none of its tickets is among the failed ones. Waiters are kept by the ticket they wait
+/// for, so a resolution wakes exactly the requests it answers (with dozens of requests in
+/// flight and a sync every few hundred microseconds, waking every waiter on every sync
+/// would poll each request several times for nothing).
+#[derive(Debug, Default)]
 pub struct Durability {
-    resolved: tokio::sync::watch::Sender<Resolved>,
-    failed: Mutex<FailedTickets>,
+    state: Mutex<DurabilityState>,
 }
 
-/// How far tickets are resolved.
-#[derive(Clone, Copy, Debug, Default)]
-struct Resolved {
+#[derive(Debug, Default)]
+struct DurabilityState {
     /// Every ticket up to this one is resolved (durable, or failed).
     through: u64,
     /// The trail stopped: tickets after `through` never will be.
     closed: bool,
+    failed: FailedTickets,
+    /// The requests waiting, by the last ticket they wait for (and a number that tells
+    /// apart waiters of one ticket).
+    waiting: std::collections::BTreeMap<(u64, u64), std::task::Waker>,
+    next_waiter: u64,
 }
 
 /// The failed ticket ranges (only while the trail cannot write). Bounded: when ranges are
@@ -204,61 +209,87 @@ struct FailedTickets {
 
 const FAILED_RANGES: usize = 4096;
 
-impl Default for Durability {
-    fn default() -> Self {
-        Self {
-            resolved: tokio::sync::watch::Sender::new(Resolved::default()),
-            failed: Mutex::default(),
-        }
-    }
-}
-
 impl Durability {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DurabilityState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Tickets up to `through` are resolved: durable if `ok`, else the ones after the last
-    /// resolution failed. Called in ticket order.
+    /// resolution failed. Called in ticket order. Wakes the requests this answers.
     pub fn resolve(&self, through: u64, ok: bool) {
-        let before = self.resolved.borrow().through;
-        if through <= before {
-            return;
-        }
-        if !ok && let Ok(mut failed) = self.failed.lock() {
-            match failed.ranges.back_mut() {
-                Some(last) if last.1 == before => last.1 = through,
-                _ => failed.ranges.push_back((before + 1, through)),
+        let answered = {
+            let mut s = self.lock();
+            let before = s.through;
+            if through <= before {
+                return;
             }
-            while failed.ranges.len() > FAILED_RANGES {
-                if let Some((_, end)) = failed.ranges.pop_front() {
-                    failed.floor = failed.floor.max(end);
+            if !ok {
+                let failed = &mut s.failed;
+                match failed.ranges.back_mut() {
+                    Some(last) if last.1 == before => last.1 = through,
+                    _ => failed.ranges.push_back((before + 1, through)),
+                }
+                while failed.ranges.len() > FAILED_RANGES {
+                    if let Some((_, end)) = failed.ranges.pop_front() {
+                        failed.floor = failed.floor.max(end);
+                    }
                 }
             }
-        }
-        self.resolved
-            .send_modify(|r| r.through = r.through.max(through));
+            s.through = through;
+            let later = s.waiting.split_off(&(through + 1, 0));
+            std::mem::replace(&mut s.waiting, later)
+        };
+        answered.into_values().for_each(std::task::Waker::wake);
     }
 
     /// The trail stopped: no ticket not yet resolved ever will be.
     pub fn close(&self) {
-        self.resolved.send_modify(|r| r.closed = true);
+        let waiting = {
+            let mut s = self.lock();
+            s.closed = true;
+            std::mem::take(&mut s.waiting)
+        };
+        waiting.into_values().for_each(std::task::Waker::wake);
     }
 
     /// Waits until tickets `first..=last` are resolved; whether all are durable.
     async fn wait(&self, first: u64, last: u64) -> bool {
-        let mut rx = self.resolved.subscribe();
-        let through = match rx.wait_for(|r| r.through >= last || r.closed).await {
-            Ok(r) => r.through,
-            Err(_) => return false,
-        };
-        if through < last {
-            return false;
+        /// Forgets the waiter when the request goes away before its answer.
+        struct Registered<'a>(&'a Durability, Option<(u64, u64)>);
+        impl Drop for Registered<'_> {
+            fn drop(&mut self) {
+                if let Some(key) = self.1 {
+                    self.0.lock().waiting.remove(&key);
+                }
+            }
         }
-        let Ok(failed) = self.failed.lock() else {
-            return false;
-        };
-        first > failed.floor
-            && !failed
-                .ranges
-                .iter()
-                .any(|&(lo, hi)| lo <= last && first <= hi)
+        let mut registered = Registered(self, None);
+        std::future::poll_fn(|cx| {
+            let mut s = self.lock();
+            if s.through >= last || s.closed {
+                if let Some(key) = registered.1.take() {
+                    s.waiting.remove(&key);
+                }
+                return std::task::Poll::Ready(
+                    s.through >= last
+                        && first > s.failed.floor
+                        && !s
+                            .failed
+                            .ranges
+                            .iter()
+                            .any(|&(lo, hi)| lo <= last && first <= hi),
+                );
+            }
+            let key = *registered.1.get_or_insert_with(|| {
+                s.next_waiter += 1;
+                (last, s.next_waiter)
+            });
+            s.waiting.insert(key, cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
 
@@ -305,6 +336,48 @@ mod tests {
         d.resolve(7, true);
         assert!(failed.wait().await.is_err(), "ticket 4 failed");
         assert!(later.wait().await.is_ok());
+    }
+
+    #[test]
+    fn a_resolution_wakes_only_the_requests_it_answers() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let woken = |c: &Arc<Count>| c.0.load(std::sync::atomic::Ordering::SeqCst);
+        let d = Durability::default();
+        let (early, late) = (Arc::new(Count(0.into())), Arc::new(Count(0.into())));
+        let mut first = Box::pin(d.wait(1, 2));
+        let mut second = Box::pin(d.wait(3, 5));
+        let early_waker = std::task::Waker::from(early.clone());
+        let late_waker = std::task::Waker::from(late.clone());
+        let mut early_cx = std::task::Context::from_waker(&early_waker);
+        let mut late_cx = std::task::Context::from_waker(&late_waker);
+        assert!(first.as_mut().poll(&mut early_cx).is_pending());
+        assert!(second.as_mut().poll(&mut late_cx).is_pending());
+        d.resolve(1, true);
+        assert_eq!(
+            (woken(&early), woken(&late)),
+            (0, 0),
+            "ticket 2 is not resolved"
+        );
+        d.resolve(3, true);
+        assert_eq!(
+            (woken(&early), woken(&late)),
+            (1, 0),
+            "only the first is answered"
+        );
+        assert_eq!(
+            first.as_mut().poll(&mut early_cx),
+            std::task::Poll::Ready(true)
+        );
+        // A request that goes away stops waiting.
+        drop(second);
+        assert!(d.lock().waiting.is_empty());
+        d.resolve(5, true);
+        assert_eq!(woken(&late), 0);
     }
 
     #[tokio::test]

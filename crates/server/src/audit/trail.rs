@@ -731,6 +731,14 @@ impl Writer {
             log.rotate()
                 .context("starting a new segment of the audit trail")?;
         }
+        // Syncs into room made ahead commit no journal (docs/performance.md): room up to
+        // the size at which a segment closes, and a little more for the digest after it.
+        log.make_room_ahead(
+            config
+                .segment_bytes
+                .saturating_add(config.segment_bytes / 16),
+        )
+        .context("making room in the audit trail's newest segment")?;
         let (syncer, jobs) = sync_channel::<SyncJob>(1);
         let (done, synced) = sync_channel(1);
         let sync_index = index.clone();

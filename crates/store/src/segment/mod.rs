@@ -12,6 +12,10 @@
 //! - `meta/<name>`: small values (the sealed signing key, its public half, the latest prune
 //!   record), each replaced atomically.
 //!
+//! The newest segment may end in zeros: room the writer made ahead of its appends, so that
+//! their syncs write data only (see [`space`]); a frame header of zeros reads as the end of
+//! the data, and a segment is cut back to its data when it is sealed.
+//!
 //! After a crash the newest segment (and `digests.log`) may end in a torn frame: an append
 //! that was never acknowledged. [`SegmentLog::open`] cuts it, keeping the cut bytes under
 //! `torn/` for inspection. Readers stop quietly at an incomplete frame at the end of the
@@ -26,6 +30,8 @@ use std::sync::Arc;
 
 use crate::audit::{AuditLog, AuditRow, DigestRow, PRUNE_RECORD};
 use crate::{Result, StoreError};
+
+mod space;
 
 const SEGMENT_MAGIC: &[u8; 8] = b"KHAUDSEG";
 const DIGEST_MAGIC: &[u8; 8] = b"KHAUDDIG";
@@ -385,6 +391,23 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     Ok(n)
 }
 
+/// The offset just after the last non-zero byte of `file` in `from..to` (`from` if all
+/// are zero).
+fn end_of_nonzero(file: &File, from: u64, to: u64) -> Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut end = from;
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from(to - at).unwrap_or(buf.len()).min(buf.len());
+        file.read_exact_at(&mut buf[..n], at).map_err(io)?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b != 0) {
+            end = at + i as u64 + 1;
+        }
+        at += n as u64;
+    }
+    Ok(end)
+}
+
 /// Reads every frame of `path`; returns the bodies, the offset where valid frames end and
 /// whether what follows is damage (rather than a clean end or an incomplete frame).
 fn read_all(path: &Path, magic: &[u8; 8]) -> Result<(Vec<Vec<u8>>, u64, Option<Frame>)> {
@@ -511,6 +534,8 @@ pub struct SegmentLog {
     /// Appending (write mode only): the newest segment and where its next frame goes.
     active: Option<Arc<File>>,
     active_len: u64,
+    /// Room kept ahead of the appends (write mode, once [`SegmentLog::make_room_ahead`]).
+    space: Option<space::Space>,
     digest_file: Option<File>,
     digest_len: u64,
     buf: Vec<u8>,
@@ -549,6 +574,7 @@ impl SegmentLog {
             tail: None,
             active: None,
             active_len: HEADER_LEN,
+            space: None,
             digest_file: None,
             digest_len: HEADER_LEN,
             buf: Vec::with_capacity(1 << 20),
@@ -636,26 +662,38 @@ impl SegmentLog {
     }
 
     /// Cuts `path` at `end` when a torn or damaged frame follows, keeping the cut bytes.
+    /// Zeros after `end` are room made ahead (see [`space`]), not a torn frame: they stay,
+    /// and of a file with room ahead only the bytes up to the last non-zero one are cut
+    /// (zeroed again, so that frames of a torn append never reappear after later ones).
     fn cut(&self, path: &Path, end: u64, stop: Option<Frame>) -> Result<()> {
         let len = fs::metadata(path).map_err(io)?.len();
         if len <= end || matches!(stop, Some(Frame::End)) {
             return Ok(());
         }
-        let torn_dir = self.dir.join("torn");
-        create_dir_durable(&torn_dir)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(io)?;
-        let mut rest = vec![0u8; usize::try_from(len - end).unwrap_or(0)];
+        let written_end = end_of_nonzero(&file, end, len)?;
+        if written_end == end {
+            return Ok(());
+        }
+        let torn_dir = self.dir.join("torn");
+        create_dir_durable(&torn_dir)?;
+        let mut rest = vec![0u8; usize::try_from(written_end - end).unwrap_or(0)];
         file.read_exact_at(&mut rest, end).map_err(io)?;
         let name = format!(
             "{}.{end}",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("log")
         );
         write_atomic(&torn_dir.join(name), &rest)?;
-        file.set_len(end).map_err(io)?;
+        if written_end == len {
+            file.set_len(end).map_err(io)?;
+        } else {
+            rest.fill(0);
+            file.write_all_at(&rest, end).map_err(io)?;
+        }
         file.sync_all().map_err(io)?;
         tracing::warn!(
             file = %path.display(),
@@ -690,8 +728,31 @@ impl SegmentLog {
             path,
             sparse: Vec::new(),
         });
-        self.active = Some(Arc::new(file));
+        let file = Arc::new(file);
+        if let Some(space) = &self.space {
+            space.switch(file.clone(), HEADER_LEN);
+        }
+        self.active = Some(file);
         self.active_len = HEADER_LEN;
+        Ok(())
+    }
+
+    /// Keeps room made ahead of the appends (zeros written and made durable, see
+    /// [`space`]) in the newest segment and every segment after it, up to `limit` bytes
+    /// per segment (write mode; the size at which the writer closes a segment, and a
+    /// margin).
+    pub fn make_room_ahead(&mut self, limit: u64) -> Result<()> {
+        let Some(file) = &self.active else {
+            return Ok(());
+        };
+        let len = file.metadata().map_err(io)?.len();
+        self.space = Some(space::Space::start(
+            file.clone(),
+            HEADER_LEN,
+            len,
+            self.active_len,
+            limit,
+        ));
         Ok(())
     }
 
@@ -730,7 +791,11 @@ impl SegmentLog {
             offsets.push(self.active_len + self.buf.len() as u64);
             encode_event(&mut self.buf, row);
         }
-        file.write_all_at(&self.buf, self.active_len).map_err(io)?;
+        match &self.space {
+            Some(space) => space.write(&file, &self.buf, self.active_len),
+            None => file.write_all_at(&self.buf, self.active_len),
+        }
+        .map_err(io)?;
         self.active_len += self.buf.len() as u64;
         if let Some(last) = events.last() {
             self.tail = Some((last.seq, last.hash));
@@ -747,7 +812,11 @@ impl SegmentLog {
     /// and its tail is `tail`.
     pub fn rewind(&mut self, len: u64, tail: Option<(i64, [u8; 32])>) -> Result<()> {
         if let Some(file) = &self.active {
-            file.set_len(len).map_err(io)?;
+            match &self.space {
+                Some(space) => space.truncate(file, len),
+                None => file.set_len(len),
+            }
+            .map_err(io)?;
         }
         self.active_len = len;
         self.tail = tail;
@@ -762,7 +831,24 @@ impl SegmentLog {
         if self.segments.last().is_some_and(|s| s.first_seq == next) {
             return Ok(());
         }
+        self.seal_active()?;
         self.start_segment(next)
+    }
+
+    /// Cuts the room made ahead off the segment being appended to, durably, before the
+    /// next one exists: a sealed segment ends with its last frame.
+    fn seal_active(&mut self) -> Result<()> {
+        if let Some(space) = &self.space {
+            return space.seal().map_err(io);
+        }
+        // Room made by an earlier run of the writer.
+        if let Some(file) = &self.active
+            && file.metadata().map_err(io)?.len() > self.active_len
+        {
+            file.set_len(self.active_len).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        Ok(())
     }
 
     /// Appends a digest durably. Call it only once the events it covers are durable.
@@ -1286,6 +1372,114 @@ mod tests {
             offset: HEADER_LEN,
         };
         assert_eq!(events.read(gone).unwrap(), None);
+    }
+
+    /// Waits until the helper made `at_least` bytes of room in `path`.
+    fn wait_for_room(path: &Path, at_least: u64) -> u64 {
+        for _ in 0..500 {
+            let len = fs::metadata(path).unwrap().len();
+            if len >= at_least {
+                return len;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no room was made ahead in {}", path.display());
+    }
+
+    #[test]
+    fn room_made_ahead_reads_as_the_end_and_is_cut_when_the_segment_is_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segments").join(segment_name(1));
+        let mut log = SegmentLog::open(dir.path(), Mode::Write).unwrap();
+        log.make_room_ahead(8 << 20).unwrap();
+        log.append(&(1..=300).map(row).collect::<Vec<_>>(), None)
+            .unwrap();
+        let data_end = log.active_len();
+        let len = wait_for_room(&path, data_end + (1 << 20));
+        let zeros = vec![0u8; usize::try_from(len - data_end).unwrap()];
+        let mut tail = zeros.clone();
+        File::open(&path)
+            .unwrap()
+            .read_exact_at(&mut tail, data_end)
+            .unwrap();
+        assert!(tail == zeros, "the room is zeros");
+
+        // Readers, and a writer opening the trail again, see the events and no torn tail.
+        let mut reader = SegmentLog::open(dir.path(), Mode::Read).unwrap();
+        assert_eq!(
+            reader.events_after(0, 1000).unwrap(),
+            (1..=300).map(row).collect::<Vec<_>>()
+        );
+        drop(log);
+        let mut log = SegmentLog::open(dir.path(), Mode::Write).unwrap();
+        assert!(
+            !dir.path().join("torn").exists(),
+            "room is not a torn append"
+        );
+        assert_eq!(log.active_len(), data_end);
+        log.make_room_ahead(8 << 20).unwrap();
+        log.append(
+            &(301..=310).map(row).collect::<Vec<_>>(),
+            Some(&digest(1, 1, 310)),
+        )
+        .unwrap();
+        let sealed_end = log.active_len();
+
+        // Sealed: the segment ends with its last frame; the next one gets room.
+        log.rotate().unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), sealed_end);
+        log.append(&[row(311)], None).unwrap();
+        let next = dir.path().join("segments").join(segment_name(311));
+        wait_for_room(&next, 1 << 20);
+        drop(log);
+        let mut log = SegmentLog::open(dir.path(), Mode::Read).unwrap();
+        assert_eq!(
+            log.events_after(0, 1000).unwrap(),
+            (1..=311).map(row).collect::<Vec<_>>()
+        );
+        let (rows, _) = log.read_page(Position::default(), 1000).unwrap();
+        assert_eq!(rows.len(), 311, "verification's reader sees no damage");
+    }
+
+    #[test]
+    fn a_torn_append_into_room_made_ahead_is_cut_and_never_reappears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segments").join(segment_name(1));
+        let mut log = SegmentLog::open(dir.path(), Mode::Write).unwrap();
+        log.make_room_ahead(8 << 20).unwrap();
+        log.append(&(1..=3).map(row).collect::<Vec<_>>(), None)
+            .unwrap();
+        let good = log.active_len();
+        wait_for_room(&path, good + 4096);
+        drop(log);
+        let len = fs::metadata(&path).unwrap().len();
+        // A crash in the middle of the next batch: its later records reached the disk,
+        // its first record's page did not.
+        let mut batch = Vec::new();
+        encode_event(&mut batch, &row(4));
+        let second = batch.len();
+        encode_event(&mut batch, &row(5));
+        encode_event(&mut batch, &row(6));
+        batch[..second].fill(0);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .write_all_at(&batch, good)
+            .unwrap();
+
+        let mut log = SegmentLog::open(dir.path(), Mode::Write).unwrap();
+        assert_eq!(log.tail().unwrap().0, 3);
+        assert_eq!(fs::metadata(&path).unwrap().len(), len, "the room stays");
+        let torn: Vec<_> = dir.path().join("torn").read_dir().unwrap().collect();
+        assert_eq!(torn.len(), 1, "the torn records are kept aside");
+        // The next batch fills the torn record's place exactly: the torn batch's later
+        // records, right after it, must not be read as its successors.
+        log.append(&[row(4)], None).unwrap();
+        drop(log);
+        let mut log = SegmentLog::open(dir.path(), Mode::Read).unwrap();
+        let expected: Vec<_> = (1..=4).map(row).collect();
+        assert_eq!(log.events_after(0, 10).unwrap(), expected);
     }
 
     #[test]
