@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::audit::Auditor;
 use crate::audit::lookup::CloudTrailService;
+use crate::audit::source::LookupSource;
 use crate::audit::trail::AuditTrail;
 use crate::auth::Authenticator;
 use crate::clock::Clock;
@@ -216,14 +217,12 @@ pub(crate) async fn unsealed_state(
     let audit: Arc<dyn Auditor> = trail.clone();
     // On a store several nodes share, lookups read the nodes' shared index, which this
     // node's publisher keeps up to date with its trail.
-    let shared_lookups = store.shared_audit_index().map(|index| {
-        crate::audit::shared::SharedLookups::start(
-            index,
-            config.node_id.as_deref(),
-            trail.index(),
-            &config.audit_dir(),
-        )
-    });
+    let lookups = Arc::new(LookupSource::start(
+        trail.clone(),
+        store.shared_audit_index(),
+        config.node_id.as_deref(),
+        &config.audit_dir(),
+    ));
     // The cluster digest chain joins the trails of nodes that share a store: PostgreSQL
     // only (a SQLite store has one node, whose anchor already is the whole story).
     let cluster_audit = config.storage.is_some().then(|| {
@@ -237,12 +236,10 @@ pub(crate) async fn unsealed_state(
         domain,
         clock.clone(),
         audit.clone(),
+        lookups.clone(),
         config.cache.kms_keys,
     ));
     kms.attach_custom_key_stores(config.custom_key_stores.clone());
-    if let Some(shared) = &shared_lookups {
-        kms.attach_shared_lookups(shared.clone());
-    }
     let secrets = Arc::new(SecretsService::new(
         store.clone(),
         kms.clone(),
@@ -295,7 +292,7 @@ pub(crate) async fn unsealed_state(
         ssm,
         sts: Arc::new(StsService::new(iam.clone(), clock.clone())),
         iam,
-        cloudtrail: Arc::new(CloudTrailService::new(trail.clone(), shared_lookups)),
+        cloudtrail: Arc::new(CloudTrailService::new(lookups)),
         audit,
         trail,
         cluster_audit,

@@ -6,36 +6,29 @@
 //! by the shared engine like every other operation: the trail names every caller and resource
 //! of the account, so it is not readable by default.
 //!
-//! On a single node the trail's own index answers (newest first by sequence). On a
-//! PostgreSQL store the nodes' shared lookup index does ([`super::shared`]): the events of
-//! every node, newest first by time (then node and sequence), with `NextToken`s that any node
-//! continues.
+//! The events come from the node's [`LookupSource`]: on a single node the trail's own index
+//! (newest first by sequence), on a PostgreSQL store the nodes' shared lookup index (the
+//! events of every node, newest first by time, then node and sequence, with `NextToken`s that
+//! any node continues).
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyhold_proto::cloudtrail::*;
 use keyhold_proto::{ApiError, CommonError, Timestamp};
-use keyhold_store::audit::{AuditAttribute, AuditQuery, AuditRow};
-use keyhold_store::audit_lookup::{SharedEvent, SharedQuery};
+use keyhold_store::audit::AuditAttribute;
 
-use super::shared::{SharedLookups, parse_position, position_text};
-use super::trail::AuditTrail;
+use super::source::{EventsQuery, FoundEvent, LookupError, LookupSource};
 use crate::authz::{Access, Denied, RequestConditions, ResourceRule, decide};
 use crate::context::RequestContext;
 
 /// The CloudTrail service.
 pub struct CloudTrailService {
-    trail: Arc<AuditTrail>,
-    /// The nodes' shared index, on a PostgreSQL store: lookups read it instead of the
-    /// trail's own.
-    shared: Option<Arc<SharedLookups>>,
+    lookups: Arc<LookupSource>,
 }
 
 impl CloudTrailService {
-    pub fn new(trail: Arc<AuditTrail>, shared: Option<Arc<SharedLookups>>) -> Self {
-        Self { trail, shared }
+    pub fn new(lookups: Arc<LookupSource>) -> Self {
+        Self { lookups }
     }
 }
 
@@ -74,22 +67,14 @@ impl CloudTrailService {
         {
             return Err(CloudTrailError::StartAfterEnd);
         }
-        // The page starts after the token's event: a sequence of this node's trail, or a
-        // position in the shared index's listing (whichever this node answers from).
-        let token = match input.next_token.as_deref() {
-            Some(token) => Some(decode_token(token).ok_or(CloudTrailError::InvalidNextToken)?),
+        // The page starts after the token's event (its form is the lookup source's).
+        let after = match input.next_token.as_deref() {
+            Some(token) => Some(
+                self.lookups
+                    .page_start(token)
+                    .ok_or(CloudTrailError::InvalidNextToken)?,
+            ),
             None => None,
-        };
-        let (before_seq, after) = match (&self.shared, token.as_deref()) {
-            (_, None) => (None, None),
-            (None, Some(t)) => (
-                Some(parse_seq(t).ok_or(CloudTrailError::InvalidNextToken)?),
-                None,
-            ),
-            (Some(_), Some(t)) => (
-                None,
-                Some(parse_position(t).ok_or(CloudTrailError::InvalidNextToken)?),
-            ),
         };
         // Keyhold records management events only: there are no Insights events to return.
         if input.event_category == Some(EventCategory::Insight) {
@@ -102,82 +87,27 @@ impl CloudTrailService {
             .max_results
             .and_then(|m| usize::try_from(m).ok())
             .unwrap_or(DEFAULT_PAGE);
-        let (start_ms, end_ms) = (
-            input.start_time.map(Timestamp::as_millis),
-            input.end_time.map(Timestamp::as_millis),
-        );
-        let (events, next_token) = match &self.shared {
-            Some(shared) => {
-                let query = SharedQuery {
-                    account: ctx.scope.account.clone(),
-                    region: ctx.scope.region.clone(),
-                    attribute,
-                    start_ms,
-                    end_ms,
-                    after,
-                    limit: limit + 1,
-                };
-                let mut found = shared
-                    .lookup(&query)
-                    .await
-                    .map_err(|_| CloudTrailError::Internal)?;
-                let next = (found.len() > limit).then(|| {
-                    found.truncate(limit);
-                    found
-                        .last()
-                        .map(|e| encode_token(&position_text(&e.position())))
-                });
-                let events: Vec<Event> = found.into_iter().map(shared_event).collect();
-                (events, next.flatten())
-            }
-            None => {
-                let query = AuditQuery {
-                    account: ctx.scope.account.clone(),
-                    region: ctx.scope.region.clone(),
-                    attribute,
-                    start_ms,
-                    end_ms,
-                    before_seq,
-                    limit: limit + 1,
-                };
-                let index = self.trail.index();
-                let mut rows =
-                    tokio::task::spawn_blocking(move || index.lookup(&query).map_err(|_| ()))
-                        .await
-                        .map_err(|_| CloudTrailError::Internal)?
-                        .map_err(|()| CloudTrailError::Internal)?;
-                let next = (rows.len() > limit).then(|| {
-                    rows.truncate(limit);
-                    rows.last().map(|r| encode_token(&format!("ct:{}", r.seq)))
-                });
-                let events: Vec<Event> = rows.into_iter().map(local_event).collect();
-                (events, next.flatten())
-            }
-        };
+        let page = self
+            .lookups
+            .events(EventsQuery {
+                account: ctx.scope.account.clone(),
+                region: ctx.scope.region.clone(),
+                attribute,
+                start_ms: input.start_time.map(Timestamp::as_millis),
+                end_ms: input.end_time.map(Timestamp::as_millis),
+                after,
+                limit,
+            })
+            .await?;
         Ok(LookupEventsResponse {
-            events: Some(events),
-            next_token,
+            events: Some(page.events.into_iter().map(event).collect()),
+            next_token: page.next_token,
         })
     }
 }
 
-/// The answer's form of an event found in the trail's own index.
-fn local_event(r: AuditRow) -> Event {
-    Event {
-        event_id: Some(r.event_id),
-        event_name: Some(r.event_name),
-        read_only: Some(r.read_only.to_string()),
-        access_key_id: r.access_key_id,
-        event_time: Some(Timestamp::from_millis(r.time_ms)),
-        event_source: Some(r.event_source),
-        username: r.username,
-        resources: Some(resources(r.resources)),
-        cloud_trail_event: Some(r.record),
-    }
-}
-
-/// The answer's form of an event found in the shared index.
-fn shared_event(e: SharedEvent) -> Event {
+/// The answer's form of an event found.
+fn event(e: FoundEvent) -> Event {
     Event {
         event_id: Some(e.event_id),
         event_name: Some(e.event_name),
@@ -214,6 +144,16 @@ pub enum CloudTrailError {
     InvalidNextToken,
     /// The trail could not be read.
     Internal,
+}
+
+impl From<LookupError> for CloudTrailError {
+    fn from(e: LookupError) -> Self {
+        match e {
+            // A token of the other index's kind: not one this service issued.
+            LookupError::ForeignToken => Self::InvalidNextToken,
+            LookupError::Unreadable => Self::Internal,
+        }
+    }
 }
 
 impl From<CloudTrailError> for ApiError {
@@ -267,18 +207,4 @@ fn attribute(key: LookupAttributeKey) -> AuditAttribute {
         LookupAttributeKey::EventSource => AuditAttribute::EventSource,
         LookupAttributeKey::AccessKeyId => AuditAttribute::AccessKeyId,
     }
-}
-
-/// A `NextToken`: where the page ended (`ct:SEQ` on a single node's index, `ctc:...` on
-/// the shared index), base64url.
-fn encode_token(text: &str) -> String {
-    URL_SAFE_NO_PAD.encode(text)
-}
-
-fn decode_token(token: &str) -> Option<String> {
-    String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()
-}
-
-fn parse_seq(text: &str) -> Option<i64> {
-    text.strip_prefix("ct:")?.parse().ok()
 }

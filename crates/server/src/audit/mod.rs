@@ -12,8 +12,9 @@
 //!   event that was changed, removed, inserted or reordered, and any gap in the digests.
 //! - [`index`] keeps the SQLite index lookups read, derived from the segment log.
 //! - [`lookup`] serves CloudTrail's `LookupEvents`; [`export`] writes CloudTrail-shaped files.
-//! - [`shared`] publishes the trail into the nodes' shared lookup index on a PostgreSQL
-//!   store, which `LookupEvents` and `GetKeyLastUsage` then read (the whole cluster's events).
+//! - [`source`] is the one index lookups (`LookupEvents`, KMS's `GetKeyLastUsage`) read:
+//!   the trail's own, or on a PostgreSQL store the nodes' shared lookup index, into which
+//!   [`shared`] publishes the trail (the whole cluster's events).
 //! - [`cluster`] joins the trails of the nodes sharing a store with a signed cluster digest
 //!   chain in the store.
 
@@ -29,6 +30,7 @@ pub mod offline;
 pub mod record;
 pub mod rejection;
 pub mod shared;
+pub mod source;
 pub mod trail;
 pub mod verify;
 
@@ -91,9 +93,9 @@ pub trait Auditor: Send + Sync {
     fn record_rejection(&self, _rejection: rejection::Rejection<'_>) {}
 
     /// The newest recorded call of `account` and `region` that named `resource`, was one of
-    /// `names` (of `source`) and succeeded — what KMS's `GetKeyLastUsage` reports. Reads the
-    /// trail's index (blocking: call it off the async threads). `None` for a trail that keeps
-    /// no index.
+    /// `names` (of `source`) and succeeded — what KMS's `GetKeyLastUsage` reports, through
+    /// [`source::LookupSource::last_success`] on a single node. Reads the trail's index
+    /// (blocking: call it off the async threads). `None` for a trail that keeps no index.
     fn last_success(&self, _query: &LastSuccessQuery<'_>) -> Option<LastSuccess> {
         None
     }

@@ -1,6 +1,7 @@
 //! Lookups across a cluster: `LookupEvents` and `GetKeyLastUsage` on a PostgreSQL store read
 //! the nodes' **shared lookup index** ([`keyhold_store::audit_lookup`]) instead of the node's
-//! own, so that a caller behind a load balancer sees every node's events.
+//! own, so that a caller behind a load balancer sees every node's events ([`super::source`]
+//! makes that choice).
 //!
 //! Each node keeps writing its own trail (segment log, hash chain, anchor) exactly as a
 //! single node does; [`SharedLookups`] adds a **publisher**, a task that follows the node's
@@ -25,8 +26,8 @@
 //!   another event at that sequence) is republished from its start.
 //!
 //! Results are newest first by event time, then node id, then sequence (a total order), and
-//! a `NextToken` names the last event of a page by those three, so it continues the listing
-//! on any node.
+//! a `NextToken` names the last event of a page by those three ([`super::source`] writes
+//! it), so it continues the listing on any node.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use keyhold_store::audit::{AuditAttribute, AuditRow};
-use keyhold_store::audit_lookup::{LookupPosition, SharedEvent, SharedQuery};
+use keyhold_store::audit_lookup::{SharedEvent, SharedQuery};
 use keyhold_store::segment::{Mode, SegmentLog};
 use keyhold_store::{SharedAuditIndex, StoreError};
 use tokio::sync::{Notify, watch};
@@ -186,20 +187,6 @@ fn success(event: &SharedEvent) -> Option<LastSuccess> {
         event_name: event.event_name.clone(),
         time_ms: event.time_ms,
     })
-}
-
-/// Encodes where a page ended as the text of a `NextToken` (`ctc:TIME:SEQ:NODE`).
-pub fn position_text(p: &LookupPosition) -> String {
-    format!("ctc:{}:{}:{}", p.time_ms, p.seq, p.node)
-}
-
-/// The position a `NextToken`'s text names; `None` for any other text.
-pub fn parse_position(text: &str) -> Option<LookupPosition> {
-    let mut parts = text.strip_prefix("ctc:")?.splitn(3, ':');
-    let time_ms = parts.next()?.parse().ok()?;
-    let seq = parts.next()?.parse().ok()?;
-    let node = parts.next()?.to_owned();
-    Some(LookupPosition { time_ms, node, seq })
 }
 
 /// What the publisher keeps between rounds.
@@ -408,28 +395,4 @@ fn read_events(
         events.len() < limit
     })?;
     Ok(events)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_position_survives_its_token_text_and_other_text_is_refused() {
-        let p = LookupPosition {
-            time_ms: 1_765_000_000_123,
-            node: "kh-1_a".into(),
-            seq: 42,
-        };
-        assert_eq!(parse_position(&position_text(&p)), Some(p));
-        let unnamed = LookupPosition {
-            time_ms: 5,
-            node: String::new(),
-            seq: 1,
-        };
-        assert_eq!(parse_position(&position_text(&unnamed)), Some(unnamed));
-        for other in ["ct:42", "ctc:x:1:n", "ctc:1", "ctc:1:2", ""] {
-            assert_eq!(parse_position(other), None, "{other}");
-        }
-    }
 }

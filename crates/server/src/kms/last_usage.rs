@@ -5,7 +5,8 @@
 //! the key's creation date. A call whose event is still on its way to the trail (spool
 //! mode) shows up once written; events pruned from the trail are no longer found. On a
 //! PostgreSQL store the nodes' shared lookup index answers: the last use through any node
-//! (another node's within the lag docs/ha.md states).
+//! (another node's within the lag docs/ha.md states). [`crate::audit::source`] decides
+//! which index answers.
 
 use keyhold_proto::Timestamp;
 use keyhold_proto::kms::*;
@@ -43,37 +44,17 @@ pub async fn get_key_last_usage(
     // Alias names are not supported here (AWS's API reference).
     let key = kms.resolve(ctx, &input.key_id, Aliases::NotAllowed).await?;
     kms.authorize(ctx, &key, "kms:GetKeyLastUsage", &Facts::default())?;
-    let audit = kms.audit.clone();
-    let (account, region, arn) = (
-        key.record.account.clone(),
-        key.record.region.clone(),
-        key.arn().to_owned(),
-    );
-    let found = match kms.shared_lookups.get() {
-        // Several nodes: the last use through any of them.
-        Some(shared) => {
-            shared
-                .last_success(&LastSuccessQuery {
-                    account: &account,
-                    region: &region,
-                    source: "kms.amazonaws.com",
-                    resource: &arn,
-                    names: TRACKED,
-                })
-                .await
-        }
-        None => tokio::task::spawn_blocking(move || {
-            audit.last_success(&LastSuccessQuery {
-                account: &account,
-                region: &region,
-                source: "kms.amazonaws.com",
-                resource: &arn,
-                names: TRACKED,
-            })
+    let found = kms
+        .lookups
+        .last_success(&LastSuccessQuery {
+            account: &key.record.account,
+            region: &key.record.region,
+            source: "kms.amazonaws.com",
+            resource: key.arn(),
+            names: TRACKED,
         })
         .await
-        .map_err(|_| KmsError::Internal)?,
-    };
+        .map_err(|_| KmsError::Internal)?;
     let created = Timestamp::from_millis(key.record.creation_ms);
     Ok(GetKeyLastUsageResponse {
         key_id: Some(key.arn().to_owned()),

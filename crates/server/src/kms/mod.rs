@@ -60,6 +60,7 @@ use crate::write_locks::WriteLocks;
 pub use service_calls::{DataKey, Decrypted};
 
 use crate::audit::Auditor;
+use crate::audit::source::LookupSource;
 use crate::cache::BoundedCache;
 use crate::clock::Clock;
 use crate::context::RequestContext;
@@ -94,9 +95,9 @@ pub struct KmsService {
     /// The request quotas, when they are on: the cryptographic operations are admitted here,
     /// once their `KeyId` is decoded.
     quotas: std::sync::OnceLock<Arc<crate::ops::quotas::Quotas>>,
-    /// The nodes' shared lookup index, on a PostgreSQL store: `GetKeyLastUsage` reads it
-    /// (the last use through any node) instead of this node's trail.
-    shared_lookups: std::sync::OnceLock<Arc<crate::audit::shared::SharedLookups>>,
+    /// Where `GetKeyLastUsage` finds a key's last use: this node's trail, or on a PostgreSQL
+    /// store the nodes' shared lookup index (the last use through any node).
+    lookups: Arc<LookupSource>,
     /// The configured tokens of custom key stores, and the stores this process connected.
     custom_key_stores: custom_key_stores::CustomKeyStores,
 }
@@ -116,6 +117,7 @@ impl KmsService {
         domain: Arc<DomainKey>,
         clock: Clock,
         audit: Arc<dyn Auditor>,
+        lookups: Arc<LookupSource>,
         cached_keys: usize,
     ) -> Self {
         Self {
@@ -123,6 +125,7 @@ impl KmsService {
             domain,
             clock,
             audit,
+            lookups,
             keys: BoundedCache::new(cached_keys),
             regional: BoundedCache::new(cached_keys),
             unknown: BoundedCache::new(UNKNOWN_KEYS_CACHED),
@@ -131,7 +134,6 @@ impl KmsService {
             token_key: tokio::sync::OnceCell::new(),
             metrics: std::sync::OnceLock::new(),
             quotas: std::sync::OnceLock::new(),
-            shared_lookups: std::sync::OnceLock::new(),
             custom_key_stores: custom_key_stores::CustomKeyStores::default(),
         }
     }
@@ -139,11 +141,6 @@ impl KmsService {
     /// Admits the cryptographic operations under the quotas from now on.
     pub fn attach_quotas(&self, quotas: Arc<crate::ops::quotas::Quotas>) {
         let _ = self.quotas.set(quotas);
-    }
-
-    /// Reads the last use of keys from the nodes' shared lookup index.
-    pub fn attach_shared_lookups(&self, shared: Arc<crate::audit::shared::SharedLookups>) {
-        let _ = self.shared_lookups.set(shared);
     }
 
     /// Takes a request of `operation` from the shared cryptographic quota of the class of
