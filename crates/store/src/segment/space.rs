@@ -141,7 +141,8 @@ impl Space {
         let Some(file) = s.file.take() else {
             return Ok(());
         };
-        if s.len > s.data_end {
+        // The file's own length: a chunk of zeros that failed part-way may have grown it.
+        if file.metadata()?.len() > s.data_end {
             file.set_len(s.data_end)?;
             file.sync_all()?;
         }

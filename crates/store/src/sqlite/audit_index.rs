@@ -101,13 +101,15 @@ impl SqliteAuditIndex {
         Ok(Self { conn })
     }
 
-    /// Adds entries, in one transaction.
+    /// Adds entries, in one transaction. An event indexed already keeps its row: its record
+    /// never moves (segments are only appended to, and removed whole), and `OR IGNORE`
+    /// spares SQLite the statement journal `OR REPLACE` needs.
     pub fn add(&mut self, entries: &[IndexEntry]) -> Result<()> {
         let tx = self.conn.transaction().map_err(backend)?;
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO events (seq, segment, offset, time_ms, account, \
+                    "INSERT OR IGNORE INTO events (seq, segment, offset, time_ms, account, \
                      recipient, region, event_id, event_name, event_source, read_only, \
                      username, access_key_id) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
