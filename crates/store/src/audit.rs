@@ -87,19 +87,55 @@ pub struct DigestRow {
     pub signature: Vec<u8>,
 }
 
-/// What to look up (one attribute at most, as CloudTrail allows), newest first.
-#[derive(Clone, Debug, Default)]
-pub struct AuditQuery {
+/// What to look up (one attribute at most, as CloudTrail allows), newest first: one page
+/// of events. `P` is how the index asked names where a page starts: a node's own index by
+/// sequence ([`AuditQuery`]), the nodes' shared index by a position in its listing
+/// ([`crate::audit_lookup::SharedQuery`]).
+#[derive(Clone, Debug)]
+pub struct EventQuery<P> {
     /// Events of this account (as caller or recipient) in this region only.
     pub account: String,
     pub region: String,
     pub attribute: Option<(AuditAttribute, String)>,
+    /// Inclusive bounds on the event time.
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
-    /// Only events with a sequence below this one (pagination).
-    pub before_seq: Option<i64>,
+    /// Where the page starts (where the page before ended); `None` for the first page.
+    pub page: Option<P>,
     pub limit: usize,
 }
+
+impl<P> Default for EventQuery<P> {
+    fn default() -> Self {
+        Self {
+            account: String::new(),
+            region: String::new(),
+            attribute: None,
+            start_ms: None,
+            end_ms: None,
+            page: None,
+            limit: 0,
+        }
+    }
+}
+
+impl<P> EventQuery<P> {
+    /// The same question of another index: its own page start, and `limit` events.
+    pub fn with_page<Q>(self, page: Option<Q>, limit: usize) -> EventQuery<Q> {
+        EventQuery {
+            account: self.account,
+            region: self.region,
+            attribute: self.attribute,
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            page,
+            limit,
+        }
+    }
+}
+
+/// A question to a node's own index: a page holds events with a sequence below `page`.
+pub type AuditQuery = EventQuery<i64>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuditAttribute {

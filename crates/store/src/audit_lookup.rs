@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 
 use crate::Result;
-use crate::audit::{AuditAttribute, AuditRow};
+use crate::audit::AuditRow;
 
 /// Where a page of lookups ended: the last event returned (results continue below it in
 /// the order time, node, sequence, all descending).
@@ -31,20 +31,9 @@ pub struct LookupPosition {
     pub seq: i64,
 }
 
-/// What to look up in the shared index (one attribute at most, as CloudTrail allows).
-#[derive(Clone, Debug, Default)]
-pub struct SharedQuery {
-    /// Events of this account (as caller or recipient) in this Region only.
-    pub account: String,
-    pub region: String,
-    pub attribute: Option<(AuditAttribute, String)>,
-    /// Inclusive bounds on the event time.
-    pub start_ms: Option<i64>,
-    pub end_ms: Option<i64>,
-    /// Only events after this position in the listing (pagination).
-    pub after: Option<LookupPosition>,
-    pub limit: usize,
-}
+/// A question to the shared index: a page holds the events after `page` in the listing
+/// (time, node, sequence, all descending).
+pub type SharedQuery = crate::audit::EventQuery<LookupPosition>;
 
 /// One event found in the shared index.
 #[derive(Clone, Debug, PartialEq, Eq)]

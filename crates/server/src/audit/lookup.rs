@@ -95,7 +95,7 @@ impl CloudTrailService {
                 attribute,
                 start_ms: input.start_time.map(Timestamp::as_millis),
                 end_ms: input.end_time.map(Timestamp::as_millis),
-                after,
+                page: after,
                 limit,
             })
             .await?;

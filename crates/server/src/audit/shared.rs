@@ -147,7 +147,7 @@ impl SharedLookups {
                     account: query.account.to_owned(),
                     region: query.region.to_owned(),
                     attribute: Some((AuditAttribute::ResourceName, query.resource.to_owned())),
-                    after,
+                    page: after,
                     limit: BATCH,
                     ..SharedQuery::default()
                 })

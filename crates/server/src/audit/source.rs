@@ -17,8 +17,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyhold_store::SharedAuditIndex;
-use keyhold_store::audit::{AuditAttribute, AuditQuery, AuditRow};
-use keyhold_store::audit_lookup::{LookupPosition, SharedEvent, SharedQuery};
+use keyhold_store::audit::{AuditRow, EventQuery};
+use keyhold_store::audit_lookup::{LookupPosition, SharedEvent};
 
 use super::shared::SharedLookups;
 use super::trail::AuditTrail;
@@ -35,21 +35,9 @@ enum Answering {
     Cluster(Arc<SharedLookups>),
 }
 
-/// A `LookupEvents` question: one page of events, newest first.
-pub struct EventsQuery {
-    /// Events of this account (as caller or recipient) in this Region only.
-    pub account: String,
-    pub region: String,
-    /// One attribute at most, as CloudTrail allows.
-    pub attribute: Option<(AuditAttribute, String)>,
-    /// Inclusive bounds on the event time.
-    pub start_ms: Option<i64>,
-    pub end_ms: Option<i64>,
-    /// After the event a previous page's `NextToken` named; `None` for the first page.
-    pub after: Option<PageStart>,
-    /// Events per page at most.
-    pub limit: usize,
-}
+/// A `LookupEvents` question: one page of events, newest first, from where a previous
+/// page's `NextToken` said (read by [`LookupSource::page_start`]).
+pub type EventsQuery = EventQuery<PageStart>;
 
 /// Where a page starts, read from a `NextToken` by [`LookupSource::page_start`].
 pub struct PageStart(Cursor);
@@ -165,22 +153,14 @@ impl LookupSource {
 
 /// A page from the trail's own index (a blocking read).
 async fn node_events(trail: &AuditTrail, query: EventsQuery) -> Result<EventsPage, LookupError> {
-    let before_seq = match query.after.map(|start| start.0) {
+    let below = match query.page.as_ref().map(|start| &start.0) {
         None => None,
-        Some(Cursor::Below(seq)) => Some(seq),
+        Some(Cursor::Below(seq)) => Some(*seq),
         Some(Cursor::After(_)) => return Err(LookupError::ForeignToken),
     };
     let limit = query.limit;
-    let query = AuditQuery {
-        account: query.account,
-        region: query.region,
-        attribute: query.attribute,
-        start_ms: query.start_ms,
-        end_ms: query.end_ms,
-        before_seq,
-        // One more than the page: whether there is a next one.
-        limit: limit + 1,
-    };
+    // One more than the page: whether there is a next one.
+    let query = query.with_page(below, limit + 1);
     let index = trail.index();
     let mut rows = tokio::task::spawn_blocking(move || index.lookup(&query))
         .await
@@ -203,22 +183,14 @@ async fn cluster_events(
     shared: &SharedLookups,
     query: EventsQuery,
 ) -> Result<EventsPage, LookupError> {
-    let after = match query.after.map(|start| start.0) {
+    let after = match query.page.as_ref().map(|start| &start.0) {
         None => None,
-        Some(Cursor::After(position)) => Some(position),
+        Some(Cursor::After(position)) => Some(position.clone()),
         Some(Cursor::Below(_)) => return Err(LookupError::ForeignToken),
     };
     let limit = query.limit;
-    let query = SharedQuery {
-        account: query.account,
-        region: query.region,
-        attribute: query.attribute,
-        start_ms: query.start_ms,
-        end_ms: query.end_ms,
-        after,
-        // One more than the page: whether there is a next one.
-        limit: limit + 1,
-    };
+    // One more than the page: whether there is a next one.
+    let query = query.with_page(after, limit + 1);
     let mut found = shared
         .lookup(&query)
         .await

@@ -411,7 +411,7 @@ impl Auditor for AuditTrail {
                         keyhold_store::audit::AuditAttribute::ResourceName,
                         query.resource.to_owned(),
                     )),
-                    before_seq,
+                    page: before_seq,
                     limit: PAGE,
                     ..Default::default()
                 })

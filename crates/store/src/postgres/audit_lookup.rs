@@ -162,7 +162,7 @@ impl SharedAuditIndex for PgStore {
 
     async fn lookup(&self, q: &SharedQuery) -> Result<Vec<SharedEvent>> {
         let value = q.attribute.as_ref().map(|(_, v)| v.as_str());
-        let after_node = q.after.as_ref().map(|a| a.node.as_str());
+        let after_node = q.page.as_ref().map(|a| a.node.as_str());
         if has_nul(&[
             &q.account,
             &q.region,
@@ -213,7 +213,7 @@ impl SharedAuditIndex for PgStore {
             }
             arg(&mut sql, &mut args, clause);
         }
-        if let Some(after) = &q.after {
+        if let Some(after) = &q.page {
             args.push(&after.time_ms);
             let time = args.len();
             args.push(&after.node);

@@ -213,7 +213,7 @@ impl SqliteAuditIndex {
             "SELECT e.seq, e.segment, e.offset FROM {from} WHERE {filter} \
              AND (e.account = ?2 OR e.recipient = ?2) AND e.region = ?3"
         );
-        if q.before_seq.is_some() {
+        if q.page.is_some() {
             sql.push_str(&format!(" AND {order} < ?4"));
         } else {
             sql.push_str(" AND ?4 IS NULL");
@@ -237,13 +237,7 @@ impl SqliteAuditIndex {
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
         stmt.query_map(
             params![
-                value,
-                q.account,
-                q.region,
-                q.before_seq,
-                q.start_ms,
-                q.end_ms,
-                limit
+                value, q.account, q.region, q.page, q.start_ms, q.end_ms, limit
             ],
             |r| {
                 Ok(IndexHit {
@@ -380,7 +374,7 @@ mod tests {
             [4, 3, 2, 1]
         );
         let page = AuditQuery {
-            before_seq: Some(4),
+            page: Some(4),
             start_ms: Some(2000),
             limit: 1,
             ..by(AuditAttribute::ResourceName, "k1")

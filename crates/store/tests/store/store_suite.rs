@@ -1878,7 +1878,7 @@ async fn the_shared_audit_index_publishes_finds_newest_first_and_forgets(f: &Fix
     loop {
         let page = index
             .lookup(&SharedQuery {
-                after: after.clone(),
+                page: after.clone(),
                 limit: 2,
                 ..all.clone()
             })
@@ -1903,7 +1903,7 @@ async fn the_shared_audit_index_publishes_finds_newest_first_and_forgets(f: &Fix
         ]
     );
     let by_resource_page = SharedQuery {
-        after: Some(audit_lookup::LookupPosition {
+        page: Some(audit_lookup::LookupPosition {
             time_ms: 3000,
             node: "b".into(),
             seq: 2,
