@@ -526,7 +526,7 @@ struct Writer {
     synced: Receiver<Synced>,
     /// What of the segment the writer's own syncs keep in the page cache (small batches are
     /// synced on the writer's thread; the syncer keeps its own).
-    cached: Cached,
+    cached: Arc<Cached>,
     /// Where the tickets of events are resolved.
     durability: Arc<Durability>,
     /// While the trail cannot be written: when to try again, and the backoff.
@@ -575,12 +575,12 @@ enum Synced {
 fn sync_loop(
     jobs: &Receiver<SyncJob>,
     done: &SyncSender<Synced>,
+    cached: &Cached,
     index: &Index,
     durability: &Durability,
 ) {
-    let mut cached = Cached::default();
     for job in jobs {
-        let outcome = sync_job(job, &mut cached, index, durability);
+        let outcome = sync_job(job, cached, index, durability);
         if done.send(outcome).is_err() {
             return;
         }
@@ -589,7 +589,7 @@ fn sync_loop(
 
 /// Makes one job durable (one `fdatasync`), hands its events' index entries to the index and
 /// resolves its tickets — on the syncer thread, or on the writer's for a small batch.
-fn sync_job(job: SyncJob, cached: &mut Cached, index: &Index, durability: &Durability) -> Synced {
+fn sync_job(job: SyncJob, cached: &Cached, index: &Index, durability: &Durability) -> Synced {
     let started = Instant::now();
     match segment::sync(&job.file) {
         Ok(()) => {
@@ -637,8 +637,14 @@ fn sync_job(job: SyncJob, cached: &mut Cached, index: &Index, durability: &Durab
 /// then reuse freed pages instead of taking fresh ones (which was most of what an append
 /// cost where touching fresh memory is slow, as in virtual machines), and the trail does
 /// not push more useful pages (the key store, the index) out of the cache.
+///
+/// One for the trail, used by whichever thread syncs a batch (the writer for a small one,
+/// the syncer for a large one; never both at once, so the lock is not contended).
 #[derive(Default)]
-struct Cached {
+struct Cached(Mutex<CachedFrom>);
+
+#[derive(Default)]
+struct CachedFrom {
     segment: i64,
     /// Pages before this offset are dropped already.
     from: u64,
@@ -651,19 +657,23 @@ const KEEP_CACHED: u64 = 16 << 20;
 impl Cached {
     /// Drops the whole pages of `segment` (durable up to `end`) that lie more than
     /// [`KEEP_CACHED`] before `end`.
-    fn drop_synced(&mut self, file: &File, segment: i64, end: u64) {
+    fn drop_synced(&self, file: &File, segment: i64, end: u64) {
         const PAGE: u64 = 4096;
-        if segment != self.segment {
-            *self = Self { segment, from: 0 };
+        let mut cached = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if segment != cached.segment {
+            *cached = CachedFrom { segment, from: 0 };
         }
         let to = end.saturating_sub(KEEP_CACHED);
         let to = to - to % PAGE;
-        let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(self.from)) else {
+        let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(cached.from)) else {
             return;
         };
         // Advice only: if it fails, the pages stay cached, which is merely slower.
-        let _ = rustix::fs::fadvise(file, self.from, Some(len), rustix::fs::Advice::DontNeed);
-        self.from = to;
+        let _ = rustix::fs::fadvise(file, cached.from, Some(len), rustix::fs::Advice::DontNeed);
+        cached.from = to;
     }
 }
 
@@ -731,7 +741,7 @@ impl Writer {
             log.rotate()
                 .context("starting a new segment of the audit trail")?;
         }
-        // Syncs into room made ahead commit no journal (docs/performance.md): room up to
+        // Syncs into room made ahead commit no journal (docs/audit.md): room up to
         // the size at which a segment closes, and a little more for the digest after it.
         log.make_room_ahead(
             config
@@ -741,11 +751,13 @@ impl Writer {
         .context("making room in the audit trail's newest segment")?;
         let (syncer, jobs) = sync_channel::<SyncJob>(1);
         let (done, synced) = sync_channel(1);
+        let cached = Arc::new(Cached::default());
+        let sync_cached = cached.clone();
         let sync_index = index.clone();
         let sync_durability = durability.clone();
         std::thread::Builder::new()
             .name("keyhold-audit-sync".into())
-            .spawn(move || sync_loop(&jobs, &done, &sync_index, &sync_durability))
+            .spawn(move || sync_loop(&jobs, &done, &sync_cached, &sync_index, &sync_durability))
             .context("starting the audit syncer")?;
         Ok(Self {
             log,
@@ -771,7 +783,7 @@ impl Writer {
             inflight: None,
             syncer,
             synced,
-            cached: Cached::default(),
+            cached,
             durability,
             retry_at: None,
             backoff: RETRY_FIRST,
@@ -967,7 +979,7 @@ impl Writer {
         if events_in_batch < PIPELINE_MIN {
             // A small batch is synced here: the next one waits for this sync anyway (see
             // `run`), and handing it to the syncer and back would cost two wake-ups.
-            let outcome = sync_job(job, &mut self.cached, &self.index, &self.durability);
+            let outcome = sync_job(job, &self.cached, &self.index, &self.durability);
             self.settle_with(Some(outcome));
             return;
         }
