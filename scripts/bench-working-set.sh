@@ -6,6 +6,8 @@
 #   cargo build --release -p keyhold -p keyhold-server --bins --example decrypt_working_set
 #   scripts/bench-working-set.sh 100000          # keys; the default cache bound
 #   scripts/bench-working-set.sh 100000 10000    # keys, [cache] kms_keys
+#   SETTLE=30 scripts/bench-working-set.sh 100000 # wait 30 s after creating the keys (the
+#                                                 # audit index catches up) before measuring
 set -euo pipefail
 keys=${1:-10}
 cache=${2:-}
@@ -28,5 +30,5 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 echo "idle RSS: $(grep VmRSS /proc/$pid/status)"
-"$example" --endpoint "127.0.0.1:$port" --keys "$keys" --connections "${CONNECTIONS:-32}" --seconds "${SECONDS_MEASURED:-8}"
+"$example" --endpoint "127.0.0.1:$port" --keys "$keys" --connections "${CONNECTIONS:-32}" --seconds "${SECONDS_MEASURED:-8}" --settle "${SETTLE:-0}"
 echo "RSS after: $(grep VmRSS /proc/$pid/status)"

@@ -26,6 +26,9 @@ struct Args {
     keys: usize,
     connections: usize,
     seconds: u64,
+    /// Seconds to wait after preparing the keys, before the Decrypt load starts (the audit
+    /// index catches up on the preparation's CreateKey events meanwhile).
+    settle: u64,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -34,6 +37,7 @@ fn args() -> anyhow::Result<Args> {
         keys: 10,
         connections: 32,
         seconds: 8,
+        settle: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -45,6 +49,7 @@ fn args() -> anyhow::Result<Args> {
             "--keys" => args.keys = value.parse()?,
             "--connections" => args.connections = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
+            "--settle" => args.settle = value.parse()?,
             _ => anyhow::bail!("unknown flag {flag}"),
         }
     }
@@ -156,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let bodies = Arc::new(prepare(&args).await?);
     let prepared = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
