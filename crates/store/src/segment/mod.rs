@@ -730,7 +730,7 @@ impl SegmentLog {
         });
         let file = Arc::new(file);
         if let Some(space) = &self.space {
-            space.switch(file.clone(), HEADER_LEN);
+            space.switch(file.clone());
         }
         self.active = Some(file);
         self.active_len = HEADER_LEN;
@@ -748,7 +748,6 @@ impl SegmentLog {
         let len = file.metadata().map_err(io)?.len();
         self.space = Some(space::Space::start(
             file.clone(),
-            HEADER_LEN,
             len,
             self.active_len,
             limit,
@@ -839,9 +838,10 @@ impl SegmentLog {
     /// next one exists: a sealed segment ends with its last frame.
     fn seal_active(&mut self) -> Result<()> {
         if let Some(space) = &self.space {
-            return space.seal().map_err(io);
+            space.pause();
         }
-        // Room made by an earlier run of the writer.
+        // The file's own length: room made by this writer, by an earlier run, or a chunk of
+        // zeros that failed part-way.
         if let Some(file) = &self.active
             && file.metadata().map_err(io)?.len() > self.active_len
         {

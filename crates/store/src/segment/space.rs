@@ -46,8 +46,6 @@ struct Shared {
 struct State {
     /// The segment being appended to (`None` while it is being replaced).
     file: Option<Arc<File>>,
-    /// Where the segment starts (its header's end): room ahead grows with what follows.
-    start: u64,
     /// The file's length: every byte before it is written (data or zeros).
     len: u64,
     /// The helper is writing zeros from `len` on (`len` moves when it is done).
@@ -63,7 +61,9 @@ impl State {
     /// How far zeros should reach: as far ahead of the data as the segment holds data
     /// (within bounds), and not beyond the limit.
     fn target(&self) -> u64 {
-        let ahead = (self.data_end - self.start.min(self.data_end)).clamp(MIN_AHEAD, MAX_AHEAD);
+        // Room ahead grows with the data the segment holds after its header.
+        let held = self.data_end.saturating_sub(super::HEADER_LEN);
+        let ahead = held.clamp(MIN_AHEAD, MAX_AHEAD);
         (self.data_end + ahead).min(self.limit)
     }
 
@@ -79,11 +79,10 @@ impl State {
 impl Space {
     /// Starts keeping room ahead in `file` (of length `len`, data up to `data_end`),
     /// never beyond `limit`.
-    pub(super) fn start(file: Arc<File>, start: u64, len: u64, data_end: u64, limit: u64) -> Self {
+    pub(super) fn start(file: Arc<File>, len: u64, data_end: u64, limit: u64) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 file: Some(file),
-                start,
                 len,
                 filling: false,
                 data_end,
@@ -133,31 +132,21 @@ impl Space {
         result
     }
 
-    /// Seals the segment being appended to: cuts its zeroed tail off (so a sealed segment
-    /// ends with its last frame, as readers expect) and makes that durable; the helper
-    /// waits for [`Space::switch`]. Call it before the next segment exists.
-    pub(super) fn seal(&self) -> std::io::Result<()> {
+    /// Stops making room in the segment being appended to (it is about to be sealed and
+    /// cut back to its data, see [`super::SegmentLog::rotate`]): once this returns, the
+    /// helper writes nothing more into it and waits for [`Space::switch`].
+    pub(super) fn pause(&self) {
         let mut s = self.shared.idle_filler(|_| true);
-        let Some(file) = s.file.take() else {
-            return Ok(());
-        };
-        // The file's own length: a chunk of zeros that failed part-way may have grown it.
-        if file.metadata()?.len() > s.data_end {
-            file.set_len(s.data_end)?;
-            file.sync_all()?;
-        }
-        s.len = s.data_end;
-        Ok(())
+        s.file = None;
     }
 
-    /// Makes room ahead in `file`, the new segment (of length `len`, its data too).
-    pub(super) fn switch(&self, file: Arc<File>, len: u64) {
+    /// Makes room ahead in `file`, a new segment (its header only).
+    pub(super) fn switch(&self, file: Arc<File>) {
         {
             let mut s = self.shared.idle_filler(|_| true);
             s.file = Some(file);
-            s.start = len;
-            s.len = len;
-            s.data_end = len;
+            s.len = super::HEADER_LEN;
+            s.data_end = super::HEADER_LEN;
         }
         self.shared.changed.notify_all();
     }
