@@ -107,7 +107,8 @@ pub struct LastSuccessQuery<'a> {
     pub region: &'a str,
     pub source: &'a str,
     pub resource: &'a str,
-    pub names: &'a [&'a str],
+    /// The operations that count (a fixed list, such as KMS's tracked operations).
+    pub names: &'static [&'static str],
 }
 
 /// The call [`Auditor::last_success`] found.

@@ -135,15 +135,14 @@ impl LookupSource {
         // The blocking thread needs the question's text for its own.
         let [account, region, source, resource] =
             [query.account, query.region, query.source, query.resource].map(str::to_owned);
-        let names: Vec<String> = query.names.iter().map(|&n| n.to_owned()).collect();
+        let names = query.names;
         tokio::task::spawn_blocking(move || {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
             trail.last_success(&LastSuccessQuery {
                 account: &account,
                 region: &region,
                 source: &source,
                 resource: &resource,
-                names: &names,
+                names,
             })
         })
         .await
