@@ -111,6 +111,38 @@ pub struct LastSuccessQuery<'a> {
     pub names: &'static [&'static str],
 }
 
+impl LastSuccessQuery<'_> {
+    /// The call an event of the resource records, if it answers this question: one of
+    /// `names` to `source` that succeeded (its record has no `errorCode`). Both lookup
+    /// indexes decide with this.
+    pub fn answer(
+        &self,
+        event_id: &str,
+        event_source: &str,
+        event_name: &str,
+        time_ms: i64,
+        record: &str,
+    ) -> Option<LastSuccess> {
+        if event_source != self.source || !self.names.contains(&event_name) {
+            return None;
+        }
+        let record = serde_json::from_str::<serde_json::Value>(record).ok()?;
+        if record.get("errorCode").is_some_and(|v| !v.is_null()) {
+            return None;
+        }
+        Some(LastSuccess {
+            event_id: event_id.to_owned(),
+            request_id: record
+                .get("requestID")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            event_name: event_name.to_owned(),
+            time_ms,
+        })
+    }
+}
+
 /// The call [`Auditor::last_success`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastSuccess {

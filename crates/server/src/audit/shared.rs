@@ -154,9 +154,13 @@ impl SharedLookups {
                 .await
                 .ok()?;
             let found = events.iter().find_map(|e| {
-                (e.event_source == query.source && query.names.contains(&e.event_name.as_str()))
-                    .then(|| success(e))
-                    .flatten()
+                query.answer(
+                    &e.event_id,
+                    &e.event_source,
+                    &e.event_name,
+                    e.time_ms,
+                    &e.record,
+                )
             });
             if found.is_some() {
                 return found;
@@ -169,24 +173,6 @@ impl SharedLookups {
         }
         None
     }
-}
-
-/// The call `event` records, if it succeeded.
-fn success(event: &SharedEvent) -> Option<LastSuccess> {
-    let record = serde_json::from_str::<serde_json::Value>(&event.record).ok()?;
-    if record.get("errorCode").is_some_and(|v| !v.is_null()) {
-        return None;
-    }
-    Some(LastSuccess {
-        event_id: event.event_id.clone(),
-        request_id: record
-            .get("requestID")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned(),
-        event_name: event.event_name.clone(),
-        time_ms: event.time_ms,
-    })
 }
 
 /// What the publisher keeps between rounds.

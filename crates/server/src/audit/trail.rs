@@ -416,28 +416,17 @@ impl Auditor for AuditTrail {
                     ..Default::default()
                 })
                 .ok()?;
-            for row in &rows {
-                if row.event_source != query.source
-                    || !query.names.contains(&row.event_name.as_str())
-                {
-                    continue;
-                }
-                let Ok(record) = serde_json::from_str::<serde_json::Value>(&row.record) else {
-                    continue;
-                };
-                if record.get("errorCode").is_some_and(|v| !v.is_null()) {
-                    continue;
-                }
-                return Some(super::LastSuccess {
-                    event_id: row.event_id.clone(),
-                    request_id: record
-                        .get("requestID")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    event_name: row.event_name.clone(),
-                    time_ms: row.time_ms,
-                });
+            let found = rows.iter().find_map(|row| {
+                query.answer(
+                    &row.event_id,
+                    &row.event_source,
+                    &row.event_name,
+                    row.time_ms,
+                    &row.record,
+                )
+            });
+            if found.is_some() {
+                return found;
             }
             if rows.len() < PAGE {
                 return None;
