@@ -1386,14 +1386,20 @@ mod tests {
         panic!("no room was made ahead in {}", path.display());
     }
 
+    /// A new trail in `dir` that makes room ahead, with events `1..=events` durable; the
+    /// path of its first segment.
+    fn log_with_room(dir: &Path, events: i64) -> (SegmentLog, PathBuf) {
+        let mut log = SegmentLog::open(dir, Mode::Write).unwrap();
+        log.make_room_ahead(8 << 20).unwrap();
+        log.append(&(1..=events).map(row).collect::<Vec<_>>(), None)
+            .unwrap();
+        (log, dir.join("segments").join(segment_name(1)))
+    }
+
     #[test]
     fn room_made_ahead_reads_as_the_end_and_is_cut_when_the_segment_is_sealed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("segments").join(segment_name(1));
-        let mut log = SegmentLog::open(dir.path(), Mode::Write).unwrap();
-        log.make_room_ahead(8 << 20).unwrap();
-        log.append(&(1..=300).map(row).collect::<Vec<_>>(), None)
-            .unwrap();
+        let (log, path) = log_with_room(dir.path(), 300);
         let data_end = log.active_len();
         let len = wait_for_room(&path, data_end + (1 << 20));
         let zeros = vec![0u8; usize::try_from(len - data_end).unwrap()];
@@ -1444,11 +1450,7 @@ mod tests {
     #[test]
     fn a_torn_append_into_room_made_ahead_is_cut_and_never_reappears() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("segments").join(segment_name(1));
-        let mut log = SegmentLog::open(dir.path(), Mode::Write).unwrap();
-        log.make_room_ahead(8 << 20).unwrap();
-        log.append(&(1..=3).map(row).collect::<Vec<_>>(), None)
-            .unwrap();
+        let (log, path) = log_with_room(dir.path(), 3);
         let good = log.active_len();
         wait_for_room(&path, good + 4096);
         drop(log);
