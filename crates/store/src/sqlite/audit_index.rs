@@ -9,6 +9,13 @@
 //! Region, and the time range are checked on the rows met while walking the sequence
 //! downwards from the newest (results are newest first, a page at a time).
 //!
+//! Every entry goes near the end of its B-tree, so a transaction of a few thousand events
+//! dirties a few dozen pages whatever the number of keys, secrets and parameters: ids are
+//! version 7 UUIDs (see below), event names are few, and resource entries are ordered
+//! first by the *bucket* of their sequence ([`BUCKET_SHIFT`]: 4,096 events) and only then
+//! by name. Ordered by name alone, with 100,000 keys every event wrote a page of its own.
+//! A lookup by resource name walks the buckets newest first, one B-tree seek each.
+//!
 //! An event id is kept as the 16 bytes of its UUID (a BLOB) when it is a UUID in canonical
 //! form, as every id Keyhold writes is, and as text otherwise. Keyhold's ids are version 7
 //! UUIDs, which sort by time: the id B-tree takes its inserts at its end.
@@ -27,9 +34,17 @@ use crate::segment::Location;
 use crate::{Result, StoreError};
 
 /// The layout's version (`user_version`). Version 1 was the first index, a second copy of
-/// every record; version 2 kept event ids as text. An index of another version is rebuilt,
-/// not migrated.
-const VERSION: i64 = 3;
+/// every record; version 2 kept event ids as text; version 3 ordered resource entries by
+/// name alone. An index of another version is rebuilt, not migrated.
+const VERSION: i64 = 4;
+
+/// Resource entries are grouped by `seq >> BUCKET_SHIFT`: 4,096 consecutive events share a
+/// bucket, so the entries a transaction adds land in the newest bucket or two.
+const BUCKET_SHIFT: u32 = 12;
+
+fn bucket(seq: i64) -> i64 {
+    seq >> BUCKET_SHIFT
+}
 
 const SCHEMA: &str = "
     CREATE TABLE events (
@@ -50,10 +65,11 @@ const SCHEMA: &str = "
     CREATE INDEX events_id ON events (event_id);
     CREATE INDEX events_name ON events (event_name, seq);
     CREATE TABLE resources (
-        name TEXT NOT NULL,
-        seq  INTEGER NOT NULL,
-        type TEXT NOT NULL,
-        PRIMARY KEY (name, seq, type)
+        bucket INTEGER NOT NULL,
+        name   TEXT NOT NULL,
+        seq    INTEGER NOT NULL,
+        type   TEXT NOT NULL,
+        PRIMARY KEY (bucket, name, seq, type)
     ) STRICT, WITHOUT ROWID;";
 
 /// The lookup index of one trail.
@@ -117,7 +133,8 @@ impl SqliteAuditIndex {
                 .map_err(backend)?;
             let mut resource = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO resources (name, seq, type) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO resources (bucket, name, seq, type) \
+                     VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(backend)?;
             for e in entries {
@@ -140,7 +157,7 @@ impl SqliteAuditIndex {
                     .map_err(backend)?;
                 for (kind, name) in &e.resources {
                     resource
-                        .execute(params![name, e.seq, kind])
+                        .execute(params![bucket(e.seq), name, e.seq, kind])
                         .map_err(backend)?;
                 }
             }
@@ -180,8 +197,11 @@ impl SqliteAuditIndex {
         let tx = self.conn.transaction().map_err(backend)?;
         tx.execute("DELETE FROM events WHERE seq <= ?1", [through])
             .map_err(backend)?;
-        tx.execute("DELETE FROM resources WHERE seq <= ?1", [through])
-            .map_err(backend)?;
+        tx.execute(
+            "DELETE FROM resources WHERE bucket <= ?1 AND seq <= ?2",
+            [bucket(through), through],
+        )
+        .map_err(backend)?;
         tx.commit().map_err(backend)
     }
 
@@ -193,7 +213,7 @@ impl SqliteAuditIndex {
         let (from, filter, order) = match q.attribute.as_ref().map(|(a, _)| a) {
             Some(AuditAttribute::ResourceName) => (
                 "resources r JOIN events e ON e.seq = r.seq",
-                "r.name = ?1",
+                "r.bucket = ?8 AND r.name = ?1",
                 "r.seq",
             ),
             Some(AuditAttribute::ResourceType) => (
@@ -209,10 +229,14 @@ impl SqliteAuditIndex {
             Some(AuditAttribute::AccessKeyId) => ("events e", "e.access_key_id = ?1", "e.seq"),
             None => ("events e", "?1 IS NULL", "e.seq"),
         };
+        let by_resource = matches!(q.attribute, Some((AuditAttribute::ResourceName, _)));
         let mut sql = format!(
             "SELECT e.seq, e.segment, e.offset FROM {from} WHERE {filter} \
              AND (e.account = ?2 OR e.recipient = ?2) AND e.region = ?3"
         );
+        if !by_resource {
+            sql.push_str(" AND ?8 IS NULL");
+        }
         if q.page.is_some() {
             sql.push_str(&format!(" AND {order} < ?4"));
         } else {
@@ -233,22 +257,46 @@ impl SqliteAuditIndex {
             AuditAttribute::EventId => id_key(v),
             _ => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
         });
-        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
-        stmt.query_map(
-            params![
-                value, q.account, q.region, q.page, q.start_ms, q.end_ms, limit
-            ],
-            |r| {
-                Ok(IndexHit {
-                    seq: r.get(0)?,
-                    location: location(r, 1)?,
-                })
-            },
-        )
-        .map_err(backend)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(backend)
+        let mut page = |bucket: Option<i64>, limit: usize| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            stmt.query_map(
+                params![
+                    value, q.account, q.region, q.page, q.start_ms, q.end_ms, limit, bucket
+                ],
+                |r| {
+                    Ok(IndexHit {
+                        seq: r.get(0)?,
+                        location: location(r, 1)?,
+                    })
+                },
+            )
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)
+        };
+        if !by_resource {
+            return page(None, q.limit);
+        }
+        // By resource name: the buckets newest first, from the page's start (or the newest
+        // event) down to the oldest event, until the page is full.
+        let (newest, oldest): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row("SELECT max(seq), min(seq) FROM events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(backend)?;
+        let (Some(newest), Some(oldest)) = (newest, oldest) else {
+            return Ok(Vec::new());
+        };
+        let newest = q.page.map_or(newest, |start| newest.min(start - 1));
+        let mut hits = Vec::new();
+        let mut b = bucket(newest);
+        while b >= bucket(oldest) && hits.len() < q.limit {
+            hits.extend(page(Some(b), q.limit - hits.len())?);
+            b -= 1;
+        }
+        Ok(hits)
     }
 }
 
@@ -404,6 +452,50 @@ mod tests {
         );
         assert_eq!(index.indexed_from().unwrap(), 3);
         assert_eq!(index.indexed_through().unwrap(), 4);
+    }
+
+    #[test]
+    fn lookups_by_resource_walk_the_buckets_newest_first_across_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = SqliteAuditIndex::open(&dir.path().join("index.db")).unwrap();
+        let size = 1 << BUCKET_SHIFT;
+        // k1 in the first, third and fifth buckets (none in the second and fourth); k2 in
+        // every event between.
+        let k1 = [3, 2 * size + 1, 2 * size + 7, 4 * size];
+        let entries: Vec<_> = (1..=4 * size + 10)
+            .map(|seq| entry(seq, "Decrypt", if k1.contains(&seq) { "k1" } else { "k2" }))
+            .collect();
+        for chunk in entries.chunks(1000) {
+            index.add(chunk).unwrap();
+        }
+        let by_k1 = |page: Option<i64>, limit: usize| AuditQuery {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            attribute: Some((AuditAttribute::ResourceName, "k1".to_owned())),
+            page,
+            limit,
+            ..AuditQuery::default()
+        };
+        let newest_first: Vec<i64> = k1.iter().rev().copied().collect();
+        assert_eq!(seqs(&mut index, &by_k1(None, 10)), newest_first);
+        assert_eq!(seqs(&mut index, &by_k1(None, 3)), newest_first[..3]);
+        assert_eq!(
+            seqs(&mut index, &by_k1(Some(2 * size + 7), 10)),
+            [2 * size + 1, 3],
+            "a page starts below the page before it, inside a bucket"
+        );
+        assert!(seqs(&mut index, &by_k1(Some(3), 10)).is_empty());
+        index.forget_through(2 * size + 1).unwrap();
+        assert_eq!(seqs(&mut index, &by_k1(None, 10)), [4 * size, 2 * size + 7]);
+        let left: i64 = index
+            .conn
+            .query_row("SELECT count(*) FROM resources", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            left,
+            2 * size + 10 - 1,
+            "pruned entries are gone from every bucket"
+        );
     }
 
     #[test]
