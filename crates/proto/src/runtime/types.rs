@@ -146,26 +146,47 @@ impl Timestamp {
     }
     /// `2024-01-02T03:04:05.678Z`, as awsQuery responses and CloudTrail records write times.
     pub fn to_iso8601(self) -> String {
-        let nanos = i128::from(self.millis) * 1_000_000;
-        match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(t) => format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                t.millisecond()
-            ),
-            Err(_) => "1970-01-01T00:00:00.000Z".to_owned(),
-        }
+        self.iso8601(true)
     }
     /// `2024-01-02T03:04:05Z`: ISO 8601 without fractional seconds (CloudTrail's eventTime).
     pub fn to_iso8601_seconds(self) -> String {
-        let mut s = self.to_iso8601();
-        s.replace_range(19..23, "");
-        s
+        self.iso8601(false)
+    }
+    /// Written digit by digit (every audit record has one; `format!` cost more than the
+    /// calendar arithmetic). Years outside 0–9999 take the general path.
+    fn iso8601(self, millis: bool) -> String {
+        let nanos = i128::from(self.millis) * 1_000_000;
+        let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+            return if millis {
+                "1970-01-01T00:00:00.000Z"
+            } else {
+                "1970-01-01T00:00:00Z"
+            }
+            .to_owned();
+        };
+        let (year, month, day) = t.to_calendar_date();
+        let (hour, minute, second, milli) = t.to_hms_milli();
+        let Ok(year) = u16::try_from(year) else {
+            return general_iso8601(t, millis);
+        };
+        if year > 9999 {
+            return general_iso8601(t, millis);
+        }
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        put_digits(&mut text[0..4], year);
+        put_digits(&mut text[5..7], u16::from(u8::from(month)));
+        put_digits(&mut text[8..10], u16::from(day));
+        put_digits(&mut text[11..13], u16::from(hour));
+        put_digits(&mut text[14..16], u16::from(minute));
+        put_digits(&mut text[17..19], u16::from(second));
+        put_digits(&mut text[20..23], milli);
+        let text = if millis {
+            &text[..]
+        } else {
+            text[19] = b'Z';
+            &text[..20]
+        };
+        text.iter().map(|&b| char::from(b)).collect()
     }
     /// Parses ISO 8601 / RFC 3339 (`2024-01-02T03:04:05Z`, with optional fraction/offset).
     pub fn parse_iso8601(value: &str) -> Option<Self> {
@@ -173,6 +194,31 @@ impl Timestamp {
             .ok()?;
         let millis = t.unix_timestamp_nanos() / 1_000_000;
         i64::try_from(millis).ok().map(Self::from_millis)
+    }
+}
+
+/// Writes `value` in decimal into `out`, zero-padded to its length.
+fn put_digits(out: &mut [u8], mut value: u16) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+fn general_iso8601(t: time::OffsetDateTime, millis: bool) -> String {
+    let seconds = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    );
+    if millis {
+        format!("{seconds}.{:03}Z", t.millisecond())
+    } else {
+        format!("{seconds}Z")
     }
 }
 
@@ -312,6 +358,16 @@ mod tests {
         let t = Timestamp::from_millis(1_700_000_000_123);
         assert_eq!(t.to_iso8601(), "2023-11-14T22:13:20.123Z");
         assert_eq!(t.to_iso8601_seconds(), "2023-11-14T22:13:20Z");
+        let epoch = Timestamp::from_millis(7);
+        assert_eq!(epoch.to_iso8601(), "1970-01-01T00:00:00.007Z");
+        assert_eq!(epoch.to_iso8601_seconds(), "1970-01-01T00:00:00Z");
+        // Before year 0 the years are written as `format!` writes them.
+        let before = Timestamp::from_secs(-62_198_755_200); // -0001-01-01 (proleptic)
+        assert_eq!(before.to_iso8601_seconds(), "-001-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::from_millis(i64::MAX).to_iso8601(),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             Timestamp::parse_iso8601("2023-11-14T22:13:20.123Z"),
             Some(t)
