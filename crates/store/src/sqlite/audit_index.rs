@@ -255,7 +255,7 @@ impl SqliteAuditIndex {
         sql.push_str(&format!(" ORDER BY {order} DESC LIMIT ?7"));
         let value = q.attribute.as_ref().map(|(attribute, v)| match attribute {
             AuditAttribute::EventId => id_key(v),
-            _ => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            _ => TextOrUuid::Text(v),
         });
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
         let mut page = |bucket: Option<i64>, limit: usize| {
@@ -303,16 +303,32 @@ impl SqliteAuditIndex {
 /// How the index keeps an event id: the 16 bytes of a UUID written in canonical form
 /// (lowercase, hyphenated: what Keyhold writes), else the text as given. Only the canonical
 /// form maps to bytes, so a lookup finds exactly the ids equal to its text.
-fn id_key(id: &str) -> ToSqlOutput<'_> {
+enum TextOrUuid<'a> {
+    Uuid([u8; 16]),
+    Text(&'a str),
+}
+
+fn id_key(id: &str) -> TextOrUuid<'_> {
     match uuid_bytes(id) {
-        Some(bytes) => ToSqlOutput::Owned(rusqlite::types::Value::Blob(bytes.to_vec())),
-        None => ToSqlOutput::Borrowed(ValueRef::Text(id.as_bytes())),
+        Some(bytes) => TextOrUuid::Uuid(bytes),
+        None => TextOrUuid::Text(id),
+    }
+}
+
+impl rusqlite::ToSql for TextOrUuid<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            TextOrUuid::Uuid(bytes) => ValueRef::Blob(bytes),
+            TextOrUuid::Text(text) => ValueRef::Text(text.as_bytes()),
+        }))
     }
 }
 
 /// The bytes of a UUID in canonical form (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lowercase
 /// hex digits); `None` for any other text.
 fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    /// Where each byte's two digits start in the text.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     fn digit(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -325,14 +341,8 @@ fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
         return None;
     }
     let mut out = [0u8; 16];
-    let mut digits = text
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| ![8, 13, 18, 23].contains(i));
-    for byte in &mut out {
-        let (_, hi) = digits.next()?;
-        let (_, lo) = digits.next()?;
-        *byte = digit(*hi)? << 4 | digit(*lo)?;
+    for (byte, &at) in out.iter_mut().zip(&AT) {
+        *byte = digit(text[at])? << 4 | digit(text[at + 1])?;
     }
     Some(out)
 }
