@@ -122,46 +122,49 @@ impl SqliteAuditIndex {
     /// spares SQLite the statement journal `OR REPLACE` needs.
     pub fn add(&mut self, entries: &[IndexEntry]) -> Result<()> {
         let tx = self.conn.transaction().map_err(backend)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO events (seq, segment, offset, time_ms, account, \
-                     recipient, region, event_id, event_name, event_source, read_only, \
-                     username, access_key_id) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                )
-                .map_err(backend)?;
-            let mut resource = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO resources (bucket, name, seq, type) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(backend)?;
-            for e in entries {
-                insert
-                    .execute(params![
-                        e.seq,
-                        e.location.segment,
-                        i64::try_from(e.location.offset).unwrap_or(i64::MAX),
-                        e.time_ms,
-                        e.account,
-                        e.recipient_account,
-                        e.region,
-                        id_key(&e.event_id),
-                        e.event_name,
-                        e.event_source,
-                        e.read_only,
-                        e.username,
-                        e.access_key_id,
-                    ])
-                    .map_err(backend)?;
-                for (kind, name) in &e.resources {
-                    resource
-                        .execute(params![bucket(e.seq), name, e.seq, kind])
-                        .map_err(backend)?;
-                }
-            }
-        }
+        insert_all(
+            &tx,
+            "events (seq, segment, offset, time_ms, account, recipient, region, event_id, \
+             event_name, event_source, read_only, username, access_key_id)",
+            13,
+            entries,
+            |stmt, at, e| {
+                let offset = i64::try_from(e.location.offset).unwrap_or(i64::MAX);
+                stmt.raw_bind_parameter(at, e.seq)?;
+                stmt.raw_bind_parameter(at + 1, e.location.segment)?;
+                stmt.raw_bind_parameter(at + 2, offset)?;
+                stmt.raw_bind_parameter(at + 3, e.time_ms)?;
+                stmt.raw_bind_parameter(at + 4, &e.account)?;
+                stmt.raw_bind_parameter(at + 5, &e.recipient_account)?;
+                stmt.raw_bind_parameter(at + 6, &e.region)?;
+                stmt.raw_bind_parameter(at + 7, id_key(&e.event_id))?;
+                stmt.raw_bind_parameter(at + 8, &e.event_name)?;
+                stmt.raw_bind_parameter(at + 9, &e.event_source)?;
+                stmt.raw_bind_parameter(at + 10, e.read_only)?;
+                stmt.raw_bind_parameter(at + 11, &e.username)?;
+                stmt.raw_bind_parameter(at + 12, &e.access_key_id)
+            },
+        )?;
+        let resources: Vec<(i64, &str, &str)> = entries
+            .iter()
+            .flat_map(|e| {
+                e.resources
+                    .iter()
+                    .map(|(kind, name)| (e.seq, name.as_str(), kind.as_str()))
+            })
+            .collect();
+        insert_all(
+            &tx,
+            "resources (bucket, name, seq, type)",
+            4,
+            &resources,
+            |stmt, at, &(seq, name, kind)| {
+                stmt.raw_bind_parameter(at, bucket(seq))?;
+                stmt.raw_bind_parameter(at + 1, name)?;
+                stmt.raw_bind_parameter(at + 2, seq)?;
+                stmt.raw_bind_parameter(at + 3, kind)
+            },
+        )?;
         tx.commit().map_err(backend)
     }
 
@@ -298,6 +301,47 @@ impl SqliteAuditIndex {
         }
         Ok(hits)
     }
+}
+
+/// Rows per `INSERT` statement: one execution for many rows spares SQLite the per-statement
+/// work (binding, stepping, resetting) that cost about as much as a row's B-tree inserts.
+const ROWS_PER_INSERT: usize = 32;
+
+/// Inserts `rows` into `table` (`name (columns…)`, `columns` of them) with `OR IGNORE`,
+/// [`ROWS_PER_INSERT`] rows per statement and the rest one by one; `bind` binds one row's
+/// values from the parameter index it is given.
+fn insert_all<T>(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    columns: usize,
+    rows: &[T],
+    bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> Result<()> {
+    let sql = |count: usize| {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        format!(
+            "INSERT OR IGNORE INTO {table} VALUES {}",
+            vec![row; count].join(", ")
+        )
+    };
+    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut many = tx.prepare_cached(&sql(ROWS_PER_INSERT)).map_err(backend)?;
+        for chunk in &mut chunks {
+            for (i, row) in chunk.iter().enumerate() {
+                bind(&mut many, 1 + i * columns, row).map_err(backend)?;
+            }
+            many.raw_execute().map_err(backend)?;
+        }
+    }
+    if !chunks.remainder().is_empty() {
+        let mut one = tx.prepare_cached(&sql(1)).map_err(backend)?;
+        for row in chunks.remainder() {
+            bind(&mut one, 1, row).map_err(backend)?;
+            one.raw_execute().map_err(backend)?;
+        }
+    }
+    Ok(())
 }
 
 /// How the index keeps an event id: the 16 bytes of a UUID written in canonical form
