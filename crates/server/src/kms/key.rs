@@ -127,11 +127,8 @@ impl Key {
     ) -> Option<Self> {
         let id = parse_key_uuid(&record.key_id)
             .or_else(|| super::multi_region::key_id_of_storage(&record.key_id))?;
-        let policy = match keyhold_policy::Policy::parse(
-            &record.policy,
-            keyhold_policy::PolicyKind::Resource,
-        ) {
-            Ok(policy) => Some(Arc::new(policy)),
+        let policy = match super::shared_policy::key_policy(&record.policy) {
+            Ok(policy) => Some(policy),
             Err(e) => {
                 tracing::error!(key = %record.arn, error = %e, "stored key policy does not parse; the key denies every request");
                 None

@@ -42,6 +42,7 @@ mod resolve;
 mod rotation;
 pub mod seed;
 mod service_calls;
+mod shared_policy;
 mod specs;
 mod tags;
 
