@@ -1,6 +1,6 @@
 //! How fast the audit trail's lookup index takes events, for a number of distinct resources
-//! (docs/performance.md, "The audit index"): the indexer's per-event cost must not grow with
-//! the number of keys, secrets and parameters events name.
+//! (docs/performance.md, "The audit index's per-event cost"): the indexer's per-event cost
+//! must not grow with the number of keys, secrets and parameters events name.
 //!
 //! `cargo run --release -p keyhold-store --example audit_index_add -- [RESOURCES] [EVENTS]`
 //! (defaults 100000 and 400000): adds EVENTS Decrypt-like entries, each naming one of

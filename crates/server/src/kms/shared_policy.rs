@@ -5,8 +5,8 @@
 //! caches with every key in memory (100,000 keys were 100,000 copies of one parsed
 //! document), and parsing on every key load. Keys of one text share one [`Policy`] here:
 //! the map holds weak references, so a policy no key uses any more is dropped with its
-//! last key, and the dead entries are swept as the map grows (it holds at most twice the
-//! live texts, and never fewer than [`SWEEP_FLOOR`] before a sweep).
+//! last key, and its dead entry is swept when the map has doubled since the last sweep (at
+//! [`SWEEP_FLOOR`] entries at the least).
 //!
 //! Sharing is sound because a parsed policy is a function of its text and kind alone.
 
@@ -31,8 +31,8 @@ pub fn key_policy(text: &str) -> Result<Arc<Policy>, PolicyError> {
     if let Some(policy) = lookup(text) {
         return Ok(policy);
     }
-    // Parsed outside the lock: two loads of one new text may both parse it; the second
-    // one's copy then replaces the first one's entry, and both stay correct.
+    // Parsed outside the lock: two loads of one new text may both parse it; whichever
+    // takes the lock second finds the other's entry and uses that one.
     let policy = Arc::new(Policy::parse(text, PolicyKind::Resource)?);
     let mut guard = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
     let shared = guard.get_or_insert_with(|| Shared {
