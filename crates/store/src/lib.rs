@@ -60,7 +60,8 @@ pub use records::{
 };
 pub use secrets::{SecretStore, SecretWrite};
 pub use sqlite::{
-    IndexHit, SqliteAuditAnchor, SqliteAuditIndex, SqliteAuditLog, SqliteStore, snapshot_sqlite,
+    AUDIT_INDEX_OTHER_LAYOUT, IndexHit, SqliteAuditAnchor, SqliteAuditIndex, SqliteAuditLog,
+    SqliteStore, snapshot_sqlite,
 };
 
 /// A storage failure.

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use keyhold_store::audit::{AuditQuery, AuditRow, IndexEntry};
 use keyhold_store::segment::{EventReader, Mode, SegmentLog};
-use keyhold_store::{SqliteAuditIndex, StoreError};
+use keyhold_store::{AUDIT_INDEX_OTHER_LAYOUT, SqliteAuditIndex, StoreError};
 
 /// The longest a lookup waits for the index to catch up before it answers from what is
 /// indexed.
@@ -97,7 +97,13 @@ impl Index {
         let mut db = match SqliteAuditIndex::open(&path) {
             Ok(db) => db,
             Err(e) => {
-                tracing::warn!(error = %e, "the audit index does not open; rebuilding it from the segments");
+                if matches!(e, StoreError::Corrupt(m) if m == AUDIT_INDEX_OTHER_LAYOUT) {
+                    tracing::info!(
+                        "the audit index has the layout of another version; rebuilding it from the segments"
+                    );
+                } else {
+                    tracing::warn!(error = %e, "the audit index does not open; rebuilding it from the segments");
+                }
                 remove_index(&path)?;
                 crate::data_dir::create_private_file(&path)?;
                 SqliteAuditIndex::open(&path)?

@@ -38,6 +38,10 @@ use crate::{Result, StoreError};
 /// name alone. An index of another version is rebuilt, not migrated.
 const VERSION: i64 = 4;
 
+/// What [`SqliteAuditIndex::open`] says (as [`StoreError::Corrupt`]) of an index of another
+/// layout: an index written by another version, rebuilt rather than migrated.
+pub const OTHER_LAYOUT: &str = "the audit index has another layout (it is rebuilt)";
+
 /// Resource entries are grouped by `seq >> BUCKET_SHIFT`: 4,096 consecutive events share a
 /// bucket, so the entries a transaction adds land in the newest bucket or two.
 const BUCKET_SHIFT: u32 = 12;
@@ -109,9 +113,7 @@ impl SqliteAuditIndex {
                 .map_err(backend)?,
             VERSION => {}
             _ => {
-                return Err(StoreError::Corrupt(
-                    "the audit index has another layout (it is rebuilt)",
-                ));
+                return Err(StoreError::Corrupt(OTHER_LAYOUT));
             }
         }
         Ok(Self { conn })

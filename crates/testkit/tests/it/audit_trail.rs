@@ -1110,9 +1110,7 @@ mod segments {
         let dir = tempfile::tempdir().unwrap();
         session(dir.path(), 4).await;
         let index = dir.path().join("audit/index.db");
-        std::fs::remove_file(&index).unwrap();
-        let _ = std::fs::remove_file(dir.path().join("audit/index.db-wal"));
-        let _ = std::fs::remove_file(dir.path().join("audit/index.db-shm"));
+        remove_index(&index);
         let indexed = offline::reindex(dir.path()).unwrap();
         assert_eq!(indexed, audit_files::rows(dir.path()).len());
 
@@ -1132,7 +1130,64 @@ mod segments {
             .await;
         assert_eq!(r.status, 200, "{}", r.body_text());
         assert_eq!(r.json()["Events"].as_array().unwrap().len(), 4 + 3);
+        let key = server
+            .kms()
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap()
+            .arn
+            .unwrap();
         server.stop().await;
+
+        // An index an earlier version wrote (layout 3: resource entries by name alone) is
+        // rebuilt at start, and lookups by resource name find the key's events in the new
+        // layout.
+        remove_index(&index);
+        {
+            let old = rusqlite::Connection::open(&index).unwrap();
+            old.execute_batch(
+                "CREATE TABLE events (seq INTEGER PRIMARY KEY); \
+                 CREATE TABLE resources (name TEXT NOT NULL, seq INTEGER NOT NULL, \
+                 type TEXT NOT NULL, PRIMARY KEY (name, seq, type)) WITHOUT ROWID; \
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        }
+        let server = TestServer::builder().data_dir(dir.path()).start().await;
+        server
+            .kms()
+            .describe_key()
+            .key_id(&key)
+            .send()
+            .await
+            .unwrap();
+        let r = server
+            .raw_json(
+                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+                &json!({"LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": key}]})
+                    .to_string(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body_text());
+        let names: Vec<_> = r.json()["Events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["EventName"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["DescribeKey", "CreateKey"], "newest first");
+        server.stop().await;
+    }
+
+    fn remove_index(index: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = index.as_os_str().to_owned();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     #[tokio::test]
