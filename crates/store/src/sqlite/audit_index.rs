@@ -9,8 +9,8 @@
 //! Region, and the time range are checked on the rows met while walking the sequence
 //! downwards from the newest (results are newest first, a page at a time).
 //!
-//! Every entry goes near the end of its B-tree, so a transaction of a few thousand events
-//! dirties a few dozen pages whatever the number of keys, secrets and parameters: ids are
+//! Every entry goes near the end of its B-tree, so a transaction dirties about the pages its
+//! new entries fill, whatever the number of keys, secrets and parameters: ids are
 //! version 7 UUIDs (see below), event names are few, and resource entries are ordered
 //! first by the *bucket* of their sequence ([`BUCKET_SHIFT`]: 4,096 events) and only then
 //! by name. Ordered by name alone, with 100,000 keys every event wrote a page of its own.
