@@ -235,6 +235,16 @@ impl SqliteAuditIndex {
             None => ("events e", "?1 IS NULL", "e.seq"),
         };
         let by_resource = matches!(q.attribute, Some((AuditAttribute::ResourceName, _)));
+        // A lookup by resource walks the buckets between the oldest and the newest event.
+        let span = if by_resource {
+            let (oldest, newest) = (self.indexed_from()?, self.indexed_through()?);
+            if newest == 0 {
+                return Ok(Vec::new());
+            }
+            Some((oldest, newest))
+        } else {
+            None
+        };
         let mut sql = format!(
             "SELECT e.seq, e.segment, e.offset FROM {from} WHERE {filter} \
              AND (e.account = ?2 OR e.recipient = ?2) AND e.region = ?3"
@@ -280,20 +290,11 @@ impl SqliteAuditIndex {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(backend)
         };
-        if !by_resource {
+        let Some((oldest, newest)) = span else {
             return page(None, q.limit);
-        }
+        };
         // By resource name: the buckets newest first, from the page's start (or the newest
         // event) down to the oldest event, until the page is full.
-        let (newest, oldest): (Option<i64>, Option<i64>) = self
-            .conn
-            .query_row("SELECT max(seq), min(seq) FROM events", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(backend)?;
-        let (Some(newest), Some(oldest)) = (newest, oldest) else {
-            return Ok(Vec::new());
-        };
         let newest = q.page.map_or(newest, |start| newest.min(start - 1));
         let mut hits = Vec::new();
         let mut b = bucket(newest);
