@@ -1121,15 +1121,12 @@ mod segments {
         for _ in 0..3 {
             server.kms().list_keys().send().await.unwrap();
         }
-        let r = server
-            .raw_json(
-                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
-                &json!({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "ListKeys"}], "MaxResults": 50})
-                    .to_string(),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body_text());
-        assert_eq!(r.json()["Events"].as_array().unwrap().len(), 4 + 3);
+        let found = super::lookup(
+            &server,
+            json!({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "ListKeys"}], "MaxResults": 50}),
+        )
+        .await;
+        assert_eq!(found["Events"].as_array().unwrap().len(), 4 + 3);
         let key = server
             .kms()
             .create_key()
@@ -1164,15 +1161,12 @@ mod segments {
             .send()
             .await
             .unwrap();
-        let r = server
-            .raw_json(
-                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
-                &json!({"LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": key}]})
-                    .to_string(),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body_text());
-        let names: Vec<_> = r.json()["Events"]
+        let found = super::lookup(
+            &server,
+            json!({"LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": key}]}),
+        )
+        .await;
+        let names: Vec<_> = found["Events"]
             .as_array()
             .unwrap()
             .iter()
