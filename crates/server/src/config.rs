@@ -447,6 +447,7 @@ struct AuditSection {
     digest_dir: Option<PathBuf>,
     segment_megabytes: Option<u64>,
     segment_hours: Option<u64>,
+    room_ahead: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -724,6 +725,7 @@ impl Config {
             if let Some(hours) = audit.segment_hours {
                 a.segment_age = Duration::from_secs(hours.max(1) * 3600);
             }
+            a.room_ahead = audit.room_ahead.unwrap_or(a.room_ahead);
             a.retention = audit
                 .retention_days
                 .filter(|d| *d > 0)
@@ -898,6 +900,19 @@ mod tests {
             .apply_file("[cache]\nsecrets = 0\n")
             .unwrap_err();
         assert!(e.to_string().contains("at least one entry"), "{e}");
+    }
+
+    #[test]
+    fn audit_room_ahead_is_off_unless_asked_for() {
+        let mut c = Config::default();
+        assert!(!c.audit.room_ahead);
+        c.apply_file("mode = \"dev\"\n[audit]\nsegment_megabytes = 8\n")
+            .unwrap();
+        assert!(!c.audit.room_ahead);
+        assert_eq!(c.audit.segment_bytes, 8 << 20);
+        c.apply_file("mode = \"dev\"\n[audit]\nroom_ahead = true\n")
+            .unwrap();
+        assert!(c.audit.room_ahead);
     }
 
     #[test]

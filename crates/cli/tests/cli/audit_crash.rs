@@ -1,5 +1,6 @@
 //! Crash test: `kill -9` the server in the middle of a load of audited calls; after a
-//! restart, every call that received a response has its event and the chain verifies.
+//! restart, every call that received a response has its event and the chain verifies —
+//! with the segments appended to as they grow (the default), and with room made ahead.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -18,10 +19,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_keyhold"))
-        .args(["serve", "--data-dir"])
-        .arg(dir)
+/// Starts a dev-mode server on `dir`, with `config` (a TOML file) when given.
+fn start(dir: &std::path::Path, port: u16, config: Option<&std::path::Path>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyhold"));
+    command.args(["serve", "--data-dir"]).arg(dir);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("KEYHOLD_LOG", "warn")
         .stdout(Stdio::null())
@@ -81,10 +86,27 @@ async fn wait_up(addr: SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_calls_survive_kill_9() {
+    acknowledged_calls_survive_kill_9_with(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_calls_survive_kill_9_with_room_made_ahead() {
+    acknowledged_calls_survive_kill_9_with(Some("mode = \"dev\"\n[audit]\nroom_ahead = true\n"))
+        .await;
+}
+
+async fn acknowledged_calls_survive_kill_9_with(config: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config.map(|text| {
+        let path = config_dir.path().join("keyhold.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    });
+    let config = config.as_deref();
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut server = start(dir.path(), port);
+    let mut server = start(dir.path(), port, config);
     wait_up(addr).await;
 
     let (_, _, body) = call(addr, "TrentService.CreateKey", "{}").await.unwrap();
@@ -112,6 +134,22 @@ async fn acknowledged_calls_survive_kill_9() {
     for w in workers {
         let _ = w.await;
     }
+    // Room made ahead leaves the newest segment ending in zeros; without it the file ends
+    // with the last frame written.
+    let newest = std::fs::read_dir(dir.path().join("audit/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .max()
+        .unwrap();
+    let bytes = std::fs::read(&newest).unwrap();
+    let zero_tail = bytes.len() > 4096 && bytes[bytes.len() - 4096..].iter().all(|b| *b == 0);
+    assert_eq!(
+        zero_tail,
+        config.is_some(),
+        "room ahead in {}",
+        newest.display()
+    );
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(
         acknowledged.len() > 20,
@@ -120,7 +158,7 @@ async fn acknowledged_calls_survive_kill_9() {
     );
 
     // Restart, make one more call (the chain continues), stop cleanly.
-    let mut server = start(dir.path(), port);
+    let mut server = start(dir.path(), port, config);
     wait_up(addr).await;
     assert_eq!(
         call(addr, "TrentService.ListKeys", "{}").await.unwrap().0,

@@ -68,6 +68,11 @@ pub struct TrailConfig {
     pub segment_bytes: u64,
     /// ... or is this old.
     pub segment_age: Duration,
+    /// Whether a helper thread keeps zeros written and synced ahead of the writer in the
+    /// newest segment, so that a batch's sync overwrites allocated blocks instead of growing
+    /// the file (docs/audit.md, "Room made ahead"). Off by default: under sustained load it
+    /// cost more than it saved on the development machine (docs/performance.md).
+    pub room_ahead: bool,
     /// Fault injection for tests: while set, every append fails as a full disk would.
     pub fail_writes: Option<Arc<AtomicBool>>,
 }
@@ -85,6 +90,7 @@ impl Default for TrailConfig {
             rejections_account: "000000000000".to_owned(),
             segment_bytes: 64 << 20,
             segment_age: Duration::from_secs(3600),
+            room_ahead: false,
             fail_writes: None,
         }
     }
@@ -732,12 +738,14 @@ impl Writer {
         }
         // Syncs into room made ahead commit no journal (docs/audit.md): room up to
         // the size at which a segment closes, and a little more for the digest after it.
-        log.make_room_ahead(
-            config
-                .segment_bytes
-                .saturating_add(config.segment_bytes / 16),
-        )
-        .context("making room in the audit trail's newest segment")?;
+        if config.room_ahead {
+            log.make_room_ahead(
+                config
+                    .segment_bytes
+                    .saturating_add(config.segment_bytes / 16),
+            )
+            .context("making room in the audit trail's newest segment")?;
+        }
         let (syncer, jobs) = sync_channel::<SyncJob>(1);
         let (done, synced) = sync_channel(1);
         let cached = Arc::new(Cached::default());
