@@ -60,8 +60,7 @@ pub use records::{
 };
 pub use secrets::{SecretStore, SecretWrite};
 pub use sqlite::{
-    AUDIT_INDEX_OTHER_LAYOUT, IndexHit, SqliteAuditAnchor, SqliteAuditIndex, SqliteAuditLog,
-    SqliteStore, snapshot_sqlite,
+    IndexHit, SqliteAuditAnchor, SqliteAuditIndex, SqliteAuditLog, SqliteStore, snapshot_sqlite,
 };
 
 /// A storage failure.
@@ -80,6 +79,10 @@ pub enum StoreError {
     /// The stored data does not have the expected shape (a migration bug or tampering).
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// A derived file (named) was written by another version in another layout: it is
+    /// rebuilt, not migrated.
+    #[error("{0} has the layout of another version")]
+    OtherLayout(&'static str),
     /// The store's configuration is unusable (a connection string, a CA bundle it names);
     /// the message never holds a password.
     #[error("{0}")]

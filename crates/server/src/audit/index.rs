@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use keyhold_store::audit::{AuditQuery, AuditRow, IndexEntry};
 use keyhold_store::segment::{EventReader, Mode, SegmentLog};
-use keyhold_store::{AUDIT_INDEX_OTHER_LAYOUT, SqliteAuditIndex, StoreError};
+use keyhold_store::{SqliteAuditIndex, StoreError};
 
 /// The longest a lookup waits for the index to catch up before it answers from what is
 /// indexed.
@@ -97,7 +97,7 @@ impl Index {
         let mut db = match SqliteAuditIndex::open(&path) {
             Ok(db) => db,
             Err(e) => {
-                if matches!(e, StoreError::Corrupt(m) if m == AUDIT_INDEX_OTHER_LAYOUT) {
+                if matches!(e, StoreError::OtherLayout(_)) {
                     tracing::info!(
                         "the audit index has the layout of another version; rebuilding it from the segments"
                     );

@@ -43,10 +43,6 @@ use crate::{Result, StoreError};
 /// name alone. An index of another version is rebuilt, not migrated.
 const VERSION: i64 = 4;
 
-/// What [`SqliteAuditIndex::open`] says (as [`StoreError::Corrupt`]) of an index of another
-/// layout: an index written by another version, rebuilt rather than migrated.
-pub const OTHER_LAYOUT: &str = "the audit index has another layout (it is rebuilt)";
-
 /// Resource entries are grouped by `seq >> BUCKET_SHIFT`: 4,096 consecutive events share a
 /// bucket, so the entries a transaction adds land in the newest bucket or two.
 const BUCKET_SHIFT: u32 = 12;
@@ -94,7 +90,8 @@ pub struct IndexHit {
 }
 
 impl SqliteAuditIndex {
-    /// Opens (creating if needed) the index at `path`; an error if it holds another layout
+    /// Opens (creating if needed) the index at `path`; [`StoreError::OtherLayout`] if it holds
+    /// another version's layout
     /// (the caller rebuilds it).
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).map_err(backend)?;
@@ -118,7 +115,7 @@ impl SqliteAuditIndex {
                 .map_err(backend)?,
             VERSION => {}
             _ => {
-                return Err(StoreError::Corrupt(OTHER_LAYOUT));
+                return Err(StoreError::OtherLayout("the audit index"));
             }
         }
         Ok(Self { conn })
@@ -602,6 +599,9 @@ mod tests {
             conn.execute_batch("CREATE TABLE audit_events (seq INTEGER); PRAGMA user_version = 1;")
                 .unwrap();
         }
-        assert!(SqliteAuditIndex::open(&path).is_err());
+        assert!(matches!(
+            SqliteAuditIndex::open(&path),
+            Err(StoreError::OtherLayout(_))
+        ));
     }
 }

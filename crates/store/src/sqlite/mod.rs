@@ -31,7 +31,7 @@ use crate::records::{AliasRecord, KeyRecord, KeyRotation, MaterialRecord, Tag};
 use crate::{KeySnapshot, KeySnapshotStore, KmsStore, MetaStore, Result, StoreError};
 
 pub use audit::{SqliteAuditAnchor, SqliteAuditLog};
-pub use audit_index::{IndexHit, OTHER_LAYOUT as AUDIT_INDEX_OTHER_LAYOUT, SqliteAuditIndex};
+pub use audit_index::{IndexHit, SqliteAuditIndex};
 
 /// SQLite-backed [`crate::Store`].
 #[derive(Clone)]
