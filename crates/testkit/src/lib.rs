@@ -211,6 +211,27 @@ impl TestServerBuilder {
     }
 }
 
+/// A new symmetric KMS key (CreateKey with no options, so it must succeed).
+pub struct NewKey {
+    pub id: String,
+    pub arn: String,
+}
+
+/// Creates a symmetric encryption key through `kms`: its id and ARN.
+pub async fn new_key(kms: &aws_sdk_kms::Client) -> NewKey {
+    let meta = kms
+        .create_key()
+        .send()
+        .await
+        .expect("CreateKey")
+        .key_metadata
+        .expect("KeyMetadata");
+    NewKey {
+        id: meta.key_id,
+        arn: meta.arn.expect("an ARN"),
+    }
+}
+
 /// `KEYHOLD_TEST_STORAGE`, when it names a PostgreSQL database: every test server keeps its
 /// store there (each in a schema of its own) instead of SQLite in its data directory.
 pub fn test_storage() -> Option<String> {

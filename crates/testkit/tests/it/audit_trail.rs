@@ -1127,16 +1127,7 @@ mod segments {
         )
         .await;
         assert_eq!(found["Events"].as_array().unwrap().len(), 4 + 3);
-        let key = server
-            .kms()
-            .create_key()
-            .send()
-            .await
-            .unwrap()
-            .key_metadata
-            .unwrap()
-            .arn
-            .unwrap();
+        let key = keyhold_testkit::new_key(&server.kms()).await.arn;
         server.stop().await;
 
         // An index an earlier version wrote (layout 3: resource entries by name alone) is

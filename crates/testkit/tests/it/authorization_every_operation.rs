@@ -14,7 +14,7 @@ use keyhold_server::access::{Declaration, declaration};
 use keyhold_server::compat;
 use keyhold_testkit::identity::{allow, put_user_policy, user_with_key};
 use keyhold_testkit::raw::{RawResponse, signed_post};
-use keyhold_testkit::{Creds, TestServer};
+use keyhold_testkit::{Creds, TestServer, new_key};
 
 const ACCOUNT: &str = "000000000000";
 
@@ -468,14 +468,7 @@ fn error_code(response: &RawResponse) -> Option<String> {
 
 async fn world(server: &TestServer) -> World {
     let kms = server.kms();
-    let key = kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let key = new_key(&kms).await.id;
     kms.create_alias()
         .alias_name("alias/a")
         .target_key_id(&key)

@@ -7,7 +7,7 @@ use aws_sdk_iam::types::StatusType;
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use keyhold_testkit::identity::{allow, deny, put_user_policy, user_with_key};
-use keyhold_testkit::{Creds, DEFAULT_REGION, TestServer, raw};
+use keyhold_testkit::{Creds, DEFAULT_REGION, NewKey, TestServer, new_key, raw};
 
 /// A dev-mode server whose caches hold two keys (and aliases), two secrets and one
 /// parameter.
@@ -20,12 +20,6 @@ async fn tiny_caches() -> TestServer {
         })
         .start()
         .await
-}
-
-async fn new_key(kms: &aws_sdk_kms::Client) -> (String, String) {
-    let key = kms.create_key().send().await.unwrap();
-    let meta = key.key_metadata().unwrap();
-    (meta.key_id().to_owned(), meta.arn().unwrap().to_owned())
 }
 
 async fn decrypt(kms: &aws_sdk_kms::Client, blob: &[u8]) -> Result<(Vec<u8>, String), String> {
@@ -48,7 +42,7 @@ async fn many_keys_work_through_a_cache_of_two() {
     let kms = server.kms();
     let mut sealed = Vec::new();
     for i in 0..8u8 {
-        let (id, arn) = new_key(&kms).await;
+        let NewKey { id, arn } = new_key(&kms).await;
         kms.create_alias()
             .alias_name(format!("alias/k{i}"))
             .target_key_id(&id)
@@ -177,10 +171,10 @@ async fn churn(kms: &aws_sdk_kms::Client, others: &[String]) {
 async fn key_changes_are_seen_through_the_cache_and_after_eviction() {
     let server = tiny_caches().await;
     let kms = server.kms();
-    let (id, arn) = new_key(&kms).await;
+    let NewKey { id, arn } = new_key(&kms).await;
     let mut others = Vec::new();
     for _ in 0..3 {
-        others.push(new_key(&kms).await.0);
+        others.push(new_key(&kms).await.id);
     }
     let before = kms
         .encrypt()
@@ -363,7 +357,7 @@ async fn a_missing_key_stays_missing_until_it_is_created() {
         for _ in 0..3 {
             assert_eq!(describe_error(&kms, &missing).await.0, "NotFoundException");
         }
-        let (id, _) = new_key(&kms).await;
+        let id = new_key(&kms).await.id;
         kms.describe_key().key_id(&id).send().await.unwrap();
     }
 

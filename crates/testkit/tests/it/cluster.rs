@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::GrantOperation as Op;
-use keyhold_testkit::{DEFAULT_REGION, TestServer, code_and_message, raw};
+use keyhold_testkit::{DEFAULT_REGION, TestServer, code_and_message, new_key, raw};
 
 /// How soon a change on one node must be seen on the others (docs/ha.md).
 const BOUND: Duration = Duration::from_secs(1);
@@ -76,11 +76,6 @@ where
     }
 }
 
-async fn new_key(kms: &aws_sdk_kms::Client) -> (String, String) {
-    let meta = kms.create_key().send().await.unwrap().key_metadata.unwrap();
-    (meta.key_id, meta.arn.unwrap())
-}
-
 async fn encrypt(kms: &aws_sdk_kms::Client, key: &str) -> Result<Vec<u8>, String> {
     kms.encrypt()
         .key_id(key)
@@ -114,7 +109,7 @@ async fn a_key_made_on_one_node_serves_on_all_and_disabling_it_reaches_every_nod
         return;
     };
     let kms: Vec<_> = c.nodes.iter().map(TestServer::kms).collect();
-    let (key, _) = new_key(&kms[0]).await;
+    let key = new_key(&kms[0]).await.id;
     let blob = encrypt(&kms[0], &key).await.unwrap();
     // Decrypted on B; and every node has the key in its cache before it changes.
     for node in &kms {
@@ -146,7 +141,7 @@ async fn a_key_made_on_one_node_serves_on_all_and_disabling_it_reaches_every_nod
     .await;
 
     // An alias moved on one node is followed by another that had it cached.
-    let (other, _) = new_key(&kms[0]).await;
+    let other = new_key(&kms[0]).await.id;
     kms[0]
         .create_alias()
         .alias_name("alias/cluster")
@@ -193,7 +188,7 @@ async fn a_grant_revoked_on_one_node_stops_working_on_another_within_a_second() 
         return;
     };
     let owner = c.nodes[0].kms();
-    let (_, arn) = new_key(&owner).await;
+    let arn = new_key(&owner).await.arn;
     let grant = c.nodes[0]
         .kms()
         .create_grant()
@@ -353,7 +348,7 @@ async fn a_scheduled_deletion_runs_once_on_the_node_that_holds_the_sweep_lease()
         return;
     };
     let kms: Vec<_> = c.nodes.iter().map(TestServer::kms).collect();
-    let (key, _) = new_key(&kms[0]).await;
+    let key = new_key(&kms[0]).await.id;
     // Cached on every node before it goes.
     for node in &kms {
         encrypt(node, &key).await.unwrap();
@@ -402,7 +397,7 @@ async fn a_scheduled_deletion_runs_once_on_the_node_that_holds_the_sweep_lease()
     let mut nodes = c.nodes;
     let stopped = nodes.remove(holder);
     stopped.stop().await;
-    let (key, _) = new_key(&nodes[0].kms()).await;
+    let key = new_key(&nodes[0].kms()).await.id;
     nodes[1]
         .kms()
         .schedule_key_deletion()
@@ -729,7 +724,7 @@ async fn two_nodes_changing_one_key_at_once_keep_both_changes() {
         return;
     };
     let kms: Vec<_> = c.nodes.iter().map(TestServer::kms).collect();
-    let (key, _) = new_key(&kms[0]).await;
+    let key = new_key(&kms[0]).await.id;
     for node in &kms {
         encrypt(node, &key).await.unwrap(); // cached everywhere
     }
@@ -780,7 +775,7 @@ async fn a_rotation_on_one_node_does_not_undo_a_disable_on_another() {
         return;
     };
     let kms: Vec<_> = c.nodes.iter().map(TestServer::kms).collect();
-    let (key, _) = new_key(&kms[0]).await;
+    let key = new_key(&kms[0]).await.id;
     for node in &kms {
         encrypt(node, &key).await.unwrap(); // cached everywhere
     }

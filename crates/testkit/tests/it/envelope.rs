@@ -8,17 +8,12 @@ use keyhold_envelope::{
     AlgorithmSuite, BUCKET_PROVIDER_ID, CacheLimits, EncryptOptions, EncryptionContext, Envelope,
     Error, KMS_PROVIDER_ID, ObjectId,
 };
-use keyhold_testkit::TestServer;
+use keyhold_testkit::{TestServer, new_key};
 
 const SUITES: [AlgorithmSuite; 2] = [
     AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
     AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
 ];
-
-async fn new_key(kms: &aws_sdk_kms::Client) -> String {
-    let key = kms.create_key().send().await.unwrap();
-    key.key_metadata.unwrap().arn.unwrap()
-}
 
 fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
     let mut ec = EncryptionContext::new();
@@ -44,7 +39,7 @@ fn audited(server: &TestServer, operation: &str) -> usize {
 async fn every_size_class_round_trips_with_both_suites_and_frame_sizes() {
     let server = TestServer::start().await;
     let kms = server.kms();
-    let arn = new_key(&kms).await;
+    let arn = new_key(&kms).await.arn;
     let ec = ctx(&[("purpose", "test"), ("tenant", "42")]);
     for suite in SUITES {
         for frame in [4096u32, 65536] {
@@ -84,9 +79,9 @@ async fn one_entry_per_kms_key_and_any_one_decrypts() {
     let server = TestServer::start().await;
     let kms = server.kms();
     let (a, b, c) = (
-        new_key(&kms).await,
-        new_key(&kms).await,
-        new_key(&kms).await,
+        new_key(&kms).await.arn,
+        new_key(&kms).await.arn,
+        new_key(&kms).await.arn,
     );
     let env = Envelope::builder(kms.clone())
         .key_id(&a)
@@ -111,7 +106,7 @@ async fn one_entry_per_kms_key_and_any_one_decrypts() {
     let id = b.rsplit('/').next().unwrap();
     let by_id = Envelope::builder(kms.clone()).key_id(id).build().unwrap();
     assert!(by_id.decrypt(&msg, &EncryptionContext::new()).await.is_ok());
-    let other = new_key(&kms).await;
+    let other = new_key(&kms).await.arn;
     let wrong = Envelope::builder(kms.clone())
         .key_id(&other)
         .build()
@@ -176,7 +171,7 @@ fn header_len(msg: &[u8]) -> usize {
 async fn truncation_reordering_header_edits_and_wrong_context_all_fail() {
     let server = TestServer::start().await;
     let kms = server.kms();
-    let arn = new_key(&kms).await;
+    let arn = new_key(&kms).await.arn;
     let ec = ctx(&[("k", "v")]);
     for suite in SUITES {
         let env = Envelope::builder(kms.clone())
@@ -262,7 +257,7 @@ async fn truncation_reordering_header_edits_and_wrong_context_all_fail() {
 async fn an_edited_context_breaks_the_kms_unwrap_and_the_header_tag() {
     let server = TestServer::start().await;
     let kms = server.kms();
-    let arn = new_key(&kms).await;
+    let arn = new_key(&kms).await.arn;
     let env = Envelope::builder(kms.clone()).key_id(&arn).build().unwrap();
     let msg = env
         .encrypt(b"payload", &ctx(&[("role", "aaa")]))
@@ -285,7 +280,7 @@ async fn an_edited_context_breaks_the_kms_unwrap_and_the_header_tag() {
 async fn the_data_key_cache_honours_messages_bytes_age_and_context() {
     let server = TestServer::start().await;
     let kms = server.kms();
-    let arn = new_key(&kms).await;
+    let arn = new_key(&kms).await.arn;
     let limits = CacheLimits {
         max_age: Duration::from_secs(60),
         max_messages: 3,
@@ -388,7 +383,7 @@ async fn the_data_key_cache_honours_messages_bytes_age_and_context() {
 async fn bucket_keys_cost_one_kms_call_per_bucket_per_lifetime() {
     let server = TestServer::start().await;
     let kms = server.kms();
-    let arn = new_key(&kms).await;
+    let arn = new_key(&kms).await.arn;
     let env = Envelope::builder(kms.clone())
         .key_id(&arn)
         .frame_len(4096)

@@ -12,7 +12,7 @@ use aws_sdk_kms::types::{
     DataKeyPairSpec, EncryptionAlgorithmSpec as Enc, KeyAgreementAlgorithmSpec, KeySpec,
     KeyUsageType, MessageType, SigningAlgorithmSpec as Alg,
 };
-use keyhold_testkit::TestServer;
+use keyhold_testkit::{TestServer, new_key};
 
 fn code_msg<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
     (
@@ -338,14 +338,7 @@ async fn rsa_encryption_keys_use_oaep_with_aws_limits() {
         .unwrap_err();
     assert_eq!(e.code(), Some("ValidationException"));
     // A symmetric key does not take RSAES-OAEP.
-    let symmetric = kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let symmetric = new_key(&kms).await.id;
     let e = kms
         .encrypt()
         .key_id(&symmetric)

@@ -8,7 +8,7 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{GrantConstraints, GrantOperation as Op};
-use keyhold_testkit::TestServer;
+use keyhold_testkit::{TestServer, new_key};
 
 /// The key owner, a partner account and a third account.
 const A: &str = "111122223333";
@@ -57,11 +57,6 @@ async fn world() -> World {
 }
 
 /// A new key of `kms`'s account; returns its ARN.
-async fn new_key(kms: &Client) -> String {
-    let key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
-    key.arn().unwrap().to_owned()
-}
-
 async fn encrypt(kms: &Client, key: &str, context: &[(&str, &str)]) -> Blob {
     kms.encrypt()
         .key_id(key)
@@ -108,7 +103,7 @@ async fn grant(
 #[tokio::test]
 async fn create_list_filter_page_and_revoke() {
     let w = world().await;
-    let key = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
     let out =
         w.a.create_grant()
             .key_id(&key)
@@ -328,7 +323,7 @@ async fn create_list_filter_page_and_revoke() {
 #[tokio::test]
 async fn a_grant_lets_another_account_decrypt_only_with_the_right_context() {
     let w = world().await;
-    let key = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
     let blob = encrypt(&w.a, &key, &[("app", "billing")]).await;
     let other = encrypt(&w.a, &key, &[("app", "payroll")]).await;
     assert_eq!(
@@ -394,7 +389,7 @@ async fn a_grant_lets_another_account_decrypt_only_with_the_right_context() {
 #[tokio::test]
 async fn subset_constraints_and_other_operations() {
     let w = world().await;
-    let key = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
     grant(
         &w.a,
         &key,
@@ -445,7 +440,7 @@ async fn subset_constraints_and_other_operations() {
 #[tokio::test]
 async fn revoked_and_retired_grants_stop_working_at_once() {
     let w = world().await;
-    let key = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
     let blob = encrypt(&w.a, &key, &[]).await;
 
     let (id, _) = grant(&w.a, &key, &root(B), &[Op::Decrypt], None).await;
@@ -508,7 +503,7 @@ async fn revoked_and_retired_grants_stop_working_at_once() {
 #[tokio::test]
 async fn who_may_retire_a_grant() {
     let w = world().await;
-    let key = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
     let retire = |kms: &Client, id: &str| kms.retire_grant().key_id(&key).grant_id(id).send();
 
     // A grantee whose grant lacks RetireGrant may not; nor may a stranger.
@@ -589,9 +584,9 @@ async fn who_may_retire_a_grant() {
 #[tokio::test]
 async fn list_retirable_grants_by_region_account_and_page() {
     let w = world().await;
-    let key = new_key(&w.a).await;
-    let elsewhere = new_key(&w.server.kms_for(A, "eu-west-1")).await;
-    let c_key = new_key(&w.c).await;
+    let key = new_key(&w.a).await.arn;
+    let elsewhere = new_key(&w.server.kms_for(A, "eu-west-1")).await.arn;
+    let c_key = new_key(&w.c).await.arn;
     let retiring = root(B);
     for (kms, key) in [(&w.a, &key), (&w.a, &key), (&w.c, &c_key)] {
         kms.create_grant()
@@ -674,8 +669,8 @@ async fn list_retirable_grants_by_region_account_and_page() {
 #[tokio::test]
 async fn grant_tokens_are_checked_and_name_only_their_grant() {
     let w = world().await;
-    let key = new_key(&w.a).await;
-    let key2 = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
+    let key2 = new_key(&w.a).await.arn;
     let blob = encrypt(&w.a, &key, &[]).await;
     let blob2 = encrypt(&w.a, &key2, &[]).await;
     let (_, token) = grant(&w.a, &key, &root(B), &[Op::Decrypt], None).await;
@@ -731,7 +726,7 @@ async fn grant_tokens_are_checked_and_name_only_their_grant() {
 #[tokio::test]
 async fn name_makes_create_grant_idempotent() {
     let w = world().await;
-    let key = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
     let create = |name: Option<&str>, ops: &[Op]| {
         w.a.create_grant()
             .key_id(&key)
@@ -793,7 +788,7 @@ async fn name_makes_create_grant_idempotent() {
 #[tokio::test]
 async fn create_grant_validation() {
     let w = world().await;
-    let key = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
     let base = || w.a.create_grant().key_id(&key).grantee_principal(root(B));
     let code_msg = |e: &dyn ProvideErrorMetadata| {
         (
@@ -963,7 +958,7 @@ async fn explicit_deny_in_the_key_policy_beats_a_grant() {
 #[tokio::test]
 async fn a_grant_with_create_grant_passes_on_no_more_than_it_has() {
     let w = world().await;
-    let key = new_key(&w.a).await;
+    let key = new_key(&w.a).await.arn;
     grant(
         &w.a,
         &key,
@@ -1015,7 +1010,7 @@ async fn grants_are_deleted_with_their_key() {
         .start()
         .await;
     let a = server.kms_for(A, REGION);
-    let key = new_key(&a).await;
+    let key = new_key(&a).await.arn;
     let retiring = root(B);
     a.create_grant()
         .key_id(&key)
@@ -1070,7 +1065,7 @@ async fn grants_are_deleted_with_their_key() {
 async fn at_most_fifty_thousand_grants_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::builder().data_dir(dir.path()).start().await;
-    let key = new_key(&server.kms_for(A, REGION)).await;
+    let key = new_key(&server.kms_for(A, REGION)).await.arn;
     let key_id = key.rsplit('/').next().unwrap().to_owned();
     server.stop().await;
 

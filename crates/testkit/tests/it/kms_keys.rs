@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::types::{KeyManagerType, KeySpec, KeyState, KeyUsageType, OriginType};
-use keyhold_testkit::TestServer;
+use keyhold_testkit::{TestServer, new_key};
 
 #[tokio::test]
 async fn create_key_returns_aws_shaped_metadata() {
@@ -167,15 +167,7 @@ async fn list_keys_pages_with_markers() {
     let kms = server.kms();
     let mut created = Vec::new();
     for _ in 0..5 {
-        created.push(
-            kms.create_key()
-                .send()
-                .await
-                .unwrap()
-                .key_metadata
-                .unwrap()
-                .key_id,
-        );
+        created.push(new_key(&kms).await.id);
     }
     created.sort();
     let mut seen = Vec::new();

@@ -14,7 +14,7 @@ use aws_sdk_kms::types::{
     KeySpec, KeyState, KeyUsageType, MacAlgorithmSpec, MessageType, MultiRegionKeyType,
     SigningAlgorithmSpec, Tag,
 };
-use keyhold_testkit::{DEFAULT_ACCOUNT, TestServer};
+use keyhold_testkit::{DEFAULT_ACCOUNT, TestServer, new_key};
 
 const EAST: &str = "us-east-1";
 const WEST: &str = "eu-west-1";
@@ -523,14 +523,7 @@ async fn replicate_key_errors() {
         Some(format!("{} is not a multi-region primary key.", arn(WEST, &id)).as_str())
     );
     // A single-Region key is neither replicated nor given another primary.
-    let single = east
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let single = new_key(&east).await.id;
     let err = east
         .replicate_key()
         .key_id(&single)
@@ -1167,14 +1160,7 @@ async fn policies_can_tell_multi_region_keys_primaries_and_replicas_apart() {
     assert_eq!(e.code(), Some("AccessDeniedException"));
     assert!(e.message().unwrap().contains("kms:Encrypt"), "{e:?}");
     // A single-Region key has no kms:MultiRegionKeyType: the deny does not apply.
-    let single = user_west
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let single = new_key(&user_west).await.id;
     encrypt(&user_west, &single, b"single").await;
 }
 

@@ -4,7 +4,7 @@
 
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use base64::Engine as _;
-use keyhold_testkit::TestServer;
+use keyhold_testkit::{TestServer, new_key};
 
 const COMMON_PREFIX: &str = "secure string value ";
 
@@ -13,14 +13,7 @@ async fn database_files_hold_no_secure_string_plaintext() {
     let server = TestServer::start().await;
     let ssm = server.ssm();
     let kms = server.kms();
-    let cmk = kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let cmk = new_key(&kms).await.id;
     let mut secrets: Vec<String> = Vec::new();
     for i in 0..20 {
         let name = format!("/secure/p{i}");

@@ -4,7 +4,7 @@
 
 use aws_sdk_ssm::types::{ParameterTier, ParameterType, Tag};
 use base64::Engine as _;
-use keyhold_testkit::TestServer;
+use keyhold_testkit::{TestServer, new_key};
 
 const ARN_PREFIX: &str = "arn:aws:ssm:us-east-1:000000000000:parameter";
 
@@ -511,14 +511,7 @@ async fn secure_strings_are_encrypted_under_the_aws_managed_key() {
 async fn secure_strings_under_a_customer_key_follow_the_key() {
     let server = TestServer::start().await;
     let (ssm, kms) = (server.ssm(), server.kms());
-    let key_id = kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let key_id = new_key(&kms).await.id;
     kms.create_alias()
         .alias_name("alias/params")
         .target_key_id(&key_id)

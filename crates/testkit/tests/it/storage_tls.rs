@@ -6,7 +6,7 @@
 //! says why it did not run (and fails under `CI` or when one of those variables is set).
 
 use aws_sdk_kms::primitives::Blob;
-use keyhold_testkit::TestServer;
+use keyhold_testkit::{TestServer, new_key};
 
 fn with_params(url: &str, params: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
@@ -59,14 +59,7 @@ async fn a_server_on_a_postgresql_store_over_tls_encrypts_and_decrypts() {
         .await;
 
     let kms = server.kms();
-    let key = kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let key = new_key(&kms).await.id;
     let ciphertext = kms
         .encrypt()
         .key_id(&key)
