@@ -448,6 +448,7 @@ struct AuditSection {
     segment_megabytes: Option<u64>,
     segment_hours: Option<u64>,
     room_ahead: Option<bool>,
+    direct_appends: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -726,6 +727,7 @@ impl Config {
                 a.segment_age = Duration::from_secs(hours.max(1) * 3600);
             }
             a.room_ahead = audit.room_ahead.unwrap_or(a.room_ahead);
+            a.direct_appends = audit.direct_appends.unwrap_or(a.direct_appends);
             a.retention = audit
                 .retention_days
                 .filter(|d| *d > 0)
@@ -913,6 +915,18 @@ mod tests {
         c.apply_file("mode = \"dev\"\n[audit]\nroom_ahead = true\n")
             .unwrap();
         assert!(c.audit.room_ahead);
+    }
+
+    #[test]
+    fn audit_appends_are_direct_unless_turned_off() {
+        let mut c = Config::default();
+        assert!(c.audit.direct_appends);
+        c.apply_file("mode = \"dev\"\n[audit]\nsegment_megabytes = 8\n")
+            .unwrap();
+        assert!(c.audit.direct_appends);
+        c.apply_file("mode = \"dev\"\n[audit]\ndirect_appends = false\n")
+            .unwrap();
+        assert!(!c.audit.direct_appends);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Crash test: `kill -9` the server in the middle of a load of audited calls; after a
 //! restart, every call that received a response has its event and the chain verifies —
-//! with the segments appended to as they grow (the default), and with room made ahead.
+//! with direct appends into room made ahead (the default), with buffered appends to
+//! segments that grow as they are written, and with buffered appends into room made ahead.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -86,16 +87,23 @@ async fn wait_up(addr: SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_calls_survive_kill_9() {
-    acknowledged_calls_survive_kill_9_with(None).await;
+    acknowledged_calls_survive_kill_9_with(None, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_calls_survive_kill_9_with_room_made_ahead() {
-    acknowledged_calls_survive_kill_9_with(Some("mode = \"dev\"\n[audit]\nroom_ahead = true\n"))
-        .await;
+async fn acknowledged_calls_survive_kill_9_with_buffered_appends() {
+    let config = "mode = \"dev\"\n[audit]\ndirect_appends = false\n";
+    acknowledged_calls_survive_kill_9_with(Some(config), false).await;
 }
 
-async fn acknowledged_calls_survive_kill_9_with(config: Option<&str>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_calls_survive_kill_9_with_buffered_appends_into_room_made_ahead() {
+    let config = "mode = \"dev\"\n[audit]\ndirect_appends = false\nroom_ahead = true\n";
+    acknowledged_calls_survive_kill_9_with(Some(config), true).await;
+}
+
+/// `room_ahead`: whether the newest segment ends in room made ahead (zeros).
+async fn acknowledged_calls_survive_kill_9_with(config: Option<&str>, room_ahead: bool) {
     let dir = tempfile::tempdir().unwrap();
     let config_dir = tempfile::tempdir().unwrap();
     let config = config.map(|text| {
@@ -144,12 +152,7 @@ async fn acknowledged_calls_survive_kill_9_with(config: Option<&str>) {
         .unwrap();
     let bytes = std::fs::read(&newest).unwrap();
     let zero_tail = bytes.len() > 4096 && bytes[bytes.len() - 4096..].iter().all(|b| *b == 0);
-    assert_eq!(
-        zero_tail,
-        config.is_some(),
-        "room ahead in {}",
-        newest.display()
-    );
+    assert_eq!(zero_tail, room_ahead, "room ahead in {}", newest.display());
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(
         acknowledged.len() > 20,

@@ -26,7 +26,7 @@ use keyhold_crypto::seal::DomainKey;
 use keyhold_crypto::signing::SigningKey;
 use keyhold_proto::{ApiError, Timestamp};
 use keyhold_store::audit::{AuditAnchor, AuditLog, AuditRow, DigestRow, IndexEntry, PRUNE_RECORD};
-use keyhold_store::segment::{self, Location, Mode, SegmentLog};
+use keyhold_store::segment::{self, Location, Mode, RoomAhead, SegmentLog};
 use tokio::sync::oneshot;
 
 use super::anchor::{self, Anchor, Signed};
@@ -73,6 +73,12 @@ pub struct TrailConfig {
     /// the file (docs/audit.md, "Room made ahead"). Off by default: under sustained load it
     /// cost more than it saved on the development machine (docs/performance.md).
     pub room_ahead: bool,
+    /// Whether batches are written to the newest segment directly (`O_DIRECT`, past the
+    /// page cache) into room made ahead the same way (docs/audit.md, "Direct appends"):
+    /// one device write per batch and no page-cache copy. On by default; where the
+    /// filesystem takes no direct writes, appends go through the page cache (with room
+    /// ahead only if `room_ahead` asks for it).
+    pub direct_appends: bool,
     /// Fault injection for tests: while set, every append fails as a full disk would.
     pub fail_writes: Option<Arc<AtomicBool>>,
 }
@@ -91,6 +97,7 @@ impl Default for TrailConfig {
             segment_bytes: 64 << 20,
             segment_age: Duration::from_secs(3600),
             room_ahead: false,
+            direct_appends: true,
             fail_writes: None,
         }
     }
@@ -545,7 +552,10 @@ struct Inflight {
 /// What the syncer makes durable: a segment up to what was written to it. Once it is, the
 /// syncer hands the events' index entries to the index and resolves the batch's tickets.
 struct SyncJob {
-    file: Arc<File>,
+    /// `None` when the append was durable when written (direct appends).
+    file: Option<Arc<File>>,
+    /// How long writing the batch took (all of its commit, for a direct append).
+    written_in: Duration,
     /// The events (given back to the writer if the sync fails) and where each is.
     rows: Vec<AuditRow>,
     segment: i64,
@@ -586,10 +596,12 @@ fn sync_loop(
 /// resolves its tickets — on the syncer thread, or on the writer's for a small batch.
 fn sync_job(job: SyncJob, cached: &Cached, index: &Index, durability: &Durability) -> Synced {
     let started = Instant::now();
-    match segment::sync(&job.file) {
+    match job.file.as_deref().map_or(Ok(()), segment::sync) {
         Ok(()) => {
-            let elapsed = started.elapsed();
-            cached.drop_synced(&job.file, job.segment, job.end);
+            let elapsed = job.written_in + started.elapsed();
+            if let Some(file) = &job.file {
+                cached.drop_synced(file, job.segment, job.end);
+            }
             let entries = job
                 .rows
                 .into_iter()
@@ -738,13 +750,17 @@ impl Writer {
         }
         // Syncs into room made ahead commit no journal (docs/audit.md): room up to
         // the size at which a segment closes, and a little more for the digest after it.
-        if config.room_ahead {
-            log.make_room_ahead(
-                config
-                    .segment_bytes
-                    .saturating_add(config.segment_bytes / 16),
-            )
-            .context("making room in the audit trail's newest segment")?;
+        let room = match (config.direct_appends, config.room_ahead) {
+            (true, or_buffered) => Some(RoomAhead::Direct { or_buffered }),
+            (false, true) => Some(RoomAhead::Buffered),
+            (false, false) => None,
+        };
+        if let Some(room) = room {
+            let limit = config
+                .segment_bytes
+                .saturating_add(config.segment_bytes / 16);
+            log.make_room_ahead(limit, room)
+                .context("making room in the audit trail's newest segment")?;
         }
         let (syncer, jobs) = sync_channel::<SyncJob>(1);
         let (done, synced) = sync_channel(1);
@@ -921,6 +937,7 @@ impl Writer {
         }
         let start_len = self.log.active_len();
         let prev_tail = self.log.tail();
+        let writing = Instant::now();
         let written = if self
             .config
             .fail_writes
@@ -938,6 +955,7 @@ impl Writer {
                 return self.write_failed(&e, rows, through);
             }
         };
+        let written_in = writing.elapsed();
         // The batch before this one must be durable before this one can count.
         if !self.settle() {
             // That batch failed, and the segment was cut back to before it (this batch
@@ -967,6 +985,7 @@ impl Writer {
         });
         let job = SyncJob {
             file: appended.file,
+            written_in,
             rows,
             segment: appended.segment,
             offsets: appended.offsets,

@@ -13,8 +13,9 @@
 //!   record), each replaced atomically.
 //!
 //! The newest segment may end in zeros: room the writer made ahead of its appends, so that
-//! their syncs write data only (see [`space`]); a frame header of zeros reads as the end of
-//! the data, and a segment is cut back to its data when it is sealed.
+//! their syncs write data only (see [`space`]), and into which they may be written past the
+//! page cache (see [`direct`]); a frame header of zeros reads as the end of the data, and a
+//! segment is cut back to its data when it is sealed.
 //!
 //! After a crash the newest segment (and `digests.log`) may end in a torn frame: an append
 //! that was never acknowledged. [`SegmentLog::open`] cuts it, keeping the cut bytes under
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use crate::audit::{AuditLog, AuditRow, DigestRow, PRUNE_RECORD};
 use crate::{Result, StoreError};
 
+mod direct;
 mod space;
 
 const SEGMENT_MAGIC: &[u8; 8] = b"KHAUDSEG";
@@ -451,7 +453,9 @@ pub struct Location {
 /// What [`SegmentLog::write_events`] appended: the file to sync, and where each record is.
 #[derive(Debug)]
 pub struct Appended {
-    pub file: Arc<File>,
+    /// The file to [`sync`] before the records count as durable; `None` when they were
+    /// written durably already (direct appends, see [`direct`]).
+    pub file: Option<Arc<File>>,
     /// The segment the records are in (the sequence of its first event).
     pub segment: i64,
     /// The offset of each record's frame, in the order given.
@@ -523,6 +527,17 @@ pub enum Mode {
     Read,
 }
 
+/// How room is made ahead of the appends (see [`SegmentLog::make_room_ahead`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomAhead {
+    /// Zeros and appends go through the page cache.
+    Buffered,
+    /// Zeros and appends are written directly (see [`direct`]); where the filesystem
+    /// takes no direct writes, through the page cache with room ahead if `or_buffered`,
+    /// without room ahead otherwise.
+    Direct { or_buffered: bool },
+}
+
 /// The audit trail's log in a directory (see the module documentation).
 pub struct SegmentLog {
     dir: PathBuf,
@@ -536,6 +551,10 @@ pub struct SegmentLog {
     active_len: u64,
     /// Room kept ahead of the appends (write mode, once [`SegmentLog::make_room_ahead`]).
     space: Option<space::Space>,
+    /// Appends written directly into that room (see [`direct`]), when asked for and the
+    /// filesystem takes them; otherwise appends go through the page cache.
+    direct: Option<direct::DirectAppender>,
+    direct_wanted: bool,
     digest_file: Option<File>,
     digest_len: u64,
     buf: Vec<u8>,
@@ -575,6 +594,8 @@ impl SegmentLog {
             active: None,
             active_len: HEADER_LEN,
             space: None,
+            direct: None,
+            direct_wanted: false,
             digest_file: None,
             digest_len: HEADER_LEN,
             buf: Vec::with_capacity(1 << 20),
@@ -725,34 +746,80 @@ impl SegmentLog {
         }
         self.segments.push(Segment {
             first_seq,
-            path,
+            path: path.clone(),
             sparse: Vec::new(),
         });
         let file = Arc::new(file);
-        if let Some(space) = &self.space {
-            space.switch(file.clone());
-        }
-        self.active = Some(file);
+        self.active = Some(file.clone());
         self.active_len = HEADER_LEN;
+        self.direct = None;
+        let zeros_to = if self.direct_wanted {
+            self.open_direct(&path)?
+        } else {
+            Some(file)
+        };
+        if let (Some(space), Some(zeros_to)) = (&self.space, zeros_to) {
+            space.switch(zeros_to);
+        }
         Ok(())
+    }
+
+    /// Opens the newest segment (at `path`) for direct appends; returns the file the room
+    /// ahead is written through (the direct one, or the buffered one where the filesystem
+    /// takes no direct writes).
+    fn open_direct(&mut self, path: &Path) -> Result<Option<Arc<File>>> {
+        let Some(buffered) = self.active.clone() else {
+            return Ok(None);
+        };
+        let Some(file) = direct::open(path) else {
+            tracing::warn!(file = %path.display(), "the audit log's filesystem takes no direct writes: appending through the page cache");
+            self.direct_wanted = false;
+            return Ok(Some(buffered));
+        };
+        let file = Arc::new(file);
+        self.direct = Some(
+            direct::DirectAppender::new(file.clone(), &buffered, self.active_len).map_err(io)?,
+        );
+        Ok(Some(file))
     }
 
     /// Keeps room made ahead of the appends (zeros written and made durable, see
     /// [`space`]) in the newest segment and every segment after it, up to `limit` bytes
     /// per segment (write mode; the size at which the writer closes a segment, and a
-    /// margin).
-    pub fn make_room_ahead(&mut self, limit: u64) -> Result<()> {
-        let Some(file) = &self.active else {
+    /// margin), written as `how` says.
+    pub fn make_room_ahead(&mut self, limit: u64, how: RoomAhead) -> Result<()> {
+        let Some(file) = self.active.clone() else {
             return Ok(());
         };
         let len = file.metadata().map_err(io)?.len();
-        self.space = Some(space::Space::start(
-            file.clone(),
-            len,
-            self.active_len,
-            limit,
-        ));
+        let zeros_to = match (how, self.segments.last()) {
+            (RoomAhead::Direct { .. }, Some(segment)) => {
+                self.direct_wanted = true;
+                let path = segment.path.clone();
+                self.open_direct(&path)?
+            }
+            _ => Some(file),
+        };
+        let (zeros_to, align) = match (&self.direct, how) {
+            (Some(_), _) => (zeros_to, direct::BLOCK),
+            (None, RoomAhead::Direct { or_buffered: false }) => (None, 1),
+            (None, _) => (zeros_to, 1),
+        };
+        if let Some(zeros_to) = zeros_to {
+            self.space = Some(space::Space::start(
+                zeros_to,
+                len,
+                self.active_len,
+                limit,
+                align,
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether appends are written directly (see [`direct`]).
+    pub fn appends_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// The directory the log is in.
@@ -770,8 +837,9 @@ impl SegmentLog {
         self.active_len
     }
 
-    /// Appends `events` to the newest segment without waiting for the disk; returns the
-    /// file to [`sync`] before the events count as durable, and where each event's record
+    /// Appends `events` to the newest segment without waiting for the disk (unless the
+    /// append is direct: then it returns once they are durable); returns the file to
+    /// [`sync`] before the events count as durable, and where each event's record
     /// starts (what the lookup index points at). On failure nothing counts as written: the
     /// next append overwrites whatever part of this one reached the file.
     pub fn write_events(&mut self, events: &[AuditRow]) -> Result<Appended> {
@@ -790,9 +858,14 @@ impl SegmentLog {
             offsets.push(self.active_len + self.buf.len() as u64);
             encode_event(&mut self.buf, row);
         }
-        match &self.space {
-            Some(space) => space.write(&file, &self.buf, self.active_len),
-            None => file.write_all_at(&self.buf, self.active_len),
+        match (&self.space, &mut self.direct) {
+            (Some(space), Some(direct)) => space.write(direct.written_end(self.buf.len()), || {
+                direct.append(&self.buf)
+            }),
+            (Some(space), None) => space.write(self.active_len + self.buf.len() as u64, || {
+                file.write_all_at(&self.buf, self.active_len)
+            }),
+            (None, _) => file.write_all_at(&self.buf, self.active_len),
         }
         .map_err(io)?;
         self.active_len += self.buf.len() as u64;
@@ -800,7 +873,7 @@ impl SegmentLog {
             self.tail = Some((last.seq, last.hash));
         }
         Ok(Appended {
-            file,
+            file: self.direct.is_none().then_some(file),
             segment,
             offsets,
             end: self.active_len,
@@ -816,6 +889,9 @@ impl SegmentLog {
                 None => file.set_len(len),
             }
             .map_err(io)?;
+            if let Some(direct) = &mut self.direct {
+                direct.reset(file, len).map_err(io)?;
+            }
         }
         self.active_len = len;
         self.tail = tail;
@@ -1101,7 +1177,7 @@ impl AuditLog for SegmentLog {
         if !events.is_empty() {
             let before = (self.active_len, self.tail);
             let appended = self.write_events(events)?;
-            if let Err(e) = sync(&appended.file) {
+            if let Some(Err(e)) = appended.file.as_deref().map(sync) {
                 let _ = self.rewind(before.0, before.1);
                 return Err(e);
             }
@@ -1310,12 +1386,12 @@ mod tests {
         let first = log
             .write_events(&(1..=3).map(row).collect::<Vec<_>>())
             .unwrap();
-        sync(&first.file).unwrap();
+        sync(first.file.as_deref().unwrap()).unwrap();
         log.rotate().unwrap();
         let second = log
             .write_events(&(4..=5).map(row).collect::<Vec<_>>())
             .unwrap();
-        sync(&second.file).unwrap();
+        sync(second.file.as_deref().unwrap()).unwrap();
         assert_eq!((first.segment, second.segment), (1, 4));
         let written: Vec<Location> = first
             .offsets
@@ -1374,6 +1450,14 @@ mod tests {
         assert_eq!(events.read(gone).unwrap(), None);
     }
 
+    fn room(direct: bool) -> RoomAhead {
+        if direct {
+            RoomAhead::Direct { or_buffered: false }
+        } else {
+            RoomAhead::Buffered
+        }
+    }
+
     /// Waits until the helper made `at_least` bytes of room in `path`.
     fn wait_for_room(path: &Path, at_least: u64) -> u64 {
         for _ in 0..500 {
@@ -1386,11 +1470,16 @@ mod tests {
         panic!("no room was made ahead in {}", path.display());
     }
 
-    /// A new trail in `dir` that makes room ahead, with events `1..=events` durable; the
-    /// path of its first segment.
-    fn log_with_room(dir: &Path, events: i64) -> (SegmentLog, PathBuf) {
+    /// A new trail in `dir` that makes room ahead (written directly or not), with events
+    /// `1..=events` durable; the path of its first segment.
+    fn log_with_room(dir: &Path, events: i64, direct: bool) -> (SegmentLog, PathBuf) {
         let mut log = SegmentLog::open(dir, Mode::Write).unwrap();
-        log.make_room_ahead(8 << 20).unwrap();
+        log.make_room_ahead(8 << 20, room(direct)).unwrap();
+        assert_eq!(
+            log.appends_direct(),
+            direct,
+            "the test directory takes direct writes"
+        );
         log.append(&(1..=events).map(row).collect::<Vec<_>>(), None)
             .unwrap();
         (log, dir.join("segments").join(segment_name(1)))
@@ -1398,8 +1487,17 @@ mod tests {
 
     #[test]
     fn room_made_ahead_reads_as_the_end_and_is_cut_when_the_segment_is_sealed() {
+        room_made_ahead_reads_as_the_end_and_is_cut_when_sealed(false);
+    }
+
+    #[test]
+    fn direct_appends_into_room_made_ahead_read_as_the_end_and_are_cut_when_sealed() {
+        room_made_ahead_reads_as_the_end_and_is_cut_when_sealed(true);
+    }
+
+    fn room_made_ahead_reads_as_the_end_and_is_cut_when_sealed(direct: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let (log, path) = log_with_room(dir.path(), 300);
+        let (log, path) = log_with_room(dir.path(), 300, direct);
         let data_end = log.active_len();
         let len = wait_for_room(&path, data_end + (1 << 20));
         let zeros = vec![0u8; usize::try_from(len - data_end).unwrap()];
@@ -1423,7 +1521,7 @@ mod tests {
             "room is not a torn append"
         );
         assert_eq!(log.active_len(), data_end);
-        log.make_room_ahead(8 << 20).unwrap();
+        log.make_room_ahead(8 << 20, room(direct)).unwrap();
         log.append(
             &(301..=310).map(row).collect::<Vec<_>>(),
             Some(&digest(1, 1, 310)),
@@ -1449,8 +1547,17 @@ mod tests {
 
     #[test]
     fn a_torn_append_into_room_made_ahead_is_cut_and_never_reappears() {
+        a_torn_append_into_room_is_cut_and_never_reappears(false);
+    }
+
+    #[test]
+    fn a_torn_direct_append_into_room_made_ahead_is_cut_and_never_reappears() {
+        a_torn_append_into_room_is_cut_and_never_reappears(true);
+    }
+
+    fn a_torn_append_into_room_is_cut_and_never_reappears(direct: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let (log, path) = log_with_room(dir.path(), 3);
+        let (log, path) = log_with_room(dir.path(), 3, direct);
         let good = log.active_len();
         wait_for_room(&path, good + 4096);
         drop(log);
@@ -1477,6 +1584,7 @@ mod tests {
         assert_eq!(torn.len(), 1, "the torn records are kept aside");
         // The next batch fills the torn record's place exactly: the torn batch's later
         // records, right after it, must not be read as its successors.
+        log.make_room_ahead(8 << 20, room(direct)).unwrap();
         log.append(&[row(4)], None).unwrap();
         drop(log);
         let mut log = SegmentLog::open(dir.path(), Mode::Read).unwrap();

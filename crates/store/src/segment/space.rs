@@ -30,7 +30,11 @@ const MIN_AHEAD: u64 = 1 << 20;
 /// ... and the most.
 const MAX_AHEAD: u64 = 16 << 20;
 
-static ZEROS: [u8; CHUNK] = [0; CHUNK];
+/// Block-aligned, so that they can be written directly (see [`super::direct`]).
+#[repr(C, align(4096))]
+struct Zeros([u8; CHUNK]);
+
+static ZEROS: Zeros = Zeros([0; CHUNK]);
 
 /// The helper that keeps room ahead of the writer (write mode, once asked for).
 pub(super) struct Space {
@@ -54,6 +58,9 @@ struct State {
     data_end: u64,
     /// Zeros go up to here at most.
     limit: u64,
+    /// Zeros are written from a multiple of this on, in multiples of it (1 for buffered
+    /// writes, [`super::direct::BLOCK`] for direct ones).
+    align: u64,
     closed: bool,
 }
 
@@ -67,19 +74,26 @@ impl State {
         (self.data_end + ahead).min(self.limit)
     }
 
+    /// Where the next chunk of zeros starts.
+    fn next_at(&self) -> u64 {
+        self.len.next_multiple_of(self.align)
+    }
+
     /// Whether the room ahead fell below half of what it should be.
     fn short(&self) -> bool {
         let target = self.target();
+        let len = self.next_at();
         self.file.is_some()
-            && self.len < target
-            && target - self.len > (target - self.data_end.min(target)) / 2
+            && len < target
+            && target - len > (target - self.data_end.min(target)) / 2
     }
 }
 
 impl Space {
     /// Starts keeping room ahead in `file` (of length `len`, data up to `data_end`),
-    /// never beyond `limit`.
-    pub(super) fn start(file: Arc<File>, len: u64, data_end: u64, limit: u64) -> Self {
+    /// never beyond `limit`; zeros are written in multiples of `align` (a direct file's
+    /// block, or 1).
+    pub(super) fn start(file: Arc<File>, len: u64, data_end: u64, limit: u64, align: u64) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 file: Some(file),
@@ -87,6 +101,7 @@ impl Space {
                 filling: false,
                 data_end,
                 limit,
+                align,
                 closed: false,
             }),
             changed: Condvar::new(),
@@ -100,9 +115,13 @@ impl Space {
         Self { shared, thread }
     }
 
-    /// Writes `buf` at `at` in the segment (the writer's append).
-    pub(super) fn write(&self, file: &File, buf: &[u8], at: u64) -> std::io::Result<()> {
-        let end = at + buf.len() as u64;
+    /// Makes the writer's append, `write`, which writes up to `end` (never before the data
+    /// ends): once the helper is not writing there.
+    pub(super) fn write(
+        &self,
+        end: u64,
+        write: impl FnOnce() -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         let wake = {
             let mut s = self.shared.idle_filler(|s| end > s.len);
             // Past the room made: the writer grows the file itself, and the helper goes on
@@ -115,7 +134,7 @@ impl Space {
         if wake {
             self.shared.changed.notify_all();
         }
-        file.write_all_at(buf, at)
+        write()
     }
 
     /// The segment's data ends at `len` again (a failed append forgotten): cuts the file
@@ -196,7 +215,7 @@ impl Shared {
             }
             filling_up = filling_up || s.short();
             let file = match &s.file {
-                Some(file) if filling_up && s.len < s.target() => file.clone(),
+                Some(file) if filling_up && s.next_at() < s.target() => file.clone(),
                 _ => {
                     filling_up = false;
                     s = self
@@ -206,15 +225,18 @@ impl Shared {
                     continue;
                 }
             };
-            let at = s.len;
-            let n = usize::try_from(s.target() - at).unwrap_or(CHUNK).min(CHUNK);
+            let from = s.len;
+            let at = s.next_at();
+            let n = usize::try_from((s.target() - at).next_multiple_of(s.align))
+                .unwrap_or(CHUNK)
+                .min(CHUNK);
             s.filling = true;
             drop(s);
-            let written = file.write_all_at(&ZEROS[..n], at);
+            let written = file.write_all_at(&ZEROS.0[..n], at);
             {
                 let mut s = self.lock();
                 s.filling = false;
-                if written.is_ok() && s.len == at {
+                if written.is_ok() && s.len == from {
                     s.len = at + n as u64;
                 }
             }
