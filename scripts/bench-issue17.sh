@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# bench-issue17.sh — every figure of docs/performance.md's hot-path table from one run on one
+# machine: wrk against Keyhold and bare axum (bench-wrk.sh), durable writes (keyhold bench),
+# Decrypt over 10 and 100,000 keys with RSS (bench-working-set.sh), RSS with 1,000,000 keys
+# in the store (skipped unless MILLION=1: creating them takes about five minutes), and the
+# audit append microbenchmark.
+#   cargo build --release -p keyhold --bin keyhold -p keyhold-server --example bare_axum \
+#     --example decrypt_working_set && scripts/bench-issue17.sh
+# Needs wrk and the aws CLI (see bench-wrk.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/keyhold-target}
+K=$CARGO_TARGET_DIR/release/keyhold
+section() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+section "wrk: bare axum, Decrypt, GetSecretValue, GetParameter"
+scripts/bench-wrk.sh
+
+section "durable writes (keyhold bench, 32 connections, 5 s)"
+for op in create-key put-secret-value put-parameter; do
+  "$K" bench --operation "$op" --connections 32 --duration 5 2>/dev/null
+done
+
+section "Decrypt over a working set of 10 and of 100,000 keys"
+for keys in 10 100000 10 100000; do
+  echo "-- $keys keys"
+  KEYHOLD_BIN=$K EXAMPLE_BIN=$CARGO_TARGET_DIR/release/examples/decrypt_working_set \
+    scripts/bench-working-set.sh "$keys"
+done
+
+if [ "${MILLION:-0}" = 1 ]; then
+  section "1,000,000 keys in the store"
+  KEYHOLD_BIN=$K EXAMPLE_BIN=$CARGO_TARGET_DIR/release/examples/decrypt_working_set \
+    scripts/bench-working-set.sh 1000000
+fi
+
+section "audit append microbenchmark"
+cargo bench -p keyhold-server --bench audit_append -- --warm-up-time 2 --measurement-time 8 2>&1 |
+  grep -E "^audit/|thrpt" | grep -v "change" || true
