@@ -858,16 +858,18 @@ impl SegmentLog {
             offsets.push(self.active_len + self.buf.len() as u64);
             encode_event(&mut self.buf, row);
         }
-        match (&self.space, &mut self.direct) {
-            (Some(space), Some(direct)) => space.write(direct.written_end(self.buf.len()), || {
-                direct.append(&self.buf)
-            }),
-            (Some(space), None) => space.write(self.active_len + self.buf.len() as u64, || {
-                file.write_all_at(&self.buf, self.active_len)
-            }),
-            (None, _) => file.write_all_at(&self.buf, self.active_len),
+        let mut written = self.write_buf(&file);
+        if let Err(e) = &written
+            && e.kind() == std::io::ErrorKind::InvalidInput
+            && self.direct.take().is_some()
+        {
+            // The filesystem opened the segment for direct writes but refuses them (it
+            // needs another alignment): through the page cache from now on.
+            tracing::warn!(error = %e, "the audit log's filesystem refuses direct writes: appending through the page cache");
+            self.direct_wanted = false;
+            written = self.write_buf(&file);
         }
-        .map_err(io)?;
+        written.map_err(io)?;
         self.active_len += self.buf.len() as u64;
         if let Some(last) = events.last() {
             self.tail = Some((last.seq, last.hash));
@@ -878,6 +880,20 @@ impl SegmentLog {
             offsets,
             end: self.active_len,
         })
+    }
+
+    /// Writes the frames in `buf` where the newest segment's data ends: directly, or
+    /// through the page cache (`file`).
+    fn write_buf(&mut self, file: &File) -> std::io::Result<()> {
+        match (&self.space, &mut self.direct) {
+            (Some(space), Some(direct)) => space.write(direct.written_end(self.buf.len()), || {
+                direct.append(&self.buf)
+            }),
+            (Some(space), None) => space.write(self.active_len + self.buf.len() as u64, || {
+                file.write_all_at(&self.buf, self.active_len)
+            }),
+            (None, _) => file.write_all_at(&self.buf, self.active_len),
+        }
     }
 
     /// Forgets an append that could not be made durable: the segment ends at `len` again
