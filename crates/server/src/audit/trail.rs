@@ -635,7 +635,8 @@ fn sync_job(job: SyncJob, cached: &Cached, index: &Index, durability: &Durabilit
     }
 }
 
-/// The part of the segment being appended to that may still be in the page cache.
+/// The part of the segment being appended to that may still be in the page cache (buffered
+/// appends only: direct ones never put it there).
 ///
 /// Segments are written once and read rarely (lookups read single records, mostly recent
 /// ones; `verify` and `export` read them whole), so the syncer drops a segment's durable
