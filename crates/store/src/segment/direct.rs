@@ -27,12 +27,8 @@ use std::sync::Arc;
 /// (the page size, a multiple of every disk's logical block size).
 pub(super) const BLOCK: u64 = 4096;
 
-pub(super) fn align_down(n: u64) -> u64 {
+fn align_down(n: u64) -> u64 {
     n - n % BLOCK
-}
-
-pub(super) fn align_up(n: u64) -> u64 {
-    n.div_ceil(BLOCK) * BLOCK
 }
 
 /// Opens `path` for direct writes, each durable once it returns (`O_DSYNC`: where the disk
@@ -90,7 +86,7 @@ impl DirectAppender {
     /// Where the next write would end if it appended `len` bytes: the end of its last
     /// block.
     pub(super) fn written_end(&self, len: usize) -> u64 {
-        align_up(self.end + len as u64)
+        (self.end + len as u64).next_multiple_of(BLOCK)
     }
 
     /// Appends `data` where the data ends, rewriting the last block's bytes in front of it
@@ -146,12 +142,12 @@ mod tests {
             let data: Vec<u8> = (0..n).map(|i| (i % 251 + 1) as u8).collect();
             assert_eq!(
                 appender.written_end(n),
-                align_up(expected.len() as u64 + n as u64)
+                (expected.len() as u64 + n as u64).next_multiple_of(BLOCK)
             );
             appender.append(&data).unwrap();
             expected.extend_from_slice(&data);
             let len = buffered.metadata().unwrap().len();
-            assert_eq!(len, align_up(expected.len() as u64));
+            assert_eq!(len, (expected.len() as u64).next_multiple_of(BLOCK));
             let mut on_disk = vec![0xff; len as usize];
             buffered.read_exact_at(&mut on_disk, 0).unwrap();
             assert_eq!(&on_disk[..expected.len()], &expected[..]);

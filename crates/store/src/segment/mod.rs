@@ -554,7 +554,6 @@ pub struct SegmentLog {
     /// Appends written directly into that room (see [`direct`]), when asked for and the
     /// filesystem takes them; otherwise appends go through the page cache.
     direct: Option<direct::DirectAppender>,
-    direct_wanted: bool,
     digest_file: Option<File>,
     digest_len: u64,
     buf: Vec<u8>,
@@ -595,7 +594,6 @@ impl SegmentLog {
             active_len: HEADER_LEN,
             space: None,
             direct: None,
-            direct_wanted: false,
             digest_file: None,
             digest_len: HEADER_LEN,
             buf: Vec::with_capacity(1 << 20),
@@ -746,40 +744,37 @@ impl SegmentLog {
         }
         self.segments.push(Segment {
             first_seq,
-            path: path.clone(),
+            path,
             sparse: Vec::new(),
         });
         let file = Arc::new(file);
         self.active = Some(file.clone());
         self.active_len = HEADER_LEN;
-        self.direct = None;
-        let zeros_to = if self.direct_wanted {
-            self.open_direct(&path)?
-        } else {
-            Some(file)
+        // The new segment is appended to as the one before was: directly if it was.
+        let zeros_to = match self.direct.take() {
+            Some(_) => self.open_direct()?.unwrap_or(file),
+            None => file,
         };
-        if let (Some(space), Some(zeros_to)) = (&self.space, zeros_to) {
+        if let Some(space) = &self.space {
             space.switch(zeros_to);
         }
         Ok(())
     }
 
-    /// Opens the newest segment (at `path`) for direct appends; returns the file the room
-    /// ahead is written through (the direct one, or the buffered one where the filesystem
-    /// takes no direct writes).
-    fn open_direct(&mut self, path: &Path) -> Result<Option<Arc<File>>> {
-        let Some(buffered) = self.active.clone() else {
+    /// Opens the newest segment for direct appends; returns the file opened for them (what
+    /// the room ahead is written through too), or `None` where the filesystem takes no
+    /// direct writes.
+    fn open_direct(&mut self) -> Result<Option<Arc<File>>> {
+        let (Some(buffered), Some(segment)) = (&self.active, self.segments.last()) else {
             return Ok(None);
         };
-        let Some(file) = direct::open(path) else {
-            tracing::warn!(file = %path.display(), "the audit log's filesystem takes no direct writes: appending through the page cache");
-            self.direct_wanted = false;
-            return Ok(Some(buffered));
+        let Some(file) = direct::open(&segment.path) else {
+            tracing::warn!(file = %segment.path.display(), "the audit log's filesystem takes no direct writes: appending through the page cache");
+            return Ok(None);
         };
         let file = Arc::new(file);
-        self.direct = Some(
-            direct::DirectAppender::new(file.clone(), &buffered, self.active_len).map_err(io)?,
-        );
+        let appender = direct::DirectAppender::new(file.clone(), buffered, self.active_len);
+        self.direct = Some(appender.map_err(io)?);
         Ok(Some(file))
     }
 
@@ -792,18 +787,17 @@ impl SegmentLog {
             return Ok(());
         };
         let len = file.metadata().map_err(io)?.len();
-        let zeros_to = match (how, self.segments.last()) {
-            (RoomAhead::Direct { .. }, Some(segment)) => {
-                self.direct_wanted = true;
-                let path = segment.path.clone();
-                self.open_direct(&path)?
-            }
-            _ => Some(file),
+        let zeros_to = match how {
+            RoomAhead::Buffered => Some(file),
+            RoomAhead::Direct { or_buffered } => match self.open_direct()? {
+                Some(direct) => Some(direct),
+                None => or_buffered.then_some(file),
+            },
         };
-        let (zeros_to, align) = match (&self.direct, how) {
-            (Some(_), _) => (zeros_to, direct::BLOCK),
-            (None, RoomAhead::Direct { or_buffered: false }) => (None, 1),
-            (None, _) => (zeros_to, 1),
+        let align = if self.direct.is_some() {
+            direct::BLOCK
+        } else {
+            1
         };
         if let Some(zeros_to) = zeros_to {
             self.space = Some(space::Space::start(
@@ -866,7 +860,6 @@ impl SegmentLog {
             // The filesystem opened the segment for direct writes but refuses them (it
             // needs another alignment): through the page cache from now on.
             tracing::warn!(error = %e, "the audit log's filesystem refuses direct writes: appending through the page cache");
-            self.direct_wanted = false;
             written = self.write_buf(&file);
         }
         written.map_err(io)?;
