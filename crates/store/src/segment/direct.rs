@@ -93,10 +93,10 @@ impl DirectAppender {
     /// and zeros after it up to a block boundary. On failure nothing changes here: the
     /// next append writes the same blocks again.
     pub(super) fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let block = BLOCK as usize;
         let start = align_down(self.end);
         let used = self.tail.len() + data.len();
-        let len = used.next_multiple_of(BLOCK as usize);
-        let block = BLOCK as usize;
+        let len = used.next_multiple_of(block);
         if self.staging.len() < len + block {
             self.staging = vec![0; (len + block).next_multiple_of(64 << 10)];
         }

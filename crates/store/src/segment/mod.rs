@@ -751,12 +751,13 @@ impl SegmentLog {
         self.active = Some(file.clone());
         self.active_len = HEADER_LEN;
         // The new segment is appended to as the one before was: directly if it was.
-        let zeros_to = match self.direct.take() {
-            Some(_) => self.open_direct()?.unwrap_or(file),
-            None => file,
+        let direct = match self.direct.take() {
+            Some(_) => self.open_direct()?,
+            None => None,
         };
         if let Some(space) = &self.space {
-            space.switch(zeros_to);
+            let direct_appends = direct.is_some();
+            space.switch(direct.unwrap_or(file), direct_appends);
         }
         Ok(())
     }
@@ -794,18 +795,13 @@ impl SegmentLog {
                 None => or_buffered.then_some(file),
             },
         };
-        let align = if self.direct.is_some() {
-            direct::BLOCK
-        } else {
-            1
-        };
         if let Some(zeros_to) = zeros_to {
             self.space = Some(space::Space::start(
                 zeros_to,
+                self.direct.is_some(),
                 len,
                 self.active_len,
                 limit,
-                align,
             ));
         }
         Ok(())

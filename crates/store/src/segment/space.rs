@@ -58,9 +58,9 @@ struct State {
     data_end: u64,
     /// Zeros go up to here at most.
     limit: u64,
-    /// Zeros are written from a multiple of this on, in multiples of it (1 for buffered
-    /// writes, [`super::direct::BLOCK`] for direct ones).
-    align: u64,
+    /// Whether `file` was opened for direct writes (see [`super::direct`]): zeros then go
+    /// in whole blocks, and are durable when written.
+    direct: bool,
     closed: bool,
 }
 
@@ -74,9 +74,14 @@ impl State {
         (self.data_end + ahead).min(self.limit)
     }
 
+    /// Zeros are written from a multiple of this on, in multiples of it.
+    fn align(&self) -> u64 {
+        if self.direct { super::direct::BLOCK } else { 1 }
+    }
+
     /// Where the next chunk of zeros starts.
     fn next_at(&self) -> u64 {
-        self.len.next_multiple_of(self.align)
+        self.len.next_multiple_of(self.align())
     }
 
     /// Whether the room ahead fell below half of what it should be.
@@ -91,9 +96,14 @@ impl State {
 
 impl Space {
     /// Starts keeping room ahead in `file` (of length `len`, data up to `data_end`),
-    /// never beyond `limit`; zeros are written in multiples of `align` (a direct file's
-    /// block, or 1).
-    pub(super) fn start(file: Arc<File>, len: u64, data_end: u64, limit: u64, align: u64) -> Self {
+    /// never beyond `limit`; `direct` if `file` was opened for direct writes.
+    pub(super) fn start(
+        file: Arc<File>,
+        direct: bool,
+        len: u64,
+        data_end: u64,
+        limit: u64,
+    ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 file: Some(file),
@@ -101,7 +111,7 @@ impl Space {
                 filling: false,
                 data_end,
                 limit,
-                align,
+                direct,
                 closed: false,
             }),
             changed: Condvar::new(),
@@ -159,11 +169,13 @@ impl Space {
         s.file = None;
     }
 
-    /// Makes room ahead in `file`, a new segment (its header only).
-    pub(super) fn switch(&self, file: Arc<File>) {
+    /// Makes room ahead in `file`, a new segment (its header only), opened for direct
+    /// writes if `direct`.
+    pub(super) fn switch(&self, file: Arc<File>, direct: bool) {
         {
             let mut s = self.shared.idle_filler(|_| true);
             s.file = Some(file);
+            s.direct = direct;
             s.len = super::HEADER_LEN;
             s.data_end = super::HEADER_LEN;
         }
@@ -225,9 +237,8 @@ impl Shared {
                     continue;
                 }
             };
-            let from = s.len;
-            let at = s.next_at();
-            let n = usize::try_from((s.target() - at).next_multiple_of(s.align))
+            let (from, at, direct) = (s.len, s.next_at(), s.direct);
+            let n = usize::try_from((s.target() - at).next_multiple_of(s.align()))
                 .unwrap_or(CHUNK)
                 .min(CHUNK);
             s.filling = true;
@@ -242,8 +253,9 @@ impl Shared {
             }
             self.changed.notify_all();
             // The zeros save the writer's syncs their journal commit only once durable
-            // (their blocks allocated, the size committed): that sync is made here.
-            let synced = written.and_then(|()| file.sync_data());
+            // (their blocks allocated, the size committed): that sync is made here, unless
+            // the write was direct (`O_DSYNC`: durable when it returned).
+            let synced = written.and_then(|()| if direct { Ok(()) } else { file.sync_data() });
             s = self.lock();
             if let Err(e) = synced {
                 // A full disk, say: the writer appends as before and meets the error itself.
