@@ -7,8 +7,8 @@
 //! | `keyhold_requests_total` | service, operation, outcome | AWS requests answered (`success`, `client_error`, `server_error`, `throttled`) |
 //! | `keyhold_request_duration_seconds` | service, operation | latency, from the request head to the answer |
 //! | `keyhold_throttled_requests_total` | service, quota | requests refused by a request quota |
-//! | `keyhold_audit_batch_events` | — | events per audit batch (one commit, one fsync) |
-//! | `keyhold_audit_commit_seconds` | — | time of each audit batch commit (its fsync) |
+//! | `keyhold_audit_batch_events` | — | events per audit batch (one commit) |
+//! | `keyhold_audit_commit_seconds` | — | time of each audit batch commit: its write and its sync |
 //! | `keyhold_cache_lookups_total` | cache, result | in-memory cache lookups (`hit`, `miss`) of KMS keys and secrets |
 //! | `keyhold_key_rotations_total` | outcome | scheduled KMS key rotations (`run`, `failed`) |
 //! | `keyhold_secret_rotations_total` | outcome | Secrets Manager rotations (`started`, `succeeded`, `failed`) |
@@ -130,13 +130,13 @@ impl Metrics {
         let audit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         registry.register(
             "audit_batch_events",
-            "Events per audit batch (one commit, one fsync)",
+            "Events per audit batch (one commit)",
             audit_batch.clone(),
         );
         let audit_commit = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register(
             "audit_commit_seconds",
-            "Time of each audit batch commit, its fsync included",
+            "Time of each audit batch commit: its write and its sync (one durable write when appends are direct)",
             audit_commit.clone(),
         );
         let cache = Family::<CacheLabels, Counter>::default();
