@@ -19,12 +19,14 @@ K=${K:-$T/keyhold}
 BARE=${BARE:-$T/examples/bare_axum}
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-32}
+declare -A NAMES=(
+  [decrypt]="KMS Decrypt (durable audit)"
+  [gsv]="Secrets Manager GetSecretValue"
+  [gp]="SSM GetParameter (SecureString)"
+)
 OPS=${OPS:-decrypt gsv gp}
 for op in $OPS; do
-  case $op in
-    decrypt | gsv | gp) ;;
-    *) echo "unknown operation $op (decrypt, gsv, gp)" >&2; exit 2 ;;
-  esac
+  [ -v "NAMES[$op]" ] || { echo "unknown operation $op (decrypt, gsv, gp)" >&2; exit 2; }
 done
 WORK=$(mktemp -d)
 PIDS=()
@@ -146,14 +148,9 @@ run() { # name url script [server pid]
 
 run "bare axum, fixed body" http://127.0.0.1:4597/ "$WORK/decrypt.lua"
 for op in $OPS; do
-  case $op in
-    decrypt) name="KMS Decrypt (durable audit)" ;;
-    gsv) name="Secrets Manager GetSecretValue" ;;
-    gp) name="SSM GetParameter (SecureString)" ;;
-  esac
-  run "$name" http://127.0.0.1:$PORT/ "$WORK/$op.lua" "$KEYHOLD_PID"
+  run "${NAMES[$op]}" http://127.0.0.1:$PORT/ "$WORK/$op.lua" "$KEYHOLD_PID"
 done
 run "bare axum, fixed body (again)" http://127.0.0.1:4597/ "$WORK/decrypt.lua"
 if [ -n "${PERF_DIR:-}" ]; then
-  echo "profiles in $PERF_DIR: perf script -i $PERF_DIR/decrypt.perf | scripts/perf-inclusive.py"
+  echo "profiles in $PERF_DIR: perf script -i $PERF_DIR/${OPS%% *}.perf | scripts/perf-inclusive.py"
 fi
