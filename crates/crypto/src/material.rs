@@ -123,7 +123,10 @@ impl MaterialId {
 
     /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut text = [0u8; 64];
+        // Cannot fail: the buffer holds two digits per byte, and digits are ASCII.
+        let _ = hex::encode_to_slice(self.0, &mut text);
+        std::str::from_utf8(&text).unwrap_or_default().to_owned()
     }
 
     /// Parses exactly 64 lowercase hex digits (the form [`MaterialId::to_hex`] writes);

@@ -165,15 +165,16 @@ impl Authenticator {
         let known = match self.mode {
             Mode::Strict => None,
             Mode::Dev => {
-                let Some((key, region)) = authorization.and_then(lenient_credential) else {
-                    return Ok(self.dev(authorization));
+                let credential = authorization.and_then(lenient_credential);
+                let Some((key, region)) = credential else {
+                    return Ok(self.dev(None));
                 };
                 if self.keys.contains_key(key) {
                     None
                 } else {
                     let cached = self.resolve(key, partition_of(region));
                     if let Resolution::Unknown = cached.resolution {
-                        return Ok(self.dev(authorization));
+                        return Ok(self.dev(credential));
                     }
                     Some(cached)
                 }
@@ -182,8 +183,10 @@ impl Authenticator {
         self.verified(request, service, now, known)
     }
 
-    fn dev(&self, authorization: Option<&str>) -> Authenticated {
-        let Some((access_key, region)) = authorization.and_then(lenient_credential) else {
+    /// The dev-mode caller of a request whose `Authorization` names `credential` (access
+    /// key and region, as [`lenient_credential`] reads them), unverified.
+    fn dev(&self, credential: Option<(&str, &str)>) -> Authenticated {
+        let Some((access_key, region)) = credential else {
             let scope = Scope::new(self.default_account.clone(), DEFAULT_REGION);
             return Authenticated {
                 principal: self.unsigned_root.clone(),
@@ -357,9 +360,9 @@ mod tests {
             Clock::default(),
         );
         let h = "AWS4-HMAC-SHA256 Credential=111122223333/20240101/cn-north-1/kms/aws4_request";
-        let a = auth.dev(Some(h));
+        let a = auth.dev(lenient_credential(h));
         assert_eq!(a.principal.arn, "arn:aws-cn:iam::111122223333:root");
-        let a = auth.dev(Some(
+        let a = auth.dev(lenient_credential(
             "AWS4-HMAC-SHA256 Credential=AKIAFOO/20240101/us-west-2/kms/aws4_request",
         ));
         assert_eq!(a.scope.account, "000000000000");

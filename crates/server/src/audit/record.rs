@@ -60,10 +60,11 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
         .iter()
         .map(|(t, arn)| ((*t).to_owned(), arn.clone()))
         .collect();
-    let recipient = resources
+    let refs = resource_refs(&resources, &ctx.scope.account);
+    // The account of the first resource (CloudTrail's recipient), else the caller's scope.
+    let recipient = refs
         .first()
-        .and_then(|(_, arn)| arn_account(arn))
-        .unwrap_or(&ctx.scope.account)
+        .map_or(ctx.scope.account.as_str(), |r| r.account_id)
         .to_owned();
     let record = Record {
         event_version: "1.09",
@@ -81,7 +82,7 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
         request_id: Some(&ctx.request_id),
         event_id: &event_id,
         read_only,
-        resources: resource_refs(&resources, &ctx.scope.account),
+        resources: refs,
         event_type: "AwsApiCall",
         management_event: true,
         recipient_account_id: &recipient,
