@@ -24,17 +24,32 @@ pub struct BoundedCache<K, V> {
     inner: RwLock<Inner<K, V>>,
 }
 
+/// The entries are in one hash table, each with its referenced bit, so a lookup touches one
+/// table entry (and its value); the clock is a ring of keys that only eviction walks.
 struct Inner<K, V> {
-    index: HashMap<K, usize>,
-    slots: Vec<Slot<K, V>>,
+    entries: HashMap<K, Entry<V>>,
+    /// The CLOCK's ring: the key in each slot (`None`: emptied by `remove`).
+    ring: Vec<Option<K>>,
     /// Slots emptied by `remove`, reused before anything is evicted.
     free: Vec<usize>,
     hand: usize,
 }
 
-struct Slot<K, V> {
-    entry: Option<(K, V)>,
+struct Entry<V> {
+    value: V,
     referenced: AtomicBool,
+    /// This entry's slot in the ring.
+    slot: usize,
+}
+
+impl<V> Entry<V> {
+    /// Marks the entry used; the store is skipped when the bit is set already, so readers
+    /// of a hot entry on several cores do not keep taking its cache line from each other.
+    fn touch(&self) {
+        if !self.referenced.load(Ordering::Relaxed) {
+            self.referenced.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
@@ -43,8 +58,8 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         Self {
             capacity: capacity.max(1),
             inner: RwLock::new(Inner {
-                index: HashMap::new(),
-                slots: Vec::new(),
+                entries: HashMap::new(),
+                ring: Vec::new(),
                 free: Vec::new(),
                 hand: 0,
             }),
@@ -56,7 +71,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
     }
 
     pub fn len(&self) -> usize {
-        self.read().index.len()
+        self.read().entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,9 +85,9 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let inner = self.read();
-        let slot = inner.slots.get(*inner.index.get(key)?)?;
-        slot.referenced.store(true, Ordering::Relaxed);
-        slot.entry.as_ref().map(|(_, v)| v.clone())
+        let entry = inner.entries.get(key)?;
+        entry.touch();
+        Some(entry.value.clone())
     }
 
     /// Inserts or replaces `key`'s value.
@@ -85,11 +100,9 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
     /// (decided under the exclusive lock, so no writer interleaves) and returns it.
     pub fn get_or_insert_if(&self, key: K, value: V, allowed: impl FnOnce() -> bool) -> V {
         let mut inner = self.write();
-        if let Some(slot) = inner.index.get(&key).and_then(|&i| inner.slots.get(i))
-            && let Some((_, cached)) = &slot.entry
-        {
-            slot.referenced.store(true, Ordering::Relaxed);
-            return cached.clone();
+        if let Some(entry) = inner.entries.get(&key) {
+            entry.touch();
+            return entry.value.clone();
         }
         if allowed() {
             inner.put(self.capacity, key, value.clone());
@@ -101,12 +114,9 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
     /// now (nothing is inserted when the key is not cached). Returns whether it replaced.
     pub fn replace_if(&self, key: &K, value: V, is_current: impl FnOnce(&V) -> bool) -> bool {
         let mut inner = self.write();
-        let Some(&i) = inner.index.get(key) else {
-            return false;
-        };
-        match inner.slots.get_mut(i).and_then(|s| s.entry.as_mut()) {
-            Some((_, cached)) if is_current(cached) => {
-                *cached = value;
+        match inner.entries.get_mut(key) {
+            Some(entry) if is_current(&entry.value) => {
+                entry.value = value;
                 true
             }
             _ => false,
@@ -119,39 +129,45 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let mut inner = self.write();
-        let i = inner.index.remove(key)?;
-        let (_, value) = inner.slots.get_mut(i)?.entry.take()?;
-        inner.free.push(i);
-        Some(value)
+        let entry = inner.entries.remove(key)?;
+        if let Some(slot) = inner.ring.get_mut(entry.slot) {
+            *slot = None;
+        }
+        inner.free.push(entry.slot);
+        Some(entry.value)
     }
 
     /// Keeps only the entries for which `keep` is true.
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         let mut inner = self.write();
         let Inner {
-            index, slots, free, ..
+            entries,
+            ring,
+            free,
+            ..
         } = &mut *inner;
-        for (i, slot) in slots.iter_mut().enumerate() {
-            if let Some((k, v)) = &slot.entry
-                && !keep(k, v)
-            {
-                index.remove(k);
-                slot.entry = None;
-                free.push(i);
+        entries.retain(|k, entry| {
+            let kept = keep(k, &entry.value);
+            if !kept {
+                if let Some(slot) = ring.get_mut(entry.slot) {
+                    *slot = None;
+                }
+                free.push(entry.slot);
             }
-        }
+            kept
+        });
     }
 
     pub fn clear(&self) {
         let mut inner = self.write();
-        inner.index.clear();
-        inner.slots.clear();
+        inner.entries.clear();
+        inner.ring.clear();
         inner.free.clear();
         inner.hand = 0;
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner<K, V>> {
-        // Every update leaves the index and the slots consistent before it can panic.
+        // Every update leaves the table and the ring consistent before it can panic.
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -162,53 +178,60 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
 
 impl<K: Hash + Eq + Clone, V> Inner<K, V> {
     fn put(&mut self, capacity: usize, key: K, value: V) {
-        if let Some(slot) = self.index.get(&key).and_then(|&i| self.slots.get_mut(i)) {
-            slot.entry = Some((key, value));
-            slot.referenced.store(true, Ordering::Relaxed);
+        if let Some(entry) = self.entries.get_mut(&key) {
+            entry.value = value;
+            entry.referenced.store(true, Ordering::Relaxed);
             return;
         }
-        let i = match self.free.pop() {
+        let slot = match self.free.pop() {
             Some(i) => i,
-            None if self.slots.len() < capacity => {
-                self.slots.push(Slot {
-                    entry: None,
-                    referenced: AtomicBool::new(false),
-                });
-                self.slots.len() - 1
+            None if self.ring.len() < capacity => {
+                self.ring.push(None);
+                self.ring.len() - 1
             }
             None => self.evict(),
         };
-        self.index.insert(key.clone(), i);
-        if let Some(slot) = self.slots.get_mut(i) {
-            // A new entry starts unreferenced: it must be used again to earn a second chance.
-            slot.entry = Some((key, value));
-            slot.referenced.store(false, Ordering::Relaxed);
+        if let Some(ring_slot) = self.ring.get_mut(slot) {
+            *ring_slot = Some(key.clone());
         }
+        // A new entry starts unreferenced: it must be used again to earn a second chance.
+        self.entries.insert(
+            key,
+            Entry {
+                value,
+                referenced: AtomicBool::new(false),
+                slot,
+            },
+        );
     }
 
     /// Empties the slot the CLOCK hand stops at and returns it. Called only when every slot
     /// is occupied (the free list is empty and the cache is at capacity).
     fn evict(&mut self) -> usize {
-        let n = self.slots.len();
+        let n = self.ring.len();
         // Two sweeps at most: the first clears every bit it passes.
         for _ in 0..=2 * n {
             let i = self.hand % n;
             self.hand = (i + 1) % n;
-            let Some(slot) = self.slots.get_mut(i) else {
-                continue;
+            let Some(Some(key)) = self.ring.get(i) else {
+                return i;
             };
-            if slot.referenced.swap(false, Ordering::Relaxed) {
+            if self
+                .entries
+                .get(key)
+                .is_some_and(|e| e.referenced.swap(false, Ordering::Relaxed))
+            {
                 continue;
             }
-            if let Some((old, _)) = slot.entry.take() {
-                self.index.remove(&old);
+            if let Some(Some(old)) = self.ring.get_mut(i).map(Option::take) {
+                self.entries.remove(&old);
             }
             return i;
         }
         // Unreachable with n > 0; stay correct anyway by evicting the slot under the hand.
         let i = self.hand % n;
-        if let Some((old, _)) = self.slots.get_mut(i).and_then(|s| s.entry.take()) {
-            self.index.remove(&old);
+        if let Some(Some(old)) = self.ring.get_mut(i).map(Option::take) {
+            self.entries.remove(&old);
         }
         i
     }
