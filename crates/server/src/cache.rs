@@ -279,6 +279,43 @@ mod tests {
         assert!(cache.is_empty());
     }
 
+    /// Every entry's ring slot holds its key, no slot is both free and held, and the
+    /// table holds at most `capacity` entries.
+    fn assert_consistent<K: Hash + Eq + Clone + std::fmt::Debug, V: Clone>(
+        cache: &BoundedCache<K, V>,
+    ) {
+        let inner = cache.read();
+        assert!(inner.entries.len() <= cache.capacity());
+        for (key, entry) in &inner.entries {
+            assert_eq!(inner.ring.get(entry.slot), Some(&Some(key.clone())));
+            assert!(
+                !inner.free.contains(&entry.slot),
+                "{key:?}'s slot is also free"
+            );
+        }
+        let held = inner.ring.iter().filter(|k| k.is_some()).count();
+        assert_eq!(held, inner.entries.len());
+    }
+
+    #[test]
+    fn removals_and_evictions_keep_the_table_and_the_ring_in_step() {
+        let cache = BoundedCache::new(8);
+        for round in 0u32..200 {
+            cache.insert(round, round);
+            assert_eq!(cache.get(&round), Some(round), "the newest entry is cached");
+            if round % 3 == 0 {
+                cache.remove(&(round / 2));
+            }
+            if round % 5 == 0 {
+                let _ = cache.get(&round.saturating_sub(1));
+            }
+            if round % 17 == 0 {
+                cache.retain(|k, _| k % 2 == 0);
+            }
+            assert_consistent(&cache);
+        }
+    }
+
     #[test]
     fn conditional_inserts() {
         let cache = BoundedCache::new(4);
