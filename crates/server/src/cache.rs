@@ -213,6 +213,7 @@ impl<K: Hash + Eq + Clone, V> Inner<K, V> {
         for _ in 0..=2 * n {
             let i = self.hand % n;
             self.hand = (i + 1) % n;
+            // An empty slot (there is none while the free list is empty) is taken as it is.
             let Some(Some(key)) = self.ring.get(i) else {
                 return i;
             };

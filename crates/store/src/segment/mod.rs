@@ -756,8 +756,10 @@ impl SegmentLog {
             None => None,
         };
         if let Some(space) = &self.space {
-            let direct_appends = direct.is_some();
-            space.switch(direct.unwrap_or(file), direct_appends);
+            match direct {
+                Some(direct) => space.switch(direct, true),
+                None => space.switch(file, false),
+            }
         }
         Ok(())
     }
@@ -788,17 +790,18 @@ impl SegmentLog {
             return Ok(());
         };
         let len = file.metadata().map_err(io)?.len();
+        // The file the zeros are written through, and whether it is the direct one.
         let zeros_to = match how {
-            RoomAhead::Buffered => Some(file),
+            RoomAhead::Buffered => Some((file, false)),
             RoomAhead::Direct { or_buffered } => match self.open_direct()? {
-                Some(direct) => Some(direct),
-                None => or_buffered.then_some(file),
+                Some(direct) => Some((direct, true)),
+                None => or_buffered.then_some((file, false)),
             },
         };
-        if let Some(zeros_to) = zeros_to {
+        if let Some((zeros_to, direct)) = zeros_to {
             self.space = Some(space::Space::start(
                 zeros_to,
-                self.direct.is_some(),
+                direct,
                 len,
                 self.active_len,
                 limit,
