@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Decrypt throughput over a working set of N keys (docs/performance.md, "Caches and memory"):
 # starts a dev-mode `keyhold serve` from a config file (optionally with `[cache] kms_keys`),
-# runs the `decrypt_working_set` example against it, and prints the server's RSS.
+# runs the `decrypt_working_set` example against it, and prints the server's RSS. The example
+# prints the server's CPU time per Decrypt over the window too (server_cpu_us).
 #
 #   cargo build --release -p keyhold -p keyhold-server --bins --example decrypt_working_set
 #   scripts/bench-working-set.sh 100000          # keys; the default cache bound
@@ -30,5 +31,5 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 echo "idle RSS: $(grep VmRSS /proc/$pid/status)"
-"$example" --endpoint "127.0.0.1:$port" --keys "$keys" --connections "${CONNECTIONS:-32}" --seconds "${SECONDS_MEASURED:-8}" --settle "${SETTLE:-0}"
+"$example" --endpoint "127.0.0.1:$port" --keys "$keys" --connections "${CONNECTIONS:-32}" --seconds "${SECONDS_MEASURED:-8}" --settle "${SETTLE:-0}" --server-pid "$pid"
 echo "RSS after: $(grep VmRSS /proc/$pid/status)"

@@ -29,6 +29,9 @@ struct Args {
     /// Seconds to wait after preparing the keys, before the Decrypt load starts (the audit
     /// index catches up on the preparation's CreateKey events meanwhile).
     settle: u64,
+    /// The server's process id, to print its CPU time per Decrypt over the measured window
+    /// (a figure that the host's speed swings less than requests/s).
+    server_pid: Option<u32>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -38,6 +41,7 @@ fn args() -> anyhow::Result<Args> {
         connections: 32,
         seconds: 8,
         settle: 0,
+        server_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +54,7 @@ fn args() -> anyhow::Result<Args> {
             "--connections" => args.connections = value.parse()?,
             "--seconds" => args.seconds = value.parse()?,
             "--settle" => args.settle = value.parse()?,
+            "--server-pid" => args.server_pid = Some(value.parse()?),
             _ => anyhow::bail!("unknown flag {flag}"),
         }
     }
@@ -108,6 +113,26 @@ impl Connection {
         self.stream.read_exact(&mut body).await?;
         Ok((status, body))
     }
+}
+
+/// A process's CPU time so far (user and system, all threads), from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command (which may hold spaces) in parentheses; utime and stime are
+    // the 14th and 15th fields of the line, in USER_HZ ticks (100 per second on Linux).
+    let after = stat
+        .rsplit_once(") ")
+        .ok_or_else(|| anyhow::anyhow!("no command in /proc/{pid}/stat"))?
+        .1;
+    let mut fields = after.split_ascii_whitespace().skip(11);
+    let mut tick = || -> anyhow::Result<u64> {
+        Ok(fields
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("short /proc/{pid}/stat"))?
+            .parse()?)
+    };
+    let ticks = tick()? + tick()?;
+    Ok(Duration::from_millis(ticks * 10))
 }
 
 fn field(body: &[u8], name: &str) -> anyhow::Result<String> {
@@ -197,9 +222,11 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     measuring.store(true, Ordering::Relaxed);
     let window = Instant::now();
+    let cpu_before = args.server_pid.map(cpu_time).transpose()?;
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = window.elapsed();
+    let cpu_after = args.server_pid.map(cpu_time).transpose()?;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -213,8 +240,15 @@ async fn main() -> anyhow::Result<()> {
         let i = ((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1));
         latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
+    let server_cpu = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) if !latencies.is_empty() => format!(
+            " server_cpu_us={:.1}",
+            (after - before).as_secs_f64() * 1e6 / latencies.len() as f64
+        ),
+        _ => String::new(),
+    };
     println!(
-        "keys={} connections={} prepared_in={:.1}s decrypt/s={:.0} p50_ms={:.2} p99_ms={:.2} errors={}",
+        "keys={} connections={} prepared_in={:.1}s decrypt/s={:.0} p50_ms={:.2} p99_ms={:.2} errors={}{server_cpu}",
         args.keys,
         args.connections,
         prepared.as_secs_f64(),

@@ -295,7 +295,7 @@ async fn open(
             .await?
             .ok_or(KmsError::InvalidCiphertext)?,
     };
-    if key.record.region != ctx.scope.region {
+    if key.region() != ctx.scope.region {
         return Err(KmsError::InvalidCiphertext);
     }
     let facts = Facts {
@@ -317,9 +317,7 @@ async fn open(
         });
     }
     let material = key
-        .materials
-        .by_id
-        .get(&header.material_id)
+        .symmetric_material(&header.material_id)
         .ok_or(KmsError::InvalidCiphertext)?;
     let ec = encryption_context(context);
     let plaintext =
@@ -483,9 +481,7 @@ pub(super) async fn seal(
             .await;
     }
     let material = key
-        .materials
-        .by_id
-        .get(&key.current_material)
+        .symmetric_material(&key.current_material)
         .ok_or(KmsError::Internal)?;
     blob::encrypt(
         material,

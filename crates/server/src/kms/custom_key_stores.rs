@@ -242,6 +242,12 @@ impl KmsService {
     /// The token of a key of a custom key store, or `KMSInvalidStateException` while the
     /// store is not connected. `None` for every other key.
     pub(super) async fn key_token(&self, key: &Key) -> Result<Option<Arc<Pkcs11Token>>, KmsError> {
+        // Only a key with `AWS_CLOUDHSM` origin lives in a custom key store (its materials
+        // name the store): the origin, on the key's first cache line, answers for the rest
+        // without reading the materials.
+        if key.origin != OriginType::AwsCloudhsm {
+            return Ok(None);
+        }
         let Some(store_id) = key.materials.custom_key_store.as_deref() else {
             return Ok(None);
         };

@@ -67,25 +67,74 @@ impl Materials {
 }
 
 /// One KMS key, immutable once built: a change builds a new `Key` (sharing [`Materials`]).
+///
+/// Laid out in declaration order (`repr(C)`) so that what a cryptographic request reads of
+/// the key sits in the allocation's first 120 bytes, beside the `Arc`'s counts (two or three
+/// cache lines): with a working set of 100,000 keys most requests find their key outside the
+/// CPU's caches, and each further line or allocation read is a miss of a few hundred
+/// nanoseconds on the development machine (docs/performance.md, "Caches and memory"). The
+/// record, whose strings other operations read, comes after; of it, Decrypt reads the ARN
+/// (for the response and the audit record), and the region and account from within it.
+#[repr(C)]
 pub struct Key {
-    pub record: KeyRecord,
     pub id: KeyId,
     pub state: KeyState,
     pub usage: KeyUsageType,
     pub spec: KeySpec,
     pub manager: KeyManagerType,
     pub origin: OriginType,
-    pub current_material: MaterialId,
-    pub tags: Vec<Tag>,
+    /// Where the region and the account sit in the ARN (see [`Key::region`]).
+    home: Option<ArnHome>,
+    /// The backing key of `current_material` when it is in memory (a symmetric encryption
+    /// key outside a custom key store): Encrypt, and Decrypt of a ciphertext made since the
+    /// last rotation, use it without reading the materials' map.
+    current: Option<Arc<SymmetricKey>>,
     /// The parsed key policy; `None` if the stored text no longer parses, which denies
     /// everything (fail closed) until a valid policy is put.
     pub policy: Option<Arc<keyhold_policy::Policy>>,
     pub materials: Arc<Materials>,
+    pub current_material: MaterialId,
     /// The key's grants: shared by every version of this key and changed in place.
     pub grants: Arc<KeyGrants>,
     /// The key's aliases (`kms:ResourceAliases`): shared likewise, changed in place by the
     /// alias operations after their store write.
     pub aliases: Arc<KeyAliases>,
+    pub record: KeyRecord,
+    pub tags: Vec<Tag>,
+}
+
+/// Where a key's region and account sit in its ARN (`arn:PARTITION:kms:REGION:ACCOUNT:...`),
+/// found once when the key is built and only where they equal the record's fields.
+#[derive(Clone, Copy)]
+struct ArnHome {
+    region: (u16, u16),
+    account: (u16, u16),
+}
+
+impl ArnHome {
+    fn locate(record: &KeyRecord) -> Option<Self> {
+        let mut colons = record.arn.match_indices(':').map(|(at, _)| at);
+        let (region_start, region_end, account_end) =
+            (colons.nth(2)? + 1, colons.next()?, colons.next()?);
+        let at =
+            |start: usize, end: usize| Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?));
+        let home = Self {
+            region: at(region_start, region_end)?,
+            account: at(region_end + 1, account_end)?,
+        };
+        let arn = record.arn.as_str();
+        (arn.get(home.region()) == Some(record.region.as_str())
+            && arn.get(home.account()) == Some(record.account.as_str()))
+        .then_some(home)
+    }
+
+    fn region(self) -> std::ops::Range<usize> {
+        usize::from(self.region.0)..usize::from(self.region.1)
+    }
+
+    fn account(self) -> std::ops::Range<usize> {
+        usize::from(self.account.0)..usize::from(self.account.1)
+    }
 }
 
 /// The names (`alias/...`) of the aliases that point at one key.
@@ -134,15 +183,19 @@ impl Key {
                 None
             }
         };
+        let current_material = parse_current_material(&record.current_material_id)?;
+        let current = materials.by_id.get(&current_material).cloned();
         Some(Self {
             policy,
             id,
+            home: ArnHome::locate(&record),
+            current,
             state: KeyState::parse(&record.state)?,
             usage: KeyUsageType::parse(&record.key_usage)?,
             spec: KeySpec::parse(&record.key_spec)?,
             manager: KeyManagerType::parse(&record.key_manager)?,
             origin: OriginType::parse(&record.origin)?,
-            current_material: parse_current_material(&record.current_material_id)?,
+            current_material,
             record,
             tags,
             materials,
@@ -175,6 +228,30 @@ impl Key {
 
     pub fn arn(&self) -> &str {
         &self.record.arn
+    }
+
+    /// The key's region: `record.region`, read from the ARN (which a request reads anyway, for
+    /// its response and audit record) rather than from one more allocation.
+    pub fn region(&self) -> &str {
+        self.home
+            .and_then(|home| self.record.arn.get(home.region()))
+            .unwrap_or(&self.record.region)
+    }
+
+    /// The key's account: `record.account`, read from the ARN like [`Key::region`].
+    pub fn account(&self) -> &str {
+        self.home
+            .and_then(|home| self.record.arn.get(home.account()))
+            .unwrap_or(&self.record.account)
+    }
+
+    /// The in-memory backing key of this symmetric encryption key's material `id` (`None`:
+    /// the key has no such material, or its material lives in a custom key store).
+    pub fn symmetric_material(&self, id: &MaterialId) -> Option<&SymmetricKey> {
+        match &self.current {
+            Some(current) if *id == self.current_material => Some(current),
+            _ => self.materials.by_id.get(id).map(|m| &**m),
+        }
     }
 
     /// The key id the wire shows (`mrk-<hex>` for a multi-Region key's row in any region).
@@ -446,6 +523,53 @@ mod tests {
             "1234abcd-12ab-34cd-56ef_1234567890ab",
         ] {
             assert!(parse_key_uuid(bad).is_none(), "{bad}");
+        }
+    }
+
+    fn record(arn: &str, region: &str, account: &str) -> KeyRecord {
+        KeyRecord {
+            key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+            account: account.into(),
+            region: region.into(),
+            arn: arn.into(),
+            creation_ms: 0,
+            description: String::new(),
+            key_usage: "ENCRYPT_DECRYPT".into(),
+            key_spec: "SYMMETRIC_DEFAULT".into(),
+            origin: "AWS_KMS".into(),
+            key_manager: "CUSTOMER".into(),
+            state: "Enabled".into(),
+            deletion_ms: None,
+            policy: String::new(),
+            current_material_id: String::new(),
+            rotation_period_days: None,
+            next_rotation_ms: None,
+            state_after_import: None,
+            multi_region_primary: None,
+        }
+    }
+
+    fn home_of(record: &KeyRecord) -> Option<(&str, &str)> {
+        let home = ArnHome::locate(record)?;
+        Some((&record.arn[home.region()], &record.arn[home.account()]))
+    }
+
+    #[test]
+    fn region_and_account_are_found_in_the_arn_only_where_they_match_the_record() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let found = record(arn, "eu-west-1", "111122223333");
+        assert_eq!(home_of(&found), Some(("eu-west-1", "111122223333")));
+        let mrk = "arn:aws-cn:kms:cn-north-1:444455556666:key/mrk-1234abcd12ab34cd56ef1234567890ab";
+        let found = record(mrk, "cn-north-1", "444455556666");
+        assert_eq!(home_of(&found), Some(("cn-north-1", "444455556666")));
+        // An ARN that disagrees with its record, or is not one: the record's fields answer.
+        for (arn, region, account) in [
+            (arn, "us-east-1", "111122223333"),
+            (arn, "eu-west-1", "999999999999"),
+            ("arn:aws:kms:eu-west-1", "eu-west-1", ""),
+            ("", "eu-west-1", "111122223333"),
+        ] {
+            assert_eq!(home_of(&record(arn, region, account)), None, "{arn}");
         }
     }
 }

@@ -63,7 +63,7 @@ impl KmsService {
                         });
                     }
                 };
-                if key.record.account != scope.account || key.record.region != scope.region {
+                if key.account() != scope.account || key.region() != scope.region {
                     return Err(missing());
                 }
                 Ok(key)
@@ -100,8 +100,7 @@ impl KmsService {
                 (scope, self.cached(&target)?)
             }
         };
-        (key.record.account == scope.account && key.record.region == scope.region)
-            .then_some(key.spec)
+        (key.account() == scope.account && key.region() == scope.region).then_some(key.spec)
     }
 
     async fn resolve_alias(
