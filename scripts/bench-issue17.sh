@@ -27,7 +27,7 @@ done
 # PAIRS alternating pairs (the host's noise between single runs is about ±10%), then the
 # means and their ratio, the figure the issue's "within 10%" is about.
 section "Decrypt over a working set of 10 and of 100,000 keys (settled ${SETTLE:-20} s, ${PAIRS:-3} pairs)"
-declare -A rates=([10]="" [100000]="")
+declare -A rates=([10]="" [100000]="") cpus=([10]="" [100000]="")
 for _ in $(seq "${PAIRS:-3}"); do
   for keys in 10 100000; do
     echo "-- $keys keys"
@@ -36,14 +36,18 @@ for _ in $(seq "${PAIRS:-3}"); do
       scripts/bench-working-set.sh "$keys")
     echo "$out"
     rates[$keys]+=" $(sed -n 's/.*decrypt\/s=\([0-9]*\).*/\1/p' <<<"$out")"
+    cpus[$keys]+=" $(sed -n 's/.*server_cpu_us=\([0-9.]*\).*/\1/p' <<<"$out")"
   done
 done
-python3 - "${rates[10]}" "${rates[100000]}" <<'PY'
+python3 - "${rates[10]}" "${rates[100000]}" "${cpus[10]}" "${cpus[100000]}" <<'PY'
 import sys
-small, large = ([float(x) for x in a.split()] for a in sys.argv[1:])
-ms, ml = sum(small) / len(small), sum(large) / len(large)
+small, large, cpu_small, cpu_large = ([float(x) for x in a.split()] for a in sys.argv[1:])
+mean = lambda xs: sum(xs) / len(xs)
+ms, ml = mean(small), mean(large)
 print(f"mean Decrypt/s: 10 keys {ms:,.0f}, 100,000 keys {ml:,.0f}: {100 * ml / ms:.1f}%"
       f" (pairs {', '.join(f'{100 * l / s:.0f}%' for s, l in zip(small, large))})")
+print(f"mean server CPU per Decrypt: 10 keys {mean(cpu_small):.1f} µs,"
+      f" 100,000 keys {mean(cpu_large):.1f} µs")
 PY
 
 if [ "${MILLION:-0}" = 1 ]; then
