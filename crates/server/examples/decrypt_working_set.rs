@@ -12,6 +12,7 @@
 //!     --endpoint 127.0.0.1:4566 --keys 100000 --connections 32 --seconds 8
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -115,24 +116,55 @@ impl Connection {
     }
 }
 
-/// A process's CPU time so far (user and system, all threads), from `/proc/PID/stat`.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command (which may hold spaces) in parentheses; utime and stime are
-    // the 14th and 15th fields of the line, in USER_HZ ticks (100 per second on Linux).
-    let after = stat
-        .rsplit_once(") ")
-        .ok_or_else(|| anyhow::anyhow!("no command in /proc/{pid}/stat"))?
-        .1;
-    let mut fields = after.split_ascii_whitespace().skip(11);
-    let mut tick = || -> anyhow::Result<u64> {
-        Ok(fields
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("short /proc/{pid}/stat"))?
-            .parse()?)
-    };
-    let ticks = tick()? + tick()?;
-    Ok(Duration::from_millis(ticks * 10))
+/// A process's CPU time so far (user and system) by thread name (threads of one name
+/// summed), from `/proc/PID/task/*/stat`.
+fn cpu_time(pid: u32) -> anyhow::Result<BTreeMap<String, Duration>> {
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread that ended between the listing and the read is left out.
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+            continue;
+        };
+        // The name is in parentheses (and may hold spaces); utime and stime are the 14th and
+        // 15th fields of the line, in USER_HZ ticks (100 per second on Linux).
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            anyhow::bail!("no thread name in {stat}");
+        };
+        let mut fields = stat[close + 1..].split_ascii_whitespace().skip(11);
+        let mut tick = || -> anyhow::Result<u64> {
+            Ok(fields
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("short stat line {stat}"))?
+                .parse()?)
+        };
+        let ticks = tick()? + tick()?;
+        *by_name
+            .entry(stat[open + 1..close].to_owned())
+            .or_insert(Duration::ZERO) += Duration::from_millis(ticks * 10);
+    }
+    Ok(by_name)
+}
+
+/// `server_cpu_us=TOTAL (NAME=µs ...)`: the server's CPU time per request over the window,
+/// in all and by thread name.
+fn cpu_per_request(
+    before: &BTreeMap<String, Duration>,
+    after: &BTreeMap<String, Duration>,
+    requests: usize,
+) -> String {
+    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / requests.max(1) as f64;
+    let mut total = Duration::ZERO;
+    let mut threads = Vec::new();
+    for (name, spent) in after {
+        let spent = spent.saturating_sub(before.get(name).copied().unwrap_or_default());
+        total += spent;
+        threads.push(format!("{name}={:.1}", per_request(spent)));
+    }
+    format!(
+        " server_cpu_us={:.1} ({})",
+        per_request(total),
+        threads.join(" ")
+    )
 }
 
 fn field(body: &[u8], name: &str) -> anyhow::Result<String> {
@@ -241,10 +273,7 @@ async fn main() -> anyhow::Result<()> {
         latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     let server_cpu = match (cpu_before, cpu_after) {
-        (Some(before), Some(after)) if !latencies.is_empty() => format!(
-            " server_cpu_us={:.1}",
-            (after - before).as_secs_f64() * 1e6 / latencies.len() as f64
-        ),
+        (Some(before), Some(after)) => cpu_per_request(&before, &after, latencies.len()),
         _ => String::new(),
     };
     println!(

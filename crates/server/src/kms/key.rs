@@ -69,12 +69,13 @@ impl Materials {
 /// One KMS key, immutable once built: a change builds a new `Key` (sharing [`Materials`]).
 ///
 /// Laid out in declaration order (`repr(C)`) so that what a cryptographic request reads of
-/// the key sits in the allocation's first 120 bytes, beside the `Arc`'s counts (two or three
-/// cache lines): with a working set of 100,000 keys most requests find their key outside the
-/// CPU's caches, and each further line or allocation read is a miss of a few hundred
-/// nanoseconds on the development machine (docs/performance.md, "Caches and memory"). The
-/// record, whose strings other operations read, comes after; of it, Decrypt reads the ARN
-/// (for the response and the audit record), and the region and account from within it.
+/// the key lies in the allocation's first 128 bytes with the `Arc`'s counts: two cache lines
+/// when the allocation starts on one (see the test `what_decrypt_reads_lies_in_the_first_two_cache_lines`): with a working
+/// set of 100,000 keys most requests find their key outside the CPU's caches, and each
+/// further line or allocation read is a miss of a few hundred nanoseconds on the development
+/// machine (docs/performance.md, "Caches and memory"). Of the record, which follows, Decrypt
+/// reads only the ARN (for its response and audit record; the region and the account are
+/// read from within it), the record's first field.
 #[repr(C)]
 pub struct Key {
     pub id: KeyId,
@@ -94,12 +95,12 @@ pub struct Key {
     pub policy: Option<Arc<keyhold_policy::Policy>>,
     pub materials: Arc<Materials>,
     pub current_material: MaterialId,
+    pub record: KeyRecord,
     /// The key's grants: shared by every version of this key and changed in place.
     pub grants: Arc<KeyGrants>,
     /// The key's aliases (`kms:ResourceAliases`): shared likewise, changed in place by the
     /// alias operations after their store write.
     pub aliases: Arc<KeyAliases>,
-    pub record: KeyRecord,
     pub tags: Vec<Tag>,
 }
 
@@ -547,6 +548,25 @@ mod tests {
             state_after_import: None,
             multi_region_primary: None,
         }
+    }
+
+    #[test]
+    fn what_decrypt_reads_lies_in_the_first_two_cache_lines() {
+        use std::mem::{offset_of, size_of};
+        // An `Arc`'s allocation holds its two counts, then the value.
+        let counts = 2 * size_of::<usize>();
+        let ends = [
+            offset_of!(Key, origin) + size_of::<OriginType>(),
+            offset_of!(Key, home) + size_of::<Option<ArnHome>>(),
+            offset_of!(Key, current) + size_of::<Option<Arc<SymmetricKey>>>(),
+            offset_of!(Key, policy) + size_of::<Option<Arc<keyhold_policy::Policy>>>(),
+            offset_of!(Key, current_material) + size_of::<MaterialId>(),
+            offset_of!(Key, record) + offset_of!(KeyRecord, arn) + size_of::<String>(),
+        ];
+        for end in ends {
+            assert!(counts + end <= 128, "{end}");
+        }
+        assert!(offset_of!(Key, id) < offset_of!(Key, record));
     }
 
     fn home_of(record: &KeyRecord) -> Option<(&str, &str)> {
