@@ -69,13 +69,13 @@ impl Materials {
 /// One KMS key, immutable once built: a change builds a new `Key` (sharing [`Materials`]).
 ///
 /// Laid out in declaration order (`repr(C)`) so that what a cryptographic request reads of
-/// the key lies in the allocation's first 128 bytes with the `Arc`'s counts: two cache lines
-/// when the allocation starts on one (see the test `what_decrypt_reads_lies_in_the_first_two_cache_lines`): with a working
-/// set of 100,000 keys most requests find their key outside the CPU's caches, and each
-/// further line or allocation read is a miss of a few hundred nanoseconds on the development
-/// machine (docs/performance.md, "Caches and memory"). Of the record, which follows, Decrypt
-/// reads only the ARN (for its response and audit record; the region and the account are
-/// read from within it), the record's first field.
+/// the key lies in the allocation's first 128 bytes with the `Arc`'s counts, two cache lines
+/// when the allocation starts on one (a test below pins it): with a working set of 100,000
+/// keys most requests find their key outside the CPU's caches, and each further line or
+/// allocation read is a miss of a few hundred nanoseconds on the development machine
+/// (docs/performance.md, "Caches and memory"). Of the record, which follows, Decrypt reads
+/// only the ARN (for its response and audit record; the region and the account are read from
+/// within it), the record's first field.
 #[repr(C)]
 pub struct Key {
     pub id: KeyId,
@@ -113,8 +113,9 @@ struct ArnHome {
 }
 
 impl ArnHome {
-    fn locate(record: &KeyRecord) -> Option<Self> {
-        let mut colons = record.arn.match_indices(':').map(|(at, _)| at);
+    /// Where `region` and `account` sit in `arn`; `None` unless they are exactly there.
+    fn locate(arn: &str, region: &str, account: &str) -> Option<Self> {
+        let mut colons = arn.match_indices(':').map(|(at, _)| at);
         let (region_start, region_end, account_end) =
             (colons.nth(2)? + 1, colons.next()?, colons.next()?);
         let at =
@@ -123,10 +124,8 @@ impl ArnHome {
             region: at(region_start, region_end)?,
             account: at(region_end + 1, account_end)?,
         };
-        let arn = record.arn.as_str();
-        (arn.get(home.region()) == Some(record.region.as_str())
-            && arn.get(home.account()) == Some(record.account.as_str()))
-        .then_some(home)
+        (arn.get(home.region()) == Some(region) && arn.get(home.account()) == Some(account))
+            .then_some(home)
     }
 
     fn region(self) -> std::ops::Range<usize> {
@@ -189,7 +188,7 @@ impl Key {
         Some(Self {
             policy,
             id,
-            home: ArnHome::locate(&record),
+            home: ArnHome::locate(&record.arn, &record.region, &record.account),
             current,
             state: KeyState::parse(&record.state)?,
             usage: KeyUsageType::parse(&record.key_usage)?,
@@ -527,29 +526,6 @@ mod tests {
         }
     }
 
-    fn record(arn: &str, region: &str, account: &str) -> KeyRecord {
-        KeyRecord {
-            key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
-            account: account.into(),
-            region: region.into(),
-            arn: arn.into(),
-            creation_ms: 0,
-            description: String::new(),
-            key_usage: "ENCRYPT_DECRYPT".into(),
-            key_spec: "SYMMETRIC_DEFAULT".into(),
-            origin: "AWS_KMS".into(),
-            key_manager: "CUSTOMER".into(),
-            state: "Enabled".into(),
-            deletion_ms: None,
-            policy: String::new(),
-            current_material_id: String::new(),
-            rotation_period_days: None,
-            next_rotation_ms: None,
-            state_after_import: None,
-            multi_region_primary: None,
-        }
-    }
-
     #[test]
     fn what_decrypt_reads_lies_in_the_first_two_cache_lines() {
         use std::mem::{offset_of, size_of};
@@ -566,22 +542,25 @@ mod tests {
         for end in ends {
             assert!(counts + end <= 128, "{end}");
         }
-        assert!(offset_of!(Key, id) < offset_of!(Key, record));
     }
 
-    fn home_of(record: &KeyRecord) -> Option<(&str, &str)> {
-        let home = ArnHome::locate(record)?;
-        Some((&record.arn[home.region()], &record.arn[home.account()]))
+    fn home_of<'a>(arn: &'a str, region: &str, account: &str) -> Option<(&'a str, &'a str)> {
+        let home = ArnHome::locate(arn, region, account)?;
+        Some((&arn[home.region()], &arn[home.account()]))
     }
 
     #[test]
     fn region_and_account_are_found_in_the_arn_only_where_they_match_the_record() {
         let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-        let found = record(arn, "eu-west-1", "111122223333");
-        assert_eq!(home_of(&found), Some(("eu-west-1", "111122223333")));
+        assert_eq!(
+            home_of(arn, "eu-west-1", "111122223333"),
+            Some(("eu-west-1", "111122223333"))
+        );
         let mrk = "arn:aws-cn:kms:cn-north-1:444455556666:key/mrk-1234abcd12ab34cd56ef1234567890ab";
-        let found = record(mrk, "cn-north-1", "444455556666");
-        assert_eq!(home_of(&found), Some(("cn-north-1", "444455556666")));
+        assert_eq!(
+            home_of(mrk, "cn-north-1", "444455556666"),
+            Some(("cn-north-1", "444455556666"))
+        );
         // An ARN that disagrees with its record, or is not one: the record's fields answer.
         for (arn, region, account) in [
             (arn, "us-east-1", "111122223333"),
@@ -589,7 +568,7 @@ mod tests {
             ("arn:aws:kms:eu-west-1", "eu-west-1", ""),
             ("", "eu-west-1", "111122223333"),
         ] {
-            assert_eq!(home_of(&record(arn, region, account)), None, "{arn}");
+            assert_eq!(home_of(arn, region, account), None, "{arn}");
         }
     }
 }
