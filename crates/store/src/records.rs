@@ -1,17 +1,12 @@
 //! Plain rows exchanged with the store. Times are epoch milliseconds.
 
 /// A KMS key's metadata. `key_id` is globally unique (a UUID).
-///
-/// Laid out in declaration order (`repr(C)`), `arn` first: the server's cached key places
-/// this record right after the fields every cryptographic request reads, and reads the ARN
-/// (and the region and account within it) on every request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[repr(C)]
 pub struct KeyRecord {
-    pub arn: String,
     pub key_id: String,
     pub account: String,
     pub region: String,
+    pub arn: String,
     pub creation_ms: i64,
     pub description: String,
     pub key_usage: String,

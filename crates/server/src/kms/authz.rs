@@ -91,7 +91,7 @@ impl KmsService {
         facts: &Facts<'_>,
     ) -> Result<(), KmsError> {
         ctx.note_resource("AWS::KMS::Key", key.arn());
-        if ctx.caller.account != key.account() && !CROSS_ACCOUNT_ACTIONS.contains(&action) {
+        if ctx.caller.account != key.record.account && !CROSS_ACCOUNT_ACTIONS.contains(&action) {
             // No policy can open the key's management to another account.
             return Err(KmsError::AccessDenied(Denied {
                 principal: ctx.caller.arn.clone(),
@@ -107,7 +107,7 @@ impl KmsService {
                 principal: &ctx.caller,
                 action,
                 resource: key.arn(),
-                resource_account: key.account(),
+                resource_account: &key.record.account,
                 rule: ResourceRule::KeyPolicy(key.policy.as_deref()),
                 context: &context,
             },
@@ -249,7 +249,7 @@ impl KmsService {
             &GrantRequest {
                 caller,
                 caller_root_arn: &account_root,
-                key_account: key.account(),
+                key_account: &key.record.account,
                 key_spec: key.spec,
                 operation,
                 facts,

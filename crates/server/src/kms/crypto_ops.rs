@@ -295,7 +295,7 @@ async fn open(
             .await?
             .ok_or(KmsError::InvalidCiphertext)?,
     };
-    if key.region() != ctx.scope.region {
+    if key.record.region != ctx.scope.region {
         return Err(KmsError::InvalidCiphertext);
     }
     let facts = Facts {

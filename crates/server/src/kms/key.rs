@@ -68,14 +68,11 @@ impl Materials {
 
 /// One KMS key, immutable once built: a change builds a new `Key` (sharing [`Materials`]).
 ///
-/// Laid out in declaration order (`repr(C)`) so that what a cryptographic request reads of
-/// the key lies in the allocation's first 128 bytes with the `Arc`'s counts, two cache lines
-/// when the allocation starts on one (a test below pins it): with a working set of 100,000
-/// keys most requests find their key outside the CPU's caches, and each further line or
-/// allocation read is a miss of a few hundred nanoseconds on the development machine
-/// (docs/performance.md, "Caches and memory"). Of the record, which follows, Decrypt reads
-/// only the ARN (for its response and audit record; the region and the account are read from
-/// within it), the record's first field.
+/// Laid out in declaration order (`repr(C)`): what a cryptographic request reads of the key
+/// itself comes first, in the allocation's first 128 bytes with the `Arc`'s counts (a test
+/// below pins it), so that a key outside the CPU's caches (most of them, with a working set
+/// of 100,000 keys) costs few cache lines. Of the record, which follows, Decrypt reads the
+/// ARN, region and account.
 #[repr(C)]
 pub struct Key {
     pub id: KeyId,
@@ -84,8 +81,6 @@ pub struct Key {
     pub spec: KeySpec,
     pub manager: KeyManagerType,
     pub origin: OriginType,
-    /// Where the region and the account sit in the ARN (see [`Key::region`]).
-    home: Option<ArnHome>,
     /// The backing key of `current_material` when it is in memory (a symmetric encryption
     /// key outside a custom key store): Encrypt, and Decrypt of a ciphertext made since the
     /// last rotation, use it without reading the materials' map.
@@ -102,39 +97,6 @@ pub struct Key {
     /// alias operations after their store write.
     pub aliases: Arc<KeyAliases>,
     pub tags: Vec<Tag>,
-}
-
-/// Where a key's region and account sit in its ARN (`arn:PARTITION:kms:REGION:ACCOUNT:...`),
-/// found once when the key is built and only where they equal the record's fields.
-#[derive(Clone, Copy)]
-struct ArnHome {
-    region: (u16, u16),
-    account: (u16, u16),
-}
-
-impl ArnHome {
-    /// Where `region` and `account` sit in `arn`; `None` unless they are exactly there.
-    fn locate(arn: &str, region: &str, account: &str) -> Option<Self> {
-        let mut colons = arn.match_indices(':').map(|(at, _)| at);
-        let (region_start, region_end, account_end) =
-            (colons.nth(2)? + 1, colons.next()?, colons.next()?);
-        let at =
-            |start: usize, end: usize| Some((u16::try_from(start).ok()?, u16::try_from(end).ok()?));
-        let home = Self {
-            region: at(region_start, region_end)?,
-            account: at(region_end + 1, account_end)?,
-        };
-        (arn.get(home.region()) == Some(region) && arn.get(home.account()) == Some(account))
-            .then_some(home)
-    }
-
-    fn region(self) -> std::ops::Range<usize> {
-        usize::from(self.region.0)..usize::from(self.region.1)
-    }
-
-    fn account(self) -> std::ops::Range<usize> {
-        usize::from(self.account.0)..usize::from(self.account.1)
-    }
 }
 
 /// The names (`alias/...`) of the aliases that point at one key.
@@ -188,7 +150,6 @@ impl Key {
         Some(Self {
             policy,
             id,
-            home: ArnHome::locate(&record.arn, &record.region, &record.account),
             current,
             state: KeyState::parse(&record.state)?,
             usage: KeyUsageType::parse(&record.key_usage)?,
@@ -228,21 +189,6 @@ impl Key {
 
     pub fn arn(&self) -> &str {
         &self.record.arn
-    }
-
-    /// The key's region: `record.region`, read from the ARN (which a request reads anyway, for
-    /// its response and audit record) rather than from one more allocation.
-    pub fn region(&self) -> &str {
-        self.home
-            .and_then(|home| self.record.arn.get(home.region()))
-            .unwrap_or(&self.record.region)
-    }
-
-    /// The key's account: `record.account`, read from the ARN like [`Key::region`].
-    pub fn account(&self) -> &str {
-        self.home
-            .and_then(|home| self.record.arn.get(home.account()))
-            .unwrap_or(&self.record.account)
     }
 
     /// The in-memory backing key of this symmetric encryption key's material `id` (`None`:
@@ -527,48 +473,18 @@ mod tests {
     }
 
     #[test]
-    fn what_decrypt_reads_lies_in_the_first_two_cache_lines() {
+    fn what_decrypt_reads_of_the_key_itself_lies_in_its_first_128_bytes() {
         use std::mem::{offset_of, size_of};
         // An `Arc`'s allocation holds its two counts, then the value.
         let counts = 2 * size_of::<usize>();
         let ends = [
             offset_of!(Key, origin) + size_of::<OriginType>(),
-            offset_of!(Key, home) + size_of::<Option<ArnHome>>(),
             offset_of!(Key, current) + size_of::<Option<Arc<SymmetricKey>>>(),
             offset_of!(Key, policy) + size_of::<Option<Arc<keyhold_policy::Policy>>>(),
             offset_of!(Key, current_material) + size_of::<MaterialId>(),
-            offset_of!(Key, record) + offset_of!(KeyRecord, arn) + size_of::<String>(),
         ];
         for end in ends {
             assert!(counts + end <= 128, "{end}");
-        }
-    }
-
-    fn home_of<'a>(arn: &'a str, region: &str, account: &str) -> Option<(&'a str, &'a str)> {
-        let home = ArnHome::locate(arn, region, account)?;
-        Some((&arn[home.region()], &arn[home.account()]))
-    }
-
-    #[test]
-    fn region_and_account_are_found_in_the_arn_only_where_they_match_the_record() {
-        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-        assert_eq!(
-            home_of(arn, "eu-west-1", "111122223333"),
-            Some(("eu-west-1", "111122223333"))
-        );
-        let mrk = "arn:aws-cn:kms:cn-north-1:444455556666:key/mrk-1234abcd12ab34cd56ef1234567890ab";
-        assert_eq!(
-            home_of(mrk, "cn-north-1", "444455556666"),
-            Some(("cn-north-1", "444455556666"))
-        );
-        // An ARN that disagrees with its record, or is not one: the record's fields answer.
-        for (arn, region, account) in [
-            (arn, "us-east-1", "111122223333"),
-            (arn, "eu-west-1", "999999999999"),
-            ("arn:aws:kms:eu-west-1", "eu-west-1", ""),
-            ("", "eu-west-1", "111122223333"),
-        ] {
-            assert_eq!(home_of(arn, region, account), None, "{arn}");
         }
     }
 }

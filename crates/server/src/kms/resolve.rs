@@ -63,7 +63,7 @@ impl KmsService {
                         });
                     }
                 };
-                if key.account() != scope.account || key.region() != scope.region {
+                if key.record.account != scope.account || key.record.region != scope.region {
                     return Err(missing());
                 }
                 Ok(key)
@@ -100,7 +100,8 @@ impl KmsService {
                 (scope, self.cached(&target)?)
             }
         };
-        (key.account() == scope.account && key.region() == scope.region).then_some(key.spec)
+        (key.record.account == scope.account && key.record.region == scope.region)
+            .then_some(key.spec)
     }
 
     async fn resolve_alias(
