@@ -42,13 +42,15 @@ struct Entry<V> {
     slot: usize,
 }
 
-impl<V> Entry<V> {
-    /// Marks the entry used; the store is skipped when the bit is set already, so readers
-    /// of a hot entry on several cores do not keep taking its cache line from each other.
-    fn touch(&self) {
+impl<V: Clone> Entry<V> {
+    /// A lookup's answer: marks the entry used and returns its value. The bit's store is
+    /// skipped when it is set already, so readers of a hot entry on several cores do not
+    /// keep taking its cache line from each other.
+    fn hit(&self) -> V {
         if !self.referenced.load(Ordering::Relaxed) {
             self.referenced.store(true, Ordering::Relaxed);
         }
+        self.value.clone()
     }
 }
 
@@ -85,9 +87,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let inner = self.read();
-        let entry = inner.entries.get(key)?;
-        entry.touch();
-        Some(entry.value.clone())
+        inner.entries.get(key).map(Entry::hit)
     }
 
     /// Inserts or replaces `key`'s value.
@@ -101,8 +101,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
     pub fn get_or_insert_if(&self, key: K, value: V, allowed: impl FnOnce() -> bool) -> V {
         let mut inner = self.write();
         if let Some(entry) = inner.entries.get(&key) {
-            entry.touch();
-            return entry.value.clone();
+            return entry.hit();
         }
         if allowed() {
             inner.put(self.capacity, key, value.clone());
@@ -129,11 +128,9 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let mut inner = self.write();
+        let inner = &mut *inner;
         let entry = inner.entries.remove(key)?;
-        if let Some(slot) = inner.ring.get_mut(entry.slot) {
-            *slot = None;
-        }
-        inner.free.push(entry.slot);
+        vacate(&mut inner.ring, &mut inner.free, entry.slot);
         Some(entry.value)
     }
 
@@ -149,10 +146,7 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         entries.retain(|k, entry| {
             let kept = keep(k, &entry.value);
             if !kept {
-                if let Some(slot) = ring.get_mut(entry.slot) {
-                    *slot = None;
-                }
-                free.push(entry.slot);
+                vacate(ring, free, entry.slot);
             }
             kept
         });
@@ -174,6 +168,14 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
     fn write(&self) -> RwLockWriteGuard<'_, Inner<K, V>> {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Empties the ring's `slot` (its entry left the table) and lists it free for reuse.
+fn vacate<K>(ring: &mut [Option<K>], free: &mut Vec<usize>, slot: usize) {
+    if let Some(held) = ring.get_mut(slot) {
+        *held = None;
+    }
+    free.push(slot);
 }
 
 impl<K: Hash + Eq + Clone, V> Inner<K, V> {
