@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -29,6 +29,7 @@ use crate::config::Mode;
 use crate::context::RequestContext;
 use crate::iam::IamService;
 use crate::kms::KmsService;
+use crate::ops::metrics::Served;
 use crate::params::SsmService;
 use crate::secrets::SecretsService;
 use crate::sts::StsService;
@@ -90,6 +91,12 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// A response, and what the request metrics count it under (once its operation is known).
+struct Answer {
+    response: Response,
+    served: Option<Served>,
+}
+
 /// The request as far as it has been understood.
 struct Incoming {
     request_id: String,
@@ -99,12 +106,39 @@ struct Incoming {
     operation: Option<Operation>,
 }
 
-/// Every log line of a request carries its request id (the span's field).
+/// Answers an AWS API request and counts it in the request metrics: the transport's direct
+/// path (past the routers: see [`crate::seal::admin::Front`]).
+pub(crate) async fn serve_api(state: &AppState, peer: SocketAddr, request: Request) -> Response {
+    let started = Instant::now();
+    let Answer { response, served } = answer(state, peer, request).await;
+    if let Some(served) = served {
+        state
+            .ops
+            .metrics
+            .request(served, response.status(), started.elapsed());
+    }
+    response
+}
+
+/// The router's fallback (a path no route matched): the metrics layer around the router
+/// counts the answer by its [`Served`] extension.
 async fn handle(
-    state: State<Arc<AppState>>,
-    peer: ConnectInfo<SocketAddr>,
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let Answer {
+        mut response,
+        served,
+    } = answer(&state, peer, request).await;
+    if let Some(served) = served {
+        response.extensions_mut().insert(served);
+    }
+    response
+}
+
+/// Every log line of a request carries its request id (the span's field).
+async fn answer(state: &AppState, peer: SocketAddr, request: Request) -> Answer {
     use tracing::Instrument as _;
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("request", request_id = %request_id);
@@ -114,11 +148,11 @@ async fn handle(
 }
 
 async fn handle_request(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    state: &AppState,
+    peer: SocketAddr,
     request: Request,
     request_id: String,
-) -> Response {
+) -> Answer {
     let (parts, body) = request.into_parts();
     let target = header_str(&parts.headers, "x-amz-target").map(str::to_owned);
     let mut incoming = Incoming {
@@ -143,7 +177,7 @@ async fn handle_request(
             tracing::debug!(request_id = %incoming.request_id, %peer, error = ?e, "request body not read");
             let e = e.to_api_error();
             let claimed = target.as_deref();
-            return reject(&state, &incoming, &parts.headers, peer, (None, claimed), &e);
+            return reject(state, &incoming, &parts.headers, peer, (None, claimed), &e);
         }
     };
 
@@ -170,7 +204,7 @@ async fn handle_request(
             let claimed = target
                 .as_deref()
                 .or(query.as_ref().and_then(|q| q.action()));
-            return reject(&state, &incoming, &parts.headers, peer, (None, claimed), &e);
+            return reject(state, &incoming, &parts.headers, peer, (None, claimed), &e);
         }
     };
     incoming.service = Some(operation.service());
@@ -188,7 +222,7 @@ async fn handle_request(
         Err(e) => {
             let e = e.to_api_error(incoming.protocol);
             let op = (Some(operation), None);
-            return reject(&state, &incoming, &parts.headers, peer, op, &e);
+            return reject(state, &incoming, &parts.headers, peer, op, &e);
         }
     };
 
@@ -208,9 +242,9 @@ async fn handle_request(
         return error_response(&incoming, &e);
     }
     // AWS's request quotas (when on): a throttled call is refused before it runs.
-    let result = match crate::ops::quotas::admit(&state, &ctx) {
+    let result = match crate::ops::quotas::admit(state, &ctx) {
         Err(e) => Err(e),
-        Ok(()) => AssertUnwindSafe(dispatch(&state, &ctx, operation, &body, query.as_ref()))
+        Ok(()) => AssertUnwindSafe(dispatch(state, &ctx, operation, &body, query.as_ref()))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| {
@@ -265,7 +299,7 @@ fn reject(
     peer: SocketAddr,
     (operation, claimed_operation): (Option<Operation>, Option<&str>),
     error: &ApiError,
-) -> Response {
+) -> Answer {
     let (access_key_id, region) = header_str(headers, "authorization")
         .and_then(crate::auth::lenient_credential)
         .unzip();
@@ -350,37 +384,33 @@ async fn run(
     }
 }
 
-fn success_response(incoming: &Incoming, body: Vec<u8>) -> Response {
+fn success_response(incoming: &Incoming, body: Vec<u8>) -> Answer {
     let content_type = match incoming.protocol {
         Protocol::Json => "application/x-amz-json-1.1",
         Protocol::Query => "text/xml",
     };
-    let mut response = respond(
-        StatusCode::OK,
-        content_type,
-        &incoming.request_id,
-        Bytes::from(body),
-    );
-    if let Some(operation) = incoming.operation {
-        let served = crate::ops::metrics::Served {
+    Answer {
+        response: respond(
+            StatusCode::OK,
+            content_type,
+            &incoming.request_id,
+            Bytes::from(body),
+        ),
+        served: incoming.operation.map(|operation| Served {
             operation,
             error: None,
-        };
-        response.extensions_mut().insert(served);
+        }),
     }
-    response
 }
 
-fn error_response(incoming: &Incoming, error: &ApiError) -> Response {
-    let mut response = error_body(incoming, error);
-    if let Some(operation) = incoming.operation {
-        let served = crate::ops::metrics::Served {
+fn error_response(incoming: &Incoming, error: &ApiError) -> Answer {
+    Answer {
+        response: error_body(incoming, error),
+        served: incoming.operation.map(|operation| Served {
             operation,
             error: Some(error.code()),
-        };
-        response.extensions_mut().insert(served);
+        }),
     }
-    response
 }
 
 fn error_body(incoming: &Incoming, error: &ApiError) -> Response {
@@ -449,7 +479,7 @@ pub(crate) fn sealed_response(headers: &HeaderMap) -> Response {
         CommonError::ServiceUnavailable,
         "Keyhold is sealed: no key can be used until an operator unseals it (keyhold unseal).",
     );
-    error_response(&incoming, &error)
+    error_body(&incoming, &error)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -474,7 +474,7 @@ impl Server {
         });
         crate::transport::serve(
             self.listener,
-            crate::seal::admin::router(self.gate.clone()),
+            crate::seal::admin::Front::new(self.gate.clone()),
             self.limits,
             self.tls,
             shutdown,

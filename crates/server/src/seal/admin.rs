@@ -291,6 +291,48 @@ fn write_admin_token(config: &Config) -> anyhow::Result<Zeroizing<String>> {
     Ok(token)
 }
 
+/// What answers the listener's requests. An AWS API request (any path outside `/_keyhold/`
+/// and `/health/`) goes straight to its handler, or gets the sealed answer: past the
+/// routers, whose per-request layers (a boxed service cloned and a future boxed per layer,
+/// the peer's address and the metrics' tag in extension maps) cost the hot path about as
+/// much as a KMS operation. Everything else goes through [`router`]: the seal endpoints,
+/// then the services' own routes.
+#[derive(Clone)]
+pub(crate) struct Front {
+    gate: Arc<SealGate>,
+    router: Router,
+}
+
+impl Front {
+    pub(crate) fn new(gate: Arc<SealGate>) -> Self {
+        Self {
+            router: router(gate.clone()),
+            gate,
+        }
+    }
+}
+
+impl crate::transport::Front for Front {
+    fn answer(
+        &self,
+        request: Request,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response> + Send + use<> {
+        use futures_util::future::Either;
+        let path = request.uri().path();
+        if path.starts_with("/_keyhold/") || path.starts_with("/health/") {
+            return Either::Left(self.router.answer(request, peer));
+        }
+        let live = self.gate.current();
+        Either::Right(async move {
+            match live {
+                Some(live) => crate::http::serve_api(&live.state, peer, request).await,
+                None => crate::http::sealed_response(request.headers()),
+            }
+        })
+    }
+}
+
 /// The listener's router: the seal endpoints, then the services (or the sealed answer).
 pub(crate) fn router(gate: Arc<SealGate>) -> Router {
     Router::new()

@@ -18,6 +18,9 @@
 //!   connections.
 //! - On shutdown the loop stops accepting, asks every connection to finish its current
 //!   request and close, and waits until all have.
+//!
+//! What answers the requests is a [`Front`]: a `Router`, or the seal gate's front, which
+//! hands the AWS API's requests to their handler directly and everything else to its router.
 
 pub mod body;
 pub mod forwarded;
@@ -30,7 +33,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -49,10 +54,37 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// What answers a connection's requests.
+pub trait Front: Clone + Send + Sync + 'static {
+    fn answer(
+        &self,
+        request: Request,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response> + Send + use<Self>;
+}
+
+/// A router answers with `ConnectInfo` (the peer's address) among the request's extensions.
+impl Front for Router {
+    fn answer(
+        &self,
+        mut request: Request,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response> + Send + use<> {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut router = self.clone();
+        async move {
+            match router.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
 /// Accepts and serves connections until `shutdown` completes, then drains them.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    front: impl Front,
     limits: Limits,
     tls: Option<tls::TlsReload>,
     shutdown: impl Future<Output = ()> + Send,
@@ -114,7 +146,7 @@ pub async fn serve(
         tokio::spawn(serve_tcp(
             stream,
             peer,
-            router.clone(),
+            front.clone(),
             limits,
             tls.as_ref().map(tls::TlsReload::acceptor),
             permit,
@@ -131,17 +163,17 @@ pub async fn serve(
 async fn serve_tcp(
     stream: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    front: impl Front,
     limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
     permit: OwnedSemaphorePermit,
     stop: watch::Receiver<bool>,
 ) {
     match tls {
-        None => serve_connection(stream, peer, router, limits, stop).await,
+        None => serve_connection(stream, peer, front, limits, stop).await,
         Some(acceptor) => {
             match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => serve_connection(stream, peer, router, limits, stop).await,
+                Ok(Ok(stream)) => serve_connection(stream, peer, front, limits, stop).await,
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -154,7 +186,7 @@ async fn serve_tcp(
 async fn serve_connection<S>(
     io: S,
     peer: SocketAddr,
-    router: Router,
+    front: impl Front,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -162,15 +194,14 @@ async fn serve_connection<S>(
 {
     let watch = Watch::new(limits.header_read_timeout, limits.idle_timeout);
     let service_watch = watch.clone();
-    let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
+    let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let watch = service_watch.clone();
-        let mut router = router.clone();
+        let answer = front.answer(request.map(Body::new), peer);
         watch.request_started();
         async move {
-            let response = router.call(request).await;
+            let response = answer.await;
             watch.request_finished();
-            response
+            Ok::<_, std::convert::Infallible>(response)
         }
     });
     let connection = http1::Builder::new()
