@@ -145,7 +145,7 @@ impl RequestContext {
     /// caller's behalf: same caller and region, its own request id, `via_service` set.
     pub fn on_behalf(&self, operation: Operation, service: &str) -> Self {
         Self {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: new_request_id(),
             operation,
             caller: self.caller.clone(),
             scope: self.scope.clone(),
@@ -244,4 +244,13 @@ impl AuditSink for RequestContext {
             notes.response_elements = Some(view);
         }
     }
+}
+
+/// A fresh request id (a random UUID, as AWS's are), written once into a string of its size.
+pub fn new_request_id() -> String {
+    let mut text = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }

@@ -140,7 +140,7 @@ async fn handle(
 /// Every log line of a request carries its request id (the span's field).
 async fn answer(state: &AppState, peer: SocketAddr, request: Request) -> Answer {
     use tracing::Instrument as _;
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = crate::context::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id);
     handle_request(state, peer, request, request_id)
         .instrument(span)
@@ -466,7 +466,7 @@ pub(crate) fn sealed_response(headers: &HeaderMap) -> Response {
             }),
     };
     let incoming = Incoming {
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: crate::context::new_request_id(),
         protocol: if target.is_some() {
             Protocol::Json
         } else {

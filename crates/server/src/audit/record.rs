@@ -46,8 +46,8 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
     let event_id = new_event_id(now.as_millis());
     let read_only = is_read_only(op);
     let source_ip = match &ctx.via_service {
-        Some(_) => Cow::Borrowed(ctx.user_agent.as_str()),
-        None => Cow::Owned(ctx.source_ip.to_string()),
+        Some(_) => SourceIp::Service(&ctx.user_agent),
+        None => SourceIp::Address(ctx.source_ip),
     };
     // `read_only` covers KMS's cryptographic operations too: AWS writes null for both.
     let response = match (event.error, read_only) {
@@ -73,7 +73,7 @@ pub fn build(event: AuditEvent<'_>) -> Pending {
         event_source: op.service().event_source(),
         event_name: op.name(),
         aws_region: &ctx.scope.region,
-        source_ip_address: &source_ip,
+        source_ip_address: source_ip,
         user_agent: &ctx.user_agent,
         error_code: event.error.map(|e| error_code(op, e)),
         error_message: event.error.and_then(ApiError::message),
@@ -128,7 +128,7 @@ pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
         event_source: event.source,
         event_name: event.name,
         aws_region: event.region,
-        source_ip_address: event.invoked_by,
+        source_ip_address: SourceIp::Service(event.invoked_by),
         user_agent: event.invoked_by,
         error_code: None,
         error_message: None,
@@ -158,6 +158,23 @@ pub fn build_service_event(event: ServiceEvent<'_>) -> Pending {
         username: None,
         access_key_id: None,
         resources,
+    }
+}
+
+/// `sourceIPAddress`: the caller's address, or the name of the service that acted. The
+/// address is written into the record as it is serialized, without a string of its own.
+#[derive(Clone, Copy)]
+enum SourceIp<'a> {
+    Address(std::net::IpAddr),
+    Service(&'a str),
+}
+
+impl Serialize for SourceIp<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Address(ip) => serializer.collect_str(ip),
+            Self::Service(name) => serializer.serialize_str(name),
+        }
     }
 }
 
@@ -225,7 +242,7 @@ struct Record<'a> {
     event_name: &'a str,
     aws_region: &'a str,
     #[serde(rename = "sourceIPAddress")]
-    source_ip_address: &'a str,
+    source_ip_address: SourceIp<'a>,
     user_agent: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<&'a str>,

@@ -134,7 +134,8 @@ struct QueueState {
 
 /// What the writer found in the queue.
 enum Next {
-    Items(VecDeque<Msg>),
+    /// Messages were moved into the caller's buffer.
+    Items,
     Timeout,
     Closed,
 }
@@ -186,8 +187,12 @@ impl Queue {
         self.ready.notify_one();
     }
 
-    /// Takes up to [`BATCH`] events (and stops after a seal), waiting at most `wait`.
-    fn take(&self, wait: Duration) -> Next {
+    /// Moves up to [`BATCH`] events (and stops after a seal) into `into`, which is empty,
+    /// waiting at most `wait`. When it takes everything queued, the two buffers swap: the
+    /// queue keeps the capacity `into` had, so requests do not grow a fresh buffer (from
+    /// their threads, to be freed by the writer's) after every batch.
+    fn take(&self, wait: Duration, into: &mut VecDeque<Msg>) -> Next {
+        debug_assert!(into.is_empty());
         let Ok(mut q) = self.state.lock() else {
             return Next::Closed;
         };
@@ -222,12 +227,12 @@ impl Queue {
             }
         }
         q.events -= events;
-        let taken = if n == q.items.len() {
-            std::mem::take(&mut q.items)
+        if n == q.items.len() {
+            std::mem::swap(&mut q.items, into);
         } else {
-            q.items.drain(..n).collect()
-        };
-        Next::Items(taken)
+            into.extend(q.items.drain(..n));
+        }
+        Next::Items
     }
 }
 
@@ -814,6 +819,8 @@ impl Writer {
             }
         }
         let _close = CloseOnExit(self.durability.clone());
+        // What each `take` moves out of the queue (its capacity goes back and forth).
+        let mut taken = VecDeque::new();
         loop {
             // A batch is formed when the disk is free, not while it syncs the one before:
             // an event that arrives during a sync then goes into the very next sync (it
@@ -835,11 +842,11 @@ impl Writer {
                         .min(Duration::from_millis(500))
                 })
             };
-            match queue.take(wait) {
-                Next::Items(items) => {
-                    let mut batch = Vec::with_capacity(items.len());
+            match queue.take(wait, &mut taken) {
+                Next::Items => {
+                    let mut batch = Vec::with_capacity(taken.len());
                     let mut seals = Vec::new();
-                    for item in items {
+                    for item in taken.drain(..) {
                         match item {
                             Msg::Event(pending, ticket) => batch.push((pending, ticket)),
                             Msg::Seal(done) => seals.push(done),
