@@ -294,9 +294,9 @@ fn write_admin_token(config: &Config) -> anyhow::Result<Zeroizing<String>> {
 /// What answers the listener's requests. An AWS API request (any path outside `/_keyhold/`
 /// and `/health/`) goes straight to its handler, or gets the sealed answer: past the
 /// routers, whose per-request layers (a boxed service cloned and a future boxed per layer,
-/// the peer's address and the metrics' tag in extension maps) cost the hot path about as
-/// much as a KMS operation. Everything else goes through [`router`]: the seal endpoints,
-/// then the services' own routes.
+/// the peer's address and the metrics' tag in extension maps) were about a fifth of a
+/// Decrypt's allocations in the request workers (docs/performance.md). Everything else goes
+/// through [`router`]: the seal endpoints, then the services' own routes.
 #[derive(Clone)]
 pub(crate) struct Front {
     gate: Arc<SealGate>,
