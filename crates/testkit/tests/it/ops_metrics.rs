@@ -131,3 +131,34 @@ async fn health_endpoints_answer_on_both_listeners() {
     let answer = raw::request(server.addr(), "GET", "/metrics", &[], b"").await;
     assert_ne!(answer.status, 200);
 }
+
+/// An API request is answered and counted whichever way it reaches its handler: on a path
+/// outside `/_keyhold/` straight from the connection, on an unrouted `/_keyhold/` path as
+/// the routers' fallback.
+#[tokio::test]
+async fn api_requests_on_any_path_are_answered_and_counted() {
+    let server = metrics_server().await;
+    let headers = [
+        ("Content-Type", "application/x-amz-json-1.1"),
+        ("X-Amz-Target", "TrentService.ListKeys"),
+    ];
+    let served = [
+        ("service", "kms"),
+        ("operation", "ListKeys"),
+        ("outcome", "success"),
+    ];
+    let before = value(&scrape(&server).await, "keyhold_requests_total", &served);
+    for path in ["/", "/elsewhere", "/_keyhold/nothing-here"] {
+        // Unsigned: dev mode serves it as the default account.
+        let answer = raw::request(server.addr(), "POST", path, &headers, b"{}").await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body_text());
+        assert!(
+            answer.json()["Keys"].is_array(),
+            "{path}: {}",
+            answer.body_text()
+        );
+        assert!(answer.header("x-amzn-requestid").is_some(), "{path}");
+    }
+    let after = value(&scrape(&server).await, "keyhold_requests_total", &served);
+    assert_eq!(after - before, 3.0);
+}
