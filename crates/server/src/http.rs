@@ -56,15 +56,14 @@ pub struct AppState {
     pub ops: crate::ops::Ops,
 }
 
+/// The health endpoint of the API listener.
+pub const HEALTH_PATH: &str = "/_keyhold/health";
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/_keyhold/health", get(health))
+        .route(HEALTH_PATH, get(health))
         .merge(crate::ops::routes())
         .fallback(handle)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::ops::metrics::track,
-        ))
         .with_state(state)
 }
 
@@ -120,21 +119,14 @@ pub(crate) async fn serve_api(state: &AppState, peer: SocketAddr, request: Reque
     response
 }
 
-/// The router's fallback (a path no route matched): the metrics layer around the router
-/// counts the answer by its [`Served`] extension.
+/// The router's fallback (an unrouted path under `/_keyhold/` or `/health/`): an API
+/// request like any other.
 async fn handle(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let Answer {
-        mut response,
-        served,
-    } = answer(&state, peer, request).await;
-    if let Some(served) = served {
-        response.extensions_mut().insert(served);
-    }
-    response
+    serve_api(&state, peer, request).await
 }
 
 /// Every log line of a request carries its request id (the span's field).

@@ -18,12 +18,10 @@
 //! a caller chooses, no key id, no secret, ever appears here.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keyhold_proto::route::Operation;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -35,8 +33,8 @@ use prometheus_client::registry::Registry;
 
 use crate::http::AppState;
 
-/// Attached to the response of an AWS request once its operation is known: what the
-/// metrics layer counts it under.
+/// What an answered AWS request is counted under, once its operation is known
+/// (`http::serve_api` counts every one).
 #[derive(Clone, Copy, Debug)]
 pub struct Served {
     pub operation: Operation,
@@ -296,17 +294,4 @@ pub async fn handle(State(state): State<Arc<AppState>>) -> Response {
         state.ops.metrics.render(),
     )
         .into_response()
-}
-
-/// The layer around every route: counts and times each answered AWS request.
-pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let response: Response<Body> = next.run(request).await;
-    if let Some(served) = response.extensions().get::<Served>() {
-        state
-            .ops
-            .metrics
-            .request(*served, response.status(), started.elapsed());
-    }
-    response
 }

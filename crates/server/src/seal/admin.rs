@@ -319,8 +319,7 @@ impl crate::transport::Front for Front {
         peer: SocketAddr,
     ) -> impl Future<Output = Response> + Send + use<> {
         use futures_util::future::Either;
-        let path = request.uri().path();
-        if path.starts_with("/_keyhold/") || path.starts_with("/health/") {
+        if routed(request.uri().path()) {
             return Either::Left(self.router.answer(request, peer));
         }
         let live = self.gate.current();
@@ -331,6 +330,12 @@ impl crate::transport::Front for Front {
             }
         })
     }
+}
+
+/// Whether a path goes through the routers: every route of [`router`] and of
+/// `http::router` is under one of these prefixes (a test pins it).
+fn routed(path: &str) -> bool {
+    path.starts_with("/_keyhold/") || path.starts_with("/health/")
 }
 
 /// The listener's router: the seal endpoints, then the services (or the sealed answer).
@@ -435,4 +440,28 @@ fn json(code: StatusCode, body: serde_json::Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_of_the_listener_is_routed_and_an_api_path_is_not() {
+        let routes = [
+            STATUS_PATH,
+            UNSEAL_PATH,
+            SEAL_PATH,
+            crate::http::HEALTH_PATH,
+            crate::ops::reset::PATH,
+            crate::ops::health::LIVE,
+            crate::ops::health::READY,
+        ];
+        for path in routes {
+            assert!(routed(path), "{path}");
+        }
+        for path in ["/", "/elsewhere", "/_keyhold", "/health"] {
+            assert!(!routed(path), "{path}");
+        }
+    }
 }
