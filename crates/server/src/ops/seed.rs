@@ -483,7 +483,7 @@ async fn call_query(
 
 fn context(scope: &Scope, operation: Operation) -> RequestContext {
     RequestContext::new(
-        uuid::Uuid::new_v4().to_string(),
+        crate::context::new_request_id(),
         operation,
         Principal::root(scope, None),
         scope.clone(),

@@ -546,7 +546,7 @@ pub(super) fn pending_version(secret: &Secret) -> Option<&str> {
 fn service_context(secret: &Secret) -> RequestContext {
     let scope = Scope::new(secret.account.clone(), secret.region.clone());
     RequestContext::new(
-        uuid::Uuid::new_v4().to_string(),
+        crate::context::new_request_id(),
         Operation::SecretsManager(SecretsManagerOperation::RotateSecret),
         Principal::root(&scope, None),
         scope,

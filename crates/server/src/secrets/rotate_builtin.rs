@@ -551,7 +551,7 @@ impl Caller {
         let resolved = route::resolve_target(&format!("secretsmanager.{operation}"))
             .map_err(|_| other(format!("{operation} is not a Secrets Manager operation")))?;
         let ctx = RequestContext::new(
-            uuid::Uuid::new_v4().to_string(),
+            crate::context::new_request_id(),
             resolved,
             self.principal.clone(),
             self.scope.clone(),
